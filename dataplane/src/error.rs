@@ -1,0 +1,56 @@
+//! The store's error type: what can go wrong with a request or with the data directory.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::names::NameError;
+use crate::wal::WalError;
+
+/// Everything the store can refuse or fail with.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A namespace or key breaks the naming rules.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// A request is malformed in a way the caller can fix.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A value exceeds the configured size limit.
+    #[error("value is {size} bytes, more than the limit of {limit} bytes")]
+    ValueTooLarge {
+        /// Size of the refused value.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A batch has more operations than allowed.
+    #[error("batch has {count} operations, more than the limit of {limit}")]
+    BatchTooLarge {
+        /// Operations in the refused batch.
+        count: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Writing would take the log past the storage quota.
+    #[error("storage quota exceeded: {used} of {limit} bytes used")]
+    QuotaExceeded {
+        /// Bytes stored now.
+        used: u64,
+        /// The quota.
+        limit: u64,
+    },
+    /// A write to the log failed earlier; the store refuses writes until restarted, since what
+    /// reached the disk is unknown.
+    #[error("the store is read-only after a failed log write; restart the server to recover")]
+    ReadOnly,
+    /// The store is shutting down.
+    #[error("the store is shutting down")]
+    Closed,
+    /// Another process holds the data directory.
+    #[error("data directory {0} is in use by another process")]
+    Locked(PathBuf),
+    /// The log could not be read or written.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+}

@@ -1,0 +1,194 @@
+//! Extensions for throughput and replication: atomic batch writes, batch reads, the change feed.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::error::{ApiQuery, JsonBody};
+use super::{ApiError, AppState, json};
+use crate::names;
+use crate::store::WriteOp;
+
+/// One write of a batch: a put when `value` is given, a delete when `delete` is true.
+#[derive(Deserialize)]
+pub struct BatchWrite {
+    namespace: String,
+    key: String,
+    #[serde(default)]
+    value: Option<Box<RawValue>>,
+    #[serde(default)]
+    delete: bool,
+}
+
+/// Body of `POST /api/v1/batch`.
+#[derive(Deserialize)]
+pub struct BatchBody {
+    #[serde(alias = "ops")]
+    writes: Vec<BatchWrite>,
+}
+
+/// Per-write result of a batch.
+#[derive(Serialize)]
+struct WriteResult<'a> {
+    namespace: &'a str,
+    key: &'a str,
+    version_id: String,
+    previous_version: Option<String>,
+}
+
+/// `POST /api/v1/batch`: all writes in one record, so all or none become durable.
+pub async fn write(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<BatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    // The request itself took one operation from the rate limit in the guard.
+    state.take_ops(body.writes.len().saturating_sub(1))?;
+    let mut ops = Vec::with_capacity(body.writes.len());
+    for (i, w) in body.writes.into_iter().enumerate() {
+        names::validate_namespace(&w.namespace).map_err(crate::StoreError::from)?;
+        ops.push(match (w.value, w.delete) {
+            (Some(value), false) => WriteOp::put(w.namespace, w.key, value),
+            (None, true) => WriteOp::delete(w.namespace, w.key),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "writes[{i}]: give either a value or \"delete\": true"
+                )));
+            }
+        });
+    }
+    let names: Vec<(String, String)> = ops
+        .iter()
+        .map(|o| (o.namespace.clone(), o.key.clone()))
+        .collect();
+    let committed = state.store.write(ops).await?;
+    let results: Vec<WriteResult<'_>> = names
+        .iter()
+        .zip(&committed.versions)
+        .map(|((namespace, key), (version, previous))| WriteResult {
+            namespace,
+            key,
+            version_id: version.to_string(),
+            previous_version: previous.map(|p| p.to_string()),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "lsn": committed.lsn,
+        "timestamp": json::timestamp(committed.timestamp_micros),
+        "results": results,
+    })))
+}
+
+/// One key of a batch read, optionally as of a time.
+#[derive(Deserialize)]
+pub struct BatchKey {
+    namespace: String,
+    key: String,
+    #[serde(default)]
+    at: Option<String>,
+}
+
+/// Body of `POST /api/v1/batch/get`.
+#[derive(Deserialize)]
+pub struct BatchGetBody {
+    keys: Vec<BatchKey>,
+}
+
+/// `POST /api/v1/batch/get`: many reads in one request; missing keys come back with `found: false`.
+pub async fn get(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<BatchGetBody>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = state.store.config().max_batch_ops;
+    if body.keys.len() > limit {
+        return Err(crate::StoreError::BatchTooLarge {
+            count: body.keys.len(),
+            limit,
+        }
+        .into());
+    }
+    state.take_ops(body.keys.len().saturating_sub(1))?;
+    let mut results = Vec::with_capacity(body.keys.len());
+    for k in body.keys {
+        names::validate_namespace(&k.namespace).map_err(crate::StoreError::from)?;
+        names::validate_key(&k.key).map_err(crate::StoreError::from)?;
+        let found = match &k.at {
+            Some(at) => state
+                .store
+                .get_at(&k.namespace, &k.key, json::parse_timestamp(at)?)?,
+            None => state.store.get(&k.namespace, &k.key)?,
+        };
+        results.push(match found {
+            Some(f) => serde_json::json!({
+                "namespace": k.namespace,
+                "key": k.key,
+                "found": true,
+                "value": json::raw(f.value.unwrap_or_else(|| "null".into()))?,
+                "version_id": f.version.to_string(),
+                "timestamp": json::timestamp(f.timestamp_micros),
+                "previous_version": f.previous.map(|p| p.to_string()),
+            }),
+            None => serde_json::json!({ "namespace": k.namespace, "key": k.key, "found": false }),
+        });
+    }
+    Ok(Json(serde_json::json!({ "results": results })))
+}
+
+/// Most records one change-feed page returns.
+pub const MAX_CHANGES: usize = 10_000;
+
+/// Query string of the change feed.
+#[derive(Deserialize)]
+pub struct ChangesParams {
+    #[serde(default)]
+    since: u64,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/changes?since=<lsn>&limit=`: committed records after an LSN, in order.
+pub async fn changes(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<ChangesParams>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = params.limit.unwrap_or(1000);
+    if !(1..=MAX_CHANGES).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_CHANGES}"
+        )));
+    }
+    let store = state.store.clone();
+    let since = params.since;
+    let changes = tokio::task::spawn_blocking(move || store.changes_since(since, limit))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "change feed reader failed",
+            )
+        })??;
+    let next = changes.last().map_or(since, |c| c.lsn);
+    let mut out = Vec::with_capacity(changes.len());
+    for c in changes {
+        let mut ops = Vec::with_capacity(c.ops.len());
+        for (i, op) in c.ops.into_iter().enumerate() {
+            let mut entry = serde_json::json!({
+                "op": if op.delete { "delete" } else { "put" },
+                "namespace": op.namespace,
+                "key": op.key,
+                "version_id": format!("{}.{i}", c.lsn),
+            });
+            if let Some(v) = op.value {
+                entry["value"] = serde_json::to_value(json::raw(v)?).unwrap_or(Value::Null);
+            }
+            ops.push(entry);
+        }
+        out.push(serde_json::json!({ "lsn": c.lsn, "timestamp": json::timestamp(c.timestamp_micros), "ops": ops }));
+    }
+    Ok(Json(serde_json::json!({
+        "changes": out,
+        "next_since": next,
+        "last_lsn": state.store.stats().applied_lsn,
+    })))
+}

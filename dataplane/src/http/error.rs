@@ -1,0 +1,171 @@
+//! The API's error responses: every failure becomes `{"error": {"code", "message"}}` with the right
+//! status, mapped in one place.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::auth::AuthError;
+use crate::error::StoreError;
+
+/// An error on its way to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Seconds to wait before retrying, for 429.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400 for a request the client must fix.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 404 for something that does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let message = e.to_string();
+        match e {
+            StoreError::InvalidName(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_name", message)
+            }
+            StoreError::InvalidRequest(_) => Self::bad_request(message),
+            StoreError::ValueTooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", message)
+            }
+            StoreError::BatchTooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", message)
+            }
+            StoreError::QuotaExceeded { .. } => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_quota_exceeded",
+                message,
+            ),
+            StoreError::ReadOnly => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", message)
+            }
+            StoreError::Closed => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+            }
+            StoreError::Locked(_) | StoreError::Wal(_) => {
+                // Paths and OS errors stay in the server log.
+                tracing::error!(error = %message, "storage error while serving a request");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal storage error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let message = e.to_string();
+        match e {
+            AuthError::Missing | AuthError::Invalid(_) => {
+                Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            }
+            AuthError::WrongCluster(_) | AuthError::Forbidden { .. } => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
+        }
+    }
+}
+
+/// A JSON request body whose failures are API errors (400 malformed, 413 too large).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "request body is larger than the server accepts",
+                    )
+                } else {
+                    ApiError::bad_request(format!("could not read the request body: {e}"))
+                }
+            })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("malformed JSON body: {e}"),
+            )
+        })
+    }
+}
+
+/// Path parameters whose failures are API errors.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::bad_request(format!("invalid path: {e}")))
+    }
+}
+
+/// Query-string parameters whose failures are API errors.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+    }
+}

@@ -1,0 +1,213 @@
+//! The HTTP API: KoruDelta API v1 routes plus our extensions, built by [`app`] so tests need no socket.
+
+mod batch;
+pub mod error;
+mod json;
+mod kv;
+mod ops;
+mod views;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::auth::{Scope, Verifier};
+use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+use crate::store::Store;
+pub use error::ApiError;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// The process metrics.
+    pub metrics: Arc<Metrics>,
+    /// Token checks, when auth is on.
+    pub verifier: Option<Arc<Verifier>>,
+    /// The operations-per-second limit, when set.
+    pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+impl AppState {
+    /// State for a store, with an optional verifier and ops/s limit.
+    pub fn new(
+        store: Store,
+        metrics: Arc<Metrics>,
+        verifier: Option<Verifier>,
+        max_ops_per_sec: Option<u32>,
+    ) -> Self {
+        let limiter = max_ops_per_sec
+            .and_then(NonZeroU32::new)
+            .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+        AppState {
+            store,
+            metrics,
+            verifier: verifier.map(Arc::new),
+            limiter,
+        }
+    }
+
+    /// Takes `n` operations from the rate limit, or says when to retry.
+    pub fn take_ops(&self, n: usize) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let Some(n) = NonZeroU32::new(n.min(u32::MAX as usize) as u32) else {
+            return Ok(());
+        };
+        let refused = |message: String, wait: u64| {
+            self.metrics.rate_limited.inc();
+            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+            e.retry_after = Some(wait.max(1));
+            e
+        };
+        match limiter.check_n(n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                Err(refused(
+                    "operations-per-second limit reached; retry later".into(),
+                    wait.as_secs_f64().ceil() as u64,
+                ))
+            }
+            Err(_) => Err(refused(
+                format!("a request of {n} operations is larger than the per-second limit"),
+                1,
+            )),
+        }
+    }
+}
+
+/// Headroom over the largest batch for JSON syntax around the values.
+const BODY_LIMIT_SLACK: usize = 1024 * 1024;
+
+/// Builds the router with every route and middleware.
+pub fn app(state: AppState) -> Router {
+    let config = state.store.config();
+    let body_limit = config
+        .max_value_bytes
+        .saturating_mul(4)
+        .max(64 * 1024 * 1024)
+        .saturating_add(BODY_LIMIT_SLACK);
+    let api = Router::new()
+        .route("/api/v1/status", get(kv::status))
+        .route("/api/v1/namespaces", get(kv::namespaces))
+        .route("/api/v1/batch", post(batch::write))
+        .route("/api/v1/batch/get", post(batch::get))
+        .route("/api/v1/changes", get(batch::changes))
+        .route("/api/v1/views", get(views::list).post(views::create))
+        .route(
+            "/api/v1/views/{name}",
+            get(views::query).delete(views::delete),
+        )
+        .route("/api/v1/views/{name}/refresh", post(views::refresh))
+        .route("/api/v1/{namespace}/keys", get(kv::keys))
+        .route("/api/v1/{namespace}/query", post(views::query_namespace))
+        .route(
+            "/api/v1/{namespace}/{key}",
+            get(kv::get).put(kv::put).delete(kv::delete),
+        )
+        .route("/api/v1/{namespace}/{key}/history", get(kv::history))
+        .route("/api/v1/{namespace}/{key}/at/{timestamp}", get(kv::get_at))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Authenticates, authorizes and rate-limits API requests.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(verifier) = &state.verifier {
+        let need = required_scope(
+            request.method(),
+            request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str),
+        );
+        let header = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok());
+        if let Err(e) = verifier.check(header, need) {
+            return ApiError::from(e).into_response();
+        }
+    }
+    if let Err(e) = state.take_ops(1) {
+        return e.into_response();
+    }
+    next.run(request).await
+}
+
+/// The scope a route needs: reads need `read` (queries are reads though they POST), all else `write`.
+pub fn required_scope(method: &Method, route: Option<&str>) -> Scope {
+    let read_posts = ["/api/v1/{namespace}/query", "/api/v1/batch/get"];
+    if method == Method::GET
+        || method == Method::HEAD
+        || route.is_some_and(|r| read_posts.contains(&r))
+    {
+        Scope::Read
+    } else {
+        Scope::Write
+    }
+}
+
+/// Counts and times every request by its route pattern.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .request_seconds
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+            method: method.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            method,
+            status,
+        })
+        .inc();
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see dataplane/API.md")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}

@@ -1,0 +1,225 @@
+//! Queries over a namespace and named views: stored queries answered as of their last refresh.
+//!
+//! A view's definition is a key in the internal namespace `_koru_views`. Refreshing writes the
+//! definition again, and a query of the view reads the source namespace as of that version's
+//! timestamp, so views are materialized by time travel instead of by copying data.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::{ApiPath, JsonBody};
+use super::{ApiError, AppState, json};
+use crate::names;
+use crate::query::{Filter, Sort};
+use crate::store::{Store, WriteOp};
+
+/// Internal namespace holding view definitions.
+const VIEWS_NAMESPACE: &str = "_koru_views";
+
+/// Body of `POST /api/v1/{ns}/query`.
+#[derive(Deserialize, Default)]
+pub struct QueryBody {
+    #[serde(default)]
+    filter: Option<Filter>,
+    #[serde(default)]
+    sort: Option<Sort>,
+    #[serde(default)]
+    limit: Option<usize>,
+    /// Extension: evaluate as of this RFC 3339 time.
+    #[serde(default)]
+    at: Option<String>,
+}
+
+/// One result row.
+#[derive(Serialize)]
+struct Row {
+    key: String,
+    value: Value,
+    version_id: String,
+    timestamp: String,
+}
+
+/// Evaluates a filter/sort/limit over a namespace as of `at`; returns the rows and the match count.
+fn run_query(
+    store: &Store,
+    namespace: &str,
+    filter: Option<&Filter>,
+    sort: Option<&Sort>,
+    limit: Option<usize>,
+    at: Option<i64>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(f) = filter {
+        f.validate().map_err(ApiError::bad_request)?;
+    }
+    let mut rows = Vec::new();
+    for (key, version) in store.snapshot(namespace, at) {
+        let fetched = store.fetch(version, None)?;
+        let value: Value = serde_json::from_str(fetched.value.as_deref().unwrap_or("null"))
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "stored value could not be read",
+                )
+            })?;
+        if filter.is_none_or(|f| f.matches(&value)) {
+            rows.push(Row {
+                key,
+                value,
+                version_id: fetched.version.to_string(),
+                timestamp: json::timestamp(fetched.timestamp_micros),
+            });
+        }
+    }
+    let total = rows.len();
+    if let Some(by) = sort {
+        crate::query::sort(&mut rows, by, |r| &r.value);
+    }
+    if let Some(limit) = limit {
+        rows.truncate(limit);
+    }
+    Ok(Json(
+        serde_json::json!({ "results": rows, "total": total, "namespace": namespace }),
+    ))
+}
+
+/// `POST /api/v1/{ns}/query`.
+pub async fn query_namespace(
+    State(state): State<AppState>,
+    ApiPath(namespace): ApiPath<String>,
+    JsonBody(body): JsonBody<QueryBody>,
+) -> Result<Json<Value>, ApiError> {
+    names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
+    let at = body.at.as_deref().map(json::parse_timestamp).transpose()?;
+    run_query(
+        &state.store,
+        &namespace,
+        body.filter.as_ref(),
+        body.sort.as_ref(),
+        body.limit,
+        at,
+    )
+}
+
+/// A view definition, as stored and as created.
+#[derive(Serialize, Deserialize)]
+pub struct ViewDef {
+    name: String,
+    source: String,
+    #[serde(default)]
+    filter: Option<Filter>,
+    #[serde(default)]
+    auto_refresh: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+}
+
+/// Reads a view's definition and the time of its last refresh.
+fn load(store: &Store, name: &str) -> Result<(ViewDef, i64), ApiError> {
+    names::validate_key(name).map_err(crate::StoreError::from)?;
+    let fetched = store
+        .get(VIEWS_NAMESPACE, name)?
+        .ok_or_else(|| ApiError::not_found(format!("view {name:?} not found")))?;
+    let def = serde_json::from_str(fetched.value.as_deref().unwrap_or("null")).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "stored view definition could not be read",
+        )
+    })?;
+    Ok((def, fetched.timestamp_micros))
+}
+
+/// Writes a view definition as a new version.
+async fn save(store: &Store, def: &ViewDef) -> Result<(), ApiError> {
+    let text = serde_json::to_string(def).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let value = json::raw(text)?;
+    store
+        .write(vec![WriteOp::put(VIEWS_NAMESPACE, def.name.clone(), value)])
+        .await?;
+    Ok(())
+}
+
+/// `GET /api/v1/views`.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut views = Vec::new();
+    for (name, _) in state.store.snapshot(VIEWS_NAMESPACE, None) {
+        let (def, refreshed) = load(&state.store, &name)?;
+        views.push(serde_json::json!({
+            "name": def.name,
+            "source": def.source,
+            "auto_refresh": def.auto_refresh,
+            "description": def.description,
+            "refreshed_at": json::timestamp(refreshed),
+        }));
+    }
+    Ok(Json(serde_json::json!({ "views": views })))
+}
+
+/// `POST /api/v1/views`: creates a view; 409 if the name is taken.
+pub async fn create(
+    State(state): State<AppState>,
+    JsonBody(def): JsonBody<ViewDef>,
+) -> Result<Json<Value>, ApiError> {
+    names::validate_key(&def.name).map_err(crate::StoreError::from)?;
+    names::validate_namespace(&def.source).map_err(crate::StoreError::from)?;
+    if let Some(f) = &def.filter {
+        f.validate().map_err(ApiError::bad_request)?;
+    }
+    if state.store.get(VIEWS_NAMESPACE, &def.name)?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("view {:?} already exists", def.name),
+        ));
+    }
+    save(&state.store, &def).await?;
+    Ok(Json(serde_json::json!({ "created": true })))
+}
+
+/// `GET /api/v1/views/{name}`: the view's rows as of its last refresh (now, with auto_refresh).
+pub async fn query(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (def, refreshed) = load(&state.store, &name)?;
+    let at = (!def.auto_refresh).then_some(refreshed);
+    let mut body = run_query(
+        &state.store,
+        &def.source,
+        def.filter.as_ref(),
+        None,
+        None,
+        at,
+    )?;
+    // KoruDelta reports the view's name where a query reports the namespace.
+    body.0["namespace"] = Value::String(name);
+    Ok(body)
+}
+
+/// `POST /api/v1/views/{name}/refresh`.
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (def, _) = load(&state.store, &name)?;
+    save(&state.store, &def).await?;
+    Ok(Json(serde_json::json!({ "refreshed": true })))
+}
+
+/// `DELETE /api/v1/views/{name}`: 204.
+pub async fn delete(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    load(&state.store, &name)?;
+    state
+        .store
+        .write(vec![WriteOp::delete(VIEWS_NAMESPACE, name)])
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

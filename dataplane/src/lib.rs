@@ -1,0 +1,18 @@
+//! KoruDelta's data plane: a versioned, time-travelling key-value store and its HTTP server.
+//!
+//! Layout: [`wal`] is the on-disk log, [`store`] the log plus the in-memory index, [`http`] the API
+//! v1 on top, [`config`] the command line, [`server`] the process around it all.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod names;
+pub mod query;
+pub mod server;
+pub mod store;
+pub mod wal;
+
+pub use error::StoreError;
+pub use store::{FsyncMode, Store, StoreConfig, WriteOp};

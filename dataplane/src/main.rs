@@ -1,0 +1,41 @@
+//! `koru-dataplane`: parses the configuration, sets up logging, and runs the server.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use koru_dataplane::config::Cli;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = match Cli::parse().into_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("koru-dataplane: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_env("KORU_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.json_logs {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("koru-dataplane: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(koru_dataplane::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("koru-dataplane: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Prometheus metrics: one registry for the process, with handles for the store and the HTTP layer.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Metrics the store updates as it writes.
+#[derive(Debug)]
+pub struct StoreMetrics {
+    /// Bytes in all log segments.
+    pub log_bytes: Gauge,
+    /// Bytes appended to the log since start.
+    pub log_appended_bytes: Counter,
+    /// Time each fsync of the log took.
+    pub fsync_seconds: Histogram,
+    /// Requests written by each group commit.
+    pub commit_group_size: Histogram,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        StoreMetrics {
+            log_bytes: Gauge::default(),
+            log_appended_bytes: Counter::default(),
+            fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            commit_group_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+        }
+    }
+}
+
+/// Labels of a finished HTTP request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The matched route pattern, e.g. `/api/v1/{namespace}/{key}`.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+    /// Response status code.
+    pub status: u16,
+}
+
+/// Labels of a request latency observation.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The matched route pattern.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+}
+
+/// A latency histogram with buckets from 25 µs to about 3 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_025, 2.0, 18))
+}
+
+/// Every metric of the process, registered once.
+pub struct Metrics {
+    /// The registry `/metrics` encodes.
+    pub registry: Registry,
+    /// Store-side handles.
+    pub store: Arc<StoreMetrics>,
+    /// HTTP requests by route, method and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// HTTP request latency by route and method.
+    pub request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Live keys, refreshed at each scrape.
+    pub keys: Gauge,
+    /// Stored versions, refreshed at each scrape.
+    pub versions: Gauge,
+    /// LSN of the last committed record, refreshed at each scrape.
+    pub last_lsn: Gauge,
+    /// 1 while the store refuses writes after a failed log write.
+    pub read_only: Gauge,
+    /// Requests refused by the rate limit.
+    pub rate_limited: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("koru");
+        let store = Arc::new(StoreMetrics::default());
+        registry.register(
+            "log_bytes",
+            "Bytes in all write-ahead log segments",
+            store.log_bytes.clone(),
+        );
+        registry.register(
+            "log_appended_bytes",
+            "Bytes appended to the log since start",
+            store.log_appended_bytes.clone(),
+        );
+        registry.register(
+            "fsync_duration_seconds",
+            "Duration of log fsyncs",
+            store.fsync_seconds.clone(),
+        );
+        registry.register(
+            "commit_group_requests",
+            "Write requests per group commit",
+            store.commit_group_size.clone(),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        let request_seconds =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            request_seconds.clone(),
+        );
+        let keys = Gauge::default();
+        registry.register(
+            "keys",
+            "Live keys (latest version not a delete)",
+            keys.clone(),
+        );
+        let versions = Gauge::default();
+        registry.register(
+            "versions",
+            "Stored versions, deletes included",
+            versions.clone(),
+        );
+        let last_lsn = Gauge::default();
+        registry.register(
+            "last_lsn",
+            "LSN of the last committed record",
+            last_lsn.clone(),
+        );
+        let read_only = Gauge::default();
+        registry.register(
+            "read_only",
+            "1 while writes are refused after a failed log write",
+            read_only.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited_requests",
+            "Requests refused by the operations-per-second limit",
+            rate_limited.clone(),
+        );
+        Metrics {
+            registry,
+            store,
+            requests,
+            request_seconds,
+            keys,
+            versions,
+            last_lsn,
+            read_only,
+            rate_limited,
+        }
+    }
+}
+
+impl Metrics {
+    /// The registry in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,124 @@
+//! The server process: open the store, serve HTTP, and shut down cleanly on SIGTERM or Ctrl-C.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::auth::{KeyError, Verifier};
+use crate::config::Config;
+use crate::error::StoreError;
+use crate::http::{AppState, app};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The token verification key is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Reading the key file, binding, or serving failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the server until a shutdown signal, then drains requests and fsyncs the log.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let metrics = Arc::new(Metrics::default());
+    let verifier = match &config.auth {
+        Some((path, cluster)) => {
+            let pem = std::fs::read(path).map_err(|source| ServerError::Io {
+                context: format!("reading {}", path.display()),
+                source,
+            })?;
+            Some(Verifier::from_pem(
+                &pem,
+                &path.display().to_string(),
+                cluster,
+            )?)
+        }
+        None => {
+            tracing::warn!(
+                "no --auth-public-key: the API is open to anyone who can reach it (development mode)"
+            );
+            None
+        }
+    };
+    let store_config = config.store.clone();
+    let store_metrics = Arc::clone(&metrics.store);
+    let (store, report) =
+        tokio::task::spawn_blocking(move || Store::open(store_config, store_metrics))
+            .await
+            .map_err(|e| ServerError::Io {
+                context: "opening the store".into(),
+                source: std::io::Error::other(e),
+            })??;
+    tracing::info!(
+        data_dir = %config.store.data_dir.display(),
+        records = report.records,
+        segments = report.segments,
+        truncated_bytes = report.truncated_bytes,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        fsync = %config.store.fsync,
+        "store opened"
+    );
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Io {
+            context: format!("binding {}", config.listen),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Io {
+        context: "reading the bound address".into(),
+        source,
+    })?;
+    tracing::info!(%addr, "serving the KoruDelta HTTP API v1");
+    // The URL on stdout is the contract for scripts and tests that start us on port 0.
+    println!("koru-dataplane listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    let state = AppState::new(store.clone(), metrics, verifier, config.max_ops_per_sec);
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .map_err(|e| ServerError::Io {
+            context: "closing the store".into(),
+            source: std::io::Error::other(e),
+        })?;
+    tracing::info!("log flushed and fsynced; bye");
+    served.map_err(|source| ServerError::Io {
+        context: "serving HTTP".into(),
+        source,
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested: finishing requests in flight");
+}

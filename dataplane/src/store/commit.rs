@@ -1,0 +1,306 @@
+//! Group commit: one thread owns the log writer and turns every queued request into one write and,
+//! per the durability mode, one fsync, before anyone is acknowledged.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use tokio::sync::oneshot;
+
+use super::index::{Index, Previous, VersionId};
+use super::{FsyncMode, WriteOp};
+use crate::error::StoreError;
+use crate::metrics::StoreMetrics;
+use crate::wal::Wal;
+use crate::wal::record::{self, DecodedOp, OpRef, Record};
+
+/// What a committed write reports back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// LSN of the record holding the write.
+    pub lsn: u64,
+    /// Commit time, microseconds since the Unix epoch.
+    pub timestamp_micros: i64,
+    /// Per operation, in order: the new version and the one it superseded.
+    pub versions: Vec<(VersionId, Previous)>,
+}
+
+/// A write waiting for the commit thread.
+pub(crate) struct Pending {
+    pub ops: Vec<WriteOp>,
+    pub reply: oneshot::Sender<Result<Committed, StoreError>>,
+}
+
+/// The queue between request handlers and the commit thread.
+#[derive(Default)]
+pub(crate) struct Queue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    pending: Vec<Pending>,
+    closed: bool,
+}
+
+impl Queue {
+    /// Hands a write to the commit thread; fails once the store is closing.
+    pub fn submit(&self, pending: Pending) -> Result<(), Pending> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(pending);
+        }
+        state.pending.push(pending);
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Asks the commit thread to finish what is queued, fsync, and stop.
+    pub fn close(&self) {
+        self.state.lock().closed = true;
+        self.wake.notify_one();
+    }
+}
+
+/// State the commit thread owns.
+pub(crate) struct CommitThread {
+    pub wal: Wal,
+    pub index: Arc<RwLock<Index>>,
+    pub queue: Arc<Queue>,
+    pub fsync: FsyncMode,
+    pub max_stored_bytes: Option<u64>,
+    pub read_only: Arc<AtomicBool>,
+    pub metrics: Arc<StoreMetrics>,
+    pub next_lsn: u64,
+    pub last_timestamp_micros: i64,
+}
+
+/// A request accepted into the current group, with where its record went.
+struct Accepted {
+    pending: Pending,
+    lsn: u64,
+    timestamp_micros: i64,
+    seq: u64,
+    record_offset: u64,
+    value_offsets: std::ops::Range<usize>,
+}
+
+impl CommitThread {
+    /// Runs until the queue is closed and drained.
+    pub fn run(mut self) {
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut offsets = Vec::new();
+        let mut last_sync = Instant::now();
+        let mut dirty = false;
+        loop {
+            let group = {
+                let mut state = self.queue.state.lock();
+                loop {
+                    if !state.pending.is_empty() {
+                        break std::mem::take(&mut state.pending);
+                    }
+                    if state.closed {
+                        drop(state);
+                        if dirty {
+                            self.sync_or_fail();
+                        }
+                        return;
+                    }
+                    match self.fsync {
+                        FsyncMode::Interval(every) if dirty => {
+                            let deadline = last_sync + every;
+                            if Instant::now() >= deadline
+                                || self.queue.wake.wait_until(&mut state, deadline).timed_out()
+                            {
+                                drop(state);
+                                self.sync_or_fail();
+                                dirty = false;
+                                last_sync = Instant::now();
+                                state = self.queue.state.lock();
+                            }
+                        }
+                        _ => self.queue.wake.wait(&mut state),
+                    }
+                }
+            };
+            let wrote = self.commit(group, &mut buf, &mut offsets);
+            if wrote {
+                match self.fsync {
+                    // The group was fsynced before it was acknowledged.
+                    FsyncMode::Always => {}
+                    FsyncMode::Interval(every) if last_sync.elapsed() >= every => {
+                        self.sync_or_fail();
+                        dirty = false;
+                        last_sync = Instant::now();
+                    }
+                    FsyncMode::Interval(_) | FsyncMode::Off => dirty = true,
+                }
+            }
+        }
+    }
+
+    /// Fsyncs the log, making the store read-only if that fails.
+    fn sync_or_fail(&mut self) {
+        let started = Instant::now();
+        match self.wal.sync() {
+            Ok(()) => self
+                .metrics
+                .fsync_seconds
+                .observe(started.elapsed().as_secs_f64()),
+            Err(e) => {
+                tracing::error!(error = %e, "fsync of the log failed; refusing further writes");
+                self.read_only.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Writes one group: encode every accepted request, one append, fsync per mode, apply, reply.
+    /// Returns whether anything was written.
+    fn commit(&mut self, group: Vec<Pending>, buf: &mut Vec<u8>, offsets: &mut Vec<u32>) -> bool {
+        if self.read_only.load(Ordering::SeqCst) {
+            for p in group {
+                let _ = p.reply.send(Err(StoreError::ReadOnly));
+            }
+            return false;
+        }
+        buf.clear();
+        offsets.clear();
+        let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
+        let (mut seq, mut segment_len) = self.wal.position();
+        let mut failed = None;
+        for pending in group {
+            let size = record::FRAME_HEADER_LEN
+                + record::BODY_HEADER_LEN
+                + pending
+                    .ops
+                    .iter()
+                    .map(|op| record::op_encoded_len(&op.as_ref()))
+                    .sum::<usize>();
+            if let Some(limit) = self.max_stored_bytes {
+                let used = self.wal.total_bytes() + buf.len() as u64;
+                if used + size as u64 > limit {
+                    let _ = pending
+                        .reply
+                        .send(Err(StoreError::QuotaExceeded { used, limit }));
+                    continue;
+                }
+            }
+            if failed.is_none() && self.wal.needs_roll(buf.len() + size) {
+                let rolled = self
+                    .wal
+                    .append(buf)
+                    .and_then(|()| self.wal.roll(self.next_lsn));
+                buf.clear();
+                match rolled {
+                    Ok(()) => (seq, segment_len) = self.wal.position(),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            let timestamp_micros = now_micros().max(self.last_timestamp_micros + 1);
+            self.last_timestamp_micros = timestamp_micros;
+            let record_offset = segment_len + buf.len() as u64;
+            let refs: Vec<OpRef<'_>> = pending.ops.iter().map(WriteOp::as_ref).collect();
+            let first = offsets.len();
+            record::encode(buf, self.next_lsn, timestamp_micros, &refs, offsets);
+            accepted.push(Accepted {
+                pending,
+                lsn: self.next_lsn,
+                timestamp_micros,
+                seq,
+                record_offset,
+                value_offsets: first..offsets.len(),
+            });
+            self.next_lsn += 1;
+        }
+        if accepted.is_empty() {
+            return false;
+        }
+        let bytes = buf.len() as u64;
+        let mut result = match failed {
+            Some(e) => Err(e),
+            None => self.wal.append(buf),
+        };
+        if result.is_ok() && self.fsync == FsyncMode::Always {
+            let started = Instant::now();
+            result = self.wal.sync();
+            self.metrics
+                .fsync_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %e, "writing the log failed; refusing further writes");
+            self.read_only.store(true, Ordering::SeqCst);
+            for a in accepted {
+                let _ = a.pending.reply.send(Err(StoreError::ReadOnly));
+            }
+            return false;
+        }
+        self.metrics.log_appended_bytes.inc_by(bytes);
+        self.metrics.log_bytes.set(self.wal.total_bytes() as i64);
+        self.metrics
+            .commit_group_size
+            .observe(accepted.len() as f64);
+        let mut previous = Vec::new();
+        let mut replies = Vec::with_capacity(accepted.len());
+        {
+            let mut index = self.index.write();
+            for a in accepted {
+                let record = Record {
+                    lsn: a.lsn,
+                    timestamp_micros: a.timestamp_micros,
+                    ops: a
+                        .pending
+                        .ops
+                        .iter()
+                        .zip(&offsets[a.value_offsets.clone()])
+                        .map(|(op, &off)| DecodedOp {
+                            op: op.as_ref(),
+                            value_offset: off as usize,
+                        })
+                        .collect(),
+                    encoded_len: 0,
+                };
+                previous.clear();
+                index.apply(&record, a.seq, a.record_offset, &mut previous);
+                let versions = previous
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &prev)| {
+                        (
+                            VersionId {
+                                lsn: a.lsn,
+                                op: i as u32,
+                            },
+                            prev,
+                        )
+                    })
+                    .collect();
+                replies.push((
+                    a.pending.reply,
+                    Committed {
+                        lsn: a.lsn,
+                        timestamp_micros: a.timestamp_micros,
+                        versions,
+                    },
+                ));
+            }
+        }
+        for (reply, committed) in replies {
+            let _ = reply.send(Ok(committed));
+        }
+        true
+    }
+}
+
+/// Microseconds since the Unix epoch.
+pub(crate) fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The default fsync interval: at most this much acknowledged data is lost on power failure.
+pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(100);

@@ -1,0 +1,381 @@
+//! The in-memory index: for every (namespace, key), its versions in commit order, pointing into the log.
+//!
+//! Values are not held here, only where they live, so memory grows by a fixed 32 bytes per version
+//! (plus the key itself once per key). The index is plain data with no I/O so it is tested directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Bound;
+
+use smallvec::SmallVec;
+
+use crate::wal::record::{OpKind, Record};
+
+/// Identifies one version: the record's LSN and the operation's position inside the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VersionId {
+    /// LSN of the record that wrote the version.
+    pub lsn: u64,
+    /// Position of the operation inside that record.
+    pub op: u32,
+}
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.lsn, self.op)
+    }
+}
+
+/// One version of a key, as the index keeps it (32 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    /// LSN of the record that wrote it.
+    pub lsn: u64,
+    /// Commit time, microseconds since the Unix epoch.
+    pub timestamp_micros: i64,
+    /// Segment holding the value.
+    pub seq: u32,
+    /// Offset of the value's first byte in the segment file.
+    pub value_offset: u32,
+    /// Length of the value's JSON text; 0 for tombstones.
+    pub value_len: u32,
+    /// Position of the operation inside its record.
+    pub op: u32,
+}
+
+/// Marker in `value_len`'s place: versions with this op bit set are tombstones.
+const TOMBSTONE: u32 = 1 << 31;
+
+impl Version {
+    /// The version's identifier.
+    pub fn id(&self) -> VersionId {
+        VersionId {
+            lsn: self.lsn,
+            op: self.op & !TOMBSTONE,
+        }
+    }
+
+    /// Whether this version is a delete.
+    pub fn is_tombstone(&self) -> bool {
+        self.op & TOMBSTONE != 0
+    }
+}
+
+/// A key's versions, oldest first; one version stays inline without a heap allocation.
+pub type Versions = SmallVec<[Version; 1]>;
+
+/// Keys of one namespace, ordered so prefix listing and pagination are range scans.
+#[derive(Debug, Default)]
+pub struct Namespace {
+    keys: BTreeMap<Box<str>, Versions>,
+    live_keys: usize,
+    versions: u64,
+}
+
+/// The whole index.
+#[derive(Debug, Default)]
+pub struct Index {
+    namespaces: HashMap<Box<str>, Namespace>,
+    applied_lsn: u64,
+}
+
+/// What applying one operation found: the version it superseded.
+pub type Previous = Option<VersionId>;
+
+/// Counts for the status endpoint and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IndexStats {
+    /// Keys whose latest version is not a tombstone.
+    pub live_keys: usize,
+    /// Versions of all keys, tombstones included.
+    pub versions: u64,
+    /// Namespaces holding at least one live key.
+    pub namespaces: usize,
+    /// LSN of the last applied record.
+    pub applied_lsn: u64,
+}
+
+impl Index {
+    /// Applies a record whose operation `i` has its value at `value_offsets[i]` of segment `seq`.
+    ///
+    /// Records at or below the applied LSN are ignored, so replaying the log twice is harmless.
+    /// Pushes the superseded version of each operation onto `previous`.
+    pub fn apply(
+        &mut self,
+        record: &Record<'_>,
+        seq: u64,
+        record_offset: u64,
+        previous: &mut Vec<Previous>,
+    ) {
+        if record.lsn <= self.applied_lsn {
+            return;
+        }
+        for (i, op) in record.ops.iter().enumerate() {
+            let tombstone = op.op.kind == OpKind::Delete;
+            let version = Version {
+                lsn: record.lsn,
+                timestamp_micros: record.timestamp_micros,
+                seq: seq as u32,
+                value_offset: (record_offset + op.value_offset as u64) as u32,
+                value_len: op.op.value.len() as u32,
+                op: i as u32 | if tombstone { TOMBSTONE } else { 0 },
+            };
+            previous.push(self.push(op.op.namespace, op.op.key, version));
+        }
+        self.applied_lsn = record.lsn;
+    }
+
+    /// Adds one version to a key, keeping the live-key count right.
+    fn push(&mut self, namespace: &str, key: &str, version: Version) -> Previous {
+        let ns = match self.namespaces.get_mut(namespace) {
+            Some(ns) => ns,
+            None => self.namespaces.entry(namespace.into()).or_default(),
+        };
+        let now_live = !version.is_tombstone();
+        ns.versions += 1;
+        let (was_live, previous) = match ns.keys.get_mut(key) {
+            Some(versions) => {
+                let last = versions.last().copied();
+                versions.push(version);
+                (
+                    last.is_some_and(|v| !v.is_tombstone()),
+                    last.map(|v| v.id()),
+                )
+            }
+            None => {
+                ns.keys.insert(key.into(), SmallVec::from_buf([version]));
+                (false, None)
+            }
+        };
+        match (was_live, now_live) {
+            (false, true) => ns.live_keys += 1,
+            (true, false) => ns.live_keys -= 1,
+            _ => {}
+        }
+        previous
+    }
+
+    /// The latest version of a key, tombstones included.
+    pub fn latest(&self, namespace: &str, key: &str) -> Option<(Version, Previous)> {
+        let versions = self.namespaces.get(namespace)?.keys.get(key)?;
+        let n = versions.len();
+        Some((versions[n - 1], n.checked_sub(2).map(|p| versions[p].id())))
+    }
+
+    /// The version current at `timestamp_micros` (the last one written at or before it).
+    pub fn at(
+        &self,
+        namespace: &str,
+        key: &str,
+        timestamp_micros: i64,
+    ) -> Option<(Version, Previous)> {
+        let versions = self.namespaces.get(namespace)?.keys.get(key)?;
+        let n = versions.partition_point(|v| v.timestamp_micros <= timestamp_micros);
+        let current = versions.get(n.checked_sub(1)?)?;
+        Some((*current, n.checked_sub(2).map(|p| versions[p].id())))
+    }
+
+    /// All versions of a key, oldest first.
+    pub fn history(&self, namespace: &str, key: &str) -> Option<&[Version]> {
+        Some(self.namespaces.get(namespace)?.keys.get(key)?.as_slice())
+    }
+
+    /// Namespaces with at least one live key, sorted.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .namespaces
+            .iter()
+            .filter(|(_, ns)| ns.live_keys > 0)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Up to `limit` live keys of a namespace starting with `prefix`, after `cursor`, in order;
+    /// the second value says whether more follow.
+    pub fn keys(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> (Vec<String>, bool) {
+        let Some(ns) = self.namespaces.get(namespace) else {
+            return (Vec::new(), false);
+        };
+        let start = match cursor {
+            Some(c) if c >= prefix => Bound::Excluded(c),
+            _ => Bound::Included(prefix),
+        };
+        let mut keys = Vec::new();
+        let live = ns
+            .keys
+            .range::<str, _>((start, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, v)| v.last().is_some_and(|v| !v.is_tombstone()));
+        for (key, _) in live {
+            if keys.len() == limit {
+                return (keys, true);
+            }
+            keys.push(key.to_string());
+        }
+        (keys, false)
+    }
+
+    /// Each key of a namespace with its version current at `at` (latest when None), skipping deleted keys.
+    pub fn snapshot(&self, namespace: &str, at: Option<i64>) -> Vec<(String, Version)> {
+        let Some(ns) = self.namespaces.get(namespace) else {
+            return Vec::new();
+        };
+        ns.keys
+            .iter()
+            .filter_map(|(key, versions)| {
+                let v = match at {
+                    None => versions.last()?,
+                    Some(t) => versions.get(
+                        versions
+                            .partition_point(|v| v.timestamp_micros <= t)
+                            .checked_sub(1)?,
+                    )?,
+                };
+                (!v.is_tombstone()).then(|| (key.to_string(), *v))
+            })
+            .collect()
+    }
+
+    /// Counts for status and metrics, over user namespaces only (internal ones hold views).
+    pub fn stats(&self) -> IndexStats {
+        let mut stats = IndexStats {
+            applied_lsn: self.applied_lsn,
+            ..IndexStats::default()
+        };
+        for (name, ns) in &self.namespaces {
+            if name.starts_with(crate::names::INTERNAL_PREFIX) {
+                continue;
+            }
+            stats.live_keys += ns.live_keys;
+            stats.versions += ns.versions;
+            stats.namespaces += usize::from(ns.live_keys > 0);
+        }
+        stats
+    }
+
+    /// LSN of the last applied record.
+    pub fn applied_lsn(&self) -> u64 {
+        self.applied_lsn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::record::{DecodedOp, OpRef};
+
+    fn record<'a>(lsn: u64, ts: i64, ops: &[(OpKind, &'a str, &'a str)]) -> Record<'a> {
+        Record {
+            lsn,
+            timestamp_micros: ts,
+            ops: ops
+                .iter()
+                .map(|&(kind, namespace, key)| DecodedOp {
+                    op: OpRef {
+                        kind,
+                        namespace,
+                        key,
+                        value: if kind == OpKind::Put { b"1" } else { b"" },
+                    },
+                    value_offset: 40,
+                })
+                .collect(),
+            encoded_len: 0,
+        }
+    }
+
+    fn apply(index: &mut Index, rec: &Record<'_>) -> Vec<Previous> {
+        let mut prev = Vec::new();
+        index.apply(rec, 1, 0, &mut prev);
+        prev
+    }
+
+    #[test]
+    fn versions_are_32_bytes() {
+        assert_eq!(std::mem::size_of::<Version>(), 32);
+    }
+
+    #[test]
+    fn tracks_history_time_travel_and_tombstones() {
+        let mut ix = Index::default();
+        assert_eq!(
+            apply(&mut ix, &record(1, 100, &[(OpKind::Put, "ns", "a")])),
+            vec![None]
+        );
+        assert_eq!(
+            apply(
+                &mut ix,
+                &record(
+                    2,
+                    200,
+                    &[(OpKind::Put, "ns", "a"), (OpKind::Put, "ns", "b")]
+                )
+            ),
+            vec![Some(VersionId { lsn: 1, op: 0 }), None]
+        );
+        apply(&mut ix, &record(3, 300, &[(OpKind::Delete, "ns", "a")]));
+        let (latest, prev) = ix.latest("ns", "a").unwrap();
+        assert!(latest.is_tombstone());
+        assert_eq!(prev, Some(VersionId { lsn: 2, op: 0 }));
+        assert_eq!(
+            ix.at("ns", "a", 250).unwrap().0.id(),
+            VersionId { lsn: 2, op: 0 }
+        );
+        assert_eq!(
+            ix.at("ns", "a", 100).unwrap().0.id(),
+            VersionId { lsn: 1, op: 0 }
+        );
+        assert!(ix.at("ns", "a", 99).is_none());
+        assert_eq!(ix.history("ns", "a").unwrap().len(), 3);
+        assert_eq!(ix.keys("ns", "", None, 10), (vec!["b".to_string()], false));
+        assert_eq!(ix.snapshot("ns", Some(250)).len(), 2);
+        assert_eq!(
+            ix.stats(),
+            IndexStats {
+                live_keys: 1,
+                versions: 4,
+                namespaces: 1,
+                applied_lsn: 3
+            }
+        );
+    }
+
+    #[test]
+    fn replaying_an_applied_record_changes_nothing() {
+        let mut ix = Index::default();
+        let rec = record(1, 100, &[(OpKind::Put, "ns", "a")]);
+        apply(&mut ix, &rec);
+        assert!(apply(&mut ix, &rec).is_empty());
+        assert_eq!(ix.stats().versions, 1);
+    }
+
+    #[test]
+    fn key_listing_pages_with_prefix_and_cursor() {
+        let mut ix = Index::default();
+        let names = ["user:1", "user:2", "user:3", "order:1"];
+        for (i, k) in names.iter().enumerate() {
+            apply(
+                &mut ix,
+                &record(i as u64 + 1, i as i64, &[(OpKind::Put, "ns", k)]),
+            );
+        }
+        let (page, more) = ix.keys("ns", "user:", None, 2);
+        assert_eq!(
+            (page.clone(), more),
+            (vec!["user:1".to_string(), "user:2".to_string()], true)
+        );
+        assert_eq!(
+            ix.keys("ns", "user:", Some(&page[1]), 2),
+            (vec!["user:3".to_string()], false)
+        );
+        assert_eq!(ix.namespaces(), vec!["ns".to_string()]);
+    }
+}

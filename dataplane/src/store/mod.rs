@@ -1,0 +1,503 @@
+//! The versioned store: the write-ahead log plus the in-memory index, behind one handle.
+//!
+//! Writes go through the group-commit thread; reads consult the index and fetch values from the
+//! log files with positional reads, so readers never wait for the disk to be flushed.
+
+mod changes;
+pub mod commit;
+pub mod index;
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+pub use changes::{Change, ChangeOp};
+pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL};
+pub use index::{IndexStats, Version, VersionId};
+
+use crate::error::StoreError;
+use crate::metrics::StoreMetrics;
+use crate::names;
+use crate::wal::record::{OpKind, OpRef};
+use crate::wal::{SegmentFiles, Wal, WalError, io_err};
+use commit::{CommitThread, Pending, Queue};
+use index::Index;
+
+/// Default size at which the active segment is sealed and a new one started.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+/// Largest allowed segment size (value offsets are 32-bit).
+pub const MAX_SEGMENT_SIZE: u64 = 1 << 31;
+/// Default largest value, in bytes of JSON text.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Default most operations in one batch.
+pub const DEFAULT_MAX_BATCH_OPS: usize = 10_000;
+
+/// When the log is fsynced relative to acknowledging a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncMode {
+    /// Acknowledge only after fsync: no acknowledged write is ever lost.
+    Always,
+    /// Fsync at least this often: a power failure loses at most this window (a process crash nothing).
+    Interval(Duration),
+    /// Leave flushing to the operating system.
+    Off,
+}
+
+impl Default for FsyncMode {
+    fn default() -> Self {
+        FsyncMode::Interval(DEFAULT_FSYNC_INTERVAL)
+    }
+}
+
+impl FromStr for FsyncMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(FsyncMode::Always),
+            "off" => Ok(FsyncMode::Off),
+            "interval" => Ok(FsyncMode::default()),
+            _ => {
+                let ms = s
+                    .strip_prefix("interval=")
+                    .and_then(|ms| ms.strip_suffix("ms").unwrap_or(ms).parse::<u64>().ok())
+                    .filter(|&ms| (1..=60_000).contains(&ms))
+                    .ok_or_else(|| {
+                        format!(
+                            "{s:?} is not a fsync mode: use always, off, or interval=<1..60000 ms>"
+                        )
+                    })?;
+                Ok(FsyncMode::Interval(Duration::from_millis(ms)))
+            }
+        }
+    }
+}
+
+impl fmt::Display for FsyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsyncMode::Always => f.write_str("always"),
+            FsyncMode::Interval(d) => write!(f, "interval={}", d.as_millis()),
+            FsyncMode::Off => f.write_str("off"),
+        }
+    }
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Directory holding the lock file and the `wal/` folder.
+    pub data_dir: PathBuf,
+    /// Durability mode.
+    pub fsync: FsyncMode,
+    /// Segment roll size in bytes.
+    pub segment_size: u64,
+    /// Largest value in bytes.
+    pub max_value_bytes: usize,
+    /// Most operations per batch.
+    pub max_batch_ops: usize,
+    /// Storage quota: writes that would take the log past it are refused.
+    pub max_stored_bytes: Option<u64>,
+}
+
+impl StoreConfig {
+    /// Defaults for everything but the directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            fsync: FsyncMode::default(),
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            max_batch_ops: DEFAULT_MAX_BATCH_OPS,
+            max_stored_bytes: None,
+        }
+    }
+}
+
+/// One operation of a write request.
+#[derive(Debug, Clone)]
+pub struct WriteOp {
+    /// Put or delete.
+    pub kind: OpKind,
+    /// Namespace.
+    pub namespace: String,
+    /// Key.
+    pub key: String,
+    /// The value's JSON text (the type guarantees it parses); None for deletes.
+    pub value: Option<Box<RawValue>>,
+}
+
+impl WriteOp {
+    /// A put of a JSON value.
+    pub fn put(namespace: impl Into<String>, key: impl Into<String>, value: Box<RawValue>) -> Self {
+        WriteOp {
+            kind: OpKind::Put,
+            namespace: namespace.into(),
+            key: key.into(),
+            value: Some(value),
+        }
+    }
+
+    /// A delete (tombstone).
+    pub fn delete(namespace: impl Into<String>, key: impl Into<String>) -> Self {
+        WriteOp {
+            kind: OpKind::Delete,
+            namespace: namespace.into(),
+            key: key.into(),
+            value: None,
+        }
+    }
+
+    /// The borrowed form the log encoder takes.
+    pub fn as_ref(&self) -> OpRef<'_> {
+        OpRef {
+            kind: self.kind,
+            namespace: &self.namespace,
+            key: &self.key,
+            value: self.value.as_ref().map_or(&[][..], |v| v.get().as_bytes()),
+        }
+    }
+}
+
+/// A version read back, with its value's JSON text (None for a tombstone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The version's id.
+    pub version: VersionId,
+    /// Commit time, microseconds since the Unix epoch.
+    pub timestamp_micros: i64,
+    /// The version it superseded.
+    pub previous: Option<VersionId>,
+    /// The value's JSON text; None when this version is a delete.
+    pub value: Option<String>,
+}
+
+/// A handle on an open store; clones share it.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: StoreConfig,
+    index: Arc<RwLock<Index>>,
+    files: Arc<SegmentFiles>,
+    queue: Arc<Queue>,
+    read_only: Arc<AtomicBool>,
+    metrics: Arc<StoreMetrics>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Held for the store's life: the OS releases the flock when the process dies, however it dies.
+    _lock: File,
+}
+
+/// What opening the store found, for the start-up log line.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenReport {
+    /// Records replayed.
+    pub records: u64,
+    /// Bytes of torn tail cut off.
+    pub truncated_bytes: u64,
+    /// Segments in the log.
+    pub segments: usize,
+    /// How long replay took.
+    pub elapsed: Duration,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `config.data_dir`, replaying the log.
+    pub fn open(
+        config: StoreConfig,
+        metrics: Arc<StoreMetrics>,
+    ) -> Result<(Store, OpenReport), StoreError> {
+        let started = Instant::now();
+        if config.segment_size > MAX_SEGMENT_SIZE || config.segment_size < 4096 {
+            return Err(StoreError::InvalidRequest(format!(
+                "segment size must be between 4096 and {MAX_SEGMENT_SIZE} bytes"
+            )));
+        }
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let lock = lock_dir(dir)?;
+        let mut index = Index::default();
+        let mut previous = Vec::new();
+        let mut records = 0u64;
+        let (wal, report) =
+            Wal::open(&dir.join("wal"), config.segment_size, |record, location| {
+                previous.clear();
+                index.apply(record, location.seq, location.record_offset, &mut previous);
+                records += 1;
+            })?;
+        metrics.log_bytes.set(wal.total_bytes() as i64);
+        let index = Arc::new(RwLock::new(index));
+        let queue = Arc::new(Queue::default());
+        let read_only = Arc::new(AtomicBool::new(false));
+        let files = wal.files();
+        let thread = CommitThread {
+            wal,
+            index: Arc::clone(&index),
+            queue: Arc::clone(&queue),
+            fsync: config.fsync,
+            max_stored_bytes: config.max_stored_bytes,
+            read_only: Arc::clone(&read_only),
+            metrics: Arc::clone(&metrics),
+            next_lsn: report.next_lsn,
+            last_timestamp_micros: report.last_timestamp_micros,
+        };
+        let handle = std::thread::Builder::new()
+            .name("koru-commit".into())
+            .spawn(move || thread.run())
+            .map_err(io_err("starting the commit thread"))?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                config,
+                index,
+                files,
+                queue,
+                read_only,
+                metrics,
+                thread: Mutex::new(Some(handle)),
+                _lock: lock,
+            }),
+        };
+        let open = OpenReport {
+            records,
+            truncated_bytes: report.truncated_bytes,
+            segments: report.segments,
+            elapsed: started.elapsed(),
+        };
+        Ok((store, open))
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Checks a write request against names and limits without queueing it.
+    pub fn validate(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        let config = &self.inner.config;
+        if ops.is_empty() {
+            return Err(StoreError::InvalidRequest(
+                "a write needs at least one operation".into(),
+            ));
+        }
+        if ops.len() > config.max_batch_ops {
+            return Err(StoreError::BatchTooLarge {
+                count: ops.len(),
+                limit: config.max_batch_ops,
+            });
+        }
+        for op in ops {
+            names::validate_namespace_inner(&op.namespace)?;
+            names::validate_key(&op.key)?;
+            let size = op.value.as_ref().map_or(0, |v| v.get().len());
+            if size > config.max_value_bytes {
+                return Err(StoreError::ValueTooLarge {
+                    size,
+                    limit: config.max_value_bytes,
+                });
+            }
+            if (op.kind == OpKind::Put) != op.value.is_some() {
+                return Err(StoreError::InvalidRequest(
+                    "a put needs a value and a delete has none".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes all operations atomically as one record; resolves once durable per the fsync mode.
+    pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, StoreError> {
+        self.enqueue(ops)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// `write` for callers outside an async runtime.
+    pub fn write_blocking(&self, ops: Vec<WriteOp>) -> Result<Committed, StoreError> {
+        self.enqueue(ops)?
+            .blocking_recv()
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    fn enqueue(
+        &self,
+        ops: Vec<WriteOp>,
+    ) -> Result<oneshot::Receiver<Result<Committed, StoreError>>, StoreError> {
+        self.validate(&ops)?;
+        if self.inner.read_only.load(Ordering::SeqCst) {
+            return Err(StoreError::ReadOnly);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .queue
+            .submit(Pending { ops, reply })
+            .map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    /// The latest version of a key; None when it never existed or its latest version is a delete.
+    pub fn get(&self, namespace: &str, key: &str) -> Result<Option<Fetched>, StoreError> {
+        let found = self.inner.index.read().latest(namespace, key);
+        self.fetch_live(found)
+    }
+
+    /// The version of a key current at `timestamp_micros`; None when absent or deleted then.
+    pub fn get_at(
+        &self,
+        namespace: &str,
+        key: &str,
+        timestamp_micros: i64,
+    ) -> Result<Option<Fetched>, StoreError> {
+        let found = self.inner.index.read().at(namespace, key, timestamp_micros);
+        self.fetch_live(found)
+    }
+
+    fn fetch_live(
+        &self,
+        found: Option<(Version, Option<VersionId>)>,
+    ) -> Result<Option<Fetched>, StoreError> {
+        match found {
+            Some((v, previous)) if !v.is_tombstone() => Ok(Some(self.fetch(v, previous)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Every version of a key, oldest first, deletes included; None when the key never existed.
+    pub fn history(&self, namespace: &str, key: &str) -> Result<Option<Vec<Fetched>>, StoreError> {
+        let versions: Vec<Version> = match self.inner.index.read().history(namespace, key) {
+            Some(v) => v.to_vec(),
+            None => return Ok(None),
+        };
+        let mut out = Vec::with_capacity(versions.len());
+        let mut previous = None;
+        for v in versions {
+            out.push(self.fetch(v, previous)?);
+            previous = Some(v.id());
+        }
+        Ok(Some(out))
+    }
+
+    /// Reads a version's value from the log.
+    pub fn fetch(&self, v: Version, previous: Option<VersionId>) -> Result<Fetched, StoreError> {
+        let value = if v.is_tombstone() {
+            None
+        } else {
+            let bytes = self
+                .inner
+                .files
+                .read_at(
+                    u64::from(v.seq),
+                    u64::from(v.value_offset),
+                    v.value_len as usize,
+                )
+                .map_err(io_err(format!("reading a value from segment {}", v.seq)))?;
+            // The bytes passed the record checksum when written or replayed; anything else is a bug.
+            Some(String::from_utf8(bytes).map_err(|_| {
+                StoreError::Wal(WalError::Corrupt {
+                    segment: PathBuf::from(crate::wal::segment::file_name(u64::from(v.seq))),
+                    offset: u64::from(v.value_offset),
+                    reason: "value is not UTF-8".into(),
+                })
+            })?)
+        };
+        Ok(Fetched {
+            version: v.id(),
+            timestamp_micros: v.timestamp_micros,
+            previous,
+            value,
+        })
+    }
+
+    /// Namespaces with at least one live key (internal ones hidden).
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut names = self.inner.index.read().namespaces();
+        names.retain(|n| !n.starts_with(names::INTERNAL_PREFIX));
+        names
+    }
+
+    /// A page of live keys; the second value is the cursor for the next page, if any.
+    pub fn keys(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> (Vec<String>, Option<String>) {
+        let (keys, more) = self
+            .inner
+            .index
+            .read()
+            .keys(namespace, prefix, cursor, limit);
+        let next = if more { keys.last().cloned() } else { None };
+        (keys, next)
+    }
+
+    /// Each live key of a namespace with the version current at `at` (latest when None).
+    pub fn snapshot(&self, namespace: &str, at: Option<i64>) -> Vec<(String, Version)> {
+        self.inner.index.read().snapshot(namespace, at)
+    }
+
+    /// Counts for status and metrics (internal namespaces included).
+    pub fn stats(&self) -> IndexStats {
+        self.inner.index.read().stats()
+    }
+
+    /// Whether writes are refused after a failed log write.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only.load(Ordering::SeqCst)
+    }
+
+    /// Bytes in the log.
+    pub fn stored_bytes(&self) -> u64 {
+        self.inner.metrics.log_bytes.get().max(0) as u64
+    }
+
+    /// Committed records after `since`, at most `limit` of them, in LSN order.
+    pub fn changes_since(&self, since: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let upto = self.inner.index.read().applied_lsn();
+        changes::read(&self.inner.files.list(), since, upto, limit)
+    }
+
+    /// Stops the commit thread after it has written and fsynced everything queued.
+    pub fn close(&self) {
+        self.inner.queue.close();
+        if let Some(handle) = self.inner.thread.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.close();
+        if let Some(handle) = self.thread.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Takes an exclusive flock on `dir/LOCK`, failing at once if another process holds it.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("LOCK");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(format!("opening {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(io_err(format!("locking {}", path.display()))(e).into())
+        }
+    }
+}
