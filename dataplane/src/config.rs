@@ -109,6 +109,7 @@ impl Cli {
                 max_value_bytes: self.max_value_bytes,
                 max_batch_ops: self.max_batch_ops,
                 max_stored_bytes: self.max_stored_bytes,
+                faults: None,
             },
             listen: self.listen,
             max_ops_per_sec: self.max_ops_per_sec,

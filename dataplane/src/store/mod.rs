@@ -27,6 +27,7 @@ pub use index::{IndexStats, Version, VersionId};
 use crate::error::StoreError;
 use crate::metrics::StoreMetrics;
 use crate::names;
+use crate::wal::faults::Faults;
 use crate::wal::record::{OpKind, OpRef};
 use crate::wal::{SegmentFiles, Wal, WalError, io_err};
 use commit::{CommitThread, Pending, Queue};
@@ -107,6 +108,8 @@ pub struct StoreConfig {
     pub max_batch_ops: usize,
     /// Storage quota: writes that would take the log past it are refused.
     pub max_stored_bytes: Option<u64>,
+    /// Failures to inject into log writes (tests only; None in production).
+    pub faults: Option<Arc<Faults>>,
 }
 
 impl StoreConfig {
@@ -119,6 +122,7 @@ impl StoreConfig {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             max_batch_ops: DEFAULT_MAX_BATCH_OPS,
             max_stored_bytes: None,
+            faults: None,
         }
     }
 }
@@ -230,12 +234,13 @@ impl Store {
         let mut index = Index::default();
         let mut previous = Vec::new();
         let mut records = 0u64;
-        let (wal, report) =
+        let (mut wal, report) =
             Wal::open(&dir.join("wal"), config.segment_size, |record, location| {
                 previous.clear();
                 index.apply(record, location.seq, location.record_offset, &mut previous);
                 records += 1;
             })?;
+        wal.set_faults(config.faults.clone());
         metrics.log_bytes.set(wal.total_bytes() as i64);
         let index = Arc::new(RwLock::new(index));
         let queue = Arc::new(Queue::default());

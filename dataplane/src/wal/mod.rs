@@ -5,6 +5,7 @@
 //! ship to object storage. Recovery treats the two differently: damage at the end of the active
 //! segment is a torn write and is cut off, damage anywhere else is corruption and stops start-up.
 
+pub mod faults;
 pub mod record;
 pub mod segment;
 
@@ -118,6 +119,7 @@ pub struct Wal {
     segment_size: u64,
     total_bytes: u64,
     files: Arc<SegmentFiles>,
+    faults: Option<Arc<faults::Faults>>,
 }
 
 /// What recovery found, besides the records it replayed.
@@ -279,6 +281,7 @@ impl Wal {
             segment_size,
             total_bytes,
             files,
+            faults: None,
         };
         Ok((wal, report))
     }
@@ -304,8 +307,17 @@ impl Wal {
             && self.active_len + additional as u64 > self.segment_size
     }
 
+    /// Arms fault injection on this writer (tests only).
+    pub fn set_faults(&mut self, faults: Option<Arc<faults::Faults>>) {
+        self.faults = faults;
+    }
+
     /// Appends bytes to the active segment in one write.
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(n) = self.faults.as_ref().and_then(|f| f.take_short_write()) {
+            self.active.write_all(&bytes[..n.min(bytes.len())])?;
+            return Err(io::Error::other("injected short write"));
+        }
         self.active.write_all(bytes)?;
         self.active_len += bytes.len() as u64;
         self.total_bytes += bytes.len() as u64;
@@ -314,6 +326,9 @@ impl Wal {
 
     /// Makes everything appended so far durable.
     pub fn sync(&mut self) -> io::Result<()> {
+        if let Some(e) = self.faults.as_ref().and_then(|f| f.take_sync_failure()) {
+            return Err(e);
+        }
         self.active.sync_data()
     }
 
