@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
@@ -87,6 +88,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     println!("koru-dataplane listening on http://{addr}");
     let _ = std::io::stdout().flush();
     let state = AppState::new(store.clone(), metrics, verifier, config.max_ops_per_sec);
+    // Small responses go out at once instead of waiting on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
