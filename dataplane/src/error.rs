@@ -16,6 +16,9 @@ pub enum StoreError {
     /// A request is malformed in a way the caller can fix.
     #[error("{0}")]
     InvalidRequest(String),
+    /// A value is JSON that could not be read back (number out of range, lone surrogate, too deep).
+    #[error("value is not storable JSON: {0}")]
+    InvalidValue(String),
     /// A value exceeds the configured size limit.
     #[error("value is {size} bytes, more than the limit of {limit} bytes")]
     ValueTooLarge {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod json_check;
 pub mod metrics;
 pub mod names;
 pub mod query;

@@ -316,8 +316,7 @@ fn request() -> impl Strategy<Value = (usize, Vec<u8>)> {
 
 #[test]
 fn random_request_bodies_never_get_a_5xx_or_a_body_that_is_not_json() {
-    // KORU_FUZZ_STRICT=1 includes the checks that fail today because of the known bugs.
-    let api = checks::Api::new(checks::Mode::from_env());
+    let api = checks::Api::new();
     run(3_000, request(), |(route, body)| {
         api.check_route(route, &body);
     });
@@ -325,7 +324,7 @@ fn random_request_bodies_never_get_a_5xx_or_a_body_that_is_not_json() {
 
 #[test]
 fn well_formed_bodies_pass_the_request_check_and_really_reach_the_store() {
-    let api = checks::Api::new(checks::Mode::Strict);
+    let api = checks::Api::new();
     let view = br#"{"name":"adults","source":"fz","filter":{"field":"age","op":"gt","value":17}}"#;
     for (route, body) in [
         (0, &br#"{"value":{"age":30}}"#[..]),
@@ -386,35 +385,30 @@ fn same_json_compares_numbers_exactly_and_values_structurally() {
     assert!(!checks::same_json(r#"{"a":1}"#, r#"{"a":1,"b":2}"#));
 }
 
-// Known bugs found by fuzzing, reported and not fixed yet: each test states the correct behaviour
-// and fails today. Run them with `cargo test --test fuzz_smoke -- --ignored`; once one passes,
-// remove its `ignore` and its skip in `Mode::SkipKnownBugs`.
+// Regressions found by fuzzing: values the store used to accept and then could not read back, and
+// floats the change feed used to alter by one unit in the last place.
 
 #[test]
-#[ignore = "known bug 1: unreadable values are stored and then make queries answer 500"]
 fn a_stored_value_that_serde_json_cannot_read_never_makes_a_read_answer_500() {
-    let api = checks::Api::new(checks::Mode::Strict);
+    let api = checks::Api::new();
     api.check_route(0, br#"{"value":1e400}"#);
 }
 
 #[test]
-#[ignore = "known bug 1: values nested deeper than 128 are stored and then make queries answer 500"]
 fn a_deeply_nested_stored_value_never_makes_a_read_answer_500() {
-    let api = checks::Api::new(checks::Mode::Strict);
+    let api = checks::Api::new();
     let body = format!(r#"{{"value":{}{}}}"#, "[".repeat(200), "]".repeat(200));
     api.check_route(0, body.as_bytes());
 }
 
 #[test]
-#[ignore = "known bug 1: lone surrogates are stored and then make queries answer 500"]
 fn a_stored_lone_surrogate_never_makes_a_read_answer_500() {
-    let api = checks::Api::new(checks::Mode::Strict);
+    let api = checks::Api::new();
     api.check_route(0, br#"{"value":"\ud800"}"#);
 }
 
 #[test]
-#[ignore = "known bug 2: the change feed alters floats by one ULP"]
 fn the_change_feed_carries_floats_exactly() {
-    let api = checks::Api::new(checks::Mode::Strict);
+    let api = checks::Api::new();
     api.check_route(0, br#"{"value":5.263890588913874e+90}"#);
 }

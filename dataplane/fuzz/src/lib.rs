@@ -5,10 +5,6 @@
 //! the write and query routes through the real router: the answer must never be a 5xx and must be
 //! JSON, and whatever a write accepted must be readable back through the read routes.
 //!
-//! Bugs that fuzzing found and that are reported but not fixed yet are stepped around in
-//! [`Mode::SkipKnownBugs`], so a run keeps looking for new ones; [`Mode::Strict`] checks everything
-//! (the fuzz target uses it when `KORU_FUZZ_STRICT=1`). See [`Mode`] for the list.
-//!
 //! The smoke test includes this file as a module (`#[path]`), so it uses only crates that the
 //! data plane's tests can use too.
 
@@ -138,45 +134,15 @@ impl Generation {
     }
 }
 
-/// Which checks run.
-///
-/// Known bugs, skipped by [`Mode::SkipKnownBugs`] until they are fixed (then delete the skip):
-/// 1. Writes accept values that `serde_json` cannot read back as a `Value` (numbers beyond f64
-///    such as `1e400`, nesting deeper than 128, lone surrogates such as `"\ud800"`), because the
-///    body is taken as a `RawValue`. Every later query or view over the namespace then answers 500,
-///    and the change feed carries `null` in place of the value. Skipped by not sending such writes.
-/// 2. The change feed re-parses values with serde_json's default float parser, which may be one
-///    ULP off (no `float_roundtrip` feature), so a replica can get a different number than the
-///    store holds. Skipped by accepting exactly that lossy round trip from the feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Every check, known bugs included.
-    Strict,
-    /// Every check but those that fail today because of the known bugs above.
-    SkipKnownBugs,
-}
-
-impl Mode {
-    /// `Strict` when `KORU_FUZZ_STRICT=1`, else `SkipKnownBugs`.
-    pub fn from_env() -> Mode {
-        if std::env::var("KORU_FUZZ_STRICT").is_ok_and(|v| v == "1") {
-            Mode::Strict
-        } else {
-            Mode::SkipKnownBugs
-        }
-    }
-}
-
 /// The real router over a real store, driven on a current-thread runtime.
 pub struct Api {
     runtime: tokio::runtime::Runtime,
     current: Mutex<Option<Generation>>,
-    mode: Mode,
 }
 
 impl Default for Api {
     fn default() -> Self {
-        Api::new(Mode::SkipKnownBugs)
+        Api::new()
     }
 }
 
@@ -187,8 +153,8 @@ struct Answer {
 }
 
 impl Api {
-    /// A fresh store and router, checked in `mode`.
-    pub fn new(mode: Mode) -> Api {
+    /// A fresh store and router.
+    pub fn new() -> Api {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -196,7 +162,6 @@ impl Api {
         Api {
             runtime,
             current: Mutex::new(None),
-            mode,
         }
     }
 
@@ -210,19 +175,10 @@ impl Api {
     /// Sends `body` to `ROUTES[route]`, checks the answer, and reads back whatever it wrote.
     pub fn check_route(&self, route: usize, body: &[u8]) {
         let (method, path) = ROUTES[route];
-        let mode = self.mode;
-        // Known bug 1: a write of such a value would break every later read of its namespace.
-        let unreadable = || {
-            serde_json::from_slice::<IgnoredAny>(body).is_ok()
-                && serde_json::from_slice::<Value>(body).is_err()
-        };
-        if mode == Mode::SkipKnownBugs && route <= 1 && unreadable() {
-            return;
-        }
         self.with_router(|router| async move {
             let answer = send(&router, method, path, body.to_vec()).await;
             if answer.status.is_success() {
-                read_back(&router, route, body, &answer, mode).await;
+                read_back(&router, route, body, &answer).await;
             }
         });
     }
@@ -380,7 +336,7 @@ struct ViewName {
 const READ_BACK_KEYS: usize = 8;
 
 /// After a successful write, every read route over what was written must answer without a 5xx.
-async fn read_back(router: &Router, route: usize, body: &[u8], answer: &Answer, mode: Mode) {
+async fn read_back(router: &Router, route: usize, body: &[u8], answer: &Answer) {
     let empty = || b"{}".to_vec();
     match route {
         0 => {
@@ -393,7 +349,7 @@ async fn read_back(router: &Router, route: usize, body: &[u8], answer: &Answer, 
             {
                 let lsn = last.version_id.split('.').next().unwrap_or("0");
                 let since = lsn.parse::<u64>().unwrap_or(1).saturating_sub(1);
-                check_change(router, since, &last.version_id, last.value.get(), mode).await;
+                check_change(router, since, &last.version_id, last.value.get()).await;
             }
         }
         1 => {
@@ -418,7 +374,7 @@ async fn read_back(router: &Router, route: usize, body: &[u8], answer: &Answer, 
                     });
                 if let Some(v) = written {
                     let since = batch.lsn.saturating_sub(1);
-                    check_change(router, since, &r.version_id, v.value.get(), mode).await;
+                    check_change(router, since, &r.version_id, v.value.get()).await;
                 }
             }
         }
@@ -437,7 +393,7 @@ async fn read_back(router: &Router, route: usize, body: &[u8], answer: &Answer, 
 }
 
 /// The change feed entry for `version` must hold the same JSON text the history shows.
-async fn check_change(router: &Router, since: u64, version: &str, value: &str, mode: Mode) {
+async fn check_change(router: &Router, since: u64, version: &str, value: &str) {
     let path = format!("/api/v1/changes?since={since}&limit=1");
     let answer = send(router, "GET", &path, Vec::new()).await;
     let changes: ChangesAnswer = serde_json::from_slice(&answer.body).unwrap_or_else(|e| {
@@ -454,10 +410,8 @@ async fn check_change(router: &Router, since: u64, version: &str, value: &str, m
         .unwrap_or_else(|| panic!("version {version} is missing from the change feed"));
     if op.op == "put" {
         let fed = op.value.as_ref().map_or("<missing>", |v| v.get());
-        // Known bug 2: what the default serde_json float parser makes of the value.
-        let lossy = || serde_json::from_str::<Value>(value).map(|v| v.to_string());
         assert!(
-            same_json(fed, value) || mode == Mode::SkipKnownBugs && lossy().is_ok_and(|l| l == fed),
+            same_json(fed, value),
             "the change feed carries {fed} for version {version}, which holds {value}"
         );
     }

@@ -146,11 +146,38 @@ pub struct ChangesParams {
     limit: Option<usize>,
 }
 
+/// One operation of a change, its value as the exact stored text.
+#[derive(Serialize)]
+struct ChangeOpOut {
+    op: &'static str,
+    namespace: String,
+    key: String,
+    version_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<Box<RawValue>>,
+}
+
+/// One committed record of the feed.
+#[derive(Serialize)]
+struct ChangeOut {
+    lsn: u64,
+    timestamp: String,
+    ops: Vec<ChangeOpOut>,
+}
+
+/// Body of the change feed.
+#[derive(Serialize)]
+pub struct ChangesOut {
+    changes: Vec<ChangeOut>,
+    next_since: u64,
+    last_lsn: u64,
+}
+
 /// `GET /api/v1/changes?since=<lsn>&limit=`: committed records after an LSN, in order.
 pub async fn changes(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ChangesParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChangesOut>, ApiError> {
     let limit = params.limit.unwrap_or(1000);
     if !(1..=MAX_CHANGES).contains(&limit) {
         return Err(ApiError::bad_request(format!(
@@ -168,27 +195,28 @@ pub async fn changes(
                 "change feed reader failed",
             )
         })??;
-    let next = changes.last().map_or(since, |c| c.lsn);
+    let next_since = changes.last().map_or(since, |c| c.lsn);
     let mut out = Vec::with_capacity(changes.len());
     for c in changes {
         let mut ops = Vec::with_capacity(c.ops.len());
         for (i, op) in c.ops.into_iter().enumerate() {
-            let mut entry = serde_json::json!({
-                "op": if op.delete { "delete" } else { "put" },
-                "namespace": op.namespace,
-                "key": op.key,
-                "version_id": format!("{}.{i}", c.lsn),
+            ops.push(ChangeOpOut {
+                op: if op.delete { "delete" } else { "put" },
+                namespace: op.namespace,
+                key: op.key,
+                version_id: format!("{}.{i}", c.lsn),
+                value: op.value.map(json::raw).transpose()?,
             });
-            if let Some(v) = op.value {
-                entry["value"] = serde_json::to_value(json::raw(v)?).unwrap_or(Value::Null);
-            }
-            ops.push(entry);
         }
-        out.push(serde_json::json!({ "lsn": c.lsn, "timestamp": json::timestamp(c.timestamp_micros), "ops": ops }));
+        out.push(ChangeOut {
+            lsn: c.lsn,
+            timestamp: json::timestamp(c.timestamp_micros),
+            ops,
+        });
     }
-    Ok(Json(serde_json::json!({
-        "changes": out,
-        "next_since": next,
-        "last_lsn": state.store.stats().applied_lsn,
-    })))
+    Ok(Json(ChangesOut {
+        changes: out,
+        next_since,
+        last_lsn: state.store.stats().applied_lsn,
+    }))
 }

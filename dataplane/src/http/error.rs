@@ -68,6 +68,9 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_name", message)
             }
             StoreError::InvalidRequest(_) => Self::bad_request(message),
+            StoreError::InvalidValue(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_value", message)
+            }
             StoreError::ValueTooLarge { .. } => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", message)
             }

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::error::{ApiPath, JsonBody};
 use super::{ApiError, AppState, json};
@@ -34,16 +35,26 @@ pub struct QueryBody {
     at: Option<String>,
 }
 
-/// One result row.
+/// One result row; the value goes out as the exact stored text, the parsed form is for filtering.
 #[derive(Serialize)]
 struct Row {
     key: String,
-    value: Value,
+    value: Box<RawValue>,
     version_id: String,
     timestamp: String,
+    #[serde(skip)]
+    parsed: Value,
 }
 
-/// Evaluates a filter/sort/limit over a namespace as of `at`; returns the rows and the match count.
+/// The body of a query or view response.
+#[derive(Serialize)]
+pub struct QueryResult {
+    results: Vec<Row>,
+    total: usize,
+    namespace: String,
+}
+
+/// Evaluates a filter/sort/limit over a namespace as of `at`.
 fn run_query(
     store: &Store,
     namespace: &str,
@@ -51,40 +62,44 @@ fn run_query(
     sort: Option<&Sort>,
     limit: Option<usize>,
     at: Option<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<QueryResult, ApiError> {
     if let Some(f) = filter {
         f.validate().map_err(ApiError::bad_request)?;
     }
+    let unreadable = || {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "stored value could not be read",
+        )
+    };
     let mut rows = Vec::new();
     for (key, version) in store.snapshot(namespace, at) {
         let fetched = store.fetch(version, None)?;
-        let value: Value = serde_json::from_str(fetched.value.as_deref().unwrap_or("null"))
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "stored value could not be read",
-                )
-            })?;
-        if filter.is_none_or(|f| f.matches(&value)) {
+        let text = fetched.value.unwrap_or_else(|| "null".into());
+        let parsed: Value = serde_json::from_str(&text).map_err(|_| unreadable())?;
+        if filter.is_none_or(|f| f.matches(&parsed)) {
             rows.push(Row {
                 key,
-                value,
+                value: json::raw(text)?,
                 version_id: fetched.version.to_string(),
                 timestamp: json::timestamp(fetched.timestamp_micros),
+                parsed,
             });
         }
     }
     let total = rows.len();
     if let Some(by) = sort {
-        crate::query::sort(&mut rows, by, |r| &r.value);
+        crate::query::sort(&mut rows, by, |r| &r.parsed);
     }
     if let Some(limit) = limit {
         rows.truncate(limit);
     }
-    Ok(Json(
-        serde_json::json!({ "results": rows, "total": total, "namespace": namespace }),
-    ))
+    Ok(QueryResult {
+        results: rows,
+        total,
+        namespace: namespace.to_string(),
+    })
 }
 
 /// `POST /api/v1/{ns}/query`.
@@ -92,7 +107,7 @@ pub async fn query_namespace(
     State(state): State<AppState>,
     ApiPath(namespace): ApiPath<String>,
     JsonBody(body): JsonBody<QueryBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QueryResult>, ApiError> {
     names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
     let at = body.at.as_deref().map(json::parse_timestamp).transpose()?;
     run_query(
@@ -103,6 +118,7 @@ pub async fn query_namespace(
         body.limit,
         at,
     )
+    .map(Json)
 }
 
 /// A view definition, as stored and as created.
@@ -185,7 +201,7 @@ pub async fn create(
 pub async fn query(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QueryResult>, ApiError> {
     let (def, refreshed) = load(&state.store, &name)?;
     let at = (!def.auto_refresh).then_some(refreshed);
     let mut body = run_query(
@@ -197,8 +213,8 @@ pub async fn query(
         at,
     )?;
     // KoruDelta reports the view's name where a query reports the namespace.
-    body.0["namespace"] = Value::String(name);
-    Ok(body)
+    body.namespace = name;
+    Ok(Json(body))
 }
 
 /// `POST /api/v1/views/{name}/refresh`.

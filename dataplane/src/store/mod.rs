@@ -316,6 +316,9 @@ impl Store {
                     "a put needs a value and a delete has none".into(),
                 ));
             }
+            if let Some(v) = &op.value {
+                crate::json_check::check(v.get()).map_err(StoreError::InvalidValue)?;
+            }
         }
         Ok(())
     }
