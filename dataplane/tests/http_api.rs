@@ -485,6 +485,21 @@ async fn malformed_requests_get_json_errors() {
         .call(Method::GET, &format!("/api/v1/ns/{long_key}"), None)
         .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_name");
+    for unreadable in [
+        "1e400",
+        "\"\\ud800\"",
+        &format!("{}{}", "[".repeat(200), "]".repeat(200)),
+    ] {
+        let (status, body, _) = api
+            .send(
+                Method::PUT,
+                "/api/v1/ns/k",
+                Some(&format!("{{\"value\": {unreadable}}}")),
+                None,
+            )
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_value");
+    }
     let (status, body) = api.call(Method::GET, "/api/v1/ns/missing", None).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = api.call(Method::GET, "/nope", None).await;
