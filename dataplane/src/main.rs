@@ -6,6 +6,11 @@ use clap::Parser;
 use koru_dataplane::config::Cli;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc instead of glibc malloc: request buffers are allocated on the HTTP workers and freed on
+/// the commit thread, a cross-thread pattern glibc handles slowly (measured +13–25% PUT, +45% batch).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let config = match Cli::parse().into_config() {
         Ok(config) => config,

@@ -117,3 +117,29 @@ async fn a_short_write_is_a_torn_tail_that_restart_cuts_off() {
         "the torn record's LSN is reused after the cut"
     );
 }
+
+#[tokio::test]
+async fn interval_mode_fsyncs_within_the_interval_without_the_commit_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::default();
+    let mut config = StoreConfig::new(dir.path());
+    config.fsync = FsyncMode::Interval(std::time::Duration::from_millis(20));
+    let (store, _) = Store::open(config, Arc::clone(&metrics.store)).unwrap();
+    let fsyncs = || {
+        let text = metrics.encode();
+        text.lines()
+            .find_map(|l| l.strip_prefix("koru_fsync_duration_seconds_count "))
+            .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(fsyncs(), 0, "nothing written, nothing to sync");
+    store
+        .write(vec![WriteOp::put("ns", "k", value(1))])
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while fsyncs() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(fsyncs(), 1, "one write, one interval fsync");
+}

@@ -7,6 +7,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::error::{ApiQuery, JsonBody};
+use super::json::JsonBytes;
 use super::{ApiError, AppState, json};
 use crate::names;
 use crate::store::WriteOp;
@@ -29,20 +30,11 @@ pub struct BatchBody {
     writes: Vec<BatchWrite>,
 }
 
-/// Per-write result of a batch.
-#[derive(Serialize)]
-struct WriteResult<'a> {
-    namespace: &'a str,
-    key: &'a str,
-    version_id: String,
-    previous_version: Option<String>,
-}
-
 /// `POST /api/v1/batch`: all writes in one record, so all or none become durable.
 pub async fn write(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<BatchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     // The request itself took one operation from the rate limit in the guard.
     state.take_ops(body.writes.len().saturating_sub(1))?;
     let mut ops = Vec::with_capacity(body.writes.len());
@@ -58,26 +50,40 @@ pub async fn write(
             }
         });
     }
-    let names: Vec<(String, String)> = ops
-        .iter()
-        .map(|o| (o.namespace.clone(), o.key.clone()))
-        .collect();
+    // The names go into the response before the ops move into the store, so none is copied; the
+    // body is written by hand because serde_json::json! cost a quarter of a batch's CPU time.
+    let mut names = Vec::with_capacity(ops.len() * 48);
+    let mut ends = Vec::with_capacity(ops.len());
+    for op in &ops {
+        names.extend_from_slice(b"{\"namespace\":");
+        json::push_str(&mut names, &op.namespace);
+        names.extend_from_slice(b",\"key\":");
+        json::push_str(&mut names, &op.key);
+        ends.push(names.len());
+    }
     let committed = state.store.write(ops).await?;
-    let results: Vec<WriteResult<'_>> = names
-        .iter()
-        .zip(&committed.versions)
-        .map(|((namespace, key), (version, previous))| WriteResult {
-            namespace,
-            key,
-            version_id: version.to_string(),
-            previous_version: previous.map(|p| p.to_string()),
-        })
-        .collect();
-    Ok(Json(serde_json::json!({
-        "lsn": committed.lsn,
-        "timestamp": json::timestamp(committed.timestamp_micros),
-        "results": results,
-    })))
+    let mut out = Vec::with_capacity(names.len() + ends.len() * 64 + 96);
+    let head = format!(
+        "{{\"lsn\":{},\"timestamp\":\"{}\",\"results\":[",
+        committed.lsn,
+        json::timestamp(committed.timestamp_micros)
+    );
+    out.extend_from_slice(head.as_bytes());
+    let mut start = 0;
+    for (i, (&end, &(version, previous))) in ends.iter().zip(&committed.versions).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&names[start..end]);
+        start = end;
+        out.extend_from_slice(b",\"version_id\":");
+        json::push_version(&mut out, Some(version));
+        out.extend_from_slice(b",\"previous_version\":");
+        json::push_version(&mut out, previous);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    Ok(JsonBytes(out))
 }
 
 /// One key of a batch read, optionally as of a time.

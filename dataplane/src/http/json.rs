@@ -54,8 +54,14 @@ impl IntoResponse for JsonBytes {
     }
 }
 
-/// Writes `"previous_version":...` values.
-fn push_version(out: &mut Vec<u8>, v: Option<VersionId>) {
+/// Writes a string as a JSON string literal, escaped.
+pub fn push_str(out: &mut Vec<u8>, s: &str) {
+    // Serializing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Writes a version id as a JSON string, or null.
+pub fn push_version(out: &mut Vec<u8>, v: Option<VersionId>) {
     match v {
         Some(v) => {
             out.push(b'"');

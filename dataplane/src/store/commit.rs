@@ -9,6 +9,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use super::index::{Index, Previous, VersionId};
+use super::syncer::Syncer;
 use super::{FsyncMode, WriteOp};
 use crate::error::StoreError;
 use crate::metrics::StoreMetrics;
@@ -91,54 +92,64 @@ struct Accepted {
 impl CommitThread {
     /// Runs until the queue is closed and drained.
     pub fn run(mut self) {
+        let mut syncer = match self.fsync {
+            FsyncMode::Interval(every) => {
+                let started = self.wal.active_handle().and_then(|file| {
+                    Syncer::start(
+                        file,
+                        every,
+                        Arc::clone(&self.read_only),
+                        Arc::clone(&self.metrics),
+                    )
+                });
+                match started {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the fsync thread; refusing writes");
+                        self.read_only.store(true, Ordering::SeqCst);
+                        None
+                    }
+                }
+            }
+            FsyncMode::Always | FsyncMode::Off => None,
+        };
         let mut buf = Vec::with_capacity(1 << 20);
         let mut offsets = Vec::new();
-        let mut last_sync = Instant::now();
         let mut dirty = false;
         loop {
             let group = {
                 let mut state = self.queue.state.lock();
-                loop {
-                    if !state.pending.is_empty() {
-                        break std::mem::take(&mut state.pending);
-                    }
-                    if state.closed {
-                        drop(state);
-                        if dirty {
-                            self.sync_or_fail();
-                        }
-                        return;
-                    }
-                    match self.fsync {
-                        FsyncMode::Interval(every) if dirty => {
-                            let deadline = last_sync + every;
-                            if Instant::now() >= deadline
-                                || self.queue.wake.wait_until(&mut state, deadline).timed_out()
-                            {
-                                drop(state);
-                                self.sync_or_fail();
-                                dirty = false;
-                                last_sync = Instant::now();
-                                state = self.queue.state.lock();
+                while state.pending.is_empty() && !state.closed {
+                    self.queue.wake.wait(&mut state);
+                }
+                if state.pending.is_empty() {
+                    break;
+                }
+                std::mem::take(&mut state.pending)
+            };
+            let segment = self.wal.position().0;
+            if self.commit(group, &mut buf, &mut offsets) {
+                // `always` fsynced the group before acknowledging it.
+                dirty = self.fsync != FsyncMode::Always;
+                if let Some(s) = &syncer {
+                    if self.wal.position().0 != segment {
+                        match self.wal.active_handle() {
+                            Ok(file) => s.set_file(file),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot hand the new segment to the fsync thread");
+                                self.read_only.store(true, Ordering::SeqCst);
                             }
                         }
-                        _ => self.queue.wake.wait(&mut state),
                     }
-                }
-            };
-            let wrote = self.commit(group, &mut buf, &mut offsets);
-            if wrote {
-                match self.fsync {
-                    // The group was fsynced before it was acknowledged.
-                    FsyncMode::Always => {}
-                    FsyncMode::Interval(every) if last_sync.elapsed() >= every => {
-                        self.sync_or_fail();
-                        dirty = false;
-                        last_sync = Instant::now();
-                    }
-                    FsyncMode::Interval(_) | FsyncMode::Off => dirty = true,
+                    s.mark_dirty();
                 }
             }
+        }
+        if let Some(s) = &mut syncer {
+            s.stop();
+        }
+        if dirty {
+            self.sync_or_fail();
         }
     }
 

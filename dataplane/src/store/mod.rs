@@ -6,6 +6,7 @@
 mod changes;
 pub mod commit;
 pub mod index;
+mod syncer;
 
 use std::fmt;
 use std::fs::File;

@@ -332,6 +332,11 @@ impl Wal {
         self.active.sync_data()
     }
 
+    /// A second handle on the active segment, for fsyncing it from another thread.
+    pub fn active_handle(&self) -> io::Result<File> {
+        self.active.try_clone()
+    }
+
     /// Seals the active segment (fsync) and starts segment `seq + 1` whose first record is `first_lsn`.
     pub fn roll(&mut self, first_lsn: u64) -> io::Result<()> {
         self.active.sync_data()?;

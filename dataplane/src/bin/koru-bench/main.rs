@@ -16,6 +16,11 @@ use clap::{Parser, Subcommand};
 
 use error::BenchError;
 
+/// The same allocator as `koru-dataplane`, so embedded figures match the server's and the ceiling
+/// server is not handicapped against it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Benchmarks for the KoruDelta data plane; `make bench` runs them all.
 #[derive(Debug, Parser)]
 #[command(name = "koru-bench", version, about, long_about = None)]
