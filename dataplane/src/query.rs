@@ -46,6 +46,57 @@ impl Filter {
         }
     }
 
+    /// Reads the filter kdelta's remote client sends for `--filter 'age > 30'` as what it means.
+    ///
+    /// That client puts the whole expression in `value` with `op: "eq"` and the first word as
+    /// `field`, so against koru-delta's own server such filters never match. An `eq` whose string
+    /// value is `<field> <op> <operand>` (op one of `>= <= != = > <`) is taken as that comparison;
+    /// the operand is parsed as kdelta parses it (quoted string, boolean, integer, float, or bare
+    /// string).
+    pub fn from_kdelta_expression(self) -> Filter {
+        let Value::String(expr) = &self.value else {
+            return self;
+        };
+        let Some(rest) = (self.op == "eq")
+            .then(|| expr.trim_start().strip_prefix(self.field.as_str()))
+            .flatten()
+        else {
+            return self;
+        };
+        let rest = rest.trim_start();
+        let ops = [
+            (">=", "gte"),
+            ("<=", "lte"),
+            ("!=", "ne"),
+            ("=", "eq"),
+            (">", "gt"),
+            ("<", "lt"),
+        ];
+        let Some((operand, op)) = ops
+            .iter()
+            .find_map(|(sym, op)| rest.strip_prefix(sym).map(|o| (o.trim(), *op)))
+        else {
+            return self;
+        };
+        let value = if operand.len() >= 2 && operand.starts_with('"') && operand.ends_with('"') {
+            serde_json::from_str(operand).unwrap_or_else(|_| Value::String(operand.to_string()))
+        } else if let Ok(b) = operand.parse::<bool>() {
+            Value::Bool(b)
+        } else if let Ok(i) = operand.parse::<i64>() {
+            Value::from(i)
+        } else if let Ok(f) = operand.parse::<f64>() {
+            serde_json::Number::from_f64(f)
+                .map_or_else(|| Value::String(operand.to_string()), Value::Number)
+        } else {
+            Value::String(operand.to_string())
+        };
+        Filter {
+            field: self.field,
+            op: op.to_string(),
+            value,
+        }
+    }
+
     /// Whether a value passes the filter.
     pub fn matches(&self, doc: &Value) -> bool {
         let field = field(doc, &self.field);
@@ -145,6 +196,31 @@ mod tests {
         assert!(filter("age", "exists", Value::Null).matches(&doc));
         assert!(!filter("none", "exists", Value::Null).matches(&doc));
         assert!(filter("age", "like", Value::Null).validate().is_err());
+    }
+
+    #[test]
+    fn reads_kdelta_filter_expressions() {
+        let k = |expr: &str| {
+            filter(expr.split_whitespace().next().unwrap(), "eq", json!(expr))
+                .from_kdelta_expression()
+        };
+        assert_eq!(k("age > 30"), filter("age", "gt", json!(30)));
+        assert_eq!(k("age >= 2.5"), filter("age", "gte", json!(2.5)));
+        assert_eq!(k("name = \"Bob\""), filter("name", "eq", json!("Bob")));
+        assert_eq!(k("name != Bob"), filter("name", "ne", json!("Bob")));
+        assert_eq!(k("active = true"), filter("active", "eq", json!(true)));
+        let plain = filter("name", "eq", json!("Bob"));
+        assert_eq!(
+            plain.clone().from_kdelta_expression(),
+            plain,
+            "ordinary filters are untouched"
+        );
+        let gt = filter("age", "gt", json!("age > 3"));
+        assert_eq!(
+            gt.clone().from_kdelta_expression(),
+            gt,
+            "only eq carries expressions"
+        );
     }
 
     #[test]

@@ -119,8 +119,9 @@ async fn put_get_history_and_time_travel_have_the_v1_shapes() {
         .await;
     assert_eq!(
         keys_of(&first),
-        ["previous_version", "timestamp", "version_id"]
+        ["previous_version", "timestamp", "versionId", "version_id"]
     );
+    assert_eq!(first["versionId"], first["version_id"], "the kdelta CLI reads versionId");
     assert!(first["previous_version"].is_null());
     let second = api
         .put("users", "alice", json!({"name": "Alice", "age": 31}))
@@ -142,7 +143,10 @@ async fn put_get_history_and_time_travel_have_the_v1_shapes() {
     assert_eq!(keys_of(&history), ["key", "namespace", "versions"]);
     let versions = history["versions"].as_array().unwrap();
     assert_eq!(versions.len(), 2);
-    assert_eq!(keys_of(&versions[0]), ["timestamp", "value", "version_id"]);
+    assert_eq!(
+        keys_of(&versions[0]),
+        ["timestamp", "value", "versionId", "version_id"]
+    );
     assert_eq!(versions[0]["value"]["age"], 30);
 
     let at = first["timestamp"].as_str().unwrap();

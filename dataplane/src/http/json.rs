@@ -101,6 +101,9 @@ pub fn written(
     out.extend_from_slice(timestamp(timestamp_micros).as_bytes());
     out.extend_from_slice(b"\",\"previous_version\":");
     push_version(&mut out, previous);
+    // The kdelta CLI reads `versionId`, a name koru-delta's own server never sent.
+    out.extend_from_slice(b",\"versionId\":");
+    push_version(&mut out, Some(version));
     out.push(b'}');
     JsonBytes(out)
 }
@@ -144,5 +147,6 @@ mod tests {
             serde_json::from_slice(&written(f.version, 0, Some(VersionId { lsn: 4, op: 0 })).0)
                 .unwrap();
         assert_eq!(w["previous_version"], "4.0");
+        assert_eq!(w["versionId"], w["version_id"]);
     }
 }

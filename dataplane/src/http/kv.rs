@@ -93,6 +93,9 @@ struct HistoryEntry {
     value: Box<RawValue>,
     version_id: String,
     timestamp: String,
+    /// The same id under the name the kdelta CLI reads.
+    #[serde(rename = "versionId")]
+    version_id_camel: String,
     /// Extension: true for delete (tombstone) versions, whose value is null.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     deleted: bool,
@@ -123,6 +126,7 @@ pub async fn history(
                 deleted: f.value.is_none(),
                 value: json::raw(f.value.unwrap_or_else(|| "null".into()))?,
                 version_id: f.version.to_string(),
+                version_id_camel: f.version.to_string(),
                 timestamp: json::timestamp(f.timestamp_micros),
             })
         })
@@ -188,5 +192,9 @@ pub async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
         "namespaces": namespaces,
         "last_lsn": stats.applied_lsn,
         "stored_bytes": state.store.stored_bytes(),
+        // The kdelta CLI reads these camelCase names, which koru-delta's own server never sent.
+        "keyCount": stats.live_keys,
+        "totalVersions": stats.versions,
+        "namespaceCount": namespaces.len(),
     }))
 }

@@ -110,10 +110,11 @@ pub async fn query_namespace(
 ) -> Result<Json<QueryResult>, ApiError> {
     names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
     let at = body.at.as_deref().map(json::parse_timestamp).transpose()?;
+    let filter = body.filter.map(Filter::from_kdelta_expression);
     run_query(
         &state.store,
         &namespace,
-        body.filter.as_ref(),
+        filter.as_ref(),
         body.sort.as_ref(),
         body.limit,
         at,
@@ -179,8 +180,9 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 /// `POST /api/v1/views`: creates a view; 409 if the name is taken.
 pub async fn create(
     State(state): State<AppState>,
-    JsonBody(def): JsonBody<ViewDef>,
+    JsonBody(mut def): JsonBody<ViewDef>,
 ) -> Result<Json<Value>, ApiError> {
+    def.filter = def.filter.map(Filter::from_kdelta_expression);
     names::validate_key(&def.name).map_err(crate::StoreError::from)?;
     names::validate_namespace(&def.source).map_err(crate::StoreError::from)?;
     if let Some(f) = &def.filter {
