@@ -22,8 +22,8 @@ CONNS=32
 KEYS=100000
 VALUE_BYTES=32
 RESTART_VERSIONS="${BENCH_RESTART_VERSIONS:-10000000}"
-KDELTA_VERSION=3.0.1
-KDELTA="$KORU_CACHE/kdelta/bin/kdelta"
+KDELTA_VERSION="$KORU_KDELTA_VERSION"
+KDELTA="$KORU_KDELTA"
 # koru-delta 3.0.1 stops answering GETs (and holds ~160 kB per key) once it holds some thousands
 # of keys, so its figures use a smaller key space; see dataplane/BENCHMARKS.md.
 KDELTA_KEYS=1000
@@ -46,9 +46,8 @@ if (( ${#missing[@]} )); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if [[ "${BENCH_SKIP_KDELTA:-0}" != 1 && ! -x "$KDELTA" ]]; then
-  echo "==> installing koru-delta $KDELTA_VERSION into $KORU_CACHE/kdelta (once)"
-  cargo install koru-delta --version "$KDELTA_VERSION" --locked --root "$KORU_CACHE/kdelta"
+if [[ "${BENCH_SKIP_KDELTA:-0}" != 1 ]]; then
+  scripts/install-kdelta.sh
 fi
 
 echo "==> building (release)"

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+echo "==> test tools"
+scripts/install-kdelta.sh
 echo "==> formatting"
 cargo fmt --all -- --check
 echo "==> clippy"

@@ -1,0 +1,161 @@
+//! Compatibility with the real `kdelta` CLI of the published koru-delta 3.0.1: every remote command
+//! (`kdelta --url ...`) run against a real `koru-dataplane` process.
+//!
+//! The binary comes from `scripts/install-kdelta.sh` (run by `make test`); its path is in
+//! `KORU_KDELTA`. Without it the tests fail under `CI=true` and are skipped, loudly, elsewhere.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::Server;
+
+/// The kdelta binary, or None (after saying so) when it is missing outside CI.
+fn kdelta() -> Option<PathBuf> {
+    let path = std::env::var_os("KORU_KDELTA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/koru-delta-cloud/kdelta/bin/kdelta")
+        });
+    if path.is_file() {
+        return Some(path);
+    }
+    let message = format!(
+        "kdelta not found at {}: run scripts/install-kdelta.sh",
+        path.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("\n!!! SKIPPING the kdelta compatibility test: {message} !!!\n");
+    None
+}
+
+/// Runs `kdelta --url <server> <args>` and returns (success, stdout + stderr).
+fn run(kdelta: &PathBuf, server: &Server, args: &[&str]) -> (bool, String) {
+    let out = Command::new(kdelta)
+        .arg("--url")
+        .arg(&server.url)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .expect("running kdelta");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Runs a command that must succeed and returns its output.
+fn ok(kdelta: &PathBuf, server: &Server, args: &[&str]) -> String {
+    let (success, text) = run(kdelta, server, args);
+    assert!(success, "kdelta {args:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn every_remote_kdelta_command_works_against_the_data_plane() {
+    let Some(k) = kdelta() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+
+    let set = ok(
+        &k,
+        &server,
+        &["set", "users/alice", r#"{"name":"Alice","age":30}"#],
+    );
+    assert!(
+        set.contains("Stored: users/alice") && set.contains("Version: 1.0"),
+        "{set}"
+    );
+    ok(
+        &k,
+        &server,
+        &["set", "users/alice", r#"{"name":"Alice","age":31}"#],
+    );
+    ok(
+        &k,
+        &server,
+        &["set", "users/bob", r#"{"name":"Bob","age":17}"#],
+    );
+
+    let get = ok(&k, &server, &["get", "users/alice"]);
+    assert!(get.contains("\"age\": 31"), "{get}");
+    let (found, missing) = run(&k, &server, &["get", "users/nobody"]);
+    assert!(!found && missing.contains("not found"), "{missing}");
+
+    let log = ok(&k, &server, &["log", "users/alice"]);
+    assert!(
+        log.contains("2 versions total")
+            && log.contains("\"age\": 30")
+            && log.contains("Version: 1.0"),
+        "{log}"
+    );
+    let diff = ok(&k, &server, &["diff", "users/alice"]);
+    assert!(
+        diff.contains("\"age\": 30") && diff.contains("\"age\": 31"),
+        "{diff}"
+    );
+
+    let namespaces = ok(&k, &server, &["list"]);
+    assert!(namespaces.contains("users"), "{namespaces}");
+    let keys = ok(&k, &server, &["list", "users"]);
+    assert!(
+        keys.contains("users/alice") && keys.contains("users/bob"),
+        "{keys}"
+    );
+    let status = ok(&k, &server, &["status"]);
+    assert!(
+        status.contains("Keys: 2")
+            && status.contains("Versions: 3")
+            && status.contains("Namespaces: 1"),
+        "{status}"
+    );
+
+    let adults = ok(&k, &server, &["query", "users", "--filter", "age > 18"]);
+    assert!(
+        adults.contains("(1 records)") && adults.contains("alice") && !adults.contains("bob"),
+        "{adults}"
+    );
+    let youngest = ok(
+        &k,
+        &server,
+        &["query", "users", "--sort", "age", "--limit", "1"],
+    );
+    assert!(
+        youngest.contains("(1 records)") && youngest.contains("bob"),
+        "{youngest}"
+    );
+
+    ok(
+        &k,
+        &server,
+        &["view", "create", "adults", "users", "--filter", "age >= 18"],
+    );
+    let views = ok(&k, &server, &["view", "list"]);
+    assert!(views.contains("adults"), "{views}");
+    ok(
+        &k,
+        &server,
+        &["set", "users/carol", r#"{"name":"Carol","age":40}"#],
+    );
+    let before = ok(&k, &server, &["view", "query", "adults"]);
+    assert!(
+        before.contains("(1 records)"),
+        "a view answers as of its last refresh: {before}"
+    );
+    ok(&k, &server, &["view", "refresh", "adults"]);
+    let after = ok(&k, &server, &["view", "query", "adults"]);
+    assert!(
+        after.contains("(2 records)") && after.contains("carol"),
+        "{after}"
+    );
+    ok(&k, &server, &["view", "delete", "adults"]);
+    let (_, gone) = run(&k, &server, &["view", "query", "adults"]);
+    assert!(!gone.contains("records)"), "{gone}");
+}
