@@ -121,7 +121,10 @@ async fn put_get_history_and_time_travel_have_the_v1_shapes() {
         keys_of(&first),
         ["previous_version", "timestamp", "versionId", "version_id"]
     );
-    assert_eq!(first["versionId"], first["version_id"], "the kdelta CLI reads versionId");
+    assert_eq!(
+        first["versionId"], first["version_id"],
+        "the kdelta CLI reads versionId"
+    );
     assert!(first["previous_version"].is_null());
     let second = api
         .put("users", "alice", json!({"name": "Alice", "age": 31}))
