@@ -38,7 +38,6 @@ fn main() -> ExitCode {
     match runtime.block_on(koru_dataplane::server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("koru-dataplane: {e}");
             ExitCode::FAILURE
         }
