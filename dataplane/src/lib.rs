@@ -3,6 +3,8 @@
 //! Layout: [`wal`] is the on-disk log, [`store`] the log plus the in-memory index, [`http`] the API
 //! v1 on top, [`config`] the command line, [`server`] the process around it all.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod config;
 pub mod error;

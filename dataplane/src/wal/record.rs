@@ -43,10 +43,20 @@ pub struct OpRef<'a> {
 pub enum DecodeError {
     /// Fewer bytes than the record claims: a torn write at the end of the log.
     #[error("record truncated: needs {needed} bytes, {available} available")]
-    Truncated { needed: usize, available: usize },
+    Truncated {
+        /// Bytes the record needs.
+        needed: usize,
+        /// Bytes there are.
+        available: usize,
+    },
     /// The body does not match its checksum.
     #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
-    Checksum { stored: u32, computed: u32 },
+    Checksum {
+        /// The checksum in the frame.
+        stored: u32,
+        /// The checksum of the body as read.
+        computed: u32,
+    },
     /// The checksum matched but the body is not a well-formed record.
     #[error("malformed record: {0}")]
     Malformed(&'static str),
