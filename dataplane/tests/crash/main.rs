@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 mod workload;
 
-use workload::{NAMESPACE, Stop, WORKLOAD_SEGMENT_SIZE, WRITERS, cycles, seed};
+use workload::{NAMESPACE, Stop, WORKLOAD_SEGMENT_SIZE, WRITERS, cycles, last_lsn, seed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fsync_always_loses_no_acknowledged_write_across_sigkills() {
@@ -137,19 +137,6 @@ async fn get(http: &reqwest::Client, server: &Server, key: &str) -> Option<Value
     assert_eq!(response.status(), StatusCode::OK, "get {key}");
     let body: Value = response.json().await.expect("get body");
     Some(body["value"].clone())
-}
-
-/// The server's last LSN.
-async fn last_lsn(http: &reqwest::Client, server: &Server) -> u64 {
-    let status: Value = http
-        .get(server.api("/status"))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("status body");
-    status["last_lsn"].as_u64().expect("last_lsn")
 }
 
 /// The segment files of a data directory, in log order.
