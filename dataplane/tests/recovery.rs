@@ -215,3 +215,33 @@ fn a_second_open_of_the_same_directory_is_refused() {
         "the lock goes with its holder"
     );
 }
+
+#[test]
+fn the_change_feed_starts_at_any_lsn_before_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 1 << 20).unwrap();
+    // About 300 KiB of log: several seek points inside the first segment, and a second segment.
+    for i in 0..2500 {
+        store
+            .write_blocking(vec![WriteOp::put("ns", format!("k{i}"), value(i))])
+            .unwrap();
+    }
+    let check = |store: &Store| {
+        for since in [0, 1, 499, 500, 1234, 2400, 2495, 2499] {
+            let lsns: Vec<u64> = store
+                .changes_since(since, 5)
+                .unwrap()
+                .iter()
+                .map(|c| c.lsn)
+                .collect();
+            let want: Vec<u64> = (since + 1..=(since + 5).min(2500)).collect();
+            assert_eq!(lsns, want, "changes since {since}");
+        }
+        assert!(store.changes_since(2500, 5).unwrap().is_empty());
+    };
+    check(&store);
+    store.close();
+    drop(store);
+    let store = open(dir.path(), 1 << 20).unwrap();
+    check(&store);
+}

@@ -1,6 +1,7 @@
 //! The change feed: committed records after a given LSN, read back from the log files.
 
-use std::os::unix::fs::FileExt;
+use std::fs::File;
+use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom};
 
 use serde::Serialize;
 
@@ -8,6 +9,9 @@ use crate::error::StoreError;
 use crate::wal::record::{self, OpKind};
 use crate::wal::segment::HEADER_LEN;
 use crate::wal::{SegmentFile, WalError, io_err};
+
+/// Read size of the change feed's buffered reader.
+const READ_BUFFER: usize = 256 * 1024;
 
 /// One committed record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,9 +37,11 @@ pub struct ChangeOp {
     pub value: Option<String>,
 }
 
-/// Reads records with `since < lsn <= upto`, at most `limit`, from `segments` (in log order).
+/// Reads records with `since < lsn <= upto`, at most `limit`, from `segments` (in log order),
+/// starting at `start` (segment, offset): a record at or before `since + 1`.
 pub(crate) fn read(
     segments: &[SegmentFile],
+    start: Option<(u64, u64)>,
     since: u64,
     upto: u64,
     limit: usize,
@@ -44,40 +50,44 @@ pub(crate) fn read(
     if since >= upto {
         return Ok(out);
     }
-    // The last segment whose first LSN is at or before the first wanted one holds it.
-    let start = segments
-        .partition_point(|s| s.first_lsn <= since + 1)
-        .saturating_sub(1);
-    let mut buf = Vec::new();
-    for seg in &segments[start..] {
-        let mut offset = HEADER_LEN as u64;
+    let (start_seq, start_offset) = start.unwrap_or((0, HEADER_LEN as u64));
+    let mut body = Vec::new();
+    for seg in segments.iter().filter(|s| s.seq >= start_seq) {
+        let mut offset = if seg.seq == start_seq {
+            start_offset
+        } else {
+            HEADER_LEN as u64
+        };
+        let at = |offset: u64| format!("{} at offset {offset}", seg.path.display());
+        // A handle of our own: its file position is not shared with any other reader.
+        let file =
+            File::open(&seg.path).map_err(io_err(format!("opening {}", seg.path.display())))?;
+        let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+        reader
+            .seek(SeekFrom::Start(offset))
+            .map_err(io_err(at(offset)))?;
         loop {
             if out.len() >= limit {
                 return Ok(out);
             }
             let mut frame = [0u8; record::FRAME_HEADER_LEN];
-            if seg.file.read_exact_at(&mut frame, offset).is_err() {
-                break; // end of this segment
+            match reader.read_exact(&mut frame) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => break, // end of this segment
+                Err(e) => return Err(io_err(at(offset))(e).into()),
             }
-            let body_len = record::read_u32(&frame, 0) as usize;
-            buf.resize(
-                record::FRAME_HEADER_LEN + body_len.min(record::MAX_BODY_LEN),
-                0,
-            );
-            seg.file
-                .read_exact_at(&mut buf, offset)
-                .map_err(io_err(format!(
-                    "reading {} at offset {offset}",
-                    seg.path.display()
-                )))?;
-            let rec = record::decode(&buf).map_err(|e| WalError::Corrupt {
+            let body_len = (record::read_u32(&frame, 0) as usize).min(record::MAX_BODY_LEN);
+            body.clear();
+            body.extend_from_slice(&frame);
+            body.resize(record::FRAME_HEADER_LEN + body_len, 0);
+            reader
+                .read_exact(&mut body[record::FRAME_HEADER_LEN..])
+                .map_err(io_err(at(offset)))?;
+            let rec = record::decode(&body).map_err(|e| WalError::Corrupt {
                 segment: seg.path.clone(),
                 offset,
                 reason: e.to_string(),
             })?;
-            if rec.lsn > upto {
-                return Ok(out);
-            }
             if rec.lsn > since {
                 out.push(Change {
                     lsn: rec.lsn,

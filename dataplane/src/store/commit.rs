@@ -249,6 +249,9 @@ impl CommitThread {
             }
             return false;
         }
+        self.wal
+            .files()
+            .note_records(accepted.iter().map(|a| (a.lsn, a.seq, a.record_offset)));
         self.metrics.log_appended_bytes.inc_by(bytes);
         self.metrics.log_bytes.set(self.wal.total_bytes() as i64);
         self.metrics

@@ -472,7 +472,8 @@ impl Store {
     /// Committed records after `since`, at most `limit` of them, in LSN order.
     pub fn changes_since(&self, since: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
         let upto = self.inner.index.read().applied_lsn();
-        changes::read(&self.inner.files.list(), since, upto, limit)
+        let start = self.inner.files.seek(since + 1);
+        changes::read(&self.inner.files.list(), start, since, upto, limit)
     }
 
     /// Stops the commit thread after it has written and fsynced everything queued.

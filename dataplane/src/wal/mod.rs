@@ -55,6 +55,18 @@ pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> Wa
 #[derive(Debug, Default)]
 pub struct SegmentFiles {
     files: RwLock<BTreeMap<u64, SegmentFile>>,
+    seek: RwLock<SeekPoints>,
+}
+
+/// One record's position remembered for about every [`SEEK_INTERVAL`] bytes of log, so the change
+/// feed starts reading near any LSN instead of at the start of a 64 MiB segment.
+pub const SEEK_INTERVAL: u64 = 64 * 1024;
+
+/// Sparse map from LSN to where its record starts.
+#[derive(Debug, Default)]
+struct SeekPoints {
+    points: BTreeMap<u64, (u64, u64)>,
+    last: Option<(u64, u64)>,
 }
 
 /// One segment as readers see it.
@@ -92,6 +104,31 @@ impl SegmentFiles {
     /// Every segment, in log order.
     pub fn list(&self) -> Vec<SegmentFile> {
         self.files.read().values().cloned().collect()
+    }
+
+    /// Notes where records start (LSN, segment, offset), keeping about one per [`SEEK_INTERVAL`].
+    pub fn note_records(&self, records: impl IntoIterator<Item = (u64, u64, u64)>) {
+        let mut seek = self.seek.write();
+        for (lsn, seq, offset) in records {
+            let far = seek
+                .last
+                .is_none_or(|(s, o)| s != seq || offset >= o + SEEK_INTERVAL);
+            if far {
+                seek.points.insert(lsn, (seq, offset));
+                seek.last = Some((seq, offset));
+            }
+        }
+    }
+
+    /// Where to start reading to reach record `lsn`: the nearest noted record at or before it,
+    /// as (segment, offset); None when no record at or before it was noted.
+    pub fn seek(&self, lsn: u64) -> Option<(u64, u64)> {
+        self.seek
+            .read()
+            .points
+            .range(..=lsn)
+            .next_back()
+            .map(|(_, &at)| at)
     }
 
     /// Registers a segment so readers can find it.
@@ -197,6 +234,7 @@ impl Wal {
                         "record timestamp goes backwards".to_string()
                     }
                     Ok(rec) => {
+                        files.note_records([(rec.lsn, seq, pos as u64)]);
                         apply(
                             &rec,
                             Location {
