@@ -732,3 +732,47 @@ async fn health_readiness_and_metrics() {
         assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn rs256_tokens_are_accepted_too() {
+    // A key pair made for this test only (tests/data/rs256-test-*.pem); it guards nothing.
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let public = std::fs::read(data.join("rs256-test-public.pem")).unwrap();
+    let private = std::fs::read(data.join("rs256-test-private.pem")).unwrap();
+    let verifier = Verifier::from_pem(&public, "rs256-test-public.pem", "c-1").unwrap();
+    let api = Api::with(|_| {}, Some(verifier), None);
+    let signer = EncodingKey::from_rsa_pem(&private).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = Claims {
+        sub: "tester".into(),
+        cluster: "c-1".into(),
+        scope: Scope::Write,
+        exp: now + 3600,
+        iat: now,
+    };
+    let rs256 = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &signer).unwrap();
+    let (status, body, _) = api
+        .send(
+            Method::PUT,
+            "/api/v1/ns/k",
+            Some("{\"value\": 1}"),
+            Some(&rs256),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // An EdDSA token cannot pass for the RSA key.
+    let (_, ed_signer) = keys();
+    let ed = token(&ed_signer, "c-1", Scope::Write, 3600);
+    let (status, body, _) = api
+        .send(
+            Method::PUT,
+            "/api/v1/ns/k",
+            Some("{\"value\": 2}"),
+            Some(&ed),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+}
