@@ -227,7 +227,11 @@ cmd_up() {
   trap 'rc=$?; if ((rc != 0)); then stop_all "$DIR"; fi' EXIT
   echo "$DIR" >"$CACHE/last"
   log "state dir $DIR"
-  make_pki "$DIR"
+  # A reused state dir keeps its keys, so the data in its etcd stays valid across down/up.
+  if [[ ! -f "$DIR/pki/complete" ]]; then
+    make_pki "$DIR"
+    touch "$DIR/pki/complete"
+  fi
   local pki="$DIR/pki" ports etcd_port peer_port api_port kcm_port
   read -r etcd_port peer_port api_port kcm_port <<<"$(free_ports 4)"
 
