@@ -181,8 +181,8 @@ stop_all() {
   stop etcd "$dir"
 }
 
-# Waits until the command after $1 and $2 succeeds for component $1 ($2 says what it shows); on timeout or exit of the component, stops everything
-# started for $DIR, shows the tail of its log and fails.
+# Waits until the command after $1 and $2 succeeds for component $1 ($2 says what success shows); on
+# timeout or exit of the component, stops everything started for $DIR, shows the tail of its log and fails.
 wait_ready() {
   local name="$1" what="$2" start=$SECONDS pid
   shift 2
@@ -240,7 +240,7 @@ cmd_up() {
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "testenv=http://127.0.0.1:$peer_port" \
     --unsafe-no-fsync --log-level warn
-  wait_ready etcd healthy curl -fsS "http://127.0.0.1:$etcd_port/health"
+  wait_ready etcd healthy curl -fsS --max-time 5 "http://127.0.0.1:$etcd_port/health"
 
   local server="https://127.0.0.1:$api_port"
   start kube-apiserver \
@@ -255,7 +255,7 @@ cmd_up() {
     --service-cluster-ip-range 10.96.0.0/16 \
     --authorization-mode RBAC \
     --allow-privileged=true --profiling=false
-  wait_ready kube-apiserver ready curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz"
+  wait_ready kube-apiserver ready curl -fsS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz"
 
   write_kubeconfig testenv "$server" admin
   write_kubeconfig testenv "$server" controller-manager
@@ -268,10 +268,10 @@ cmd_up() {
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
     --use-service-account-credentials=true \
     --controllers '*' --leader-elect=false --profiling=false
-  wait_ready kube-controller-manager healthy curl -fsSk "https://127.0.0.1:$kcm_port/healthz"
+  wait_ready kube-controller-manager healthy curl -fsSk --max-time 5 "https://127.0.0.1:$kcm_port/healthz"
   # The controllers are working once the service-account controller has made `default` in `default`,
   # which pods need before admission accepts them.
-  wait_ready kube-controller-manager "running controllers" curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+  wait_ready kube-controller-manager "running controllers" curl -fsS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
     "$server/api/v1/namespaces/default/serviceaccounts/default"
 
   log "control plane up in $((SECONDS - begin))s: $server (stop it with: scripts/testenv.sh down $DIR)"
