@@ -9,5 +9,9 @@ echo "==> formatting"
 cargo fmt --all -- --check
 echo "==> clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "==> test control plane (etcd, kube-apiserver, kube-controller-manager; see testenv/README.md)"
+eval "$(scripts/testenv.sh up)"
+testenv_dir="$(dirname "$KUBECONFIG")"
+trap 'scripts/testenv.sh down "$testenv_dir" >/dev/null 2>&1 || true; rm -rf "$testenv_dir"' EXIT
 echo "==> tests"
 cargo test --workspace --all-targets

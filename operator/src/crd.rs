@@ -1,0 +1,231 @@
+//! The custom resources: `KoruCluster` (a KoruDelta cluster) and `KoruBackup` (an on-demand backup).
+//!
+//! The schemas, validation rules included, are generated from these types; the YAML committed under
+//! `charts/koru-operator/crds/` must equal what `koru-operator crd` prints (a test checks it).
+//! Validation lives in the schema (ranges and CEL rules) so the API server itself rejects bad specs.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// API group of both resources.
+pub const GROUP: &str = "koru.dev";
+
+/// Desired state of a KoruDelta cluster.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "koru.dev",
+    version = "v1alpha1",
+    kind = "KoruCluster",
+    namespaced,
+    shortname = "kc",
+    status = "KoruClusterStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".spec.version"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.replicas == 1 || self.replicas % 2 == 1").message("replicas must be odd when more than 1 (a Raft group needs a majority)"))]
+pub struct KoruClusterSpec {
+    /// Data-plane version to run (the image tag).
+    pub version: String,
+    /// Image repository; the tag is `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Number of data-plane pods, 1 to 7.
+    #[schemars(range(min = 1, max = 7))]
+    pub replicas: i32,
+    /// CPU and memory for each pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// The persistent volume of each pod.
+    pub storage: Storage,
+    /// How writes are made durable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<Durability>,
+    /// Tier limits the data plane enforces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+    /// Token verification for the data-plane API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+    /// Continuous archiving and scheduled base backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSettings>,
+    /// How a new cluster gets its first data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<Bootstrap>,
+    /// Stop reconciling this cluster (objects are left as they are).
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// CPU and memory requests (limits equal requests).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Resources {
+    /// CPU, as a Kubernetes quantity (e.g. `500m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory, as a Kubernetes quantity (e.g. `1Gi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// The persistent volume of each pod.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Storage {
+    /// Volume size, a quantity such as `10Gi`; it may grow but never shrink.
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("storage size must be a positive quantity such as 10Gi"))]
+    #[x_kube(validation = Rule::new("quantity(self).compareTo(quantity(oldSelf)) >= 0").message("storage size cannot shrink"))]
+    pub size: String,
+    /// Storage class; fixed once the cluster exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storageClassName is immutable"))]
+    pub storage_class_name: Option<String>,
+}
+
+/// Durability of writes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Durability {
+    /// `always`, `off`, or `interval=<ms>` (the data plane's `--fsync`).
+    #[schemars(regex(pattern = r"^(always|off|interval(=[1-9][0-9]{0,4})?)$"))]
+    pub fsync: String,
+}
+
+/// Limits from the cluster's tier.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Operations per second across all clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10_000_000))]
+    pub max_ops_per_sec: Option<i64>,
+    /// Storage quota in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1048576))]
+    pub max_stored_bytes: Option<i64>,
+}
+
+/// Where the token verification key comes from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    /// Secret holding the PEM public key (Ed25519 or RSA).
+    pub public_key_secret: SecretKeyRef,
+}
+
+/// A key of a Secret in the cluster's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SecretKeyRef {
+    /// Secret name.
+    pub name: String,
+    /// Key within the Secret.
+    pub key: String,
+}
+
+/// Backup settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSettings {
+    /// Object store URL: `s3://bucket/prefix` or `file:///path`.
+    #[schemars(regex(pattern = r"^(s3|file)://.+"))]
+    pub destination: String,
+    /// Secret with the object store credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+    /// Cron schedule of base backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Days backups are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub retention_days: Option<i32>,
+}
+
+/// How a new cluster is seeded.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Bootstrap {
+    /// Restore from a backup instead of starting empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_backup: Option<FromBackup>,
+}
+
+/// A restore source, optionally to a point in time.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FromBackup {
+    /// Object store URL the backups live in.
+    pub source: String,
+    /// A base backup id; the newest suitable one when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// Restore to this moment (RFC 3339); the end of the archive when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
+    pub target_time: Option<String>,
+}
+
+/// Observed state of a KoruCluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KoruClusterStatus {
+    /// Pending, Provisioning, Running, Degraded, or Paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Pods passing readiness.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// The client Service's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Version the pods run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+    /// Generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// An on-demand backup of one cluster.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "koru.dev",
+    version = "v1alpha1",
+    kind = "KoruBackup",
+    namespaced,
+    status = "KoruBackupStatus",
+    printcolumn = r#"{"name":"Cluster","type":"string","jsonPath":".spec.cluster"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Backup","type":"string","jsonPath":".status.backupId"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("self == oldSelf").message("a KoruBackup's spec is immutable"))]
+pub struct KoruBackupSpec {
+    /// Name of the KoruCluster to back up (same namespace).
+    #[schemars(length(min = 1, max = 63))]
+    pub cluster: String,
+}
+
+/// Observed state of a KoruBackup.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KoruBackupStatus {
+    /// Pending, Running, Completed, or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// When the backup started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When it finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Identifier of the base backup taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -1,0 +1,17 @@
+//! The KoruDelta operator: custom resources and (to come) the controller that reconciles them.
+
+#![warn(missing_docs)]
+
+pub mod crd;
+
+use kube::CustomResourceExt;
+
+/// Both CRDs as one multi-document YAML, as committed under `charts/koru-operator/crds/`.
+pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    let mut out = String::new();
+    for crd in [crd::KoruCluster::crd(), crd::KoruBackup::crd()] {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&crd)?);
+    }
+    Ok(out)
+}
