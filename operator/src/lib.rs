@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod crd;
+pub mod desired;
 
 use kube::CustomResourceExt;
 

@@ -140,3 +140,66 @@ fn the_api_server_enforces_the_schema() {
     assert!(!ok && out.contains("immutable"), "{out}");
     kubectl(&k, &["delete", "namespace", "crd-test", "--wait=false"], "");
 }
+
+#[test]
+fn the_api_server_accepts_every_desired_object() {
+    use koru_operator::crd::{KoruCluster, KoruClusterSpec, Storage};
+    let Some(k) = kubeconfig() else { return };
+    kubectl(&k, &["create", "namespace", "desired-test"], "");
+    let mut kc = KoruCluster::new(
+        "orders",
+        KoruClusterSpec {
+            version: "0.1.0".into(),
+            image: None,
+            replicas: 3,
+            resources: Some(koru_operator::crd::Resources {
+                cpu: Some("500m".into()),
+                memory: Some("1Gi".into()),
+            }),
+            storage: Storage {
+                size: "10Gi".into(),
+                storage_class_name: Some("fast".into()),
+            },
+            durability: None,
+            limits: None,
+            auth: None,
+            backup: None,
+            bootstrap: None,
+            paused: false,
+        },
+    );
+    kc.metadata.namespace = Some("desired-test".into());
+    kc.metadata.uid = Some("00000000-0000-0000-0000-000000000001".into());
+    let d = koru_operator::desired::desired(&kc).expect("desired objects");
+    let objects = [
+        serde_json::to_value(&d.config).unwrap(),
+        serde_json::to_value(&d.headless).unwrap(),
+        serde_json::to_value(&d.client).unwrap(),
+        serde_json::to_value(&d.statefulset).unwrap(),
+        serde_json::to_value(d.pdb.as_ref().unwrap()).unwrap(),
+    ];
+    for mut object in objects {
+        // k8s-openapi leaves out apiVersion/kind on plain serialization of some types; set them.
+        let (api_version, kind) = match object["metadata"]["name"].as_str() {
+            _ if object.get("data").is_some() => ("v1", "ConfigMap"),
+            _ if object["spec"].get("serviceName").is_some() => ("apps/v1", "StatefulSet"),
+            _ if object["spec"].get("maxUnavailable").is_some() => {
+                ("policy/v1", "PodDisruptionBudget")
+            }
+            _ => ("v1", "Service"),
+        };
+        object["apiVersion"] = api_version.into();
+        object["kind"] = kind.into();
+        let (ok, out) = kubectl(
+            &k,
+            &["apply", "--server-side", "--dry-run=server", "-f", "-"],
+            &object.to_string(),
+        );
+        assert!(ok, "the API server refused the desired {kind}: {out}");
+    }
+    kubectl(
+        &k,
+        &["delete", "namespace", "desired-test", "--wait=false"],
+        "",
+    );
+}

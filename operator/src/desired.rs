@@ -1,0 +1,491 @@
+//! What a KoruCluster's objects should look like: plain functions from the spec to Kubernetes
+//! objects, with no I/O, so every decision is unit-tested and the controller only applies them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ContainerPort, EnvVar, HTTPGetAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+
+use crate::crd::KoruCluster;
+
+/// Image repository used when the spec names none.
+pub const DEFAULT_IMAGE: &str = "ghcr.io/koru/koru-dataplane";
+/// The data plane's HTTP port.
+pub const HTTP_PORT: i32 = 7878;
+/// Where each pod's volume is mounted.
+pub const DATA_DIR: &str = "/var/lib/koru";
+/// Name of the volume claim template.
+const DATA_VOLUME: &str = "data";
+/// Seconds a pod gets to drain, flush and fsync on SIGTERM.
+const TERMINATION_GRACE_SECONDS: i64 = 60;
+
+/// Why a cluster's objects cannot be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DesiredError {
+    /// The object has no name or namespace (the API server always sets both).
+    #[error("the KoruCluster has no {0}")]
+    Missing(&'static str),
+}
+
+/// Names and labels shared by all of a cluster's objects.
+struct Identity {
+    name: String,
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    owner: OwnerReference,
+}
+
+fn identity(kc: &KoruCluster) -> Result<Identity, DesiredError> {
+    let name = kc
+        .metadata
+        .name
+        .clone()
+        .ok_or(DesiredError::Missing("name"))?;
+    let namespace = kc
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(DesiredError::Missing("namespace"))?;
+    let owner = kc
+        .controller_owner_ref(&())
+        .ok_or(DesiredError::Missing("uid"))?;
+    let labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/name".to_string(),
+            "koru-dataplane".to_string(),
+        ),
+        ("app.kubernetes.io/instance".to_string(), name.clone()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "koru-operator".to_string(),
+        ),
+    ]);
+    Ok(Identity {
+        name,
+        namespace,
+        labels,
+        owner,
+    })
+}
+
+impl Identity {
+    fn meta(&self, name: String) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels.clone()),
+            owner_references: Some(vec![self.owner.clone()]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    /// Labels that select this cluster's pods (stable across upgrades, so selectors never change).
+    fn selector(&self) -> BTreeMap<String, String> {
+        self.labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "app.kubernetes.io/managed-by")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// Every object a cluster owns, in the order they are applied.
+pub struct Desired {
+    /// Data-plane settings, mounted into the pods as environment.
+    pub config: ConfigMap,
+    /// Headless Service giving each pod a stable DNS name (Raft peers).
+    pub headless: Service,
+    /// Client Service: the cluster's endpoint.
+    pub client: Service,
+    /// The pods and their volumes.
+    pub statefulset: StatefulSet,
+    /// At most a minority of pods down at once (multi-replica clusters only).
+    pub pdb: Option<PodDisruptionBudget>,
+}
+
+/// Builds every object of a cluster from its spec.
+pub fn desired(kc: &KoruCluster) -> Result<Desired, DesiredError> {
+    let id = identity(kc)?;
+    Ok(Desired {
+        config: config_map(kc, &id),
+        headless: service(&id, format!("{}-peers", id.name), true),
+        client: service(&id, id.name.clone(), false),
+        statefulset: statefulset(kc, &id),
+        pdb: pdb(kc, &id),
+    })
+}
+
+/// The data plane's configuration as `KORU_*` environment variables.
+fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
+    let spec = &kc.spec;
+    let mut data = BTreeMap::from([
+        ("KORU_DATA_DIR".to_string(), DATA_DIR.to_string()),
+        ("KORU_LISTEN".to_string(), format!("0.0.0.0:{HTTP_PORT}")),
+        ("KORU_LOG_FORMAT".to_string(), "json".to_string()),
+        ("KORU_CLUSTER_ID".to_string(), id.name.clone()),
+    ]);
+    if let Some(d) = &spec.durability {
+        data.insert("KORU_FSYNC".into(), d.fsync.clone());
+    }
+    if let Some(limits) = &spec.limits {
+        if let Some(ops) = limits.max_ops_per_sec {
+            data.insert("KORU_MAX_OPS_PER_SEC".into(), ops.to_string());
+        }
+        if let Some(bytes) = limits.max_stored_bytes {
+            data.insert("KORU_MAX_STORED_BYTES".into(), bytes.to_string());
+        }
+    }
+    ConfigMap {
+        metadata: id.meta(format!("{}-config", id.name)),
+        data: Some(data),
+        ..ConfigMap::default()
+    }
+}
+
+fn service(id: &Identity, name: String, headless: bool) -> Service {
+    Service {
+        metadata: id.meta(name),
+        spec: Some(ServiceSpec {
+            cluster_ip: headless.then(|| "None".to_string()),
+            // Peers must find each other before they are ready, or a new Raft group never forms.
+            publish_not_ready_addresses: headless.then_some(true),
+            selector: Some(id.selector()),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: HTTP_PORT,
+                target_port: Some(IntOrString::Int(HTTP_PORT)),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+fn probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(HTTP_PORT),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    }
+}
+
+fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
+    let spec = &kc.spec;
+    let image = format!(
+        "{}:{}",
+        spec.image.as_deref().unwrap_or(DEFAULT_IMAGE),
+        spec.version
+    );
+    let mut quantities = BTreeMap::new();
+    if let Some(r) = &spec.resources {
+        if let Some(cpu) = &r.cpu {
+            quantities.insert("cpu".to_string(), Quantity(cpu.clone()));
+        }
+        if let Some(memory) = &r.memory {
+            quantities.insert("memory".to_string(), Quantity(memory.clone()));
+        }
+    }
+    let resources = (!quantities.is_empty()).then(|| ResourceRequirements {
+        requests: Some(quantities.clone()),
+        limits: Some(quantities),
+        ..ResourceRequirements::default()
+    });
+    let container = Container {
+        name: "dataplane".into(),
+        image: Some(image),
+        env_from: Some(vec![k8s_openapi::api::core::v1::EnvFromSource {
+            config_map_ref: Some(k8s_openapi::api::core::v1::ConfigMapEnvSource {
+                name: format!("{}-config", id.name),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        env: Some(vec![EnvVar {
+            name: "KORU_LOG".into(),
+            value: Some("info".into()),
+            ..EnvVar::default()
+        }]),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: HTTP_PORT,
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(probe("/readyz", 5, 3)),
+        liveness_probe: Some(probe("/healthz", 10, 6)),
+        resources,
+        volume_mounts: Some(vec![VolumeMount {
+            name: DATA_VOLUME.into(),
+            mount_path: DATA_DIR.into(),
+            ..VolumeMount::default()
+        }]),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA_VOLUME.into()),
+            labels: Some(id.selector()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: spec.storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(spec.storage.size.clone()),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    };
+    StatefulSet {
+        metadata: id.meta(id.name.clone()),
+        spec: StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(format!("{}-peers", id.name)),
+            selector: LabelSelector {
+                match_labels: Some(id.selector()),
+                ..LabelSelector::default()
+            },
+            // Pods start together so a multi-replica group can elect; upgrades still roll one by one.
+            pod_management_policy: Some("Parallel".into()),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(id.selector()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        fs_group: Some(65532),
+                        ..PodSecurityContext::default()
+                    }),
+                    affinity: Some(anti_affinity(id)),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: Some(vec![claim]),
+            ..StatefulSetSpec::default()
+        },
+        ..StatefulSet::default()
+    }
+}
+
+/// Prefer one pod per node so a node failure takes down at most one replica.
+fn anti_affinity(id: &Identity) -> k8s_openapi::api::core::v1::Affinity {
+    use k8s_openapi::api::core::v1::{
+        Affinity, PodAffinityTerm, PodAntiAffinity, WeightedPodAffinityTerm,
+    };
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(id.selector()),
+                            ..LabelSelector::default()
+                        }),
+                        topology_key: "kubernetes.io/hostname".into(),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    }
+}
+
+/// A budget that keeps a majority up: at most `(replicas - 1) / 2` pods disrupted at once.
+fn pdb(kc: &KoruCluster, id: &Identity) -> Option<PodDisruptionBudget> {
+    let replicas = kc.spec.replicas;
+    (replicas > 1).then(|| PodDisruptionBudget {
+        metadata: id.meta(id.name.clone()),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int((replicas - 1) / 2)),
+            selector: Some(LabelSelector {
+                match_labels: Some(id.selector()),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{Durability, KoruClusterSpec, Limits, Storage};
+
+    fn cluster(replicas: i32) -> KoruCluster {
+        let mut kc = KoruCluster::new(
+            "orders",
+            KoruClusterSpec {
+                version: "0.1.0".into(),
+                image: None,
+                replicas,
+                resources: None,
+                storage: Storage {
+                    size: "10Gi".into(),
+                    storage_class_name: Some("fast".into()),
+                },
+                durability: Some(Durability {
+                    fsync: "always".into(),
+                }),
+                limits: Some(Limits {
+                    max_ops_per_sec: Some(100),
+                    max_stored_bytes: Some(1 << 30),
+                }),
+                auth: None,
+                backup: None,
+                bootstrap: None,
+                paused: false,
+            },
+        );
+        kc.metadata.namespace = Some("team-a".into());
+        kc.metadata.uid = Some("uid-1".into());
+        kc
+    }
+
+    #[test]
+    fn every_object_is_owned_named_and_labelled() {
+        let d = desired(&cluster(3)).unwrap();
+        let metas = [
+            &d.config.metadata,
+            &d.headless.metadata,
+            &d.client.metadata,
+            &d.statefulset.metadata,
+            &d.pdb.as_ref().unwrap().metadata,
+        ];
+        for meta in metas {
+            assert_eq!(meta.namespace.as_deref(), Some("team-a"));
+            let owner = &meta.owner_references.as_ref().unwrap()[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+                ("KoruCluster", "uid-1", Some(true))
+            );
+        }
+        assert_eq!(d.headless.metadata.name.as_deref(), Some("orders-peers"));
+        assert_eq!(
+            d.headless.spec.as_ref().unwrap().cluster_ip.as_deref(),
+            Some("None")
+        );
+        assert_eq!(d.client.metadata.name.as_deref(), Some("orders"));
+    }
+
+    #[test]
+    fn the_statefulset_follows_the_spec() {
+        let d = desired(&cluster(3)).unwrap();
+        let spec = d.statefulset.spec;
+        assert_eq!(spec.replicas, Some(3));
+        assert_eq!(spec.service_name.as_deref(), Some("orders-peers"));
+        let pod = spec.template.spec.unwrap();
+        let c = &pod.containers[0];
+        assert_eq!(
+            c.image.as_deref(),
+            Some("ghcr.io/koru/koru-dataplane:0.1.0")
+        );
+        assert_eq!(
+            c.readiness_probe
+                .as_ref()
+                .unwrap()
+                .http_get
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/readyz")
+        );
+        assert_eq!(
+            c.liveness_probe
+                .as_ref()
+                .unwrap()
+                .http_get
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/healthz")
+        );
+        assert_eq!(
+            c.security_context
+                .as_ref()
+                .unwrap()
+                .read_only_root_filesystem,
+            Some(true)
+        );
+        let claim = &spec.volume_claim_templates.unwrap()[0];
+        let claim_spec = claim.spec.as_ref().unwrap();
+        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(
+            claim_spec
+                .resources
+                .as_ref()
+                .unwrap()
+                .requests
+                .as_ref()
+                .unwrap()["storage"],
+            Quantity("10Gi".into())
+        );
+    }
+
+    #[test]
+    fn the_config_carries_durability_and_tier_limits() {
+        let data = desired(&cluster(1)).unwrap().config.data.unwrap();
+        assert_eq!(data["KORU_FSYNC"], "always");
+        assert_eq!(data["KORU_MAX_OPS_PER_SEC"], "100");
+        assert_eq!(data["KORU_MAX_STORED_BYTES"], (1u64 << 30).to_string());
+        assert_eq!(data["KORU_CLUSTER_ID"], "orders");
+    }
+
+    #[test]
+    fn the_disruption_budget_keeps_a_majority() {
+        assert!(
+            desired(&cluster(1)).unwrap().pdb.is_none(),
+            "a single pod has no majority to protect"
+        );
+        for (replicas, unavailable) in [(3, 1), (5, 2), (7, 3)] {
+            let pdb = desired(&cluster(replicas)).unwrap().pdb.unwrap();
+            assert_eq!(
+                pdb.spec.unwrap().max_unavailable,
+                Some(IntOrString::Int(unavailable))
+            );
+        }
+    }
+
+    #[test]
+    fn a_cluster_without_a_namespace_is_an_error_not_a_panic() {
+        let mut kc = cluster(1);
+        kc.metadata.namespace = None;
+        assert_eq!(desired(&kc).err(), Some(DesiredError::Missing("namespace")));
+    }
+}
