@@ -75,6 +75,7 @@ pub struct Resources {
 /// The persistent volume of each pod.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName)").message("storageClassName is immutable (it cannot be added or removed either)"))]
 pub struct Storage {
     /// Volume size, a quantity such as `10Gi`; it may grow but never shrink.
     #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("storage size must be a positive quantity such as 10Gi"))]

@@ -128,6 +128,12 @@ fn the_api_server_enforces_the_schema() {
         &cluster("good", 3, "20Gi", "fast"),
     );
     assert!(ok, "growing storage was refused: {out}");
+    let unclassed = cluster("good", 3, "20Gi", "fast").replace("    storageClassName: fast\n", "");
+    let (ok, out) = kubectl(&k, &["apply", "-f", "-"], &unclassed);
+    assert!(
+        !ok && out.contains("storageClassName is immutable"),
+        "removing the class was allowed: {out}"
+    );
 
     let backup = "apiVersion: koru.dev/v1alpha1\nkind: KoruBackup\nmetadata:\n  name: b1\n  namespace: crd-test\nspec:\n  cluster: good\n";
     let (ok, out) = kubectl(&k, &["apply", "-f", "-"], backup);
