@@ -2,6 +2,7 @@
 
 #![warn(missing_docs)]
 
+pub mod controller;
 pub mod crd;
 pub mod desired;
 

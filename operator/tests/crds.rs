@@ -1,9 +1,11 @@
 //! The CRDs: the committed YAML equals the generated one, and the real API server (testenv) accepts
 //! them and enforces their validation rules, seen through the real `kubectl`.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use common::{kubeconfig, kubectl};
 
 fn committed_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/koru-operator/crds/koru-crds.yaml")
@@ -17,44 +19,6 @@ fn the_committed_crd_yaml_matches_the_types() {
         generated == committed,
         "charts/koru-operator/crds/koru-crds.yaml is stale: run `koru-operator crd > charts/koru-operator/crds/koru-crds.yaml`"
     );
-}
-
-/// The testenv kubeconfig, or None (after saying so) outside CI when none is running.
-fn kubeconfig() -> Option<String> {
-    match std::env::var("KUBECONFIG") {
-        Ok(k) if Path::new(&k).is_file() => Some(k),
-        _ => {
-            let message = "no KUBECONFIG: start the test control plane with `eval \"$(scripts/testenv.sh up)\"` (make test does)";
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-            eprintln!("\n!!! SKIPPING the API server test: {message} !!!\n");
-            None
-        }
-    }
-}
-
-/// Runs kubectl with `stdin`; returns (success, stdout + stderr).
-fn kubectl(kubeconfig: &str, args: &[&str], stdin: &str) -> (bool, String) {
-    let mut child = Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running kubectl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("writing to kubectl");
-    let out = child.wait_with_output().expect("kubectl output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 fn cluster(name: &str, replicas: i32, size: &str, class: &str) -> String {
