@@ -45,6 +45,9 @@ fn run() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // Other crates in a build may enable a second rustls backend; naming one avoids rustls
+    // refusing to guess at the first TLS connection.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -18,13 +18,28 @@ impl Drop for Operator {
     }
 }
 
-/// Polls `check` every 200 ms until it returns Some or `secs` pass.
-fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+impl Operator {
+    /// Fails the test at once when the operator has exited, instead of at a later timeout.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            panic!("koru-operator exited with {status}; its log is above");
+        }
+    }
+}
+
+/// Polls `check` every 200 ms until it returns Some or `secs` pass, while the operator runs.
+fn eventually<T>(
+    operator: &mut Operator,
+    secs: u64,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = check() {
             return v;
         }
+        operator.assert_running();
         assert!(
             Instant::now() < deadline,
             "timed out after {secs} s waiting for {what}"
@@ -61,7 +76,7 @@ fn a_korucluster_gets_its_objects_and_status_and_loses_them_on_delete() {
     );
     let ns = "controller-test";
     kubectl(&k, &["create", "namespace", ns], "");
-    let _operator = Operator(
+    let mut operator = Operator(
         Command::new(env!("CARGO_BIN_EXE_koru-operator"))
             .env("KUBECONFIG", &k)
             .stdout(Stdio::null())
@@ -75,7 +90,7 @@ fn a_korucluster_gets_its_objects_and_status_and_loses_them_on_delete() {
     let (ok, out) = kubectl(&k, &["apply", "-f", "-"], &manifest);
     assert!(ok, "{out}");
 
-    let replicas = eventually(60, "the StatefulSet", || {
+    let replicas = eventually(&mut operator, 60, "the StatefulSet", || {
         get(
             &k,
             &[
@@ -123,7 +138,7 @@ fn a_korucluster_gets_its_objects_and_status_and_loses_them_on_delete() {
         ],
     );
     assert_eq!(fsync.as_deref(), Some("always"));
-    let phase = eventually(30, "a Provisioning status", || {
+    let phase = eventually(&mut operator, 30, "a Provisioning status", || {
         get(
             &k,
             &[
@@ -144,7 +159,7 @@ fn a_korucluster_gets_its_objects_and_status_and_loses_them_on_delete() {
     // ready through the API the way a kubelet would.
     for i in 0..3 {
         let pod = format!("orders-{i}");
-        eventually(60, "the pods", || {
+        eventually(&mut operator, 60, "the pods", || {
             get(&k, &["get", "pod", &pod, "-n", ns, "-o", "name"])
         });
         let now = "2026-01-01T00:00:00Z";
@@ -168,21 +183,26 @@ fn a_korucluster_gets_its_objects_and_status_and_loses_them_on_delete() {
         );
         assert!(ok, "{out}");
     }
-    eventually(90, "a Running cluster with 3 ready replicas", || {
-        let out = get(
-            &k,
-            &[
-                "get",
-                "kc",
-                "orders",
-                "-n",
-                ns,
-                "-o",
-                "jsonpath={.status.phase}/{.status.readyReplicas}/{.status.endpoint}",
-            ],
-        )?;
-        (out == format!("Running/3/http://orders.{ns}.svc:7878")).then_some(())
-    });
+    eventually(
+        &mut operator,
+        90,
+        "a Running cluster with 3 ready replicas",
+        || {
+            let out = get(
+                &k,
+                &[
+                    "get",
+                    "kc",
+                    "orders",
+                    "-n",
+                    ns,
+                    "-o",
+                    "jsonpath={.status.phase}/{.status.readyReplicas}/{.status.endpoint}",
+                ],
+            )?;
+            (out == format!("Running/3/http://orders.{ns}.svc:7878")).then_some(())
+        },
+    );
 
     let (ok, out) = kubectl(
         &k,
@@ -198,13 +218,18 @@ fn a_korucluster_gets_its_objects_and_status_and_loses_them_on_delete() {
         "",
     );
     assert!(ok, "{out}");
-    eventually(90, "garbage collection of the StatefulSet", || {
-        get(
-            &k,
-            &["get", "statefulset", "orders", "-n", ns, "-o", "name"],
-        )
-        .is_none()
-        .then_some(())
-    });
+    eventually(
+        &mut operator,
+        90,
+        "garbage collection of the StatefulSet",
+        || {
+            get(
+                &k,
+                &["get", "statefulset", "orders", "-n", ns, "-o", "name"],
+            )
+            .is_none()
+            .then_some(())
+        },
+    );
     kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
 }
