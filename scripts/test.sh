@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 echo "==> test tools"
 scripts/install-kdelta.sh
+# helm for the chart test, built once from its Go module (about 2-3 minutes cold; see testenv/README.md).
+scripts/helm.sh version
 echo "==> formatting"
 cargo fmt --all -- --check
 echo "==> clippy"

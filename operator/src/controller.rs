@@ -1,5 +1,8 @@
-//! The controller: watches KoruClusters (and the StatefulSets they own), applies their desired
-//! objects with server-side apply, and reports status.
+//! The controller: watches KoruClusters and the objects they own, applies their desired objects
+//! with server-side apply, grows their volumes, and reports status, conditions and events.
+//!
+//! No finalizer: everything a cluster creates is owned by it and removed by Kubernetes' garbage
+//! collector (volumes per `storage.reclaimPolicy`), so deleting a cluster can never hang on us.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,13 +13,18 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::crd::{KoruCluster, KoruClusterStatus};
-use crate::desired::{DesiredError, HTTP_PORT, desired};
+use crate::desired::{DesiredError, desired};
+use crate::metrics::Metrics;
+use crate::resize::{self, Growth};
+use crate::status::{Notice, Observed, StatefulSetState, next_status, notices};
 
 /// The field manager of every object the operator applies.
 pub const FIELD_MANAGER: &str = "koru-operator";
@@ -30,23 +38,74 @@ pub enum Error {
     /// The API server refused a request.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// A storage growth step failed.
+    #[error(transparent)]
+    Resize(#[from] resize::ResizeError),
 }
 
 /// What reconciles share.
 pub struct Context {
     client: Client,
+    /// Where each reconcile's outcome and duration are recorded.
+    metrics: Arc<Metrics>,
+    /// One recorder for the process, so repeated events are folded into a series.
+    recorder: Recorder,
 }
 
-/// Runs the controller until the process is stopped.
-pub async fn run(client: Client) {
-    let clusters = Api::<KoruCluster>::all(client.clone());
+/// Only the objects this operator labelled are watched, which keeps the caches small.
+const OWNED: &str = "app.kubernetes.io/managed-by=koru-operator";
+
+/// Runs the controller over the KoruClusters of `namespace` (None: of all namespaces) until
+/// `shutdown` resolves (then lets running reconciles finish), recording every reconcile in
+/// `metrics` inside a span naming the cluster.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    /// The objects of the watched namespace, or of all.
+    fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let ns = namespace.as_deref();
+    let clusters = scoped::<KoruCluster>(&client, ns);
+    let owned = || watcher::Config::default().labels(OWNED);
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        metrics,
+    });
     Controller::new(clusters, watcher::Config::default())
-        .owns(
-            Api::<StatefulSet>::all(client.clone()),
-            watcher::Config::default(),
+        .owns(scoped::<StatefulSet>(&client, ns), owned())
+        .owns(scoped::<Service>(&client, ns), owned())
+        .owns(scoped::<ConfigMap>(&client, ns), owned())
+        .owns(scoped::<PodDisruptionBudget>(&client, ns), owned())
+        .graceful_shutdown_on(shutdown)
+        .run(
+            |kc, ctx: Arc<Context>| {
+                let span = tracing::info_span!(
+                    "reconcile",
+                    cluster = %kc.name_any(),
+                    namespace = %kc.namespace().unwrap_or_default(),
+                );
+                let metrics = ctx.metrics.clone();
+                async move { metrics.time_reconcile(reconcile(kc, ctx)).await }.instrument(span)
+            },
+            error_policy,
+            context,
         )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, Arc::new(Context { client }))
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(cluster = %object.name, "reconciled"),
@@ -56,8 +115,9 @@ pub async fn run(client: Client) {
         .await;
 }
 
-/// Applies `object` (server-side apply, our field manager, taking over conflicting fields).
-async fn apply<K>(api: &Api<K>, name: &str, object: &K) -> Result<(), kube::Error>
+/// Applies `object` (server-side apply, our field manager, taking over conflicting fields) and
+/// returns it as stored.
+async fn apply<K>(api: &Api<K>, name: &str, object: &K) -> Result<K, kube::Error>
 where
     K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
@@ -66,20 +126,58 @@ where
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(object),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
-/// Brings one cluster's objects to their desired state and records what is observed.
+/// Brings one cluster's objects to their desired state and records what is observed; a failure
+/// is also published as a Warning event on the cluster.
 async fn reconcile(kc: Arc<KoruCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let result = reconcile_cluster(&kc, &ctx).await;
+    if let Err(e) = &result {
+        let notice = Notice {
+            warning: true,
+            reason: "ReconcileFailed",
+            note: e.to_string(),
+        };
+        publish(&ctx, &kc, &notice).await;
+    }
+    result
+}
+
+async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Error> {
     let ns = kc.namespace().ok_or(DesiredError::Missing("namespace"))?;
     let name = kc.name_any();
     let client = &ctx.client;
     if kc.spec.paused {
-        update_status(client, &kc, |s| s.phase = Some("Paused".into())).await?;
+        let mut status = kc.status.clone().unwrap_or_default();
+        status.phase = Some("Paused".into());
+        update_status(ctx, kc, status).await?;
         return Ok(Action::await_change());
     }
-    let d = desired(&kc)?;
+    let mut d = desired(kc)?;
+    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), &ns);
+    let existing = statefulsets.get_opt(&name).await?;
+    if existing
+        .as_ref()
+        .is_some_and(|s| s.metadata.deletion_timestamp.is_some())
+    {
+        // Being replaced for a storage growth: the new one is made once the old one is gone.
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let mut observed = Observed::default();
+    if let Some(sts) = &existing {
+        match resize::grow(client, kc, sts, &mut d.statefulset).await? {
+            Growth::None => {}
+            Growth::Blocked(why) => observed.storage_blocked = Some(why),
+            Growth::Started => {
+                observed.storage_growing = true;
+                observed.statefulset = Some(StatefulSetState::default());
+                let status = next_status(kc, &observed, &now());
+                update_status(ctx, kc, status).await?;
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+        }
+    }
     apply(
         &Api::<ConfigMap>::namespaced(client.clone(), &ns),
         &format!("{name}-config"),
@@ -89,11 +187,12 @@ async fn reconcile(kc: Arc<KoruCluster>, ctx: Arc<Context>) -> Result<Action, Er
     let services = Api::<Service>::namespaced(client.clone(), &ns);
     apply(&services, &format!("{name}-peers"), &d.headless).await?;
     apply(&services, &name, &d.client).await?;
-    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), &ns);
-    apply(&statefulsets, &name, &d.statefulset).await?;
+    let sts = apply(&statefulsets, &name, &d.statefulset).await?;
     let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns);
     match &d.pdb {
-        Some(pdb) => apply(&pdbs, &name, pdb).await?,
+        Some(pdb) => {
+            apply(&pdbs, &name, pdb).await?;
+        }
         // Scaled down to one replica: a budget would block every voluntary eviction.
         None => match pdbs.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {}
@@ -101,44 +200,47 @@ async fn reconcile(kc: Arc<KoruCluster>, ctx: Arc<Context>) -> Result<Action, Er
             Err(e) => return Err(e.into()),
         },
     }
-    let ready = statefulsets
-        .get_opt(&name)
-        .await?
-        .and_then(|s| s.status)
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
-    let replicas = kc.spec.replicas;
-    update_status(client, &kc, |s| {
-        s.ready_replicas = ready;
-        s.phase = Some(
-            if ready >= replicas {
-                "Running"
-            } else {
-                "Provisioning"
-            }
-            .into(),
-        );
-        s.endpoint = Some(format!("http://{name}.{ns}.svc:{HTTP_PORT}"));
-        s.current_version = Some(kc.spec.version.clone());
-        s.observed_generation = kc.metadata.generation;
-    })
-    .await?;
+    observed.statefulset = Some(statefulset_state(&sts));
+    let status = next_status(kc, &observed, &now());
+    update_status(ctx, kc, status).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-/// Writes the status when `change` alters it, so an unchanged cluster costs no write.
+/// What the status needs from a StatefulSet.
+fn statefulset_state(sts: &StatefulSet) -> StatefulSetState {
+    let status = sts.status.clone().unwrap_or_default();
+    let want = sts.spec.replicas.unwrap_or(1);
+    StatefulSetState {
+        replicas: status.replicas,
+        ready: status.ready_replicas.unwrap_or(0),
+        updated: status.updated_replicas.unwrap_or(0),
+        rolled_out: status.observed_generation >= sts.metadata.generation
+            && status.current_revision.is_some()
+            && status.current_revision == status.update_revision
+            && status.updated_replicas.unwrap_or(0) == want,
+    }
+}
+
+/// The current time as Kubernetes writes it in conditions.
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Writes `new` when it differs from the cluster's status, and publishes the events the change
+/// is worth; an unchanged cluster costs no write.
 async fn update_status(
-    client: &Client,
+    ctx: &Context,
     kc: &KoruCluster,
-    change: impl FnOnce(&mut KoruClusterStatus),
+    new: KoruClusterStatus,
 ) -> Result<(), kube::Error> {
     let old = kc.status.clone().unwrap_or_default();
-    let mut new = old.clone();
-    change(&mut new);
     if new == old {
         return Ok(());
     }
-    let api = Api::<KoruCluster>::namespaced(client.clone(), &kc.namespace().unwrap_or_default());
+    let api =
+        Api::<KoruCluster>::namespaced(ctx.client.clone(), &kc.namespace().unwrap_or_default());
     let patch = serde_json::json!({ "status": new });
     api.patch_status(
         &kc.name_any(),
@@ -146,7 +248,28 @@ async fn update_status(
         &Patch::Merge(&patch),
     )
     .await?;
+    for notice in notices(&old, &new) {
+        publish(ctx, kc, &notice).await;
+    }
     Ok(())
+}
+
+/// Publishes an event on the cluster; a refused event is logged, never fails the reconcile.
+async fn publish(ctx: &Context, kc: &KoruCluster, notice: &Notice) {
+    let event = Event {
+        type_: if notice.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: notice.reason.into(),
+        note: Some(notice.note.clone()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &kc.object_ref(&())).await {
+        tracing::warn!(cluster = %kc.name_any(), error = %e, "cannot publish an event");
+    }
 }
 
 /// Retries failed reconciles with a pause, so one broken cluster does not spin.

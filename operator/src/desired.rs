@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{
+    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
+    StatefulSetSpec, StatefulSetUpdateStrategy,
+};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerPort, EnvVar, HTTPGetAction, PersistentVolumeClaim,
+    ConfigMap, Container, ContainerPort, EnvVar, HTTPGetAction, KeyToPath, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, VolumeMount,
-    VolumeResourceRequirements,
+    ResourceRequirements, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -16,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
-use crate::crd::KoruCluster;
+use crate::crd::{KoruCluster, ReclaimPolicy};
 
 /// Image repository used when the spec names none.
 pub const DEFAULT_IMAGE: &str = "ghcr.io/koru/koru-dataplane";
@@ -24,6 +27,12 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/koru/koru-dataplane";
 pub const HTTP_PORT: i32 = 7878;
 /// Where each pod's volume is mounted.
 pub const DATA_DIR: &str = "/var/lib/koru";
+/// Where the token verification key is mounted.
+pub const AUTH_DIR: &str = "/etc/koru/auth";
+/// File name of the mounted verification key.
+const AUTH_KEY_FILE: &str = "public.pem";
+/// Name of the volume holding the verification key.
+const AUTH_VOLUME: &str = "auth-key";
 /// Name of the volume claim template.
 const DATA_VOLUME: &str = "data";
 /// Seconds a pod gets to drain, flush and fsync on SIGTERM.
@@ -132,8 +141,15 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
         ("KORU_DATA_DIR".to_string(), DATA_DIR.to_string()),
         ("KORU_LISTEN".to_string(), format!("0.0.0.0:{HTTP_PORT}")),
         ("KORU_LOG_FORMAT".to_string(), "json".to_string()),
-        ("KORU_CLUSTER_ID".to_string(), id.name.clone()),
     ]);
+    if spec.auth.is_some() {
+        // Tokens name the cluster they are for, so one cluster's token opens no other.
+        data.insert("KORU_CLUSTER_ID".into(), id.name.clone());
+        data.insert(
+            "KORU_AUTH_PUBLIC_KEY".into(),
+            format!("{AUTH_DIR}/{AUTH_KEY_FILE}"),
+        );
+    }
     if let Some(d) = &spec.durability {
         data.insert("KORU_FSYNC".into(), d.fsync.clone());
     }
@@ -206,6 +222,33 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
         limits: Some(quantities),
         ..ResourceRequirements::default()
     });
+    let mut mounts = vec![VolumeMount {
+        name: DATA_VOLUME.into(),
+        mount_path: DATA_DIR.into(),
+        ..VolumeMount::default()
+    }];
+    let mut volumes = Vec::new();
+    if let Some(auth) = &spec.auth {
+        mounts.push(VolumeMount {
+            name: AUTH_VOLUME.into(),
+            mount_path: AUTH_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        volumes.push(Volume {
+            name: AUTH_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(auth.public_key_secret.name.clone()),
+                items: Some(vec![KeyToPath {
+                    key: auth.public_key_secret.key.clone(),
+                    path: AUTH_KEY_FILE.into(),
+                    ..KeyToPath::default()
+                }]),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     let container = Container {
         name: "dataplane".into(),
         image: Some(image),
@@ -229,11 +272,7 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
         readiness_probe: Some(probe("/readyz", 5, 3)),
         liveness_probe: Some(probe("/healthz", 10, 6)),
         resources,
-        volume_mounts: Some(vec![VolumeMount {
-            name: DATA_VOLUME.into(),
-            mount_path: DATA_DIR.into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(mounts),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             read_only_root_filesystem: Some(true),
@@ -280,6 +319,7 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
@@ -292,10 +332,68 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
                 }),
             },
             volume_claim_templates: Some(vec![claim]),
+            persistent_volume_claim_retention_policy: Some(retention(kc)),
+            // One pod at a time, highest ordinal first, each ready before the next.
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateStatefulSetStrategy {
+                    partition: Some(0),
+                    ..RollingUpdateStatefulSetStrategy::default()
+                }),
+            }),
             ..StatefulSetSpec::default()
         },
         ..StatefulSet::default()
     }
+}
+
+/// Volumes follow `storage.reclaimPolicy`: kept by default on scale-down and cluster deletion.
+fn retention(kc: &KoruCluster) -> StatefulSetPersistentVolumeClaimRetentionPolicy {
+    let policy = match kc.spec.storage.reclaim_policy.unwrap_or_default() {
+        ReclaimPolicy::Retain => "Retain",
+        ReclaimPolicy::Delete => "Delete",
+    };
+    StatefulSetPersistentVolumeClaimRetentionPolicy {
+        when_deleted: Some(policy.into()),
+        when_scaled: Some(policy.into()),
+    }
+}
+
+/// The storage size in the StatefulSet's claim template, as the API server holds it.
+pub fn claim_template_size(sts: &StatefulSet) -> Option<String> {
+    let claims = sts.spec.volume_claim_templates.as_ref()?;
+    let claim = claims
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(DATA_VOLUME))?;
+    let requests = claim.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?;
+    requests.get("storage").map(|q| q.0.clone())
+}
+
+/// Sets the storage size of a desired StatefulSet's claim template (which Kubernetes never lets
+/// change in place, so a pending growth keeps the old one until the StatefulSet is replaced).
+pub fn set_claim_template_size(sts: &mut StatefulSet, size: &str) {
+    let claims = sts.spec.volume_claim_templates.iter_mut().flatten();
+    for claim in claims.filter(|c| c.metadata.name.as_deref() == Some(DATA_VOLUME)) {
+        let requests = claim
+            .spec
+            .get_or_insert_with(Default::default)
+            .resources
+            .get_or_insert_with(Default::default)
+            .requests
+            .get_or_insert_with(Default::default);
+        requests.insert("storage".into(), Quantity(size.into()));
+    }
+}
+
+/// The labels on every pod and volume of a cluster, as a label selector string.
+pub fn selector_string(kc: &KoruCluster) -> Result<String, DesiredError> {
+    let id = identity(kc)?;
+    Ok(id
+        .selector()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 /// Prefer one pod per node so a node failure takes down at most one replica.
@@ -357,6 +455,7 @@ mod tests {
                 storage: Storage {
                     size: "10Gi".into(),
                     storage_class_name: Some("fast".into()),
+                    reclaim_policy: None,
                 },
                 durability: Some(Durability {
                     fsync: "always".into(),
@@ -459,12 +558,79 @@ mod tests {
     }
 
     #[test]
+    fn volumes_are_kept_unless_the_policy_says_delete() {
+        let kept = desired(&cluster(3)).unwrap().statefulset.spec;
+        let policy = kept.persistent_volume_claim_retention_policy.unwrap();
+        assert_eq!(
+            (
+                policy.when_deleted.as_deref(),
+                policy.when_scaled.as_deref()
+            ),
+            (Some("Retain"), Some("Retain"))
+        );
+        let mut kc = cluster(3);
+        kc.spec.storage.reclaim_policy = Some(ReclaimPolicy::Delete);
+        let policy = desired(&kc)
+            .unwrap()
+            .statefulset
+            .spec
+            .persistent_volume_claim_retention_policy
+            .unwrap();
+        assert_eq!(
+            (
+                policy.when_deleted.as_deref(),
+                policy.when_scaled.as_deref()
+            ),
+            (Some("Delete"), Some("Delete"))
+        );
+    }
+
+    #[test]
+    fn the_claim_template_size_can_be_read_and_held_back() {
+        let mut sts = desired(&cluster(1)).unwrap().statefulset;
+        assert_eq!(claim_template_size(&sts).as_deref(), Some("10Gi"));
+        set_claim_template_size(&mut sts, "5Gi");
+        assert_eq!(claim_template_size(&sts).as_deref(), Some("5Gi"));
+        assert_eq!(
+            selector_string(&cluster(1)).unwrap(),
+            "app.kubernetes.io/instance=orders,app.kubernetes.io/name=koru-dataplane"
+        );
+    }
+
+    #[test]
     fn the_config_carries_durability_and_tier_limits() {
         let data = desired(&cluster(1)).unwrap().config.data.unwrap();
         assert_eq!(data["KORU_FSYNC"], "always");
         assert_eq!(data["KORU_MAX_OPS_PER_SEC"], "100");
         assert_eq!(data["KORU_MAX_STORED_BYTES"], (1u64 << 30).to_string());
+        assert!(
+            !data.contains_key("KORU_CLUSTER_ID"),
+            "the data plane refuses a cluster id without a key"
+        );
+    }
+
+    #[test]
+    fn auth_mounts_the_key_secret_and_names_the_cluster() {
+        let mut kc = cluster(1);
+        kc.spec.auth = Some(crate::crd::Auth {
+            public_key_secret: crate::crd::SecretKeyRef {
+                name: "orders-token-key".into(),
+                key: "public.pem".into(),
+            },
+        });
+        let d = desired(&kc).unwrap();
+        let data = d.config.data.unwrap();
         assert_eq!(data["KORU_CLUSTER_ID"], "orders");
+        assert_eq!(data["KORU_AUTH_PUBLIC_KEY"], "/etc/koru/auth/public.pem");
+        let pod = d.statefulset.spec.template.spec.unwrap();
+        let secret = pod.volumes.unwrap()[0].secret.clone().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("orders-token-key"));
+        let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.mount_path == "/etc/koru/auth" && m.read_only == Some(true))
+        );
     }
 
     #[test]

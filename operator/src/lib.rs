@@ -1,10 +1,18 @@
-//! The KoruDelta operator: custom resources and (to come) the controller that reconciles them.
+//! The KoruDelta operator: the custom resources and the controller that reconciles them.
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod desired;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod quantity;
+pub mod resize;
+pub mod status;
+pub mod telemetry;
 
 use kube::CustomResourceExt;
 

@@ -1,207 +1,155 @@
 //! The controller as a real `koru-operator` child process against the real API server: a
-//! KoruCluster gets its objects, its status follows the pods, and deleting it removes them.
+//! KoruCluster gets its objects, conditions and events; re-reconciling it writes nothing; drift is
+//! repaired; deleting it removes its objects and keeps its volumes.
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use common::{
+    Operator, apply, cluster_yaml, eventually, field, fresh_namespace, get, install_crds,
+    kubeconfig, kubectl, mark_pods_ready,
+};
 
-use common::{kubeconfig, kubectl};
-
-/// The operator process, killed when dropped.
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Operator {
-    /// Fails the test at once when the operator has exited, instead of at a later timeout.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.0.try_wait() {
-            panic!("koru-operator exited with {status}; its log is above");
-        }
-    }
-}
-
-/// Polls `check` every 200 ms until it returns Some or `secs` pass, while the operator runs.
-fn eventually<T>(
-    operator: &mut Operator,
-    secs: u64,
-    what: &str,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        operator.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// `kubectl get` with a jsonpath, or None when the object does not exist.
-fn get(k: &str, args: &[&str]) -> Option<String> {
-    let (ok, out) = kubectl(k, args, "");
-    ok.then(|| out.trim().to_string())
+/// The resourceVersions of a cluster's objects, to tell whether anything was written.
+fn versions(k: &str, ns: &str) -> Vec<(String, String)> {
+    [
+        "kc/orders",
+        "configmap/orders-config",
+        "service/orders-peers",
+        "statefulset/orders",
+        "pdb/orders",
+    ]
+    .iter()
+    .map(|o| {
+        let rv = field(k, ns, o, "{.metadata.resourceVersion}").unwrap_or_default();
+        (o.to_string(), rv)
+    })
+    .collect()
 }
 
 #[test]
-fn a_korucluster_gets_its_objects_and_status_and_loses_them_on_delete() {
+fn a_korucluster_gets_its_objects_conditions_and_events_and_loses_them_on_delete() {
     let Some(k) = kubeconfig() else { return };
-    let crds = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../charts/koru-operator/crds/koru-crds.yaml"
-    ))
-    .unwrap();
-    let (ok, out) = kubectl(&k, &["apply", "--server-side", "-f", "-"], &crds);
-    assert!(ok, "{out}");
-    kubectl(
-        &k,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/koruclusters.koru.dev",
-            "--timeout=60s",
-        ],
-        "",
-    );
+    install_crds(&k);
     let ns = "controller-test";
-    kubectl(&k, &["create", "namespace", ns], "");
-    let mut operator = Operator(
-        Command::new(env!("CARGO_BIN_EXE_koru-operator"))
-            .env("KUBECONFIG", &k)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting koru-operator"),
+    fresh_namespace(&k, ns);
+    let mut operator = Operator::start(&k, ns);
+    apply(
+        &k,
+        ns,
+        &cluster_yaml(
+            "orders",
+            "  version: \"0.1.0\"\n  replicas: 3\n  storage:\n    size: 1Gi\n  durability:\n    fsync: always\n",
+        ),
     );
-    let manifest = format!(
-        "apiVersion: koru.dev/v1alpha1\nkind: KoruCluster\nmetadata:\n  name: orders\n  namespace: {ns}\nspec:\n  version: \"0.1.0\"\n  replicas: 3\n  storage:\n    size: 1Gi\n  durability:\n    fsync: always\n"
-    );
-    let (ok, out) = kubectl(&k, &["apply", "-f", "-"], &manifest);
-    assert!(ok, "{out}");
 
     let replicas = eventually(&mut operator, 60, "the StatefulSet", || {
-        get(
-            &k,
-            &[
-                "get",
-                "statefulset",
-                "orders",
-                "-n",
-                ns,
-                "-o",
-                "jsonpath={.spec.replicas}",
-            ],
-        )
+        field(&k, ns, "statefulset/orders", "{.spec.replicas}")
     });
     assert_eq!(replicas, "3");
-    for (kind, name) in [
-        ("service", "orders"),
-        ("service", "orders-peers"),
-        ("configmap", "orders-config"),
-        ("pdb", "orders"),
+    for object in [
+        "service/orders",
+        "service/orders-peers",
+        "configmap/orders-config",
+        "pdb/orders",
+        "statefulset/orders",
     ] {
-        let owner = get(
+        let owner = field(
             &k,
-            &[
-                "get",
-                kind,
-                name,
-                "-n",
-                ns,
-                "-o",
-                "jsonpath={.metadata.ownerReferences[0].kind}",
-            ],
-        );
-        assert_eq!(owner.as_deref(), Some("KoruCluster"), "{kind}/{name}");
-    }
-    let fsync = get(
-        &k,
-        &[
-            "get",
-            "configmap",
-            "orders-config",
-            "-n",
             ns,
-            "-o",
-            "jsonpath={.data.KORU_FSYNC}",
-        ],
+            object,
+            "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].controller}",
+        );
+        assert_eq!(owner.as_deref(), Some("KoruCluster/true"), "{object}");
+        let manager = field(&k, ns, object, "{.metadata.managedFields[0].manager}");
+        assert_eq!(manager.as_deref(), Some("koru-operator"), "{object}");
+    }
+    assert_eq!(
+        field(&k, ns, "configmap/orders-config", "{.data.KORU_FSYNC}").as_deref(),
+        Some("always")
     );
-    assert_eq!(fsync.as_deref(), Some("always"));
-    let phase = eventually(&mut operator, 30, "a Provisioning status", || {
-        get(
+    assert_eq!(
+        field(&k, ns, "pdb/orders", "{.spec.maxUnavailable}").as_deref(),
+        Some("1")
+    );
+    let provisioning = eventually(&mut operator, 30, "a Provisioning status", || {
+        field(
             &k,
-            &[
-                "get",
-                "kc",
-                "orders",
-                "-n",
-                ns,
-                "-o",
-                "jsonpath={.status.phase}",
-            ],
+            ns,
+            "kc/orders",
+            "{.status.phase} {.status.conditions[?(@.type==\"Ready\")].status}",
         )
-        .filter(|p| !p.is_empty())
+        .filter(|p| p.starts_with("Provisioning"))
     });
-    assert_eq!(phase, "Provisioning", "no pod is ready yet");
+    assert_eq!(provisioning, "Provisioning False", "no pod is ready yet");
 
     // No kubelet runs here: the StatefulSet controller creates the pods, and the test marks them
     // ready through the API the way a kubelet would.
-    for i in 0..3 {
-        let pod = format!("orders-{i}");
-        eventually(&mut operator, 60, "the pods", || {
-            get(&k, &["get", "pod", &pod, "-n", ns, "-o", "name"])
-        });
-        let now = "2026-01-01T00:00:00Z";
-        let status = format!(
-            "{{\"status\":{{\"phase\":\"Running\",\"conditions\":[{{\"type\":\"Ready\",\"status\":\"True\",\"lastTransitionTime\":\"{now}\"}}]}}}}"
-        );
-        let (ok, out) = kubectl(
-            &k,
-            &[
-                "patch",
-                "pod",
-                &pod,
-                "-n",
-                ns,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &status,
-            ],
-            "",
-        );
-        assert!(ok, "{out}");
-    }
     eventually(
         &mut operator,
         90,
         "a Running cluster with 3 ready replicas",
         || {
-            let out = get(
+            mark_pods_ready(&k, ns, "orders");
+            let out = field(
                 &k,
-                &[
-                    "get",
-                    "kc",
-                    "orders",
-                    "-n",
-                    ns,
-                    "-o",
-                    "jsonpath={.status.phase}/{.status.readyReplicas}/{.status.endpoint}",
-                ],
+                ns,
+                "kc/orders",
+                "{.status.phase}/{.status.readyReplicas}/{.status.endpoint}/{.status.currentVersion}",
             )?;
-            (out == format!("Running/3/http://orders.{ns}.svc:7878")).then_some(())
+            (out == format!("Running/3/http://orders.{ns}.svc:7878/0.1.0")).then_some(())
         },
+    );
+    for (condition, expected) in [
+        ("Ready", "True/QuorumReady"),
+        ("Progressing", "False/Stable"),
+        ("Degraded", "False/AsExpected"),
+    ] {
+        let got = field(
+            &k,
+            ns,
+            "kc/orders",
+            &format!(
+                "{{.status.conditions[?(@.type==\"{condition}\")].status}}/{{.status.conditions[?(@.type==\"{condition}\")].reason}}"
+            ),
+        );
+        assert_eq!(got.as_deref(), Some(expected), "condition {condition}");
+    }
+    let reasons = eventually(&mut operator, 30, "a ClusterReady event", || {
+        get(
+            &k,
+            &[
+                "get",
+                "events",
+                "-n",
+                ns,
+                "--field-selector",
+                "involvedObject.name=orders,involvedObject.kind=KoruCluster",
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ],
+        )
+        .filter(|r| r.contains("ClusterReady"))
+    });
+    assert!(!reasons.contains("ReconcileFailed"), "events: {reasons}");
+    let printed = get(&k, &["get", "kc", "orders", "-n", ns]).unwrap();
+    assert!(
+        printed.contains("Running") && printed.contains("0.1.0"),
+        "{printed}"
+    );
+
+    // Idempotency: deleting the client Service makes the operator reconcile the whole cluster
+    // again; it puts the Service back and writes nothing else.
+    let before = versions(&k, ns);
+    let (ok, out) = kubectl(&k, &["delete", "service", "orders", "-n", ns], "");
+    assert!(ok, "{out}");
+    eventually(&mut operator, 30, "the client Service to come back", || {
+        field(&k, ns, "service/orders", "{.metadata.uid}")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        versions(&k, ns),
+        before,
+        "a reconcile of an unchanged cluster wrote to its objects"
     );
 
     let (ok, out) = kubectl(
@@ -217,19 +165,34 @@ fn a_korucluster_gets_its_objects_and_status_and_loses_them_on_delete() {
         ],
         "",
     );
-    assert!(ok, "{out}");
+    assert!(ok, "deletion must not hang: {out}");
     eventually(
         &mut operator,
         90,
-        "garbage collection of the StatefulSet",
+        "garbage collection of the StatefulSet and Services",
         || {
-            get(
+            let left = get(
                 &k,
-                &["get", "statefulset", "orders", "-n", ns, "-o", "name"],
-            )
-            .is_none()
-            .then_some(())
+                &[
+                    "get",
+                    "statefulsets,services,configmaps,pdb",
+                    "-n",
+                    ns,
+                    "-l",
+                    "app.kubernetes.io/instance=orders",
+                    "-o",
+                    "name",
+                ],
+            )?;
+            left.is_empty().then_some(())
         },
     );
+    let claims = get(&k, &["get", "pvc", "-n", ns, "-o", "name"]).unwrap();
+    for i in 0..3 {
+        assert!(
+            claims.contains(&format!("persistentvolumeclaim/data-orders-{i}")),
+            "the default reclaimPolicy Retain keeps volumes after deletion: {claims}"
+        );
+    }
     kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
 }

@@ -79,6 +79,10 @@ fn the_api_server_enforces_the_schema() {
             cluster("good", 3, "20Gi", "slow"),
             "storageClassName is immutable",
         ),
+        (
+            cluster("odd", 1, "1Gi", "fast") + "    reclaimPolicy: Recycle\n",
+            "Unsupported value: \"Recycle\"",
+        ),
     ] {
         let (ok, out) = kubectl(&k, &["apply", "-f", "-"], &manifest);
         assert!(
@@ -129,6 +133,7 @@ fn the_api_server_accepts_every_desired_object() {
             storage: Storage {
                 size: "10Gi".into(),
                 storage_class_name: Some("fast".into()),
+                reclaim_policy: Some(koru_operator::crd::ReclaimPolicy::Delete),
             },
             durability: None,
             limits: None,

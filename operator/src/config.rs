@@ -1,0 +1,314 @@
+//! The operator's command line and environment, parsed once into a validated [`Config`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use rand::distr::Alphanumeric;
+use rand::{RngExt, rng};
+use tracing_subscriber::EnvFilter;
+
+use crate::leader::LeaseConfig;
+use crate::telemetry::TelemetryConfig;
+
+/// Default address of the `/healthz`, `/readyz` and `/metrics` server.
+pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:8080";
+/// Default name of the leader-election Lease.
+pub const DEFAULT_LEASE_NAME: &str = "koru-operator";
+/// Default namespace of the Lease when `POD_NAMESPACE` is not set.
+pub const DEFAULT_LEASE_NAMESPACE: &str = "default";
+/// Default lease duration in seconds (client-go's default too).
+pub const DEFAULT_LEASE_DURATION_SECS: u64 = 15;
+/// Default log filter when `KORU_LOG` is not set.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// The KoruDelta Kubernetes operator.
+#[derive(Debug, Parser)]
+#[command(name = "koru-operator", version, about)]
+pub struct Cli {
+    /// What to do instead of running the controller.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// How to run the controller.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What to do besides running the controller.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags (with environment fallbacks) of the controller process.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Address of the /healthz, /readyz and /metrics server; port 0 picks a free port.
+    #[arg(long, env = "KORU_OPERATOR_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
+    pub metrics_addr: SocketAddr,
+    /// Reconcile only the KoruClusters of this namespace [default: all namespaces].
+    #[arg(long, env = "KORU_OPERATOR_WATCH_NAMESPACE", value_parser = parse_namespace)]
+    pub watch_namespace: Option<String>,
+    /// Reconcile only while holding the Lease, so several replicas can run.
+    #[arg(
+        long,
+        env = "KORU_OPERATOR_LEADER_ELECTION",
+        action = ArgAction::SetTrue,
+        value_parser = BoolishValueParser::new()
+    )]
+    pub leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "KORU_OPERATOR_LEASE_NAME", default_value = DEFAULT_LEASE_NAME, value_parser = parse_lease_name)]
+    pub lease_name: String,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = DEFAULT_LEASE_NAMESPACE, value_parser = parse_namespace)]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease [default: the hostname and a random suffix].
+    #[arg(long, env = "POD_NAME", value_parser = parse_identity)]
+    pub identity: Option<String>,
+    /// Seconds a Lease stays valid without renewal; renewal is tried every sixth of it and the
+    /// leader steps down when it has not renewed within two thirds of it.
+    #[arg(long, env = "KORU_OPERATOR_LEASE_DURATION_SECS", default_value_t = DEFAULT_LEASE_DURATION_SECS,
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease_duration_secs: u64,
+    /// OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces go to <url>/v1/traces.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+    /// Log format.
+    #[arg(long, env = "KORU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info,koru_operator=debug`).
+    #[arg(long, env = "KORU_LOG", default_value = DEFAULT_LOG_FILTER, value_parser = parse_log_filter)]
+    pub log_filter: String,
+}
+
+/// The validated configuration of a controller process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub metrics_addr: SocketAddr,
+    /// The one namespace whose KoruClusters are reconciled, or None for all.
+    pub watch_namespace: Option<String>,
+    /// The Lease to hold before reconciling, or None to reconcile at once.
+    pub leader_election: Option<LeaseConfig>,
+    /// Logs and traces.
+    pub telemetry: TelemetryConfig,
+}
+
+impl RunArgs {
+    /// The validated configuration; picks this replica's identity when none was given.
+    pub fn into_config(self) -> Config {
+        let identity = self
+            .identity
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(default_identity);
+        let leader_election = self.leader_election.then(|| {
+            LeaseConfig::new(
+                self.lease_name,
+                self.lease_namespace,
+                identity,
+                Duration::from_secs(self.lease_duration_secs),
+            )
+        });
+        Config {
+            metrics_addr: self.metrics_addr,
+            watch_namespace: self.watch_namespace,
+            leader_election,
+            telemetry: TelemetryConfig {
+                log_format: self.log_format,
+                log_filter: self.log_filter,
+                otlp_endpoint: self.otlp_endpoint.filter(|e| !e.is_empty()),
+            },
+        }
+    }
+}
+
+/// The hostname plus a random suffix, so two processes on one host never share an identity.
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "koru-operator".to_string());
+    let suffix: String = rng()
+        .sample_iter(&Alphanumeric)
+        .take(6)
+        .map(|c| char::from(c).to_ascii_lowercase())
+        .collect();
+    format!("{host}-{suffix}")
+}
+
+/// Whether `s` is a DNS-1123 label: lowercase alphanumerics and '-', alphanumeric at both ends.
+fn is_dns_label(s: &str, max: usize) -> bool {
+    let ok_end = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && ok_end(s.chars().next())
+        && ok_end(s.chars().last())
+}
+
+/// A Lease name: a DNS-1123 subdomain (dot-separated labels, at most 253 characters).
+fn parse_lease_name(s: &str) -> Result<String, String> {
+    if s.len() <= 253 && s.split('.').all(|label| is_dns_label(label, 63)) {
+        Ok(s.to_string())
+    } else {
+        Err("must be a DNS subdomain: lowercase letters, digits, '-' and '.'".into())
+    }
+}
+
+/// A namespace name: a DNS-1123 label of at most 63 characters.
+fn parse_namespace(s: &str) -> Result<String, String> {
+    if is_dns_label(s, 63) {
+        Ok(s.to_string())
+    } else {
+        Err("must be a DNS label: lowercase letters, digits and '-', at most 63".into())
+    }
+}
+
+/// An identity without surrounding whitespace; empty (an empty `POD_NAME`) means unset.
+fn parse_identity(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.len() > 253 {
+        Err("must be at most 253 characters".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// An http:// or https:// URL with a host; empty means unset, as the OpenTelemetry
+/// specification says of an empty `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn parse_otlp_endpoint(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {
+            Ok(s.trim_end_matches('/').to_string())
+        }
+        _ => Err("must be an http:// or https:// URL such as http://otel-collector:4318".into()),
+    }
+}
+
+/// A filter that tracing-subscriber's EnvFilter accepts.
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    EnvFilter::try_new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("koru-operator").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_parse_into_a_config_with_derived_lease_timings() {
+        let cli = parse(&[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--leader-election",
+            "--lease-name",
+            "ops.koru",
+            "--lease-namespace",
+            "koru-system",
+            "--identity",
+            "pod-a",
+            "--lease-duration-secs",
+            "6",
+            "--otlp-endpoint",
+            "http://127.0.0.1:4318/",
+            "--log-format",
+            "json",
+            "--watch-namespace",
+            "team-a",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        let config = cli.run.into_config();
+        assert_eq!(config.metrics_addr.port(), 0);
+        assert_eq!(config.watch_namespace.as_deref(), Some("team-a"));
+        let lease = config.leader_election.unwrap();
+        assert_eq!(
+            (
+                lease.name.as_str(),
+                lease.namespace.as_str(),
+                lease.identity.as_str()
+            ),
+            ("ops.koru", "koru-system", "pod-a")
+        );
+        assert_eq!(lease.duration, Duration::from_secs(6));
+        assert_eq!(lease.renew_deadline, Duration::from_secs(4));
+        assert_eq!(lease.retry_period, Duration::from_secs(1));
+        assert_eq!(config.telemetry.log_format, LogFormat::Json);
+        assert_eq!(
+            config.telemetry.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318")
+        );
+    }
+
+    #[test]
+    fn the_crd_subcommand_still_parses() {
+        let cli = parse(&["crd"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Crd)));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_message() {
+        for args in [
+            &["--metrics-addr", "nonsense"][..],
+            &["--log-format", "xml"],
+            &["--lease-duration-secs", "1"],
+            &["--lease-name", "Not_A_Name"],
+            &["--lease-namespace=bad-"],
+            &["--watch-namespace", "Team_A"],
+            &["--otlp-endpoint", "collector:4318"],
+            &["--log-filter", "koru=notalevel"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert!(
+                matches!(
+                    err.kind(),
+                    clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
+                ),
+                "{args:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_values_mean_unset() {
+        let config = parse(&["--identity", "", "--otlp-endpoint", "", "--leader-election"])
+            .unwrap()
+            .run
+            .into_config();
+        assert!(config.telemetry.otlp_endpoint.is_none());
+        assert!(!config.leader_election.unwrap().identity.is_empty());
+    }
+
+    #[test]
+    fn a_generated_identity_has_a_random_suffix() {
+        let (a, b) = (default_identity(), default_identity());
+        assert_ne!(a, b);
+        assert!(a.len() > 7, "{a}");
+    }
+}
