@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -64,18 +64,9 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    /// The objects of the watched namespace, or of all.
-    fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        K::DynamicType: Default,
-    {
-        match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
     let ns = namespace.as_deref();
+    let shutdown = shutdown.shared();
+    let backups = crate::backup::run(client.clone(), scoped(&client, ns), shutdown.clone());
     let clusters = scoped::<KoruCluster>(&client, ns);
     let owned = || watcher::Config::default().labels(OWNED);
     let reporter = Reporter {
@@ -87,7 +78,7 @@ pub async fn run(
         client: client.clone(),
         metrics,
     });
-    Controller::new(clusters, watcher::Config::default())
+    let clusters = Controller::new(clusters, watcher::Config::default())
         .owns(scoped::<StatefulSet>(&client, ns), owned())
         .owns(scoped::<Service>(&client, ns), owned())
         .owns(scoped::<ConfigMap>(&client, ns), owned())
@@ -111,8 +102,20 @@ pub async fn run(
                 Ok((object, _)) => tracing::debug!(cluster = %object.name, "reconciled"),
                 Err(e) => tracing::warn!(error = %e, "reconcile failed"),
             }
-        })
-        .await;
+        });
+    futures::join!(clusters, backups);
+}
+
+/// The objects of the watched namespace, or of all.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// Applies `object` (server-side apply, our field manager, taking over conflicting fields) and

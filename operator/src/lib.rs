@@ -2,6 +2,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backup;
 pub mod config;
 pub mod controller;
 pub mod crd;

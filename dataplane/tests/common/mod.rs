@@ -212,6 +212,9 @@ impl Drop for Server {
 
 /// An HTTP client for the tests: short timeouts so a hung server fails a test instead of stalling it.
 pub fn client() -> reqwest::Client {
+    // In a workspace build another crate may switch on reqwest's rustls without a provider; the
+    // tests speak plain HTTP, but reqwest still wants one named before it builds a client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .connect_timeout(Duration::from_secs(5))
