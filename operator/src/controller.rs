@@ -4,7 +4,8 @@
 //! No finalizer: everything a cluster creates is owned by it and removed by Kubernetes' garbage
 //! collector (volumes per `storage.reclaimPolicy`), so deleting a cluster can never hang on us.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -50,6 +51,25 @@ pub struct Context {
     metrics: Arc<Metrics>,
     /// One recorder for the process, so repeated events are folded into a series.
     recorder: Recorder,
+    /// Consecutive failed reconciles per cluster (`namespace/name`), for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+/// First retry delay after a failed reconcile; it doubles with each further failure.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+/// Longest retry delay.
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// The delay before retrying a cluster that failed `failures` times in a row.
+pub fn retry_delay(failures: u32) -> Duration {
+    RETRY_FIRST
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)))
+        .min(RETRY_MAX)
+}
+
+/// The key of a cluster in the failure counts.
+fn key(kc: &KoruCluster) -> String {
+    format!("{}/{}", kc.namespace().unwrap_or_default(), kc.name_any())
 }
 
 /// Only the objects this operator labelled are watched, which keeps the caches small.
@@ -77,6 +97,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
         metrics,
+        failures: Mutex::default(),
     });
     let clusters = Controller::new(clusters, watcher::Config::default())
         .owns(scoped::<StatefulSet>(&client, ns), owned())
@@ -136,6 +157,12 @@ where
 /// is also published as a Warning event on the cluster.
 async fn reconcile(kc: Arc<KoruCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let result = reconcile_cluster(&kc, &ctx).await;
+    if result.is_ok() {
+        ctx.failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&key(&kc));
+    }
     if let Err(e) = &result {
         let notice = Notice {
             warning: true,
@@ -276,7 +303,28 @@ async fn publish(ctx: &Context, kc: &KoruCluster, notice: &Notice) {
 }
 
 /// Retries failed reconciles with a pause, so one broken cluster does not spin.
-fn error_policy(_kc: Arc<KoruCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "will retry");
-    Action::requeue(Duration::from_secs(5))
+/// Retries a failed cluster after a delay that doubles with each failure in a row (2 s up to
+/// 5 min); other clusters are reconciled meanwhile.
+fn error_policy(kc: Arc<KoruCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    let mut failures = ctx
+        .failures
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let count = failures.entry(key(&kc)).or_insert(0);
+    *count = count.saturating_add(1);
+    let delay = retry_delay(*count);
+    tracing::warn!(%error, failures = *count, retry_in_secs = delay.as_secs(), "will retry");
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_cap() {
+        let delays: Vec<u64> = (1..=10).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+    }
 }

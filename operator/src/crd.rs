@@ -18,6 +18,7 @@ pub const GROUP: &str = "koru.dev";
     kind = "KoruCluster",
     namespaced,
     shortname = "kc",
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40").message("a KoruCluster's name must be a DNS label of at most 40 characters starting with a letter: it names the cluster's Services, pods and volumes"),
     status = "KoruClusterStatus",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
@@ -66,9 +67,11 @@ pub struct KoruClusterSpec {
 pub struct Resources {
     /// CPU, as a Kubernetes quantity (e.g. `500m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("cpu must be a positive quantity such as 500m or 2"))]
     pub cpu: Option<String>,
     /// Memory, as a Kubernetes quantity (e.g. `1Gi`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("memory must be a positive quantity such as 512Mi or 4Gi"))]
     pub memory: Option<String>,
 }
 

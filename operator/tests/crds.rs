@@ -79,6 +79,15 @@ fn the_api_server_enforces_the_schema() {
             cluster("good", 3, "20Gi", "slow"),
             "storageClassName is immutable",
         ),
+        (cluster("9lives", 1, "1Gi", "fast"), "must be a DNS label"),
+        (
+            cluster(&"a".repeat(41), 1, "1Gi", "fast"),
+            "at most 40 characters",
+        ),
+        (
+            cluster("cpu", 1, "1Gi", "fast") + "  resources:\n    cpu: lots\n",
+            "cpu must be a positive quantity",
+        ),
         (
             cluster("odd", 1, "1Gi", "fast") + "    reclaimPolicy: Recycle\n",
             "Unsupported value: \"Recycle\"",

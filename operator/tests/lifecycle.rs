@@ -318,3 +318,70 @@ fn storage_grows_where_the_class_allows_it() {
         kubectl(&k, &["delete", object, "--wait=false"], "");
     }
 }
+
+#[test]
+fn a_failing_cluster_backs_off_without_stalling_the_others() {
+    let Some(k) = kubeconfig() else { return };
+    install_crds(&k);
+    let ns = "lifecycle-failure";
+    fresh_namespace(&k, ns);
+    // Room for the namespace's own kube-root-ca.crt and one cluster's ConfigMap: the second
+    // cluster's ConfigMap is refused by the API server, so its reconcile fails.
+    let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: configmaps\nspec:\n  hard:\n    count/configmaps: \"2\"\n";
+    apply(&k, ns, quota);
+    eventually_quota_counted(&k, ns);
+    let mut operator = Operator::start(&k, ns);
+    let spec = "  version: \"0.1.0\"\n  replicas: 1\n  storage:\n    size: 1Gi\n";
+    apply(&k, ns, &cluster_yaml("first", spec));
+    settle(&k, ns, "first", &mut operator, "Running/1/0.1.0");
+    apply(&k, ns, &cluster_yaml("second", spec));
+    let warning = eventually(&mut operator, 60, "a ReconcileFailed event", || {
+        get(
+            &k,
+            &[
+                "get",
+                "events",
+                "-n",
+                ns,
+                "--field-selector",
+                "involvedObject.name=second,reason=ReconcileFailed",
+                "-o",
+                "jsonpath={.items[0].type}: {.items[0].message}",
+            ],
+        )
+        .filter(|m| !m.is_empty())
+    });
+    assert!(
+        warning.starts_with("Warning") && warning.contains("exceeded quota"),
+        "{warning}"
+    );
+    // The other cluster is still served: scaling it works while `second` keeps failing.
+    patch_spec(&k, ns, "first", r#"{"replicas":3}"#);
+    settle(&k, ns, "first", &mut operator, "Running/3/0.1.0");
+    assert_eq!(
+        field(&k, ns, "statefulset/second", "{.metadata.name}"),
+        None
+    );
+    // Once the quota allows it, the retry succeeds.
+    apply(&k, ns, &quota.replace("\"2\"", "\"10\""));
+    settle(&k, ns, "second", &mut operator, "Running/1/0.1.0");
+    kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
+}
+
+/// Waits until the quota controller has counted the namespace's ConfigMaps, so the quota bites.
+fn eventually_quota_counted(k: &str, ns: &str) {
+    for _ in 0..150 {
+        if field(
+            k,
+            ns,
+            "resourcequota/configmaps",
+            "{.status.used.count/configmaps}",
+        )
+        .is_some_and(|u| !u.is_empty())
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("the quota controller never counted the namespace's ConfigMaps");
+}
