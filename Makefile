@@ -1,9 +1,13 @@
 # One entry per workflow. `make test` is exactly what CI runs.
-.PHONY: run test bench fuzz fmt lint
+.PHONY: run run-dataplane test bench fuzz fmt lint
 
-# Runs the data plane on its embedded defaults (./koru-data, http://127.0.0.1:7878).
+# Runs KoruDelta Cloud on its embedded defaults (control plane at http://127.0.0.1:8080, ./koru-cloud).
 run:
 	./scripts/run.sh
+
+# Runs the data plane alone on its embedded defaults (./koru-data, http://127.0.0.1:7878).
+run-dataplane:
+	./scripts/run-dataplane.sh
 
 # Runs every test: formatting, clippy, unit, property, HTTP and crash tests.
 test:

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+echo "==> system libraries (scripts/system-deps.sh: xmlsec1, libxml2, libclang for samael)"
+scripts/system-deps.sh
 echo "==> test tools"
 scripts/install-kdelta.sh
 # helm for the chart test, built once from its Go module (about 2-3 minutes cold; see testenv/README.md).
@@ -15,5 +17,9 @@ echo "==> test control plane (etcd, kube-apiserver, kube-controller-manager; see
 eval "$(scripts/testenv.sh up)"
 testenv_dir="$(dirname "$KUBECONFIG")"
 trap 'scripts/testenv.sh down "$testenv_dir" >/dev/null 2>&1 || true; rm -rf "$testenv_dir"' EXIT
+echo "==> PostgreSQL for the control plane's tests (scripts/pgenv.sh)"
+eval "$(scripts/pgenv.sh up)"
+pgenv_dir="$(cat "${XDG_CACHE_HOME:-$HOME/.cache}/koru-delta-cloud/pgenv-last")"
+trap 'scripts/testenv.sh down "$testenv_dir" >/dev/null 2>&1 || true; rm -rf "$testenv_dir"; scripts/pgenv.sh down "$pgenv_dir" >/dev/null 2>&1 || true; rm -rf "$pgenv_dir"' EXIT
 echo "==> tests"
 cargo test --workspace --all-targets

@@ -126,6 +126,7 @@ impl RunArgs {
             watch_namespace: self.watch_namespace,
             leader_election,
             telemetry: TelemetryConfig {
+                service_name: crate::telemetry::SERVICE_NAME,
                 log_format: self.log_format,
                 log_filter: self.log_filter,
                 otlp_endpoint: self.otlp_endpoint.filter(|e| !e.is_empty()),
@@ -191,7 +192,7 @@ fn parse_identity(s: &str) -> Result<String, String> {
 
 /// An http:// or https:// URL with a host; empty means unset, as the OpenTelemetry
 /// specification says of an empty `OTEL_EXPORTER_OTLP_ENDPOINT`.
-fn parse_otlp_endpoint(s: &str) -> Result<String, String> {
+pub fn parse_otlp_endpoint(s: &str) -> Result<String, String> {
     if s.is_empty() {
         return Ok(String::new());
     }
@@ -207,7 +208,7 @@ fn parse_otlp_endpoint(s: &str) -> Result<String, String> {
 }
 
 /// A filter that tracing-subscriber's EnvFilter accepts.
-fn parse_log_filter(s: &str) -> Result<String, String> {
+pub fn parse_log_filter(s: &str) -> Result<String, String> {
     EnvFilter::try_new(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())

@@ -1,5 +1,5 @@
 //! Logs (text or JSON on stderr) and, when an OTLP endpoint is configured, traces exported over
-//! OTLP/HTTP (protobuf).
+//! OTLP/HTTP (protobuf). The control plane sets its telemetry up with this module too.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
 
-/// The `service.name` of exported traces.
+/// The operator's `service.name` in exported traces.
 pub const SERVICE_NAME: &str = "koru-operator";
 
 /// How long shutdown waits for the last spans to reach the collector.
@@ -23,6 +23,8 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where logs and traces go.
 #[derive(Debug, Clone)]
 pub struct TelemetryConfig {
+    /// The `service.name` of exported traces.
+    pub service_name: &'static str,
     /// Text or JSON log lines.
     pub log_format: LogFormat,
     /// The EnvFilter directives (already validated).
@@ -68,12 +70,12 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
             .boxed(),
     };
     let provider = match &config.otlp_endpoint {
-        Some(endpoint) => Some(tracer_provider(endpoint)?),
+        Some(endpoint) => Some(tracer_provider(endpoint, config.service_name)?),
         None => None,
     };
     let traces = provider
         .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(SERVICE_NAME)));
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(config.service_name)));
     tracing_subscriber::registry()
         .with(logs)
         .with(traces)
@@ -86,7 +88,10 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
 }
 
 /// A tracer provider batching spans to `<endpoint>/v1/traces`.
-fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> {
+fn tracer_provider(
+    endpoint: &str,
+    service_name: &'static str,
+) -> Result<SdkTracerProvider, TelemetryError> {
     // A programmatic endpoint is used verbatim, while OTEL_EXPORTER_OTLP_ENDPOINT (our flag's
     // fallback) is by the specification a base URL: append the signal path as the SDK would.
     let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -96,7 +101,7 @@ fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> 
         .build()?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(Resource::builder().with_service_name(SERVICE_NAME).build())
+        .with_resource(Resource::builder().with_service_name(service_name).build())
         .build())
 }
 
@@ -106,7 +111,7 @@ impl Telemetry {
         if let Some(provider) = self.provider
             && let Err(e) = provider.shutdown_with_timeout(FLUSH_TIMEOUT)
         {
-            eprintln!("koru-operator: cannot flush traces: {e}");
+            eprintln!("cannot flush traces: {e}");
         }
     }
 }

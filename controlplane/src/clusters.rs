@@ -1,0 +1,392 @@
+//! Clusters: the rules for creating, changing and deleting them (names, tiers, quotas), their
+//! records, and the asynchronous operations that drive the provisioner.
+//!
+//! A change is recorded as an operation and carried out by a background task, so requests return
+//! at once. One operation at a time per cluster: a second one gets 423 with the running one's id.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+use utoipa::ToSchema;
+
+use crate::db::{new_id, now_ms};
+use crate::error::{Error, Result};
+use crate::operations::{self, Operation, OperationKind};
+use crate::orgs::Organization;
+use crate::provisioner::ClusterSpec;
+use crate::state::AppState;
+use crate::tiers::{self, TierName};
+
+/// The data-plane version new clusters run.
+pub const DEFAULT_VERSION: &str = "0.1.0";
+/// The region of clusters that name none.
+pub const DEFAULT_REGION: &str = "local";
+/// How long an operation may wait for its cluster to become ready.
+pub const READY_TIMEOUT_SECS: u64 = 180;
+
+/// A cluster as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Cluster {
+    /// Cluster id.
+    pub id: String,
+    /// Owning organization id.
+    pub org_id: String,
+    /// Name, unique in the organization.
+    pub name: String,
+    /// Its tier (limits).
+    pub tier: TierName,
+    /// Region label.
+    pub region: String,
+    /// Replicas.
+    pub replicas: u32,
+    /// Data-plane version.
+    pub version: String,
+    /// Pending, Provisioning, Running, Degraded, Failed or Deleting.
+    pub phase: String,
+    /// Where the data plane is reached, once known.
+    pub endpoint: Option<String>,
+    /// Why it is not running, when it is not.
+    pub message: Option<String>,
+    /// Storage quota, bytes (the tier's).
+    pub max_storage_bytes: u64,
+    /// Operations per second (the tier's).
+    pub max_ops_per_sec: u64,
+    /// Creation time, ms since the epoch.
+    pub created_at: i64,
+    /// Last change, ms since the epoch.
+    pub updated_at: i64,
+}
+
+fn cluster(row: &AnyRow) -> Result<Cluster> {
+    let tier: String = row.try_get("tier")?;
+    let tier = TierName::parse(&tier)
+        .ok_or_else(|| Error::Internal(format!("unknown tier {tier:?} stored")))?;
+    let limits = tiers::tier(tier);
+    let replicas: i64 = row.try_get("replicas")?;
+    Ok(Cluster {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        name: row.try_get("name")?,
+        tier,
+        region: row.try_get("region")?,
+        replicas: u32::try_from(replicas).unwrap_or(1),
+        version: row.try_get("version")?,
+        phase: row.try_get("phase")?,
+        endpoint: row.try_get("endpoint")?,
+        message: row.try_get("message")?,
+        max_storage_bytes: limits.max_storage_bytes,
+        max_ops_per_sec: limits.max_ops_per_sec,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// `POST /api/v1/orgs/{org}/clusters`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct CreateCluster {
+    /// Name: a lower-case DNS label of at most 40 characters, starting with a letter.
+    pub name: String,
+    /// Tier; the organization's when absent. At most the organization's.
+    #[serde(default)]
+    pub tier: Option<TierName>,
+    /// Region label; `local` when absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Replicas: 1, 3, 5 or 7 (a Raft group needs a majority), within the tier.
+    #[serde(default)]
+    pub replicas: Option<u32>,
+}
+
+/// `PATCH /api/v1/orgs/{org}/clusters/{id}`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct UpdateCluster {
+    /// New tier.
+    #[serde(default)]
+    pub tier: Option<TierName>,
+    /// New replica count.
+    #[serde(default)]
+    pub replicas: Option<u32>,
+}
+
+/// Checks a cluster name: it names Kubernetes objects and DNS records.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = (1..=40).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!(
+            "cluster name {name:?} must be 1 to 40 lower-case letters, digits and dashes, starting with a letter and not ending with a dash"
+        )))
+    }
+}
+
+/// Checks a region label.
+pub fn check_region(region: &str) -> Result<()> {
+    if (1..=32).contains(&region.len())
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!(
+            "region {region:?} must be 1 to 32 lower-case letters, digits and dashes"
+        )))
+    }
+}
+
+/// Checks a replica count: odd, so a Raft group always has a majority.
+pub fn check_replicas(replicas: u32) -> Result<()> {
+    if matches!(replicas, 1 | 3 | 5 | 7) {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!(
+            "replicas must be 1, 3, 5 or 7, not {replicas}"
+        )))
+    }
+}
+
+/// Whether an organization on `plan` may run clusters of `tier`.
+pub fn check_tier(plan: TierName, tier: TierName) -> Result<()> {
+    let rank = |t: TierName| match t {
+        TierName::Free => 0,
+        TierName::Pro => 1,
+        TierName::Enterprise => 2,
+    };
+    if rank(tier) <= rank(plan) {
+        Ok(())
+    } else {
+        Err(Error::PaymentRequired(format!(
+            "a {} cluster needs the {} plan; this organization is on {}",
+            tier.as_str(),
+            tier.as_str(),
+            plan.as_str()
+        )))
+    }
+}
+
+/// The provisioner's view of a cluster.
+pub fn spec(state: &AppState, org: &Organization, c: &Cluster) -> ClusterSpec {
+    let limits = tiers::tier(c.tier);
+    ClusterSpec {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        org_id: org.id.clone(),
+        org_slug: org.slug.clone(),
+        version: c.version.clone(),
+        replicas: c.replicas,
+        storage_bytes: limits.max_storage_bytes,
+        max_ops_per_sec: limits.max_ops_per_sec,
+        max_stored_bytes: limits.max_storage_bytes,
+        token_public_key_pem: state.dataplane_key.public_pem.clone(),
+    }
+}
+
+/// The clusters of an organization, oldest first.
+pub async fn list(db: &AnyPool, org_id: &str) -> Result<Vec<Cluster>> {
+    let rows = sqlx::query(
+        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at \
+         FROM clusters WHERE org_id = $1 ORDER BY created_at, id",
+    )
+    .bind(org_id)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(cluster).collect()
+}
+
+/// A cluster of an organization by id or name; another organization's is "not found".
+pub async fn get(db: &AnyPool, org_id: &str, id_or_name: &str) -> Result<Cluster> {
+    let row = sqlx::query(
+        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at \
+         FROM clusters WHERE org_id = $1 AND (id = $2 OR name = $2)",
+    )
+    .bind(org_id)
+    .bind(id_or_name)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("no cluster {id_or_name:?}")))?;
+    cluster(&row)
+}
+
+/// Records a new cluster after checking its name, tier and the organization's quota, and starts
+/// the operation that provisions it.
+pub async fn create(
+    state: &AppState,
+    org: &Organization,
+    req: &CreateCluster,
+    idempotency_key: Option<&str>,
+) -> Result<(Cluster, Operation)> {
+    check_name(&req.name)?;
+    let region = req
+        .region
+        .clone()
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    check_region(&region)?;
+    let tier = req.tier.unwrap_or(org.tier);
+    check_tier(org.tier, tier)?;
+    let replicas = req.replicas.unwrap_or(1);
+    check_replicas(replicas)?;
+    let existing = list(&state.db, &org.id).await?.len() as u32;
+    tiers::check_cluster(&tiers::tier(org.tier), existing, 0)
+        .map_err(|e| Error::QuotaExceeded(e.to_string()))?;
+    tiers::check_cluster(&tiers::tier(tier), 0, replicas)
+        .map_err(|e| Error::QuotaExceeded(e.to_string()))?;
+    let now = now_ms();
+    let c = Cluster {
+        id: new_id(),
+        org_id: org.id.clone(),
+        name: req.name.clone(),
+        tier,
+        region,
+        replicas,
+        version: DEFAULT_VERSION.into(),
+        phase: "Pending".into(),
+        endpoint: None,
+        message: None,
+        max_storage_bytes: tiers::tier(tier).max_storage_bytes,
+        max_ops_per_sec: tiers::tier(tier).max_ops_per_sec,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO clusters (id, org_id, name, tier, region, replicas, version, phase, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&c.id)
+    .bind(&c.org_id)
+    .bind(&c.name)
+    .bind(tier.as_str())
+    .bind(&c.region)
+    .bind(i64::from(replicas))
+    .bind(&c.version)
+    .bind(&c.phase)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| Error::unique(e, format!("a cluster named {:?} already exists in this organization", c.name)))?;
+    let op = operations::start(
+        &mut tx,
+        &org.id,
+        &c.id,
+        OperationKind::Create,
+        idempotency_key,
+    )
+    .await?;
+    tx.commit().await?;
+    operations::spawn(state.clone(), org.clone(), op.clone());
+    Ok((c, op))
+}
+
+/// Changes a cluster's tier or replicas (checked against the plan and the tier) and starts the
+/// operation that applies it.
+pub async fn update(
+    state: &AppState,
+    org: &Organization,
+    id: &str,
+    req: &UpdateCluster,
+) -> Result<(Cluster, Operation)> {
+    let mut c = get(&state.db, &org.id, id).await?;
+    if let Some(tier) = req.tier {
+        check_tier(org.tier, tier)?;
+        c.tier = tier;
+    }
+    if let Some(replicas) = req.replicas {
+        check_replicas(replicas)?;
+        c.replicas = replicas;
+    }
+    tiers::check_cluster(&tiers::tier(c.tier), 0, c.replicas)
+        .map_err(|e| Error::QuotaExceeded(e.to_string()))?;
+    let mut tx = state.db.begin().await?;
+    let op = operations::start(&mut tx, &org.id, &c.id, OperationKind::Update, None).await?;
+    sqlx::query("UPDATE clusters SET tier = $1, replicas = $2, updated_at = $3 WHERE id = $4")
+        .bind(c.tier.as_str())
+        .bind(i64::from(c.replicas))
+        .bind(now_ms())
+        .bind(&c.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    operations::spawn(state.clone(), org.clone(), op.clone());
+    let c = get(&state.db, &org.id, &c.id).await?;
+    Ok((c, op))
+}
+
+/// Starts deleting a cluster; the record goes when the provisioner has removed it.
+pub async fn delete(state: &AppState, org: &Organization, id: &str) -> Result<Operation> {
+    let c = get(&state.db, &org.id, id).await?;
+    let mut tx = state.db.begin().await?;
+    let op = operations::start(&mut tx, &org.id, &c.id, OperationKind::Delete, None).await?;
+    sqlx::query("UPDATE clusters SET phase = 'Deleting', updated_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(&c.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    operations::spawn(state.clone(), org.clone(), op.clone());
+    Ok(op)
+}
+
+/// Records what the provisioner reports.
+pub async fn set_state(
+    db: &AnyPool,
+    id: &str,
+    phase: &str,
+    endpoint: Option<&str>,
+    message: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE clusters SET phase = $1, endpoint = $2, message = $3, updated_at = $4 WHERE id = $5")
+        .bind(phase)
+        .bind(endpoint)
+        .bind(message)
+        .bind(now_ms())
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Removes a cluster's record once it is deprovisioned.
+pub async fn forget(db: &AnyPool, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM clusters WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_regions_replicas_and_tiers_are_checked() {
+        for good in ["a", "orders", "orders-2", &"a".repeat(40)] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "9lives",
+            "Orders",
+            "orders-",
+            "or_ders",
+            &"a".repeat(41),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_region("eu-west-1").is_ok() && check_region("EU").is_err());
+        assert!(
+            check_replicas(3).is_ok() && check_replicas(2).is_err() && check_replicas(9).is_err()
+        );
+        assert!(check_tier(TierName::Pro, TierName::Free).is_ok());
+        let e = check_tier(TierName::Free, TierName::Pro).unwrap_err();
+        assert!(matches!(e, Error::PaymentRequired(_)));
+        assert!(e.to_string().contains("needs the pro plan"));
+    }
+}

@@ -1,0 +1,195 @@
+//! The command line and environment, parsed once into a validated [`Config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use koru_operator::config::LogFormat;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory of `dev`.
+pub const DEFAULT_DATA_DIR: &str = "./koru-cloud";
+
+/// The KoruDelta Cloud control plane.
+#[derive(Debug, Parser)]
+#[command(name = "koru-controlplane", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Logs and traces.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// Log and trace flags, shared with the operator's telemetry set-up.
+#[derive(Debug, Args)]
+pub struct TelemetryArgs {
+    /// Log format.
+    #[arg(long, global = true, env = "KORU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info,koru_controlplane=debug`).
+    #[arg(long, global = true, env = "KORU_LOG", default_value = "info", value_parser = koru_operator::config::parse_log_filter)]
+    pub log_filter: String,
+    /// OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces go to <url>/v1/traces.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = koru_operator::config::parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetryArgs {
+    /// The telemetry configuration of the control plane.
+    pub fn config(&self) -> koru_operator::telemetry::TelemetryConfig {
+        koru_operator::telemetry::TelemetryConfig {
+            service_name: "koru-controlplane",
+            log_format: self.log_format,
+            log_filter: self.log_filter.clone(),
+            otlp_endpoint: self.otlp_endpoint.clone().filter(|e| !e.is_empty()),
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything on embedded defaults: SQLite, local provisioner, keys generated into the data
+    /// directory. For trying the product and for development; not for production.
+    Dev {
+        /// Where the database, keys and local clusters live.
+        #[arg(long, env = "KORU_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "KORU_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// The data-plane binary the local provisioner runs [default: next to this binary].
+        #[arg(long, env = "KORU_DATAPLANE_BIN")]
+        dataplane_bin: Option<PathBuf>,
+    },
+    /// The production server: database URL, keys and provisioner from flags or environment.
+    Serve(ServeArgs),
+    /// Audit log tools: verify the chain in a database, or an exported organization log.
+    Audit {
+        /// The tool.
+        #[command(subcommand)]
+        command: crate::audit::cli::AuditCommand,
+    },
+}
+
+/// Which provisioner makes clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProvisionerKind {
+    /// `koru-dataplane` child processes on this machine.
+    Local,
+    /// `KoruCluster` objects for the operator, from the in-cluster or current kubeconfig.
+    Kubernetes,
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// `postgres://...` (production) or `sqlite://<path>`.
+    #[arg(long, env = "KORU_DATABASE_URL")]
+    pub database_url: String,
+    /// Address to listen on.
+    #[arg(long, env = "KORU_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// PKCS#8 PEM Ed25519 key that signs session tokens.
+    #[arg(long, env = "KORU_SESSION_KEY")]
+    pub session_key: PathBuf,
+    /// PKCS#8 PEM Ed25519 key that signs data-plane tokens.
+    #[arg(long, env = "KORU_DATAPLANE_KEY")]
+    pub dataplane_key: PathBuf,
+    /// The provisioner.
+    #[arg(long, env = "KORU_PROVISIONER", value_enum, default_value_t = ProvisionerKind::Kubernetes)]
+    pub provisioner: ProvisionerKind,
+    /// Working directory of the local provisioner.
+    #[arg(long, env = "KORU_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// The data-plane binary the local provisioner runs [default: next to this binary].
+    #[arg(long, env = "KORU_DATAPLANE_BIN")]
+    pub dataplane_bin: Option<PathBuf>,
+    /// The URL users reach this server at [default: http://<listen>].
+    #[arg(long, env = "KORU_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// Where keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keys {
+    /// Read from these files.
+    Files {
+        /// Session signing key.
+        session: PathBuf,
+        /// Data-plane signing key.
+        dataplane: PathBuf,
+    },
+    /// Generated into this directory when missing (dev only).
+    Generated(PathBuf),
+}
+
+/// The validated configuration of a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database URL.
+    pub database_url: String,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Signing keys.
+    pub keys: Keys,
+    /// The provisioner.
+    pub provisioner: ProvisionerKind,
+    /// Working directory (local clusters).
+    pub data_dir: PathBuf,
+    /// The data-plane binary for the local provisioner.
+    pub dataplane_bin: PathBuf,
+    /// Public URL.
+    pub public_url: String,
+    /// Whether this is the insecure development mode.
+    pub dev: bool,
+}
+
+/// The data-plane binary next to the running one.
+fn sibling_dataplane() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("koru-dataplane")))
+        .unwrap_or_else(|| PathBuf::from("koru-dataplane"))
+}
+
+impl Command {
+    /// The configuration of the server this command runs; `None` for the tools (`audit`).
+    pub fn into_config(self) -> Option<Config> {
+        Some(match self {
+            Command::Audit { .. } => return None,
+            Command::Dev {
+                data_dir,
+                listen,
+                dataplane_bin,
+            } => Config {
+                database_url: crate::db::sqlite_url(&data_dir),
+                listen,
+                keys: Keys::Generated(data_dir.join("keys")),
+                provisioner: ProvisionerKind::Local,
+                dataplane_bin: dataplane_bin.unwrap_or_else(sibling_dataplane),
+                public_url: format!("http://{listen}"),
+                data_dir,
+                dev: true,
+            },
+            Command::Serve(a) => Config {
+                public_url: a
+                    .public_url
+                    .unwrap_or_else(|| format!("http://{}", a.listen)),
+                database_url: a.database_url,
+                listen: a.listen,
+                keys: Keys::Files {
+                    session: a.session_key,
+                    dataplane: a.dataplane_key,
+                },
+                provisioner: a.provisioner,
+                dataplane_bin: a.dataplane_bin.unwrap_or_else(sibling_dataplane),
+                data_dir: a.data_dir,
+                dev: false,
+            },
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! Clusters of an organization, their data-plane tokens, and operations.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::Json;
+use super::principal::{OrgAccess, Principal};
+use crate::auth::Role;
+use crate::clusters::{self, Cluster, CreateCluster, UpdateCluster};
+use crate::data_tokens::{self, DataToken, DataTokenRequest};
+use crate::error::{Error, Result};
+use crate::operations::{self, Operation};
+use crate::state::AppState;
+
+/// A cluster with the operation changing it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterWithOperation {
+    /// The cluster.
+    pub cluster: Cluster,
+    /// The operation started.
+    pub operation: Operation,
+}
+
+/// The organization's clusters.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/clusters", params(("org" = String, Path)),
+    responses((status = 200, body = Vec<Cluster>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(org): Path<String>,
+) -> Result<axum::Json<Vec<Cluster>>> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    Ok(axum::Json(clusters::list(&state.db, &access.org.id).await?))
+}
+
+/// Creates a cluster (member). Asynchronous: follow the operation. An `Idempotency-Key` header
+/// makes a retried request return the first one's result instead of creating twice.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/clusters", params(("org" = String, Path),
+    ("Idempotency-Key" = Option<String>, Header)), request_body = CreateCluster,
+    responses((status = 202, body = ClusterWithOperation), (status = 402), (status = 403), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<CreateCluster>,
+) -> Result<impl IntoResponse> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    access.require(Role::Member)?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| Error::BadRequest("Idempotency-Key must be text".into()))
+        })
+        .transpose()?;
+    if let Some(key) = key {
+        if key.is_empty() || key.len() > 200 {
+            return Err(Error::BadRequest(
+                "Idempotency-Key must have 1 to 200 characters".into(),
+            ));
+        }
+        if let Some(op) = operations::by_idempotency_key(&state.db, &access.org.id, key).await? {
+            let cluster = clusters::get(&state.db, &access.org.id, &op.cluster_id).await?;
+            if cluster.name != req.name {
+                return Err(Error::Conflict(
+                    "this Idempotency-Key was used for a different request".into(),
+                ));
+            }
+            return Ok((
+                StatusCode::OK,
+                axum::Json(ClusterWithOperation {
+                    cluster,
+                    operation: op,
+                }),
+            ));
+        }
+    }
+    let (cluster, operation) = clusters::create(&state, &access.org, &req, key).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(ClusterWithOperation { cluster, operation }),
+    ))
+}
+
+/// A cluster by id or name.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/clusters/{id}", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Cluster), (status = 404)), security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<axum::Json<Cluster>> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    Ok(axum::Json(
+        clusters::get(&state.db, &access.org.id, &id).await?,
+    ))
+}
+
+/// Changes a cluster's tier or replicas (member). Asynchronous.
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/clusters/{id}", params(("org" = String, Path), ("id" = String, Path)),
+    request_body = UpdateCluster, responses((status = 202, body = ClusterWithOperation), (status = 402), (status = 403), (status = 423)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id)): Path<(String, String)>,
+    Json(req): Json<UpdateCluster>,
+) -> Result<impl IntoResponse> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    access.require(Role::Member)?;
+    let (cluster, operation) = clusters::update(&state, &access.org, &id, &req).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(ClusterWithOperation { cluster, operation }),
+    ))
+}
+
+/// Deletes a cluster and its data (admin). Asynchronous.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/clusters/{id}", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 202, body = Operation), (status = 403), (status = 423)), security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<impl IntoResponse> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    access.require(Role::Admin)?;
+    let operation = clusters::delete(&state, &access.org, &id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(operation)))
+}
+
+/// Issues a data-plane token for the cluster, with a scope the caller's role allows.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/clusters/{id}/data-tokens", params(("org" = String, Path), ("id" = String, Path)),
+    request_body = DataTokenRequest, responses((status = 201, body = DataToken), (status = 403)), security(("bearer" = [])))]
+pub async fn data_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id)): Path<(String, String)>,
+    Json(req): Json<DataTokenRequest>,
+) -> Result<impl IntoResponse> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
+    let now = u64::try_from(crate::db::now_ms() / 1000).unwrap_or(0);
+    let token = data_tokens::issue(
+        &state.dataplane_key,
+        &cluster.id,
+        &principal.actor(),
+        access.role,
+        &req,
+        now,
+    )?;
+    Ok((StatusCode::CREATED, axum::Json(token)))
+}
+
+/// An operation of an organization the caller belongs to.
+#[utoipa::path(get, path = "/api/v1/operations/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Operation), (status = 404)), security(("bearer" = [])))]
+pub async fn operation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Operation>> {
+    let op = operations::get(&state.db, &id).await?;
+    // Someone else's operation is "not found", like any other tenant's object.
+    OrgAccess::resolve(&state, &principal, &op.org_id)
+        .await
+        .map_err(|_| Error::NotFound(format!("no operation {id:?}")))?;
+    Ok(axum::Json(op))
+}
+
+/// The window of a usage query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct UsageQuery {
+    /// Start, ms since the epoch; the last 24 hours when absent.
+    #[serde(default)]
+    pub since: Option<i64>,
+}
+
+/// Usage of every cluster of the organization against its tier's limits.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/usage", params(("org" = String, Path), UsageQuery),
+    responses((status = 200, body = Vec<crate::usage::ClusterUsage>)), security(("bearer" = [])))]
+pub async fn usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(org): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<UsageQuery>,
+) -> Result<axum::Json<Vec<crate::usage::ClusterUsage>>> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    let since = query
+        .since
+        .unwrap_or_else(|| crate::db::now_ms() - 24 * 3600 * 1000);
+    Ok(axum::Json(
+        crate::usage::of_org(&state.db, &access.org.id, since).await?,
+    ))
+}

@@ -1,0 +1,174 @@
+//! The HTTP API under `/api/v1`: the router, the JSON body extractor, and the OpenAPI document.
+
+pub mod accounts;
+pub mod audit;
+pub mod clusters;
+pub mod meta;
+pub mod orgs;
+pub mod principal;
+pub mod sso;
+pub mod tokens;
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::routing::{delete, get, post};
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+
+use crate::error::Error;
+use crate::state::AppState;
+
+/// The whole API as a router, so tests call it without a socket.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .route("/metrics", get(crate::metrics::serve))
+        .route("/api/openapi.json", get(meta::openapi))
+        .route("/api/v1/tiers", get(meta::tiers))
+        .route("/api/v1/signup", post(accounts::signup))
+        .route("/api/v1/login", post(accounts::login))
+        .route("/api/v1/token/refresh", post(accounts::refresh))
+        .route("/api/v1/logout", post(accounts::logout))
+        .route("/api/v1/me", get(accounts::me))
+        .route("/api/v1/invitations/accept", post(orgs::accept_invitation))
+        .route(
+            "/api/v1/orgs/{org}",
+            get(orgs::get_org).patch(orgs::set_plan),
+        )
+        .route("/api/v1/orgs/{org}/members", get(orgs::list_members))
+        .route(
+            "/api/v1/orgs/{org}/members/{user}",
+            axum::routing::patch(orgs::set_member_role).delete(orgs::remove_member),
+        )
+        .route(
+            "/api/v1/orgs/{org}/invitations",
+            get(orgs::list_invitations).post(orgs::invite),
+        )
+        .route(
+            "/api/v1/orgs/{org}/tokens",
+            get(tokens::list).post(tokens::create),
+        )
+        .route("/api/v1/orgs/{org}/tokens/{id}", delete(tokens::revoke))
+        .route(
+            "/api/v1/orgs/{org}/clusters",
+            get(clusters::list).post(clusters::create),
+        )
+        .route(
+            "/api/v1/orgs/{org}/clusters/{id}",
+            get(clusters::get)
+                .patch(clusters::update)
+                .delete(clusters::delete),
+        )
+        .route(
+            "/api/v1/orgs/{org}/clusters/{id}/data-tokens",
+            post(clusters::data_token),
+        )
+        .route("/api/v1/operations/{id}", get(clusters::operation))
+        .route(
+            "/api/v1/orgs/{org}/sso",
+            get(sso::get_config).put(sso::put_config),
+        )
+        .route("/saml/{org}/metadata", get(sso::metadata))
+        .route("/saml/{org}/login", get(sso::login))
+        .route("/saml/{org}/acs", post(sso::acs))
+        .route("/api/v1/orgs/{org}/usage", get(clusters::usage))
+        .route("/api/v1/orgs/{org}/audit", get(audit::list))
+        .route("/api/v1/orgs/{org}/audit/export", get(audit::export))
+        .route("/api/v1/orgs/{org}/audit/verify", get(audit::verify))
+        .route("/api/v1/audit/public-key", get(audit::public_key))
+        .fallback(meta::not_found)
+        // Last, so it wraps every route above: request ids and the audit log.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::middleware::record,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::observe,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A JSON body whose rejections are our `{"error": ...}` 400s instead of axum's plain text.
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(e) => Err(Error::BadRequest(match e {
+                JsonRejection::MissingJsonContentType(_) => {
+                    "send the body as JSON with Content-Type: application/json".to_string()
+                }
+                other => other.body_text(),
+            })),
+        }
+    }
+}
+
+/// The OpenAPI 3 document of the API, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "KoruDelta Cloud API", description = "The control plane of KoruDelta Cloud."),
+    paths(
+        meta::tiers,
+        accounts::signup,
+        accounts::login,
+        accounts::refresh,
+        accounts::logout,
+        accounts::me,
+        orgs::get_org,
+        orgs::set_plan,
+        orgs::list_members,
+        orgs::set_member_role,
+        orgs::remove_member,
+        orgs::list_invitations,
+        orgs::invite,
+        orgs::accept_invitation,
+        tokens::list,
+        tokens::create,
+        tokens::revoke,
+        audit::list,
+        audit::export,
+        audit::verify,
+        audit::public_key,
+        clusters::list,
+        clusters::create,
+        clusters::get,
+        clusters::update,
+        clusters::delete,
+        clusters::data_token,
+        clusters::operation,
+        sso::get_config,
+        sso::put_config,
+        sso::metadata,
+        sso::login,
+        sso::acs,
+        clusters::usage,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer scheme every authenticated operation uses.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

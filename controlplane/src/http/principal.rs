@@ -1,0 +1,131 @@
+//! Who is calling: a user with a session token or an organization's API token, from
+//! `Authorization: Bearer`; and what they may do in the organization named in the path.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::accounts;
+use crate::api_tokens;
+use crate::auth::Role;
+use crate::auth::session::SessionClaims;
+use crate::error::{Error, Result};
+use crate::orgs::{self, Organization};
+use crate::state::AppState;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A user with a session access token.
+    User {
+        /// The token's claims (user id in `sub`).
+        claims: SessionClaims,
+    },
+    /// An API token, bound to one organization.
+    Token {
+        /// Token id.
+        id: String,
+        /// Its organization.
+        org_id: String,
+        /// Its role there.
+        role: Role,
+    },
+}
+
+impl Principal {
+    /// The actor as the audit log names it: `user:<id>` or `token:<id>`.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::User { claims } => format!("user:{}", claims.sub),
+            Principal::Token { id, .. } => format!("token:{id}"),
+        }
+    }
+
+    /// The user id, for endpoints only people may use.
+    pub fn user_id(&self) -> Result<&str> {
+        match self {
+            Principal::User { claims } => Ok(&claims.sub),
+            Principal::Token { .. } => Err(Error::Forbidden(
+                "this endpoint needs a user's session, not an API token".into(),
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .ok_or_else(|| Error::Unauthorized("send Authorization: Bearer <token>".into()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .ok_or_else(|| {
+                Error::Unauthorized("the Authorization header must be Bearer <token>".into())
+            })?;
+        if token.starts_with(api_tokens::PREFIX) {
+            let (id, org_id, role) = api_tokens::authenticate(&state.db, token).await?;
+            let principal = Principal::Token { id, org_id, role };
+            crate::audit::AuditSlot::note_actor(&parts.extensions, principal.actor());
+            return Ok(principal);
+        }
+        let claims = state.sessions.verify(token)?;
+        if accounts::is_revoked(&state.db, &claims.jti).await? {
+            return Err(Error::Unauthorized(
+                "this session has ended; log in again".into(),
+            ));
+        }
+        let principal = Principal::User { claims };
+        crate::audit::AuditSlot::note_actor(&parts.extensions, principal.actor());
+        Ok(principal)
+    }
+}
+
+/// The organization of the path as the caller may see it, with the caller's role there.
+#[derive(Debug, Clone)]
+pub struct OrgAccess {
+    /// The organization.
+    pub org: Organization,
+    /// The caller's role in it.
+    pub role: Role,
+}
+
+impl OrgAccess {
+    /// Resolves `{org}` (id or slug) for `principal`. An organization the caller does not belong
+    /// to is "not found", never "forbidden", so other tenants' names do not leak.
+    pub async fn resolve(
+        state: &AppState,
+        principal: &Principal,
+        org_ref: &str,
+    ) -> Result<OrgAccess> {
+        let not_found = || Error::NotFound(format!("no organization {org_ref:?}"));
+        let org = orgs::find(&state.db, org_ref)
+            .await?
+            .ok_or_else(not_found)?;
+        let role = match principal {
+            Principal::User { claims } => orgs::role_of(&state.db, &org.id, &claims.sub)
+                .await?
+                .ok_or_else(not_found)?,
+            Principal::Token { org_id, role, .. } if *org_id == org.id => *role,
+            Principal::Token { .. } => return Err(not_found()),
+        };
+        Ok(OrgAccess { org, role })
+    }
+
+    /// Fails with 403 unless the caller's role is at least `need`.
+    pub fn require(&self, need: Role) -> Result<()> {
+        if self.role >= need {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "your role {} does not allow this; {} is required",
+                self.role.as_str(),
+                need.as_str()
+            )))
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! API tokens of an organization.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use super::Json;
+use super::principal::{OrgAccess, Principal};
+use crate::api_tokens::{self, ApiToken, CreateToken};
+use crate::auth::Role;
+use crate::error::Result;
+use crate::state::AppState;
+
+/// The organization's API tokens (admin), without secrets.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/tokens", params(("org" = String, Path)),
+    responses((status = 200, body = Vec<ApiToken>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(org): Path<String>,
+) -> Result<axum::Json<Vec<ApiToken>>> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    access.require(Role::Admin)?;
+    Ok(axum::Json(
+        api_tokens::list(&state.db, &access.org.id).await?,
+    ))
+}
+
+/// Creates an API token (admin); the secret is in this response only.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/tokens", params(("org" = String, Path)),
+    request_body = CreateToken, responses((status = 201, body = ApiToken), (status = 403)), security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(org): Path<String>,
+    Json(req): Json<CreateToken>,
+) -> Result<impl IntoResponse> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    access.require(Role::Admin)?;
+    let token = api_tokens::create(
+        &state.db,
+        &access.org.id,
+        &principal.actor(),
+        access.role,
+        &req,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(token)))
+}
+
+/// Revokes an API token (admin).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/tokens/{id}", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 404)), security(("bearer" = [])))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    access.require(Role::Admin)?;
+    api_tokens::revoke(&state.db, &access.org.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,23 @@
+//! The KoruDelta Cloud control plane: tenants, identity, tiers and quotas, audit, provisioning.
+
+#![warn(missing_docs)]
+
+pub mod accounts;
+pub mod api_tokens;
+pub mod audit;
+pub mod auth;
+pub mod clusters;
+pub mod config;
+pub mod data_tokens;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod operations;
+pub mod orgs;
+pub mod provisioner;
+pub mod server;
+pub mod sso;
+pub mod state;
+pub mod tiers;
+pub mod usage;

@@ -1,0 +1,263 @@
+//! Asynchronous operations on clusters: recorded first, carried out by a background task that
+//! drives the provisioner, and readable at `GET /api/v1/operations/{id}`.
+//!
+//! Each step is idempotent (the provisioner's `apply` and `delete` are), so an operation left
+//! running by a stopped control plane is simply run again at start-up.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Row, Transaction};
+use utoipa::ToSchema;
+
+use crate::clusters;
+use crate::db::{new_id, now_ms};
+use crate::error::{Error, Result};
+use crate::orgs::{self, Organization};
+use crate::state::AppState;
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationKind {
+    /// Provision a new cluster.
+    Create,
+    /// Apply a changed tier or replica count.
+    Update,
+    /// Deprovision a cluster.
+    Delete,
+}
+
+impl OperationKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::Create => "create",
+            OperationKind::Update => "update",
+            OperationKind::Delete => "delete",
+        }
+    }
+
+    fn parse(s: &str) -> Option<OperationKind> {
+        match s {
+            "create" => Some(OperationKind::Create),
+            "update" => Some(OperationKind::Update),
+            "delete" => Some(OperationKind::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// An operation as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Operation {
+    /// Operation id.
+    pub id: String,
+    /// The organization.
+    pub org_id: String,
+    /// The cluster it acts on.
+    pub cluster_id: String,
+    /// What it does.
+    pub kind: OperationKind,
+    /// running, succeeded or failed.
+    pub status: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Start, ms since the epoch.
+    pub created_at: i64,
+    /// End, ms since the epoch.
+    pub finished_at: Option<i64>,
+}
+
+fn operation(row: &AnyRow) -> Result<Operation> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Operation {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        cluster_id: row.try_get("cluster_id")?,
+        kind: OperationKind::parse(&kind)
+            .ok_or_else(|| Error::Internal(format!("unknown operation kind {kind:?}")))?,
+        status: row.try_get("status")?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+/// Records a running operation on a cluster, unless one is already running there (423 with its id).
+pub async fn start(
+    tx: &mut Transaction<'_, Any>,
+    org_id: &str,
+    cluster_id: &str,
+    kind: OperationKind,
+    idempotency_key: Option<&str>,
+) -> Result<Operation> {
+    let running =
+        sqlx::query("SELECT id FROM operations WHERE cluster_id = $1 AND status = 'running'")
+            .bind(cluster_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if let Some(row) = running {
+        return Err(Error::Locked(row.try_get("id")?));
+    }
+    let op = Operation {
+        id: new_id(),
+        org_id: org_id.to_string(),
+        cluster_id: cluster_id.to_string(),
+        kind,
+        status: "running".into(),
+        error: None,
+        created_at: now_ms(),
+        finished_at: None,
+    };
+    sqlx::query(
+        "INSERT INTO operations (id, org_id, cluster_id, kind, status, idempotency_key, created_at) \
+         VALUES ($1, $2, $3, $4, 'running', $5, $6)",
+    )
+    .bind(&op.id)
+    .bind(org_id)
+    .bind(cluster_id)
+    .bind(kind.as_str())
+    .bind(idempotency_key)
+    .bind(op.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| Error::unique(e, "this Idempotency-Key was already used for another request"))?;
+    Ok(op)
+}
+
+/// An operation by id.
+pub async fn get(db: &AnyPool, id: &str) -> Result<Operation> {
+    let row = sqlx::query(
+        "SELECT id, org_id, cluster_id, kind, status, error, created_at, finished_at FROM operations WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("no operation {id:?}")))?;
+    operation(&row)
+}
+
+/// The operation an organization started with an `Idempotency-Key`, if any.
+pub async fn by_idempotency_key(
+    db: &AnyPool,
+    org_id: &str,
+    key: &str,
+) -> Result<Option<Operation>> {
+    let row = sqlx::query(
+        "SELECT id, org_id, cluster_id, kind, status, error, created_at, finished_at FROM operations \
+         WHERE org_id = $1 AND idempotency_key = $2",
+    )
+    .bind(org_id)
+    .bind(key)
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(operation).transpose()
+}
+
+async fn finish(db: &AnyPool, id: &str, error: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE operations SET status = $1, error = $2, finished_at = $3 WHERE id = $4")
+        .bind(if error.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        })
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Carries out `op` in the background.
+pub fn spawn(state: AppState, org: Organization, op: Operation) {
+    tokio::spawn(async move {
+        let result = run(&state, &org, &op).await;
+        let error = result.as_ref().err().map(ToString::to_string);
+        if let Some(e) = &error {
+            tracing::warn!(operation = %op.id, cluster = %op.cluster_id, error = %e, "operation failed");
+            if op.kind != OperationKind::Delete {
+                let _ =
+                    clusters::set_state(&state.db, &op.cluster_id, "Failed", None, Some(e)).await;
+            }
+        }
+        let labels = crate::metrics::OperationLabels {
+            kind: op.kind.as_str().to_string(),
+            result: if error.is_some() {
+                "failed"
+            } else {
+                "succeeded"
+            }
+            .to_string(),
+        };
+        state.metrics.operations.get_or_create(&labels).inc();
+        if let Err(e) = finish(&state.db, &op.id, error.as_deref()).await {
+            tracing::error!(operation = %op.id, error = %e, "cannot record the end of an operation");
+        }
+    });
+}
+
+async fn run(state: &AppState, org: &Organization, op: &Operation) -> Result<()> {
+    let cluster = clusters::get(&state.db, &org.id, &op.cluster_id).await?;
+    let spec = clusters::spec(state, org, &cluster);
+    let provisioning = |e: crate::provisioner::ProvisionError| Error::Internal(e.to_string());
+    match op.kind {
+        OperationKind::Delete => {
+            state
+                .provisioner
+                .delete(&spec)
+                .await
+                .map_err(provisioning)?;
+            clusters::forget(&state.db, &cluster.id).await
+        }
+        OperationKind::Create | OperationKind::Update => {
+            state.provisioner.apply(&spec).await.map_err(provisioning)?;
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_secs(clusters::READY_TIMEOUT_SECS);
+            loop {
+                let seen = state.provisioner.state(&spec).await.map_err(provisioning)?;
+                clusters::set_state(
+                    &state.db,
+                    &cluster.id,
+                    &seen.phase,
+                    seen.endpoint.as_deref(),
+                    seen.message.as_deref(),
+                )
+                .await?;
+                if seen.phase == "Running" {
+                    return Ok(());
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Error::Internal(format!(
+                        "the cluster was not ready after {} s: {}",
+                        clusters::READY_TIMEOUT_SECS,
+                        seen.message.unwrap_or(seen.phase)
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Runs again the operations a stopped control plane left running.
+pub async fn resume(state: &AppState) -> Result<usize> {
+    let rows = sqlx::query(
+        "SELECT id, org_id, cluster_id, kind, status, error, created_at, finished_at FROM operations WHERE status = 'running'",
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let mut resumed = 0;
+    for row in &rows {
+        let op = operation(row)?;
+        match orgs::find(&state.db, &op.org_id).await? {
+            Some(org) => {
+                spawn(state.clone(), org, op);
+                resumed += 1;
+            }
+            None => finish(&state.db, &op.id, Some("the organization no longer exists")).await?,
+        }
+    }
+    Ok(resumed)
+}

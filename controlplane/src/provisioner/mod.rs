@@ -1,0 +1,94 @@
+//! Provisioning: making a cluster exist somewhere. Two implementations behind one type: the local
+//! provisioner (the embedded default) runs `koru-dataplane` child processes; the Kubernetes
+//! provisioner writes `KoruCluster` objects for the operator.
+
+pub mod kubernetes;
+pub mod local;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a provisioner needs to run a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSpec {
+    /// The cluster's id (also the data plane's cluster id that tokens name).
+    pub id: String,
+    /// The cluster's name, unique in its organization.
+    pub name: String,
+    /// The owning organization's id.
+    pub org_id: String,
+    /// The owning organization's slug (names the Kubernetes namespace).
+    pub org_slug: String,
+    /// Data-plane version.
+    pub version: String,
+    /// Number of replicas.
+    pub replicas: u32,
+    /// Volume size, bytes.
+    pub storage_bytes: u64,
+    /// Operations per second the data plane allows (the tier's limit).
+    pub max_ops_per_sec: u64,
+    /// Stored bytes the data plane allows (the tier's limit).
+    pub max_stored_bytes: u64,
+    /// PEM public key data-plane tokens are verified with.
+    pub token_public_key_pem: String,
+}
+
+/// What a provisioner reports about a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// Pending, Provisioning, Running, Degraded, Failed, or Deleted.
+    pub phase: String,
+    /// Replicas passing readiness.
+    pub ready_replicas: u32,
+    /// Where clients reach the data plane, once known.
+    pub endpoint: Option<String>,
+    /// Why it is not running, when it is not.
+    pub message: Option<String>,
+}
+
+/// Why a provisioner failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// The cluster is unknown to the provisioner.
+    #[error("cluster {0} is not provisioned")]
+    NotFound(String),
+    /// Files or processes of the local provisioner.
+    #[error("local provisioner: {0}")]
+    Local(String),
+    /// The Kubernetes API refused or failed.
+    #[error("Kubernetes: {0}")]
+    Kubernetes(String),
+}
+
+/// The provisioner in use.
+pub enum Provisioner {
+    /// Child processes on this machine.
+    Local(local::LocalProvisioner),
+    /// KoruCluster objects for the operator.
+    Kubernetes(kubernetes::KubeProvisioner),
+}
+
+impl Provisioner {
+    /// Creates the cluster or brings it to `spec` (idempotent).
+    pub async fn apply(&self, spec: &ClusterSpec) -> Result<(), ProvisionError> {
+        match self {
+            Provisioner::Local(p) => p.apply(spec).await,
+            Provisioner::Kubernetes(p) => p.apply(spec).await,
+        }
+    }
+
+    /// Removes the cluster and its data (idempotent: an unknown cluster is not an error).
+    pub async fn delete(&self, spec: &ClusterSpec) -> Result<(), ProvisionError> {
+        match self {
+            Provisioner::Local(p) => p.delete(spec).await,
+            Provisioner::Kubernetes(p) => p.delete(spec).await,
+        }
+    }
+
+    /// The cluster's current state.
+    pub async fn state(&self, spec: &ClusterSpec) -> Result<ClusterState, ProvisionError> {
+        match self {
+            Provisioner::Local(p) => p.state(spec).await,
+            Provisioner::Kubernetes(p) => p.state(spec).await,
+        }
+    }
+}

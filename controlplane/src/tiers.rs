@@ -1,0 +1,180 @@
+//! The product's tiers and their limits: one table, used for quota checks, passed down to the data
+//! plane as a cluster's limits, served at `GET /api/v1/tiers`, and copied into the README.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A tier's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TierName {
+    /// Free: one small cluster to try the product.
+    Free,
+    /// Pro: production clusters.
+    Pro,
+    /// Enterprise: custom limits and SSO.
+    Enterprise,
+}
+
+impl TierName {
+    /// The tier's name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TierName::Free => "free",
+            TierName::Pro => "pro",
+            TierName::Enterprise => "enterprise",
+        }
+    }
+
+    /// Parses a stored or requested tier name.
+    pub fn parse(name: &str) -> Option<TierName> {
+        match name {
+            "free" => Some(TierName::Free),
+            "pro" => Some(TierName::Pro),
+            "enterprise" => Some(TierName::Enterprise),
+            _ => None,
+        }
+    }
+}
+
+/// The limits of a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Tier {
+    /// The tier.
+    pub name: TierName,
+    /// Storage quota of one cluster, bytes (enforced by the data plane).
+    pub max_storage_bytes: u64,
+    /// Operations per second of one cluster (enforced by the data plane).
+    pub max_ops_per_sec: u64,
+    /// Clusters an organization may have.
+    pub max_clusters: u32,
+    /// Replicas one cluster may have.
+    pub max_replicas: u32,
+    /// Days backups are kept.
+    pub backup_retention_days: u32,
+    /// Whether SAML single sign-on is available.
+    pub sso: bool,
+}
+
+const GB: u64 = 1_000_000_000;
+
+/// Every tier, in upgrade order. Enterprise limits are defaults an operator admin may raise per
+/// organization.
+pub const TIERS: [Tier; 3] = [
+    Tier {
+        name: TierName::Free,
+        max_storage_bytes: GB,
+        max_ops_per_sec: 100,
+        max_clusters: 1,
+        max_replicas: 1,
+        backup_retention_days: 1,
+        sso: false,
+    },
+    Tier {
+        name: TierName::Pro,
+        max_storage_bytes: 100 * GB,
+        max_ops_per_sec: 10_000,
+        max_clusters: 10,
+        max_replicas: 5,
+        backup_retention_days: 7,
+        sso: false,
+    },
+    Tier {
+        name: TierName::Enterprise,
+        max_storage_bytes: 1_000 * GB,
+        max_ops_per_sec: 100_000,
+        max_clusters: 100,
+        max_replicas: 7,
+        backup_retention_days: 30,
+        sso: true,
+    },
+];
+
+/// The limits of `name`.
+pub fn tier(name: TierName) -> Tier {
+    match name {
+        TierName::Free => TIERS[0],
+        TierName::Pro => TIERS[1],
+        TierName::Enterprise => TIERS[2],
+    }
+}
+
+/// Why a requested cluster does not fit its tier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaError {
+    /// The organization has as many clusters as its tier allows.
+    #[error(
+        "the {tier} tier allows {max} cluster(s) per organization, and this organization has {have}"
+    )]
+    Clusters {
+        /// Tier name.
+        tier: &'static str,
+        /// The limit.
+        max: u32,
+        /// Clusters already there.
+        have: u32,
+    },
+    /// Too many replicas for the tier.
+    #[error("the {tier} tier allows at most {max} replica(s) per cluster; {asked} requested")]
+    Replicas {
+        /// Tier name.
+        tier: &'static str,
+        /// The limit.
+        max: u32,
+        /// What was asked.
+        asked: u32,
+    },
+}
+
+/// Checks a cluster of `replicas` against `tier`, given the organization's `existing` clusters
+/// (not counting the one being changed).
+pub fn check_cluster(tier: &Tier, existing: u32, replicas: u32) -> Result<(), QuotaError> {
+    if existing >= tier.max_clusters {
+        return Err(QuotaError::Clusters {
+            tier: tier.name.as_str(),
+            max: tier.max_clusters,
+            have: existing,
+        });
+    }
+    if replicas > tier.max_replicas {
+        return Err(QuotaError::Replicas {
+            tier: tier.name.as_str(),
+            max: tier.max_replicas,
+            asked: replicas,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_limits_are_the_product_plan() {
+        let free = tier(TierName::Free);
+        assert_eq!((free.max_storage_bytes, free.max_ops_per_sec), (GB, 100));
+        let pro = tier(TierName::Pro);
+        assert_eq!(
+            (pro.max_storage_bytes, pro.max_ops_per_sec),
+            (100 * GB, 10_000)
+        );
+        assert!(tier(TierName::Enterprise).sso && !pro.sso && !free.sso);
+        for t in TIERS {
+            assert_eq!(TierName::parse(t.name.as_str()), Some(t.name));
+        }
+    }
+
+    #[test]
+    fn each_limit_is_named_when_hit() {
+        let free = tier(TierName::Free);
+        let e = check_cluster(&free, 1, 1).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the free tier allows 1 cluster(s) per organization, and this organization has 1"
+        );
+        let e = check_cluster(&free, 0, 3).unwrap_err();
+        assert!(e.to_string().contains("at most 1 replica(s)"));
+        assert_eq!(check_cluster(&tier(TierName::Pro), 3, 3), Ok(()));
+    }
+}

@@ -1,0 +1,234 @@
+//! Usage: each running cluster's stored bytes and request count, sampled from its data plane's
+//! `/metrics`, kept as a time series per cluster for the dashboard and quota reports.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{AnyPool, Row};
+use utoipa::ToSchema;
+
+use crate::clusters;
+use crate::db::now_ms;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::tiers;
+
+/// How often the collector samples every cluster.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Width of a sample bucket: at most one sample per cluster per bucket.
+const BUCKET_MS: i64 = 60_000;
+
+/// What one scrape of a data plane's metrics says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scrape {
+    /// Bytes of the write-ahead log (`koru_log_bytes`): what the cluster stores.
+    pub stored_bytes: i64,
+    /// HTTP requests served since the data plane started (`koru_http_requests_total`, summed).
+    pub requests_total: i64,
+}
+
+/// Reads the two figures out of Prometheus/OpenMetrics text.
+pub fn parse_metrics(text: &str) -> Scrape {
+    let mut scrape = Scrape::default();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap_or(series);
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        match name {
+            "koru_log_bytes" => scrape.stored_bytes = value as i64,
+            "koru_http_requests_total" => scrape.requests_total += value as i64,
+            _ => {}
+        }
+    }
+    scrape
+}
+
+/// Samples every running cluster once; returns how many were sampled. A cluster that cannot be
+/// reached is skipped (and logged), never failing the others.
+pub async fn collect_once(state: &AppState) -> Result<usize> {
+    let rows = sqlx::query("SELECT id, org_id, endpoint FROM clusters WHERE phase = 'Running' AND endpoint IS NOT NULL")
+        .fetch_all(&state.db)
+        .await?;
+    let client = reqwest_client()?;
+    let mut sampled = 0;
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let org_id: String = row.try_get("org_id")?;
+        let endpoint: String = row.try_get("endpoint")?;
+        let scrape = match client.get(format!("{endpoint}/metrics")).send().await {
+            Ok(r) if r.status().is_success() => match r.text().await {
+                Ok(text) => parse_metrics(&text),
+                Err(e) => {
+                    tracing::warn!(cluster = %id, error = %e, "cannot read the cluster's metrics");
+                    continue;
+                }
+            },
+            Ok(r) => {
+                tracing::warn!(cluster = %id, status = %r.status(), "the cluster's metrics were refused");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(cluster = %id, error = %e, "cannot reach the cluster's metrics");
+                continue;
+            }
+        };
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO usage_samples (cluster_id, org_id, bucket, at, stored_bytes, requests_total) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cluster_id, bucket) DO UPDATE SET \
+             at = excluded.at, stored_bytes = excluded.stored_bytes, requests_total = excluded.requests_total",
+        )
+        .bind(&id)
+        .bind(&org_id)
+        .bind(now / BUCKET_MS)
+        .bind(now)
+        .bind(scrape.stored_bytes)
+        .bind(scrape.requests_total)
+        .execute(&state.db)
+        .await?;
+        sampled += 1;
+    }
+    Ok(sampled)
+}
+
+fn reqwest_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| Error::Internal(format!("building the metrics client: {e}")))
+}
+
+/// Samples all clusters every `interval`, forever.
+pub fn spawn_collector(state: AppState, interval: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            if let Err(e) = collect_once(&state).await {
+                tracing::warn!(error = %e, "usage collection failed");
+            }
+        }
+    });
+}
+
+/// One point of a cluster's usage series.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Point {
+    /// Sample time, ms since the epoch.
+    pub at: i64,
+    /// Stored bytes.
+    pub stored_bytes: i64,
+    /// Requests per second since the previous sample (0 for the first).
+    pub ops_per_sec: f64,
+}
+
+/// A cluster's usage against its tier's limits.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClusterUsage {
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Cluster name.
+    pub name: String,
+    /// The tier's storage limit.
+    pub max_storage_bytes: u64,
+    /// The tier's operations-per-second limit.
+    pub max_ops_per_sec: u64,
+    /// Samples, oldest first.
+    pub points: Vec<Point>,
+}
+
+/// Turns raw samples into points with rates; a counter that went down (a restarted data plane)
+/// counts from zero again.
+pub fn points(samples: &[(i64, i64, i64)]) -> Vec<Point> {
+    let mut out = Vec::with_capacity(samples.len());
+    let mut previous: Option<(i64, i64)> = None;
+    for &(at, stored_bytes, requests) in samples {
+        let ops_per_sec = match previous {
+            Some((t, r)) if at > t => {
+                let delta = if requests >= r {
+                    requests - r
+                } else {
+                    requests
+                };
+                delta as f64 * 1000.0 / (at - t) as f64
+            }
+            _ => 0.0,
+        };
+        out.push(Point {
+            at,
+            stored_bytes,
+            ops_per_sec,
+        });
+        previous = Some((at, requests));
+    }
+    out
+}
+
+/// The usage series of every cluster of an organization since `since` (ms).
+pub async fn of_org(db: &AnyPool, org_id: &str, since: i64) -> Result<Vec<ClusterUsage>> {
+    let mut out = Vec::new();
+    for c in clusters::list(db, org_id).await? {
+        let rows = sqlx::query(
+            "SELECT at, stored_bytes, requests_total FROM usage_samples WHERE cluster_id = $1 AND at >= $2 ORDER BY at",
+        )
+        .bind(&c.id)
+        .bind(since)
+        .fetch_all(db)
+        .await?;
+        let samples = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("at")?,
+                    r.try_get("stored_bytes")?,
+                    r.try_get("requests_total")?,
+                ))
+            })
+            .collect::<Result<Vec<(i64, i64, i64)>>>()?;
+        let limits = tiers::tier(c.tier);
+        out.push(ClusterUsage {
+            cluster_id: c.id,
+            name: c.name,
+            max_storage_bytes: limits.max_storage_bytes,
+            max_ops_per_sec: limits.max_ops_per_sec,
+            points: points(&samples),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_text_gives_stored_bytes_and_summed_requests() {
+        let text = "# TYPE koru_log_bytes gauge\nkoru_log_bytes 4096\n\
+            koru_http_requests_total{route=\"/api/v1/{ns}/{key}\",method=\"PUT\",status=\"200\"} 7\n\
+            koru_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 3\n\
+            koru_http_requests_created{route=\"x\"} 1.7e9\nkoru_keys 2\n# EOF\n";
+        assert_eq!(
+            parse_metrics(text),
+            Scrape {
+                stored_bytes: 4096,
+                requests_total: 10
+            }
+        );
+        assert_eq!(parse_metrics("garbage\n{}"), Scrape::default());
+    }
+
+    #[test]
+    fn rates_come_from_deltas_and_survive_restarts() {
+        let p = points(&[(0, 10, 100), (10_000, 20, 600), (20_000, 20, 50)]);
+        assert_eq!(p[0].ops_per_sec, 0.0);
+        assert_eq!(p[1].ops_per_sec, 50.0);
+        assert_eq!(
+            p[2].ops_per_sec, 5.0,
+            "a restarted counter counts from zero"
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! Test harness of the control plane's API tests: the real router over a real database, once on
+//! SQLite and once on PostgreSQL (the server `scripts/pgenv.sh` starts; `make test` does), each
+//! test with a fresh database.
+
+// Each test binary compiles this module on its own and uses only some of it.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use koru_controlplane::auth::keys::KeyPair;
+use koru_controlplane::auth::session::Sessions;
+use koru_controlplane::state::{AppState, LoginLimiter};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// One backend under test.
+pub struct Backend {
+    /// `sqlite` or `postgres`.
+    pub name: &'static str,
+    /// Its database URL.
+    pub url: String,
+}
+
+/// A fresh database on each backend. PostgreSQL is required under `CI=true`; locally a missing
+/// server is skipped loudly.
+pub async fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut out = vec![Backend {
+        name: "sqlite",
+        url: format!("sqlite://{}?mode=rwc", dir.join("cp.db").display()),
+    }];
+    match std::env::var("KORU_TEST_POSTGRES_URL") {
+        Ok(admin) => {
+            sqlx::any::install_default_drivers();
+            let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .expect("connecting to the test PostgreSQL server");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("creating a test database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            out.push(Backend {
+                name: "postgres",
+                url: format!("{base}/{name}"),
+            });
+        }
+        Err(_) => {
+            let message = "no KORU_TEST_POSTGRES_URL: start PostgreSQL with `eval \"$(scripts/pgenv.sh up)\"` (make test does)";
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+            eprintln!("\n!!! SKIPPING PostgreSQL for this test: {message} !!!\n");
+        }
+    }
+    out
+}
+
+/// The API on one backend.
+pub struct Api {
+    /// The state behind the router.
+    pub state: AppState,
+    /// Which backend.
+    pub backend: &'static str,
+    /// Scratch directory (keys, local clusters).
+    pub dir: std::path::PathBuf,
+}
+
+impl Drop for Api {
+    /// Local clusters outlive their provisioner by design (they survive a control-plane restart),
+    /// so a finished test kills the data planes it started, found by their data directory.
+    fn drop(&mut self) {
+        let dir = self.dir.display().to_string();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in procs.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains("koru-dataplane") && cmdline.contains(&dir) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+/// The data-plane binary, built if missing.
+pub fn dataplane_bin() -> std::path::PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
+        });
+    let bin = target.join("debug/koru-dataplane");
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "koru-dataplane", "--bin", "koru-dataplane"])
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building koru-dataplane failed");
+    }
+    bin
+}
+
+impl Api {
+    /// A fresh control plane on `backend`.
+    pub async fn new(backend: &Backend) -> Api {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let db = koru_controlplane::db::connect(&backend.url)
+            .await
+            .expect("database");
+        let provisioner = koru_controlplane::provisioner::local::LocalProvisioner::start(
+            dir.join("clusters"),
+            dataplane_bin(),
+        )
+        .await
+        .expect("local provisioner");
+        let state = AppState {
+            db,
+            sessions: Sessions::new(KeyPair::load_or_generate(&dir.join("session.pem")).unwrap()),
+            dataplane_key: KeyPair::load_or_generate(&dir.join("dataplane.pem")).unwrap(),
+            provisioner: Arc::new(koru_controlplane::provisioner::Provisioner::Local(
+                provisioner,
+            )),
+            login_limiter: Arc::new(LoginLimiter::new()),
+            public_url: "http://127.0.0.1:8080".into(),
+            metrics: koru_controlplane::metrics::Metrics::new(),
+        };
+        Api {
+            state,
+            backend: backend.name,
+            dir,
+        }
+    }
+
+    /// Sends a request; returns the status and the JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_with_headers(method, path, token, body, &[]).await
+    }
+
+    /// [`Api::call`] with extra headers.
+    pub async fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let response = koru_controlplane::http::app(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        if status.is_client_error() || status.is_server_error() {
+            assert!(
+                json["error"]["code"].is_string() && json["error"]["message"].is_string(),
+                "[{}] {method} {path}: error body is not {{\"error\":{{\"code\",\"message\"}}}}: {json}",
+                self.backend
+            );
+        }
+        (status, json)
+    }
+
+    /// Signs up `email` with organization `org`; returns (access token, org id, refresh token).
+    pub async fn signup(&self, email: &str, org: &str) -> (String, String, String) {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/signup",
+                None,
+                Some(serde_json::json!({"email": email, "password": "correct horse battery", "organization": org})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "[{}] signup: {body}",
+            self.backend
+        );
+        (
+            body["access_token"].as_str().unwrap().to_string(),
+            body["organization"]["id"].as_str().unwrap().to_string(),
+            body["refresh_token"].as_str().unwrap().to_string(),
+        )
+    }
+}

@@ -1,0 +1,155 @@
+//! The README's quick start with the real `koru-controlplane dev` process: sign up, create a
+//! cluster, write and read it with an issued token, restart the control plane (the cluster keeps
+//! running at the same endpoint with its data), delete it.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The control plane process; SIGKILLed when dropped if still running.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data_dir: &std::path::Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_koru-controlplane"))
+            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("KORU_DATAPLANE_BIN", common::dataplane_bin())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting koru-controlplane dev");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("koru-controlplane listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Server { child, url }
+    }
+
+    /// SIGTERM, then wait: a graceful stop.
+    fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "koru-controlplane exited with {status} on SIGTERM"
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = req.send().await.expect("request");
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_quick_start_works_and_survives_a_control_plane_restart() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let api = format!("{}/api/v1", server.url);
+
+    let (status, signup) = send(http.post(format!("{api}/signup")).json(&json!({
+        "email": "me@example.com", "password": "a long password", "organization": "Me"
+    })))
+    .await;
+    assert_eq!(status, 201, "{signup}");
+    let token = signup["access_token"].as_str().unwrap().to_string();
+    let (status, created) = send(
+        http.post(format!("{api}/orgs/me/clusters"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "hello"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{created}");
+    let cluster = format!("{api}/orgs/me/clusters/hello");
+    let mut endpoint = String::new();
+    for _ in 0..300 {
+        let (_, c) = send(http.get(&cluster).bearer_auth(&token)).await;
+        if c["phase"] == "Running" {
+            endpoint = c["endpoint"].as_str().unwrap().to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!endpoint.is_empty(), "the cluster never became Running");
+    let (status, data_token) = send(
+        http.post(format!("{cluster}/data-tokens"))
+            .bearer_auth(&token)
+            .json(&json!({"scope": "write"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{data_token}");
+    let data_token = data_token["token"].as_str().unwrap().to_string();
+    let key = format!("{endpoint}/api/v1/users/alice");
+    let (status, _) = send(
+        http.put(&key)
+            .bearer_auth(&data_token)
+            .json(&json!({"value": {"name": "Alice"}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // A restart of the control plane leaves the cluster serving, at the same endpoint.
+    server.stop();
+    let (status, alice) = send(http.get(&key).bearer_auth(&data_token)).await;
+    assert_eq!(
+        (status, &alice["value"]["name"]),
+        (200, &json!("Alice")),
+        "served while the control plane is down"
+    );
+    let mut server = Server::start(dir.path());
+    let api = format!("{}/api/v1", server.url);
+    let cluster = format!("{api}/orgs/me/clusters/hello");
+    let (status, c) = send(http.get(&cluster).bearer_auth(&token)).await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["endpoint"].as_str(), Some(endpoint.as_str()));
+    let (status, alice) = send(http.get(&key).bearer_auth(&data_token)).await;
+    assert_eq!((status, &alice["value"]["name"]), (200, &json!("Alice")));
+
+    let (status, op) = send(http.delete(&cluster).bearer_auth(&token)).await;
+    assert_eq!(status, 202, "{op}");
+    let op_url = format!("{api}/operations/{}", op["id"].as_str().unwrap());
+    for _ in 0..300 {
+        let (_, op) = send(http.get(&op_url).bearer_auth(&token)).await;
+        if op["status"] != "running" {
+            assert_eq!(op["status"], "succeeded", "{op}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        http.get(&key)
+            .bearer_auth(&data_token)
+            .send()
+            .await
+            .is_err(),
+        "the data plane is gone"
+    );
+    server.stop();
+}
