@@ -111,6 +111,15 @@ pub struct ServeArgs {
     /// The URL users reach this server at [default: http://<listen>].
     #[arg(long, env = "KORU_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Prefix of each organization's namespace (Kubernetes provisioner).
+    #[arg(long, env = "KORU_NAMESPACE_PREFIX", default_value = "koru-")]
+    pub namespace_prefix: String,
+    /// Data-plane image repository of every cluster [default: the operator's].
+    #[arg(long, env = "KORU_DATAPLANE_IMAGE")]
+    pub dataplane_image: Option<String>,
+    /// Storage class of the clusters' volumes [default: the Kubernetes default class].
+    #[arg(long, env = "KORU_STORAGE_CLASS")]
+    pub storage_class: Option<String>,
 }
 
 /// Where keys come from.
@@ -144,6 +153,8 @@ pub struct Config {
     pub dataplane_bin: PathBuf,
     /// Public URL.
     pub public_url: String,
+    /// Settings of the Kubernetes provisioner.
+    pub kubernetes: crate::provisioner::kubernetes::KubeProvisionerConfig,
     /// Whether this is the insecure development mode.
     pub dev: bool,
 }
@@ -173,6 +184,7 @@ impl Command {
                 dataplane_bin: dataplane_bin.unwrap_or_else(sibling_dataplane),
                 public_url: format!("http://{listen}"),
                 data_dir,
+                kubernetes: Default::default(),
                 dev: true,
             },
             Command::Serve(a) => Config {
@@ -188,6 +200,11 @@ impl Command {
                 provisioner: a.provisioner,
                 dataplane_bin: a.dataplane_bin.unwrap_or_else(sibling_dataplane),
                 data_dir: a.data_dir,
+                kubernetes: crate::provisioner::kubernetes::KubeProvisionerConfig {
+                    namespace_prefix: a.namespace_prefix,
+                    image: a.dataplane_image,
+                    storage_class: a.storage_class,
+                },
                 dev: false,
             },
         })

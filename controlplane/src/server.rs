@@ -69,7 +69,7 @@ pub async fn state(config: &Config) -> Result<AppState, ServerError> {
                 .map_err(|e| ProvisionError::Kubernetes(format!("cannot reach Kubernetes: {e}")))?;
             Provisioner::Kubernetes(crate::provisioner::kubernetes::KubeProvisioner::new(
                 client,
-                Default::default(),
+                config.kubernetes.clone(),
             ))
         }
     };

@@ -170,7 +170,25 @@ fn the_chart_lints_and_refuses_mistyped_values() {
             "'/signingKeys/existingSecret'",
         ),
         ("publicUrl=cloud.example.com", "'/publicUrl'"),
+        // A namespace name is a DNS label, so its prefix is lower-case and starts with a letter.
+        (
+            "provisioner.namespacePrefix=Bad_Prefix",
+            "'/provisioner/namespacePrefix'",
+        ),
+        (
+            "provisioner.namespacePrefix=",
+            "'/provisioner/namespacePrefix'",
+        ),
+        (
+            "provisioner.namespacePrefix=a-very-long-prefix-xy-",
+            "'/provisioner/namespacePrefix'",
+        ),
         ("replicas=3", "additional properties 'replicas' not allowed"),
+        // The binary reads no SAML SP key (AuthnRequests go unsigned), so the chart offers none.
+        (
+            "saml.spKey.existingSecret=saml-sp",
+            "additional properties 'saml' not allowed",
+        ),
     ] {
         let (ok, out, err) = helm(&["lint", &chart, "--set", set]);
         assert!(!ok, "helm lint accepted --set {set}:\n{out}{err}");
@@ -287,6 +305,7 @@ fn the_chart_renders_exactly_the_control_plane_objects() {
         ("KORU_PROVISIONER", "kubernetes"),
         ("KORU_SESSION_KEY", "/etc/koru/keys/session.pem"),
         ("KORU_DATAPLANE_KEY", "/etc/koru/keys/dataplane.pem"),
+        ("KORU_NAMESPACE_PREFIX", "koru-"),
         ("KORU_LOG", "info"),
     ] {
         assert_eq!(
@@ -295,9 +314,26 @@ fn the_chart_renders_exactly_the_control_plane_objects() {
             "{name}"
         );
     }
-    // No public URL without an Ingress or publicUrl, and no SAML key unless asked for.
-    assert!(env(c, "KORU_PUBLIC_URL").is_none());
-    assert!(env(c, "KORU_SAML_SP_KEY").is_none());
+    // No public URL without an Ingress or publicUrl, and the provisioner's image and storage
+    // class are left to the operator and the Kubernetes cluster unless set.
+    let names: Vec<&str> = c["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| e["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "KORU_DATABASE_URL",
+            "KORU_LISTEN",
+            "KORU_PROVISIONER",
+            "KORU_SESSION_KEY",
+            "KORU_DATAPLANE_KEY",
+            "KORU_NAMESPACE_PREFIX",
+            "KORU_LOG",
+        ]
+    );
     // The signing keys: only the two named keys, read-only, readable through fsGroup.
     assert_eq!(
         c["volumeMounts"][0],
@@ -367,7 +403,7 @@ fn the_chart_renders_exactly_the_control_plane_objects() {
             "--set",
             "signingKeys.existingSecret=my-keys",
             "--set",
-            "saml.spKey.existingSecret=saml-sp",
+            "provisioner.dataplaneImage=registry.example/koru-dataplane,provisioner.storageClass=fast",
         ],
     ));
     let ingress = one(&docs, "Ingress");
@@ -389,12 +425,33 @@ fn the_chart_renders_exactly_the_control_plane_objects() {
         Some(&json!({"name": "pg", "key": "dsn"}))
     );
     assert_eq!(
-        env(c, "KORU_SAML_SP_KEY").map(|e| &e["value"]),
-        Some(&json!("/etc/koru/saml/sp-key.pem"))
+        env(c, "KORU_DATAPLANE_IMAGE").map(|e| &e["value"]),
+        Some(&json!("registry.example/koru-dataplane"))
+    );
+    assert_eq!(
+        env(c, "KORU_STORAGE_CLASS").map(|e| &e["value"]),
+        Some(&json!("fast"))
+    );
+    assert_eq!(
+        env(c, "KORU_NAMESPACE_PREFIX").map(|e| &e["value"]),
+        Some(&json!("koru-"))
     );
     let volumes = &one(&docs, "Deployment")["spec"]["template"]["spec"]["volumes"];
     assert_eq!(volumes[0]["secret"]["secretName"], "my-keys");
-    assert_eq!(volumes[1]["secret"]["secretName"], "saml-sp");
+    let volume_names: Vec<&Value> = volumes
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .map(|v| &v["name"])
+        .collect();
+    assert_eq!(volume_names, [&json!("signing-keys"), &json!("tmp")]);
+    let mount_names: Vec<&Value> = c["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .map(|m| &m["name"])
+        .collect();
+    assert_eq!(mount_names, [&json!("signing-keys"), &json!("tmp")]);
     // An explicit publicUrl wins over the Ingress host.
     let docs = documents(&render(
         "koru-cloud",

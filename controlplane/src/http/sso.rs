@@ -119,6 +119,7 @@ pub struct AcsForm {
 pub async fn acs(
     State(state): State<AppState>,
     Path(org): Path<String>,
+    extensions: axum::http::Extensions,
     form: std::result::Result<Form<AcsForm>, FormRejection>,
 ) -> Result<axum::Json<SsoLogin>> {
     let Form(form) = form.map_err(|e| {
@@ -135,5 +136,6 @@ pub async fn acs(
         &form.saml_response,
     )
     .await?;
+    crate::audit::middleware::AuditSlot::note_actor(&extensions, format!("user:{}", login.user.id));
     Ok(axum::Json(login))
 }
