@@ -177,4 +177,26 @@ mod tests {
         assert!(e.to_string().contains("at most 1 replica(s)"));
         assert_eq!(check_cluster(&tier(TierName::Pro), 3, 3), Ok(()));
     }
+
+    #[test]
+    fn every_tier_reports_both_limits_at_its_edge() {
+        for t in TIERS {
+            assert_eq!(
+                check_cluster(&t, t.max_clusters - 1, t.max_replicas),
+                Ok(()),
+                "{:?}",
+                t.name
+            );
+            let e = check_cluster(&t, t.max_clusters, 1).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains(&format!("allows {} cluster(s)", t.max_clusters))
+            );
+            let e = check_cluster(&t, 0, t.max_replicas + 1).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains(&format!("at most {} replica(s)", t.max_replicas))
+            );
+        }
+    }
 }

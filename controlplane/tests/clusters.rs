@@ -66,6 +66,19 @@ async fn a_cluster_is_created_used_with_an_issued_token_and_deleted() {
         assert_eq!(cluster["phase"], "Running", "[{b}] {cluster}");
         let endpoint = cluster["endpoint"].as_str().unwrap().to_string();
         let id = cluster["id"].as_str().unwrap().to_string();
+        // The detail carries connection help and a short-lived read token that works.
+        assert_eq!(cluster["connection"]["endpoint"], endpoint.as_str());
+        assert!(
+            cluster["connection"]["curl"]
+                .as_str()
+                .unwrap()
+                .contains(&endpoint)
+        );
+        assert_eq!(cluster["connection"]["data_token"]["scope"], "read");
+        let read_token = cluster["connection"]["data_token"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
 
         // A data-plane token from the control plane opens the cluster; no token does not.
         let (status, token) = api
@@ -100,6 +113,25 @@ async fn a_cluster_is_created_used_with_an_issued_token_and_deleted() {
         assert_eq!(got["value"], json!({"items": 3}), "[{b}] {got}");
         let anonymous = client.get(&url).send().await.unwrap();
         assert_eq!(anonymous.status().as_u16(), 401);
+        let read = client
+            .get(&url)
+            .bearer_auth(&read_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            read.status().as_u16(),
+            200,
+            "[{b}] the detail's read token reads"
+        );
+        let write = client
+            .put(&url)
+            .bearer_auth(&read_token)
+            .json(&json!({"value": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(write.status().as_u16(), 403, "[{b}] and cannot write");
 
         // A viewer's token reads but may not be issued with write scope.
         let (status, _) = api

@@ -87,18 +87,68 @@ pub async fn create(
     ))
 }
 
-/// A cluster by id or name.
+/// How to reach a cluster, with a short-lived read token to try it at once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Connection {
+    /// The data plane's URL.
+    pub endpoint: String,
+    /// A read-scope data-plane token valid for 15 minutes; issue longer or wider ones with
+    /// `POST …/data-tokens`.
+    pub data_token: DataToken,
+    /// A curl command reading a key (the published `kdelta` CLI cannot send tokens, so it is
+    /// not offered for hosted clusters).
+    pub curl: String,
+}
+
+/// A cluster with its connection details (once it has an endpoint).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterDetail {
+    /// The cluster.
+    #[serde(flatten)]
+    pub cluster: Cluster,
+    /// How to connect, when the cluster has an endpoint.
+    pub connection: Option<Connection>,
+}
+
+/// A cluster by id or name, with connection details and a short-lived read token.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clusters/{id}", params(("org" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = Cluster), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = ClusterDetail), (status = 404)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
     Path((org, id)): Path<(String, String)>,
-) -> Result<axum::Json<Cluster>> {
+) -> Result<axum::Json<ClusterDetail>> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
-    Ok(axum::Json(
-        clusters::get(&state.db, &access.org.id, &id).await?,
-    ))
+    let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
+    let connection = match &cluster.endpoint {
+        Some(endpoint) => {
+            let now = u64::try_from(crate::db::now_ms() / 1000).unwrap_or(0);
+            let request = DataTokenRequest {
+                scope: koru_dataplane::auth::Scope::Read,
+                ttl_secs: Some(15 * 60),
+            };
+            let data_token = data_tokens::issue(
+                &state.dataplane_key,
+                &cluster.id,
+                &principal.actor(),
+                access.role,
+                &request,
+                now,
+            )?;
+            Some(Connection {
+                curl: format!(
+                    "curl -H \"Authorization: Bearer $KORU_TOKEN\" {endpoint}/api/v1/<namespace>/<key>"
+                ),
+                endpoint: endpoint.clone(),
+                data_token,
+            })
+        }
+        None => None,
+    };
+    Ok(axum::Json(ClusterDetail {
+        cluster,
+        connection,
+    }))
 }
 
 /// Changes a cluster's tier or replicas (member). Asynchronous.

@@ -37,7 +37,10 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/orgs/{org}",
             get(orgs::get_org).patch(orgs::set_plan),
         )
-        .route("/api/v1/orgs/{org}/members", get(orgs::list_members))
+        .route(
+            "/api/v1/orgs/{org}/members",
+            get(orgs::list_members).post(orgs::invite),
+        )
         .route(
             "/api/v1/orgs/{org}/members/{user}",
             axum::routing::patch(orgs::set_member_role).delete(orgs::remove_member),
