@@ -10,6 +10,7 @@ use crate::auth::Role;
 use crate::auth::session::{new_secret, secret_hash};
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
+use crate::pagination::{After, bounds};
 
 /// Prefix of every API token, so they are recognisable (and findable by secret scanners).
 pub const PREFIX: &str = "koru_";
@@ -126,13 +127,23 @@ pub async fn create(
     Ok(created)
 }
 
-/// The tokens of an organization, newest first.
-pub async fn list(db: &AnyPool, org_id: &str) -> Result<Vec<ApiToken>> {
+/// One page of the tokens of an organization, oldest first (`limit + 1` fetched).
+pub async fn list(
+    db: &AnyPool,
+    org_id: &str,
+    after: &Option<After>,
+    limit: u32,
+) -> Result<Vec<ApiToken>> {
+    let (t, id) = bounds(after);
     let rows = sqlx::query(
         "SELECT id, name, role, prefix, expires_at, revoked_at, last_used_at, created_at \
-         FROM api_tokens WHERE org_id = $1 ORDER BY created_at DESC, id",
+         FROM api_tokens WHERE org_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
+         ORDER BY created_at, id LIMIT $4",
     )
     .bind(org_id)
+    .bind(t)
+    .bind(id)
+    .bind(i64::from(limit) + 1)
     .fetch_all(db)
     .await?;
     rows.iter().map(token).collect()

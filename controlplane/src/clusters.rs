@@ -13,6 +13,7 @@ use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
 use crate::operations::{self, Operation, OperationKind};
 use crate::orgs::Organization;
+use crate::pagination::{After, bounds};
 use crate::provisioner::ClusterSpec;
 use crate::state::AppState;
 use crate::tiers::{self, TierName};
@@ -194,6 +195,29 @@ pub async fn list(db: &AnyPool, org_id: &str) -> Result<Vec<Cluster>> {
          FROM clusters WHERE org_id = $1 ORDER BY created_at, id",
     )
     .bind(org_id)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(cluster).collect()
+}
+
+/// One page of an organization's clusters, oldest first (`limit + 1` fetched: see
+/// [`crate::pagination::Page::from_fetched`]).
+pub async fn page(
+    db: &AnyPool,
+    org_id: &str,
+    after: &Option<After>,
+    limit: u32,
+) -> Result<Vec<Cluster>> {
+    let (t, id) = bounds(after);
+    let rows = sqlx::query(
+        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at \
+         FROM clusters WHERE org_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
+         ORDER BY created_at, id LIMIT $4",
+    )
+    .bind(org_id)
+    .bind(t)
+    .bind(id)
+    .bind(i64::from(limit) + 1)
     .fetch_all(db)
     .await?;
     rows.iter().map(cluster).collect()

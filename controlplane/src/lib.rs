@@ -15,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod operations;
 pub mod orgs;
+pub mod pagination;
 pub mod provisioner;
 pub mod server;
 pub mod sso;

@@ -9,6 +9,7 @@ use crate::auth::Role;
 use crate::auth::session::{new_secret, secret_hash};
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
+use crate::pagination::{After, bounds};
 use crate::tiers::TierName;
 
 /// How long an invitation stays valid.
@@ -243,13 +244,23 @@ pub struct Member {
     pub joined_at: i64,
 }
 
-/// The members of an organization.
-pub async fn members(db: &AnyPool, org_id: &str) -> Result<Vec<Member>> {
+/// One page of the members of an organization, in joining order (`limit + 1` fetched).
+pub async fn members(
+    db: &AnyPool,
+    org_id: &str,
+    after: &Option<After>,
+    limit: u32,
+) -> Result<Vec<Member>> {
+    let (t, id) = bounds(after);
     let rows = sqlx::query(
         "SELECT u.id, u.email, m.role, m.created_at FROM memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.org_id = $1 ORDER BY m.created_at, u.id",
+         WHERE m.org_id = $1 AND (m.created_at > $2 OR (m.created_at = $2 AND u.id > $3)) \
+         ORDER BY m.created_at, u.id LIMIT $4",
     )
     .bind(org_id)
+    .bind(t)
+    .bind(id)
+    .bind(i64::from(limit) + 1)
     .fetch_all(db)
     .await?;
     rows.iter()
@@ -339,6 +350,8 @@ pub struct Invitation {
     pub expires_at: i64,
     /// When it was accepted, if it was.
     pub accepted_at: Option<i64>,
+    /// Creation time, ms since the epoch.
+    pub created_at: i64,
     /// The secret to accept it with; only in the response that creates it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -369,6 +382,7 @@ pub async fn invite(
         role,
         expires_at: now + INVITATION_TTL_MS,
         accepted_at: None,
+        created_at: now,
         token: Some(token.clone()),
     };
     sqlx::query(
@@ -388,12 +402,22 @@ pub async fn invite(
     Ok(invitation)
 }
 
-/// The invitations of an organization (without their secrets).
-pub async fn invitations(db: &AnyPool, org_id: &str) -> Result<Vec<Invitation>> {
+/// One page of the invitations of an organization, without their secrets (`limit + 1` fetched).
+pub async fn invitations(
+    db: &AnyPool,
+    org_id: &str,
+    after: &Option<After>,
+    limit: u32,
+) -> Result<Vec<Invitation>> {
+    let (t, id) = bounds(after);
     let rows = sqlx::query(
-        "SELECT id, email, role, expires_at, accepted_at FROM invitations WHERE org_id = $1 ORDER BY created_at, id",
+        "SELECT id, email, role, expires_at, accepted_at, created_at FROM invitations \
+         WHERE org_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) ORDER BY created_at, id LIMIT $4",
     )
     .bind(org_id)
+    .bind(t)
+    .bind(id)
+    .bind(i64::from(limit) + 1)
     .fetch_all(db)
     .await?;
     rows.iter()
@@ -405,6 +429,7 @@ pub async fn invitations(db: &AnyPool, org_id: &str) -> Result<Vec<Invitation>> 
                     .ok_or_else(|| Error::Internal("unknown role stored".into()))?,
                 expires_at: r.try_get("expires_at")?,
                 accepted_at: r.try_get("accepted_at")?,
+                created_at: r.try_get("created_at")?,
                 token: None,
             })
         })

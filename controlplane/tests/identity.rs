@@ -224,12 +224,12 @@ async fn api_tokens_are_shown_once_scoped_and_revocable() {
         let secret = created["token"].as_str().unwrap().to_string();
         assert!(secret.starts_with("koru_"));
         let (_, listed) = api.call("GET", &path, Some(&owner), None).await;
-        assert_eq!(listed.as_array().unwrap().len(), 1);
+        assert_eq!(listed["items"].as_array().unwrap().len(), 1);
         assert!(
-            listed[0].get("token").is_none(),
+            listed["items"][0].get("token").is_none(),
             "[{b}] the secret is shown once only"
         );
-        assert_eq!(listed[0]["prefix"], &secret[..12]);
+        assert_eq!(listed["items"][0]["prefix"], &secret[..12]);
 
         // The token acts in its organization with its role, by id or slug.
         let (status, got) = api
@@ -294,7 +294,7 @@ async fn roles_and_invitations() {
         assert_eq!(status, StatusCode::CREATED, "[{b}] {invitation}");
         let secret = invitation["token"].as_str().unwrap();
         let (_, listed) = api.call("GET", &invitations, Some(&owner), None).await;
-        assert!(listed[0].get("token").is_none());
+        assert!(listed["items"][0].get("token").is_none());
 
         // Someone else cannot use Bob's invitation.
         let (carol, _, _) = api.signup("carol@b.example", "Carol's").await;
@@ -344,8 +344,8 @@ async fn roles_and_invitations() {
             )
             .await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(members.as_array().unwrap().len(), 2);
-        let bob_id = members
+        assert_eq!(members["items"].as_array().unwrap().len(), 2);
+        let bob_id = members["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -354,7 +354,7 @@ async fn roles_and_invitations() {
             .as_str()
             .unwrap()
             .to_string();
-        let owner_id = members
+        let owner_id = members["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -472,7 +472,10 @@ async fn other_tenants_see_nothing() {
                 None,
             )
             .await;
-        let a_user = a_members[0]["user_id"].as_str().unwrap().to_string();
+        let a_user = a_members["items"][0]["user_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let body = |v: Value| Some(v);
         for org_ref in [a_org.as_str(), "tenant-a"] {
             let calls: Vec<(&str, String, Option<Value>)> = vec![
@@ -526,7 +529,7 @@ async fn other_tenants_see_nothing() {
                 None,
             )
             .await;
-        assert_eq!(members[0]["role"], "owner");
+        assert_eq!(members["items"][0]["role"], "owner");
         let (_, tokens) = api
             .call(
                 "GET",
@@ -535,7 +538,7 @@ async fn other_tenants_see_nothing() {
                 None,
             )
             .await;
-        assert!(tokens[0]["revoked_at"].is_null());
+        assert!(tokens["items"][0]["revoked_at"].is_null());
     }
 }
 
@@ -572,4 +575,62 @@ async fn the_openapi_document_and_tiers_are_served() {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = api.call("GET", "/readyz", None, None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn lists_are_paged_with_cursors() {
+    for backend in backends().await {
+        let api = Api::new(&backend).await;
+        let b = api.backend;
+        let (owner, org, _) = api.signup("pager@example.com", "Pager").await;
+        let path = format!("/api/v1/orgs/{org}/tokens");
+        for i in 0..5 {
+            let (status, _) = api
+                .call(
+                    "POST",
+                    &path,
+                    Some(&owner),
+                    Some(json!({"name": format!("t{i}"), "role": "viewer"})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        let mut names = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("{path}?limit=2&cursor={c}"),
+                None => format!("{path}?limit=2"),
+            };
+            let (status, page) = api.call("GET", &url, Some(&owner), None).await;
+            assert_eq!(status, StatusCode::OK, "[{b}] {page}");
+            pages += 1;
+            for t in page["items"].as_array().unwrap() {
+                names.push(t["name"].as_str().unwrap().to_string());
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3, "[{b}]");
+        assert_eq!(
+            names,
+            ["t0", "t1", "t2", "t3", "t4"],
+            "[{b}] no duplicates, no gaps"
+        );
+        for bad in [
+            "?limit=0",
+            "?limit=9999",
+            "?limit=abc",
+            "?cursor=garbage!",
+            "?colour=red",
+        ] {
+            let (status, e) = api
+                .call("GET", &format!("{path}{bad}"), Some(&owner), None)
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "[{b}] {bad}: {e}");
+        }
+    }
 }

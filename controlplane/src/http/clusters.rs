@@ -13,6 +13,7 @@ use crate::clusters::{self, Cluster, CreateCluster, UpdateCluster};
 use crate::data_tokens::{self, DataToken, DataTokenRequest};
 use crate::error::{Error, Result};
 use crate::operations::{self, Operation};
+use crate::pagination::Page;
 use crate::state::AppState;
 
 /// A cluster with the operation changing it.
@@ -25,15 +26,20 @@ pub struct ClusterWithOperation {
 }
 
 /// The organization's clusters.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/clusters", params(("org" = String, Path)),
-    responses((status = 200, body = Vec<Cluster>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/clusters", params(("org" = String, Path), crate::pagination::PageQuery),
+    responses((status = 200, body = Page<Cluster>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
     Path(org): Path<String>,
-) -> Result<axum::Json<Vec<Cluster>>> {
+    super::Query(query): super::Query<crate::pagination::PageQuery>,
+) -> Result<axum::Json<Page<Cluster>>> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
-    Ok(axum::Json(clusters::list(&state.db, &access.org.id).await?))
+    let (limit, after) = query.parse()?;
+    let items = clusters::page(&state.db, &access.org.id, &after, limit).await?;
+    Ok(axum::Json(Page::from_fetched(items, limit, |c| {
+        (c.created_at, c.id.clone())
+    })))
 }
 
 /// Creates a cluster (member). Asynchronous: follow the operation. An `Idempotency-Key` header
@@ -238,7 +244,7 @@ pub async fn usage(
     State(state): State<AppState>,
     principal: Principal,
     Path(org): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<UsageQuery>,
+    super::Query(query): super::Query<UsageQuery>,
 ) -> Result<axum::Json<Vec<crate::usage::ClusterUsage>>> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let since = query

@@ -118,6 +118,27 @@ where
     }
 }
 
+/// A query string whose rejections are our `{"error": ...}` 400s instead of axum's plain text.
+pub struct Query<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|e| Error::BadRequest(e.body_text()))
+    }
+}
+
 /// The OpenAPI 3 document of the API, generated from the handlers and types.
 #[derive(OpenApi)]
 #[openapi(

@@ -12,6 +12,7 @@ use crate::accounts;
 use crate::auth::Role;
 use crate::error::Result;
 use crate::orgs::{self, Invitation, Member, Organization};
+use crate::pagination::Page;
 use crate::state::AppState;
 
 /// An organization the caller belongs to.
@@ -50,15 +51,20 @@ pub async fn set_plan(
 }
 
 /// The members of an organization.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/members", params(("org" = String, Path)),
-    responses((status = 200, body = Vec<Member>), (status = 404)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members", params(("org" = String, Path), crate::pagination::PageQuery),
+    responses((status = 200, body = Page<Member>), (status = 404)), security(("bearer" = [])))]
 pub async fn list_members(
     State(state): State<AppState>,
     principal: Principal,
     Path(org): Path<String>,
-) -> Result<axum::Json<Vec<Member>>> {
+    super::Query(query): super::Query<crate::pagination::PageQuery>,
+) -> Result<axum::Json<Page<Member>>> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
-    Ok(axum::Json(orgs::members(&state.db, &access.org.id).await?))
+    let (limit, after) = query.parse()?;
+    let items = orgs::members(&state.db, &access.org.id, &after, limit).await?;
+    Ok(axum::Json(Page::from_fetched(items, limit, |m| {
+        (m.joined_at, m.user_id.clone())
+    })))
 }
 
 /// A role change.
@@ -100,18 +106,21 @@ pub async fn remove_member(
 }
 
 /// The invitations of an organization (admin).
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/invitations", params(("org" = String, Path)),
-    responses((status = 200, body = Vec<Invitation>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/invitations", params(("org" = String, Path), crate::pagination::PageQuery),
+    responses((status = 200, body = Page<Invitation>)), security(("bearer" = [])))]
 pub async fn list_invitations(
     State(state): State<AppState>,
     principal: Principal,
     Path(org): Path<String>,
-) -> Result<axum::Json<Vec<Invitation>>> {
+    super::Query(query): super::Query<crate::pagination::PageQuery>,
+) -> Result<axum::Json<Page<Invitation>>> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
-    Ok(axum::Json(
-        orgs::invitations(&state.db, &access.org.id).await?,
-    ))
+    let (limit, after) = query.parse()?;
+    let items = orgs::invitations(&state.db, &access.org.id, &after, limit).await?;
+    Ok(axum::Json(Page::from_fetched(items, limit, |i| {
+        (i.created_at, i.id.clone())
+    })))
 }
 
 /// An invitation to send.

@@ -9,21 +9,25 @@ use super::principal::{OrgAccess, Principal};
 use crate::api_tokens::{self, ApiToken, CreateToken};
 use crate::auth::Role;
 use crate::error::Result;
+use crate::pagination::Page;
 use crate::state::AppState;
 
 /// The organization's API tokens (admin), without secrets.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/tokens", params(("org" = String, Path)),
-    responses((status = 200, body = Vec<ApiToken>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/tokens", params(("org" = String, Path), crate::pagination::PageQuery),
+    responses((status = 200, body = Page<ApiToken>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
     Path(org): Path<String>,
-) -> Result<axum::Json<Vec<ApiToken>>> {
+    super::Query(query): super::Query<crate::pagination::PageQuery>,
+) -> Result<axum::Json<Page<ApiToken>>> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
-    Ok(axum::Json(
-        api_tokens::list(&state.db, &access.org.id).await?,
-    ))
+    let (limit, after) = query.parse()?;
+    let items = api_tokens::list(&state.db, &access.org.id, &after, limit).await?;
+    Ok(axum::Json(Page::from_fetched(items, limit, |t| {
+        (t.created_at, t.id.clone())
+    })))
 }
 
 /// Creates an API token (admin); the secret is in this response only.
