@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 echo "==> system libraries (scripts/system-deps.sh: xmlsec1, libxml2, libclang for samael)"
 scripts/system-deps.sh
+echo "==> pruning stale build output (scripts/prune-cache.sh)"
+scripts/prune-cache.sh
 echo "==> test tools"
 scripts/install-kdelta.sh
 # helm for the chart test, built once from its Go module (about 2-3 minutes cold; see testenv/README.md).

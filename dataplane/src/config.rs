@@ -2,8 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
+
+use crate::backup::{BackupUrl, Target};
 
 use crate::store::{
     DEFAULT_MAX_BATCH_OPS, DEFAULT_MAX_VALUE_BYTES, DEFAULT_SEGMENT_SIZE, FsyncMode, StoreConfig,
@@ -16,7 +19,13 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
 /// KoruDelta data plane: a versioned, time-travelling key-value store speaking the KoruDelta HTTP API v1.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "koru-dataplane", version, about, long_about = None)]
+#[command(
+    name = "koru-dataplane",
+    version,
+    about,
+    long_about = None,
+    after_help = "Restore a data directory from backups: koru-dataplane restore --help"
+)]
 pub struct Cli {
     /// Directory for the write-ahead log; created if missing, locked while the server runs.
     #[arg(long, env = "KORU_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
@@ -63,6 +72,98 @@ pub struct Cli {
     /// Log format: `text` or `json`.
     #[arg(long, env = "KORU_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+
+    /// Archive sealed log segments to this store and allow base backups: `file:///path` or
+    /// `s3://bucket/prefix` (S3 endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Off when unset.
+    #[arg(long, env = "KORU_BACKUP_STORE")]
+    pub backup_store: Option<String>,
+
+    /// With --backup-store: seal the active segment once its oldest write is this old, bounding the
+    /// writes at risk (e.g. `60s`, `500ms`, `5m`).
+    #[arg(long, env = "KORU_ARCHIVE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub archive_timeout: Duration,
+}
+
+/// `koru-dataplane restore`: rebuild a data directory from a backup store.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "koru-dataplane restore",
+    version,
+    about = "Rebuild a data directory from archived log segments, as of a moment or an LSN",
+    long_about = None
+)]
+pub struct RestoreCli {
+    /// The backup store: `file:///path` or `s3://bucket/prefix`.
+    #[arg(long, env = "KORU_RESTORE_FROM")]
+    pub from: String,
+
+    /// Base backup id to restore; without a target, restores exactly to its end.
+    #[arg(long)]
+    pub backup: Option<String>,
+
+    /// Keep writes committed at or before this moment (RFC 3339, e.g. 2026-01-02T03:04:05.123456Z).
+    #[arg(long, conflicts_with = "target_lsn")]
+    pub target_time: Option<String>,
+
+    /// Keep records with an LSN at or below this.
+    #[arg(long)]
+    pub target_lsn: Option<u64>,
+
+    /// The data directory to create; must not exist or be empty.
+    #[arg(long, env = "KORU_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+impl RestoreCli {
+    /// Validates the arguments into a restore request.
+    pub fn into_request(self) -> Result<crate::backup::restore::RestoreRequest, String> {
+        let from: BackupUrl = self.from.parse().map_err(|e| format!("--from: {e}"))?;
+        let target = match (self.target_time, self.target_lsn) {
+            (Some(t), _) => {
+                let at = chrono::DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| format!("--target-time {t:?} is not an RFC 3339 time: {e}"))?;
+                Target::TimeMicros(at.timestamp_micros())
+            }
+            (None, Some(lsn)) => Target::Lsn(lsn),
+            (None, None) => Target::End,
+        };
+        Ok(crate::backup::restore::RestoreRequest {
+            from,
+            backup: self.backup,
+            target,
+            data_dir: self.data_dir,
+        })
+    }
+}
+
+/// Parses `500ms`, `60s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 500ms, 60s, 5m"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{s:?} is not a duration: use e.g. 500ms, 60s, 5m")),
+    };
+    if d.is_zero() {
+        return Err("a duration must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// Archiving settings, when `--backup-store` is set.
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    /// Where segments and base backups go.
+    pub store: BackupUrl,
+    /// Seal the active segment once its oldest write is this old.
+    pub timeout: Duration,
 }
 
 /// The validated configuration the server runs with.
@@ -78,6 +179,8 @@ pub struct Config {
     pub auth: Option<(PathBuf, String)>,
     /// Emit JSON logs.
     pub json_logs: bool,
+    /// Continuous archiving, when configured.
+    pub archive: Option<ArchiveConfig>,
 }
 
 impl Cli {
@@ -101,6 +204,13 @@ impl Cli {
             }
             (None, _) => None,
         };
+        let archive = match self.backup_store {
+            Some(url) => Some(ArchiveConfig {
+                store: url.parse().map_err(|e| format!("--backup-store: {e}"))?,
+                timeout: self.archive_timeout,
+            }),
+            None => None,
+        };
         Ok(Config {
             store: StoreConfig {
                 data_dir: self.data_dir,
@@ -115,6 +225,7 @@ impl Cli {
             max_ops_per_sec: self.max_ops_per_sec,
             auth,
             json_logs: self.log_format == "json",
+            archive,
         })
     }
 }
@@ -122,6 +233,7 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::DEFAULT_ARCHIVE_TIMEOUT;
 
     #[test]
     fn defaults_match_the_readme() {
@@ -129,6 +241,71 @@ mod tests {
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.store.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(config.store.fsync, FsyncMode::default());
+        assert!(config.archive.is_none());
+    }
+
+    #[test]
+    fn parses_backup_settings_and_names_bad_urls() {
+        let config = Cli::parse_from([
+            "koru-dataplane",
+            "--backup-store",
+            "s3://b/p",
+            "--archive-timeout",
+            "250ms",
+        ])
+        .into_config()
+        .unwrap();
+        let archive = config.archive.unwrap();
+        assert_eq!(archive.timeout, Duration::from_millis(250));
+        assert_eq!(archive.store.to_string(), "s3://b/p");
+        let bad = Cli::parse_from(["koru-dataplane", "--backup-store", "ftp://x"]).into_config();
+        assert!(bad.unwrap_err().contains("--backup-store"));
+        assert_eq!(
+            Cli::parse_from(["koru-dataplane"]).archive_timeout,
+            DEFAULT_ARCHIVE_TIMEOUT
+        );
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn restore_targets_parse() {
+        let req = RestoreCli::parse_from([
+            "restore",
+            "--from",
+            "file:///b",
+            "--target-time",
+            "2026-01-02T03:04:05.000006Z",
+            "--data-dir",
+            "d",
+        ])
+        .into_request()
+        .unwrap();
+        assert_eq!(req.target, Target::TimeMicros(1_767_323_045_000_006));
+        let both = RestoreCli::try_parse_from([
+            "restore",
+            "--from",
+            "file:///b",
+            "--target-time",
+            "x",
+            "--target-lsn",
+            "3",
+            "--data-dir",
+            "d",
+        ]);
+        assert!(both.is_err());
+        let bad_time = RestoreCli::parse_from([
+            "restore",
+            "--from",
+            "file:///b",
+            "--target-time",
+            "yesterday",
+            "--data-dir",
+            "d",
+        ])
+        .into_request();
+        assert!(bad_time.unwrap_err().contains("RFC 3339"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod http;

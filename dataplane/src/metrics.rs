@@ -78,6 +78,8 @@ pub struct Metrics {
     pub read_only: Gauge,
     /// Requests refused by the rate limit.
     pub rate_limited: Counter,
+    /// Continuous-archiving handles (idle unless `--backup-store` is set).
+    pub archive: Arc<crate::backup::archiver::ArchiveMetrics>,
 }
 
 impl Default for Metrics {
@@ -149,7 +151,29 @@ impl Default for Metrics {
             "Requests refused by the operations-per-second limit",
             rate_limited.clone(),
         );
+        let archive = Arc::new(crate::backup::archiver::ArchiveMetrics::default());
+        registry.register(
+            "archive_lag_seconds",
+            "Age of the oldest write not yet in the backup store (0 when all is archived)",
+            archive.lag_seconds.clone(),
+        );
+        registry.register(
+            "archived_segments",
+            "Log segments archived to the backup store since start",
+            archive.archived_segments.clone(),
+        );
+        registry.register(
+            "archived_bytes",
+            "Bytes of log segments uploaded to the backup store since start",
+            archive.archived_bytes.clone(),
+        );
+        registry.register(
+            "archive_errors",
+            "Failed attempts to archive a log segment since start",
+            archive.errors.clone(),
+        );
         Metrics {
+            archive,
             registry,
             store,
             requests,

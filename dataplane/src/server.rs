@@ -8,6 +8,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::auth::{KeyError, Verifier};
+use crate::backup::{Archiver, BackupStore};
 use crate::config::Config;
 use crate::error::StoreError;
 use crate::http::{AppState, app};
@@ -20,6 +21,9 @@ pub enum ServerError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The backup store could not be opened.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// The token verification key is unusable.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -87,7 +91,18 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // The URL on stdout is the contract for scripts and tests that start us on port 0.
     println!("koru-dataplane listening on http://{addr}");
     let _ = std::io::stdout().flush();
-    let state = AppState::new(store.clone(), metrics, verifier, config.max_ops_per_sec);
+    let archive_metrics = Arc::clone(&metrics.archive);
+    let mut state = AppState::new(store.clone(), metrics, verifier, config.max_ops_per_sec);
+    if let Some(archive) = &config.archive {
+        let backup = BackupStore::open(&archive.store, true)?;
+        tracing::info!(store = %archive.store, timeout_ms = archive.timeout.as_millis() as u64, "archiving sealed log segments");
+        state = state.with_archive(Archiver::start(
+            store.clone(),
+            backup,
+            archive.timeout,
+            archive_metrics,
+        ));
+    }
     // Small responses go out at once instead of waiting on Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::auth::{Scope, Verifier};
+use crate::backup::ArchiveStatus;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::store::Store;
 pub use error::ApiError;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub verifier: Option<Arc<Verifier>>,
     /// The operations-per-second limit, when set.
     pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// Continuous archiving, when `--backup-store` is set.
+    pub archive: Option<Arc<ArchiveStatus>>,
 }
 
 impl AppState {
@@ -53,7 +56,14 @@ impl AppState {
             metrics,
             verifier: verifier.map(Arc::new),
             limiter,
+            archive: None,
         }
+    }
+
+    /// The same state with archiving (base backups, archive metrics and readiness detail).
+    pub fn with_archive(mut self, archive: Arc<ArchiveStatus>) -> Self {
+        self.archive = Some(archive);
+        self
     }
 
     /// Takes `n` operations from the rate limit, or says when to retry.
@@ -120,6 +130,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/{namespace}/{key}/history", get(kv::history))
         .route("/api/v1/{namespace}/{key}/at/{timestamp}", get(kv::get_at))
+        .route(
+            "/admin/backups",
+            get(ops::list_backups).post(ops::create_backup),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     Router::new()
         .merge(api)
@@ -157,8 +171,12 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     next.run(request).await
 }
 
-/// The scope a route needs: reads need `read` (queries are reads though they POST), all else `write`.
+/// The scope a route needs: `/admin/…` needs `admin`, reads need `read` (queries are reads though
+/// they POST), all else `write`.
 pub fn required_scope(method: &Method, route: Option<&str>) -> Scope {
+    if route.is_some_and(|r| r.starts_with("/admin/")) {
+        return Scope::Admin;
+    }
     let read_posts = ["/api/v1/{namespace}/query", "/api/v1/batch/get"];
     if method == Method::GET
         || method == Method::HEAD

@@ -6,7 +6,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{ApiError, AppState};
+use crate::backup::{BackupError, base};
 
 /// `GET /healthz`: the process is serving.
 pub async fn healthz() -> Json<Value> {
@@ -22,10 +23,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::OK
     };
+    // Archive trouble is reported, not made fatal: the server keeps serving while the store is down.
     let body = json!({
         "status": if read_only { "read_only" } else { "ready" },
         "read_only": read_only,
         "last_lsn": stats.applied_lsn,
+        "archive": state.archive.as_ref().map(|a| a.report()),
     });
     (status, Json(body))
 }
@@ -38,11 +41,66 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     m.versions.set(stats.versions as i64);
     m.last_lsn.set(stats.applied_lsn as i64);
     m.read_only.set(i64::from(state.store.is_read_only()));
+    if let Some(archive) = &state.archive {
+        m.archive.lag_seconds.set(archive.lag_seconds());
+    }
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         m.encode(),
+    )
+}
+
+/// `POST /admin/backups`: takes a base backup now; 201 with its manifest.
+pub async fn create_backup(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let archive = state.archive.as_ref().ok_or_else(not_configured)?;
+    let manifest = base::create(&state.store, archive, base::DEFAULT_BACKUP_WAIT)
+        .await
+        .map_err(backup_error)?;
+    Ok((StatusCode::CREATED, Json(manifest)))
+}
+
+/// `GET /admin/backups`: every base backup, oldest first, without their segment lists.
+pub async fn list_backups(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let archive = state.archive.as_ref().ok_or_else(not_configured)?;
+    let manifests = base::list(&archive.store).await.map_err(backup_error)?;
+    let backups: Vec<Value> = manifests
+        .into_iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "created": m.created,
+                "first_lsn": m.first_lsn,
+                "last_lsn": m.last_lsn,
+                "first_time": (m.first_time_micros > 0).then(|| crate::backup::archiver::rfc3339(m.first_time_micros)),
+                "last_time": (m.last_time_micros > 0).then(|| crate::backup::archiver::rfc3339(m.last_time_micros)),
+                "segments": m.segments.len(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "backups": backups })))
+}
+
+fn not_configured() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "backups_not_configured",
+        "archiving is not configured: start the server with --backup-store",
+    )
+}
+
+/// Maps a backup failure to 503 (the store is unreachable or behind); details go to the log once.
+fn backup_error(e: BackupError) -> ApiError {
+    tracing::error!(error = %e, "base backup request failed");
+    let message = match &e {
+        BackupError::Timeout { .. } => "the backup store is not keeping up; try again later",
+        _ => "the backup store failed; see the server log",
+    };
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "backup_unavailable",
+        message,
     )
 }

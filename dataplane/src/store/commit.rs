@@ -2,7 +2,7 @@
 //! per the durability mode, one fsync, before anyone is acknowledged.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -43,7 +43,27 @@ pub(crate) struct Queue {
 #[derive(Default)]
 struct QueueState {
     pending: Vec<Pending>,
+    /// Callers waiting for the active segment to be sealed.
+    rolls: Vec<oneshot::Sender<Result<u64, StoreError>>>,
     closed: bool,
+}
+
+/// What the archiver needs to know about sealed segments, published by the commit thread.
+///
+/// Counters only ever grow, so readers need no lock; `notify` wakes the archiver after each seal.
+#[derive(Debug, Default)]
+pub struct SealState {
+    /// Sequence number of the newest sealed segment (0 while none is sealed).
+    pub last_sealed_seq: AtomicU64,
+    /// LSN of the last record in the newest sealed segment (0 while none is sealed).
+    pub last_sealed_lsn: AtomicU64,
+    /// Commit time (µs) of the first record in the active segment; 0 while it holds none.
+    pub active_first_write_micros: AtomicI64,
+    /// Commit time (µs) of the first record of each sealed segment the archiver has not yet
+    /// taken off this map: what the archive lag is measured from.
+    pub sealed_first_write: parking_lot::Mutex<std::collections::BTreeMap<u64, i64>>,
+    /// Woken after every seal.
+    pub notify: tokio::sync::Notify,
 }
 
 impl Queue {
@@ -54,6 +74,21 @@ impl Queue {
             return Err(pending);
         }
         state.pending.push(pending);
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Asks the commit thread to seal the active segment once what is queued is written.
+    pub fn request_roll(
+        &self,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    ) -> Result<(), oneshot::Sender<Result<u64, StoreError>>> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(reply);
+        }
+        state.rolls.push(reply);
         drop(state);
         self.wake.notify_one();
         Ok(())
@@ -77,6 +112,7 @@ pub(crate) struct CommitThread {
     pub metrics: Arc<StoreMetrics>,
     pub next_lsn: u64,
     pub last_timestamp_micros: i64,
+    pub seals: Arc<SealState>,
 }
 
 /// A request accepted into the current group, with where its record went.
@@ -117,18 +153,28 @@ impl CommitThread {
         let mut offsets = Vec::new();
         let mut dirty = false;
         loop {
-            let group = {
+            let (group, rolls) = {
                 let mut state = self.queue.state.lock();
-                while state.pending.is_empty() && !state.closed {
+                while state.pending.is_empty() && state.rolls.is_empty() && !state.closed {
                     self.queue.wake.wait(&mut state);
                 }
-                if state.pending.is_empty() {
+                if state.pending.is_empty() && state.rolls.is_empty() {
                     break;
                 }
-                std::mem::take(&mut state.pending)
+                (
+                    std::mem::take(&mut state.pending),
+                    std::mem::take(&mut state.rolls),
+                )
             };
             let segment = self.wal.position().0;
-            if self.commit(group, &mut buf, &mut offsets) {
+            let wrote = !group.is_empty() && self.commit(group, &mut buf, &mut offsets);
+            if !rolls.is_empty() {
+                let sealed = self.roll_on_request();
+                for reply in rolls {
+                    let _ = reply.send(sealed.ok_or(StoreError::ReadOnly));
+                }
+            }
+            if wrote || self.wal.position().0 != segment {
                 // `always` fsynced the group before acknowledging it.
                 dirty = self.fsync != FsyncMode::Always;
                 if let Some(s) = &syncer {
@@ -151,6 +197,40 @@ impl CommitThread {
         if dirty {
             self.sync_or_fail();
         }
+    }
+
+    /// Seals the active segment if it holds records; returns the LSN of the last sealed record.
+    /// None when the store is (or just turned) read-only.
+    fn roll_on_request(&mut self) -> Option<u64> {
+        if self.read_only.load(Ordering::SeqCst) {
+            return None;
+        }
+        if self.wal.position().1 > crate::wal::segment::HEADER_LEN as u64 {
+            if let Err(e) = self.wal.roll(self.next_lsn) {
+                tracing::error!(error = %e, "sealing the log segment failed; refusing further writes");
+                self.read_only.store(true, Ordering::SeqCst);
+                return None;
+            }
+            self.sealed();
+        }
+        Some(self.next_lsn - 1)
+    }
+
+    /// Publishes that the segment before the active one was just sealed.
+    fn sealed(&self) {
+        let seals = &self.seals;
+        let sealed = self.wal.position().0 - 1;
+        // The lag entry goes in before the segment is published, so the archiver never removes
+        // it first and leaves a stale one behind.
+        let first = seals.active_first_write_micros.swap(0, Ordering::SeqCst);
+        if first > 0 {
+            seals.sealed_first_write.lock().insert(sealed, first);
+        }
+        seals
+            .last_sealed_lsn
+            .store(self.wal.first_lsn_of_active() - 1, Ordering::SeqCst);
+        seals.last_sealed_seq.store(sealed, Ordering::SeqCst);
+        seals.notify.notify_one();
     }
 
     /// Fsyncs the log, making the store read-only if that fails.
@@ -206,7 +286,19 @@ impl CommitThread {
                     .and_then(|()| self.wal.roll(self.next_lsn));
                 buf.clear();
                 match rolled {
-                    Ok(()) => (seq, segment_len) = self.wal.position(),
+                    Ok(()) => {
+                        if let Some(a) = accepted.iter().find(|a| a.seq == seq) {
+                            // This group's records opened the segment just sealed.
+                            let _ = self.seals.active_first_write_micros.compare_exchange(
+                                0,
+                                a.timestamp_micros,
+                                Ordering::SeqCst,
+                                Ordering::SeqCst,
+                            );
+                        }
+                        self.sealed();
+                        (seq, segment_len) = self.wal.position();
+                    }
                     Err(e) => failed = Some(e),
                 }
             }
@@ -252,6 +344,16 @@ impl CommitThread {
         self.wal
             .files()
             .note_records(accepted.iter().map(|a| (a.lsn, a.seq, a.record_offset)));
+        let active = self.wal.position().0;
+        if let Some(first) = accepted.iter().find(|a| a.seq == active) {
+            // Only set when 0: the first record of the active segment defines the archive lag.
+            let _ = self.seals.active_first_write_micros.compare_exchange(
+                0,
+                first.timestamp_micros,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
         self.metrics.log_appended_bytes.inc_by(bytes);
         self.metrics.log_bytes.set(self.wal.total_bytes() as i64);
         self.metrics

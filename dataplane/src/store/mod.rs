@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 pub use changes::{Change, ChangeOp};
-pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL};
+pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL, SealState};
 pub use index::{IndexStats, Version, VersionId};
 
 use crate::error::StoreError;
@@ -199,6 +199,7 @@ struct Inner {
     queue: Arc<Queue>,
     read_only: Arc<AtomicBool>,
     metrics: Arc<StoreMetrics>,
+    seals: Arc<SealState>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Held for the store's life: the OS releases the flock when the process dies, however it dies.
     _lock: File,
@@ -235,8 +236,13 @@ impl Store {
         let mut index = Index::default();
         let mut previous = Vec::new();
         let mut records = 0u64;
+        // (segment, timestamp of its first record) for the newest segment seen in replay.
+        let mut newest_first: Option<(u64, i64)> = None;
         let (mut wal, report) =
             Wal::open(&dir.join("wal"), config.segment_size, |record, location| {
+                if newest_first.is_none_or(|(seq, _)| seq != location.seq) {
+                    newest_first = Some((location.seq, record.timestamp_micros));
+                }
                 previous.clear();
                 index.apply(record, location.seq, location.record_offset, &mut previous);
                 records += 1;
@@ -247,6 +253,19 @@ impl Store {
         let queue = Arc::new(Queue::default());
         let read_only = Arc::new(AtomicBool::new(false));
         let files = wal.files();
+        let seals = Arc::new(SealState::default());
+        let (active_seq, _) = wal.position();
+        seals
+            .last_sealed_seq
+            .store(active_seq - 1, Ordering::SeqCst);
+        seals
+            .last_sealed_lsn
+            .store(wal.first_lsn_of_active() - 1, Ordering::SeqCst);
+        if let Some((seq, ts)) = newest_first
+            && seq == active_seq
+        {
+            seals.active_first_write_micros.store(ts, Ordering::SeqCst);
+        }
         let thread = CommitThread {
             wal,
             index: Arc::clone(&index),
@@ -257,6 +276,7 @@ impl Store {
             metrics: Arc::clone(&metrics),
             next_lsn: report.next_lsn,
             last_timestamp_micros: report.last_timestamp_micros,
+            seals: Arc::clone(&seals),
         };
         let handle = std::thread::Builder::new()
             .name("koru-commit".into())
@@ -270,6 +290,7 @@ impl Store {
                 queue,
                 read_only,
                 metrics,
+                seals,
                 thread: Mutex::new(Some(handle)),
                 _lock: lock,
             }),
@@ -474,6 +495,27 @@ impl Store {
         let upto = self.inner.index.read().applied_lsn();
         let start = self.inner.files.seek(since + 1);
         changes::read(&self.inner.files.list(), start, since, upto, limit)
+    }
+
+    /// What the archiver watches: which segments are sealed and how old the active one's data is.
+    pub fn seals(&self) -> Arc<SealState> {
+        Arc::clone(&self.inner.seals)
+    }
+
+    /// Where the log lives: `<data-dir>/wal`.
+    pub fn wal_dir(&self) -> PathBuf {
+        self.inner.config.data_dir.join("wal")
+    }
+
+    /// Seals the active segment (when it holds records) after everything queued before is written;
+    /// returns the LSN of the last record now in a sealed segment (0 for an empty log).
+    pub async fn roll(&self) -> Result<u64, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .queue
+            .request_roll(reply)
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Stops the commit thread after it has written and fsynced everything queued.

@@ -152,6 +152,7 @@ pub struct Wal {
     dir: PathBuf,
     active: File,
     active_seq: u64,
+    active_first_lsn: u64,
     active_len: u64,
     segment_size: u64,
     total_bytes: u64,
@@ -275,6 +276,7 @@ impl Wal {
                 file: Arc::new(file),
             });
         }
+        let active_first_lsn = files.list().last().map_or(1, |s| s.first_lsn);
         let (active, active_seq, active_len) = match seqs.last() {
             Some(&seq) => {
                 let path = dir.join(segment::file_name(seq));
@@ -315,6 +317,7 @@ impl Wal {
             dir: dir.to_path_buf(),
             active,
             active_seq,
+            active_first_lsn,
             active_len,
             segment_size,
             total_bytes,
@@ -332,6 +335,11 @@ impl Wal {
     /// Sequence number and current length of the active segment: where the next append lands.
     pub fn position(&self) -> (u64, u64) {
         (self.active_seq, self.active_len)
+    }
+
+    /// LSN of the first record of the active segment (the next LSN while it is empty).
+    pub fn first_lsn_of_active(&self) -> u64 {
+        self.active_first_lsn
     }
 
     /// Bytes in all segments.
@@ -393,6 +401,7 @@ impl Wal {
         tracing::debug!(sealed = self.active_seq, "log segment sealed");
         self.active = file;
         self.active_seq = header.seq;
+        self.active_first_lsn = first_lsn;
         self.active_len = HEADER_LEN as u64;
         self.total_bytes += HEADER_LEN as u64;
         Ok(())

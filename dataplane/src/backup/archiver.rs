@@ -1,0 +1,317 @@
+//! Continuous archiving: a background task uploads every sealed segment, in log order, as soon as
+//! the commit thread seals it, and forces a seal when the active segment's oldest write is older
+//! than the archive timeout, so the recovery point is bounded.
+//!
+//! The task never blocks commits: the commit thread only publishes counters and wakes it. While the
+//! store is down uploads are retried with backoff and the lag grows; nothing is skipped, because a
+//! restore needs every segment from the first.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::layout::{self, SegmentMeta};
+use super::{BackupError, BackupStore};
+use crate::store::{SealState, Store};
+use crate::wal::segment;
+
+/// Default `--archive-timeout`: the longest a write waits in the active segment before it is sealed.
+pub const DEFAULT_ARCHIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// First retry delay after a failed upload; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest delay between upload attempts while the store is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest the task sleeps between checks of the archive timeout.
+const MAX_TICK: Duration = Duration::from_secs(1);
+
+/// Metrics of the archiver, registered with the process registry.
+#[derive(Debug, Default)]
+pub struct ArchiveMetrics {
+    /// Age in seconds of the oldest write not yet archived (0 when everything is archived).
+    pub lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Segments uploaded (or found already archived) since start.
+    pub archived_segments: Counter,
+    /// Bytes of segments uploaded since start.
+    pub archived_bytes: Counter,
+    /// Failed upload attempts since start.
+    pub errors: Counter,
+}
+
+/// What the archiver has done, for `/readyz`, `/metrics` and base backups.
+#[derive(Debug)]
+pub struct ArchiveStatus {
+    seals: Arc<SealState>,
+    state: Mutex<StatusInner>,
+    archived_lsn: watch::Sender<u64>,
+    /// The metrics it updates.
+    pub metrics: Arc<ArchiveMetrics>,
+    /// Where it archives to.
+    pub store: BackupStore,
+}
+
+#[derive(Debug, Default)]
+struct StatusInner {
+    last_archived_seq: u64,
+    last_archived_lsn: u64,
+    last_archived_time_micros: i64,
+    last_error: Option<(String, i64)>,
+}
+
+/// The `/readyz` view of the archiver.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveReport {
+    /// The backup store URL.
+    pub store: String,
+    /// Age in seconds of the oldest write not yet archived.
+    pub lag_seconds: f64,
+    /// Newest archived segment (0 when none).
+    pub last_archived_segment: u64,
+    /// LSN of the newest archived record (0 when none).
+    pub last_archived_lsn: u64,
+    /// Commit time of the newest archived record (RFC 3339), the recovery point.
+    pub last_archived_time: Option<String>,
+    /// Sealed segments waiting for upload.
+    pub pending_segments: u64,
+    /// The last upload error and when it happened (RFC 3339); cleared by the next success.
+    pub last_error: Option<String>,
+    /// When the last error happened.
+    pub last_error_at: Option<String>,
+}
+
+impl ArchiveStatus {
+    /// Age in seconds of the oldest write not in the archive.
+    pub fn lag_seconds(&self) -> f64 {
+        let pending = self.seals.sealed_first_write.lock().values().min().copied();
+        let active = self.seals.active_first_write_micros.load(Ordering::SeqCst);
+        let oldest = match (pending, active) {
+            (Some(p), a) if a > 0 => p.min(a),
+            (Some(p), _) => p,
+            (None, a) if a > 0 => a,
+            _ => return 0.0,
+        };
+        ((crate::store::commit::now_micros() - oldest) as f64 / 1e6).max(0.0)
+    }
+
+    /// LSN of the newest archived record.
+    pub fn last_archived_lsn(&self) -> u64 {
+        self.state.lock().last_archived_lsn
+    }
+
+    /// A snapshot for `/readyz`.
+    pub fn report(&self) -> ArchiveReport {
+        let state = self.state.lock();
+        let sealed = self.seals.last_sealed_seq.load(Ordering::SeqCst);
+        ArchiveReport {
+            store: self.store.url().to_string(),
+            lag_seconds: self.lag_seconds(),
+            last_archived_segment: state.last_archived_seq,
+            last_archived_lsn: state.last_archived_lsn,
+            last_archived_time: (state.last_archived_time_micros > 0)
+                .then(|| rfc3339(state.last_archived_time_micros)),
+            pending_segments: sealed.saturating_sub(state.last_archived_seq),
+            last_error: state.last_error.as_ref().map(|(e, _)| e.clone()),
+            last_error_at: state.last_error.as_ref().map(|&(_, at)| rfc3339(at)),
+        }
+    }
+
+    /// The last upload error, if the last attempt failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.state
+            .lock()
+            .last_error
+            .as_ref()
+            .map(|(e, _)| e.clone())
+    }
+
+    /// Waits until every record up to `lsn` is archived, or `timeout` passes.
+    pub async fn wait_archived(&self, lsn: u64, timeout: Duration) -> Result<(), BackupError> {
+        let mut rx = self.archived_lsn.subscribe();
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|&a| a >= lsn)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(BackupError::Timeout {
+                lsn,
+                last_error: self
+                    .last_error()
+                    .unwrap_or_else(|| "no error reported".into()),
+            }),
+        }
+    }
+
+    fn archived(&self, meta: &SegmentMeta) {
+        self.seals.sealed_first_write.lock().remove(&meta.seq);
+        let mut state = self.state.lock();
+        state.last_archived_seq = meta.seq;
+        state.last_archived_lsn = meta.last_lsn;
+        state.last_archived_time_micros = meta.last_time_micros;
+        state.last_error = None;
+        drop(state);
+        self.archived_lsn.send_replace(meta.last_lsn);
+        self.metrics.archived_segments.inc();
+    }
+
+    fn failed(&self, error: &BackupError) {
+        self.metrics.errors.inc();
+        self.state.lock().last_error =
+            Some((error.to_string(), crate::store::commit::now_micros()));
+    }
+}
+
+/// Formats µs since the epoch as RFC 3339 with microseconds.
+pub(crate) fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+/// The background uploader.
+pub struct Archiver {
+    store: Store,
+    status: Arc<ArchiveStatus>,
+    timeout: Duration,
+}
+
+impl Archiver {
+    /// Starts archiving `store`'s sealed segments to `backup` on the current Tokio runtime.
+    pub fn start(
+        store: Store,
+        backup: BackupStore,
+        timeout: Duration,
+        metrics: Arc<ArchiveMetrics>,
+    ) -> Arc<ArchiveStatus> {
+        let status = Arc::new(ArchiveStatus {
+            seals: store.seals(),
+            state: Mutex::new(StatusInner::default()),
+            archived_lsn: watch::Sender::new(0),
+            metrics,
+            store: backup,
+        });
+        let archiver = Archiver {
+            store,
+            status: Arc::clone(&status),
+            timeout,
+        };
+        tokio::spawn(archiver.run());
+        status
+    }
+
+    async fn run(self) {
+        let seals = self.store.seals();
+        let tick = (self.timeout / 4).clamp(Duration::from_millis(10), MAX_TICK);
+        let mut next = 1;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            // Registered before reading the counters, so a seal in between still wakes us.
+            let notified = seals.notify.notified();
+            let sealed = seals.last_sealed_seq.load(Ordering::SeqCst);
+            let mut failed = false;
+            while next <= sealed {
+                match self.archive_one(next).await {
+                    Ok(meta) => {
+                        self.status.archived(&meta);
+                        next += 1;
+                        backoff = FIRST_BACKOFF;
+                    }
+                    Err(e) => {
+                        tracing::warn!(segment = next, error = %e, retry_in_ms = backoff.as_millis() as u64, "archiving a log segment failed; will retry");
+                        self.status.failed(&e);
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            self.status
+                .metrics
+                .lag_seconds
+                .set(self.status.lag_seconds());
+            self.seal_if_due(&seals).await;
+            let wait = if failed {
+                let wait = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                wait
+            } else {
+                tick
+            };
+            let _ = tokio::time::timeout(wait, notified).await;
+        }
+    }
+
+    /// Seals the active segment when its oldest write is older than the archive timeout.
+    async fn seal_if_due(&self, seals: &SealState) {
+        let first = seals.active_first_write_micros.load(Ordering::SeqCst);
+        if first == 0 {
+            return;
+        }
+        let age = crate::store::commit::now_micros() - first;
+        if age >= self.timeout.as_micros() as i64 {
+            match self.store.roll().await {
+                Ok(_) => {}
+                // Already reported once by the store when it turned read-only.
+                Err(crate::error::StoreError::ReadOnly | crate::error::StoreError::Closed) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "sealing the active segment for the archive timeout failed");
+                }
+            }
+        }
+    }
+
+    /// Uploads segment `seq` (bytes, then sidecar) unless the archive already holds it.
+    async fn archive_one(&self, seq: u64) -> Result<SegmentMeta, BackupError> {
+        let path = self.store.wal_dir().join(segment::file_name(seq));
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(super::io_err(format!("reading {}", path.display())))?;
+        let bytes = Bytes::from(bytes);
+        let scan = bytes.clone();
+        // Hashing and checking 64 MiB takes a while: off the async workers.
+        let meta = tokio::task::spawn_blocking(move || layout::scan_segment(seq, &scan))
+            .await
+            .map_err(|e| BackupError::Io {
+                context: "checking a sealed segment".into(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|reason| BackupError::Corrupt {
+                key: path.display().to_string(),
+                reason,
+            })?;
+        let backup = &self.status.store;
+        let sidecar_key = layout::sidecar_key(seq);
+        if let Some(existing) = backup.get_opt(&sidecar_key).await? {
+            let existing: SegmentMeta =
+                serde_json::from_slice(&existing).map_err(|e| BackupError::Corrupt {
+                    key: backup.describe(&sidecar_key),
+                    reason: e.to_string(),
+                })?;
+            if existing.sha256 == meta.sha256 {
+                return Ok(meta);
+            }
+            return Err(BackupError::Conflict {
+                key: backup.describe(&layout::segment_key(seq)),
+                existing: existing.sha256,
+            });
+        }
+        let size = bytes.len() as u64;
+        // Bytes first, sidecar second: a sidecar always describes a complete object.
+        backup.put(&layout::segment_key(seq), bytes).await?;
+        let sidecar = serde_json::to_vec_pretty(&meta).map_err(|e| BackupError::Io {
+            context: "encoding a sidecar".into(),
+            source: std::io::Error::other(e),
+        })?;
+        backup.put(&sidecar_key, Bytes::from(sidecar)).await?;
+        self.status.metrics.archived_bytes.inc_by(size);
+        tracing::debug!(
+            segment = seq,
+            last_lsn = meta.last_lsn,
+            bytes = size,
+            "log segment archived"
+        );
+        Ok(meta)
+    }
+}

@@ -1,0 +1,314 @@
+//! The backup store: one object-store handle (local directory or S3-compatible bucket) plus the key
+//! prefix every archive object lives under.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::BackupError;
+
+/// Default region when `AWS_REGION` is unset (S3-compatible servers mostly ignore it).
+pub const DEFAULT_S3_REGION: &str = "us-east-1";
+
+/// Where backups live, parsed from `--backup-store` / `--from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupUrl {
+    /// `file:///absolute/path`: a local directory.
+    File(PathBuf),
+    /// `s3://bucket/prefix`: an S3 bucket (endpoint, region and credentials from `AWS_*`).
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix inside the bucket, without leading or trailing slashes (may be empty).
+        prefix: String,
+    },
+}
+
+impl std::str::FromStr for BackupUrl {
+    type Err = BackupError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| BackupError::InvalidUrl {
+            url: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let url = url::Url::parse(s)
+            .map_err(|e| bad(&format!("{e}; expected file:///path or s3://bucket/prefix")))?;
+        match url.scheme() {
+            "file" => {
+                if url
+                    .host_str()
+                    .is_some_and(|h| !h.is_empty() && h != "localhost")
+                {
+                    return Err(bad("a file URL names no host: use file:///absolute/path"));
+                }
+                let path = url
+                    .to_file_path()
+                    .map_err(|()| bad("not an absolute local path"))?;
+                if path.parent().is_none() {
+                    return Err(bad("refusing the file-system root as a backup store"));
+                }
+                Ok(BackupUrl::File(path))
+            }
+            "s3" => {
+                let bucket = url
+                    .host_str()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| bad("an s3 URL needs a bucket: s3://bucket/prefix"))?;
+                if url.query().is_some() || url.fragment().is_some() {
+                    return Err(bad("query strings and fragments are not supported"));
+                }
+                Ok(BackupUrl::S3 {
+                    bucket: bucket.to_string(),
+                    prefix: url.path().trim_matches('/').to_string(),
+                })
+            }
+            other => Err(bad(&format!(
+                "scheme {other:?} is not supported; use file:///path or s3://bucket/prefix"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for BackupUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackupUrl::File(path) => write!(f, "file://{}", path.display()),
+            BackupUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            BackupUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// A handle on the backup store; clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct BackupStore {
+    inner: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: BackupUrl,
+}
+
+impl BackupStore {
+    /// Opens the store at `url`; a local directory is created when `create` is set (the server)
+    /// and must exist otherwise (a restore from a mistyped path must not find an empty archive).
+    pub fn open(url: &BackupUrl, create: bool) -> Result<BackupStore, BackupError> {
+        let (inner, prefix): (Arc<dyn ObjectStore>, String) = match url {
+            BackupUrl::File(path) => {
+                if create {
+                    // A store that is down at start-up is retried like any other outage.
+                    if let Err(e) = std::fs::create_dir_all(path) {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot create the backup store directory yet");
+                    }
+                } else if !path.is_dir() {
+                    return Err(BackupError::InvalidUrl {
+                        url: url.to_string(),
+                        reason: "the directory does not exist".into(),
+                    });
+                }
+                // Rooted at `/` with the directory as key prefix, so a store directory that is
+                // missing or unreachable is an error per request rather than at start-up.
+                let prefix = path.to_string_lossy().trim_matches('/').to_string();
+                (Arc::new(LocalFileSystem::new()), prefix)
+            }
+            BackupUrl::S3 { bucket, prefix } => (Arc::new(s3(url, bucket)?), prefix.clone()),
+        };
+        Ok(BackupStore {
+            inner,
+            prefix,
+            url: url.clone(),
+        })
+    }
+
+    /// The URL the store was opened from.
+    pub fn url(&self) -> &BackupUrl {
+        &self.url
+    }
+
+    /// The full name of an object, for messages: `<store url>/<key>`.
+    pub fn describe(&self, key: &str) -> String {
+        format!("{}/{key}", self.url.to_string().trim_end_matches('/'))
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    fn store_err(&self, key: &str) -> impl FnOnce(object_store::Error) -> BackupError {
+        let key = self.describe(key);
+        move |source| match source {
+            object_store::Error::NotFound { .. } => BackupError::Missing { key },
+            source => BackupError::Store { key, source },
+        }
+    }
+
+    /// Writes an object whole (both backends make it appear atomically).
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BackupError> {
+        self.inner
+            .put(&self.path(key), PutPayload::from_bytes(bytes))
+            .await
+            .map_err(self.store_err(key))?;
+        Ok(())
+    }
+
+    /// Reads an object whole; a missing one is [`BackupError::Missing`] naming it.
+    pub async fn get(&self, key: &str) -> Result<Bytes, BackupError> {
+        let result = self
+            .inner
+            .get(&self.path(key))
+            .await
+            .map_err(self.store_err(key))?;
+        result.bytes().await.map_err(self.store_err(key))
+    }
+
+    /// Reads an object, or None when it does not exist.
+    pub async fn get_opt(&self, key: &str) -> Result<Option<Bytes>, BackupError> {
+        match self.get(key).await {
+            Ok(b) => Ok(Some(b)),
+            Err(BackupError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keys (relative to the prefix) of every object under `dir`, sorted.
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>, BackupError> {
+        let base = self.path(dir);
+        let metas: Vec<_> = self
+            .inner
+            .list(Some(&base))
+            .try_collect()
+            .await
+            .map_err(|source| BackupError::Store {
+                key: self.describe(dir),
+                source,
+            })?;
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let mut keys: Vec<String> = metas
+            .into_iter()
+            .filter_map(|m| m.location.as_ref().strip_prefix(&strip).map(str::to_string))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+/// Builds the S3 client from `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`; plain http is allowed only for a loopback
+/// endpoint (a test server), since credentials would otherwise cross the network unencrypted.
+fn s3(url: &BackupUrl, bucket: &str) -> Result<object_store::aws::AmazonS3, BackupError> {
+    // reqwest is built without a provider of its own; ring is the workspace's (main installs it
+    // too, this covers library users such as tests).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(env("AWS_REGION").unwrap_or_else(|| DEFAULT_S3_REGION.to_string()));
+    if let Some(endpoint) = env("AWS_ENDPOINT_URL") {
+        let parsed = url::Url::parse(&endpoint).map_err(|e| BackupError::InvalidUrl {
+            url: endpoint.clone(),
+            reason: format!("AWS_ENDPOINT_URL: {e}"),
+        })?;
+        let loopback = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        if parsed.scheme() == "http" && !loopback {
+            return Err(BackupError::InvalidUrl {
+                url: endpoint,
+                reason: "AWS_ENDPOINT_URL: plain http is only allowed on loopback".into(),
+            });
+        }
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(loopback)
+            .with_virtual_hosted_style_request(false);
+    }
+    if let Some(key) = env("AWS_ACCESS_KEY_ID") {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = env("AWS_SECRET_ACCESS_KEY") {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Some(token) = env("AWS_SESSION_TOKEN") {
+        builder = builder.with_token(token);
+    }
+    builder.build().map_err(|source| BackupError::Store {
+        key: url.to_string(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_file_and_s3_urls() {
+        assert_eq!(
+            "file:///var/backups/c1".parse::<BackupUrl>().unwrap(),
+            BackupUrl::File(PathBuf::from("/var/backups/c1"))
+        );
+        assert_eq!(
+            "s3://bucket/a/b/".parse::<BackupUrl>().unwrap(),
+            BackupUrl::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
+        let s3 = "s3://bucket".parse::<BackupUrl>().unwrap();
+        assert_eq!(s3.to_string(), "s3://bucket");
+    }
+
+    #[test]
+    fn refuses_bad_urls_with_a_reason() {
+        for (url, says) in [
+            ("/var/backups", "expected file:///path"),
+            ("file://host/path", "names no host"),
+            ("gs://bucket/x", "not supported"),
+            ("s3:///prefix", "needs a bucket"),
+            ("file:///", "root"),
+        ] {
+            let err = url.parse::<BackupUrl>().unwrap_err().to_string();
+            assert!(err.contains(says), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn builds_an_s3_store_without_network() {
+        let url: BackupUrl = "s3://bucket/prefix".parse().unwrap();
+        let store = BackupStore::open(&url, true).unwrap();
+        assert_eq!(store.describe("wal/x"), "s3://bucket/prefix/wal/x");
+    }
+
+    #[tokio::test]
+    async fn file_store_round_trips_and_names_missing_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = BackupUrl::File(dir.path().join("store"));
+        assert!(BackupStore::open(&url, false).is_err());
+        assert!(BackupStore::open(&BackupUrl::File(dir.path().join("f/x")), true).is_ok());
+        let store = BackupStore::open(&url, true).unwrap();
+        store.put("wal/a", Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(store.get("wal/a").await.unwrap(), Bytes::from_static(b"x"));
+        assert_eq!(store.list("wal").await.unwrap(), ["wal/a"]);
+        let missing = store.get("wal/b").await.unwrap_err();
+        assert!(matches!(missing, BackupError::Missing { .. }));
+        assert!(missing.to_string().contains("wal/b"));
+        assert_eq!(store.get_opt("wal/b").await.unwrap(), None);
+    }
+}
