@@ -113,6 +113,19 @@ pub struct RestoreCli {
     /// The data directory to create; must not exist or be empty.
     #[arg(long, env = "KORU_DATA_DIR")]
     pub data_dir: PathBuf,
+
+    /// Do nothing and exit 0 when --data-dir already holds data: for an init container that runs
+    /// at every pod start but must restore only into a new volume.
+    #[arg(long)]
+    pub skip_existing: bool,
+}
+
+impl RestoreCli {
+    /// Whether `--skip-existing` applies: the data directory exists and holds something.
+    pub fn already_restored(&self) -> bool {
+        self.skip_existing
+            && std::fs::read_dir(&self.data_dir).is_ok_and(|mut entries| entries.next().is_some())
+    }
 }
 
 impl RestoreCli {
@@ -267,6 +280,32 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn skip_existing_applies_only_to_a_directory_holding_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = |skip: bool, data_dir: &std::path::Path| {
+            let mut args = vec!["restore", "--from", "file:///nowhere", "--data-dir"];
+            args.push(data_dir.to_str().unwrap());
+            if skip {
+                args.push("--skip-existing");
+            }
+            RestoreCli::parse_from(args)
+        };
+        let missing = dir.path().join("data");
+        assert!(
+            !cli(true, &missing).already_restored(),
+            "a missing directory is restored"
+        );
+        std::fs::create_dir(&missing).unwrap();
+        assert!(!cli(true, &missing).already_restored(), "an empty one too");
+        std::fs::write(missing.join("LOCK"), b"").unwrap();
+        assert!(cli(true, &missing).already_restored());
+        assert!(
+            !cli(false, &missing).already_restored(),
+            "only with --skip-existing"
+        );
     }
 
     #[test]

@@ -61,7 +61,15 @@ fn init_logs(json: bool) {
 /// `koru-dataplane restore …`: exit 0 with a summary on stdout, 1 with the error on stderr.
 fn restore() -> ExitCode {
     let args = std::env::args_os().skip(1);
-    let request = match RestoreCli::parse_from(args).into_request() {
+    let cli = RestoreCli::parse_from(args);
+    if cli.already_restored() {
+        println!(
+            "koru-dataplane restore: {} already holds data; nothing restored (--skip-existing)",
+            cli.data_dir.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let request = match cli.into_request() {
         Ok(r) => r,
         Err(message) => {
             eprintln!("koru-dataplane restore: {message}");

@@ -26,7 +26,10 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/koru/koru-dataplane";
 /// The data plane's HTTP port.
 pub const HTTP_PORT: i32 = 7878;
 /// Where each pod's volume is mounted.
-pub const DATA_DIR: &str = "/var/lib/koru";
+pub const VOLUME_DIR: &str = "/var/lib/koru";
+/// The data plane's data directory: a subdirectory of the volume, so a new volume's `lost+found`
+/// is not in the way and a restore can move a finished directory into place.
+pub const DATA_DIR: &str = "/var/lib/koru/data";
 /// Where the token verification key is mounted.
 pub const AUTH_DIR: &str = "/etc/koru/auth";
 /// File name of the mounted verification key.
@@ -153,6 +156,10 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
     if let Some(d) = &spec.durability {
         data.insert("KORU_FSYNC".into(), d.fsync.clone());
     }
+    if let Some(backup) = &spec.backup {
+        // Every sealed log segment is archived there, for backups and point-in-time restores.
+        data.insert("KORU_BACKUP_STORE".into(), backup.destination.clone());
+    }
     if let Some(limits) = &spec.limits {
         if let Some(ops) = limits.max_ops_per_sec {
             data.insert("KORU_MAX_OPS_PER_SEC".into(), ops.to_string());
@@ -222,11 +229,24 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
         limits: Some(quantities),
         ..ResourceRequirements::default()
     });
-    let mut mounts = vec![VolumeMount {
+    let data_mount = VolumeMount {
         name: DATA_VOLUME.into(),
-        mount_path: DATA_DIR.into(),
+        mount_path: VOLUME_DIR.into(),
         ..VolumeMount::default()
-    }];
+    };
+    let mut mounts = vec![data_mount.clone()];
+    // Object store credentials (AWS_* variables) for archiving and restoring.
+    let credentials = spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.credentials_secret.clone())
+        .map(|name| k8s_openapi::api::core::v1::EnvFromSource {
+            secret_ref: Some(k8s_openapi::api::core::v1::SecretEnvSource {
+                name,
+                optional: Some(false),
+            }),
+            ..Default::default()
+        });
     let mut volumes = Vec::new();
     if let Some(auth) = &spec.auth {
         mounts.push(VolumeMount {
@@ -252,13 +272,17 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
     let container = Container {
         name: "dataplane".into(),
         image: Some(image),
-        env_from: Some(vec![k8s_openapi::api::core::v1::EnvFromSource {
-            config_map_ref: Some(k8s_openapi::api::core::v1::ConfigMapEnvSource {
-                name: format!("{}-config", id.name),
+        env_from: Some(
+            std::iter::once(k8s_openapi::api::core::v1::EnvFromSource {
+                config_map_ref: Some(k8s_openapi::api::core::v1::ConfigMapEnvSource {
+                    name: format!("{}-config", id.name),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        }]),
+            })
+            .chain(credentials.clone())
+            .collect(),
+        ),
         env: Some(vec![EnvVar {
             name: "KORU_LOG".into(),
             value: Some("info".into()),
@@ -318,6 +342,8 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
+                    init_containers: restore_container(kc, &container, data_mount, credentials)
+                        .map(|c| vec![c]),
                     containers: vec![container],
                     volumes: (!volumes.is_empty()).then_some(volumes),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
@@ -345,6 +371,41 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
         },
         ..StatefulSet::default()
     }
+}
+
+/// With `bootstrap.fromBackup`, an init container that restores the backup into a new volume
+/// before the data plane starts; at later pod starts the volume holds data and it does nothing.
+fn restore_container(
+    kc: &KoruCluster,
+    dataplane: &Container,
+    data_mount: VolumeMount,
+    credentials: Option<k8s_openapi::api::core::v1::EnvFromSource>,
+) -> Option<Container> {
+    let from = kc.spec.bootstrap.as_ref()?.from_backup.as_ref()?;
+    let mut args = vec![
+        "restore".to_string(),
+        "--from".into(),
+        from.source.clone(),
+        "--data-dir".into(),
+        DATA_DIR.into(),
+        "--skip-existing".into(),
+    ];
+    if let Some(id) = &from.backup_id {
+        args.extend(["--backup".into(), id.clone()]);
+    }
+    if let Some(t) = &from.target_time {
+        args.extend(["--target-time".into(), t.clone()]);
+    }
+    Some(Container {
+        name: "restore".into(),
+        image: dataplane.image.clone(),
+        args: Some(args),
+        env_from: credentials.map(|c| vec![c]),
+        volume_mounts: Some(vec![data_mount]),
+        resources: dataplane.resources.clone(),
+        security_context: dataplane.security_context.clone(),
+        ..Container::default()
+    })
 }
 
 /// Volumes follow `storage.reclaimPolicy`: kept by default on scale-down and cluster deletion.
@@ -606,6 +667,71 @@ mod tests {
         assert!(
             !data.contains_key("KORU_CLUSTER_ID"),
             "the data plane refuses a cluster id without a key"
+        );
+    }
+
+    #[test]
+    fn backups_archive_with_credentials_and_a_bootstrap_restores_first() {
+        let mut kc = cluster(3);
+        kc.spec.backup = Some(crate::crd::BackupSettings {
+            destination: "s3://backups/orders".into(),
+            credentials_secret: Some("orders-s3".into()),
+            schedule: None,
+            retention_days: None,
+        });
+        let d = desired(&kc).unwrap();
+        assert_eq!(
+            d.config.data.unwrap()["KORU_BACKUP_STORE"],
+            "s3://backups/orders"
+        );
+        let pod = d.statefulset.spec.template.spec.unwrap();
+        assert!(pod.init_containers.is_none(), "no bootstrap, no restore");
+        let from = &pod.containers[0].env_from.as_ref().unwrap()[1];
+        assert_eq!(from.secret_ref.as_ref().unwrap().name, "orders-s3");
+        assert_eq!(
+            pod.containers[0].volume_mounts.as_ref().unwrap()[0].mount_path,
+            "/var/lib/koru"
+        );
+
+        kc.spec.bootstrap = Some(crate::crd::Bootstrap {
+            from_backup: Some(crate::crd::FromBackup {
+                source: "s3://backups/old".into(),
+                backup_id: Some("b1".into()),
+                target_time: Some("2026-11-26T05:00:00Z".into()),
+            }),
+        });
+        let pod = desired(&kc)
+            .unwrap()
+            .statefulset
+            .spec
+            .template
+            .spec
+            .unwrap();
+        let restore = &pod.init_containers.unwrap()[0];
+        assert_eq!(
+            restore.args.as_ref().unwrap().join(" "),
+            "restore --from s3://backups/old --data-dir /var/lib/koru/data --skip-existing \
+             --backup b1 --target-time 2026-11-26T05:00:00Z"
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        assert_eq!(restore.image, pod.containers[0].image);
+        assert_eq!(
+            restore.env_from.as_ref().unwrap()[0]
+                .secret_ref
+                .as_ref()
+                .unwrap()
+                .name,
+            "orders-s3"
+        );
+        assert_eq!(
+            restore
+                .security_context
+                .as_ref()
+                .unwrap()
+                .read_only_root_filesystem,
+            Some(true)
         );
     }
 
