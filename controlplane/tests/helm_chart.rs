@@ -4,15 +4,13 @@
 //! those objects apply, their pods pass the `restricted` Pod Security Standard, and the
 //! ServiceAccount gets exactly the access the Kubernetes provisioner needs.
 
-mod common_kube;
-
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-use common_kube::{kubeconfig, kubectl, root};
 use koru_controlplane::provisioner::kubernetes::{KubeProvisioner, KubeProvisionerConfig};
 use koru_controlplane::provisioner::{ClusterSpec, ProvisionError};
+use koru_testkit::{
+    NamespaceGuard, assert_lint_refuses, assert_lints_strictly, assert_template_refuses, can_i_as,
+    chart_path, documents, helm_available, install_rendered, kinds, kubeconfig, object_names, one,
+    remove_release, rule, rules, unique, wait_for_pods, wait_until,
+};
 use serde_json::{Value, json};
 
 /// The release name of the API server test: cluster-scoped object names derive from it, so it is
@@ -24,110 +22,12 @@ const NAMESPACE: &str = "cp-helm-chart-test";
 const FULLNAME: &str = "cp-helm-chart-test-koru-controlplane";
 
 fn chart() -> String {
-    root()
-        .join("charts/koru-controlplane")
-        .display()
-        .to_string()
-}
-
-/// Runs `scripts/helm.sh` (which builds the pinned helm once) without a cluster; returns
-/// (success, stdout, stderr).
-fn helm(args: &[&str]) -> (bool, String, String) {
-    // helm's own config, cache and data stay out of the user's home.
-    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("helm-home");
-    let out = Command::new(root().join("scripts/helm.sh"))
-        .args(args)
-        .current_dir(root())
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        // A path that does not exist: rendering and linting must not need a cluster.
-        .env("KUBECONFIG", home.join("no-cluster.kubeconfig"))
-        .output()
-        .expect("running scripts/helm.sh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Whether helm is available (built now if needed). Under CI=true a missing helm fails the test;
-/// elsewhere (no Go, say) the test is skipped loudly.
-fn helm_available() -> bool {
-    let (ok, _, err) = helm(&["--build-only"]);
-    if !ok {
-        let message = format!("scripts/helm.sh could not build helm:\n{err}");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-        eprintln!("\n!!! SKIPPING the Helm chart test: {message} !!!\n");
-    }
-    ok
+    chart_path("koru-controlplane")
 }
 
 /// `helm template` of the chart as release `RELEASE` in `namespace`, with extra arguments.
 fn render(namespace: &str, extra: &[&str]) -> String {
-    let chart = chart();
-    let mut args = vec![
-        "template",
-        RELEASE,
-        chart.as_str(),
-        "--namespace",
-        namespace,
-    ];
-    args.extend_from_slice(extra);
-    let (ok, out, err) = helm(&args);
-    assert!(ok, "helm template {extra:?} failed:\n{err}");
-    out
-}
-
-/// The rendered documents as JSON values.
-fn documents(yaml: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml).expect("helm template printed valid YAML")
-}
-
-fn kinds(docs: &[Value]) -> Vec<String> {
-    let mut kinds: Vec<String> = docs
-        .iter()
-        .map(|d| d["kind"].as_str().unwrap_or("?").to_string())
-        .collect();
-    kinds.sort();
-    kinds
-}
-
-fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
-    let mut found = docs.iter().filter(|d| d["kind"] == kind);
-    let doc = found.next().unwrap_or_else(|| panic!("no {kind} rendered"));
-    assert!(found.next().is_none(), "more than one {kind} rendered");
-    doc
-}
-
-/// The (apiGroup, resource, verbs) rules of a ClusterRole, one entry per group and resource.
-fn rules(role: &Value) -> Vec<(String, String, Vec<String>)> {
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .expect("a list")
-            .iter()
-            .map(|s| s.as_str().expect("a string").to_string())
-            .collect()
-    };
-    let mut out = Vec::new();
-    for rule in role["rules"].as_array().expect("rules") {
-        for group in strings(&rule["apiGroups"]) {
-            for resource in strings(&rule["resources"]) {
-                out.push((group.clone(), resource, strings(&rule["verbs"])));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn rule(group: &str, resource: &str, verbs: &[&str]) -> (String, String, Vec<String>) {
-    (
-        group.to_string(),
-        resource.to_string(),
-        verbs.iter().map(|v| v.to_string()).collect(),
-    )
+    koru_testkit::render(&chart(), RELEASE, namespace, extra)
 }
 
 /// The container of the rendered Deployment.
@@ -150,9 +50,7 @@ fn the_chart_lints_and_refuses_mistyped_values() {
         return;
     }
     let chart = chart();
-    let (ok, out, err) = helm(&["lint", "--strict", &chart]);
-    assert!(ok, "helm lint failed:\n{out}{err}");
-    assert!(out.contains("0 chart(s) failed"), "{out}");
+    assert_lints_strictly(&chart);
 
     for (set, message) in [
         (
@@ -190,39 +88,22 @@ fn the_chart_lints_and_refuses_mistyped_values() {
             "additional properties 'saml' not allowed",
         ),
     ] {
-        let (ok, out, err) = helm(&["lint", &chart, "--set", set]);
-        assert!(!ok, "helm lint accepted --set {set}:\n{out}{err}");
-        assert!(
-            out.contains(message),
-            "--set {set}: expected {message:?} in:\n{out}{err}"
-        );
+        assert_lint_refuses(&chart, set, message);
     }
 
     // An Ingress needs a host to route.
-    let (ok, _, err) = helm(&[
-        "template",
-        RELEASE,
+    assert_template_refuses(
         &chart,
-        "--set",
-        "ingress.enabled=true",
-        "--set",
-        "ingress.hosts=null",
-    ]);
-    assert!(
-        !ok && err.contains("needs at least one ingress.hosts"),
-        "{err}"
+        RELEASE,
+        &["ingress.enabled=true", "ingress.hosts=null"],
+        "needs at least one ingress.hosts",
     );
     // Without creating a ServiceAccount the chart must be told which one to use.
-    let (ok, _, err) = helm(&[
-        "template",
-        RELEASE,
+    assert_template_refuses(
         &chart,
-        "--set",
-        "serviceAccount.create=false",
-    ]);
-    assert!(
-        !ok && err.contains("serviceAccount.name must name"),
-        "{err}"
+        RELEASE,
+        &["serviceAccount.create=false"],
+        "serviceAccount.name must name",
     );
 }
 
@@ -474,34 +355,9 @@ fn the_chart_renders_exactly_the_control_plane_objects() {
     assert_eq!(kinds(&docs), ["Deployment", "Service", "ServiceAccount"]);
 }
 
-/// Polls `check` every 200 ms until it holds or `secs` pass.
-fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// `kubectl auth can-i` as the control plane's ServiceAccount in `NAMESPACE`.
 fn can_i(k: &str, args: &[&str]) -> bool {
-    let who = format!("--as=system:serviceaccount:{NAMESPACE}:{FULLNAME}");
-    let mut all = vec!["auth", "can-i"];
-    all.extend_from_slice(args);
-    all.push(&who);
-    let (ok, out) = kubectl(k, &all, "");
-    let answer = out
-        .lines()
-        .map(str::trim)
-        .find(|l| *l == "yes" || *l == "no");
-    match answer {
-        Some("yes") if ok => true,
-        Some("no") if !ok => false,
-        _ => panic!("kubectl auth can-i {args:?} gave no answer:\n{out}"),
-    }
+    can_i_as(k, NAMESPACE, FULLNAME, args)
 }
 
 #[tokio::test]
@@ -523,42 +379,8 @@ async fn the_rendered_chart_applies_and_grants_exactly_the_provisioners_access()
 
     // A fresh namespace that enforces the restricted Pod Security Standard, so the pods are
     // created only if their security settings meet it; and no RBAC left from an earlier run.
-    kubectl(
-        &k,
-        &[
-            "delete",
-            "namespace",
-            NAMESPACE,
-            "--ignore-not-found",
-            "--wait=true",
-            "--timeout=120s",
-        ],
-        "",
-    );
-    kubectl(
-        &k,
-        &[
-            "delete",
-            &format!("clusterrole/{FULLNAME}"),
-            &format!("clusterrolebinding/{FULLNAME}"),
-            "--ignore-not-found",
-        ],
-        "",
-    );
-    let namespace = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n  labels:\n    pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/warn: restricted\n"
-    );
-    let (ok, out) = kubectl(&k, &["apply", "-f", "-"], &namespace);
-    assert!(ok, "{out}");
-    // The CRDs the provisioner writes, so `can-i` is asked about served resources.
-    common_kube::install_crds(&k);
-
-    let (ok, out) = kubectl(
-        &k,
-        &["apply", "--server-side", "--field-manager=helm", "-f", "-"],
-        &rendered,
-    );
-    assert!(ok, "applying the rendered chart failed:\n{out}");
+    // With the CRDs the provisioner writes, so `can-i` is asked about served resources.
+    let out = install_rendered(&k, NAMESPACE, FULLNAME, &rendered);
     assert!(
         !out.contains("would violate PodSecurity"),
         "the pod template breaks the restricted Pod Security Standard:\n{out}"
@@ -566,23 +388,12 @@ async fn the_rendered_chart_applies_and_grants_exactly_the_provisioners_access()
 
     let selector =
         format!("app.kubernetes.io/name=koru-controlplane,app.kubernetes.io/instance={RELEASE}");
-    let (ok, out) = kubectl(
+    let names = object_names(
         &k,
-        &[
-            "get",
-            "serviceaccount,deployment,service,ingress,poddisruptionbudget",
-            "-n",
-            NAMESPACE,
-            "-l",
-            &selector,
-            "-o",
-            "name",
-        ],
-        "",
+        NAMESPACE,
+        "serviceaccount,deployment,service,ingress,poddisruptionbudget",
+        &selector,
     );
-    assert!(ok, "{out}");
-    let mut names: Vec<&str> = out.lines().map(str::trim).collect();
-    names.sort();
     let mut expected = vec![
         format!("serviceaccount/{FULLNAME}"),
         format!("deployment.apps/{FULLNAME}"),
@@ -595,19 +406,10 @@ async fn the_rendered_chart_applies_and_grants_exactly_the_provisioners_access()
 
     // The Deployment controller creates both pods, which the namespace admits only when they meet
     // the restricted standard (there is no scheduler here, so they stay Pending).
-    eventually(60, "the Deployment's 2 pods", || {
-        let (ok, out) = kubectl(
-            &k,
-            &[
-                "get", "pods", "-n", NAMESPACE, "-l", &selector, "-o", "name",
-            ],
-            "",
-        );
-        ok && out.lines().filter(|l| l.starts_with("pod/")).count() == 2
-    });
+    wait_for_pods(&k, NAMESPACE, &selector, 2);
 
     // RBAC takes effect once the API server's informers see the binding.
-    eventually(30, "the ClusterRoleBinding to take effect", || {
+    wait_until(30, "the ClusterRoleBinding to take effect", || {
         can_i(&k, &["create", "koruclusters.koru.dev", "-n", "koru-acme"])
     });
     for args in [
@@ -664,17 +466,7 @@ async fn the_rendered_chart_applies_and_grants_exactly_the_provisioners_access()
     provision_as_the_service_account(&k).await;
 
     // Clean up the cluster-scoped objects; the namespace takes the rest.
-    let (ok, out) = kubectl(
-        &k,
-        &[
-            "delete",
-            &format!("clusterrole/{FULLNAME}"),
-            &format!("clusterrolebinding/{FULLNAME}"),
-        ],
-        "",
-    );
-    assert!(ok, "{out}");
-    kubectl(&k, &["delete", "namespace", NAMESPACE, "--wait=false"], "");
+    remove_release(&k, NAMESPACE, FULLNAME);
 }
 
 /// Runs the Kubernetes provisioner as the chart's ServiceAccount (impersonated): a cluster is
@@ -689,8 +481,8 @@ async fn provision_as_the_service_account(k: &str) {
     config.auth_info.impersonate = Some(format!("system:serviceaccount:{NAMESPACE}:{FULLNAME}"));
     let client = kube::Client::try_from(config).expect("a client");
     let provisioner = KubeProvisioner::new(client, KubeProvisionerConfig::default());
-    let slug = common_kube::unique("cp-helm-rbac");
-    let _guard = common_kube::NamespaceGuard {
+    let slug = unique("cp-helm-rbac");
+    let _guard = NamespaceGuard {
         kubeconfig: k.to_string(),
         name: format!("koru-{slug}"),
     };

@@ -4,15 +4,13 @@
 //! count updates the KoruCluster; backups are requested as KoruBackups; delete removes what the
 //! cluster had and leaves the namespace; and what belongs to someone else is never touched.
 
-mod common_kube;
-
 use base64::Engine;
-use common_kube::{
-    NamespaceGuard, Operator, eventually, field, install_crds, kubeconfig, kubectl,
-    mark_pods_ready, unique,
-};
 use koru_controlplane::provisioner::kubernetes::{KubeProvisioner, KubeProvisionerConfig};
 use koru_controlplane::provisioner::{ClusterSpec, ClusterState, ProvisionError};
+use koru_testkit::{
+    NamespaceGuard, Operator, eventually_async, field, install_crds, kubeconfig, kubectl,
+    mark_pods_ready, operator_binary, unique,
+};
 
 const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
 
@@ -114,8 +112,8 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
     assert_eq!(kc("{.metadata.resourceVersion}"), version);
 
     // The real operator picks it up: objects, then Provisioning while no pod is ready.
-    let mut operator = Operator::start(&k, &ns);
-    eventually(60, "the operator's StatefulSet and Services", || {
+    let mut operator = Operator::start_with(&operator_binary(), &k, &ns);
+    eventually_async(60, "the operator's StatefulSet and Services", || {
         operator.assert_running();
         let found = [
             "statefulset/orders",
@@ -127,7 +125,7 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
         async move { found.then_some(()) }
     })
     .await;
-    let provisioning = eventually(60, "state() to report Provisioning", || {
+    let provisioning = eventually_async(60, "state() to report Provisioning", || {
         operator.assert_running();
         let p = &p;
         let spec = &spec;
@@ -139,7 +137,7 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
     assert!(message.contains("waiting for pods"), "{message}");
 
     // A kubelet would mark the pod ready; then the cluster runs, with its endpoint.
-    let running = eventually(60, "state() to report Running", || {
+    let running = eventually_async(60, "state() to report Running", || {
         operator.assert_running();
         mark_pods_ready(&k, &ns, "orders");
         let p = &p;
@@ -163,13 +161,13 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
     p.apply(&spec).await.expect("apply with 3 replicas");
     assert_eq!(kc("{.spec.replicas}"), "3");
     assert_eq!(kc("{.spec.limits.maxOpsPerSec}"), "5000");
-    eventually(60, "the operator to scale the StatefulSet to 3", || {
+    eventually_async(60, "the operator to scale the StatefulSet to 3", || {
         operator.assert_running();
         let replicas = field(&k, &ns, "statefulset/orders", "{.spec.replicas}");
         async move { (replicas.as_deref() == Some("3")).then_some(()) }
     })
     .await;
-    let scaling = eventually(60, "state() to report Scaling", || {
+    let scaling = eventually_async(60, "state() to report Scaling", || {
         let p = &p;
         let spec = &spec;
         async move { Some(state(p, spec).await).filter(|s| s.phase == "Scaling") }
@@ -185,7 +183,7 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
         field(&k, &ns, "korubackups.koru.dev/manual-1", "{.spec.cluster}").as_deref(),
         Some("orders")
     );
-    let failed = eventually(60, "the operator to check the backup", || {
+    let failed = eventually_async(60, "the operator to check the backup", || {
         let p = &p;
         let spec = &spec;
         async move {
@@ -217,7 +215,7 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
         "korubackups.koru.dev/manual-1",
         "secret/orders-token-key",
     ] {
-        eventually(30, &format!("{object} to go"), || {
+        eventually_async(30, &format!("{object} to go"), || {
             let gone = field(&k, &ns, object, "{.metadata.name}").is_none();
             async move { gone.then_some(()) }
         })
@@ -229,7 +227,7 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
         Err(ProvisionError::NotFound(id)) if id == spec.id
     ));
     // The garbage collector takes what the operator made, volumes included (reclaimPolicy Delete).
-    eventually(
+    eventually_async(
         60,
         "the StatefulSet and volume claims to be collected",
         || {

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{
-    Operator, apply, cluster_yaml, eventually, field, fresh_namespace, get, install_crds,
-    kubeconfig, kubectl, mark_pods_ready,
+use common::{cluster_yaml, start_operator};
+use koru_testkit::{
+    apply, eventually, field, fresh_namespace, get, install_crds, kubeconfig, kubectl,
+    mark_pods_ready,
 };
 
 /// The resourceVersions of a cluster's objects, to tell whether anything was written.
@@ -32,7 +33,7 @@ fn a_korucluster_gets_its_objects_conditions_and_events_and_loses_them_on_delete
     install_crds(&k);
     let ns = "controller-test";
     fresh_namespace(&k, ns);
-    let mut operator = Operator::start(&k, ns);
+    let mut operator = start_operator(&k, ns);
     apply(
         &k,
         ns,

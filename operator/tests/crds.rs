@@ -1,11 +1,9 @@
 //! The CRDs: the committed YAML equals the generated one, and the real API server (testenv) accepts
 //! them and enforces their validation rules, seen through the real `kubectl`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{kubeconfig, kubectl};
+use koru_testkit::{kubeconfig, kubectl, wait_for_crds};
 
 fn committed_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/koru-operator/crds/koru-crds.yaml")
@@ -33,18 +31,7 @@ fn the_api_server_enforces_the_schema() {
     let crds = std::fs::read_to_string(committed_path()).unwrap();
     let (ok, out) = kubectl(&k, &["apply", "--server-side", "-f", "-"], &crds);
     assert!(ok, "applying the CRDs failed: {out}");
-    let (ok, out) = kubectl(
-        &k,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/koruclusters.koru.dev",
-            "crd/korubackups.koru.dev",
-            "--timeout=60s",
-        ],
-        "",
-    );
-    assert!(ok, "{out}");
+    wait_for_crds(&k);
     kubectl(&k, &["create", "namespace", "crd-test"], "");
 
     let (ok, out) = kubectl(
@@ -147,8 +134,20 @@ fn the_api_server_accepts_every_desired_object() {
             durability: None,
             limits: None,
             auth: None,
-            backup: None,
-            bootstrap: None,
+            // Backups and a restore at start-up, so the init container is checked too.
+            backup: Some(koru_operator::crd::BackupSettings {
+                destination: "s3://backups/orders".into(),
+                credentials_secret: Some("orders-s3".into()),
+                schedule: None,
+                retention_days: Some(7),
+            }),
+            bootstrap: Some(koru_operator::crd::Bootstrap {
+                from_backup: Some(koru_operator::crd::FromBackup {
+                    source: "s3://backups/old-orders".into(),
+                    backup_id: None,
+                    target_time: Some("2026-11-26T05:00:00Z".into()),
+                }),
+            }),
             paused: false,
         },
     );

@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{
-    Operator, eventually, field, fresh_namespace, install_crds, kubeconfig, kubectl,
-    mark_pods_ready,
+use common::start_operator;
+use koru_testkit::{
+    eventually, field, fresh_namespace, install_crds, kubeconfig, kubectl, mark_pods_ready,
 };
 
 /// Applies `examples/<file>` into `ns` the way its header comment tells users to.
@@ -41,7 +41,7 @@ fn the_minimal_cluster_runs_one_pod() {
     install_crds(&k);
     let ns = "example-minimal";
     fresh_namespace(&k, ns);
-    let mut operator = Operator::start(&k, ns);
+    let mut operator = start_operator(&k, ns);
     apply_example(&k, ns, "cluster-minimal.yaml");
     eventually(&mut operator, 120, "hello Running with 1 replica", || {
         mark_pods_ready(&k, ns, "hello");
@@ -75,7 +75,7 @@ fn the_production_cluster_and_its_backup() {
     install_crds(&k);
     let ns = "example-production";
     fresh_namespace(&k, ns);
-    let mut operator = Operator::start(&k, ns);
+    let mut operator = start_operator(&k, ns);
     apply_example(&k, ns, "cluster-production.yaml");
     eventually(&mut operator, 60, "the orders StatefulSet", || {
         field(&k, ns, "statefulset/orders", "{.spec.replicas}").filter(|r| r == "3")

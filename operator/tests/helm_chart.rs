@@ -4,13 +4,11 @@
 //! and the ServiceAccount gets exactly the access the operator needs; and `helm install`, `upgrade`
 //! and `uninstall` work against that API server.
 
-mod common;
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-use common::{kubeconfig, kubectl};
+use koru_testkit::{
+    assert_lint_refuses, assert_lints_strictly, assert_template_refuses, can_i_as, chart_path,
+    delete_release_leftovers, documents, helm_available, helm_on, install_rendered, kinds,
+    kubeconfig, kubectl, object_names, one, remove_release, rule, rules, wait_for_pods, wait_until,
+};
 use serde_json::Value;
 
 /// The release name of the API server test: cluster-scoped object names derive from it, so it is
@@ -21,120 +19,13 @@ const NAMESPACE: &str = "helm-chart-test";
 /// The object name prefix the chart gives `RELEASE` (it does not contain the chart name).
 const FULLNAME: &str = "helm-chart-test-koru-operator";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn chart() -> String {
-    root().join("charts/koru-operator").display().to_string()
-}
-
-/// Runs `scripts/helm.sh` (which builds the pinned helm once) against `kubeconfig`, or against no
-/// cluster; returns (success, stdout, stderr).
-fn helm_on(kubeconfig: Option<&str>, args: &[&str]) -> (bool, String, String) {
-    // helm's own config, cache and data (repositories, plugins) stay out of the user's home.
-    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("helm-home");
-    let mut command = Command::new(root().join("scripts/helm.sh"));
-    command
-        .args(args)
-        .current_dir(root())
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"));
-    match kubeconfig {
-        Some(k) => command.env("KUBECONFIG", k),
-        // A path that does not exist: rendering and linting must not need a cluster.
-        None => command.env("KUBECONFIG", home.join("no-cluster.kubeconfig")),
-    };
-    let out = command.output().expect("running scripts/helm.sh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// [`helm_on`] without a cluster.
-fn helm(args: &[&str]) -> (bool, String, String) {
-    helm_on(None, args)
-}
-
-/// Whether helm is available (built now if needed). Under CI=true a missing helm fails the test;
-/// elsewhere (no Go, say) the test is skipped loudly.
-fn helm_available() -> bool {
-    let (ok, _, err) = helm(&["--build-only"]);
-    if !ok {
-        let message = format!("scripts/helm.sh could not build helm:\n{err}");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-        eprintln!("\n!!! SKIPPING the Helm chart test: {message} !!!\n");
-    }
-    ok
+    chart_path("koru-operator")
 }
 
 /// `helm template` of the chart as release `RELEASE` in `namespace`, with extra arguments.
 fn render(namespace: &str, extra: &[&str]) -> String {
-    let chart = chart();
-    let mut args = vec![
-        "template",
-        RELEASE,
-        chart.as_str(),
-        "--namespace",
-        namespace,
-    ];
-    args.extend_from_slice(extra);
-    let (ok, out, err) = helm(&args);
-    assert!(ok, "helm template {extra:?} failed:\n{err}");
-    out
-}
-
-/// The rendered documents as JSON values.
-fn documents(yaml: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml).expect("helm template printed valid YAML")
-}
-
-fn kinds(docs: &[Value]) -> Vec<String> {
-    let mut kinds: Vec<String> = docs
-        .iter()
-        .map(|d| d["kind"].as_str().unwrap_or("?").to_string())
-        .collect();
-    kinds.sort();
-    kinds
-}
-
-fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
-    let mut found = docs.iter().filter(|d| d["kind"] == kind);
-    let doc = found.next().unwrap_or_else(|| panic!("no {kind} rendered"));
-    assert!(found.next().is_none(), "more than one {kind} rendered");
-    doc
-}
-
-/// The (apiGroup, resource, verbs) rules of a ClusterRole or Role, one entry per group and resource.
-fn rules(role: &Value) -> Vec<(String, String, Vec<String>)> {
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .expect("a list")
-            .iter()
-            .map(|s| s.as_str().expect("a string").to_string())
-            .collect()
-    };
-    let mut out = Vec::new();
-    for rule in role["rules"].as_array().expect("rules") {
-        for group in strings(&rule["apiGroups"]) {
-            for resource in strings(&rule["resources"]) {
-                out.push((group.clone(), resource, strings(&rule["verbs"])));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn rule(group: &str, resource: &str, verbs: &[&str]) -> (String, String, Vec<String>) {
-    (
-        group.to_string(),
-        resource.to_string(),
-        verbs.iter().map(|v| v.to_string()).collect(),
-    )
+    koru_testkit::render(&chart(), RELEASE, namespace, extra)
 }
 
 #[test]
@@ -143,9 +34,7 @@ fn the_chart_lints_and_refuses_mistyped_values() {
         return;
     }
     let chart = chart();
-    let (ok, out, err) = helm(&["lint", "--strict", &chart]);
-    assert!(ok, "helm lint failed:\n{out}{err}");
-    assert!(out.contains("0 chart(s) failed"), "{out}");
+    assert_lints_strictly(&chart);
 
     for (set, message) in [
         (
@@ -159,37 +48,22 @@ fn the_chart_lints_and_refuses_mistyped_values() {
         ("metrics.port=70000", "'/metrics/port'"),
         ("replicas=3", "additional properties 'replicas' not allowed"),
     ] {
-        let (ok, out, err) = helm(&["lint", &chart, "--set", set]);
-        assert!(!ok, "helm lint accepted --set {set}:\n{out}{err}");
-        assert!(
-            out.contains(message),
-            "--set {set}: expected {message:?} in:\n{out}{err}"
-        );
+        assert_lint_refuses(&chart, set, message);
     }
 
     // Several replicas without leader election would reconcile every cluster twice.
-    let (ok, _, err) = helm(&[
-        "template",
-        RELEASE,
+    assert_template_refuses(
         &chart,
-        "--set",
-        "leaderElection.enabled=false",
-    ]);
-    assert!(
-        !ok && err.contains("needs leaderElection.enabled=true"),
-        "{err}"
+        RELEASE,
+        &["leaderElection.enabled=false"],
+        "needs leaderElection.enabled=true",
     );
     // Without creating a ServiceAccount the chart must be told which one to use.
-    let (ok, _, err) = helm(&[
-        "template",
-        RELEASE,
+    assert_template_refuses(
         &chart,
-        "--set",
-        "serviceAccount.create=false",
-    ]);
-    assert!(
-        !ok && err.contains("serviceAccount.name must name"),
-        "{err}"
+        RELEASE,
+        &["serviceAccount.create=false"],
+        "serviceAccount.name must name",
     );
 }
 
@@ -396,34 +270,9 @@ fn the_chart_renders_exactly_the_operator_objects() {
     assert_eq!(kinds(&docs), ["Deployment", "Service", "ServiceAccount"]);
 }
 
-/// Polls `check` every 200 ms until it holds or `secs` pass.
-fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// `kubectl auth can-i` as the operator's ServiceAccount in `NAMESPACE`.
 fn can_i(k: &str, args: &[&str]) -> bool {
-    let who = format!("--as=system:serviceaccount:{NAMESPACE}:{FULLNAME}");
-    let mut all = vec!["auth", "can-i"];
-    all.extend_from_slice(args);
-    all.push(&who);
-    let (ok, out) = kubectl(k, &all, "");
-    let answer = out
-        .lines()
-        .map(str::trim)
-        .find(|l| *l == "yes" || *l == "no");
-    match answer {
-        Some("yes") if ok => true,
-        Some("no") if !ok => false,
-        _ => panic!("kubectl auth can-i {args:?} gave no answer:\n{out}"),
-    }
+    can_i_as(k, NAMESPACE, FULLNAME, args)
 }
 
 #[test]
@@ -436,61 +285,8 @@ fn the_rendered_chart_applies_and_grants_exactly_the_operators_access() {
 
     // A fresh namespace that enforces the restricted Pod Security Standard, so the operator pods
     // are created only if their security settings meet it; and no RBAC left from an earlier run.
-    kubectl(
-        &k,
-        &[
-            "delete",
-            "namespace",
-            NAMESPACE,
-            "--ignore-not-found",
-            "--wait=true",
-            "--timeout=120s",
-        ],
-        "",
-    );
-    kubectl(
-        &k,
-        &[
-            "delete",
-            &format!("clusterrole/{FULLNAME}"),
-            &format!("clusterrolebinding/{FULLNAME}"),
-            "--ignore-not-found",
-        ],
-        "",
-    );
-    let namespace = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n  labels:\n    pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/warn: restricted\n"
-    );
-    let (ok, out) = kubectl(&k, &["apply", "-f", "-"], &namespace);
-    assert!(ok, "{out}");
-
-    // What `helm install` does: the CRDs from crds/ first, then the templates.
-    let crds = std::fs::read_to_string(root().join("charts/koru-operator/crds/koru-crds.yaml"))
-        .expect("reading the chart's CRDs");
-    let (ok, out) = kubectl(
-        &k,
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        &crds,
-    );
-    assert!(ok, "applying the CRDs failed: {out}");
-    let (ok, out) = kubectl(
-        &k,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/koruclusters.koru.dev",
-            "crd/korubackups.koru.dev",
-            "--timeout=60s",
-        ],
-        "",
-    );
-    assert!(ok, "{out}");
-    let (ok, out) = kubectl(
-        &k,
-        &["apply", "--server-side", "--field-manager=helm", "-f", "-"],
-        &rendered,
-    );
-    assert!(ok, "applying the rendered chart failed:\n{out}");
+    // Then what `helm install` does: the CRDs from crds/ first, then the templates.
+    let out = install_rendered(&k, NAMESPACE, FULLNAME, &rendered);
     assert!(
         !out.contains("would violate PodSecurity"),
         "the pod template breaks the restricted Pod Security Standard:\n{out}"
@@ -499,23 +295,12 @@ fn the_rendered_chart_applies_and_grants_exactly_the_operators_access() {
     // Every object of the release carries these labels (the namespace's `default` ServiceAccount not).
     let selector =
         format!("app.kubernetes.io/name=koru-operator,app.kubernetes.io/instance={RELEASE}");
-    let (ok, out) = kubectl(
+    let names = object_names(
         &k,
-        &[
-            "get",
-            "serviceaccount,role,rolebinding,deployment,service",
-            "-n",
-            NAMESPACE,
-            "-l",
-            &selector,
-            "-o",
-            "name",
-        ],
-        "",
+        NAMESPACE,
+        "serviceaccount,role,rolebinding,deployment,service",
+        &selector,
     );
-    assert!(ok, "{out}");
-    let mut names: Vec<&str> = out.lines().map(str::trim).collect();
-    names.sort();
     let lease_role = format!("{FULLNAME}-leader-election");
     let metrics = format!("{FULLNAME}-metrics");
     let mut expected = vec![
@@ -542,19 +327,10 @@ fn the_rendered_chart_applies_and_grants_exactly_the_operators_access() {
 
     // The Deployment controller creates both pods, which the namespace admits only when they meet
     // the restricted standard (there is no scheduler here, so they stay Pending).
-    eventually(60, "the Deployment's 2 pods", || {
-        let (ok, out) = kubectl(
-            &k,
-            &[
-                "get", "pods", "-n", NAMESPACE, "-l", &selector, "-o", "name",
-            ],
-            "",
-        );
-        ok && out.lines().filter(|l| l.starts_with("pod/")).count() == 2
-    });
+    wait_for_pods(&k, NAMESPACE, &selector, 2);
 
     // RBAC takes effect once the API server's informers see the bindings.
-    eventually(
+    wait_until(
         30,
         "the ClusterRoleBinding and RoleBinding to take effect",
         || {
@@ -627,17 +403,7 @@ fn the_rendered_chart_applies_and_grants_exactly_the_operators_access() {
     }
 
     // Clean up the cluster-scoped objects; the namespace takes the rest.
-    let (ok, out) = kubectl(
-        &k,
-        &[
-            "delete",
-            &format!("clusterrole/{FULLNAME}"),
-            &format!("clusterrolebinding/{FULLNAME}"),
-        ],
-        "",
-    );
-    assert!(ok, "{out}");
-    kubectl(&k, &["delete", "namespace", NAMESPACE, "--wait=false"], "");
+    remove_release(&k, NAMESPACE, FULLNAME);
 }
 
 #[test]
@@ -649,28 +415,7 @@ fn helm_installs_upgrades_and_uninstalls_the_chart() {
     // Names of its own: cluster-scoped ones derive from the release name.
     let (release, ns) = ("helm-install-test", "helm-install-test");
     let fullname = format!("{release}-koru-operator");
-    kubectl(
-        &k,
-        &[
-            "delete",
-            "namespace",
-            ns,
-            "--ignore-not-found",
-            "--wait=true",
-            "--timeout=120s",
-        ],
-        "",
-    );
-    kubectl(
-        &k,
-        &[
-            "delete",
-            &format!("clusterrole/{fullname}"),
-            &format!("clusterrolebinding/{fullname}"),
-            "--ignore-not-found",
-        ],
-        "",
-    );
+    delete_release_leftovers(&k, ns, &fullname);
     let chart = chart();
     // No --wait: without a scheduler or kubelet the pods never become ready here.
     let (ok, out, err) = helm_on(

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{
-    Operator, apply, cluster_yaml, eventually, field, fresh_namespace, get, install_crds,
-    kubeconfig, kubectl, mark_pods_ready,
+use common::{cluster_yaml, start_operator};
+use koru_testkit::{
+    Operator, apply, eventually, field, fresh_namespace, get, install_crds, kubeconfig, kubectl,
+    mark_pods_ready,
 };
 
 /// Marks pods ready until the cluster reports `expected` for phase/readyReplicas/currentVersion.
@@ -65,7 +66,7 @@ fn scale_upgrade_and_pause() {
     install_crds(&k);
     let ns = "lifecycle-scale";
     fresh_namespace(&k, ns);
-    let mut operator = Operator::start(&k, ns);
+    let mut operator = start_operator(&k, ns);
     apply(
         &k,
         ns,
@@ -152,7 +153,7 @@ fn reclaim_policy_delete_removes_volumes_on_scale_down_and_deletion() {
     install_crds(&k);
     let ns = "lifecycle-reclaim";
     fresh_namespace(&k, ns);
-    let mut operator = Operator::start(&k, ns);
+    let mut operator = start_operator(&k, ns);
     apply(
         &k,
         ns,
@@ -213,7 +214,7 @@ fn storage_grows_where_the_class_allows_it() {
     storage_class(&k, "koru-test-fixed", false);
     volume(&k, "koru-test-grow-0", "koru-test-expandable");
     volume(&k, "koru-test-fixed-0", "koru-test-fixed");
-    let mut operator = Operator::start(&k, ns);
+    let mut operator = start_operator(&k, ns);
     for (name, class) in [
         ("grow", "koru-test-expandable"),
         ("fixed", "koru-test-fixed"),
@@ -330,7 +331,7 @@ fn a_failing_cluster_backs_off_without_stalling_the_others() {
     let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: configmaps\nspec:\n  hard:\n    count/configmaps: \"2\"\n";
     apply(&k, ns, quota);
     eventually_quota_counted(&k, ns);
-    let mut operator = Operator::start(&k, ns);
+    let mut operator = start_operator(&k, ns);
     let spec = "  version: \"0.1.0\"\n  replicas: 1\n  storage:\n    size: 1Gi\n";
     apply(&k, ns, &cluster_yaml("first", spec));
     settle(&k, ns, "first", &mut operator, "Running/1/0.1.0");

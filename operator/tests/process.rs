@@ -2,8 +2,6 @@
 //! election with handover on a crash and on SIGTERM, the probes and metrics, OTLP traces, and
 //! refusal of bad flags.
 
-mod common;
-
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{kubeconfig, kubectl};
+use koru_testkit::{get, kubeconfig, kubectl};
 
 /// One test at a time: each runs up to three operator processes, and timings (a takeover within
 /// a lease duration) should not depend on how busy a two-core machine is.
@@ -169,12 +167,6 @@ fn eventually<T>(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// `kubectl get` with a jsonpath, or None when the object does not exist.
-fn get(k: &str, args: &[&str]) -> Option<String> {
-    let (ok, out) = kubectl(k, args, "");
-    ok.then(|| out.trim().to_string())
 }
 
 /// Applies the CRDs and creates a fresh namespace for the test, named `prefix` plus a suffix

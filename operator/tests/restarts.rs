@@ -8,10 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{
-    Operator, apply, cluster_yaml, eventually, fresh_namespace, get, install_crds, kubeconfig,
-    kubectl,
-};
+use common::{cluster_yaml, start_operator};
+use koru_testkit::{apply, eventually, fresh_namespace, get, install_crds, kubeconfig, kubectl};
 
 /// How many of each kind of object the clusters of `ns` have, by managed label.
 fn counts(k: &str, ns: &str) -> [usize; 4] {
@@ -126,13 +124,13 @@ fn operator_and_api_server_restarts_converge_without_duplicates() {
     // The clusters exist before the operator starts, and it is killed as soon as it has made
     // its first StatefulSet.
     apply(&k, ns, &many_clusters(n));
-    let mut operator = Operator::start(&k, ns);
+    let mut operator = start_operator(&k, ns);
     eventually(&mut operator, 60, "the first StatefulSet", || {
         (counts(&k, ns)[0] > 0).then_some(())
     });
     operator.kill();
     let partial = counts(&k, ns)[0];
-    let mut operator = Operator::start(&k, ns);
+    let mut operator = start_operator(&k, ns);
     eventually(
         &mut operator,
         120,

@@ -6,10 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{
-    Operator, apply, cluster_yaml, eventually, fresh_namespace, get, install_crds, kubeconfig,
-    kubectl,
-};
+use common::{cluster_yaml, start_operator};
+use koru_testkit::{apply, eventually, fresh_namespace, get, install_crds, kubeconfig, kubectl};
 
 const CLUSTERS: usize = 200;
 
@@ -71,7 +69,7 @@ fn two_hundred_clusters_reconcile_to_their_objects() {
     apply(&k, ns, &manifests);
     let applied = start.elapsed();
     let start = Instant::now();
-    let mut operator = Operator::start(&k, ns);
+    let mut operator = start_operator(&k, ns);
     eventually(
         &mut operator,
         600,

@@ -1,20 +1,11 @@
-//! Helpers for the control plane's tests against the real API server of `scripts/testenv.sh`:
-//! kubectl, the committed CRDs, the real `koru-operator` binary as a child process, and pods
-//! marked ready through the API (the test control plane has no kubelet). Adapted from
-//! `operator/tests/common/mod.rs`.
-
-// Each test binary compiles this module on its own and uses only some of it.
-#![allow(dead_code)]
+//! kubectl against the real test API server: the kubeconfig, objects, the committed CRDs,
+//! namespaces of one test each, and pods marked ready through the API.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-/// The workspace root.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::root;
 
 /// The testenv kubeconfig, or None (after saying so) outside CI when none is running.
 pub fn kubeconfig() -> Option<String> {
@@ -75,6 +66,12 @@ pub fn field(kubeconfig: &str, ns: &str, object: &str, jsonpath: &str) -> Option
     )
 }
 
+/// Applies YAML, failing the test with kubectl's message when refused.
+pub fn apply(kubeconfig: &str, ns: &str, yaml: &str) {
+    let (ok, out) = kubectl(kubeconfig, &["apply", "-n", ns, "-f", "-"], yaml);
+    assert!(ok, "kubectl apply refused:\n{yaml}\n{out}");
+}
+
 /// Installs the committed CRDs (server-side apply) and waits until the API server serves them.
 pub fn install_crds(kubeconfig: &str) {
     let crds = std::fs::read_to_string(root().join("charts/koru-operator/crds/koru-crds.yaml"))
@@ -85,6 +82,11 @@ pub fn install_crds(kubeconfig: &str) {
         &crds,
     );
     assert!(ok, "{out}");
+    wait_for_crds(kubeconfig);
+}
+
+/// Waits (at most 60 s) until the API server serves both CRDs, KoruCluster and KoruBackup.
+pub fn wait_for_crds(kubeconfig: &str) {
     let (ok, out) = kubectl(
         kubeconfig,
         &[
@@ -96,6 +98,17 @@ pub fn install_crds(kubeconfig: &str) {
         ],
         "",
     );
+    assert!(ok, "{out}");
+}
+
+/// Creates a fresh namespace for one test (deleting what an earlier run left behind).
+pub fn fresh_namespace(kubeconfig: &str, ns: &str) {
+    kubectl(
+        kubeconfig,
+        &["delete", "namespace", ns, "--wait=true", "--timeout=120s"],
+        "",
+    );
+    let (ok, out) = kubectl(kubeconfig, &["create", "namespace", ns], "");
     assert!(ok, "{out}");
 }
 
@@ -126,105 +139,6 @@ impl Drop for NamespaceGuard {
             ],
             "",
         );
-    }
-}
-
-/// The `koru-operator` binary beside this test's target directory, built when missing or older
-/// than the operator's sources (a controlplane-only `cargo test` does not build it).
-pub fn operator_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    // <target>/debug/deps/<test> -> <target>/debug/koru-operator
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from <target>/<profile>/deps")
-        .join("koru-operator");
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    if built.is_none_or(|b| newest_source(&root().join("operator")) > b) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "koru-operator", "--bin", "koru-operator"])
-            .current_dir(root())
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building koru-operator failed");
-    }
-    assert!(bin.is_file(), "no koru-operator at {}", bin.display());
-    bin
-}
-
-/// The newest modification time of the operator's sources and manifest.
-fn newest_source(dir: &Path) -> SystemTime {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    let mut stack = vec![dir.join("src"), dir.join("Cargo.toml")];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&path) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if let Ok(modified) = meta.modified() {
-            newest = newest.max(modified);
-        }
-    }
-    newest
-}
-
-/// The real operator as a child process, killed when dropped.
-pub struct Operator(pub Child);
-
-impl Operator {
-    /// Starts `koru-operator` against `kubeconfig`, watching only `namespace` (tests running side
-    /// by side each have their own operator), with a metrics port of its own.
-    pub fn start(kubeconfig: &str, namespace: &str) -> Operator {
-        Operator(
-            Command::new(operator_binary())
-                .args([
-                    "--metrics-addr",
-                    "127.0.0.1:0",
-                    "--watch-namespace",
-                    namespace,
-                ])
-                .env("KUBECONFIG", kubeconfig)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("starting koru-operator"),
-        )
-    }
-
-    /// Fails the test at once when the operator has exited, instead of at a later timeout.
-    pub fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.0.try_wait() {
-            panic!("koru-operator exited with {status}; its log is above");
-        }
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Polls `check` every 200 ms until it returns Some or `secs` pass.
-pub async fn eventually<T, F>(secs: u64, what: &str, mut check: impl FnMut() -> F) -> T
-where
-    F: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
