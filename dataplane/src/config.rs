@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::backup::{BackupUrl, Target};
+use crate::backup::{BackupUrl, Schedule, Target};
 
 use crate::store::{
     DEFAULT_MAX_BATCH_OPS, DEFAULT_MAX_VALUE_BYTES, DEFAULT_SEGMENT_SIZE, FsyncMode, StoreConfig,
@@ -83,6 +83,16 @@ pub struct Cli {
     /// writes at risk (e.g. `60s`, `500ms`, `5m`).
     #[arg(long, env = "KORU_ARCHIVE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub archive_timeout: Duration,
+
+    /// With --backup-store: take a base backup at every tick of this five-field cron expression,
+    /// in UTC (e.g. `0 3 * * *` for 03:00 daily, `@hourly`).
+    #[arg(long, env = "KORU_BACKUP_SCHEDULE")]
+    pub backup_schedule: Option<String>,
+
+    /// With --backup-store: after every base backup, delete base backups older than this window
+    /// (e.g. `7d`, `24h`), keeping the newest one before it so every moment inside stays restorable.
+    #[arg(long, env = "KORU_BACKUP_RETENTION", value_parser = parse_duration)]
+    pub backup_retention: Option<Duration>,
 }
 
 /// `koru-dataplane restore`: rebuild a data directory from a backup store.
@@ -150,19 +160,24 @@ impl RestoreCli {
     }
 }
 
-/// Parses `500ms`, `60s`, `5m`, `1h`, or a bare number of seconds.
+/// Parses `500ms`, `60s`, `5m`, `1h`, `7d`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration: use e.g. 500ms, 60s, 5m"))?;
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 500ms, 60s, 5m, 24h, 7d"))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("{s:?} is not a duration: use e.g. 500ms, 60s, 5m")),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration: use e.g. 500ms, 60s, 5m, 24h, 7d"
+            ));
+        }
     };
     if d.is_zero() {
         return Err("a duration must be more than zero".into());
@@ -177,6 +192,10 @@ pub struct ArchiveConfig {
     pub store: BackupUrl,
     /// Seal the active segment once its oldest write is this old.
     pub timeout: Duration,
+    /// When to take scheduled base backups.
+    pub schedule: Option<Schedule>,
+    /// How far back every moment stays restorable; older backups are deleted.
+    pub retention: Option<Duration>,
 }
 
 /// The validated configuration the server runs with.
@@ -217,11 +236,25 @@ impl Cli {
             }
             (None, _) => None,
         };
+        let schedule = self
+            .backup_schedule
+            .as_deref()
+            .map(str::parse::<Schedule>)
+            .transpose()
+            .map_err(|e| format!("--backup-schedule: {e}"))?;
         let archive = match self.backup_store {
             Some(url) => Some(ArchiveConfig {
                 store: url.parse().map_err(|e| format!("--backup-store: {e}"))?,
                 timeout: self.archive_timeout,
+                schedule,
+                retention: self.backup_retention,
             }),
+            None if schedule.is_some() => {
+                return Err("--backup-schedule needs --backup-store".into());
+            }
+            None if self.backup_retention.is_some() => {
+                return Err("--backup-retention needs --backup-store".into());
+            }
             None => None,
         };
         Ok(Config {
@@ -280,6 +313,43 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn parses_schedule_and_retention_and_names_bad_ones() {
+        let config = Cli::parse_from([
+            "koru-dataplane",
+            "--backup-store",
+            "file:///b",
+            "--backup-schedule",
+            "0 3 * * *",
+            "--backup-retention",
+            "7d",
+        ])
+        .into_config()
+        .unwrap();
+        let archive = config.archive.unwrap();
+        assert_eq!(archive.schedule.unwrap().to_string(), "0 3 * * *");
+        assert_eq!(archive.retention, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        let bad = Cli::parse_from([
+            "koru-dataplane",
+            "--backup-store",
+            "file:///b",
+            "--backup-schedule",
+            "0 3 * *",
+        ])
+        .into_config()
+        .unwrap_err();
+        assert!(
+            bad.contains("--backup-schedule") && bad.contains("five-field"),
+            "{bad}"
+        );
+        let no_store = Cli::parse_from(["koru-dataplane", "--backup-retention", "1d"])
+            .into_config()
+            .unwrap_err();
+        assert!(no_store.contains("needs --backup-store"), "{no_store}");
+        assert!(Cli::try_parse_from(["koru-dataplane", "--backup-retention", "7w"]).is_err());
     }
 
     #[test]

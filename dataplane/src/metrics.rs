@@ -168,6 +168,11 @@ impl Default for Metrics {
             archive.archived_bytes.clone(),
         );
         registry.register(
+            "base_backups",
+            "Base backups attempted since start (on demand and scheduled), by result",
+            archive.base_backups.clone(),
+        );
+        registry.register(
             "archive_errors",
             "Failed attempts to archive a log segment since start",
             archive.errors.clone(),

@@ -8,7 +8,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::auth::{KeyError, Verifier};
-use crate::backup::{Archiver, BackupStore};
+use crate::backup::{Archiver, BackupStore, schedule};
 use crate::config::Config;
 use crate::error::StoreError;
 use crate::http::{AppState, app};
@@ -96,12 +96,23 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if let Some(archive) = &config.archive {
         let backup = BackupStore::open(&archive.store, true)?;
         tracing::info!(store = %archive.store, timeout_ms = archive.timeout.as_millis() as u64, "archiving sealed log segments");
-        state = state.with_archive(Archiver::start(
+        let status = Archiver::start(
             store.clone(),
             backup,
             archive.timeout,
             archive_metrics,
-        ));
+            archive.retention,
+        );
+        if let Some(schedule) = &archive.schedule {
+            tracing::info!(%schedule, retention_secs = archive.retention.map(|r| r.as_secs()), "scheduled base backups on");
+            schedule::start(
+                store.clone(),
+                Arc::clone(&status),
+                schedule.clone(),
+                archive.retention,
+            );
+        }
+        state = state.with_archive(status);
     }
     // Small responses go out at once instead of waiting on Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -42,6 +43,8 @@ pub struct ArchiveMetrics {
     pub archived_bytes: Counter,
     /// Failed upload attempts since start.
     pub errors: Counter,
+    /// Base backups attempted since start (on demand and scheduled), by result.
+    pub base_backups: Family<super::schedule::BackupResultLabels, Counter>,
 }
 
 /// What the archiver has done, for `/readyz`, `/metrics` and base backups.
@@ -54,6 +57,8 @@ pub struct ArchiveStatus {
     pub metrics: Arc<ArchiveMetrics>,
     /// Where it archives to.
     pub store: BackupStore,
+    /// The `--backup-retention` window applied after every base backup, if any.
+    pub retention: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -185,6 +190,7 @@ impl Archiver {
         backup: BackupStore,
         timeout: Duration,
         metrics: Arc<ArchiveMetrics>,
+        retention: Option<Duration>,
     ) -> Arc<ArchiveStatus> {
         let status = Arc::new(ArchiveStatus {
             seals: store.seals(),
@@ -192,6 +198,7 @@ impl Archiver {
             archived_lsn: watch::Sender::new(0),
             metrics,
             store: backup,
+            retention,
         });
         let archiver = Archiver {
             store,

@@ -199,6 +199,64 @@ pub fn plan_restore(
     Ok(plan)
 }
 
+/// What a retention pass deletes: the decision of [`plan_retention`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionPlan {
+    /// Ids of the base backups whose manifests go.
+    pub backups: Vec<String>,
+    /// Sequence numbers of the archived segments (bytes and sidecar) that go.
+    pub segments: Vec<u64>,
+}
+
+/// Decides what retention deletes when everything taken before `horizon_micros` (µs since the
+/// epoch: now minus the retention window) has expired.
+///
+/// Every moment inside the window must stay restorable, and a restore to a moment T starts from
+/// the newest base backup at or before T; so the newest backup taken before the horizon is kept
+/// along with every backup inside the window, and only older ones go. A backup whose `created`
+/// cannot be read is kept (nothing is deleted that cannot be dated). Segments go only when they
+/// end before the first LSN of the oldest kept backup; since every manifest lists segments from
+/// segment 1 (the store keeps every version, so a restore replays the log from its start), no
+/// segment is deleted while any backup is kept, and none at all when there is no backup.
+pub fn plan_retention(
+    backups: &[Manifest],
+    segments: &[SegmentMeta],
+    horizon_micros: i64,
+) -> RetentionPlan {
+    let created = |m: &Manifest| {
+        chrono::DateTime::parse_from_rfc3339(&m.created)
+            .map(|t| t.timestamp_micros())
+            .ok()
+    };
+    let mut expired: Vec<(i64, &Manifest)> = backups
+        .iter()
+        .filter_map(|m| created(m).filter(|&t| t < horizon_micros).map(|t| (t, m)))
+        .collect();
+    expired.sort_by(|a, b| (a.0, a.1.last_lsn, &a.1.id).cmp(&(b.0, b.1.last_lsn, &b.1.id)));
+    // The newest expired backup still serves restores to moments between it and the horizon.
+    expired.pop();
+    let mut plan = RetentionPlan {
+        backups: expired.iter().map(|(_, m)| m.id.clone()).collect(),
+        segments: Vec::new(),
+    };
+    let kept_first_lsn = backups
+        .iter()
+        .filter(|m| !plan.backups.contains(&m.id))
+        .map(|m| m.first_lsn)
+        .min();
+    // An empty-log backup (first LSN 0) protects everything after it, like one from LSN 1.
+    if let Some(first) = kept_first_lsn.filter(|&l| l > 0) {
+        let mut gone: Vec<u64> = segments
+            .iter()
+            .filter(|s| s.last_lsn < first)
+            .map(|s| s.seq)
+            .collect();
+        gone.sort_unstable();
+        plan.segments = gone;
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +359,96 @@ mod tests {
             plan_restore(&no_first, Target::End),
             Err(PlanError::Missing(segment_key(1)))
         );
+    }
+
+    /// A manifest taken at `created_secs` (seconds since the epoch) covering `segs`.
+    fn backup(id: &str, created_secs: i64, segs: &[SegmentMeta]) -> Manifest {
+        let created = chrono::DateTime::from_timestamp(created_secs, 0)
+            .unwrap()
+            .to_rfc3339();
+        Manifest::new(id.into(), created, segs.to_vec())
+    }
+
+    /// A manifest starting at LSN `first` (as a snapshot-style backup would), for the segment rule.
+    fn backup_from(id: &str, created_secs: i64, first: u64, last: u64) -> Manifest {
+        let mut m = backup(id, created_secs, &[]);
+        (m.first_lsn, m.last_lsn) = (first, last);
+        m
+    }
+
+    const SEC: i64 = 1_000_000;
+
+    #[test]
+    fn retention_without_backups_deletes_nothing() {
+        let segs = [meta(1, 1, 10), meta(2, 11, 20)];
+        assert_eq!(
+            plan_retention(&[], &segs, 100 * SEC),
+            RetentionPlan::default()
+        );
+    }
+
+    #[test]
+    fn retention_keeps_everything_inside_the_window() {
+        let segs = [meta(1, 1, 10), meta(2, 11, 20)];
+        let all = [backup("a", 50, &segs[..1]), backup("b", 60, &segs)];
+        assert_eq!(
+            plan_retention(&all, &segs, 40 * SEC),
+            RetentionPlan::default()
+        );
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_backup_before_the_horizon() {
+        let segs = [meta(1, 1, 10), meta(2, 11, 20), meta(3, 21, 30)];
+        let all = [
+            backup("c", 70, &segs),
+            backup("a", 10, &segs[..1]),
+            backup("b", 20, &segs[..2]),
+        ];
+        // Only "c" is inside the window; "b" is the one just outside and stays.
+        let plan = plan_retention(&all, &segs, 30 * SEC);
+        assert_eq!(plan.backups, ["a"]);
+        // Every manifest lists segments from segment 1, so none of them can go.
+        assert!(plan.segments.is_empty());
+        // One just outside the window alone is kept.
+        let one = [backup("a", 10, &segs[..1])];
+        assert_eq!(
+            plan_retention(&one, &segs, 30 * SEC),
+            RetentionPlan::default()
+        );
+        // All expired: the newest of them stays.
+        let plan = plan_retention(&all, &segs, 100 * SEC);
+        assert_eq!(plan.backups, ["a", "b"]);
+        // A backup taken exactly at the horizon is inside the window.
+        assert_eq!(
+            plan_retention(&all, &segs, 20 * SEC).backups,
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn retention_deletes_only_segments_ending_before_the_oldest_kept_backup() {
+        let segs = [meta(1, 1, 10), meta(2, 11, 20), meta(3, 21, 30)];
+        // Backups starting mid-log: the kept one ("b", first LSN 15) starts inside segment 2,
+        // which spans the boundary and stays; segment 1 ends before it and goes.
+        let all = [
+            backup_from("a", 10, 5, 12),
+            backup_from("b", 20, 15, 25),
+            backup_from("c", 70, 21, 30),
+        ];
+        let plan = plan_retention(&all, &segs, 30 * SEC);
+        assert_eq!(plan.backups, ["a"]);
+        assert_eq!(plan.segments, [1]);
+        // A backup starting exactly at a segment's first LSN keeps that segment.
+        let at_edge = [backup_from("a", 10, 1, 5), backup_from("b", 20, 21, 25)];
+        assert_eq!(plan_retention(&at_edge, &segs, 30 * SEC).segments, [1, 2]);
+        // An undatable backup is kept, and so are the segments it needs.
+        let mut odd = backup_from("x", 0, 1, 5);
+        odd.created = "yesterday".into();
+        let plan = plan_retention(&[odd, backup_from("b", 20, 21, 25)], &segs, 30 * SEC);
+        assert!(plan.backups.is_empty() && plan.segments.is_empty());
+        // An empty-log backup protects every segment.
+        let empty = [backup("e", 20, &[])];
+        assert!(plan_retention(&empty, &segs, 30 * SEC).segments.is_empty());
     }
 }

@@ -2,13 +2,15 @@
 //! are sealed, base backups record consistent points, and `restore` rebuilds a data directory.
 //!
 //! [`store`] wraps the object store, [`layout`] holds the archive's keys, documents and the pure
-//! decisions, [`archiver`] is the background uploader, [`base`] takes and lists base backups, and
-//! [`restore`] rebuilds a data directory. The layout is documented in `dataplane/FORMAT.md`.
+//! decisions, [`archiver`] is the background uploader, [`base`] takes and lists base backups,
+//! [`schedule`] takes them on a cron schedule and applies retention, and [`restore`] rebuilds a
+//! data directory. The layout is documented in `dataplane/FORMAT.md`.
 
 pub mod archiver;
 pub mod base;
 pub mod layout;
 pub mod restore;
+pub mod schedule;
 pub mod store;
 
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use thiserror::Error;
 
 pub use archiver::{ArchiveStatus, Archiver, DEFAULT_ARCHIVE_TIMEOUT};
 pub use layout::{Manifest, SegmentMeta, Target};
+pub use schedule::Schedule;
 pub use store::{BackupStore, BackupUrl};
 
 /// Why a backup, archive or restore step failed.

@@ -171,6 +171,17 @@ impl BackupStore {
         result.bytes().await.map_err(self.store_err(key))
     }
 
+    /// Deletes an object; one that is already gone is not an error (retention may be redone).
+    pub async fn delete(&self, key: &str) -> Result<(), BackupError> {
+        match self.inner.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(BackupError::Store {
+                key: self.describe(key),
+                source,
+            }),
+        }
+    }
+
     /// Reads an object, or None when it does not exist.
     pub async fn get_opt(&self, key: &str) -> Result<Option<Bytes>, BackupError> {
         match self.get(key).await {

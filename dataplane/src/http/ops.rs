@@ -53,12 +53,18 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// `POST /admin/backups`: takes a base backup now; 201 with its manifest.
+/// `POST /admin/backups`: takes a base backup now (then applies `--backup-retention`); 201 with
+/// its manifest.
 pub async fn create_backup(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let archive = state.archive.as_ref().ok_or_else(not_configured)?;
-    let manifest = base::create(&state.store, archive, base::DEFAULT_BACKUP_WAIT)
-        .await
-        .map_err(backup_error)?;
+    let manifest = crate::backup::schedule::backup_and_prune(
+        &state.store,
+        archive,
+        base::DEFAULT_BACKUP_WAIT,
+        archive.retention,
+    )
+    .await
+    .map_err(backup_error)?;
     Ok((StatusCode::CREATED, Json(manifest)))
 }
 
