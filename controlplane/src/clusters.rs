@@ -185,6 +185,7 @@ pub fn spec(state: &AppState, org: &Organization, c: &Cluster) -> ClusterSpec {
         max_ops_per_sec: limits.max_ops_per_sec,
         max_stored_bytes: limits.max_storage_bytes,
         token_public_key_pem: state.dataplane_key.public_pem.clone(),
+        backup_retention_days: limits.backup_retention_days,
     }
 }
 

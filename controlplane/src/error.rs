@@ -33,6 +33,9 @@ pub enum Error {
     /// Too many attempts; retry after the given seconds.
     #[error("too many attempts; retry in {0} s")]
     RateLimited(u64),
+    /// Something the request needs (a cluster's data plane, its store) is unreachable for now.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -57,6 +60,7 @@ impl Error {
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Error::Locked(_) => (StatusCode::LOCKED, "operation_in_progress"),
             Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Database(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod api_tokens;
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod clusters;
 pub mod config;
 pub mod data_tokens;

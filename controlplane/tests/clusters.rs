@@ -596,3 +596,121 @@ async fn other_tenants_and_small_roles_cannot_touch_clusters() {
         wait_operation(&api, &a_owner, op["id"].as_str().unwrap()).await;
     }
 }
+
+#[tokio::test]
+async fn backups_are_taken_and_listed_through_the_data_plane() {
+    for backend in backends().await {
+        let api = Api::new(&backend).await;
+        let b = api.backend;
+        let (owner, org, _) = api.signup("dev@backups.example", "Backup Co").await;
+        let (other, _, _) = api.signup("dev@elsewhere.example", "Elsewhere").await;
+        let clusters = format!("/api/v1/orgs/{org}/clusters");
+        let (status, created) = api
+            .call(
+                "POST",
+                &clusters,
+                Some(&owner),
+                Some(json!({"name": "ledger"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "[{b}] {created}");
+        let id = created["cluster"]["id"].as_str().unwrap().to_string();
+        let backups = format!("{clusters}/{id}/backups");
+        // Before its data plane is ready the cluster has nothing to back up from.
+        let (status, e) = api.call("POST", &backups, Some(&owner), None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "[{b}] {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("Running"),
+            "[{b}] {e}"
+        );
+        let op = wait_operation(&api, &owner, created["operation"]["id"].as_str().unwrap()).await;
+        assert_eq!(op["status"], "succeeded", "[{b}] {op}");
+        let (_, cluster) = api
+            .call("GET", &format!("{clusters}/{id}"), Some(&owner), None)
+            .await;
+        let endpoint = cluster["endpoint"].as_str().unwrap().to_string();
+
+        // A few writes with a data token, timed by the same clock the data plane commits with.
+        let (_, token) = api
+            .call(
+                "POST",
+                &format!("{clusters}/{id}/data-tokens"),
+                Some(&owner),
+                Some(json!({"scope": "write"})),
+            )
+            .await;
+        let token = token["token"].as_str().unwrap().to_string();
+        let client = http();
+        let mut last_write = chrono::Utc::now();
+        for i in 0..3 {
+            last_write = chrono::Utc::now();
+            let put = client
+                .put(format!("{endpoint}/api/v1/ledger/k{i}"))
+                .bearer_auth(&token)
+                .json(&json!({"value": i}))
+                .send()
+                .await
+                .unwrap();
+            assert!(put.status().is_success(), "[{b}] PUT: {}", put.status());
+        }
+
+        let (status, backup) = api.call("POST", &backups, Some(&owner), None).await;
+        assert_eq!(status, StatusCode::CREATED, "[{b}] {backup}");
+        let backup_id = backup["id"].as_str().unwrap().to_string();
+        assert!(!backup_id.is_empty());
+        assert!(backup["last_lsn"].as_u64().unwrap() >= 3, "[{b}] {backup}");
+
+        let (status, listed) = api.call("GET", &backups, Some(&owner), None).await;
+        assert_eq!(status, StatusCode::OK, "[{b}] {listed}");
+        let ids: Vec<&str> = listed["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&backup_id.as_str()), "[{b}] {listed}");
+        let time = |v: &Value| {
+            chrono::DateTime::parse_from_rfc3339(
+                v.as_str().unwrap_or_else(|| panic!("[{b}] {listed}")),
+            )
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+        };
+        let earliest = time(&listed["window"]["earliest"]);
+        let latest = time(&listed["window"]["latest"]);
+        assert!(
+            earliest <= latest && latest >= last_write,
+            "[{b}] window {} does not reach the last write at {last_write}",
+            listed["window"]
+        );
+
+        // A viewer lists but may not take backups; another organization sees no such cluster.
+        let (_, viewer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/orgs/{org}/tokens"),
+                Some(&owner),
+                Some(json!({"name": "v", "role": "viewer"})),
+            )
+            .await;
+        let viewer = viewer["token"].as_str().unwrap().to_string();
+        let (status, _) = api.call("GET", &backups, Some(&viewer), None).await;
+        assert_eq!(status, StatusCode::OK, "[{b}] viewer lists");
+        let (status, e) = api.call("POST", &backups, Some(&viewer), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "[{b}] viewer takes: {e}");
+        for method in ["GET", "POST"] {
+            let (status, e) = api.call(method, &backups, Some(&other), None).await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "[{b}] other org {method}: {e}"
+            );
+        }
+
+        let (_, op) = api
+            .call("DELETE", &format!("{clusters}/{id}"), Some(&owner), None)
+            .await;
+        let op = wait_operation(&api, &owner, op["id"].as_str().unwrap()).await;
+        assert_eq!(op["status"], "succeeded", "[{b}] {op}");
+    }
+}

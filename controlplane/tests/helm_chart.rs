@@ -496,6 +496,7 @@ async fn provision_as_the_service_account(k: &str) {
         storage_bytes: 1 << 30,
         max_ops_per_sec: 100,
         max_stored_bytes: 1 << 28,
+        backup_retention_days: 1,
         token_public_key_pem: "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n".into(),
     };
     provisioner

@@ -26,6 +26,7 @@ fn spec(slug: &str, name: &str) -> ClusterSpec {
         storage_bytes: 1024 * 1024 * 1024,
         max_ops_per_sec: 1000,
         max_stored_bytes: 512 * 1024 * 1024,
+        backup_retention_days: 1,
         token_public_key_pem: PEM.to_string(),
     }
 }

@@ -213,6 +213,36 @@ pub async fn data_token(
     Ok((StatusCode::CREATED, axum::Json(token)))
 }
 
+/// Takes a base backup of a Running cluster now (member); 201 with its summary.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/clusters/{id}/backups", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 201, body = crate::backups::Backup), (status = 403), (status = 404), (status = 409), (status = 503)),
+    security(("bearer" = [])))]
+pub async fn create_backup(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<impl IntoResponse> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    access.require(Role::Member)?;
+    let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
+    let backup = crate::backups::take(&state, &cluster).await?;
+    Ok((StatusCode::CREATED, axum::Json(backup)))
+}
+
+/// A Running cluster's base backups, oldest first, and the window they make recoverable.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/clusters/{id}/backups", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = crate::backups::BackupList), (status = 404), (status = 409), (status = 503)),
+    security(("bearer" = [])))]
+pub async fn list_backups(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<axum::Json<crate::backups::BackupList>> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
+    Ok(axum::Json(crate::backups::list(&state, &cluster).await?))
+}
+
 /// An operation of an organization the caller belongs to.
 #[utoipa::path(get, path = "/api/v1/operations/{id}", params(("id" = String, Path)),
     responses((status = 200, body = Operation), (status = 404)), security(("bearer" = [])))]

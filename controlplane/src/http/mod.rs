@@ -68,6 +68,10 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/orgs/{org}/clusters/{id}/data-tokens",
             post(clusters::data_token),
         )
+        .route(
+            "/api/v1/orgs/{org}/clusters/{id}/backups",
+            get(clusters::list_backups).post(clusters::create_backup),
+        )
         .route("/api/v1/operations/{id}", get(clusters::operation))
         .route(
             "/api/v1/orgs/{org}/sso",
@@ -171,6 +175,8 @@ where
         clusters::update,
         clusters::delete,
         clusters::data_token,
+        clusters::create_backup,
+        clusters::list_backups,
         clusters::operation,
         sso::get_config,
         sso::put_config,

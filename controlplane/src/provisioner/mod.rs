@@ -30,6 +30,10 @@ pub struct ClusterSpec {
     pub max_stored_bytes: u64,
     /// PEM public key data-plane tokens are verified with.
     pub token_public_key_pem: String,
+    /// How many days of base backups the data plane keeps (the tier's). Specs written before
+    /// backups existed read as 0, which keeps every backup.
+    #[serde(default)]
+    pub backup_retention_days: u32,
 }
 
 /// What a provisioner reports about a cluster.

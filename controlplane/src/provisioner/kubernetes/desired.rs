@@ -297,6 +297,7 @@ mod tests {
             storage_bytes: 10 * 1024 * 1024 * 1024,
             max_ops_per_sec: 500,
             max_stored_bytes: 1024 * 1024 * 1024,
+            backup_retention_days: 1,
             token_public_key_pem: "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n"
                 .into(),
         }

@@ -4,6 +4,7 @@
 //! token verification key), `port` (the loopback port, chosen once and kept forever so the
 //! endpoint never changes), `pid` (the data plane's process id, to adopt it after a control-plane
 //! restart), `dataplane.log` (the data plane's stdout and stderr) and `data/` (its `--data-dir`).
+//! Its backup store is `<data_dir>/backups/<id>/`, outside that directory.
 //! `spec.json` is written last when a cluster is created: a directory without it is an apply that
 //! never finished, and is not brought up on start.
 
@@ -52,6 +53,18 @@ impl ClusterDir {
     /// The data plane's `--data-dir`.
     pub(super) fn data(&self) -> PathBuf {
         self.root.join("data")
+    }
+
+    /// The cluster's backup store, `<data_dir>/backups/<id>`: beside `clusters/`, not inside the
+    /// cluster's directory, so removing that directory on deletion leaves its backups alone.
+    pub(super) fn backups(&self) -> PathBuf {
+        let data_dir = self
+            .root
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"));
+        let id = self.root.file_name().unwrap_or_default();
+        data_dir.join("backups").join(id)
     }
 
     /// The loopback port.
@@ -254,6 +267,7 @@ mod tests {
             storage_bytes: 1 << 30,
             max_ops_per_sec: 100,
             max_stored_bytes: 1 << 30,
+            backup_retention_days: 1,
             token_public_key_pem: "-----BEGIN PUBLIC KEY-----\n".into(),
         }
     }

@@ -6,7 +6,8 @@
 //!   so the endpoint `http://127.0.0.1:<port>` never changes), the pid, the data plane's log and
 //!   its data directory (`layout.rs`).
 //! - **Processes.** One supervisor task per cluster (`supervisor.rs`) starts the data plane with
-//!   `--fsync always`, token auth for the cluster's id and the tier's limits, probes `/readyz`,
+//!   `--fsync always`, token auth for the cluster's id, the tier's limits, and archiving to
+//!   `<data_dir>/backups/<id>` with hourly base backups kept for the tier's retention, probes `/readyz`,
 //!   and restarts it after an unexpected exit with a backoff of 0.5 s doubling to 30 s (reset after
 //!   a minute of running). A cluster of any replica count is one process here: there is no
 //!   replication yet, so `replicas` (and `version` and `storage_bytes`) only matter to the
@@ -312,12 +313,13 @@ fn endpoint(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// Whether going from `old` to `new` needs the data plane restarted: it reads its limits and its
-/// token key only at start. Name, version, replicas and volume size mean nothing to a local process.
+/// Whether going from `old` to `new` needs the data plane restarted: it reads its limits, its
+/// backup retention and its token key only at start. Name, version, replicas and volume size mean nothing to a local process.
 fn needs_restart(old: &ClusterSpec, new: &ClusterSpec) -> bool {
     old.max_ops_per_sec != new.max_ops_per_sec
         || old.max_stored_bytes != new.max_stored_bytes
         || old.token_public_key_pem != new.token_public_key_pem
+        || old.backup_retention_days != new.backup_retention_days
 }
 
 /// How a cluster found on disk (or re-applied without a supervisor) begins: adopt the process its
@@ -370,6 +372,7 @@ mod tests {
             max_ops_per_sec: 100,
             max_stored_bytes: 1 << 30,
             token_public_key_pem: "key".into(),
+            backup_retention_days: 7,
         }
     }
 
@@ -384,6 +387,7 @@ mod tests {
         assert!(restart(|s| s.max_ops_per_sec = 10_000));
         assert!(restart(|s| s.max_stored_bytes = 1));
         assert!(restart(|s| s.token_public_key_pem = "other".into()));
+        assert!(restart(|s| s.backup_retention_days = 30));
         assert!(!restart(|s| s.name = "renamed".into()));
         assert!(!restart(|s| s.replicas = 3));
         assert!(!restart(|s| s.version = "0.2.0".into()));

@@ -24,11 +24,17 @@ const EXIT_POLL: Duration = Duration::from_millis(100);
 /// How long a process may take to vanish after SIGKILL before we give up on it.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
+/// When every data plane takes a base backup: hourly, on the hour (UTC), so a restore replays at
+/// most an hour of archived log on top of its base backup.
+pub(super) const BACKUP_SCHEDULE: &str = "0 * * * *";
+
 /// The arguments after the program name that start the data plane of `spec` on `port`.
 ///
 /// Limits of 0 mean "no limit" (the data plane refuses `--max-ops-per-sec 0`), and a rate above
 /// the data plane's `u32` range is passed as its maximum. `replicas` is not passed: locally every
-/// cluster is one process whatever its replica count, since there is no replication yet.
+/// cluster is one process whatever its replica count, since there is no replication yet. Every
+/// data plane archives to its own store ([`ClusterDir::backups`]) with hourly base backups; a
+/// retention of 0 days (a spec from before backups) keeps every backup.
 pub(super) fn dataplane_args(dir: &ClusterDir, port: u16, spec: &ClusterSpec) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec![
         "--data-dir".into(),
@@ -48,6 +54,20 @@ pub(super) fn dataplane_args(dir: &ClusterDir, port: u16, spec: &ClusterSpec) ->
         args.extend([
             "--max-stored-bytes".into(),
             spec.max_stored_bytes.to_string().into(),
+        ]);
+    }
+    let mut store = OsString::from("file://");
+    store.push(dir.backups());
+    args.extend([
+        "--backup-store".into(),
+        store,
+        "--backup-schedule".into(),
+        BACKUP_SCHEDULE.into(),
+    ]);
+    if spec.backup_retention_days > 0 {
+        args.extend([
+            "--backup-retention".into(),
+            format!("{}d", spec.backup_retention_days).into(),
         ]);
     }
     args.extend(
@@ -248,6 +268,7 @@ mod tests {
             max_ops_per_sec,
             max_stored_bytes,
             token_public_key_pem: String::new(),
+            backup_retention_days: 7,
         }
     }
 
@@ -274,6 +295,12 @@ mod tests {
                 "100",
                 "--max-stored-bytes",
                 "1000000000",
+                "--backup-store",
+                "file:///srv/koru/backups/c1",
+                "--backup-schedule",
+                "0 * * * *",
+                "--backup-retention",
+                "7d",
                 "--fsync",
                 "always",
                 "--log-format",
@@ -291,6 +318,10 @@ mod tests {
         assert_eq!(config.max_ops_per_sec, Some(100));
         assert_eq!(config.store.max_stored_bytes, Some(1_000_000_000));
         assert_eq!(config.auth.unwrap().1, "c1");
+        let archive = config.archive.unwrap();
+        assert_eq!(archive.store.to_string(), "file:///srv/koru/backups/c1");
+        assert!(archive.schedule.is_some());
+        assert_eq!(archive.retention, Some(Duration::from_secs(7 * 86_400)));
     }
 
     #[test]
@@ -298,6 +329,14 @@ mod tests {
         let dir = ClusterDir::new(Path::new("/c"), "c1");
         let args = strings(&dataplane_args(&dir, 1, &spec(0, 0))).join(" ");
         assert!(!args.contains("--max-ops-per-sec") && !args.contains("--max-stored-bytes"));
+        let mut keep_all = spec(0, 0);
+        keep_all.backup_retention_days = 0;
+        let args = strings(&dataplane_args(&dir, 1, &keep_all)).join(" ");
+        assert!(
+            args.contains("--backup-store file:///backups/c1")
+                && !args.contains("--backup-retention"),
+            "{args}"
+        );
         let args = strings(&dataplane_args(&dir, 1, &spec(u64::MAX, 5))).join(" ");
         assert!(
             args.contains(&format!("--max-ops-per-sec {}", u32::MAX)),

@@ -1,0 +1,246 @@
+//! Backups of a cluster: taken and listed through its data plane's `/admin/backups`, with an
+//! admin-scope data-plane token the control plane signs for itself, and the recoverable window
+//! they span.
+
+use std::time::Duration;
+
+use koru_dataplane::auth::Scope;
+use koru_dataplane::backup::Manifest;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Role;
+use crate::clusters::Cluster;
+use crate::data_tokens::{self, DataTokenRequest};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// The subject of the tokens the control plane signs for its own calls to data planes.
+pub const SUBJECT: &str = "controlplane";
+
+/// Lifetime of those tokens: one call each.
+const TOKEN_TTL_SECS: u64 = 300;
+
+/// How long a call to a data plane may take: a base backup waits up to 120 s for the archive.
+const CALL_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// One base backup of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Backup {
+    /// Backup id.
+    pub id: String,
+    /// When it was taken (RFC 3339).
+    pub created: String,
+    /// First LSN covered (0 for an empty log).
+    pub first_lsn: u64,
+    /// Last LSN covered.
+    pub last_lsn: u64,
+    /// Commit time of the first record covered (RFC 3339); none for an empty log.
+    #[serde(default)]
+    pub first_time: Option<String>,
+    /// Commit time of the last record covered (RFC 3339); none for an empty log.
+    #[serde(default)]
+    pub last_time: Option<String>,
+}
+
+/// The span of time a cluster can be restored to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RecoveryWindow {
+    /// The earliest restorable moment (RFC 3339); none without backups holding data.
+    pub earliest: Option<String>,
+    /// The latest restorable moment (RFC 3339); none without backups holding data.
+    pub latest: Option<String>,
+}
+
+/// `GET /api/v1/orgs/{org}/clusters/{id}/backups`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackupList {
+    /// The cluster's base backups, oldest first.
+    pub backups: Vec<Backup>,
+    /// The window they make recoverable.
+    pub window: RecoveryWindow,
+}
+
+/// The data plane's `GET /admin/backups` body.
+#[derive(Deserialize)]
+struct Listed {
+    backups: Vec<Backup>,
+}
+
+/// A manifest's summary, with its commit times as RFC 3339 (as the data plane lists them).
+pub fn summary(m: &Manifest) -> Backup {
+    Backup {
+        id: m.id.clone(),
+        created: m.created.clone(),
+        first_lsn: m.first_lsn,
+        last_lsn: m.last_lsn,
+        first_time: rfc3339(m.first_time_micros),
+        last_time: rfc3339(m.last_time_micros),
+    }
+}
+
+/// The recoverable window of `backups` (oldest first): from the first commit time any of them
+/// holds to the last commit time of the newest one that holds data.
+pub fn window(backups: &[Backup]) -> RecoveryWindow {
+    RecoveryWindow {
+        earliest: backups.iter().find_map(|b| b.first_time.clone()),
+        latest: backups.iter().rev().find_map(|b| b.last_time.clone()),
+    }
+}
+
+/// Takes a base backup of `cluster` now.
+pub async fn take(state: &AppState, cluster: &Cluster) -> Result<Backup> {
+    let response = call(state, cluster, reqwest::Method::POST).await?;
+    let manifest: Manifest = response.json().await.map_err(|e| {
+        Error::Internal(format!(
+            "cluster {}: reading a backup manifest: {e}",
+            cluster.id
+        ))
+    })?;
+    Ok(summary(&manifest))
+}
+
+/// The base backups of `cluster` and the window they make recoverable.
+pub async fn list(state: &AppState, cluster: &Cluster) -> Result<BackupList> {
+    let response = call(state, cluster, reqwest::Method::GET).await?;
+    let listed: Listed = response.json().await.map_err(|e| {
+        Error::Internal(format!(
+            "cluster {}: reading the backup list: {e}",
+            cluster.id
+        ))
+    })?;
+    let window = window(&listed.backups);
+    Ok(BackupList {
+        backups: listed.backups,
+        window,
+    })
+}
+
+/// Calls `/admin/backups` on the cluster's data plane; a non-success answer becomes an error.
+async fn call(
+    state: &AppState,
+    cluster: &Cluster,
+    method: reqwest::Method,
+) -> Result<reqwest::Response> {
+    let endpoint = match (&cluster.endpoint, cluster.phase.as_str()) {
+        (Some(endpoint), "Running") => endpoint,
+        _ => {
+            return Err(Error::Conflict(format!(
+                "cluster {} is {}; backups need it Running",
+                cluster.name, cluster.phase
+            )));
+        }
+    };
+    let now = u64::try_from(crate::db::now_ms() / 1000).unwrap_or(0);
+    let token = data_tokens::issue(
+        &state.dataplane_key,
+        &cluster.id,
+        SUBJECT,
+        Role::Owner,
+        &DataTokenRequest {
+            scope: Scope::Admin,
+            ttl_secs: Some(TOKEN_TTL_SECS),
+        },
+        now,
+    )?;
+    let client = reqwest::Client::builder()
+        .timeout(CALL_TIMEOUT)
+        .build()
+        .map_err(|e| Error::Internal(format!("building the data-plane client: {e}")))?;
+    let response = client
+        .request(method, format!("{endpoint}/admin/backups"))
+        .bearer_auth(&token.token)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::warn!(cluster = %cluster.id, error = %e, "cannot reach the data plane for backups");
+            Error::Unavailable(format!("cluster {} cannot be reached; retry shortly", cluster.name))
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = response.text().await.unwrap_or_default();
+    tracing::warn!(cluster = %cluster.id, %status, body, "the data plane refused a backup call");
+    Err(match status.as_u16() {
+        409 => Error::Conflict(format!(
+            "cluster {} does not archive backups yet; it starts doing so after its next restart",
+            cluster.name
+        )),
+        503 => Error::Unavailable(format!(
+            "cluster {}'s backup store is unavailable or behind; retry shortly",
+            cluster.name
+        )),
+        _ => Error::Internal(format!(
+            "cluster {}: /admin/backups answered {status}: {body}",
+            cluster.id
+        )),
+    })
+}
+
+/// Micros since the epoch as the data plane writes them; none for 0 (an empty log).
+fn rfc3339(micros: i64) -> Option<String> {
+    (micros > 0)
+        .then(|| chrono::DateTime::from_timestamp_micros(micros))
+        .flatten()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup(id: &str, first: Option<&str>, last: Option<&str>) -> Backup {
+        Backup {
+            id: id.into(),
+            created: "2026-11-26T00:00:00Z".into(),
+            first_lsn: 1,
+            last_lsn: 2,
+            first_time: first.map(Into::into),
+            last_time: last.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_window_runs_from_the_first_commit_to_the_newest_backups_last() {
+        assert_eq!(
+            window(&[]),
+            RecoveryWindow {
+                earliest: None,
+                latest: None
+            }
+        );
+        let backups = [
+            backup("empty", None, None),
+            backup(
+                "b1",
+                Some("2026-11-26T01:00:00Z"),
+                Some("2026-11-26T02:00:00Z"),
+            ),
+            backup(
+                "b2",
+                Some("2026-11-26T01:00:00Z"),
+                Some("2026-11-26T03:00:00Z"),
+            ),
+            backup("later-empty", None, None),
+        ];
+        assert_eq!(
+            window(&backups),
+            RecoveryWindow {
+                earliest: Some("2026-11-26T01:00:00Z".into()),
+                latest: Some("2026-11-26T03:00:00Z".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn manifests_are_summarised_as_the_data_plane_lists_them() {
+        let m = Manifest::new("b1".into(), "2026-11-26T00:00:00Z".into(), Vec::new());
+        let s = summary(&m);
+        assert_eq!((s.first_time, s.last_time), (None, None));
+        assert_eq!(
+            rfc3339(1_000_000).as_deref(),
+            Some("1970-01-01T00:00:01.000000Z")
+        );
+    }
+}
