@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+# Every clone builds the workspace's crates under a new fingerprint, so incremental caches would
+# only pile up (several GB a run) without ever being reused; third-party crates are unaffected.
+export CARGO_INCREMENTAL=0
 echo "==> system libraries (scripts/system-deps.sh: xmlsec1, libxml2, libclang for samael)"
 scripts/system-deps.sh
 echo "==> pruning stale build output (scripts/prune-cache.sh)"
