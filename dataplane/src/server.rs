@@ -134,8 +134,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     })
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C (the control plane waits on it too).
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

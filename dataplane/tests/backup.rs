@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{BINARY, Server, client};
+use common::{BINARY, Server, client, micros, put_text};
 use koru_dataplane::metrics::StoreMetrics;
 use koru_dataplane::{Store, StoreConfig};
 use serde_json::{Value, json};
@@ -76,12 +76,6 @@ struct Oracle {
     acked: Vec<Acked>,
 }
 
-fn micros(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .unwrap_or_else(|e| panic!("bad timestamp {rfc3339:?}: {e}"))
-        .timestamp_micros()
-}
-
 fn lsn_of(version: &str) -> u64 {
     version.split('.').next().unwrap().parse().unwrap()
 }
@@ -127,15 +121,7 @@ async fn workload(server: &Server, oracle: &mut Oracle, rng: &mut Rng, writes: u
         );
         match rng.below(10) {
             0..=5 => {
-                let resp = http
-                    .put(server.api(&format!("/{ns}/{key}")))
-                    .header("content-type", "application/json")
-                    .body(format!("{{\"value\":{value}}}"))
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(resp.status().is_success(), "put: {}", resp.status());
-                let body: Value = resp.json().await.unwrap();
+                let body = put_text(&http, server, &ns, &key, &value).await;
                 let version = body["version_id"].as_str().unwrap().to_string();
                 oracle.acked.push(Acked {
                     lsn: lsn_of(&version),

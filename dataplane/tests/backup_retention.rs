@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{BINARY, Server, client};
+use common::{BINARY, Server, client, micros, put_text};
 use koru_dataplane::metrics::StoreMetrics;
 use koru_dataplane::{Store, StoreConfig};
 use serde_json::Value;
@@ -32,18 +32,8 @@ async fn puts(server: &Server, oracle: &mut Vec<Put>, n: usize) {
         let i = oracle.len();
         let key = format!("k{}", i % 7);
         let value = format!("{{\"i\":{i},\"pad\":\"{}\"}}", "p".repeat(200));
-        let resp = http
-            .put(server.api(&format!("/ns/{key}")))
-            .header("content-type", "application/json")
-            .body(format!("{{\"value\":{value}}}"))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "put: {}", resp.status());
-        let body: Value = resp.json().await.unwrap();
-        let time = chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap())
-            .unwrap()
-            .timestamp_micros();
+        let body = put_text(&http, server, "ns", &key, &value).await;
+        let time = micros(body["timestamp"].as_str().unwrap());
         oracle.push((key, value, time));
     }
 }

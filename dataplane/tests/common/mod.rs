@@ -221,3 +221,30 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("building the HTTP client")
 }
+
+/// PUTs a value given as JSON text (so the stored text is exactly this), asserting success;
+/// returns the response body (`version_id`, `timestamp`, ...).
+pub async fn put_text(
+    http: &reqwest::Client,
+    server: &Server,
+    namespace: &str,
+    key: &str,
+    value: &str,
+) -> serde_json::Value {
+    let resp = http
+        .put(server.api(&format!("/{namespace}/{key}")))
+        .header("content-type", "application/json")
+        .body(format!("{{\"value\":{value}}}"))
+        .send()
+        .await
+        .expect("PUT request");
+    assert!(resp.status().is_success(), "put: {}", resp.status());
+    resp.json().await.expect("PUT response body")
+}
+
+/// An RFC 3339 time as microseconds since the epoch.
+pub fn micros(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .expect("an RFC 3339 time")
+        .timestamp_micros()
+}
