@@ -65,6 +65,18 @@ pub struct BackupList {
 #[derive(Deserialize)]
 struct Listed {
     backups: Vec<Backup>,
+    /// What the archived log alone makes restorable (absent from older data planes).
+    #[serde(default)]
+    archive: Option<Archived>,
+}
+
+/// The span of the archived log, as the data plane lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Archived {
+    /// Commit time of the first archived record (RFC 3339).
+    pub first_time: String,
+    /// Commit time of the last record reachable through the archive (RFC 3339).
+    pub last_time: String,
 }
 
 /// A manifest's summary, with its commit times as RFC 3339 (as the data plane lists them).
@@ -79,12 +91,22 @@ pub fn summary(m: &Manifest) -> Backup {
     }
 }
 
-/// The recoverable window of `backups` (oldest first): from the first commit time any of them
-/// holds to the last commit time of the newest one that holds data.
-pub fn window(backups: &[Backup]) -> RecoveryWindow {
+/// The recoverable window of `backups` (oldest first) and the archived log: from the first commit
+/// time any of them holds to the latest commit time either reaches. The archive usually reaches
+/// further than the newest base backup, since segments are archived as they are sealed.
+pub fn window(backups: &[Backup], archive: Option<&Archived>) -> RecoveryWindow {
+    let earliest = [
+        backups.iter().find_map(|b| b.first_time.clone()),
+        archive.map(|a| a.first_time.clone()),
+    ];
+    let latest = [
+        backups.iter().rev().find_map(|b| b.last_time.clone()),
+        archive.map(|a| a.last_time.clone()),
+    ];
+    let instant = |t: &String| chrono::DateTime::parse_from_rfc3339(t).ok();
     RecoveryWindow {
-        earliest: backups.iter().find_map(|b| b.first_time.clone()),
-        latest: backups.iter().rev().find_map(|b| b.last_time.clone()),
+        earliest: earliest.into_iter().flatten().min_by_key(instant),
+        latest: latest.into_iter().flatten().max_by_key(instant),
     }
 }
 
@@ -109,7 +131,7 @@ pub async fn list(state: &AppState, cluster: &Cluster) -> Result<BackupList> {
             cluster.id
         ))
     })?;
-    let window = window(&listed.backups);
+    let window = window(&listed.backups, listed.archive.as_ref());
     Ok(BackupList {
         backups: listed.backups,
         window,
@@ -204,7 +226,7 @@ mod tests {
     #[test]
     fn the_window_runs_from_the_first_commit_to_the_newest_backups_last() {
         assert_eq!(
-            window(&[]),
+            window(&[], None),
             RecoveryWindow {
                 earliest: None,
                 latest: None
@@ -225,11 +247,23 @@ mod tests {
             backup("later-empty", None, None),
         ];
         assert_eq!(
-            window(&backups),
+            window(&backups, None),
             RecoveryWindow {
                 earliest: Some("2026-11-26T01:00:00Z".into()),
                 latest: Some("2026-11-26T03:00:00Z".into()),
             }
+        );
+        let archive = Archived {
+            first_time: "2026-11-26T01:00:00Z".into(),
+            last_time: "2026-11-26T04:00:00Z".into(),
+        };
+        assert_eq!(
+            window(&backups, Some(&archive)).latest.as_deref(),
+            Some("2026-11-26T04:00:00Z")
+        );
+        assert_eq!(
+            window(&[], Some(&archive)).earliest.as_deref(),
+            Some("2026-11-26T01:00:00Z")
         );
     }
 

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::operations::{self, Operation, OperationKind};
 use crate::orgs::Organization;
 use crate::pagination::{After, bounds};
-use crate::provisioner::ClusterSpec;
+use crate::provisioner::{ClusterSpec, RestoreSource};
 use crate::state::AppState;
 use crate::tiers::{self, TierName};
 
@@ -56,6 +56,9 @@ pub struct Cluster {
     pub created_at: i64,
     /// Last change, ms since the epoch.
     pub updated_at: i64,
+    /// The backups it was restored from, for a cluster created by a restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<RestoreSource>,
 }
 
 fn cluster(row: &AnyRow) -> Result<Cluster> {
@@ -79,6 +82,16 @@ fn cluster(row: &AnyRow) -> Result<Cluster> {
         max_ops_per_sec: limits.max_ops_per_sec,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        restored_from: row
+            .try_get::<Option<String>, _>("restore_cluster_id")?
+            .map(|cluster_id| -> Result<RestoreSource> {
+                Ok(RestoreSource {
+                    cluster_id,
+                    backup_id: row.try_get("restore_backup_id")?,
+                    target_time: row.try_get("restore_target_time")?,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -186,14 +199,15 @@ pub fn spec(state: &AppState, org: &Organization, c: &Cluster) -> ClusterSpec {
         max_stored_bytes: limits.max_storage_bytes,
         token_public_key_pem: state.dataplane_key.public_pem.clone(),
         backup_retention_days: limits.backup_retention_days,
+        restore: c.restored_from.clone(),
     }
 }
 
 /// The clusters of an organization, oldest first.
 pub async fn list(db: &AnyPool, org_id: &str) -> Result<Vec<Cluster>> {
     let rows = sqlx::query(
-        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at \
-         FROM clusters WHERE org_id = $1 ORDER BY created_at, id",
+        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at, \
+         restore_cluster_id, restore_backup_id, restore_target_time FROM clusters WHERE org_id = $1 ORDER BY created_at, id",
     )
     .bind(org_id)
     .fetch_all(db)
@@ -211,8 +225,8 @@ pub async fn page(
 ) -> Result<Vec<Cluster>> {
     let (t, id) = bounds(after);
     let rows = sqlx::query(
-        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at \
-         FROM clusters WHERE org_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
+        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at, \
+         restore_cluster_id, restore_backup_id, restore_target_time FROM clusters WHERE org_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
          ORDER BY created_at, id LIMIT $4",
     )
     .bind(org_id)
@@ -227,8 +241,8 @@ pub async fn page(
 /// A cluster of an organization by id or name; another organization's is "not found".
 pub async fn get(db: &AnyPool, org_id: &str, id_or_name: &str) -> Result<Cluster> {
     let row = sqlx::query(
-        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at \
-         FROM clusters WHERE org_id = $1 AND (id = $2 OR name = $2)",
+        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at, \
+         restore_cluster_id, restore_backup_id, restore_target_time FROM clusters WHERE org_id = $1 AND (id = $2 OR name = $2)",
     )
     .bind(org_id)
     .bind(id_or_name)
@@ -239,11 +253,12 @@ pub async fn get(db: &AnyPool, org_id: &str, id_or_name: &str) -> Result<Cluster
 }
 
 /// Records a new cluster after checking its name, tier and the organization's quota, and starts
-/// the operation that provisions it.
+/// the operation that provisions it: empty, or from `restore` (checked by the caller).
 pub async fn create(
     state: &AppState,
     org: &Organization,
     req: &CreateCluster,
+    restore: Option<RestoreSource>,
     idempotency_key: Option<&str>,
 ) -> Result<(Cluster, Operation)> {
     check_name(&req.name)?;
@@ -277,11 +292,14 @@ pub async fn create(
         max_ops_per_sec: tiers::tier(tier).max_ops_per_sec,
         created_at: now,
         updated_at: now,
+        restored_from: restore,
     };
+    let restore = c.restored_from.as_ref();
     let mut tx = state.db.begin().await?;
     sqlx::query(
-        "INSERT INTO clusters (id, org_id, name, tier, region, replicas, version, phase, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO clusters (id, org_id, name, tier, region, replicas, version, phase, created_at, updated_at, \
+         restore_cluster_id, restore_backup_id, restore_target_time) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&c.id)
     .bind(&c.org_id)
@@ -293,6 +311,9 @@ pub async fn create(
     .bind(&c.phase)
     .bind(now)
     .bind(now)
+    .bind(restore.map(|r| r.cluster_id.as_str()))
+    .bind(restore.and_then(|r| r.backup_id.as_deref()))
+    .bind(restore.and_then(|r| r.target_time.as_deref()))
     .execute(&mut *tx)
     .await
     .map_err(|e| Error::unique(e, format!("a cluster named {:?} already exists in this organization", c.name)))?;
@@ -300,7 +321,11 @@ pub async fn create(
         &mut tx,
         &org.id,
         &c.id,
-        OperationKind::Create,
+        if restore.is_some() {
+            OperationKind::Restore
+        } else {
+            OperationKind::Create
+        },
         idempotency_key,
     )
     .await?;

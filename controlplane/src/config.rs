@@ -66,7 +66,7 @@ pub enum Command {
         dataplane_bin: Option<PathBuf>,
     },
     /// The production server: database URL, keys and provisioner from flags or environment.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Audit log tools: verify the chain in a database, or an exported organization log.
     Audit {
         /// The tool.
@@ -120,6 +120,31 @@ pub struct ServeArgs {
     /// Storage class of the clusters' volumes [default: the Kubernetes default class].
     #[arg(long, env = "KORU_STORAGE_CLASS")]
     pub storage_class: Option<String>,
+    /// Object store every cluster archives to, each under `<org id>/<cluster id>`
+    /// (`s3://bucket/prefix`; Kubernetes provisioner) [default: no backups, no restores].
+    #[arg(long, env = "KORU_BACKUP_DESTINATION", value_parser = parse_destination)]
+    pub backup_destination: Option<String>,
+    /// `namespace/name` of the Secret with the object store's `AWS_*` credentials, copied into each
+    /// organization's namespace (Kubernetes provisioner).
+    #[arg(long, env = "KORU_BACKUP_CREDENTIALS_SECRET", value_parser = parse_secret_ref, requires = "backup_destination")]
+    pub backup_credentials_secret: Option<(String, String)>,
+}
+
+/// Checks `--backup-destination` as the data plane will parse it.
+fn parse_destination(s: &str) -> Result<String, String> {
+    s.parse::<koru_dataplane::backup::BackupUrl>()
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Parses `namespace/name`.
+fn parse_secret_ref(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => Err(format!("{s:?} is not namespace/name")),
+    }
 }
 
 /// Where keys come from.
@@ -187,26 +212,31 @@ impl Command {
                 kubernetes: Default::default(),
                 dev: true,
             },
-            Command::Serve(a) => Config {
-                public_url: a
-                    .public_url
-                    .unwrap_or_else(|| format!("http://{}", a.listen)),
-                database_url: a.database_url,
-                listen: a.listen,
-                keys: Keys::Files {
-                    session: a.session_key,
-                    dataplane: a.dataplane_key,
-                },
-                provisioner: a.provisioner,
-                dataplane_bin: a.dataplane_bin.unwrap_or_else(sibling_dataplane),
-                data_dir: a.data_dir,
-                kubernetes: crate::provisioner::kubernetes::KubeProvisionerConfig {
-                    namespace_prefix: a.namespace_prefix,
-                    image: a.dataplane_image,
-                    storage_class: a.storage_class,
-                },
-                dev: false,
-            },
+            Command::Serve(a) => {
+                let a = *a;
+                Config {
+                    public_url: a
+                        .public_url
+                        .unwrap_or_else(|| format!("http://{}", a.listen)),
+                    database_url: a.database_url,
+                    listen: a.listen,
+                    keys: Keys::Files {
+                        session: a.session_key,
+                        dataplane: a.dataplane_key,
+                    },
+                    provisioner: a.provisioner,
+                    dataplane_bin: a.dataplane_bin.unwrap_or_else(sibling_dataplane),
+                    data_dir: a.data_dir,
+                    kubernetes: crate::provisioner::kubernetes::KubeProvisionerConfig {
+                        namespace_prefix: a.namespace_prefix,
+                        image: a.dataplane_image,
+                        storage_class: a.storage_class,
+                        backup_destination: a.backup_destination,
+                        backup_credentials: a.backup_credentials_secret,
+                    },
+                    dev: false,
+                }
+            }
         })
     }
 }

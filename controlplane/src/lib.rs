@@ -18,6 +18,7 @@ pub mod operations;
 pub mod orgs;
 pub mod pagination;
 pub mod provisioner;
+pub mod restores;
 pub mod server;
 pub mod sso;
 pub mod state;

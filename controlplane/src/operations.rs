@@ -23,6 +23,8 @@ use crate::state::AppState;
 pub enum OperationKind {
     /// Provision a new cluster.
     Create,
+    /// Provision a new cluster from another cluster's backups.
+    Restore,
     /// Apply a changed tier or replica count.
     Update,
     /// Deprovision a cluster.
@@ -33,6 +35,7 @@ impl OperationKind {
     fn as_str(self) -> &'static str {
         match self {
             OperationKind::Create => "create",
+            OperationKind::Restore => "restore",
             OperationKind::Update => "update",
             OperationKind::Delete => "delete",
         }
@@ -41,6 +44,7 @@ impl OperationKind {
     fn parse(s: &str) -> Option<OperationKind> {
         match s {
             "create" => Some(OperationKind::Create),
+            "restore" => Some(OperationKind::Restore),
             "update" => Some(OperationKind::Update),
             "delete" => Some(OperationKind::Delete),
             _ => None,
@@ -211,7 +215,7 @@ async fn run(state: &AppState, org: &Organization, op: &Operation) -> Result<()>
                 .map_err(provisioning)?;
             clusters::forget(&state.db, &cluster.id).await
         }
-        OperationKind::Create | OperationKind::Update => {
+        OperationKind::Create | OperationKind::Restore | OperationKind::Update => {
             state.provisioner.apply(&spec).await.map_err(provisioning)?;
             let deadline =
                 tokio::time::Instant::now() + Duration::from_secs(clusters::READY_TIMEOUT_SECS);

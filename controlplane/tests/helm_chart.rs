@@ -285,6 +285,8 @@ fn the_chart_renders_exactly_the_control_plane_objects() {
             "signingKeys.existingSecret=my-keys",
             "--set",
             "provisioner.dataplaneImage=registry.example/koru-dataplane,provisioner.storageClass=fast",
+            "--set",
+            "provisioner.backup.destination=s3://backups/hosted,provisioner.backup.credentialsSecret=s3-creds",
         ],
     ));
     let ingress = one(&docs, "Ingress");
@@ -316,6 +318,17 @@ fn the_chart_renders_exactly_the_control_plane_objects() {
     assert_eq!(
         env(c, "KORU_NAMESPACE_PREFIX").map(|e| &e["value"]),
         Some(&json!("koru-"))
+    );
+    assert_eq!(
+        env(c, "KORU_BACKUP_DESTINATION").map(|e| &e["value"]),
+        Some(&json!("s3://backups/hosted"))
+    );
+    // The credentials Secret lives in the release namespace.
+    let secret =
+        env(c, "KORU_BACKUP_CREDENTIALS_SECRET").map(|e| e["value"].as_str().unwrap_or(""));
+    assert!(
+        secret.is_some_and(|s| s.ends_with("/s3-creds") && !s.starts_with('/')),
+        "{secret:?}"
     );
     let volumes = &one(&docs, "Deployment")["spec"]["template"]["spec"]["volumes"];
     assert_eq!(volumes[0]["secret"]["secretName"], "my-keys");
@@ -497,6 +510,7 @@ async fn provision_as_the_service_account(k: &str) {
         max_ops_per_sec: 100,
         max_stored_bytes: 1 << 28,
         backup_retention_days: 1,
+        restore: None,
         token_public_key_pem: "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n".into(),
     };
     provisioner

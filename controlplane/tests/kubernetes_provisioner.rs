@@ -27,6 +27,7 @@ fn spec(slug: &str, name: &str) -> ClusterSpec {
         max_ops_per_sec: 1000,
         max_stored_bytes: 512 * 1024 * 1024,
         backup_retention_days: 1,
+        restore: None,
         token_public_key_pem: PEM.to_string(),
     }
 }
@@ -250,6 +251,7 @@ async fn what_is_invalid_or_someone_elses_is_refused_with_a_clear_message() {
         namespace_prefix: "kt-".into(),
         image: Some("registry.example/koru-dataplane".into()),
         storage_class: Some("fast".into()),
+        ..Default::default()
     })
     .await;
 
@@ -335,4 +337,110 @@ async fn what_is_invalid_or_someone_elses_is_refused_with_a_clear_message() {
     );
     let (_, out) = kubectl(&k, &["get", "koruclusters.koru.dev", "-n", &foreign], "");
     assert!(!out.contains("orders"), "{out}");
+}
+
+#[tokio::test]
+async fn clusters_archive_to_their_own_prefix_and_a_restore_starts_from_its_source() {
+    let Some(k) = kubeconfig() else { return };
+    install_crds(&k);
+    // The object store credentials live beside the control plane; each organization gets a copy.
+    let home = unique("kprov-home");
+    let _home_guard = NamespaceGuard {
+        kubeconfig: k.clone(),
+        name: home.clone(),
+    };
+    let (ok, out) = kubectl(&k, &["create", "namespace", &home], "");
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(
+        &k,
+        &[
+            "-n",
+            &home,
+            "create",
+            "secret",
+            "generic",
+            "s3",
+            "--from-literal=AWS_ACCESS_KEY_ID=koru",
+            "--from-literal=AWS_SECRET_ACCESS_KEY=secret",
+        ],
+        "",
+    );
+    assert!(ok, "{out}");
+    let p = provisioner(KubeProvisionerConfig {
+        backup_destination: Some("s3://backups/hosted/".into()),
+        backup_credentials: Some((home.clone(), "s3".into())),
+        ..Default::default()
+    })
+    .await;
+    let slug = unique("kprov-pitr");
+    let source = spec(&slug, "orders");
+    let ns = p.namespace_of(&source).expect("a namespace name");
+    let _guard = NamespaceGuard {
+        kubeconfig: k.clone(),
+        name: ns.clone(),
+    };
+    p.apply(&source).await.expect("apply");
+    let kc = |name: &str, path: &str| {
+        field(&k, &ns, &format!("koruclusters.koru.dev/{name}"), path).unwrap_or_default()
+    };
+    assert_eq!(
+        kc("orders", "{.spec.backup.destination}"),
+        format!("s3://backups/hosted/{}/{}", source.org_id, source.id)
+    );
+    assert_eq!(
+        kc("orders", "{.spec.backup.credentialsSecret}"),
+        "koru-backup-credentials"
+    );
+    assert_eq!(kc("orders", "{.spec.backup.schedule}"), "0 * * * *");
+    assert_eq!(kc("orders", "{.spec.backup.retentionDays}"), "1");
+    assert_eq!(kc("orders", "{.spec.bootstrap}"), "");
+    let copied = field(
+        &k,
+        &ns,
+        "secret/koru-backup-credentials",
+        "{.data.AWS_ACCESS_KEY_ID}",
+    )
+    .expect("the copied credentials");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(copied)
+            .unwrap(),
+        b"koru"
+    );
+
+    // The restored cluster reads its source's prefix and archives to a prefix of its own.
+    let restored = ClusterSpec {
+        restore: Some(koru_controlplane::provisioner::RestoreSource {
+            cluster_id: source.id.clone(),
+            backup_id: None,
+            target_time: Some("2026-11-26T10:00:00.000000Z".into()),
+        }),
+        ..spec(&slug, "orders-restored")
+    };
+    p.apply(&restored).await.expect("apply the restore");
+    assert_eq!(
+        kc("orders-restored", "{.spec.bootstrap.fromBackup.source}"),
+        format!("s3://backups/hosted/{}/{}", source.org_id, source.id)
+    );
+    assert_eq!(
+        kc("orders-restored", "{.spec.bootstrap.fromBackup.targetTime}"),
+        "2026-11-26T10:00:00.000000Z"
+    );
+    assert_eq!(
+        kc("orders-restored", "{.spec.backup.destination}"),
+        format!("s3://backups/hosted/{}/{}", restored.org_id, restored.id)
+    );
+
+    // Without a destination there is nothing to restore from: refused before anything is written.
+    let bare = provisioner(KubeProvisionerConfig::default()).await;
+    let lost = ClusterSpec {
+        restore: restored.restore.clone(),
+        ..spec(&slug, "orders-nowhere")
+    };
+    let err = bare.apply(&lost).await.expect_err("no destination");
+    assert!(
+        matches!(&err, ProvisionError::Kubernetes(m) if m.contains("--backup-destination")),
+        "{err}"
+    );
+    assert_eq!(kc("orders-nowhere", "{.metadata.name}"), "");
 }

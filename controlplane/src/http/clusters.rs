@@ -57,6 +57,48 @@ pub async fn create(
 ) -> Result<impl IntoResponse> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Member)?;
+    let key = idempotency_key(&headers)?;
+    if let Some(done) = replay(&state, &access, key, &req.name).await? {
+        return Ok((StatusCode::OK, axum::Json(done)));
+    }
+    let (cluster, operation) = clusters::create(&state, &access.org, &req, None, key).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(ClusterWithOperation { cluster, operation }),
+    ))
+}
+
+/// Creates a new cluster from a cluster's backups as of `target_time` (member; point-in-time
+/// recovery). Asynchronous: follow the operation (kind `restore`). The source is left untouched;
+/// `Idempotency-Key` is honoured as for creates.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/clusters/{id}/restore", params(("org" = String, Path), ("id" = String, Path),
+    ("Idempotency-Key" = Option<String>, Header)), request_body = crate::restores::RestoreCluster,
+    responses((status = 202, body = ClusterWithOperation), (status = 400), (status = 402), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn restore(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(req): Json<crate::restores::RestoreCluster>,
+) -> Result<impl IntoResponse> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    access.require(Role::Member)?;
+    let source = clusters::get(&state.db, &access.org.id, &id).await?;
+    let key = idempotency_key(&headers)?;
+    if let Some(done) = replay(&state, &access, key, &req.name).await? {
+        return Ok((StatusCode::OK, axum::Json(done)));
+    }
+    let (cluster, operation) =
+        crate::restores::start(&state, &access.org, &source, &req, key).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(ClusterWithOperation { cluster, operation }),
+    ))
+}
+
+/// The `Idempotency-Key` header, checked.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>> {
     let key = headers
         .get("idempotency-key")
         .map(|v| {
@@ -64,33 +106,40 @@ pub async fn create(
                 .map_err(|_| Error::BadRequest("Idempotency-Key must be text".into()))
         })
         .transpose()?;
-    if let Some(key) = key {
-        if key.is_empty() || key.len() > 200 {
-            return Err(Error::BadRequest(
-                "Idempotency-Key must have 1 to 200 characters".into(),
-            ));
-        }
-        if let Some(op) = operations::by_idempotency_key(&state.db, &access.org.id, key).await? {
-            let cluster = clusters::get(&state.db, &access.org.id, &op.cluster_id).await?;
-            if cluster.name != req.name {
-                return Err(Error::Conflict(
-                    "this Idempotency-Key was used for a different request".into(),
-                ));
-            }
-            return Ok((
-                StatusCode::OK,
-                axum::Json(ClusterWithOperation {
-                    cluster,
-                    operation: op,
-                }),
-            ));
-        }
+    if let Some(key) = key
+        && (key.is_empty() || key.len() > 200)
+    {
+        return Err(Error::BadRequest(
+            "Idempotency-Key must have 1 to 200 characters".into(),
+        ));
     }
-    let (cluster, operation) = clusters::create(&state, &access.org, &req, key).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(ClusterWithOperation { cluster, operation }),
-    ))
+    Ok(key)
+}
+
+/// The result of the earlier request that used `key`, if any; a different cluster name under
+/// the same key is a conflict.
+async fn replay(
+    state: &AppState,
+    access: &OrgAccess,
+    key: Option<&str>,
+    name: &str,
+) -> Result<Option<ClusterWithOperation>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let Some(op) = operations::by_idempotency_key(&state.db, &access.org.id, key).await? else {
+        return Ok(None);
+    };
+    let cluster = clusters::get(&state.db, &access.org.id, &op.cluster_id).await?;
+    if cluster.name != name {
+        return Err(Error::Conflict(
+            "this Idempotency-Key was used for a different request".into(),
+        ));
+    }
+    Ok(Some(ClusterWithOperation {
+        cluster,
+        operation: op,
+    }))
 }
 
 /// How to reach a cluster, with a short-lived read token to try it at once.

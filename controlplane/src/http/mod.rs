@@ -72,6 +72,10 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/orgs/{org}/clusters/{id}/backups",
             get(clusters::list_backups).post(clusters::create_backup),
         )
+        .route(
+            "/api/v1/orgs/{org}/clusters/{id}/restore",
+            post(clusters::restore),
+        )
         .route("/api/v1/operations/{id}", get(clusters::operation))
         .route(
             "/api/v1/orgs/{org}/sso",
@@ -177,6 +181,7 @@ where
         clusters::data_token,
         clusters::create_backup,
         clusters::list_backups,
+        clusters::restore,
         clusters::operation,
         sso::get_config,
         sso::put_config,

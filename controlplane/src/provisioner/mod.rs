@@ -34,6 +34,24 @@ pub struct ClusterSpec {
     /// backups existed read as 0, which keeps every backup.
     #[serde(default)]
     pub backup_retention_days: u32,
+    /// What a new cluster starts from: another cluster's backups as of a moment, or nothing.
+    /// Only read when the cluster is first created; later applies leave its data alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSource>,
+}
+
+/// A new cluster's starting data: another cluster's archive, restored to a point in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RestoreSource {
+    /// The cluster whose backups are restored (same organization).
+    pub cluster_id: String,
+    /// The base backup to start from; the archive's segments alone when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// Keep writes committed at or before this moment (RFC 3339); everything archived when
+    /// absent (or the backup's end, with `backup_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<String>,
 }
 
 /// What a provisioner reports about a cluster.

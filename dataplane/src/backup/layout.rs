@@ -199,6 +199,48 @@ pub fn plan_restore(
     Ok(plan)
 }
 
+/// The span a restore from the archive alone can reach: the contiguous run of archived segments
+/// from segment 1 (a gap ends it). `None` when that run holds no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recoverable {
+    /// LSN of the first record.
+    pub first_lsn: u64,
+    /// LSN of the last record reachable.
+    pub last_lsn: u64,
+    /// Commit time (µs) of the first record.
+    pub first_time_micros: i64,
+    /// Commit time (µs) of the last record reachable.
+    pub last_time_micros: i64,
+    /// Segments in the run.
+    pub segments: usize,
+}
+
+/// What the archive's segments (sidecars, any order) make recoverable; see [`Recoverable`].
+pub fn recoverable(available: &[SegmentMeta]) -> Option<Recoverable> {
+    let mut sorted: Vec<&SegmentMeta> = available.iter().collect();
+    sorted.sort_by_key(|s| s.seq);
+    let mut run: Option<Recoverable> = None;
+    let mut expect_lsn = 1;
+    for (expect_seq, meta) in (1..).zip(sorted) {
+        if meta.seq != expect_seq || meta.first_lsn != expect_lsn || meta.last_lsn < meta.first_lsn
+        {
+            break;
+        }
+        expect_lsn = meta.last_lsn + 1;
+        let r = run.get_or_insert(Recoverable {
+            first_lsn: meta.first_lsn,
+            last_lsn: meta.last_lsn,
+            first_time_micros: meta.first_time_micros,
+            last_time_micros: meta.last_time_micros,
+            segments: 0,
+        });
+        r.last_lsn = meta.last_lsn;
+        r.last_time_micros = meta.last_time_micros;
+        r.segments += 1;
+    }
+    run
+}
+
 /// What a retention pass deletes: the decision of [`plan_retention`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionPlan {
@@ -294,6 +336,16 @@ mod tests {
             record::encode(&mut buf, lsn, lsn as i64 * 10, &[op], &mut Vec::new());
         }
         buf
+    }
+
+    #[test]
+    fn the_recoverable_span_is_the_contiguous_run_from_segment_one() {
+        assert_eq!(recoverable(&[]), None);
+        let r = recoverable(&[meta(2, 4, 9), meta(1, 1, 3), meta(4, 20, 30)]).unwrap();
+        assert_eq!((r.first_lsn, r.last_lsn, r.segments), (1, 9, 2));
+        assert_eq!((r.first_time_micros, r.last_time_micros), (10, 90));
+        // Without segment 1 nothing can be restored from the archive alone.
+        assert_eq!(recoverable(&[meta(2, 4, 9)]), None);
     }
 
     #[test]

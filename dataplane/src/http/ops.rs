@@ -68,10 +68,23 @@ pub async fn create_backup(State(state): State<AppState>) -> Result<impl IntoRes
     Ok((StatusCode::CREATED, Json(manifest)))
 }
 
-/// `GET /admin/backups`: every base backup, oldest first, without their segment lists.
+/// `GET /admin/backups`: every base backup, oldest first, without their segment lists, and the
+/// span the archived log makes recoverable (`archive`, null before anything is archived).
 pub async fn list_backups(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let archive = state.archive.as_ref().ok_or_else(not_configured)?;
     let manifests = base::list(&archive.store).await.map_err(backup_error)?;
+    let sidecars = base::read_sidecars(&archive.store)
+        .await
+        .map_err(backup_error)?;
+    let recoverable = crate::backup::layout::recoverable(&sidecars).map(|r| {
+        json!({
+            "first_lsn": r.first_lsn,
+            "last_lsn": r.last_lsn,
+            "first_time": crate::backup::archiver::rfc3339(r.first_time_micros),
+            "last_time": crate::backup::archiver::rfc3339(r.last_time_micros),
+            "segments": r.segments,
+        })
+    });
     let backups: Vec<Value> = manifests
         .into_iter()
         .map(|m| {
@@ -86,7 +99,7 @@ pub async fn list_backups(State(state): State<AppState>) -> Result<Json<Value>, 
             })
         })
         .collect();
-    Ok(Json(json!({ "backups": backups })))
+    Ok(Json(json!({ "backups": backups, "archive": recoverable })))
 }
 
 fn not_configured() -> ApiError {

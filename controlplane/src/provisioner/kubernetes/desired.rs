@@ -7,8 +7,8 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use koru_operator::crd::{
-    Auth, Durability, KoruBackup, KoruBackupSpec, KoruCluster, KoruClusterSpec, Limits,
-    ReclaimPolicy, SecretKeyRef, Storage,
+    Auth, BackupSettings, Bootstrap, Durability, FromBackup, KoruBackup, KoruBackupSpec,
+    KoruCluster, KoruClusterSpec, Limits, ReclaimPolicy, SecretKeyRef, Storage,
 };
 use sha2::{Digest, Sha256};
 
@@ -34,6 +34,11 @@ pub const FSYNC: &str = "always";
 pub const MAX_CLUSTER_NAME: usize = 40;
 /// Longest namespace name (a DNS label).
 pub const MAX_NAMESPACE: usize = 63;
+/// Name of the copy of the backup store credentials in each organization's namespace.
+pub const BACKUP_CREDENTIALS_SECRET: &str = "koru-backup-credentials";
+/// When every hosted cluster takes a base backup: hourly, on the hour, so a restore replays at
+/// most an hour of archived log on top of its base backup.
+pub const BACKUP_SCHEDULE: &str = "0 * * * *";
 /// Hex digits of the org-id hash that ends a shortened namespace name.
 const NAMESPACE_HASH_LEN: usize = 8;
 
@@ -46,6 +51,12 @@ pub struct KubeProvisionerConfig {
     pub image: Option<String>,
     /// Storage class of the clusters' volumes; the Kubernetes default class when None.
     pub storage_class: Option<String>,
+    /// Object store every cluster archives to (`s3://bucket/prefix`), each under
+    /// `<org id>/<cluster id>`; no backups (and no restores) when None.
+    pub backup_destination: Option<String>,
+    /// The Secret (`namespace/name`) with the object store's credentials (`AWS_*` keys), copied into
+    /// each organization's namespace as [`BACKUP_CREDENTIALS_SECRET`].
+    pub backup_credentials: Option<(String, String)>,
 }
 
 impl Default for KubeProvisionerConfig {
@@ -54,8 +65,19 @@ impl Default for KubeProvisionerConfig {
             namespace_prefix: DEFAULT_NAMESPACE_PREFIX.to_string(),
             image: None,
             storage_class: None,
+            backup_destination: None,
+            backup_credentials: None,
         }
     }
+}
+
+/// The backup store of cluster `cluster_id` of organization `org_id`: its own prefix under the
+/// configured destination, so a cluster restored from another writes a new history of its own.
+pub fn backup_store(destination: &str, org_id: &str, cluster_id: &str) -> String {
+    format!(
+        "{}/{org_id}/{cluster_id}",
+        destination.trim_end_matches('/')
+    )
 }
 
 /// A spec the Kubernetes objects cannot be made from.
@@ -75,6 +97,11 @@ pub enum SpecError {
     /// A number does not fit the CRD's integer type.
     #[error("{0} is too large for a KoruCluster")]
     TooLarge(&'static str),
+    /// A restore was asked of a control plane that keeps no backups.
+    #[error(
+        "this control plane has no backup destination (--backup-destination), so it cannot restore"
+    )]
+    NoBackups,
 }
 
 /// Whether `s` is a DNS label (RFC 1123) of at most `max` characters; with `letter_first`, it must
@@ -216,14 +243,71 @@ pub fn koru_cluster(
                     key: TOKEN_KEY.to_string(),
                 },
             }),
-            backup: None,
-            bootstrap: None,
+            backup: backup_settings(spec, config),
+            bootstrap: bootstrap(spec, config)?,
             paused: false,
         },
     );
     kc.metadata.namespace = Some(namespace.to_string());
     kc.metadata.labels = Some(cluster_labels(spec));
     Ok(kc)
+}
+
+/// Archiving to the cluster's own store with hourly base backups kept for the tier's retention
+/// (a retention of 0 days, from a spec older than backups, keeps every backup); none without a
+/// configured destination.
+fn backup_settings(spec: &ClusterSpec, config: &KubeProvisionerConfig) -> Option<BackupSettings> {
+    let destination = config.backup_destination.as_deref()?;
+    Some(BackupSettings {
+        destination: backup_store(destination, &spec.org_id, &spec.id),
+        credentials_secret: config
+            .backup_credentials
+            .as_ref()
+            .map(|_| BACKUP_CREDENTIALS_SECRET.to_string()),
+        schedule: Some(BACKUP_SCHEDULE.to_string()),
+        retention_days: i32::try_from(spec.backup_retention_days)
+            .ok()
+            .filter(|&d| d > 0),
+    })
+}
+
+/// A restored cluster starts from its source's store; others start empty.
+fn bootstrap(
+    spec: &ClusterSpec,
+    config: &KubeProvisionerConfig,
+) -> Result<Option<Bootstrap>, SpecError> {
+    let Some(restore) = &spec.restore else {
+        return Ok(None);
+    };
+    let destination = config
+        .backup_destination
+        .as_deref()
+        .ok_or(SpecError::NoBackups)?;
+    Ok(Some(Bootstrap {
+        from_backup: Some(FromBackup {
+            source: backup_store(destination, &spec.org_id, &restore.cluster_id),
+            backup_id: restore.backup_id.clone(),
+            target_time: restore.target_time.clone(),
+        }),
+    }))
+}
+
+/// The copy of the backup store credentials in an organization's namespace.
+pub fn backup_credentials_secret(namespace: &str, spec: &ClusterSpec, source: &Secret) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(BACKUP_CREDENTIALS_SECRET.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(labels(&[
+                (LABEL_ORG_ID, &spec.org_id),
+                (LABEL_MANAGED_BY, MANAGED_BY),
+            ])),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".to_string()),
+        data: source.data.clone(),
+        ..Secret::default()
+    }
 }
 
 /// A KoruBackup of the cluster, named `backup_name`.
@@ -298,6 +382,7 @@ mod tests {
             max_ops_per_sec: 500,
             max_stored_bytes: 1024 * 1024 * 1024,
             backup_retention_days: 1,
+            restore: None,
             token_public_key_pem: "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n"
                 .into(),
         }
@@ -431,6 +516,37 @@ mod tests {
         let labels = ns.metadata.labels.unwrap();
         assert_eq!(labels[LABEL_ORG_ID], "o-9");
         assert_eq!(labels[LABEL_MANAGED_BY], MANAGED_BY);
+    }
+
+    #[test]
+    fn backups_go_to_the_clusters_own_prefix_and_restores_read_the_sources() {
+        let plain = koru_cluster("ns", &spec(), &KubeProvisionerConfig::default()).unwrap();
+        assert_eq!((plain.spec.backup, plain.spec.bootstrap), (None, None));
+        let config = KubeProvisionerConfig {
+            backup_destination: Some("s3://b/hosted/".into()),
+            ..KubeProvisionerConfig::default()
+        };
+        let kc = koru_cluster("ns", &spec(), &config).unwrap();
+        let backup = kc.spec.backup.unwrap();
+        assert_eq!(backup.destination, "s3://b/hosted/o-9/c-123");
+        assert_eq!(backup.credentials_secret, None);
+        assert_eq!(backup.retention_days, Some(1));
+        let mut restored = spec();
+        restored.id = "c-456".into();
+        restored.backup_retention_days = 0;
+        restored.restore = Some(crate::provisioner::RestoreSource {
+            cluster_id: "c-123".into(),
+            backup_id: Some("b1".into()),
+            target_time: Some("2026-11-26T10:00:00Z".into()),
+        });
+        let kc = koru_cluster("ns", &restored, &config).unwrap();
+        assert_eq!(kc.spec.backup.unwrap().retention_days, None);
+        let from = kc.spec.bootstrap.unwrap().from_backup.unwrap();
+        assert_eq!(from.source, "s3://b/hosted/o-9/c-123");
+        assert_eq!(from.backup_id.as_deref(), Some("b1"));
+        assert_eq!(from.target_time.as_deref(), Some("2026-11-26T10:00:00Z"));
+        let e = koru_cluster("ns", &restored, &KubeProvisionerConfig::default()).unwrap_err();
+        assert_eq!(e, SpecError::NoBackups);
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The Kubernetes provisioner: writes each cluster as a `KoruCluster` (with its token Secret) in a
 //! namespace per organization, for the operator to run, and reads the operator's status back.
 //!
+//! With a backup destination configured, every cluster archives to its own prefix there
+//! (`<destination>/<org id>/<cluster id>`), and a restored cluster's KoruCluster carries
+//! `bootstrap.fromBackup` naming its source's prefix and target time; the operator runs the restore.
+//!
 //! Everything is server-side applied under the field manager `koru-controlplane`, so applying an
 //! unchanged spec writes nothing and a changed one (replicas, limits) updates only our fields. What
 //! the objects look like is decided by the pure functions of [`desired`].
@@ -87,6 +91,16 @@ impl KubeProvisioner {
         }
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
         apply(&secrets, &desired::token_secret_name(&spec.name), &secret).await?;
+        if let Some((source_ns, source_name)) = &self.config.backup_credentials {
+            let source: Api<Secret> = Api::namespaced(self.client.clone(), source_ns);
+            let credentials = get_opt(&source, source_name).await?.ok_or_else(|| {
+                ProvisionError::Kubernetes(format!(
+                    "the backup credentials Secret {source_ns}/{source_name} does not exist"
+                ))
+            })?;
+            let copy = desired::backup_credentials_secret(&ns, spec, &credentials);
+            apply(&secrets, desired::BACKUP_CREDENTIALS_SECRET, &copy).await?;
+        }
         apply(&clusters, &spec.name, &cluster).await
     }
 

@@ -268,6 +268,7 @@ mod tests {
             max_ops_per_sec: 100,
             max_stored_bytes: 1 << 30,
             backup_retention_days: 1,
+            restore: None,
             token_public_key_pem: "-----BEGIN PUBLIC KEY-----\n".into(),
         }
     }

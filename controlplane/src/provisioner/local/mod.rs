@@ -25,6 +25,10 @@
 //!   (systemd's default `KillMode=control-group`, a container's stop) still takes the data planes
 //!   down with the control plane; use `KillMode=process` to keep them, and they are started again
 //!   on the same ports either way.
+//! - **Restores.** A new cluster whose spec names a [`super::RestoreSource`] has its data
+//!   directory filled by `koru-dataplane restore` from the source's store before the spec is
+//!   written and its data plane first starts; it then archives to its own store, so its history
+//!   after the restore point never mixes with the source's.
 //! - **Deletion.** [`LocalProvisioner::delete`] stops the data plane (SIGTERM, 10 s, SIGKILL) and
 //!   removes the directory; afterwards [`LocalProvisioner::state`] answers
 //!   [`ProvisionError::NotFound`], as for any cluster it does not know.
@@ -159,6 +163,12 @@ impl LocalProvisioner {
             .filter(|(id, _)| **id != spec.id)
             .map(|(_, h)| h.port)
             .collect();
+        if let Some(restore) = &spec.restore {
+            // Before the spec is written: a failed restore leaves no cluster to bring up.
+            layout::validate_id(&restore.cluster_id)?;
+            let source = ClusterDir::new(&self.clusters_dir, &restore.cluster_id).backups();
+            process::restore(&self.bin, &dir, &source, restore).await?;
+        }
         let port = dir.create(spec, &taken)?;
         let start = initial_start(&dir);
         let handle = self.supervise(dir, port, spec.clone(), start);
@@ -373,6 +383,7 @@ mod tests {
             max_stored_bytes: 1 << 30,
             token_public_key_pem: "key".into(),
             backup_retention_days: 7,
+            restore: None,
         }
     }
 

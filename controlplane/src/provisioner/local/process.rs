@@ -78,6 +78,77 @@ pub(super) fn dataplane_args(dir: &ClusterDir, port: u16, spec: &ClusterSpec) ->
     args
 }
 
+/// Longest a restore may take before it is abandoned (its half-made directory is removed by the
+/// data plane itself on failure, and a stopped one leaves only a hidden temporary directory).
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Longest restore output quoted in an error.
+const MAX_QUOTED_OUTPUT: usize = 500;
+
+/// Fills the empty data directory of a new cluster from `source`'s backup store with
+/// `koru-dataplane restore`, before its data plane first starts. A data directory that already
+/// holds data is left alone (`--skip-existing`), so applying the spec again is harmless.
+pub(super) async fn restore(
+    bin: &Path,
+    dir: &ClusterDir,
+    source_store: &Path,
+    restore: &super::super::RestoreSource,
+) -> Result<(), ProvisionError> {
+    let mut from = OsString::from("file://");
+    from.push(source_store);
+    let mut command = tokio::process::Command::new(bin);
+    command
+        .arg("restore")
+        .arg("--from")
+        .arg(from)
+        .arg("--data-dir")
+        .arg(dir.data())
+        .arg("--skip-existing")
+        .kill_on_drop(true);
+    if let Some(id) = &restore.backup_id {
+        command.arg("--backup").arg(id);
+    }
+    if let Some(t) = &restore.target_time {
+        command.arg("--target-time").arg(t);
+    }
+    let output = tokio::time::timeout(RESTORE_TIMEOUT, command.output())
+        .await
+        .map_err(|_| {
+            ProvisionError::Local(format!(
+                "restoring from cluster {} took over {} minutes",
+                restore.cluster_id,
+                RESTORE_TIMEOUT.as_secs() / 60
+            ))
+        })?
+        .map_err(|e| ProvisionError::Local(format!("cannot run {}: {e}", bin.display())))?;
+    if output.status.success() {
+        tracing::info!(
+            dir = %dir.root().display(),
+            source = %restore.cluster_id,
+            summary = %String::from_utf8_lossy(&output.stdout).trim(),
+            "restored a new cluster's data"
+        );
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut reason = stderr
+        .trim()
+        .trim_start_matches("koru-dataplane restore: ")
+        .to_string();
+    if reason.len() > MAX_QUOTED_OUTPUT {
+        let mut end = MAX_QUOTED_OUTPUT;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    Err(ProvisionError::Local(format!(
+        "restoring from cluster {} failed: {reason}",
+        restore.cluster_id
+    )))
+}
+
 /// The full command line (program first) the provisioner starts for a cluster, as `/proc` shows it.
 pub(super) fn expected_cmdline(
     bin: &Path,
@@ -269,6 +340,7 @@ mod tests {
             max_stored_bytes,
             token_public_key_pem: String::new(),
             backup_retention_days: 7,
+            restore: None,
         }
     }
 
