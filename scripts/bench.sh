@@ -240,6 +240,11 @@ COLD=()
 "$BENCH" restart --data-dir "$RESTART_DIR" --versions "$RESTART_VERSIONS" "${COLD[@]}" --json \
   >>"$RESULTS/restart.json" || echo "restart: measurement failed" >&2
 
+# --- backups -------------------------------------------------------------------------------------
+echo "==> archive throughput, restore speed, recovery point"
+"$BENCH" backup --work-dir "$WORK/backup" --json >>"$RESULTS/backup.json" \
+  || echo "backup: measurement failed" >&2
+
 # --- table ---------------------------------------------------------------------------------------
 KEEP="$KORU_CACHE/bench-last"
 rm -rf "$KEEP"

@@ -1,6 +1,7 @@
 //! `koru-bench`: the data plane's benchmark tool (HTTP load generator, bare-axum ceiling server,
-//! embedded and restart benchmarks, and the final table); see dataplane/BENCHMARKS.md.
+//! embedded, restart and backup benchmarks, and the final table); see dataplane/BENCHMARKS.md.
 
+mod backup;
 mod ceiling;
 mod embedded;
 mod error;
@@ -40,6 +41,8 @@ enum Command {
     Embedded(embedded::EmbeddedArgs),
     /// Fills a store to N versions and times reopening it, with memory per version.
     Restart(restart::RestartArgs),
+    /// Archive throughput, restore speed and the recovery point under steady writes.
+    Backup(backup::BackupArgs),
     /// Prints the table of targets from a directory of JSON results; exits 1 if one failed.
     Table {
         /// Directory holding one `<measurement>.json` file per result.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Http(args) => load::run(args),
         Command::Embedded(args) => embedded::run(args),
         Command::Restart(args) => restart::run(args),
+        Command::Backup(args) => backup::run(args),
         Command::Table { dir } => match report::table(&dir) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

@@ -461,6 +461,41 @@ fn rows(r: &Results<'_>) -> Vec<Row> {
         ),
         (Goal::Below(10.0), "< 10 s"),
     ));
+    let b = |field: &str| r.field("backup", field);
+    let archive = b("archive_mb_per_sec");
+    rows.push(absolute_row(
+        "archive throughput (file store)",
+        archive,
+        archive.map_or_else(|| "n/a".into(), |v| format!("{v:.0} MB/s")),
+        format!(
+            "{} MB of log archived and sealed by a base backup",
+            b("log_bytes").map_or_else(|| "n/a".into(), |v| format!("{:.0}", v / 1e6))
+        ),
+        (Goal::AtLeast(100.0), ">= 100 MB/s"),
+    ));
+    let restore = b("restore_versions_per_sec");
+    rows.push(absolute_row(
+        "restore, versions/s replayed",
+        restore,
+        per_sec(restore),
+        format!(
+            "{} MB/s downloaded and verified",
+            b("restore_mb_per_sec").map_or_else(|| "n/a".into(), |v| format!("{v:.0}"))
+        ),
+        (Goal::AtLeast(500_000.0), ">= 500,000/s"),
+    ));
+    let rpo = b("rpo_max_secs");
+    rows.push(absolute_row(
+        "recovery point, max (1 s timeout)",
+        rpo,
+        rpo.map_or_else(|| "n/a".into(), |v| format!("{v:.2} s")),
+        format!(
+            "median {} s under steady writes, --archive-timeout {} s",
+            b("rpo_p50_secs").map_or_else(|| "n/a".into(), |v| format!("{v:.2}")),
+            b("archive_timeout_secs").map_or_else(|| "n/a".into(), |v| format!("{v:.1}"))
+        ),
+        (Goal::Below(2.0), "< 2 s"),
+    ));
     rows.extend(RATIOS[6..].iter().map(|spec| ratio_row(r, spec)));
     rows
 }
@@ -484,7 +519,7 @@ pub fn table(dir: &Path) -> Result<bool, BenchError> {
         let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
             continue;
         };
-        if name == "restart" {
+        if name == "restart" || name == "backup" {
             continue;
         }
         let f = |field: &str| r.field(name, field);
