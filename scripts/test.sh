@@ -14,6 +14,8 @@ echo "==> test tools"
 scripts/install-kdelta.sh
 # helm for the chart test, built once from its Go module (about 2-3 minutes cold; see testenv/README.md).
 scripts/helm.sh version
+# MinIO for the data plane's S3 backup tests, built once from its Go module (about 3.5 minutes cold).
+scripts/s3env.sh build
 echo "==> formatting"
 cargo fmt --all -- --check
 echo "==> clippy"
@@ -26,5 +28,12 @@ echo "==> PostgreSQL for the control plane's tests (scripts/pgenv.sh)"
 eval "$(scripts/pgenv.sh up)"
 pgenv_dir="$(cat "${XDG_CACHE_HOME:-$HOME/.cache}/koru-delta-cloud/pgenv-last")"
 trap 'scripts/testenv.sh down "$testenv_dir" >/dev/null 2>&1 || true; rm -rf "$testenv_dir"; scripts/pgenv.sh down "$pgenv_dir" >/dev/null 2>&1 || true; rm -rf "$pgenv_dir"' EXIT
+echo "==> MinIO for the data plane's S3 backup tests (scripts/s3env.sh)"
+# Our own state dir, so a concurrent run's `up` cannot swap it.
+s3env_dir="$(mktemp -d "${TMPDIR:-/tmp}/koru-s3env.XXXX")"
+trap 'scripts/testenv.sh down "$testenv_dir" >/dev/null 2>&1 || true; rm -rf "$testenv_dir"; scripts/pgenv.sh down "$pgenv_dir" >/dev/null 2>&1 || true; rm -rf "$pgenv_dir"; scripts/s3env.sh down "$s3env_dir" >/dev/null 2>&1 || true; rm -rf "$s3env_dir"' EXIT
+# Assigned first so a failed `up` stops the run here (an `eval` of nothing would succeed).
+s3env_exports="$(scripts/s3env.sh up "$s3env_dir")"
+eval "$s3env_exports"
 echo "==> tests"
 cargo test --workspace --all-targets

@@ -69,13 +69,21 @@ pub struct Cli {
     #[arg(long, env = "KORU_CLUSTER_ID", requires = "auth_public_key")]
     pub cluster_id: Option<String>,
 
+    /// File holding the static admin token: a request with `Authorization: Bearer <its contents>`
+    /// gets admin scope (for the operator, which cannot sign tokens). At least 32 characters;
+    /// surrounding whitespace is ignored.
+    #[arg(long, env = "KORU_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "KORU_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
     /// Archive sealed log segments to this store and allow base backups: `file:///path` or
     /// `s3://bucket/prefix` (S3 endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION,
-    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Off when unset.
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; an AWS_ENDPOINT_URL such as a
+    /// MinIO server is addressed path-style, and plain http is accepted on loopback only). Off when
+    /// unset.
     #[arg(long, env = "KORU_BACKUP_STORE")]
     pub backup_store: Option<String>,
 
@@ -93,6 +101,12 @@ pub struct Cli {
     /// (e.g. `7d`, `24h`), keeping the newest one before it so every moment inside stays restorable.
     #[arg(long, env = "KORU_BACKUP_RETENTION", value_parser = parse_duration)]
     pub backup_retention: Option<Duration>,
+
+    /// With --backup-store: at every tick of this five-field cron expression (UTC), restore the
+    /// newest base backup into a scratch directory beside --data-dir and check it (a restore
+    /// drill; the result is in GET /admin/backups and /metrics). Needs free disk for one copy.
+    #[arg(long, env = "KORU_VERIFY_SCHEDULE")]
+    pub verify_schedule: Option<String>,
 }
 
 /// `koru-dataplane restore`: rebuild a data directory from a backup store.
@@ -104,7 +118,8 @@ pub struct Cli {
     long_about = None
 )]
 pub struct RestoreCli {
-    /// The backup store: `file:///path` or `s3://bucket/prefix`.
+    /// The backup store: `file:///path` or `s3://bucket/prefix` (S3 settings from the same AWS_*
+    /// variables as the server's --backup-store).
     #[arg(long, env = "KORU_RESTORE_FROM")]
     pub from: String,
 
@@ -196,6 +211,8 @@ pub struct ArchiveConfig {
     pub schedule: Option<Schedule>,
     /// How far back every moment stays restorable; older backups are deleted.
     pub retention: Option<Duration>,
+    /// When to run restore drills.
+    pub verify_schedule: Option<Schedule>,
 }
 
 /// The validated configuration the server runs with.
@@ -209,6 +226,8 @@ pub struct Config {
     pub max_ops_per_sec: Option<u32>,
     /// Token verification key path and cluster id, if auth is on.
     pub auth: Option<(PathBuf, String)>,
+    /// The admin token file, if any.
+    pub admin_token_file: Option<PathBuf>,
     /// Emit JSON logs.
     pub json_logs: bool,
     /// Continuous archiving, when configured.
@@ -242,18 +261,28 @@ impl Cli {
             .map(str::parse::<Schedule>)
             .transpose()
             .map_err(|e| format!("--backup-schedule: {e}"))?;
+        let verify_schedule = self
+            .verify_schedule
+            .as_deref()
+            .map(str::parse::<Schedule>)
+            .transpose()
+            .map_err(|e| format!("--verify-schedule: {e}"))?;
         let archive = match self.backup_store {
             Some(url) => Some(ArchiveConfig {
                 store: url.parse().map_err(|e| format!("--backup-store: {e}"))?,
                 timeout: self.archive_timeout,
                 schedule,
                 retention: self.backup_retention,
+                verify_schedule,
             }),
             None if schedule.is_some() => {
                 return Err("--backup-schedule needs --backup-store".into());
             }
             None if self.backup_retention.is_some() => {
                 return Err("--backup-retention needs --backup-store".into());
+            }
+            None if verify_schedule.is_some() => {
+                return Err("--verify-schedule needs --backup-store".into());
             }
             None => None,
         };
@@ -270,6 +299,7 @@ impl Cli {
             listen: self.listen,
             max_ops_per_sec: self.max_ops_per_sec,
             auth,
+            admin_token_file: self.admin_token_file,
             json_logs: self.log_format == "json",
             archive,
         })
@@ -431,5 +461,12 @@ mod tests {
         let no_cluster =
             Cli::parse_from(["koru-dataplane", "--auth-public-key", "k.pem"]).into_config();
         assert!(no_cluster.unwrap_err().contains("--cluster-id"));
+        let admin = Cli::parse_from(["koru-dataplane", "--admin-token-file", "/etc/koru/admin"])
+            .into_config()
+            .unwrap();
+        assert_eq!(
+            admin.admin_token_file,
+            Some(PathBuf::from("/etc/koru/admin"))
+        );
     }
 }

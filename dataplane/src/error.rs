@@ -47,6 +47,19 @@ pub enum StoreError {
     /// reached the disk is unknown.
     #[error("the store is read-only after a failed log write; restart the server to recover")]
     ReadOnly,
+    /// A guarded write found keys in its guarded range written after the LSN it was planned at;
+    /// nothing was written.
+    #[error(
+        "keys starting with {prefix:?} in namespace {namespace:?} were written after LSN {since_lsn}"
+    )]
+    Conflict {
+        /// The guarded namespace.
+        namespace: String,
+        /// The guarded key prefix ("" for the whole namespace).
+        prefix: String,
+        /// The LSN the write was planned at.
+        since_lsn: u64,
+    },
     /// The store is shutting down.
     #[error("the store is shutting down")]
     Closed,

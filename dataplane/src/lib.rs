@@ -1,7 +1,8 @@
 //! KoruDelta's data plane: a versioned, time-travelling key-value store and its HTTP server.
 //!
 //! Layout: [`wal`] is the on-disk log, [`store`] the log plus the in-memory index, [`http`] the API
-//! v1 on top, [`config`] the command line, [`server`] the process around it all.
+//! v1 on top, [`config`] the command line, [`server`] the process around it all; [`rewind`] puts a
+//! key range back to an earlier moment.
 
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod json_check;
 pub mod metrics;
 pub mod names;
 pub mod query;
+pub mod rewind;
 pub mod server;
 pub mod store;
 pub mod wal;

@@ -173,6 +173,16 @@ impl Default for Metrics {
             archive.base_backups.clone(),
         );
         registry.register(
+            "backup_verifications",
+            "Restore drills (newest base backup restored into a scratch directory and checked) since start, by result",
+            archive.verifications.clone(),
+        );
+        registry.register(
+            "backup_verified_timestamp_seconds",
+            "When the last restore drill passed, seconds since the epoch (0 before one has)",
+            archive.verified_timestamp.clone(),
+        );
+        registry.register(
             "archive_errors",
             "Failed attempts to archive a log segment since start",
             archive.errors.clone(),

@@ -7,7 +7,7 @@ use axum::serve::ListenerExt;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
-use crate::auth::{KeyError, Verifier};
+use crate::auth::{AdminToken, AdminTokenError, KeyError, Verifier};
 use crate::backup::{Archiver, BackupStore, schedule};
 use crate::config::Config;
 use crate::error::StoreError;
@@ -27,6 +27,9 @@ pub enum ServerError {
     /// The token verification key is unusable.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The admin token file is unusable.
+    #[error(transparent)]
+    AdminToken(#[from] AdminTokenError),
     /// Reading the key file, binding, or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -58,6 +61,24 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             );
             None
         }
+    };
+    let admin_token = match &config.admin_token_file {
+        Some(path) => {
+            let contents = std::fs::read(path).map_err(|source| ServerError::Io {
+                context: format!("reading {}", path.display()),
+                source,
+            })?;
+            let token = AdminToken::from_file_contents(&contents, &path.display().to_string())?;
+            // The path only: the secret itself is never logged.
+            tracing::info!(file = %path.display(), "the admin token grants admin scope");
+            if verifier.is_none() {
+                tracing::warn!(
+                    "--admin-token-file without --auth-public-key: the API is open anyway"
+                );
+            }
+            Some(token)
+        }
+        None => None,
     };
     let store_config = config.store.clone();
     let store_metrics = Arc::clone(&metrics.store);
@@ -93,6 +114,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let _ = std::io::stdout().flush();
     let archive_metrics = Arc::clone(&metrics.archive);
     let mut state = AppState::new(store.clone(), metrics, verifier, config.max_ops_per_sec);
+    if let Some(token) = admin_token {
+        state = state.with_admin_token(token);
+    }
     if let Some(archive) = &config.archive {
         let backup = BackupStore::open(&archive.store, true)?;
         tracing::info!(store = %archive.store, timeout_ms = archive.timeout.as_millis() as u64, "archiving sealed log segments");
@@ -111,6 +135,21 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                 schedule.clone(),
                 archive.retention,
             );
+        }
+        // Drills copy beside the data directory: on the same volume, never among the store's files.
+        let drill_dir = config
+            .store
+            .data_dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(
+                || std::path::PathBuf::from("."),
+                std::path::Path::to_path_buf,
+            );
+        status.set_drill_dir(drill_dir);
+        if let Some(schedule) = &archive.verify_schedule {
+            tracing::info!(%schedule, dir = %status.drill_dir().display(), "scheduled restore drills on");
+            crate::backup::verify::start(Arc::clone(&status), schedule.clone());
         }
         state = state.with_archive(status);
     }

@@ -1,6 +1,7 @@
-//! Backups and point-in-time recovery against real server processes and a `file://` backup store:
-//! an oracle test restoring to many random moments, base backups, corrupt and missing objects, and
-//! a store outage during writes.
+//! Backups and point-in-time recovery against real server processes, each test once with a
+//! `file://` backup store and once with the S3-compatible test server (`<test>::file`,
+//! `<test>::s3`; see `common/stores.rs`): an oracle test restoring to many random moments, base
+//! backups, corrupt and missing objects, a store outage during writes, re-archiving after a restart.
 
 mod common;
 
@@ -10,14 +11,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::stores::{StoreKind, TestStore};
 use common::{BINARY, Server, client, micros, put_text};
 use koru_dataplane::metrics::StoreMetrics;
 use koru_dataplane::{Store, StoreConfig};
 use serde_json::{Value, json};
 
-/// Small segments and a short archive timeout, so a small workload spans many archived segments.
-fn server_args(store: &Path) -> Vec<String> {
-    [
+/// Starts a server archiving to `store`, with small segments and a short archive timeout so a small
+/// workload spans many archived segments.
+fn start(data: &Path, store: &TestStore) -> Server {
+    let args = [
         "--segment-size",
         "4096",
         "--archive-timeout",
@@ -25,21 +28,9 @@ fn server_args(store: &Path) -> Vec<String> {
         "--fsync",
         "always",
         "--backup-store",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([store_url(store)])
-    .collect()
-}
-
-fn store_url(store: &Path) -> String {
-    format!("file://{}", store.display())
-}
-
-fn start(data: &Path, store: &Path) -> Server {
-    let args = server_args(store);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start(data, &args)
+        &store.url,
+    ];
+    Server::start_with_env(data, &args, &store.server_env())
 }
 
 /// Deterministic xorshift, so a failure replays.
@@ -298,10 +289,11 @@ fn rfc3339(micros: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-#[tokio::test]
-async fn restores_to_any_moment_match_the_oracle() {
+async fn restores_to_any_moment_match_the_oracle(kind: StoreKind) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
+    let Some(store) = TestStore::new(kind, "oracle", tmp.path()) else {
+        return;
+    };
     let mut server = start(&tmp.path().join("data"), &store);
     let mut oracle = Oracle::default();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -312,16 +304,7 @@ async fn restores_to_any_moment_match_the_oracle() {
     }
     let last = oracle.last_lsn();
     wait_archived(&server, last, Duration::from_secs(30)).await;
-    let segments = std::fs::read_dir(store.join("wal"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "wal")
-        })
-        .count();
+    let segments = store.names("wal", ".wal").await.len();
     assert!(segments >= 10, "only {segments} segments archived");
     server.term();
 
@@ -336,7 +319,7 @@ async fn restores_to_any_moment_match_the_oracle() {
         let at = oracle.acked[rng.below(oracle.acked.len() as u64) as usize].time_micros;
         targets.extend([at, at - 1]);
     }
-    let url = store_url(&store);
+    let url = store.url.clone();
     for (i, &t) in targets.iter().enumerate() {
         let dir = tmp.path().join(format!("time-{i}"));
         let (ok, out, err) = restore(&[
@@ -387,11 +370,13 @@ async fn restores_to_any_moment_match_the_oracle() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["version_id"], json!(format!("{}.0", last / 2 + 1)));
 }
+backup_test!(restores_to_any_moment_match_the_oracle);
 
-#[tokio::test]
-async fn base_backups_are_listed_and_restore_exactly_to_their_end() {
+async fn base_backups_are_listed_and_restore_exactly_to_their_end(kind: StoreKind) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
+    let Some(store) = TestStore::new(kind, "base-backups", tmp.path()) else {
+        return;
+    };
     let server = start(&tmp.path().join("data"), &store);
     let mut oracle = Oracle::default();
     let mut rng = Rng(42);
@@ -416,7 +401,7 @@ async fn base_backups_are_listed_and_restore_exactly_to_their_end() {
             .iter()
             .all(|s| s["sha256"].as_str().unwrap().len() == 64)
     );
-    assert!(store.join(format!("base/{id}/manifest.json")).is_file());
+    assert!(store.exists(&format!("base/{id}/manifest.json")).await);
 
     workload(&server, &mut oracle, &mut rng, 100).await;
     let listed: Value = http
@@ -431,7 +416,7 @@ async fn base_backups_are_listed_and_restore_exactly_to_their_end() {
     assert_eq!(listed["backups"][0]["id"], json!(id));
     assert_eq!(listed["backups"][0]["last_lsn"], json!(at_backup));
 
-    let url = store_url(&store);
+    let url = store.url.clone();
     let dir = tmp.path().join("from-backup");
     let (ok, _, err) = restore(&[
         "--from",
@@ -472,21 +457,22 @@ async fn base_backups_are_listed_and_restore_exactly_to_their_end() {
     assert!(!ok);
     assert!(err.contains("no base backup \"nope\""), "{err}");
 }
+backup_test!(base_backups_are_listed_and_restore_exactly_to_their_end);
 
-#[tokio::test]
-async fn corrupt_and_missing_objects_fail_the_restore_by_name_and_leave_nothing() {
+async fn corrupt_and_missing_objects_fail_the_restore_by_name_and_leave_nothing(kind: StoreKind) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
+    let Some(store) = TestStore::new(kind, "corrupt", tmp.path()) else {
+        return;
+    };
     let mut server = start(&tmp.path().join("data"), &store);
     let mut oracle = Oracle::default();
     workload(&server, &mut oracle, &mut Rng(7), 150).await;
     wait_archived(&server, oracle.last_lsn(), Duration::from_secs(30)).await;
     server.term();
-    let url = store_url(&store);
-    let wal = store.join("wal");
-    let seg2 = wal.join("00000000000000000002.wal");
-    let side2 = wal.join("00000000000000000002.json");
-    let original = std::fs::read(&seg2).unwrap();
+    let url = store.url.clone();
+    let seg2 = "wal/00000000000000000002.wal";
+    let side2 = "wal/00000000000000000002.json";
+    let original = store.get(seg2).await;
     let restores = tmp.path().join("restores");
     std::fs::create_dir(&restores).unwrap();
     let attempt = |name: &str| {
@@ -502,9 +488,9 @@ async fn corrupt_and_missing_objects_fail_the_restore_by_name_and_leave_nothing(
     };
 
     // A flipped byte: the object's checksum no longer matches its sidecar.
-    let mut bad = original.clone();
+    let mut bad = original.to_vec();
     bad[100] ^= 0x01;
-    std::fs::write(&seg2, &bad).unwrap();
+    store.put(seg2, bad.clone()).await;
     let err = attempt("flipped");
     assert!(
         err.contains("00000000000000000002.wal")
@@ -514,54 +500,54 @@ async fn corrupt_and_missing_objects_fail_the_restore_by_name_and_leave_nothing(
     );
 
     // The same damage with the sidecar rewritten to match: every record's CRC still catches it.
-    let sidecar = std::fs::read_to_string(&side2).unwrap();
-    let mut meta: Value = serde_json::from_str(&sidecar).unwrap();
+    let sidecar = store.get(side2).await;
+    let mut meta: Value = serde_json::from_slice(&sidecar).unwrap();
     let sha = koru_dataplane::backup::layout::sha256_hex(&bad);
     meta["sha256"] = json!(sha);
-    std::fs::write(&side2, serde_json::to_vec(&meta).unwrap()).unwrap();
+    store.put(side2, serde_json::to_vec(&meta).unwrap()).await;
     let err = attempt("tampered");
     assert!(
         err.contains("00000000000000000002.wal") && err.contains("checksum mismatch"),
         "{err}"
     );
-    std::fs::write(&side2, &sidecar).unwrap();
-    std::fs::write(&seg2, &original).unwrap();
+    store.put(side2, sidecar.clone()).await;
+    store.put(seg2, original.clone()).await;
 
     // A truncated object.
-    std::fs::write(&seg2, &original[..original.len() - 10]).unwrap();
+    store.put(seg2, original.slice(..original.len() - 10)).await;
     let err = attempt("truncated");
     assert!(
         err.contains("00000000000000000002.wal") && err.contains("size"),
         "{err}"
     );
-    std::fs::write(&seg2, &original).unwrap();
+    store.put(seg2, original.clone()).await;
 
     // A missing segment object (its sidecar still there).
-    std::fs::remove_file(&seg2).unwrap();
+    store.delete(seg2).await;
     let err = attempt("missing-object");
     assert!(
         err.contains("00000000000000000002.wal") && err.contains("missing"),
         "{err}"
     );
-    std::fs::write(&seg2, &original).unwrap();
+    store.put(seg2, original.clone()).await;
 
     // A missing sidecar in the middle: the gap is named.
-    std::fs::remove_file(&side2).unwrap();
+    store.delete(side2).await;
     let err = attempt("missing-sidecar");
     assert!(
         err.contains("00000000000000000002.wal") && err.contains("missing"),
         "{err}"
     );
-    std::fs::write(&side2, &sidecar).unwrap();
+    store.put(side2, sidecar.clone()).await;
 
     // A garbled sidecar.
-    std::fs::write(&side2, b"{not json").unwrap();
+    store.put(side2, &b"{not json"[..]).await;
     let err = attempt("garbled-sidecar");
     assert!(
         err.contains("00000000000000000002.json") && err.contains("corrupt"),
         "{err}"
     );
-    std::fs::write(&side2, &sidecar).unwrap();
+    store.put(side2, sidecar).await;
 
     // Everything put back: the restore succeeds, into an existing empty directory too.
     let dir = restores.join("fine");
@@ -575,6 +561,30 @@ async fn corrupt_and_missing_objects_fail_the_restore_by_name_and_leave_nothing(
     assert!(err.contains("is not empty"), "{err}");
     assert_state(&dir, &oracle, &oracle.state(|_| true));
 }
+backup_test!(corrupt_and_missing_objects_fail_the_restore_by_name_and_leave_nothing);
+
+/// An object of the default segment size goes up and comes back whole: the archive writes every
+/// object with one PUT (no multipart upload), which S3 allows up to 5 GiB.
+async fn a_full_size_segment_object_round_trips(kind: StoreKind) {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(store) = TestStore::new(kind, "full-size", tmp.path()) else {
+        return;
+    };
+    let key = "wal/00000000000000000001.wal";
+    let mut rng = Rng(3);
+    let size = koru_dataplane::store::DEFAULT_SEGMENT_SIZE as usize;
+    let bytes: Vec<u8> = (0..size / 8)
+        .flat_map(|_| rng.next().to_le_bytes())
+        .collect();
+    store.put(key, bytes.clone()).await;
+    assert_eq!(store.list("wal").await, [key]);
+    let back = store.get(key).await;
+    assert_eq!(back.len(), size);
+    assert!(back == bytes, "{key} came back with other contents");
+    store.delete(key).await;
+    assert!(!store.exists(key).await);
+}
+backup_test!(a_full_size_segment_object_round_trips);
 
 /// Reads one sample of a metric from `/metrics`.
 async fn metric(server: &Server, name: &str) -> f64 {
@@ -594,10 +604,12 @@ async fn metric(server: &Server, name: &str) -> f64 {
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_store_outage_delays_archiving_but_loses_nothing() {
+async fn a_store_outage_delays_archiving_but_loses_nothing(kind: StoreKind) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
+    let Some(store) = TestStore::new(kind, "outage", tmp.path()) else {
+        return;
+    };
+    let store = store.with_outage_switch();
     let server = start(&tmp.path().join("data"), &store);
     let mut oracle = Oracle::default();
     let mut rng = Rng(99);
@@ -605,11 +617,7 @@ async fn a_store_outage_delays_archiving_but_loses_nothing() {
     wait_archived(&server, oracle.last_lsn(), Duration::from_secs(30)).await;
     let archived_before = metric(&server, "koru_archived_segments_total").await;
 
-    // Tests run as root, so permissions cannot make the store fail: a file where the store
-    // directory was makes every request fail instead.
-    let aside = tmp.path().join("store-aside");
-    std::fs::rename(&store, &aside).unwrap();
-    std::fs::write(&store, b"not a directory").unwrap();
+    store.outage(true);
     let outage_started = Instant::now();
     workload(&server, &mut oracle, &mut rng, 150).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -645,8 +653,7 @@ async fn a_store_outage_delays_archiving_but_loses_nothing() {
     );
 
     // The store comes back: the backlog goes out and the lag returns to zero.
-    std::fs::remove_file(&store).unwrap();
-    std::fs::rename(&aside, &store).unwrap();
+    store.outage(false);
     wait_archived(&server, oracle.last_lsn(), Duration::from_secs(30)).await;
     let ready = readyz(&server).await;
     assert!(ready["archive"]["last_error"].is_null(), "{ready}");
@@ -661,21 +668,18 @@ async fn a_store_outage_delays_archiving_but_loses_nothing() {
     }
 
     let dir = tmp.path().join("restored");
-    let (ok, _, err) = restore(&[
-        "--from",
-        &store_url(&store),
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = restore(&["--from", &store.url, "--data-dir", dir.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert_state(&dir, &oracle, &oracle.state(|_| true));
 }
+backup_test!(a_store_outage_delays_archiving_but_loses_nothing);
 
-#[tokio::test]
-async fn a_restart_archives_segments_sealed_while_no_store_was_configured() {
+async fn a_restart_archives_segments_sealed_while_no_store_was_configured(kind: StoreKind) {
     let tmp = tempfile::tempdir().unwrap();
+    let Some(store) = TestStore::new(kind, "restart", tmp.path()) else {
+        return;
+    };
     let data = tmp.path().join("data");
-    let store = tmp.path().join("store");
     let mut oracle = Oracle::default();
     {
         // No --backup-store: segments are sealed but go nowhere.
@@ -687,23 +691,17 @@ async fn a_restart_archives_segments_sealed_while_no_store_was_configured() {
     wait_archived(&server, oracle.last_lsn(), Duration::from_secs(30)).await;
     server.term();
     // A second start finds everything archived with matching checksums and uploads nothing new.
-    let before = std::fs::read_dir(store.join("wal")).unwrap().count();
+    let before = store.list("wal").await;
+    assert!(!before.is_empty());
     let server = start(&data, &store);
     wait_archived(&server, oracle.last_lsn(), Duration::from_secs(30)).await;
-    assert_eq!(
-        std::fs::read_dir(store.join("wal")).unwrap().count(),
-        before
-    );
+    assert_eq!(store.list("wal").await, before);
     let dir = tmp.path().join("restored");
-    let (ok, _, err) = restore(&[
-        "--from",
-        &store_url(&store),
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = restore(&["--from", &store.url, "--data-dir", dir.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert_state(&dir, &oracle, &oracle.state(|_| true));
 }
+backup_test!(a_restart_archives_segments_sealed_while_no_store_was_configured);
 
 #[test]
 fn admin_routes_need_the_admin_scope() {

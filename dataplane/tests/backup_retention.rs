@@ -1,6 +1,8 @@
-//! Scheduled-backup settings and retention against the real binary with a `file://` store: base
-//! backups older than the window are deleted except the newest one before it, no segment a restore
-//! needs is deleted, and restores inside (and before) the window still match what was written.
+//! Scheduled-backup settings and retention against the real binary, each test once with a `file://`
+//! store and once with the S3-compatible test server (`<test>::file`, `<test>::s3`; see
+//! `common/stores.rs`): base backups older than the window are deleted except the newest one before
+//! it, no segment a restore needs is deleted, and restores inside (and before) the window still
+//! match what was written.
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::stores::{StoreKind, TestStore};
 use common::{BINARY, Server, client, micros, put_text};
 use koru_dataplane::metrics::StoreMetrics;
 use koru_dataplane::{Store, StoreConfig};
@@ -17,10 +20,6 @@ use serde_json::Value;
 
 /// The retention window the test server runs with: short, so backups expire within the test.
 const WINDOW_SECS: u64 = 2;
-
-fn store_url(store: &Path) -> String {
-    format!("file://{}", store.display())
-}
 
 /// One acknowledged put: (key, value text, commit time in µs).
 type Put = (String, String, i64);
@@ -106,23 +105,16 @@ fn assert_restored(dir: &Path, oracle: &[Put], at: i64) {
     store.close();
 }
 
-fn sidecars(store: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(store.join("wal"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    names.sort();
-    names
-}
-
-#[tokio::test]
-async fn retention_deletes_expired_backups_but_keeps_every_moment_in_the_window_restorable() {
+async fn retention_deletes_expired_backups_but_keeps_every_moment_in_the_window_restorable(
+    kind: StoreKind,
+) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let url = store_url(&store);
+    let Some(store) = TestStore::new(kind, "retention", tmp.path()) else {
+        return;
+    };
+    let url = store.url.clone();
     let window = format!("{WINDOW_SECS}s");
-    let server = Server::start(
+    let server = Server::start_with_env(
         &tmp.path().join("data"),
         &[
             "--segment-size",
@@ -139,6 +131,7 @@ async fn retention_deletes_expired_backups_but_keeps_every_moment_in_the_window_
             "--backup-schedule",
             "0 0 1 1 *",
         ],
+        &store.server_env(),
     );
     let mut oracle = Vec::new();
     puts(&server, &mut oracle, 60).await;
@@ -158,15 +151,14 @@ async fn retention_deletes_expired_backups_but_keeps_every_moment_in_the_window_
     assert_eq!(listed_ids(&server).await, [id(&before_window), id(&newest)]);
     assert!(
         !store
-            .join(format!("base/{}", id(&oldest)))
-            .join("manifest.json")
-            .exists()
+            .exists(&format!("base/{}/manifest.json", id(&oldest)))
+            .await
     );
     // Every manifest lists segments from segment 1 (the log is the whole history), so the kept
     // ones still need every archived segment and none was deleted.
     let segments = newest["segments"].as_array().unwrap();
     assert!(segments.len() > 10, "{} segments", segments.len());
-    let names = sidecars(&store);
+    let names = store.names("wal", ".json").await;
     for s in segments {
         let name = format!("{:020}.json", s["seq"].as_u64().unwrap());
         assert!(names.contains(&name), "{name} was deleted");
@@ -227,11 +219,12 @@ async fn retention_deletes_expired_backups_but_keeps_every_moment_in_the_window_
     assert!(!ok);
     assert!(err.contains("no base backup"), "{err}");
 }
+backup_test!(retention_deletes_expired_backups_but_keeps_every_moment_in_the_window_restorable);
 
 #[test]
 fn bad_schedule_and_retention_settings_stop_the_server_at_start() {
     let tmp = tempfile::tempdir().unwrap();
-    let url = store_url(&tmp.path().join("store"));
+    let url = format!("file://{}", tmp.path().join("store").display());
     let data = tmp.path().join("data");
     let cases: [(&[&str], &str); 4] = [
         (
@@ -261,22 +254,24 @@ fn bad_schedule_and_retention_settings_stop_the_server_at_start() {
 }
 
 /// The schedule fires on its own: with `* * * * *` a base backup appears within a minute and is
-/// counted. (Standard cron has minute granularity, so this test waits for the next minute.)
-#[tokio::test]
-async fn a_scheduled_backup_runs_at_the_next_tick() {
+/// counted. (Standard cron has minute granularity, so this test waits for the next minute; the two
+/// variants wait for the same minute side by side.)
+async fn a_scheduled_backup_runs_at_the_next_tick(kind: StoreKind) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let url = store_url(&store);
-    let server = Server::start(
+    let Some(store) = TestStore::new(kind, "schedule", tmp.path()) else {
+        return;
+    };
+    let server = Server::start_with_env(
         &tmp.path().join("data"),
         &[
             "--archive-timeout",
             "150ms",
             "--backup-store",
-            &url,
+            &store.url,
             "--backup-schedule",
             "* * * * *",
         ],
+        &store.server_env(),
     );
     let mut oracle = Vec::new();
     puts(&server, &mut oracle, 5).await;
@@ -293,10 +288,9 @@ async fn a_scheduled_backup_runs_at_the_next_tick() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(store.join(format!("base/{}/manifest.json", ids[0]))).unwrap(),
-    )
-    .unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&store.get(&format!("base/{}/manifest.json", ids[0])).await)
+            .unwrap();
     // The tick may land before, during or after the five puts.
     assert!(
         manifest["last_lsn"].as_u64().is_some_and(|l| l <= 5),
@@ -316,3 +310,4 @@ async fn a_scheduled_backup_runs_at_the_next_tick() {
     );
     assert!(server.stderr().contains("scheduled base backup taken"));
 }
+backup_test!(a_scheduled_backup_runs_at_the_next_tick);

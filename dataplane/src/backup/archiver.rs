@@ -45,6 +45,10 @@ pub struct ArchiveMetrics {
     pub errors: Counter,
     /// Base backups attempted since start (on demand and scheduled), by result.
     pub base_backups: Family<super::schedule::BackupResultLabels, Counter>,
+    /// Restore drills run since start, by result.
+    pub verifications: Family<super::schedule::BackupResultLabels, Counter>,
+    /// When the last restore drill passed (seconds since the epoch; 0 before one has).
+    pub verified_timestamp: Gauge,
 }
 
 /// What the archiver has done, for `/readyz`, `/metrics` and base backups.
@@ -59,6 +63,10 @@ pub struct ArchiveStatus {
     pub store: BackupStore,
     /// The `--backup-retention` window applied after every base backup, if any.
     pub retention: Option<Duration>,
+    /// The last restore drill's outcome.
+    verification: Mutex<Option<super::verify::Verification>>,
+    /// Where restore drills make their scratch copies.
+    drill_dir: Mutex<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -102,6 +110,27 @@ impl ArchiveStatus {
             _ => return 0.0,
         };
         ((crate::store::commit::now_micros() - oldest) as f64 / 1e6).max(0.0)
+    }
+
+    /// The last restore drill's outcome, if one ran since start.
+    pub fn verification(&self) -> Option<super::verify::Verification> {
+        self.verification.lock().clone()
+    }
+
+    /// Where restore drills make their scratch copies (the system's temporary directory until
+    /// the server sets the data directory's parent).
+    pub fn drill_dir(&self) -> std::path::PathBuf {
+        self.drill_dir.lock().clone()
+    }
+
+    /// Sets where restore drills make their scratch copies.
+    pub fn set_drill_dir(&self, dir: std::path::PathBuf) {
+        *self.drill_dir.lock() = dir;
+    }
+
+    /// Records a restore drill's outcome.
+    pub fn set_verification(&self, v: super::verify::Verification) {
+        *self.verification.lock() = Some(v);
     }
 
     /// LSN of the newest archived record.
@@ -199,6 +228,8 @@ impl Archiver {
             metrics,
             store: backup,
             retention,
+            verification: Mutex::new(None),
+            drill_dir: Mutex::new(std::env::temp_dir()),
         });
         let archiver = Archiver {
             store,

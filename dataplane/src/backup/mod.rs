@@ -3,8 +3,8 @@
 //!
 //! [`store`] wraps the object store, [`layout`] holds the archive's keys, documents and the pure
 //! decisions, [`archiver`] is the background uploader, [`base`] takes and lists base backups,
-//! [`schedule`] takes them on a cron schedule and applies retention, and [`restore`] rebuilds a
-//! data directory. The layout is documented in `dataplane/FORMAT.md`.
+//! [`schedule`] takes them on a cron schedule and applies retention, [`restore`] rebuilds a
+//! data directory, and [`verify`] runs restore drills. The layout is documented in `dataplane/FORMAT.md`.
 
 pub mod archiver;
 pub mod base;
@@ -12,6 +12,7 @@ pub mod layout;
 pub mod restore;
 pub mod schedule;
 pub mod store;
+pub mod verify;
 
 use std::path::PathBuf;
 

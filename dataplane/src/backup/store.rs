@@ -4,18 +4,35 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 
 use super::BackupError;
 
 /// Default region when `AWS_REGION` is unset (S3-compatible servers mostly ignore it).
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
+
+/// Retries inside one S3 request (dropped connection, 5xx): a few quick ones, no more. The archiver
+/// retries failed uploads itself with its own backoff and reports every failure in `/readyz` and
+/// `koru_archive_errors_total`; object_store's default (10 retries over up to 3 minutes) would hide
+/// a store outage for about a minute.
+fn s3_retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(10),
+    }
+}
 
 /// Where backups live, parsed from `--backup-store` / `--from`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,7 +244,8 @@ fn s3(url: &BackupUrl, bucket: &str) -> Result<object_store::aws::AmazonS3, Back
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(bucket)
-        .with_region(env("AWS_REGION").unwrap_or_else(|| DEFAULT_S3_REGION.to_string()));
+        .with_region(env("AWS_REGION").unwrap_or_else(|| DEFAULT_S3_REGION.to_string()))
+        .with_retry(s3_retry());
     if let Some(endpoint) = env("AWS_ENDPOINT_URL") {
         let parsed = url::Url::parse(&endpoint).map_err(|e| BackupError::InvalidUrl {
             url: endpoint.clone(),

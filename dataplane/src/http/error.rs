@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::AuthError;
 use crate::error::StoreError;
+use crate::rewind::RewindError;
 
 /// An error on its way to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,7 @@ impl From<StoreError> for ApiError {
                 "storage_quota_exceeded",
                 message,
             ),
+            StoreError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
             StoreError::ReadOnly => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", message)
             }
@@ -95,6 +97,31 @@ impl From<StoreError> for ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "internal storage error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+impl From<RewindError> for ApiError {
+    fn from(e: RewindError) -> Self {
+        let message = e.to_string();
+        match e {
+            RewindError::Store(e) => e.into(),
+            RewindError::InvalidRequest(_) => Self::bad_request(message),
+            RewindError::UnknownNamespace(_) => Self::not_found(message),
+            RewindError::TooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "rewind_too_large", message)
+            }
+            RewindError::Stale { .. } | RewindError::Contended { .. } => {
+                Self::new(StatusCode::CONFLICT, "rewind_conflict", message)
+            }
+            RewindError::Internal => {
+                tracing::error!(error = %message, "rewind failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the rewind failed; see the server log",
                 )
             }
         }

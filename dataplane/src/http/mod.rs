@@ -5,6 +5,7 @@ pub mod error;
 mod json;
 mod kv;
 mod ops;
+mod rewind;
 mod views;
 
 use std::num::NonZeroU32;
@@ -19,10 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::auth::{Scope, Verifier};
+use crate::auth::{AdminToken, Scope, Verifier};
 use crate::backup::ArchiveStatus;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::store::Store;
+use crate::store::{Store, StoreConfig};
 pub use error::ApiError;
 
 /// Everything a handler needs; cheap to clone.
@@ -34,6 +35,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Token checks, when auth is on.
     pub verifier: Option<Arc<Verifier>>,
+    /// The static admin token of `--admin-token-file`, when set.
+    pub admin_token: Option<Arc<AdminToken>>,
     /// The operations-per-second limit, when set.
     pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
     /// Continuous archiving, when `--backup-store` is set.
@@ -55,6 +58,7 @@ impl AppState {
             store,
             metrics,
             verifier: verifier.map(Arc::new),
+            admin_token: None,
             limiter,
             archive: None,
         }
@@ -63,6 +67,12 @@ impl AppState {
     /// The same state with archiving (base backups, archive metrics and readiness detail).
     pub fn with_archive(mut self, archive: Arc<ArchiveStatus>) -> Self {
         self.archive = Some(archive);
+        self
+    }
+
+    /// The same state with a static admin token (admin scope for whoever presents it).
+    pub fn with_admin_token(mut self, token: AdminToken) -> Self {
+        self.admin_token = Some(Arc::new(token));
         self
     }
 
@@ -102,14 +112,18 @@ impl AppState {
 /// Headroom over the largest batch for JSON syntax around the values.
 const BODY_LIMIT_SLACK: usize = 1024 * 1024;
 
-/// Builds the router with every route and middleware.
-pub fn app(state: AppState) -> Router {
-    let config = state.store.config();
-    let body_limit = config
+/// Most bytes of values one batch request can carry (the body limit less the JSON around them);
+/// a rewind's record is held to the same size.
+pub fn max_batch_bytes(config: &StoreConfig) -> usize {
+    config
         .max_value_bytes
         .saturating_mul(4)
         .max(64 * 1024 * 1024)
-        .saturating_add(BODY_LIMIT_SLACK);
+}
+
+/// Builds the router with every route and middleware.
+pub fn app(state: AppState) -> Router {
+    let body_limit = max_batch_bytes(state.store.config()).saturating_add(BODY_LIMIT_SLACK);
     let api = Router::new()
         .route("/api/v1/status", get(kv::status))
         .route("/api/v1/namespaces", get(kv::namespaces))
@@ -134,6 +148,8 @@ pub fn app(state: AppState) -> Router {
             "/admin/backups",
             get(ops::list_backups).post(ops::create_backup),
         )
+        .route("/admin/backups/verify", post(ops::verify_backup))
+        .route("/admin/rewind", post(rewind::rewind))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     Router::new()
         .merge(api)
@@ -149,7 +165,7 @@ pub fn app(state: AppState) -> Router {
 
 /// Authenticates, authorizes and rate-limits API requests.
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(verifier) = &state.verifier {
+    if state.verifier.is_some() {
         let need = required_scope(
             request.method(),
             request
@@ -161,7 +177,12 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok());
-        if let Err(e) = verifier.check(header, need) {
+        if let Err(e) = crate::auth::authorize(
+            state.verifier.as_deref(),
+            state.admin_token.as_deref(),
+            header,
+            need,
+        ) {
             return ApiError::from(e).into_response();
         }
     }

@@ -99,7 +99,20 @@ pub async fn list_backups(State(state): State<AppState>) -> Result<Json<Value>, 
             })
         })
         .collect();
-    Ok(Json(json!({ "backups": backups, "archive": recoverable })))
+    Ok(Json(json!({
+        "backups": backups,
+        "archive": recoverable,
+        "verification": archive.verification(),
+    })))
+}
+
+/// `POST /admin/backups/verify`: a restore drill now (the newest base backup restored into a
+/// scratch directory and checked); 200 with its outcome, `ok: false` included.
+pub async fn verify_backup(
+    State(state): State<AppState>,
+) -> Result<Json<crate::backup::verify::Verification>, ApiError> {
+    let archive = state.archive.as_ref().ok_or_else(not_configured)?;
+    Ok(Json(crate::backup::verify::drill(archive).await))
 }
 
 fn not_configured() -> ApiError {

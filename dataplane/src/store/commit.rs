@@ -27,9 +27,31 @@ pub struct Committed {
     pub versions: Vec<(VersionId, Previous)>,
 }
 
+/// A condition a write commits under: no key of `namespace` starting with `prefix` has a version
+/// newer than `since_lsn`. The commit thread checks it as it orders the write, so nothing can land
+/// in the range between the check and the write: a compare-and-set over a key range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeGuard {
+    /// The namespace guarded.
+    pub namespace: String,
+    /// The key prefix guarded ("" for the whole namespace).
+    pub prefix: String,
+    /// The LSN the writer read the range at.
+    pub since_lsn: u64,
+}
+
+impl RangeGuard {
+    /// Whether an operation writes into the guarded range.
+    fn covers(&self, op: &WriteOp) -> bool {
+        op.namespace == self.namespace && op.key.starts_with(&self.prefix)
+    }
+}
+
 /// A write waiting for the commit thread.
 pub(crate) struct Pending {
     pub ops: Vec<WriteOp>,
+    /// Refuse the write with `Conflict` unless this holds when it is ordered.
+    pub guard: Option<RangeGuard>,
     pub reply: oneshot::Sender<Result<Committed, StoreError>>,
 }
 
@@ -248,6 +270,17 @@ impl CommitThread {
         }
     }
 
+    /// Whether a guarded range was written after the guard's LSN: in the index, or by a request
+    /// accepted earlier in this group (not in the index until the group is written).
+    fn guard_broken(&self, guard: &RangeGuard, accepted: &[Accepted]) -> bool {
+        self.index
+            .read()
+            .changed_since(&guard.namespace, &guard.prefix, guard.since_lsn)
+            || accepted
+                .iter()
+                .any(|a| a.pending.ops.iter().any(|op| guard.covers(op)))
+    }
+
     /// Writes one group: encode every accepted request, one append, fsync per mode, apply, reply.
     /// Returns whether anything was written.
     fn commit(&mut self, group: Vec<Pending>, buf: &mut Vec<u8>, offsets: &mut Vec<u32>) -> bool {
@@ -263,6 +296,16 @@ impl CommitThread {
         let (mut seq, mut segment_len) = self.wal.position();
         let mut failed = None;
         for pending in group {
+            if let Some(guard) = &pending.guard
+                && self.guard_broken(guard, &accepted)
+            {
+                let _ = pending.reply.send(Err(StoreError::Conflict {
+                    namespace: guard.namespace.clone(),
+                    prefix: guard.prefix.clone(),
+                    since_lsn: guard.since_lsn,
+                }));
+                continue;
+            }
             let size = record::FRAME_HEADER_LEN
                 + record::BODY_HEADER_LEN
                 + pending

@@ -70,6 +70,8 @@ pub struct Namespace {
     keys: BTreeMap<Box<str>, Versions>,
     live_keys: usize,
     versions: u64,
+    /// LSN of the newest version in the namespace, so a guard over it is O(1) while it is quiet.
+    last_lsn: u64,
 }
 
 /// The whole index.
@@ -77,6 +79,27 @@ pub struct Namespace {
 pub struct Index {
     namespaces: HashMap<Box<str>, Namespace>,
     applied_lsn: u64,
+    /// Commit time of the first record applied: where the store's history begins.
+    first_timestamp_micros: Option<i64>,
+}
+
+/// One key of a key range with its version current at a moment and its latest version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeKey {
+    /// The key.
+    pub key: String,
+    /// The version current at the moment asked for, tombstones included; None before the first.
+    pub then: Option<Version>,
+    /// The latest version, tombstones included.
+    pub now: Version,
+}
+
+/// The version of a key current at `timestamp_micros` (the last one written at or before it).
+fn version_at(versions: &[Version], timestamp_micros: i64) -> Option<(usize, &Version)> {
+    let n = versions
+        .partition_point(|v| v.timestamp_micros <= timestamp_micros)
+        .checked_sub(1)?;
+    Some((n, versions.get(n)?))
 }
 
 /// What applying one operation found: the version it superseded.
@@ -110,6 +133,8 @@ impl Index {
         if record.lsn <= self.applied_lsn {
             return;
         }
+        self.first_timestamp_micros
+            .get_or_insert(record.timestamp_micros);
         for (i, op) in record.ops.iter().enumerate() {
             let tombstone = op.op.kind == OpKind::Delete;
             let version = Version {
@@ -133,6 +158,7 @@ impl Index {
         };
         let now_live = !version.is_tombstone();
         ns.versions += 1;
+        ns.last_lsn = ns.last_lsn.max(version.lsn);
         let (was_live, previous) = match ns.keys.get_mut(key) {
             Some(versions) => {
                 let last = versions.last().copied();
@@ -170,9 +196,8 @@ impl Index {
         timestamp_micros: i64,
     ) -> Option<(Version, Previous)> {
         let versions = self.namespaces.get(namespace)?.keys.get(key)?;
-        let n = versions.partition_point(|v| v.timestamp_micros <= timestamp_micros);
-        let current = versions.get(n.checked_sub(1)?)?;
-        Some((*current, n.checked_sub(2).map(|p| versions[p].id())))
+        let (n, current) = version_at(versions, timestamp_micros)?;
+        Some((*current, n.checked_sub(1).map(|p| versions[p].id())))
     }
 
     /// All versions of a key, oldest first.
@@ -233,15 +258,53 @@ impl Index {
             .filter_map(|(key, versions)| {
                 let v = match at {
                     None => versions.last()?,
-                    Some(t) => versions.get(
-                        versions
-                            .partition_point(|v| v.timestamp_micros <= t)
-                            .checked_sub(1)?,
-                    )?,
+                    Some(t) => version_at(versions, t)?.1,
                 };
                 (!v.is_tombstone()).then(|| (key.to_string(), *v))
             })
             .collect()
+    }
+
+    /// Every key of a namespace starting with `prefix`, in order, with its version current at
+    /// `timestamp_micros` and its latest one; None when the namespace never held a key.
+    pub fn range_at(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        timestamp_micros: i64,
+    ) -> Option<Vec<RangeKey>> {
+        let ns = self.namespaces.get(namespace)?;
+        let keys = ns
+            .keys
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(key, versions)| {
+                Some(RangeKey {
+                    key: key.to_string(),
+                    then: version_at(versions, timestamp_micros).map(|(_, v)| *v),
+                    now: *versions.last()?,
+                })
+            })
+            .collect();
+        Some(keys)
+    }
+
+    /// Whether any key of `namespace` starting with `prefix` has a version newer than `lsn`.
+    pub fn changed_since(&self, namespace: &str, prefix: &str, lsn: u64) -> bool {
+        let Some(ns) = self.namespaces.get(namespace) else {
+            return false;
+        };
+        ns.last_lsn > lsn
+            && ns
+                .keys
+                .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .any(|(_, versions)| versions.last().is_some_and(|v| v.lsn > lsn))
+    }
+
+    /// Commit time of the first record: the store holds no history before it.
+    pub fn first_timestamp_micros(&self) -> Option<i64> {
+        self.first_timestamp_micros
     }
 
     /// Counts for status and metrics, over user namespaces only (internal ones hold views).
@@ -377,5 +440,39 @@ mod tests {
             (vec!["user:3".to_string()], false)
         );
         assert_eq!(ix.namespaces(), vec!["ns".to_string()]);
+    }
+
+    #[test]
+    fn key_ranges_pair_each_key_then_and_now_and_guard_by_lsn() {
+        let mut ix = Index::default();
+        assert_eq!(ix.first_timestamp_micros(), None);
+        apply(&mut ix, &record(1, 100, &[(OpKind::Put, "ns", "u:a")]));
+        apply(
+            &mut ix,
+            &record(
+                2,
+                200,
+                &[(OpKind::Put, "ns", "u:b"), (OpKind::Put, "ns", "v:a")],
+            ),
+        );
+        apply(&mut ix, &record(3, 300, &[(OpKind::Delete, "ns", "u:a")]));
+        assert_eq!(ix.first_timestamp_micros(), Some(100));
+        let range = ix.range_at("ns", "u:", 150).unwrap();
+        let keys: Vec<_> = range.iter().map(|k| k.key.as_str()).collect();
+        assert_eq!(keys, ["u:a", "u:b"]);
+        assert_eq!(range[0].then.map(|v| v.lsn), Some(1));
+        assert!(range[0].now.is_tombstone());
+        assert_eq!(range[1].then, None, "u:b came after the moment");
+        assert_eq!(ix.range_at("ns", "w:", 150), Some(Vec::new()));
+        assert_eq!(ix.range_at("other", "", 150), None);
+
+        assert!(ix.changed_since("ns", "u:", 2));
+        assert!(!ix.changed_since("ns", "v:", 2));
+        assert!(
+            !ix.changed_since("ns", "", 3),
+            "nothing after the last record"
+        );
+        assert!(ix.changed_since("ns", "", 0));
+        assert!(!ix.changed_since("other", "", 0));
     }
 }

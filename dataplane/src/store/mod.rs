@@ -22,8 +22,8 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 pub use changes::{Change, ChangeOp};
-pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL, SealState};
-pub use index::{IndexStats, Version, VersionId};
+pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL, RangeGuard, SealState};
+pub use index::{IndexStats, RangeKey, Version, VersionId};
 
 use crate::error::StoreError;
 use crate::metrics::StoreMetrics;
@@ -347,12 +347,26 @@ impl Store {
 
     /// Writes all operations atomically as one record; resolves once durable per the fsync mode.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, StoreError> {
-        self.enqueue(ops)?.await.map_err(|_| StoreError::Closed)?
+        self.enqueue(ops, None)?
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// `write`, committed only if no key in the guard's range was written after its LSN; else
+    /// `StoreError::Conflict` and nothing is written.
+    pub async fn write_guarded(
+        &self,
+        ops: Vec<WriteOp>,
+        guard: RangeGuard,
+    ) -> Result<Committed, StoreError> {
+        self.enqueue(ops, Some(guard))?
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     /// `write` for callers outside an async runtime.
     pub fn write_blocking(&self, ops: Vec<WriteOp>) -> Result<Committed, StoreError> {
-        self.enqueue(ops)?
+        self.enqueue(ops, None)?
             .blocking_recv()
             .map_err(|_| StoreError::Closed)?
     }
@@ -360,6 +374,7 @@ impl Store {
     fn enqueue(
         &self,
         ops: Vec<WriteOp>,
+        guard: Option<RangeGuard>,
     ) -> Result<oneshot::Receiver<Result<Committed, StoreError>>, StoreError> {
         self.validate(&ops)?;
         if self.inner.read_only.load(Ordering::SeqCst) {
@@ -368,7 +383,7 @@ impl Store {
         let (reply, rx) = oneshot::channel();
         self.inner
             .queue
-            .submit(Pending { ops, reply })
+            .submit(Pending { ops, guard, reply })
             .map_err(|_| StoreError::Closed)?;
         Ok(rx)
     }
@@ -473,6 +488,28 @@ impl Store {
     /// Each live key of a namespace with the version current at `at` (latest when None).
     pub fn snapshot(&self, namespace: &str, at: Option<i64>) -> Vec<(String, Version)> {
         self.inner.index.read().snapshot(namespace, at)
+    }
+
+    /// Every key of a namespace starting with `prefix` (deleted ones too) with its version current
+    /// at `timestamp_micros` and its latest one, read in one consistent moment whose LSN is returned;
+    /// None when the namespace never held a key.
+    pub fn range_at(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        timestamp_micros: i64,
+    ) -> (u64, Option<Vec<RangeKey>>) {
+        let index = self.inner.index.read();
+        (
+            index.applied_lsn(),
+            index.range_at(namespace, prefix, timestamp_micros),
+        )
+    }
+
+    /// Commit time of the first record in the log (None while it is empty): the store holds no
+    /// history before it.
+    pub fn first_timestamp_micros(&self) -> Option<i64> {
+        self.inner.index.read().first_timestamp_micros()
     }
 
     /// Counts for status and metrics (internal namespaces included).

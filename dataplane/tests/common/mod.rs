@@ -2,10 +2,13 @@
 //!
 //! `Server::start(data_dir, extra_args)` starts the server on a free loopback port and returns once it
 //! prints its URL; `kill()` sends SIGKILL, `term()` SIGTERM. The server's stderr (its logs) is kept so
-//! tests can look for log lines and show them when something fails.
+//! tests can look for log lines and show them when something fails. [`stores`] gives the backup tests
+//! their `file://` and S3 stores.
 
 // Each test binary compiles this module on its own and uses only some of it.
 #![allow(dead_code)]
+
+pub mod stores;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -61,8 +64,33 @@ impl Server {
         }
     }
 
+    /// Starts a server with extra environment variables (e.g. a backup store's `AWS_*`); panics if
+    /// it does not start.
+    pub fn start_with_env(
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(String, String)],
+    ) -> Server {
+        match Server::try_start_with_env(data_dir, extra_args, env) {
+            Ok(server) => server,
+            Err(e) => panic!(
+                "koru-dataplane exited with {} after {:?} instead of starting; stderr:\n{}",
+                e.status, e.after, e.stderr
+            ),
+        }
+    }
+
     /// Starts a server, or reports how it exited if it stops before printing its URL.
     pub fn try_start(data_dir: &Path, extra_args: &[&str]) -> Result<Server, Exited> {
+        Server::try_start_with_env(data_dir, extra_args, &[])
+    }
+
+    /// [`Server::try_start`] with extra environment variables.
+    pub fn try_start_with_env(
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Server, Exited> {
         let started = Instant::now();
         let mut command = Command::new(BINARY);
         // The server reads its settings from KORU_* variables too; the test's arguments alone count.
@@ -76,6 +104,7 @@ impl Server {
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra_args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("KORU_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

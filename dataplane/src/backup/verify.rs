@@ -1,0 +1,154 @@
+//! Restore drills: the newest base backup is restored into a scratch directory beside the data
+//! directory, opened as a store, and checked against its manifest; then the scratch copy is
+//! removed. A backup nobody has restored is a hope, not a backup: the result is kept for
+//! `GET /admin/backups` (the operator's `BackupVerified` condition) and counted in
+//! `koru_backup_verifications_total{result}` and `koru_backup_verified_timestamp_seconds`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::restore::{RestoreRequest, restore};
+use super::schedule::{BackupResultLabels, Schedule};
+use super::{ArchiveStatus, Target, base};
+use crate::metrics::StoreMetrics;
+use crate::store::{FsyncMode, Store, StoreConfig};
+
+/// Scratch directories of concurrent drills in one process get distinct names.
+static DRILLS: AtomicU64 = AtomicU64::new(0);
+
+/// The outcome of one restore drill.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verification {
+    /// When the drill finished (RFC 3339).
+    pub at: String,
+    /// The base backup restored; none when there was none to restore.
+    pub backup_id: Option<String>,
+    /// Whether the restored copy opened and matched its manifest.
+    pub ok: bool,
+    /// What was checked, or what went wrong.
+    pub message: String,
+    /// LSN the restored copy reached.
+    pub last_lsn: u64,
+    /// Versions in the restored copy.
+    pub versions: u64,
+    /// Seconds the drill took.
+    pub seconds: f64,
+}
+
+/// Restores the newest base backup into a scratch directory inside [`ArchiveStatus::drill_dir`],
+/// opens it, and checks that it reaches the manifest's last LSN. Never fails: a failure is the
+/// result.
+pub async fn drill(status: &ArchiveStatus) -> Verification {
+    let scratch_parent = status.drill_dir();
+    let started = Instant::now();
+    let mut v = Verification {
+        at: String::new(),
+        backup_id: None,
+        ok: false,
+        message: String::new(),
+        last_lsn: 0,
+        versions: 0,
+        seconds: 0.0,
+    };
+    let scratch = scratch_parent.join(format!(
+        ".koru-verify-{}-{}",
+        std::process::id(),
+        DRILLS.fetch_add(1, Ordering::Relaxed)
+    ));
+    match check(status, &scratch, &mut v).await {
+        Ok(message) => {
+            v.ok = true;
+            v.message = message;
+        }
+        Err(message) => v.message = message,
+    }
+    if let Err(e) = std::fs::remove_dir_all(&scratch)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %scratch.display(), error = %e, "cannot remove a restore drill's scratch copy");
+    }
+    v.seconds = started.elapsed().as_secs_f64();
+    v.at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let result = if v.ok { "ok" } else { "error" };
+    status
+        .metrics
+        .verifications
+        .get_or_create(&BackupResultLabels { result })
+        .inc();
+    if v.ok {
+        status
+            .metrics
+            .verified_timestamp
+            .set(chrono::Utc::now().timestamp());
+        tracing::info!(backup = ?v.backup_id, last_lsn = v.last_lsn, versions = v.versions, seconds = v.seconds, "restore drill passed");
+    } else {
+        tracing::error!(backup = ?v.backup_id, message = %v.message, "restore drill failed");
+    }
+    status.set_verification(v.clone());
+    v
+}
+
+async fn check(
+    status: &ArchiveStatus,
+    scratch: &std::path::Path,
+    v: &mut Verification,
+) -> Result<String, String> {
+    let backups = base::list(&status.store)
+        .await
+        .map_err(|e| format!("listing base backups: {e}"))?;
+    let Some(newest) = backups.last() else {
+        return Err("there is no base backup to restore yet".into());
+    };
+    v.backup_id = Some(newest.id.clone());
+    let report = restore(&RestoreRequest {
+        from: status.store.url().clone(),
+        backup: Some(newest.id.clone()),
+        target: Target::End,
+        data_dir: scratch.to_path_buf(),
+    })
+    .await
+    .map_err(|e| format!("restoring base backup {}: {e}", newest.id))?;
+    let dir = scratch.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || {
+        let mut config = StoreConfig::new(dir);
+        config.fsync = FsyncMode::Off;
+        let (store, _) = Store::open(config, Arc::new(StoreMetrics::default()))?;
+        let stats = store.stats();
+        store.close();
+        Ok::<_, crate::StoreError>(stats)
+    })
+    .await
+    .map_err(|e| format!("the drill's open task failed: {e}"))?
+    .map_err(|e| format!("the restored copy of {} does not open: {e}", newest.id))?;
+    v.last_lsn = opened.applied_lsn;
+    v.versions = opened.versions;
+    if opened.applied_lsn != newest.last_lsn || report.versions != opened.versions {
+        return Err(format!(
+            "the restored copy of {} reaches LSN {} with {} versions; the manifest says LSN {} and \
+             the restore replayed {} versions",
+            newest.id, opened.applied_lsn, opened.versions, newest.last_lsn, report.versions
+        ));
+    }
+    Ok(format!(
+        "base backup {} restored, opened and checked: LSN {}, {} versions, {} bytes downloaded",
+        newest.id, opened.applied_lsn, opened.versions, report.downloaded_bytes
+    ))
+}
+
+/// Starts the background task running a drill at every tick of `schedule`.
+pub fn start(status: Arc<ArchiveStatus>, schedule: Schedule) {
+    tokio::spawn(async move {
+        loop {
+            let now = chrono::Utc::now();
+            let Some(next) = schedule.next_after(now) else {
+                tracing::warn!(%schedule, "restore drill schedule has no further ticks; drills stop");
+                return;
+            };
+            tokio::time::sleep((next - now).to_std().unwrap_or(Duration::ZERO)).await;
+            drill(&status).await;
+        }
+    });
+}

@@ -1,0 +1,109 @@
+//! `POST /admin/rewind`: puts a namespace or key prefix back to an earlier moment as new versions
+//! (see [`crate::rewind`] for the plan, the guard and the semantics under concurrent writes).
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::error::JsonBody;
+use super::{ApiError, AppState, json, max_batch_bytes};
+use crate::rewind::{self, Action, Limits, Rewind};
+use crate::wal::record::{BODY_HEADER_LEN, MAX_BODY_LEN};
+
+/// Body of `POST /admin/rewind`. Unknown fields are refused: a misspelt `prefix` must not turn
+/// into a rewind of the whole namespace.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewindBody {
+    namespace: String,
+    #[serde(default)]
+    prefix: Option<String>,
+    as_of: String,
+    /// Required: a rewind writes nothing only when asked not to, and writes only when asked to.
+    dry_run: bool,
+    #[serde(default)]
+    if_unchanged_since: Option<u64>,
+}
+
+/// One listed change; values are the exact stored text.
+#[derive(Serialize)]
+struct ChangeOut {
+    key: String,
+    action: Action,
+    from: Option<Box<RawValue>>,
+    to: Option<Box<RawValue>>,
+}
+
+/// Body of the response.
+#[derive(Serialize)]
+pub struct RewindOut {
+    namespace: String,
+    prefix: String,
+    as_of: String,
+    dry_run: bool,
+    planned_lsn: u64,
+    changes: Vec<ChangeOut>,
+    change_count: usize,
+    truncated: bool,
+    unchanged: usize,
+    applied_lsn: Option<u64>,
+    applied_at: Option<String>,
+}
+
+/// `POST /admin/rewind`.
+pub async fn rewind(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<RewindBody>,
+) -> Result<Json<RewindOut>, ApiError> {
+    let request = Rewind {
+        as_of_micros: json::parse_timestamp(&body.as_of)?,
+        namespace: body.namespace,
+        prefix: body.prefix.unwrap_or_default(),
+        dry_run: body.dry_run,
+        if_unchanged_since: body.if_unchanged_since,
+    };
+    let config = state.store.config();
+    // What a client could send as one batch, and never more than one log record holds.
+    let limits = Limits {
+        max_ops: config.max_batch_ops,
+        max_bytes: max_batch_bytes(config).min(MAX_BODY_LEN - BODY_HEADER_LEN),
+    };
+    let (namespace, prefix, as_of) = (
+        request.namespace.clone(),
+        request.prefix.clone(),
+        json::timestamp(request.as_of_micros),
+    );
+    let dry_run = request.dry_run;
+    let outcome = rewind::run(&state.store, request, limits, |n| state.take_ops(n)).await?;
+    let plan = outcome.plan;
+    let (change_count, truncated) = (plan.change_count, plan.truncated());
+    let changes = plan
+        .listed
+        .into_iter()
+        .map(|c| {
+            Ok(ChangeOut {
+                key: c.key,
+                action: c.action,
+                from: c.from.map(json::raw).transpose()?,
+                to: c.to.map(json::raw).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Json(RewindOut {
+        namespace,
+        prefix,
+        as_of,
+        dry_run,
+        planned_lsn: plan.planned_lsn,
+        changes,
+        change_count,
+        truncated,
+        unchanged: plan.unchanged,
+        applied_lsn: outcome.applied.as_ref().map(|c| c.lsn),
+        applied_at: outcome
+            .applied
+            .as_ref()
+            .map(|c| json::timestamp(c.timestamp_micros)),
+    }))
+}
