@@ -22,6 +22,8 @@ pub const DEFAULT_LEASE_NAMESPACE: &str = "default";
 pub const DEFAULT_LEASE_DURATION_SECS: u64 = 15;
 /// Default log filter when `KORU_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
+/// Default seconds a KoruBackup may keep retrying (or wait for its cluster) before it fails.
+pub const DEFAULT_BACKUP_DEADLINE_SECS: u64 = crate::backup::DEFAULT_DEADLINE.as_secs();
 
 /// The KoruDelta Kubernetes operator.
 #[derive(Debug, Parser)]
@@ -85,6 +87,11 @@ pub struct RunArgs {
     /// OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces go to <url>/v1/traces.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint)]
     pub otlp_endpoint: Option<String>,
+    /// Seconds a KoruBackup may keep retrying an unreachable or failing data plane (counted from
+    /// its start, or from its creation while it waits for its cluster) before it fails.
+    #[arg(long, env = "KORU_OPERATOR_BACKUP_DEADLINE_SECS", default_value_t = DEFAULT_BACKUP_DEADLINE_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub backup_deadline_secs: u64,
     /// Log format.
     #[arg(long, env = "KORU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -102,6 +109,8 @@ pub struct Config {
     pub watch_namespace: Option<String>,
     /// The Lease to hold before reconciling, or None to reconcile at once.
     pub leader_election: Option<LeaseConfig>,
+    /// How long a KoruBackup may keep retrying before it fails.
+    pub backup_deadline: Duration,
     /// Logs and traces.
     pub telemetry: TelemetryConfig,
 }
@@ -125,6 +134,7 @@ impl RunArgs {
             metrics_addr: self.metrics_addr,
             watch_namespace: self.watch_namespace,
             leader_election,
+            backup_deadline: Duration::from_secs(self.backup_deadline_secs),
             telemetry: TelemetryConfig {
                 service_name: crate::telemetry::SERVICE_NAME,
                 log_format: self.log_format,
@@ -242,12 +252,15 @@ mod tests {
             "json",
             "--watch-namespace",
             "team-a",
+            "--backup-deadline-secs",
+            "30",
         ])
         .unwrap();
         assert!(cli.command.is_none());
         let config = cli.run.into_config();
         assert_eq!(config.metrics_addr.port(), 0);
         assert_eq!(config.watch_namespace.as_deref(), Some("team-a"));
+        assert_eq!(config.backup_deadline, Duration::from_secs(30));
         let lease = config.leader_election.unwrap();
         assert_eq!(
             (
@@ -284,6 +297,7 @@ mod tests {
             &["--watch-namespace", "Team_A"],
             &["--otlp-endpoint", "collector:4318"],
             &["--log-filter", "koru=notalevel"],
+            &["--backup-deadline-secs", "0"],
         ] {
             let err = parse(args).unwrap_err();
             assert!(

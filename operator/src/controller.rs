@@ -21,11 +21,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use crate::admin::{self, AdminClient, SecretError};
 use crate::crd::{KoruCluster, KoruClusterStatus};
 use crate::desired::{DesiredError, desired};
 use crate::metrics::Metrics;
+use crate::recovery::{self, Checks};
 use crate::resize::{self, Growth};
-use crate::status::{Notice, Observed, StatefulSetState, next_status, notices};
+use crate::status::{Notice, Observed, StatefulSetState, next_status, notices, serving};
 
 /// The field manager of every object the operator applies.
 pub const FIELD_MANAGER: &str = "koru-operator";
@@ -42,6 +44,20 @@ pub enum Error {
     /// A storage growth step failed.
     #[error(transparent)]
     Resize(#[from] resize::ResizeError),
+    /// The cluster's admin token Secret could not be made ready.
+    #[error(transparent)]
+    AdminSecret(#[from] SecretError),
+}
+
+/// What the controllers need besides the API client and the metrics.
+#[derive(Clone)]
+pub struct Settings {
+    /// The one namespace whose resources are reconciled, or None for all.
+    pub namespace: Option<String>,
+    /// How long a KoruBackup may keep retrying before it fails.
+    pub backup_deadline: Duration,
+    /// The client of the data planes' admin APIs.
+    pub admin: AdminClient,
 }
 
 /// What reconciles share.
@@ -53,6 +69,10 @@ pub struct Context {
     recorder: Recorder,
     /// Consecutive failed reconciles per cluster (`namespace/name`), for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The data planes' admin APIs, for the recoverable window.
+    admin: AdminClient,
+    /// When each cluster's recoverable window was last read.
+    recovery_checks: Checks,
 }
 
 /// First retry delay after a failed reconcile; it doubles with each further failure.
@@ -75,29 +95,39 @@ fn key(kc: &KoruCluster) -> String {
 /// Only the objects this operator labelled are watched, which keeps the caches small.
 const OWNED: &str = "app.kubernetes.io/managed-by=koru-operator";
 
-/// Runs the controller over the KoruClusters of `namespace` (None: of all namespaces) until
-/// `shutdown` resolves (then lets running reconciles finish), recording every reconcile in
-/// `metrics` inside a span naming the cluster.
+/// Runs the controllers over the KoruClusters and KoruBackups of `settings.namespace` (None: of
+/// all namespaces) until `shutdown` resolves (then lets running reconciles finish), recording
+/// every cluster reconcile in `metrics` inside a span naming the cluster.
 pub async fn run(
     client: Client,
-    namespace: Option<String>,
+    settings: Settings,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let ns = namespace.as_deref();
+    let ns = settings.namespace.as_deref();
     let shutdown = shutdown.shared();
-    let backups = crate::backup::run(client.clone(), scoped(&client, ns), shutdown.clone());
-    let clusters = scoped::<KoruCluster>(&client, ns);
-    let owned = || watcher::Config::default().labels(OWNED);
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let backups = crate::backup::run(
+        client.clone(),
+        scoped(&client, ns),
+        settings.admin.clone(),
+        recorder.clone(),
+        settings.backup_deadline,
+        shutdown.clone(),
+    );
+    let clusters = scoped::<KoruCluster>(&client, ns);
+    let owned = || watcher::Config::default().labels(OWNED);
     let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder,
         client: client.clone(),
         metrics,
         failures: Mutex::default(),
+        admin: settings.admin.clone(),
+        recovery_checks: Checks::default(),
     });
     let clusters = Controller::new(clusters, watcher::Config::default())
         .owns(scoped::<StatefulSet>(&client, ns), owned())
@@ -208,6 +238,8 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
             }
         }
     }
+    // Before the pods that mount it; created once and never rewritten.
+    admin::ensure_secret(client, kc).await?;
     apply(
         &Api::<ConfigMap>::namespaced(client.clone(), &ns),
         &format!("{name}-config"),
@@ -231,9 +263,19 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
         },
     }
     observed.statefulset = Some(statefulset_state(&sts));
-    let status = next_status(kc, &observed, &now());
+    let mut status = next_status(kc, &observed, &now());
+    if kc.spec.backup.is_none() {
+        update_status(ctx, kc, status).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+    if serving(Some(&status))
+        && ctx.recovery_checks.due(&key(kc))
+        && let Some(window) = recovery::read(client, &ctx.admin, kc).await
+    {
+        status.backup = Some(window);
+    }
     update_status(ctx, kc, status).await?;
-    Ok(Action::requeue(Duration::from_secs(300)))
+    Ok(Action::requeue(recovery::REFRESH_EVERY))
 }
 
 /// What the status needs from a StatefulSet.
@@ -271,7 +313,16 @@ async fn update_status(
     }
     let api =
         Api::<KoruCluster>::namespaced(ctx.client.clone(), &kc.namespace().unwrap_or_default());
-    let patch = serde_json::json!({ "status": new });
+    let mut patch = serde_json::json!({ "status": new });
+    // The recoverable window is also written right after a backup, so an unchanged one is left
+    // out (a reconcile holding an older copy must not put it back), and a dropped one removed.
+    if new.backup == old.backup {
+        if let Some(status) = patch["status"].as_object_mut() {
+            status.remove("backup");
+        }
+    } else if new.backup.is_none() {
+        patch["status"]["backup"] = serde_json::Value::Null;
+    }
     api.patch_status(
         &kc.name_any(),
         &PatchParams::default(),

@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 /// API group of both resources.
 pub const GROUP: &str = "koru.dev";
 
+/// Annotation of a KoruCluster giving the base URL of its data plane's admin API (e.g.
+/// `http://127.0.0.1:7878`), for an operator running outside the Kubernetes cluster, which cannot
+/// reach Service addresses. Without it the operator calls the client Service,
+/// `http://<name>.<namespace>.svc:7878`.
+pub const ADMIN_ENDPOINT_ANNOTATION: &str = "koru.dev/admin-endpoint";
+
 /// Desired state of a KoruDelta cluster.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -24,7 +30,9 @@ pub const GROUP: &str = "koru.dev";
     printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".spec.version"}"#,
     printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Recoverable From","type":"string","priority":1,"jsonPath":".status.backup.firstRecoverableTime"}"#,
+    printcolumn = r#"{"name":"Recoverable To","type":"string","priority":1,"jsonPath":".status.backup.lastRecoverableTime"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.replicas == 1 || self.replicas % 2 == 1").message("replicas must be odd when more than 1 (a Raft group needs a majority)"))]
@@ -209,6 +217,34 @@ pub struct KoruClusterStatus {
     /// Ready, Progressing and Degraded, each with a reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// With `spec.backup`: what the backups make recoverable, as the data plane last reported it
+    /// (checked about every minute while the cluster serves; kept as it was while unreachable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<RecoveryStatus>,
+}
+
+/// The recoverable window and recovery point of a cluster with backups.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryStatus {
+    /// The earliest moment a restore can reach (RFC 3339): the first write of the oldest base
+    /// backup holding data, or of the archived log when that is earlier. Unset until something
+    /// holding data is archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_recoverable_time: Option<String>,
+    /// The latest moment a restore can reach (RFC 3339): the last write of the newest base
+    /// backup holding data, or of the archived log when it reaches further (sealed segments are
+    /// archived as they are sealed, so it usually does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recoverable_time: Option<String>,
+    /// Id of the newest base backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_id: Option<String>,
+    /// The recovery point: seconds of writes not yet in the backup store (the age of the oldest
+    /// write not archived, rounded up; 0 when everything is archived), which losing every
+    /// volume now would lose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point_seconds: Option<i64>,
 }
 
 /// One aspect of a cluster's state, in the shape of Kubernetes' own conditions.
@@ -232,7 +268,7 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
-/// An on-demand backup of one cluster.
+/// An on-demand base backup of one cluster, taken through its data plane's backup API.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "koru.dev",
@@ -243,6 +279,7 @@ pub struct Condition {
     printcolumn = r#"{"name":"Cluster","type":"string","jsonPath":".spec.cluster"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Backup","type":"string","jsonPath":".status.backupId"}"#,
+    printcolumn = r#"{"name":"Restores To","type":"string","jsonPath":".status.lastTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("a KoruBackup's spec is immutable"))]
@@ -271,4 +308,22 @@ pub struct KoruBackupStatus {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What it is doing or waiting for (the last transient error while it retries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Calls made to the data plane's backup API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i32>,
+    /// LSN of the first write the backup covers (0 for an empty log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_lsn: Option<i64>,
+    /// LSN of the last write it covers: restoring it without a target stops here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_lsn: Option<i64>,
+    /// Commit time of the first write it covers (RFC 3339); unset for an empty log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_time: Option<String>,
+    /// Commit time of the last write it covers (RFC 3339); unset for an empty log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_time: Option<String>,
 }

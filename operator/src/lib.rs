@@ -2,6 +2,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod backup;
 pub mod config;
 pub mod controller;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod quantity;
+pub mod recovery;
 pub mod resize;
 pub mod status;
 pub mod telemetry;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use koru_operator::admin::AdminClient;
 use koru_operator::config::{Cli, Command, Config};
 use koru_operator::http::{self, AppState, Health};
 use koru_operator::metrics::Metrics;
@@ -65,6 +66,18 @@ fn run(config: Config) -> ExitCode {
 /// The async part of [`run`].
 async fn serve(config: Config) -> ExitCode {
     let metrics = Arc::new(Metrics::default());
+    let admin = match AdminClient::new() {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("koru-operator: cannot build the data-plane client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = controller::Settings {
+        namespace: config.watch_namespace.clone(),
+        backup_deadline: config.backup_deadline,
+        admin,
+    };
     let health = Arc::new(Health::default());
     let listener = match http::bind(config.metrics_addr).await {
         Ok(l) => l,
@@ -101,7 +114,7 @@ async fn serve(config: Config) -> ExitCode {
                 let lead = |stop: CancellationToken| {
                     controller::run(
                         client.clone(),
-                        config.watch_namespace.clone(),
+                        settings.clone(),
                         metrics.clone(),
                         stop.cancelled_owned(),
                     )
@@ -118,10 +131,9 @@ async fn serve(config: Config) -> ExitCode {
             None => {
                 metrics.set_leader(true);
                 tracing::info!("reconciling KoruClusters (no leader election)");
-                let namespace = config.watch_namespace.clone();
                 controller::run(
                     client,
-                    namespace,
+                    settings.clone(),
                     metrics.clone(),
                     shutdown.clone().cancelled_owned(),
                 )

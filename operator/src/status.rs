@@ -2,7 +2,8 @@
 //! what was observed to a new status, kept apart from the API calls so every transition is
 //! unit-tested.
 
-use crate::crd::{Condition, KoruCluster, KoruClusterStatus};
+use crate::admin::{ArchivedSpan, Listing};
+use crate::crd::{Condition, KoruCluster, KoruClusterStatus, RecoveryStatus};
 use crate::desired::HTTP_PORT;
 
 /// Condition type: a majority of replicas serve.
@@ -192,7 +193,51 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
         current_version,
         observed_generation: generation,
         conditions,
+        // Refreshed from the data plane by the controller; gone with `spec.backup`.
+        backup: spec.backup.as_ref().and(old.backup),
     }
+}
+
+/// What a cluster's backups (`GET /admin/backups`: its base backups, oldest first, and the span
+/// of its archived log) and its archive lag make recoverable: from the earliest of the first
+/// write of the oldest base backup holding data and the archive's first write, to the latest of
+/// the newest one's last write and the archive's (which usually reaches further, segments being
+/// archived as they are sealed). The control plane reports the same window. And the recovery
+/// point: the archive lag rounded up.
+pub fn recovery(listing: &Listing, archive_lag_seconds: Option<f64>) -> RecoveryStatus {
+    let backups = &listing.backups;
+    let archive: Option<&ArchivedSpan> = listing.archive.as_ref();
+    // Times compare as instants; one that does not parse loses to one that does.
+    let instant = |t: &String| t.parse::<k8s_openapi::jiff::Timestamp>().ok();
+    let first = [
+        backups.iter().find_map(|b| b.first_time.clone()),
+        archive.map(|a| a.first_time.clone()),
+    ];
+    let last = [
+        backups.iter().rev().find_map(|b| b.last_time.clone()),
+        archive.map(|a| a.last_time.clone()),
+    ];
+    RecoveryStatus {
+        first_recoverable_time: first
+            .into_iter()
+            .flatten()
+            .min_by_key(|t| (instant(t).is_none(), instant(t))),
+        last_recoverable_time: last.into_iter().flatten().max_by_key(instant),
+        last_backup_id: backups.last().map(|b| b.id.clone()),
+        // Rounded up: a write waiting 0.2 s is at risk, not "0 s behind".
+        recovery_point_seconds: archive_lag_seconds
+            .filter(|lag| lag.is_finite() && *lag >= 0.0)
+            .map(|lag| lag.ceil() as i64),
+    }
+}
+
+/// Whether a cluster serves: its Ready condition (a majority of replicas ready) is True.
+pub fn serving(status: Option<&KoruClusterStatus>) -> bool {
+    status.is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.status == "True")
+    })
 }
 
 /// Sets condition `type_`, moving its transition time only when its value flips.
@@ -442,6 +487,108 @@ mod tests {
             ("True", "StorageGrowthBlocked")
         );
         assert!(d.message.contains("slow"));
+    }
+
+    fn listed(id: &str, first: Option<&str>, last: Option<&str>) -> crate::admin::ListedBackup {
+        crate::admin::ListedBackup {
+            id: id.into(),
+            first_lsn: 1,
+            last_lsn: 2,
+            first_time: first.map(Into::into),
+            last_time: last.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_window_runs_from_the_oldest_backups_first_write_to_the_newests_last() {
+        assert_eq!(
+            recovery(&Listing::default(), None),
+            RecoveryStatus::default()
+        );
+        let mut listing = Listing {
+            archive: None,
+            backups: vec![
+                listed("empty", None, None),
+                listed(
+                    "b1",
+                    Some("2026-11-26T01:00:00Z"),
+                    Some("2026-11-26T02:00:00Z"),
+                ),
+                listed(
+                    "b2",
+                    Some("2026-11-26T01:00:00Z"),
+                    Some("2026-11-26T03:00:00Z"),
+                ),
+                listed("later-empty", None, None),
+            ],
+        };
+        let backups = &listing;
+        assert_eq!(
+            recovery(backups, Some(0.2)),
+            RecoveryStatus {
+                first_recoverable_time: Some("2026-11-26T01:00:00Z".into()),
+                last_recoverable_time: Some("2026-11-26T03:00:00Z".into()),
+                last_backup_id: Some("later-empty".into()),
+                recovery_point_seconds: Some(1),
+            }
+        );
+        assert_eq!(recovery(backups, Some(0.0)).recovery_point_seconds, Some(0));
+        assert_eq!(
+            recovery(backups, Some(f64::NAN)).recovery_point_seconds,
+            None
+        );
+
+        // The archived log reaches past the newest base backup.
+        listing.archive = Some(ArchivedSpan {
+            first_time: "2026-11-26T01:00:00Z".into(),
+            last_time: "2026-11-26T03:30:00.5Z".into(),
+        });
+        let window = recovery(&listing, None);
+        assert_eq!(
+            (
+                window.first_recoverable_time.as_deref(),
+                window.last_recoverable_time.as_deref()
+            ),
+            (Some("2026-11-26T01:00:00Z"), Some("2026-11-26T03:30:00.5Z"))
+        );
+        // An archive alone, before any base backup.
+        listing.backups.clear();
+        let window = recovery(&listing, None);
+        assert_eq!(
+            window.first_recoverable_time.as_deref(),
+            Some("2026-11-26T01:00:00Z")
+        );
+        assert_eq!(window.last_backup_id, None);
+    }
+
+    #[test]
+    fn the_recovery_status_is_kept_between_refreshes_and_dropped_with_spec_backup() {
+        let window = RecoveryStatus {
+            last_backup_id: Some("b1".into()),
+            ..RecoveryStatus::default()
+        };
+        let running = next_status(&cluster(1, "1.0", None), &sts(1, 1, 1, true), "t1");
+        assert!(serving(Some(&running)));
+        assert!(!serving(None));
+        let mut kc = cluster(
+            1,
+            "1.0",
+            Some(KoruClusterStatus {
+                backup: Some(window.clone()),
+                ..running
+            }),
+        );
+        assert_eq!(next_status(&kc, &sts(1, 1, 1, true), "t2").backup, None);
+        kc.spec.backup = Some(crate::crd::BackupSettings {
+            destination: "file:///b".into(),
+            credentials_secret: None,
+            schedule: None,
+            retention_days: None,
+        });
+        assert_eq!(
+            next_status(&kc, &sts(1, 1, 1, true), "t2").backup,
+            Some(window)
+        );
     }
 
     #[test]

@@ -160,10 +160,12 @@ fn the_api_server_accepts_every_desired_object() {
         serde_json::to_value(&d.client).unwrap(),
         serde_json::to_value(&d.statefulset).unwrap(),
         serde_json::to_value(d.pdb.as_ref().unwrap()).unwrap(),
+        serde_json::to_value(koru_operator::desired::admin_secret(&kc, "t0k3n").unwrap()).unwrap(),
     ];
     for mut object in objects {
         // k8s-openapi leaves out apiVersion/kind on plain serialization of some types; set them.
         let (api_version, kind) = match object["metadata"]["name"].as_str() {
+            _ if object.get("type").is_some() => ("v1", "Secret"),
             _ if object.get("data").is_some() => ("v1", "ConfigMap"),
             _ if object["spec"].get("serviceName").is_some() => ("apps/v1", "StatefulSet"),
             _ if object["spec"].get("maxUnavailable").is_some() => {

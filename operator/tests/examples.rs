@@ -123,5 +123,24 @@ fn the_production_cluster_and_its_backup() {
         .as_deref(),
         Some("orders")
     );
+    // Its data plane would answer at the client Service, which this test process cannot reach:
+    // the backup runs and retries (the deadline is 10 minutes).
+    let retrying = eventually(&mut operator, 60, "the backup retrying", || {
+        field(
+            &k,
+            ns,
+            "korubackup/orders-before-migration",
+            "{.status.phase}: {.status.message}",
+        )
+        .filter(|s| s.starts_with("Running: attempt"))
+    });
+    assert!(
+        retrying.contains("http://orders.example-production.svc:7878 cannot be reached"),
+        "{retrying}"
+    );
+    assert!(
+        field(&k, ns, "secret/orders-admin", "{.data.token}").is_some(),
+        "the cluster got its admin token"
+    );
     kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
 }

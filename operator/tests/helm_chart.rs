@@ -178,6 +178,7 @@ fn the_chart_renders_exactly_the_operator_objects() {
                 &["get", "list", "watch", "patch", "update", "delete"]
             ),
             rule("", "pods", &["get", "list", "watch"]),
+            rule("", "secrets", &["get", "create"]),
             rule(
                 "",
                 "services",
@@ -366,6 +367,8 @@ fn the_rendered_chart_applies_and_grants_exactly_the_operators_access() {
         &["watch", "pods", "--all-namespaces"],
         &["list", "storageclasses.storage.k8s.io"],
         &["create", "leases.coordination.k8s.io", "-n", NAMESPACE],
+        &["get", "secrets", "-n", "default"],
+        &["create", "secrets", "-n", "default"],
     ] {
         assert!(
             can_i(&k, args),
@@ -373,8 +376,10 @@ fn the_rendered_chart_applies_and_grants_exactly_the_operators_access() {
         );
     }
     for args in [
-        &["get", "secrets", "-n", NAMESPACE][..],
-        &["list", "secrets", "--all-namespaces"],
+        &["list", "secrets", "--all-namespaces"][..],
+        &["watch", "secrets", "-n", "default"],
+        &["update", "secrets", "-n", "default"],
+        &["delete", "secrets", "-n", "default"],
         &["delete", "nodes"],
         &["get", "nodes"],
         &["update", "leases.coordination.k8s.io", "-n", "default"],

@@ -1,8 +1,10 @@
 //! Helpers the operator and control-plane tests share to talk to the real test API server
-//! (`scripts/testenv.sh`), helm (`scripts/helm.sh`) and the real `koru-operator` binary.
+//! (`scripts/testenv.sh`), helm (`scripts/helm.sh`) and the real `koru-operator` and
+//! `koru-dataplane` binaries.
 //!
 //! Test-only code: it panics (fails the test) with a clear message instead of returning errors.
 
+mod dataplane;
 mod helm;
 mod kubectl;
 mod operator;
@@ -11,6 +13,7 @@ mod wait;
 
 use std::path::{Path, PathBuf};
 
+pub use dataplane::{DataPlane, dataplane_binary};
 pub use helm::{
     assert_lint_refuses, assert_lints_strictly, assert_template_refuses, chart_path, documents,
     helm, helm_available, helm_on, kinds, one, render, rule, rules,
@@ -29,4 +32,35 @@ pub use wait::{eventually_async, wait_until};
 /// The workspace root (the parent of this crate's directory).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A `cargo` command run from the workspace root, as a test runs it to build a binary of another
+/// crate. The variables cargo sets for the running test (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`, ...)
+/// are removed: some build scripts watch them, so passing them on would rebuild those crates at
+/// every switch between a test's build and a shell's.
+pub fn cargo() -> std::process::Command {
+    let mut command =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_tests = [
+            "CARGO_PKG_",
+            "CARGO_BIN_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
+            || [
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&name.as_ref());
+        if set_for_tests {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command.current_dir(root());
+    command
 }

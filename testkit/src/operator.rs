@@ -14,6 +14,16 @@ impl Operator {
     /// Starts the operator `binary` against `kubeconfig`, watching only `namespace` (so tests
     /// running side by side each have their own operator) with a metrics port of its own.
     pub fn start_with(binary: &Path, kubeconfig: &str, namespace: &str) -> Operator {
+        Operator::start_with_args(binary, kubeconfig, namespace, &[])
+    }
+
+    /// [`Operator::start_with`] with more command-line arguments.
+    pub fn start_with_args(
+        binary: &Path,
+        kubeconfig: &str,
+        namespace: &str,
+        args: &[&str],
+    ) -> Operator {
         Operator(
             Command::new(binary)
                 .args([
@@ -22,6 +32,7 @@ impl Operator {
                     "--watch-namespace",
                     namespace,
                 ])
+                .args(args)
                 .env("KUBECONFIG", kubeconfig)
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
@@ -90,10 +101,8 @@ pub fn operator_binary() -> PathBuf {
         .join("koru-operator");
     let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
     if built.is_none_or(|b| newest_source(&root().join("operator")) > b) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let status = Command::new(cargo)
+        let status = crate::cargo()
             .args(["build", "-p", "koru-operator", "--bin", "koru-operator"])
-            .current_dir(root())
             .status()
             .expect("running cargo build");
         assert!(status.success(), "building koru-operator failed");

@@ -17,6 +17,16 @@ pub fn start_operator(kubeconfig: &str, namespace: &str) -> Operator {
     )
 }
 
+/// [`start_operator`] with more command-line arguments.
+pub fn start_operator_with(kubeconfig: &str, namespace: &str, args: &[&str]) -> Operator {
+    Operator::start_with_args(
+        Path::new(env!("CARGO_BIN_EXE_koru-operator")),
+        kubeconfig,
+        namespace,
+        args,
+    )
+}
+
 /// A KoruCluster manifest with the given spec lines (indented by the caller under `spec:`).
 pub fn cluster_yaml(name: &str, spec: &str) -> String {
     format!(

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
     RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
     StatefulSetSpec, StatefulSetUpdateStrategy,
@@ -10,8 +11,8 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, EnvVar, HTTPGetAction, KeyToPath, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    ResourceRequirements, Secret, SecretVolumeSource, SecurityContext, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -36,6 +37,14 @@ pub const AUTH_DIR: &str = "/etc/koru/auth";
 const AUTH_KEY_FILE: &str = "public.pem";
 /// Name of the volume holding the verification key.
 const AUTH_VOLUME: &str = "auth-key";
+/// Where the admin token is mounted.
+pub const ADMIN_DIR: &str = "/etc/koru/admin";
+/// The key of the admin token in the `<cluster>-admin` Secret, and its file name in [`ADMIN_DIR`].
+pub const ADMIN_TOKEN_KEY: &str = "token";
+/// Name of the volume holding the admin token.
+const ADMIN_VOLUME: &str = "admin-token";
+/// Mode of the mounted admin token: readable by the pod's group (`fsGroup`) only.
+const ADMIN_TOKEN_MODE: i32 = 0o440;
 /// Name of the volume claim template.
 const DATA_VOLUME: &str = "data";
 /// Seconds a pod gets to drain, flush and fsync on SIGTERM.
@@ -125,6 +134,28 @@ pub struct Desired {
     pub pdb: Option<PodDisruptionBudget>,
 }
 
+/// The name of the Secret holding a cluster's admin token: `<cluster>-admin`.
+pub fn admin_secret_name(cluster: &str) -> String {
+    format!("{cluster}-admin")
+}
+
+/// The Secret holding a cluster's admin token, which the data plane accepts as an admin-scope
+/// bearer token (`--admin-token-file`) and the operator presents to take backups. The operator
+/// creates it once, with a random `token`, and never rewrites it: the data plane reads the file at
+/// start, so a rotation (delete the Secret) takes effect at the pods' next restart.
+pub fn admin_secret(kc: &KoruCluster, token: &str) -> Result<Secret, DesiredError> {
+    let id = identity(kc)?;
+    Ok(Secret {
+        metadata: id.meta(admin_secret_name(&id.name)),
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            ADMIN_TOKEN_KEY.to_string(),
+            ByteString(token.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    })
+}
+
 /// Builds every object of a cluster from its spec.
 pub fn desired(kc: &KoruCluster) -> Result<Desired, DesiredError> {
     let id = identity(kc)?;
@@ -144,6 +175,10 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
         ("KORU_DATA_DIR".to_string(), DATA_DIR.to_string()),
         ("KORU_LISTEN".to_string(), format!("0.0.0.0:{HTTP_PORT}")),
         ("KORU_LOG_FORMAT".to_string(), "json".to_string()),
+        (
+            "KORU_ADMIN_TOKEN_FILE".to_string(),
+            format!("{ADMIN_DIR}/{ADMIN_TOKEN_KEY}"),
+        ),
     ]);
     if spec.auth.is_some() {
         // Tokens name the cluster they are for, so one cluster's token opens no other.
@@ -269,6 +304,27 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
             ..Volume::default()
         });
     }
+    // The admin token, for the operator's calls to the admin API (backups).
+    mounts.push(VolumeMount {
+        name: ADMIN_VOLUME.into(),
+        mount_path: ADMIN_DIR.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    });
+    volumes.push(Volume {
+        name: ADMIN_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(admin_secret_name(&id.name)),
+            items: Some(vec![KeyToPath {
+                key: ADMIN_TOKEN_KEY.into(),
+                path: ADMIN_TOKEN_KEY.into(),
+                ..KeyToPath::default()
+            }]),
+            default_mode: Some(ADMIN_TOKEN_MODE),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    });
     let container = Container {
         name: "dataplane".into(),
         image: Some(image),
@@ -345,7 +401,7 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
                     init_containers: restore_container(kc, &container, data_mount, credentials)
                         .map(|c| vec![c]),
                     containers: vec![container],
-                    volumes: (!volumes.is_empty()).then_some(volumes),
+                    volumes: Some(volumes),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
@@ -501,283 +557,4 @@ fn pdb(kc: &KoruCluster, id: &Identity) -> Option<PodDisruptionBudget> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::{Durability, KoruClusterSpec, Limits, Storage};
-
-    fn cluster(replicas: i32) -> KoruCluster {
-        let mut kc = KoruCluster::new(
-            "orders",
-            KoruClusterSpec {
-                version: "0.1.0".into(),
-                image: None,
-                replicas,
-                resources: None,
-                storage: Storage {
-                    size: "10Gi".into(),
-                    storage_class_name: Some("fast".into()),
-                    reclaim_policy: None,
-                },
-                durability: Some(Durability {
-                    fsync: "always".into(),
-                }),
-                limits: Some(Limits {
-                    max_ops_per_sec: Some(100),
-                    max_stored_bytes: Some(1 << 30),
-                }),
-                auth: None,
-                backup: None,
-                bootstrap: None,
-                paused: false,
-            },
-        );
-        kc.metadata.namespace = Some("team-a".into());
-        kc.metadata.uid = Some("uid-1".into());
-        kc
-    }
-
-    #[test]
-    fn every_object_is_owned_named_and_labelled() {
-        let d = desired(&cluster(3)).unwrap();
-        let metas = [
-            &d.config.metadata,
-            &d.headless.metadata,
-            &d.client.metadata,
-            &d.statefulset.metadata,
-            &d.pdb.as_ref().unwrap().metadata,
-        ];
-        for meta in metas {
-            assert_eq!(meta.namespace.as_deref(), Some("team-a"));
-            let owner = &meta.owner_references.as_ref().unwrap()[0];
-            assert_eq!(
-                (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
-                ("KoruCluster", "uid-1", Some(true))
-            );
-        }
-        assert_eq!(d.headless.metadata.name.as_deref(), Some("orders-peers"));
-        assert_eq!(
-            d.headless.spec.as_ref().unwrap().cluster_ip.as_deref(),
-            Some("None")
-        );
-        assert_eq!(d.client.metadata.name.as_deref(), Some("orders"));
-    }
-
-    #[test]
-    fn the_statefulset_follows_the_spec() {
-        let d = desired(&cluster(3)).unwrap();
-        let spec = d.statefulset.spec;
-        assert_eq!(spec.replicas, Some(3));
-        assert_eq!(spec.service_name.as_deref(), Some("orders-peers"));
-        let pod = spec.template.spec.unwrap();
-        let c = &pod.containers[0];
-        assert_eq!(
-            c.image.as_deref(),
-            Some("ghcr.io/koru/koru-dataplane:0.1.0")
-        );
-        assert_eq!(
-            c.readiness_probe
-                .as_ref()
-                .unwrap()
-                .http_get
-                .as_ref()
-                .unwrap()
-                .path
-                .as_deref(),
-            Some("/readyz")
-        );
-        assert_eq!(
-            c.liveness_probe
-                .as_ref()
-                .unwrap()
-                .http_get
-                .as_ref()
-                .unwrap()
-                .path
-                .as_deref(),
-            Some("/healthz")
-        );
-        assert_eq!(
-            c.security_context
-                .as_ref()
-                .unwrap()
-                .read_only_root_filesystem,
-            Some(true)
-        );
-        let claim = &spec.volume_claim_templates.unwrap()[0];
-        let claim_spec = claim.spec.as_ref().unwrap();
-        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));
-        assert_eq!(
-            claim_spec
-                .resources
-                .as_ref()
-                .unwrap()
-                .requests
-                .as_ref()
-                .unwrap()["storage"],
-            Quantity("10Gi".into())
-        );
-    }
-
-    #[test]
-    fn volumes_are_kept_unless_the_policy_says_delete() {
-        let kept = desired(&cluster(3)).unwrap().statefulset.spec;
-        let policy = kept.persistent_volume_claim_retention_policy.unwrap();
-        assert_eq!(
-            (
-                policy.when_deleted.as_deref(),
-                policy.when_scaled.as_deref()
-            ),
-            (Some("Retain"), Some("Retain"))
-        );
-        let mut kc = cluster(3);
-        kc.spec.storage.reclaim_policy = Some(ReclaimPolicy::Delete);
-        let policy = desired(&kc)
-            .unwrap()
-            .statefulset
-            .spec
-            .persistent_volume_claim_retention_policy
-            .unwrap();
-        assert_eq!(
-            (
-                policy.when_deleted.as_deref(),
-                policy.when_scaled.as_deref()
-            ),
-            (Some("Delete"), Some("Delete"))
-        );
-    }
-
-    #[test]
-    fn the_claim_template_size_can_be_read_and_held_back() {
-        let mut sts = desired(&cluster(1)).unwrap().statefulset;
-        assert_eq!(claim_template_size(&sts).as_deref(), Some("10Gi"));
-        set_claim_template_size(&mut sts, "5Gi");
-        assert_eq!(claim_template_size(&sts).as_deref(), Some("5Gi"));
-        assert_eq!(
-            selector_string(&cluster(1)).unwrap(),
-            "app.kubernetes.io/instance=orders,app.kubernetes.io/name=koru-dataplane"
-        );
-    }
-
-    #[test]
-    fn the_config_carries_durability_and_tier_limits() {
-        let data = desired(&cluster(1)).unwrap().config.data.unwrap();
-        assert_eq!(data["KORU_FSYNC"], "always");
-        assert_eq!(data["KORU_MAX_OPS_PER_SEC"], "100");
-        assert_eq!(data["KORU_MAX_STORED_BYTES"], (1u64 << 30).to_string());
-        assert!(
-            !data.contains_key("KORU_CLUSTER_ID"),
-            "the data plane refuses a cluster id without a key"
-        );
-    }
-
-    #[test]
-    fn backups_archive_with_credentials_and_a_bootstrap_restores_first() {
-        let mut kc = cluster(3);
-        kc.spec.backup = Some(crate::crd::BackupSettings {
-            destination: "s3://backups/orders".into(),
-            credentials_secret: Some("orders-s3".into()),
-            schedule: None,
-            retention_days: None,
-        });
-        let d = desired(&kc).unwrap();
-        assert_eq!(
-            d.config.data.unwrap()["KORU_BACKUP_STORE"],
-            "s3://backups/orders"
-        );
-        let pod = d.statefulset.spec.template.spec.unwrap();
-        assert!(pod.init_containers.is_none(), "no bootstrap, no restore");
-        let from = &pod.containers[0].env_from.as_ref().unwrap()[1];
-        assert_eq!(from.secret_ref.as_ref().unwrap().name, "orders-s3");
-        assert_eq!(
-            pod.containers[0].volume_mounts.as_ref().unwrap()[0].mount_path,
-            "/var/lib/koru"
-        );
-
-        kc.spec.bootstrap = Some(crate::crd::Bootstrap {
-            from_backup: Some(crate::crd::FromBackup {
-                source: "s3://backups/old".into(),
-                backup_id: Some("b1".into()),
-                target_time: Some("2026-11-26T05:00:00Z".into()),
-            }),
-        });
-        let pod = desired(&kc)
-            .unwrap()
-            .statefulset
-            .spec
-            .template
-            .spec
-            .unwrap();
-        let restore = &pod.init_containers.unwrap()[0];
-        assert_eq!(
-            restore.args.as_ref().unwrap().join(" "),
-            "restore --from s3://backups/old --data-dir /var/lib/koru/data --skip-existing \
-             --backup b1 --target-time 2026-11-26T05:00:00Z"
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        assert_eq!(restore.image, pod.containers[0].image);
-        assert_eq!(
-            restore.env_from.as_ref().unwrap()[0]
-                .secret_ref
-                .as_ref()
-                .unwrap()
-                .name,
-            "orders-s3"
-        );
-        assert_eq!(
-            restore
-                .security_context
-                .as_ref()
-                .unwrap()
-                .read_only_root_filesystem,
-            Some(true)
-        );
-    }
-
-    #[test]
-    fn auth_mounts_the_key_secret_and_names_the_cluster() {
-        let mut kc = cluster(1);
-        kc.spec.auth = Some(crate::crd::Auth {
-            public_key_secret: crate::crd::SecretKeyRef {
-                name: "orders-token-key".into(),
-                key: "public.pem".into(),
-            },
-        });
-        let d = desired(&kc).unwrap();
-        let data = d.config.data.unwrap();
-        assert_eq!(data["KORU_CLUSTER_ID"], "orders");
-        assert_eq!(data["KORU_AUTH_PUBLIC_KEY"], "/etc/koru/auth/public.pem");
-        let pod = d.statefulset.spec.template.spec.unwrap();
-        let secret = pod.volumes.unwrap()[0].secret.clone().unwrap();
-        assert_eq!(secret.secret_name.as_deref(), Some("orders-token-key"));
-        let mounts = pod.containers[0].volume_mounts.clone().unwrap();
-        assert!(
-            mounts
-                .iter()
-                .any(|m| m.mount_path == "/etc/koru/auth" && m.read_only == Some(true))
-        );
-    }
-
-    #[test]
-    fn the_disruption_budget_keeps_a_majority() {
-        assert!(
-            desired(&cluster(1)).unwrap().pdb.is_none(),
-            "a single pod has no majority to protect"
-        );
-        for (replicas, unavailable) in [(3, 1), (5, 2), (7, 3)] {
-            let pdb = desired(&cluster(replicas)).unwrap().pdb.unwrap();
-            assert_eq!(
-                pdb.spec.unwrap().max_unavailable,
-                Some(IntOrString::Int(unavailable))
-            );
-        }
-    }
-
-    #[test]
-    fn a_cluster_without_a_namespace_is_an_error_not_a_panic() {
-        let mut kc = cluster(1);
-        kc.metadata.namespace = None;
-        assert_eq!(desired(&kc).err(), Some(DesiredError::Missing("namespace")));
-    }
-}
+mod tests;
