@@ -59,6 +59,21 @@ pub struct BackupList {
     pub backups: Vec<Backup>,
     /// The window they make recoverable.
     pub window: RecoveryWindow,
+    /// The data plane's last restore drill since it started, if any.
+    pub verification: Option<Verification>,
+}
+
+/// A restore drill: the newest base backup restored into a scratch directory and checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Verification {
+    /// When it finished (RFC 3339).
+    pub at: String,
+    /// The base backup restored.
+    pub backup_id: Option<String>,
+    /// Whether the restored copy opened and matched its manifest.
+    pub ok: bool,
+    /// What was checked, or what went wrong.
+    pub message: String,
 }
 
 /// The data plane's `GET /admin/backups` body.
@@ -68,6 +83,9 @@ struct Listed {
     /// What the archived log alone makes restorable (absent from older data planes).
     #[serde(default)]
     archive: Option<Archived>,
+    /// The last restore drill (absent from older data planes).
+    #[serde(default)]
+    verification: Option<Verification>,
 }
 
 /// The span of the archived log, as the data plane lists it.
@@ -112,7 +130,7 @@ pub fn window(backups: &[Backup], archive: Option<&Archived>) -> RecoveryWindow 
 
 /// Takes a base backup of `cluster` now.
 pub async fn take(state: &AppState, cluster: &Cluster) -> Result<Backup> {
-    let response = call(state, cluster, reqwest::Method::POST).await?;
+    let response = call(state, cluster, reqwest::Method::POST, "/admin/backups").await?;
     let manifest: Manifest = response.json().await.map_err(|e| {
         Error::Internal(format!(
             "cluster {}: reading a backup manifest: {e}",
@@ -122,9 +140,26 @@ pub async fn take(state: &AppState, cluster: &Cluster) -> Result<Backup> {
     Ok(summary(&manifest))
 }
 
+/// Runs a restore drill on `cluster` now: its newest base backup restored beside it and checked.
+pub async fn verify(state: &AppState, cluster: &Cluster) -> Result<Verification> {
+    let response = call(
+        state,
+        cluster,
+        reqwest::Method::POST,
+        "/admin/backups/verify",
+    )
+    .await?;
+    response.json().await.map_err(|e| {
+        Error::Internal(format!(
+            "cluster {}: reading a restore drill's outcome: {e}",
+            cluster.id
+        ))
+    })
+}
+
 /// The base backups of `cluster` and the window they make recoverable.
 pub async fn list(state: &AppState, cluster: &Cluster) -> Result<BackupList> {
-    let response = call(state, cluster, reqwest::Method::GET).await?;
+    let response = call(state, cluster, reqwest::Method::GET, "/admin/backups").await?;
     let listed: Listed = response.json().await.map_err(|e| {
         Error::Internal(format!(
             "cluster {}: reading the backup list: {e}",
@@ -135,14 +170,17 @@ pub async fn list(state: &AppState, cluster: &Cluster) -> Result<BackupList> {
     Ok(BackupList {
         backups: listed.backups,
         window,
+        verification: listed.verification,
     })
 }
 
-/// Calls `/admin/backups` on the cluster's data plane; a non-success answer becomes an error.
+/// Calls `path` (one of the `/admin/backups` routes) on the cluster's data plane; a non-success
+/// answer becomes an error.
 async fn call(
     state: &AppState,
     cluster: &Cluster,
     method: reqwest::Method,
+    path: &str,
 ) -> Result<reqwest::Response> {
     let endpoint = match (&cluster.endpoint, cluster.phase.as_str()) {
         (Some(endpoint), "Running") => endpoint,
@@ -170,7 +208,7 @@ async fn call(
         .build()
         .map_err(|e| Error::Internal(format!("building the data-plane client: {e}")))?;
     let response = client
-        .request(method, format!("{endpoint}/admin/backups"))
+        .request(method, format!("{endpoint}{path}"))
         .bearer_auth(&token.token)
         .send()
         .await

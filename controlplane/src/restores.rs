@@ -163,6 +163,7 @@ mod tests {
                 earliest: Some("2026-11-26T01:00:00Z".into()),
                 latest: Some("2026-11-26T02:00:00Z".into()),
             },
+            verification: None,
         }
     }
 
@@ -201,6 +202,7 @@ mod tests {
                 earliest: None,
                 latest: None,
             },
+            verification: None,
         };
         let e = check_against(&empty, None, at("2026-11-26T01:30:00Z"), "orders").unwrap_err();
         assert!(

@@ -678,6 +678,16 @@ async fn backups_are_taken_and_listed_through_the_data_plane() {
         };
         let earliest = time(&listed["window"]["earliest"]);
         let latest = time(&listed["window"]["latest"]);
+        assert_eq!(listed["verification"], Value::Null, "[{b}] no drill yet");
+        // A restore drill on demand checks the newest backup; the listing then shows it.
+        let (status, drill) = api
+            .call("POST", &format!("{backups}/verify"), Some(&owner), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "[{b}] {drill}");
+        assert_eq!(drill["ok"], true, "[{b}] {drill}");
+        assert_eq!(drill["backup_id"], backup_id.as_str(), "[{b}] {drill}");
+        let (_, relisted) = api.call("GET", &backups, Some(&owner), None).await;
+        assert_eq!(relisted["verification"], drill, "[{b}] {relisted}");
         assert!(
             earliest <= latest && latest >= last_write,
             "[{b}] window {} does not reach the last write at {last_write}",

@@ -278,6 +278,22 @@ pub async fn create_backup(
     Ok((StatusCode::CREATED, axum::Json(backup)))
 }
 
+/// Runs a restore drill on a Running cluster now (member): its newest base backup is restored into
+/// a scratch directory beside it and checked; 200 with the outcome, a failed drill included.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/clusters/{id}/backups/verify", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = crate::backups::Verification), (status = 403), (status = 404), (status = 409), (status = 503)),
+    security(("bearer" = [])))]
+pub async fn verify_backup(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<axum::Json<crate::backups::Verification>> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    access.require(Role::Member)?;
+    let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
+    Ok(axum::Json(crate::backups::verify(&state, &cluster).await?))
+}
+
 /// A Running cluster's base backups, oldest first, and the window they make recoverable.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clusters/{id}/backups", params(("org" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = crate::backups::BackupList), (status = 404), (status = 409), (status = 503)),

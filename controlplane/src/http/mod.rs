@@ -73,6 +73,10 @@ pub fn app(state: AppState) -> Router {
             get(clusters::list_backups).post(clusters::create_backup),
         )
         .route(
+            "/api/v1/orgs/{org}/clusters/{id}/backups/verify",
+            post(clusters::verify_backup),
+        )
+        .route(
             "/api/v1/orgs/{org}/clusters/{id}/restore",
             post(clusters::restore),
         )
@@ -181,6 +185,7 @@ where
         clusters::data_token,
         clusters::create_backup,
         clusters::list_backups,
+        clusters::verify_backup,
         clusters::restore,
         clusters::operation,
         sso::get_config,

@@ -28,13 +28,17 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 /// most an hour of archived log on top of its base backup.
 pub(super) const BACKUP_SCHEDULE: &str = "0 * * * *";
 
+/// When every data plane runs a restore drill of its newest base backup: daily at 04:30 UTC,
+/// between two hourly backups, so a backup nobody could restore is noticed within a day.
+pub(super) const VERIFY_SCHEDULE: &str = "30 4 * * *";
+
 /// The arguments after the program name that start the data plane of `spec` on `port`.
 ///
 /// Limits of 0 mean "no limit" (the data plane refuses `--max-ops-per-sec 0`), and a rate above
 /// the data plane's `u32` range is passed as its maximum. `replicas` is not passed: locally every
 /// cluster is one process whatever its replica count, since there is no replication yet. Every
-/// data plane archives to its own store ([`ClusterDir::backups`]) with hourly base backups; a
-/// retention of 0 days (a spec from before backups) keeps every backup.
+/// data plane archives to its own store ([`ClusterDir::backups`]) with hourly base backups and a
+/// daily restore drill; a retention of 0 days (a spec from before backups) keeps every backup.
 pub(super) fn dataplane_args(dir: &ClusterDir, port: u16, spec: &ClusterSpec) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec![
         "--data-dir".into(),
@@ -63,6 +67,8 @@ pub(super) fn dataplane_args(dir: &ClusterDir, port: u16, spec: &ClusterSpec) ->
         store,
         "--backup-schedule".into(),
         BACKUP_SCHEDULE.into(),
+        "--verify-schedule".into(),
+        VERIFY_SCHEDULE.into(),
     ]);
     if spec.backup_retention_days > 0 {
         args.extend([
@@ -371,6 +377,8 @@ mod tests {
                 "file:///srv/koru/backups/c1",
                 "--backup-schedule",
                 "0 * * * *",
+                "--verify-schedule",
+                "30 4 * * *",
                 "--backup-retention",
                 "7d",
                 "--fsync",
