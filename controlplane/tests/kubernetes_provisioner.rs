@@ -393,6 +393,7 @@ async fn clusters_archive_to_their_own_prefix_and_a_restore_starts_from_its_sour
     );
     assert_eq!(kc("orders", "{.spec.backup.schedule}"), "0 * * * *");
     assert_eq!(kc("orders", "{.spec.backup.retentionDays}"), "1");
+    assert_eq!(kc("orders", "{.spec.backup.verifySchedule}"), "30 4 * * *");
     assert_eq!(kc("orders", "{.spec.bootstrap}"), "");
     let copied = field(
         &k,

@@ -1,6 +1,6 @@
 //! A cluster's data-plane admin API as the operator uses it: where to reach it, the admin token
 //! in the `<cluster>-admin` Secret, and the calls (`POST`/`GET /admin/backups`, `GET /readyz`)
-//! with what their answers mean.
+//! with what their answers mean (base backups, the archived span, the last restore drill).
 //!
 //! The answers are read as `dataplane/API.md` documents them, only the fields the operator needs.
 
@@ -226,8 +226,33 @@ pub struct ArchivedSpan {
     pub last_time: String,
 }
 
+/// The outcome of a restore drill (the newest base backup restored into a scratch directory and
+/// checked against its manifest), as `GET /admin/backups` reports the last one.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Drill {
+    /// When it finished (RFC 3339).
+    pub at: String,
+    /// The base backup restored; none when there was none to restore.
+    #[serde(default)]
+    pub backup_id: Option<String>,
+    /// Whether the restored copy opened and matched its manifest.
+    pub ok: bool,
+    /// What was checked, or what went wrong.
+    #[serde(default)]
+    pub message: String,
+    /// LSN the restored copy reached.
+    #[serde(default)]
+    pub last_lsn: u64,
+    /// Versions in the restored copy.
+    #[serde(default)]
+    pub versions: u64,
+    /// Seconds it took.
+    #[serde(default)]
+    pub seconds: f64,
+}
+
 /// A `GET /admin/backups` answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Listing {
     /// The base backups, oldest first.
     pub backups: Vec<ListedBackup>,
@@ -235,6 +260,10 @@ pub struct Listing {
     /// planes older than this field.
     #[serde(default)]
     pub archive: Option<ArchivedSpan>,
+    /// The last restore drill since the data plane started; none before one ran (the data plane
+    /// keeps it in memory only), and from data planes older than this field.
+    #[serde(default)]
+    pub verification: Option<Drill>,
 }
 
 /// Reads a `GET /admin/backups` answer.
@@ -490,13 +519,36 @@ mod tests {
         let with_archive = br#"{"backups":[],"archive":{"first_lsn":1,"last_lsn":9,
             "first_time":"2026-11-26T01:00:00.000000Z","last_time":"2026-11-26T04:00:00.000000Z",
             "segments":2},"verification":null}"#;
+        let with_archive = parse_list(with_archive).unwrap();
         assert_eq!(
-            parse_list(with_archive).unwrap().archive,
+            with_archive.archive,
             Some(ArchivedSpan {
                 first_time: "2026-11-26T01:00:00.000000Z".into(),
                 last_time: "2026-11-26T04:00:00.000000Z".into(),
             })
         );
+        assert_eq!(with_archive.verification, None);
+        let drilled = br#"{"backups":[],"archive":null,"verification":{
+            "at":"2026-11-26T05:00:00.000001Z","backup_id":"b1","ok":true,
+            "message":"base backup b1 restored, opened and checked","last_lsn":9,"versions":7,
+            "seconds":0.25}}"#;
+        assert_eq!(
+            parse_list(drilled).unwrap().verification,
+            Some(Drill {
+                at: "2026-11-26T05:00:00.000001Z".into(),
+                backup_id: Some("b1".into()),
+                ok: true,
+                message: "base backup b1 restored, opened and checked".into(),
+                last_lsn: 9,
+                versions: 7,
+                seconds: 0.25,
+            })
+        );
+        let nothing_to_drill = br#"{"backups":[],"verification":{"at":"t","backup_id":null,
+            "ok":false,"message":"there is no base backup to restore yet","last_lsn":0,
+            "versions":0,"seconds":0.0}}"#;
+        let drill = parse_list(nothing_to_drill).unwrap().verification.unwrap();
+        assert_eq!((drill.ok, drill.backup_id), (false, None));
         assert_eq!(
             parse_archive_lag(br#"{"status":"ready","archive":{"lag_seconds":1.5}}"#),
             Some(1.5)

@@ -24,6 +24,8 @@ pub const DEFAULT_LEASE_DURATION_SECS: u64 = 15;
 pub const DEFAULT_LOG_FILTER: &str = "info";
 /// Default seconds a KoruBackup may keep retrying (or wait for its cluster) before it fails.
 pub const DEFAULT_BACKUP_DEADLINE_SECS: u64 = crate::backup::DEFAULT_DEADLINE.as_secs();
+/// Default seconds between two reads of a cluster's backups (window and last restore drill).
+pub const DEFAULT_BACKUP_STATUS_INTERVAL_SECS: u64 = crate::recovery::DEFAULT_REFRESH.as_secs();
 
 /// The KoruDelta Kubernetes operator.
 #[derive(Debug, Parser)]
@@ -92,6 +94,12 @@ pub struct RunArgs {
     #[arg(long, env = "KORU_OPERATOR_BACKUP_DEADLINE_SECS", default_value_t = DEFAULT_BACKUP_DEADLINE_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub backup_deadline_secs: u64,
+    /// Seconds between two reads of a serving cluster's backups through its data plane (the
+    /// recoverable window in `status.backup` and the last restore drill in its BackupVerified
+    /// condition); each such cluster is reconciled this often.
+    #[arg(long, env = "KORU_OPERATOR_BACKUP_STATUS_INTERVAL_SECS", default_value_t = DEFAULT_BACKUP_STATUS_INTERVAL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub backup_status_interval_secs: u64,
     /// Log format.
     #[arg(long, env = "KORU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -111,6 +119,8 @@ pub struct Config {
     pub leader_election: Option<LeaseConfig>,
     /// How long a KoruBackup may keep retrying before it fails.
     pub backup_deadline: Duration,
+    /// How often a serving cluster's backups are read through its data plane.
+    pub backup_status_interval: Duration,
     /// Logs and traces.
     pub telemetry: TelemetryConfig,
 }
@@ -135,6 +145,7 @@ impl RunArgs {
             watch_namespace: self.watch_namespace,
             leader_election,
             backup_deadline: Duration::from_secs(self.backup_deadline_secs),
+            backup_status_interval: Duration::from_secs(self.backup_status_interval_secs),
             telemetry: TelemetryConfig {
                 service_name: crate::telemetry::SERVICE_NAME,
                 log_format: self.log_format,
@@ -254,6 +265,8 @@ mod tests {
             "team-a",
             "--backup-deadline-secs",
             "30",
+            "--backup-status-interval-secs",
+            "5",
         ])
         .unwrap();
         assert!(cli.command.is_none());
@@ -261,6 +274,7 @@ mod tests {
         assert_eq!(config.metrics_addr.port(), 0);
         assert_eq!(config.watch_namespace.as_deref(), Some("team-a"));
         assert_eq!(config.backup_deadline, Duration::from_secs(30));
+        assert_eq!(config.backup_status_interval, Duration::from_secs(5));
         let lease = config.leader_election.unwrap();
         assert_eq!(
             (
@@ -298,6 +312,8 @@ mod tests {
             &["--otlp-endpoint", "collector:4318"],
             &["--log-filter", "koru=notalevel"],
             &["--backup-deadline-secs", "0"],
+            &["--backup-status-interval-secs", "0"],
+            &["--backup-status-interval-secs", "3601"],
         ] {
             let err = parse(args).unwrap_err();
             assert!(

@@ -27,7 +27,9 @@ use crate::desired::{DesiredError, desired};
 use crate::metrics::Metrics;
 use crate::recovery::{self, Checks};
 use crate::resize::{self, Growth};
-use crate::status::{Notice, Observed, StatefulSetState, next_status, notices, serving};
+use crate::status::{
+    Notice, Observed, StatefulSetState, apply_backup_report, next_status, notices, serving,
+};
 
 /// The field manager of every object the operator applies.
 pub const FIELD_MANAGER: &str = "koru-operator";
@@ -56,6 +58,9 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// How long a KoruBackup may keep retrying before it fails.
     pub backup_deadline: Duration,
+    /// How often a cluster with backups is reconciled and its data plane asked for its window
+    /// and last restore drill.
+    pub backup_status_interval: Duration,
     /// The client of the data planes' admin APIs.
     pub admin: AdminClient,
 }
@@ -69,8 +74,10 @@ pub struct Context {
     recorder: Recorder,
     /// Consecutive failed reconciles per cluster (`namespace/name`), for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// The data planes' admin APIs, for the recoverable window.
+    /// The data planes' admin APIs, for the recoverable window and the restore drills.
     admin: AdminClient,
+    /// How often a cluster with backups is reconciled.
+    recovery_every: Duration,
     /// When each cluster's recoverable window was last read.
     recovery_checks: Checks,
 }
@@ -127,7 +134,8 @@ pub async fn run(
         metrics,
         failures: Mutex::default(),
         admin: settings.admin.clone(),
-        recovery_checks: Checks::default(),
+        recovery_every: settings.backup_status_interval,
+        recovery_checks: Checks::new(settings.backup_status_interval),
     });
     let clusters = Controller::new(clusters, watcher::Config::default())
         .owns(scoped::<StatefulSet>(&client, ns), owned())
@@ -263,19 +271,26 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
         },
     }
     observed.statefulset = Some(statefulset_state(&sts));
-    let mut status = next_status(kc, &observed, &now());
+    let now = now();
+    let mut status = next_status(kc, &observed, &now);
     if kc.spec.backup.is_none() {
         update_status(ctx, kc, status).await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
     if serving(Some(&status))
         && ctx.recovery_checks.due(&key(kc))
-        && let Some(window) = recovery::read(client, &ctx.admin, kc).await
+        && let Some(report) = recovery::read(client, &ctx.admin, kc).await
     {
-        status.backup = Some(window);
+        apply_backup_report(
+            &mut status,
+            &report.listing,
+            report.archive_lag_seconds,
+            kc.metadata.generation,
+            &now,
+        );
     }
     update_status(ctx, kc, status).await?;
-    Ok(Action::requeue(recovery::REFRESH_EVERY))
+    Ok(Action::requeue(ctx.recovery_every))
 }
 
 /// What the status needs from a StatefulSet.

@@ -32,10 +32,12 @@ pub const ADMIN_ENDPOINT_ANNOTATION: &str = "koru.dev/admin-endpoint";
     printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Recoverable From","type":"string","priority":1,"jsonPath":".status.backup.firstRecoverableTime"}"#,
-    printcolumn = r#"{"name":"Recoverable To","type":"string","priority":1,"jsonPath":".status.backup.lastRecoverableTime"}"#
+    printcolumn = r#"{"name":"Recoverable To","type":"string","priority":1,"jsonPath":".status.backup.lastRecoverableTime"}"#,
+    printcolumn = r#"{"name":"Verified","type":"string","priority":1,"jsonPath":".status.backup.lastVerifiedTime"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.replicas == 1 || self.replicas % 2 == 1").message("replicas must be odd when more than 1 (a Raft group needs a majority)"))]
+#[x_kube(validation = Rule::new(NEW_TIMELINE_RULE).message(NEW_TIMELINE_MESSAGE).field_path(".backup.destination"))]
 pub struct KoruClusterSpec {
     /// Data-plane version to run (the image tag).
     pub version: String,
@@ -69,6 +71,14 @@ pub struct KoruClusterSpec {
     #[serde(default)]
     pub paused: bool,
 }
+
+/// A restored cluster archives into a store other than the one it was restored from: its log
+/// starts a new history whose segments would clash with the source's (the data plane never
+/// overwrites an archived segment with different bytes, so its archiving would stall for good).
+/// URLs differing only in trailing slashes name the same store.
+const NEW_TIMELINE_RULE: &str = "!has(self.backup) || !has(self.bootstrap) || !has(self.bootstrap.fromBackup) || self.backup.destination.find('^.*[^/]') != self.bootstrap.fromBackup.source.find('^.*[^/]')";
+/// Why [`NEW_TIMELINE_RULE`] refused a spec, and what to do instead.
+const NEW_TIMELINE_MESSAGE: &str = "backup.destination must differ from bootstrap.fromBackup.source: a restored cluster starts a new history, whose log segments would clash with those of the cluster it was restored from; archive it to a new prefix, e.g. s3://bucket/<this-cluster>";
 
 /// CPU and memory requests (limits equal requests).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -152,7 +162,8 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-/// Backup settings.
+/// Backup settings: every pod archives its sealed log segments to `destination` and, with a
+/// `schedule`, takes base backups there (`KORU_BACKUP_*` in the pods' configuration).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupSettings {
@@ -162,13 +173,90 @@ pub struct BackupSettings {
     /// Secret with the object store credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
-    /// Cron schedule of base backups.
+    /// When to take base backups: a five-field cron expression in UTC (minute hour day-of-month
+    /// month day-of-week, e.g. `0 3 * * *`) or `@hourly`, `@daily`, `@weekly`, `@monthly`,
+    /// `@yearly`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    #[x_kube(validation = Rule::new(cron_rule()).message(CRON_MESSAGE))]
     pub schedule: Option<String>,
-    /// Days backups are kept.
+    /// Days every moment stays restorable: after each base backup, older ones are deleted except
+    /// the newest before the window. Unset: all are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3650))]
     pub retention_days: Option<i32>,
+    /// How long a write may wait in the active log segment before it is sealed and archived
+    /// (`30s`, `5m`, `1h`; default `60s`): the longest stretch of writes losing every volume
+    /// would lose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new(format!("self.matches('{ARCHIVE_TIMEOUT_PATTERN}')")).message("archiveTimeout must be a whole number of seconds, minutes, hours or days, such as 30s, 5m or 1h"))]
+    pub archive_timeout: Option<String>,
+    /// When to run restore drills (the newest base backup restored into a scratch directory
+    /// beside the data and checked; the pod's volume needs room for one more copy meanwhile):
+    /// a cron expression like `schedule`. The outcome is the `BackupVerified` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    #[x_kube(validation = Rule::new(cron_rule()).message(CRON_MESSAGE))]
+    pub verify_schedule: Option<String>,
+}
+
+/// What the data plane's `--archive-timeout` accepts, less milliseconds (a segment per write).
+pub const ARCHIVE_TIMEOUT_PATTERN: &str = "^[1-9][0-9]{0,6}(s|m|h|d)?$";
+
+/// The message of a refused cron expression.
+const CRON_MESSAGE: &str = "must be a five-field cron expression in UTC (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, day of week 0-7 or SUN-SAT; e.g. \"0 3 * * *\" or \"*/15 * * * *\") or one of @hourly, @daily, @weekly, @monthly, @yearly";
+
+/// A regular expression (RE2, as the API server's CEL runs it) for the cron expressions the data
+/// plane's schedule parser accepts: five fields (no seconds, no year), each value in its range,
+/// steps only after `*` or a range (`*/5`, `1-30/5`), names of months and weekdays in any case,
+/// `L`, `W`, `#` and `?` where the parser allows them, or an alias. A data plane refuses a bad
+/// schedule at start, which would crash-loop every pod, so the API server refuses it first. (A
+/// pattern that never fires, such as 30 February, still passes here.)
+pub fn cron_pattern() -> String {
+    let step = "/[1-9][0-9]{0,3}";
+    // A field: `*`, or a comma-separated list of `*/step`, `n`, `n-m` and `n-m/step`, plus
+    // the field's own extras.
+    let field = |value: &str, extra: &[&str]| {
+        let mut items = vec![format!("[*]{step}"), format!("{value}(-{value}({step})?)?")];
+        items.extend(extra.iter().map(|e| e.to_string()));
+        let item = format!("({})", items.join("|"));
+        format!("([*]|{item}(,{item})*)")
+    };
+    let minute = field("[0-5]?[0-9]", &[]);
+    let hour = field("([01]?[0-9]|2[0-3])", &[]);
+    let day = "(0?[1-9]|[12][0-9]|3[01])";
+    // `?` means any; `L` the last day, `LW` the last weekday, `15W` the weekday nearest the 15th.
+    let day_of_month = format!(
+        "([?]|{})",
+        field(day, &["[Ll][Ww]?", &format!("{day}[Ww]")])
+    );
+    let month = field(
+        "(0?[1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))",
+        &[],
+    );
+    let weekday = "([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))";
+    // `5L` the last Friday of the month, `1#2` its second Monday; a leading `+` ANDs the day
+    // fields instead of ORing them.
+    let day_of_week = format!(
+        "[+]?([?]|{})",
+        field(
+            weekday,
+            &[
+                "[Ll]",
+                &format!("{weekday}[Ll]"),
+                &format!("{weekday}#[1-5]")
+            ]
+        )
+    );
+    format!(
+        "^ *(@(?i:hourly|daily|weekly|monthly|yearly|annually)|{minute} +{hour} +{day_of_month} +{month} +{day_of_week}) *$"
+    )
+}
+
+/// The CEL rule checking a cron expression against [`cron_pattern`].
+fn cron_rule() -> String {
+    format!("self.matches('{}')", cron_pattern())
 }
 
 /// How a new cluster is seeded.
@@ -214,7 +302,7 @@ pub struct KoruClusterStatus {
     /// Generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Progressing and Degraded, each with a reason.
+    /// Ready, Progressing and Degraded, and with backups BackupVerified, each with a reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// With `spec.backup`: what the backups make recoverable, as the data plane last reported it
@@ -245,13 +333,17 @@ pub struct RecoveryStatus {
     /// volume now would lose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_point_seconds: Option<i64>,
+    /// When the last restore drill that passed finished (RFC 3339): the newest moment a backup
+    /// of this cluster was known to restore. Kept while later drills fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_time: Option<String>,
 }
 
 /// One aspect of a cluster's state, in the shape of Kubernetes' own conditions.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// Ready, Progressing or Degraded.
+    /// Ready, Progressing, Degraded or BackupVerified.
     #[serde(rename = "type")]
     pub type_: String,
     /// True, False or Unknown.

@@ -76,6 +76,7 @@ async fn serve(config: Config) -> ExitCode {
     let settings = controller::Settings {
         namespace: config.watch_namespace.clone(),
         backup_deadline: config.backup_deadline,
+        backup_status_interval: config.backup_status_interval,
         admin,
     };
     let health = Arc::new(Health::default());

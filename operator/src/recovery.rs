@@ -1,7 +1,8 @@
-//! The recoverable window in a KoruCluster's status (`status.backup`): read from the cluster's
-//! data plane at most about once a minute while it serves, and right after a KoruBackup of it
-//! completes. A data plane that does not answer leaves the status as it was and never fails a
-//! reconcile.
+//! The recoverable window in a KoruCluster's status (`status.backup`) and its last restore drill
+//! (the `BackupVerified` condition): read from the cluster's data plane at most about once a
+//! refresh interval (`--backup-status-interval-secs`, a minute by default) while it serves, and
+//! the window right after a KoruBackup of it completes. A data plane that does not answer leaves
+//! the status as it was and never fails a reconcile.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,24 +11,32 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 
-use crate::admin::{self, AdminClient};
-use crate::crd::{KoruCluster, RecoveryStatus};
+use crate::admin::{self, AdminClient, Listing};
+use crate::crd::KoruCluster;
 use crate::status::recovery;
 
-/// How often a cluster with backups is reconciled, and so how often its window is read.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
-/// The shortest gap between two reads of one cluster's window: a little under
-/// [`REFRESH_EVERY`], so the periodic reconcile always finds it due.
-const MIN_GAP: Duration = Duration::from_secs(50);
+/// Default of how often a cluster with backups is reconciled, and so how often its window and
+/// last drill are read.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 
 /// When each cluster's window was last read, so reconciles woken by other changes (pods,
 /// Services) do not ask its data plane again.
-#[derive(Default)]
 pub struct Checks {
+    /// The shortest gap between two reads of one cluster: a little under the refresh interval,
+    /// so the periodic reconcile always finds it due.
+    gap: Duration,
     last: Mutex<HashMap<String, Instant>>,
 }
 
 impl Checks {
+    /// Reads for clusters reconciled every `every`.
+    pub fn new(every: Duration) -> Checks {
+        Checks {
+            gap: every.saturating_mul(5) / 6,
+            last: Mutex::default(),
+        }
+    }
+
     /// Whether cluster `key` is due for a read; if so, records that it is read now.
     pub fn due(&self, key: &str) -> bool {
         let mut last = self
@@ -36,7 +45,7 @@ impl Checks {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
         match last.get(key) {
-            Some(at) if now.saturating_duration_since(*at) < MIN_GAP => false,
+            Some(at) if now.saturating_duration_since(*at) < self.gap => false,
             _ => {
                 last.insert(key.to_string(), now);
                 true
@@ -45,13 +54,18 @@ impl Checks {
     }
 }
 
-/// The cluster's recovery status as its data plane reports it now: its base backups, archived
-/// span and archive lag. None when it cannot be asked (no admin token yet) or does not answer.
-pub async fn read(
-    client: &Client,
-    admin: &AdminClient,
-    kc: &KoruCluster,
-) -> Option<RecoveryStatus> {
+/// What one read of a cluster's data plane found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Its base backups, archived span and last restore drill.
+    pub listing: Listing,
+    /// Seconds of writes not yet archived, when it reports them.
+    pub archive_lag_seconds: Option<f64>,
+}
+
+/// What the cluster's data plane reports now: its base backups, archived span, last restore
+/// drill and archive lag. None when it cannot be asked (no admin token yet) or does not answer.
+pub async fn read(client: &Client, admin: &AdminClient, kc: &KoruCluster) -> Option<Report> {
     let ns = kc.namespace()?;
     let name = kc.name_any();
     let endpoint = admin::endpoint(kc)?;
@@ -74,15 +88,20 @@ pub async fn read(
         tracing::warn!(error = %e, "cannot read the archive lag");
         None
     });
-    Some(recovery(&listing, lag))
+    Some(Report {
+        listing,
+        archive_lag_seconds: lag,
+    })
 }
 
 /// Reads the window and writes it into the cluster's status at once (after a backup, so the
 /// status shows it without waiting for the next periodic read).
 pub async fn refresh_now(client: &Client, admin: &AdminClient, kc: &KoruCluster) {
-    let Some(window) = read(client, admin, kc).await else {
+    let Some(report) = read(client, admin, kc).await else {
         return;
     };
+    let previous = kc.status.as_ref().and_then(|s| s.backup.as_ref());
+    let window = recovery(&report.listing, report.archive_lag_seconds, previous);
     let api = Api::<KoruCluster>::namespaced(client.clone(), &kc.namespace().unwrap_or_default());
     let patch = serde_json::json!({ "status": { "backup": window } });
     if let Err(e) = api
@@ -103,7 +122,8 @@ mod tests {
 
     #[test]
     fn a_cluster_is_read_once_per_gap() {
-        let checks = Checks::default();
+        let checks = Checks::new(DEFAULT_REFRESH);
+        assert_eq!(checks.gap, Duration::from_secs(50));
         assert!(checks.due("ns/a"));
         assert!(!checks.due("ns/a"), "asked again at once");
         assert!(checks.due("ns/b"), "each cluster on its own");
@@ -111,7 +131,7 @@ mod tests {
             .last
             .lock()
             .unwrap()
-            .insert("ns/a".into(), Instant::now() - MIN_GAP);
+            .insert("ns/a".into(), Instant::now() - checks.gap);
         assert!(checks.due("ns/a"));
     }
 }

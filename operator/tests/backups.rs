@@ -82,6 +82,19 @@ fn data_plane_for(
     dir: &Path,
     store: Option<&str>,
 ) -> DataPlane {
+    data_plane_with(k, ns, cluster, token, dir, store, &[])
+}
+
+/// [`data_plane_for`] with more command-line arguments.
+fn data_plane_with(
+    k: &str,
+    ns: &str,
+    cluster: &str,
+    token: &str,
+    dir: &Path,
+    store: Option<&str>,
+    extra: &[&str],
+) -> DataPlane {
     let key = dir.join(format!("{cluster}.pem"));
     std::fs::write(&key, PUBLIC_KEY).unwrap();
     // As the Secret volume holds it.
@@ -99,6 +112,7 @@ fn data_plane_for(
     if let Some(store) = store {
         args.extend(["--backup-store", store]);
     }
+    args.extend(extra);
     let dataplane = DataPlane::start(&dir.join(format!("{cluster}-data")), &args);
     annotate_endpoint(k, ns, cluster, &dataplane.url);
     dataplane
@@ -493,5 +507,224 @@ async fn an_unreachable_cluster_is_retried_until_the_deadline_and_a_refusal_fail
     )
     .unwrap_or_default();
     assert!(!reasons.contains("ReconcileFailed"), "{reasons}");
+    kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
+}
+
+/// The reasons and messages of the events on a KoruCluster.
+fn cluster_events(k: &str, ns: &str, name: &str) -> String {
+    get(
+        k,
+        &[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            &format!("involvedObject.name={name},involvedObject.kind=KoruCluster"),
+            "-o",
+            "jsonpath={range .items[*]}{.type}/{.reason}: {.message}{\"\\n\"}{end}",
+        ],
+    )
+    .unwrap_or_default()
+}
+
+/// A KoruCluster's condition of `type_`, as JSON (Null without one).
+fn condition(k: &str, ns: &str, cluster: &str, type_: &str) -> Value {
+    let status = object(k, ns, &format!("kc/{cluster}"))["status"].clone();
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// POSTs to an admin route of the data plane with the admin token; the JSON answer.
+async fn admin_post(
+    http: &reqwest::Client,
+    dataplane: &DataPlane,
+    token: &str,
+    path: &str,
+) -> Value {
+    let response = http
+        .post(format!("{}{path}", dataplane.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect(path);
+    let status = response.status();
+    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
+}
+
+/// Flips a byte near the end of the oldest archived segment under `store`; its file name.
+fn damage_oldest_segment(store: &Path) -> String {
+    let segment = std::fs::read_dir(store.join("wal"))
+        .expect("the store's wal/ directory")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .min()
+        .expect("an archived segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0xff;
+    std::fs::write(&segment, bytes).unwrap();
+    segment.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_drills_set_backup_verified_and_a_failure_warns_once() {
+    let Some(k) = kubeconfig() else { return };
+    install_crds(&k);
+    let ns = "backups-drills";
+    fresh_namespace(&k, ns);
+    let scratch = Scratch::new();
+    let store_dir = scratch.0.join("store");
+    let store = format!("file://{}", store_dir.display());
+    // The cluster's backups are read every 2 s instead of every minute.
+    let mut operator = start_operator_with(&k, ns, &["--backup-status-interval-secs", "2"]);
+    let settings = "    schedule: \"0 3 * * *\"\n    retentionDays: 7\n    archiveTimeout: 30s\n";
+    apply(&k, ns, &(backed_up_cluster("vault", &store) + settings));
+    let token = eventually(&mut operator, 60, "the vault-admin Secret", || {
+        admin_token(&k, ns, "vault")
+    });
+    // The "pod" runs with the settings the operator wrote for it (which the data plane would
+    // refuse at start if malformed), but no --verify-schedule: this test runs the drills itself.
+    let config = object(&k, ns, "configmap/vault-config")["data"].clone();
+    let setting = |name: &str| config[name].as_str().expect(name).to_string();
+    let (schedule, retention, timeout) = (
+        setting("KORU_BACKUP_SCHEDULE"),
+        setting("KORU_BACKUP_RETENTION"),
+        setting("KORU_ARCHIVE_TIMEOUT"),
+    );
+    assert_eq!(
+        (schedule.as_str(), retention.as_str(), timeout.as_str()),
+        ("0 3 * * *", "7d", "30s")
+    );
+    assert_eq!(config.get("KORU_VERIFY_SCHEDULE"), None, "{config}");
+    let dataplane = data_plane_with(
+        &k,
+        ns,
+        "vault",
+        &token,
+        &scratch.0,
+        Some(&store),
+        &[
+            "--backup-schedule",
+            &schedule,
+            "--backup-retention",
+            &retention,
+            "--archive-timeout",
+            &timeout,
+        ],
+    );
+    make_running(&k, ns, "vault", &mut operator);
+    let http = http();
+    for i in 1..=5 {
+        put(&http, &dataplane, &token, &format!("k{i}"), i).await;
+    }
+    let manifest = admin_post(&http, &dataplane, &token, "/admin/backups").await;
+    let id = manifest["id"].as_str().expect("a backup id").to_string();
+
+    // Backups without drills: the window shows, and no BackupVerified condition.
+    eventually(&mut operator, 30, "the window with the backup", || {
+        let backup = object(&k, ns, "kc/vault")["status"]["backup"].clone();
+        (backup["lastBackupId"] == id.as_str()).then_some(())
+    });
+    assert_eq!(condition(&k, ns, "vault", "BackupVerified"), Value::Null);
+
+    // A drill passes: True, with the backup, its LSN and versions, and the time it ran.
+    let passed = admin_post(&http, &dataplane, &token, "/admin/backups/verify").await;
+    assert_eq!(passed["ok"], true, "{passed}");
+    let at = passed["at"].as_str().unwrap().to_string();
+    let verified = eventually(&mut operator, 30, "BackupVerified True", || {
+        Some(condition(&k, ns, "vault", "BackupVerified")).filter(|c| c["status"] == "True")
+    });
+    assert_eq!(verified["reason"], "DrillPassed", "{verified}");
+    let message = verified["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "restore drill at {at}: base backup {id} restored and checked, LSN 5, 5 versions"
+        )),
+        "{verified}"
+    );
+    let status = object(&k, ns, "kc/vault")["status"].clone();
+    assert_eq!(
+        status["backup"]["lastVerifiedTime"],
+        at.as_str(),
+        "{status}"
+    );
+    let wide = get(&k, &["get", "kc", "vault", "-n", ns, "-o", "wide"]).unwrap();
+    assert!(wide.contains("VERIFIED") && wide.contains(&at), "{wide}");
+    assert!(
+        !cluster_events(&k, ns, "vault").contains("BackupVerificationFailed"),
+        "a pass is no warning"
+    );
+
+    // A damaged archived segment fails the next drill: False with the drill's message naming
+    // it, a Warning event, and the last passing drill's time kept.
+    let segment = damage_oldest_segment(&store_dir);
+    let failed = admin_post(&http, &dataplane, &token, "/admin/backups/verify").await;
+    assert_eq!(failed["ok"], false, "{failed}");
+    let failed_at = failed["at"].as_str().unwrap().to_string();
+    let unverified = eventually(&mut operator, 30, "BackupVerified False", || {
+        Some(condition(&k, ns, "vault", "BackupVerified")).filter(|c| c["status"] == "False")
+    });
+    assert_eq!(unverified["reason"], "DrillFailed", "{unverified}");
+    let message = unverified["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "restore drill at {failed_at} failed: {}",
+            failed["message"].as_str().unwrap()
+        )
+    );
+    assert!(message.contains(&segment), "{message} names {segment}");
+    let status = object(&k, ns, "kc/vault")["status"].clone();
+    assert_eq!(
+        status["backup"]["lastVerifiedTime"],
+        at.as_str(),
+        "{status}"
+    );
+    let events = eventually(
+        &mut operator,
+        30,
+        "a BackupVerificationFailed event",
+        || Some(cluster_events(&k, ns, "vault")).filter(|e| e.contains("BackupVerificationFailed")),
+    );
+    assert!(
+        events.contains(&format!("Warning/BackupVerificationFailed: {message}")),
+        "{events}"
+    );
+
+    // Failing again changes the message but is no new transition: no second event.
+    let again = admin_post(&http, &dataplane, &token, "/admin/backups/verify").await;
+    assert_eq!(again["ok"], false, "{again}");
+    let again_at = again["at"].as_str().unwrap().to_string();
+    eventually(
+        &mut operator,
+        30,
+        "the second failure in the condition",
+        || {
+            let c = condition(&k, ns, "vault", "BackupVerified");
+            c["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&again_at))
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        condition(&k, ns, "vault", "BackupVerified")["lastTransitionTime"],
+        unverified["lastTransitionTime"]
+    );
+    // A few more reads, so a wrongly repeated event would have been published.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let events = cluster_events(&k, ns, "vault");
+    assert_eq!(
+        events.matches("BackupVerificationFailed").count(),
+        1,
+        "{events}"
+    );
+    assert!(!events.contains("ReconcileFailed"), "{events}");
+    drop(dataplane);
     kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
 }

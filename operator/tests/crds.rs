@@ -111,6 +111,168 @@ fn the_api_server_enforces_the_schema() {
     kubectl(&k, &["delete", "namespace", "crd-test", "--wait=false"], "");
 }
 
+/// A one-replica cluster in `crd-backups` with the given lines under `spec.backup` (and
+/// whatever else `extra` adds under `spec`).
+fn backed_up(name: &str, backup: &str, extra: &str) -> String {
+    let backup: String = backup.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: koru.dev/v1alpha1\nkind: KoruCluster\nmetadata:\n  name: {name}\n  namespace: crd-backups\nspec:\n  version: \"0.1.0\"\n  replicas: 1\n  storage:\n    size: 1Gi\n  backup:\n{backup}{extra}"
+    )
+}
+
+/// A `bootstrap.fromBackup` restoring from `source`.
+fn restored_from(source: &str) -> String {
+    format!("  bootstrap:\n    fromBackup:\n      source: {source}\n")
+}
+
+#[test]
+fn the_api_server_checks_backup_schedules_timeouts_and_timelines() {
+    let Some(k) = kubeconfig() else { return };
+    let crds = std::fs::read_to_string(committed_path()).unwrap();
+    let (ok, out) = kubectl(&k, &["apply", "--server-side", "-f", "-"], &crds);
+    assert!(ok, "applying the CRDs failed: {out}");
+    wait_for_crds(&k);
+    kubectl(&k, &["create", "namespace", "crd-backups"], "");
+    let dry_run = |manifest: &str| kubectl(&k, &["apply", "--dry-run=server", "-f", "-"], manifest);
+
+    // What the data plane's schedule parser accepts (five fields, ranges, steps after `*` or a
+    // range, names in any case, L/W/#/?, aliases), the API server accepts.
+    for schedule in [
+        "0 3 * * *",
+        "*/15 * * * *",
+        "0 0-23/6 * * *",
+        "5,35 9-17 * * MON-FRI",
+        "0 4 1 jan,Jul *",
+        "30 2 L * ?",
+        "0 1 15W * *",
+        "0 1 LW * *",
+        "0 1 ? * 5L",
+        "0 1 ? * mon#2",
+        "0 0 * * 7",
+        "  0   3 * * *  ",
+        "@hourly",
+        "@DAILY",
+        "@weekly",
+        "@monthly",
+        "@yearly",
+        "@annually",
+    ] {
+        let manifest = backed_up(
+            "cron",
+            &format!(
+                "destination: file:///b\nschedule: \"{schedule}\"\nverifySchedule: \"{schedule}\"\nretentionDays: 7\narchiveTimeout: 30s"
+            ),
+            "",
+        );
+        let (ok, out) = dry_run(&manifest);
+        assert!(ok, "the schedule {schedule:?} was refused: {out}");
+    }
+    // What it refuses (a data plane would stop at start and its pods crash-loop), the API
+    // server refuses first, saying what a schedule looks like.
+    for schedule in [
+        "0 3 * *",
+        "0 0 3 * * *",
+        "61 * * * *",
+        "0 24 * * *",
+        "0 0 32 * *",
+        "0 0 * 13 *",
+        "0 0 * * 8",
+        "5/15 * * * *",
+        "*/0 * * * *",
+        "* * * * MON#6",
+        "every day",
+        "@midnight",
+        "@reboot",
+        "",
+    ] {
+        for field in ["schedule", "verifySchedule"] {
+            let manifest = backed_up(
+                "cron",
+                &format!("destination: file:///b\n{field}: \"{schedule}\""),
+                "",
+            );
+            let (ok, out) = dry_run(&manifest);
+            assert!(
+                !ok && out.contains(&format!("spec.backup.{field}"))
+                    && out.contains("must be a five-field cron expression in UTC"),
+                "{field} {schedule:?} was not refused as a bad cron expression: {out}"
+            );
+        }
+    }
+    for timeout in ["1s", "60s", "90", "5m", "1h", "2d"] {
+        let manifest = backed_up(
+            "timeout",
+            &format!("destination: file:///b\narchiveTimeout: \"{timeout}\""),
+            "",
+        );
+        let (ok, out) = dry_run(&manifest);
+        assert!(ok, "archiveTimeout {timeout:?} was refused: {out}");
+    }
+    for timeout in ["0s", "500ms", "1w", "-5s", "5 m", "soon", ""] {
+        let manifest = backed_up(
+            "timeout",
+            &format!("destination: file:///b\narchiveTimeout: \"{timeout}\""),
+            "",
+        );
+        let (ok, out) = dry_run(&manifest);
+        assert!(
+            !ok && out.contains("archiveTimeout must be a whole number of seconds"),
+            "archiveTimeout {timeout:?} was not refused: {out}"
+        );
+    }
+
+    // A restored cluster archives somewhere new: the store it was restored from holds another
+    // history, whose segments its own would clash with.
+    for (destination, source) in [
+        ("s3://backups/orders", "s3://backups/orders"),
+        ("s3://backups/orders/", "s3://backups/orders"),
+        ("s3://backups/orders", "s3://backups/orders//"),
+        ("file:///var/backups/a", "file:///var/backups/a/"),
+    ] {
+        let manifest = backed_up(
+            "restored",
+            &format!("destination: {destination}"),
+            &restored_from(source),
+        );
+        let (ok, out) = dry_run(&manifest);
+        assert!(
+            !ok && out.contains("spec.backup.destination")
+                && out.contains("backup.destination must differ from bootstrap.fromBackup.source")
+                && out.contains("archive it to a new prefix"),
+            "archiving {destination} after restoring from {source} was allowed: {out}"
+        );
+    }
+    for (destination, extra) in [
+        (
+            "s3://backups/orders-2",
+            restored_from("s3://backups/orders"),
+        ),
+        (
+            "s3://backups/orders/restored",
+            restored_from("s3://backups/orders"),
+        ),
+        ("s3://other/orders", restored_from("s3://backups/orders")),
+        // No restore, or a bootstrap without one: nothing to compare.
+        ("s3://backups/orders", String::new()),
+        ("s3://backups/orders", "  bootstrap: {}\n".to_string()),
+    ] {
+        let manifest = backed_up("restored", &format!("destination: {destination}"), &extra);
+        let (ok, out) = dry_run(&manifest);
+        assert!(ok, "a new prefix {destination} was refused: {out}");
+    }
+    let restore_only = format!(
+        "apiVersion: koru.dev/v1alpha1\nkind: KoruCluster\nmetadata:\n  name: copy\n  namespace: crd-backups\nspec:\n  version: \"0.1.0\"\n  replicas: 1\n  storage:\n    size: 1Gi\n{}",
+        restored_from("s3://backups/orders")
+    );
+    let (ok, out) = dry_run(&restore_only);
+    assert!(ok, "a restore without archiving was refused: {out}");
+    kubectl(
+        &k,
+        &["delete", "namespace", "crd-backups", "--wait=false"],
+        "",
+    );
+}
+
 #[test]
 fn the_api_server_accepts_every_desired_object() {
     use koru_operator::crd::{KoruCluster, KoruClusterSpec, Storage};
@@ -138,8 +300,10 @@ fn the_api_server_accepts_every_desired_object() {
             backup: Some(koru_operator::crd::BackupSettings {
                 destination: "s3://backups/orders".into(),
                 credentials_secret: Some("orders-s3".into()),
-                schedule: None,
+                schedule: Some("0 3 * * *".into()),
                 retention_days: Some(7),
+                archive_timeout: Some("30s".into()),
+                verify_schedule: Some("0 4 * * *".into()),
             }),
             bootstrap: Some(koru_operator::crd::Bootstrap {
                 from_backup: Some(koru_operator::crd::FromBackup {

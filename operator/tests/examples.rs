@@ -90,6 +90,16 @@ fn the_production_cluster_and_its_backup() {
         config.as_deref(),
         Some("always 10000 107374182400 /etc/koru/auth/public.pem orders")
     );
+    let backups = field(
+        &k,
+        ns,
+        "configmap/orders-config",
+        "{.data.KORU_BACKUP_STORE}|{.data.KORU_BACKUP_SCHEDULE}|{.data.KORU_BACKUP_RETENTION}|{.data.KORU_ARCHIVE_TIMEOUT}|{.data.KORU_VERIFY_SCHEDULE}",
+    );
+    assert_eq!(
+        backups.as_deref(),
+        Some("s3://koru-backups/orders|0 3 * * *|7d|30s|0 4 * * *")
+    );
     let pod = field(
         &k,
         ns,
@@ -111,6 +121,17 @@ fn the_production_cluster_and_its_backup() {
         )
         .filter(|s| s == "Running/3")
     });
+    // Drills are scheduled and none has run (no data plane answers here).
+    assert_eq!(
+        field(
+            &k,
+            ns,
+            "kc/orders",
+            "{.status.conditions[?(@.type==\"BackupVerified\")].status}/{.status.conditions[?(@.type==\"BackupVerified\")].reason}",
+        )
+        .as_deref(),
+        Some("Unknown/NoDrillYet")
+    );
 
     apply_example(&k, ns, "backup.yaml");
     assert_eq!(

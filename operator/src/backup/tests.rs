@@ -33,6 +33,8 @@ fn cluster(backup: bool, ready: bool) -> KoruCluster {
                 credentials_secret: None,
                 schedule: None,
                 retention_days: None,
+                archive_timeout: None,
+                verify_schedule: None,
             }),
             bootstrap: None,
             paused: false,

@@ -194,6 +194,23 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
     if let Some(backup) = &spec.backup {
         // Every sealed log segment is archived there, for backups and point-in-time restores.
         data.insert("KORU_BACKUP_STORE".into(), backup.destination.clone());
+        // Every pod that writes takes the scheduled base backups, prunes after each, and runs
+        // the restore drills; the data plane refuses a bad value at start, so the CRD checks
+        // them first.
+        let settings = [
+            ("KORU_ARCHIVE_TIMEOUT", backup.archive_timeout.clone()),
+            ("KORU_BACKUP_SCHEDULE", backup.schedule.clone()),
+            (
+                "KORU_BACKUP_RETENTION",
+                backup.retention_days.map(|days| format!("{days}d")),
+            ),
+            ("KORU_VERIFY_SCHEDULE", backup.verify_schedule.clone()),
+        ];
+        for (name, value) in settings {
+            if let Some(value) = value {
+                data.insert(name.into(), value.trim().to_string());
+            }
+        }
     }
     if let Some(limits) = &spec.limits {
         if let Some(ops) = limits.max_ops_per_sec {

@@ -176,6 +176,8 @@ fn backups_archive_with_credentials_and_a_bootstrap_restores_first() {
         credentials_secret: Some("orders-s3".into()),
         schedule: None,
         retention_days: None,
+        archive_timeout: None,
+        verify_schedule: None,
     });
     let d = desired(&kc).unwrap();
     assert_eq!(
@@ -231,6 +233,74 @@ fn backups_archive_with_credentials_and_a_bootstrap_restores_first() {
             .read_only_root_filesystem,
         Some(true)
     );
+}
+
+#[test]
+fn backup_schedules_retention_and_drills_reach_the_data_plane() {
+    let mut kc = cluster(3);
+    let backup_keys = |kc: &KoruCluster| -> Vec<(String, String)> {
+        desired(kc)
+            .unwrap()
+            .config
+            .data
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| {
+                k.starts_with("KORU_BACKUP")
+                    || k == "KORU_ARCHIVE_TIMEOUT"
+                    || k == "KORU_VERIFY_SCHEDULE"
+            })
+            .collect()
+    };
+    assert!(
+        backup_keys(&kc).is_empty(),
+        "no backups, no backup settings"
+    );
+
+    // Archiving only: the data plane's defaults (60 s timeout, no schedule, keep everything).
+    kc.spec.backup = Some(crate::crd::BackupSettings {
+        destination: "s3://backups/orders".into(),
+        credentials_secret: None,
+        schedule: None,
+        retention_days: None,
+        archive_timeout: None,
+        verify_schedule: None,
+    });
+    assert_eq!(
+        backup_keys(&kc),
+        [("KORU_BACKUP_STORE".into(), "s3://backups/orders".into())]
+    );
+
+    let backup = kc.spec.backup.as_mut().unwrap();
+    backup.schedule = Some("0 3 * * *".into());
+    backup.retention_days = Some(7);
+    backup.archive_timeout = Some("30s".into());
+    backup.verify_schedule = Some(" @daily ".into());
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        backup_keys(&kc),
+        pairs(&[
+            ("KORU_ARCHIVE_TIMEOUT", "30s"),
+            ("KORU_BACKUP_RETENTION", "7d"),
+            ("KORU_BACKUP_SCHEDULE", "0 3 * * *"),
+            ("KORU_BACKUP_STORE", "s3://backups/orders"),
+            ("KORU_VERIFY_SCHEDULE", "@daily"),
+        ])
+    );
+    // Every pod reads them: the one ConfigMap is the first source of the container's env.
+    let pod = desired(&kc)
+        .unwrap()
+        .statefulset
+        .spec
+        .template
+        .spec
+        .unwrap();
+    let from = &pod.containers[0].env_from.as_ref().unwrap()[0];
+    assert_eq!(from.config_map_ref.as_ref().unwrap().name, "orders-config");
 }
 
 #[test]

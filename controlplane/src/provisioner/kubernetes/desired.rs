@@ -39,6 +39,9 @@ pub const BACKUP_CREDENTIALS_SECRET: &str = "koru-backup-credentials";
 /// When every hosted cluster takes a base backup: hourly, on the hour, so a restore replays at
 /// most an hour of archived log on top of its base backup.
 pub const BACKUP_SCHEDULE: &str = "0 * * * *";
+/// When every hosted cluster runs a restore drill of its newest base backup: daily at 04:30 UTC,
+/// between two hourly backups.
+pub const VERIFY_SCHEDULE: &str = "30 4 * * *";
 /// Hex digits of the org-id hash that ends a shortened namespace name.
 const NAMESPACE_HASH_LEN: usize = 8;
 
@@ -254,8 +257,8 @@ pub fn koru_cluster(
 }
 
 /// Archiving to the cluster's own store with hourly base backups kept for the tier's retention
-/// (a retention of 0 days, from a spec older than backups, keeps every backup); none without a
-/// configured destination.
+/// (a retention of 0 days, from a spec older than backups, keeps every backup) and a daily restore
+/// drill; none without a configured destination.
 fn backup_settings(spec: &ClusterSpec, config: &KubeProvisionerConfig) -> Option<BackupSettings> {
     let destination = config.backup_destination.as_deref()?;
     Some(BackupSettings {
@@ -268,6 +271,8 @@ fn backup_settings(spec: &ClusterSpec, config: &KubeProvisionerConfig) -> Option
         retention_days: i32::try_from(spec.backup_retention_days)
             .ok()
             .filter(|&d| d > 0),
+        archive_timeout: None,
+        verify_schedule: Some(VERIFY_SCHEDULE.to_string()),
     })
 }
 
@@ -531,6 +536,7 @@ mod tests {
         assert_eq!(backup.destination, "s3://b/hosted/o-9/c-123");
         assert_eq!(backup.credentials_secret, None);
         assert_eq!(backup.retention_days, Some(1));
+        assert_eq!(backup.verify_schedule.as_deref(), Some("30 4 * * *"));
         let mut restored = spec();
         restored.id = "c-456".into();
         restored.backup_retention_days = 0;
