@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system libraries the build needs and cargo cannot: samael (SAML SSO in the control
 # plane) links libxmlsec1 (OpenSSL engine), libxml2 and OpenSSL, and generates its bindings with
-# bindgen, which needs libclang. Idempotent: installs only what is missing, with apt-get as root or
+# bindgen, which needs libclang; the Terraform provider's tf-provider compiles the plugin protocol
+# with protoc (protobuf-compiler, libprotobuf-dev). Idempotent: installs only what is missing, with apt-get as root or
 # through sudo. scripts/test.sh and scripts/run.sh call it before cargo.
 set -euo pipefail
 
-packages=(libxmlsec1-dev libxml2-dev libssl-dev libclang-dev clang pkg-config)
+packages=(libxmlsec1-dev libxml2-dev libssl-dev libclang-dev clang pkg-config protobuf-compiler libprotobuf-dev)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -16,6 +16,9 @@ scripts/install-kdelta.sh
 scripts/helm.sh version
 # MinIO for the data plane's S3 backup tests, built once from its Go module (about 3.5 minutes cold).
 scripts/s3env.sh build
+# protoc for the Terraform provider's build, and the terraform (or OpenTofu, built once) its tests run.
+KORU_TERRAFORM="$(terraform-provider/tools.sh)"
+export KORU_TERRAFORM
 echo "==> formatting"
 cargo fmt --all -- --check
 echo "==> clippy"

@@ -1,0 +1,58 @@
+//! The managed resources (`koru_cluster`, `koru_api_token`, `koru_backup`) and the helpers they
+//! share to read configuration values and report errors.
+
+mod api_token;
+mod backup;
+mod cluster;
+
+pub use api_token::{ApiTokenResource, ApiTokenState};
+pub use backup::{BackupResource, BackupState};
+pub use cluster::{ClusterChange, ClusterResource, ClusterState, Timeouts, plan_change};
+
+use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Description};
+use tf_provider::value::Value;
+
+/// The value if it is known and set.
+pub(crate) fn known<T>(value: &Value<T>) -> Option<&T> {
+    match value {
+        Value::Value(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// An attribute of a schema.
+pub(crate) fn attribute(
+    attr_type: AttributeType,
+    constraint: AttributeConstraint,
+    description: &str,
+) -> Attribute {
+    Attribute {
+        attr_type,
+        description: Description::plain(description),
+        constraint,
+        sensitive: false,
+        deprecated: false,
+    }
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC), as Terraform configurations compare times.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}
