@@ -4,40 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use axum::http::StatusCode;
-use common::{Api, backends};
+use common::{Api, backends, http};
 use serde_json::{Value, json};
-
-/// Polls an operation until it ends; returns it.
-async fn wait_operation(api: &Api, token: &str, id: &str) -> Value {
-    for _ in 0..600 {
-        let (status, op) = api
-            .call(
-                "GET",
-                &format!("/api/v1/operations/{id}"),
-                Some(token),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{op}");
-        if op["status"] != "running" {
-            return op;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("operation {id} still running after 60 s");
-}
-
-fn http() -> reqwest::Client {
-    // Another crate of the workspace may switch on reqwest's rustls without a provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn a_cluster_is_created_used_with_an_issued_token_and_deleted() {
@@ -57,7 +26,9 @@ async fn a_cluster_is_created_used_with_an_issued_token_and_deleted() {
         assert_eq!(status, StatusCode::ACCEPTED, "[{b}] {created}");
         assert_eq!(created["cluster"]["tier"], "free");
         assert_eq!(created["cluster"]["max_ops_per_sec"], 100);
-        let op = wait_operation(&api, &owner, created["operation"]["id"].as_str().unwrap()).await;
+        let op = api
+            .wait_operation(&owner, created["operation"]["id"].as_str().unwrap())
+            .await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
         let (status, cluster) = api
             .call("GET", &format!("{clusters}/orders"), Some(&owner), None)
@@ -149,7 +120,7 @@ async fn a_cluster_is_created_used_with_an_issued_token_and_deleted() {
             .call("DELETE", &format!("{clusters}/{id}"), Some(&owner), None)
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "[{b}] {op}");
-        let op = wait_operation(&api, &owner, op["id"].as_str().unwrap()).await;
+        let op = api.wait_operation(&owner, op["id"].as_str().unwrap()).await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
         let (status, _) = api
             .call("GET", &format!("{clusters}/{id}"), Some(&owner), None)
@@ -279,12 +250,13 @@ async fn tier_limits_are_enforced_and_named() {
             status == StatusCode::FORBIDDEN || status == StatusCode::CONFLICT,
             "[{b}] {e}"
         );
-        wait_operation(&api, &owner, first["operation"]["id"].as_str().unwrap()).await;
+        api.wait_operation(&owner, first["operation"]["id"].as_str().unwrap())
+            .await;
         let (status, op) = api
             .call("DELETE", &format!("{clusters}/{id}"), Some(&owner), None)
             .await;
         if status == StatusCode::ACCEPTED {
-            wait_operation(&api, &owner, op["id"].as_str().unwrap()).await;
+            api.wait_operation(&owner, op["id"].as_str().unwrap()).await;
         }
     }
 }
@@ -338,7 +310,9 @@ async fn plans_can_be_upgraded_and_a_downgrade_must_fit() {
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "[{b}] {created}");
         assert_eq!(created["cluster"]["max_ops_per_sec"], 10_000);
-        let op = wait_operation(&api, &owner, created["operation"]["id"].as_str().unwrap()).await;
+        let op = api
+            .wait_operation(&owner, created["operation"]["id"].as_str().unwrap())
+            .await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
         let (status, e) = api
             .call(
@@ -368,7 +342,9 @@ async fn plans_can_be_upgraded_and_a_downgrade_must_fit() {
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "[{b}] {changed}");
         assert_eq!(changed["cluster"]["max_ops_per_sec"], 100);
-        let op = wait_operation(&api, &owner, changed["operation"]["id"].as_str().unwrap()).await;
+        let op = api
+            .wait_operation(&owner, changed["operation"]["id"].as_str().unwrap())
+            .await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
         let (status, downgraded) = api
             .call(
@@ -383,7 +359,7 @@ async fn plans_can_be_upgraded_and_a_downgrade_must_fit() {
             .call("DELETE", &format!("{clusters}/{id}"), Some(&owner), None)
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "[{b}] {op}");
-        wait_operation(&api, &owner, op["id"].as_str().unwrap()).await;
+        api.wait_operation(&owner, op["id"].as_str().unwrap()).await;
     }
 }
 
@@ -402,7 +378,9 @@ async fn usage_is_collected_from_a_real_data_plane() {
                 Some(json!({"name": "metered"})),
             )
             .await;
-        let op = wait_operation(&api, &owner, created["operation"]["id"].as_str().unwrap()).await;
+        let op = api
+            .wait_operation(&owner, created["operation"]["id"].as_str().unwrap())
+            .await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
         let id = created["cluster"]["id"].as_str().unwrap();
         let (_, c) = api
@@ -456,7 +434,7 @@ async fn usage_is_collected_from_a_real_data_plane() {
             .call("DELETE", &format!("{clusters}/{id}"), Some(&owner), None)
             .await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        let op = wait_operation(&api, &owner, op["id"].as_str().unwrap()).await;
+        let op = api.wait_operation(&owner, op["id"].as_str().unwrap()).await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
     }
 }
@@ -490,7 +468,7 @@ async fn other_tenants_and_small_roles_cannot_touch_clusters() {
             .await;
         let id = created["cluster"]["id"].as_str().unwrap().to_string();
         let op_id = created["operation"]["id"].as_str().unwrap().to_string();
-        wait_operation(&api, &a_owner, &op_id).await;
+        api.wait_operation(&a_owner, &op_id).await;
         let calls: Vec<(&str, String, Option<Value>)> = vec![
             ("GET", a_clusters.clone(), None),
             (
@@ -593,7 +571,8 @@ async fn other_tenants_and_small_roles_cannot_touch_clusters() {
                 None,
             )
             .await;
-        wait_operation(&api, &a_owner, op["id"].as_str().unwrap()).await;
+        api.wait_operation(&a_owner, op["id"].as_str().unwrap())
+            .await;
     }
 }
 
@@ -623,7 +602,9 @@ async fn backups_are_taken_and_listed_through_the_data_plane() {
             e["error"]["message"].as_str().unwrap().contains("Running"),
             "[{b}] {e}"
         );
-        let op = wait_operation(&api, &owner, created["operation"]["id"].as_str().unwrap()).await;
+        let op = api
+            .wait_operation(&owner, created["operation"]["id"].as_str().unwrap())
+            .await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
         let (_, cluster) = api
             .call("GET", &format!("{clusters}/{id}"), Some(&owner), None)
@@ -720,7 +701,7 @@ async fn backups_are_taken_and_listed_through_the_data_plane() {
         let (_, op) = api
             .call("DELETE", &format!("{clusters}/{id}"), Some(&owner), None)
             .await;
-        let op = wait_operation(&api, &owner, op["id"].as_str().unwrap()).await;
+        let op = api.wait_operation(&owner, op["id"].as_str().unwrap()).await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
     }
 }

@@ -8,37 +8,8 @@ mod common;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{Api, backends};
+use common::{Api, backends, http};
 use serde_json::{Value, json};
-
-/// Polls an operation until it ends; returns it.
-async fn wait_operation(api: &Api, token: &str, id: &str) -> Value {
-    for _ in 0..600 {
-        let (status, op) = api
-            .call(
-                "GET",
-                &format!("/api/v1/operations/{id}"),
-                Some(token),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{op}");
-        if op["status"] != "running" {
-            return op;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("operation {id} still running after 120 s");
-}
-
-fn http() -> reqwest::Client {
-    // Another crate of the workspace may switch on reqwest's rustls without a provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
 
 /// A cluster's endpoint and a write-scope data token for it.
 async fn connect(api: &Api, owner: &str, clusters: &str, id: &str) -> (String, String) {
@@ -138,7 +109,9 @@ async fn a_cluster_is_restored_into_a_new_cluster_as_of_a_moment() {
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "[{b}] {created}");
         let source = created["cluster"]["id"].as_str().unwrap().to_string();
-        let op = wait_operation(&api, &owner, created["operation"]["id"].as_str().unwrap()).await;
+        let op = api
+            .wait_operation(&owner, created["operation"]["id"].as_str().unwrap())
+            .await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
         let (endpoint, token) = connect(&api, &owner, &clusters, &source).await;
 
@@ -268,7 +241,9 @@ async fn a_cluster_is_restored_into_a_new_cluster_as_of_a_moment() {
             .await;
         assert_eq!(status, StatusCode::OK, "[{b}] {again}");
         assert_eq!(again["cluster"]["id"], restored["cluster"]["id"]);
-        let op = wait_operation(&api, &owner, restored["operation"]["id"].as_str().unwrap()).await;
+        let op = api
+            .wait_operation(&owner, restored["operation"]["id"].as_str().unwrap())
+            .await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
         let before = restored["cluster"]["id"].as_str().unwrap().to_string();
         let (status, shown) = api
@@ -364,7 +339,9 @@ async fn a_cluster_is_restored_into_a_new_cluster_as_of_a_moment() {
             )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "[{b}] {latest}");
-        let op = wait_operation(&api, &owner, latest["operation"]["id"].as_str().unwrap()).await;
+        let op = api
+            .wait_operation(&owner, latest["operation"]["id"].as_str().unwrap())
+            .await;
         assert_eq!(op["status"], "succeeded", "[{b}] {op}");
         let latest = latest["cluster"]["id"].as_str().unwrap().to_string();
         let (latest_endpoint, latest_token) = connect(&api, &owner, &clusters, &latest).await;
@@ -382,7 +359,7 @@ async fn a_cluster_is_restored_into_a_new_cluster_as_of_a_moment() {
             let (_, op) = api
                 .call("DELETE", &format!("{clusters}/{id}"), Some(&owner), None)
                 .await;
-            let op = wait_operation(&api, &owner, op["id"].as_str().unwrap()).await;
+            let op = api.wait_operation(&owner, op["id"].as_str().unwrap()).await;
             assert_eq!(op["status"], "succeeded", "[{b}] {op}");
         }
     }

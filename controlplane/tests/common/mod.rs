@@ -72,23 +72,28 @@ impl Drop for Api {
     /// Local clusters outlive their provisioner by design (they survive a control-plane restart),
     /// so a finished test kills the data planes it started, found by their data directory.
     fn drop(&mut self) {
-        let dir = self.dir.display().to_string();
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
+        kill_dataplanes_under(&self.dir);
+    }
+}
+
+/// Kills (SIGKILL) every `koru-dataplane` process whose command line names a path under `dir`.
+pub fn kill_dataplanes_under(dir: &std::path::Path) {
+    let dir = dir.display().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in procs.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
         };
-        for entry in procs.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                continue;
-            };
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            if cmdline.contains("koru-dataplane") && cmdline.contains(&dir) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("koru-dataplane") && cmdline.contains(&dir) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
         }
     }
 }
@@ -220,4 +225,36 @@ impl Api {
             body["refresh_token"].as_str().unwrap().to_string(),
         )
     }
+}
+
+impl Api {
+    /// Polls an operation until it ends (at most 120 s); returns it.
+    pub async fn wait_operation(&self, token: &str, id: &str) -> Value {
+        for _ in 0..1200 {
+            let (status, op) = self
+                .call(
+                    "GET",
+                    &format!("/api/v1/operations/{id}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{op}");
+            if op["status"] != "running" {
+                return op;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("operation {id} still running after 120 s");
+    }
+}
+
+/// An HTTP client for calls to data planes, with a short timeout.
+pub fn http() -> reqwest::Client {
+    // Another crate of the workspace may switch on reqwest's rustls without a provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
 }
