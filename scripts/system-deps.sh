@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# Installs the system libraries the build needs and cargo cannot: samael (SAML SSO in the control
-# plane) links libxmlsec1 (OpenSSL engine), libxml2 and OpenSSL, and generates its bindings with
-# bindgen, which needs libclang; the Terraform provider's tf-provider compiles the plugin protocol
-# with protoc (protobuf-compiler, libprotobuf-dev). Idempotent: installs only what is missing, with apt-get as root or
-# through sudo. scripts/test.sh and scripts/run.sh call it before cargo.
+# Installs the system packages the build and the tests need and cargo cannot. Groups:
+#   build (the default): samael (SAML SSO in the control plane) links libxmlsec1 (OpenSSL engine),
+#     libxml2 and OpenSSL and generates its bindings with bindgen, which needs libclang; the
+#     Terraform provider's tf-provider compiles the plugin protocol with protoc (protobuf-compiler,
+#     libprotobuf-dev).
+#   browser: the dashboard's browser test (controlplane/tests/dashboard/) drives Debian's headless
+#     chromium from node (nodejs).
+# Idempotent: installs only what is missing, with apt-get as root or through sudo. scripts/run.sh
+# calls it for `build`, scripts/test.sh for `build browser`.
 set -euo pipefail
 
-packages=(libxmlsec1-dev libxml2-dev libssl-dev libclang-dev clang pkg-config protobuf-compiler libprotobuf-dev)
+packages=()
+for group in "${@:-build}"; do
+  case "$group" in
+    build) packages+=(libxmlsec1-dev libxml2-dev libssl-dev libclang-dev clang pkg-config protobuf-compiler libprotobuf-dev) ;;
+    browser)
+      packages+=(chromium nodejs)
+      # Debian ships npm as its own package; NodeSource's nodejs bundles it (and conflicts with it).
+      command -v npm >/dev/null 2>&1 || packages+=(npm)
+      ;;
+    *) echo "system-deps: unknown group $group (build, browser)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -6,8 +6,8 @@ source scripts/env.sh
 # Every clone builds the workspace's crates under a new fingerprint, so incremental caches would
 # only pile up (several GB a run) without ever being reused; third-party crates are unaffected.
 export CARGO_INCREMENTAL=0
-echo "==> system libraries (scripts/system-deps.sh: xmlsec1, libxml2, libclang for samael)"
-scripts/system-deps.sh
+echo "==> system packages (scripts/system-deps.sh: libraries for samael, protoc, chromium and node)"
+scripts/system-deps.sh build browser
 echo "==> pruning stale build output (scripts/prune-cache.sh)"
 scripts/prune-cache.sh
 echo "==> test tools"
@@ -16,6 +16,8 @@ scripts/install-kdelta.sh
 scripts/helm.sh version
 # MinIO for the data plane's S3 backup tests, built once from its Go module (about 3.5 minutes cold).
 scripts/s3env.sh build
+# playwright-core for the dashboard's browser test, installed once per lockfile under ~/.cache.
+scripts/browser-test-deps.sh >/dev/null
 # protoc for the Terraform provider's build, and the terraform (or OpenTofu, built once) its tests run.
 KORU_TERRAFORM="$(terraform-provider/tools.sh)"
 export KORU_TERRAFORM

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backups;
 pub mod clusters;
 pub mod config;
+pub mod dashboard;
 pub mod data_tokens;
 pub mod db;
 pub mod error;

@@ -116,6 +116,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             addr: config.listen,
             source,
         })?;
+    let mut state = state;
+    // Listening on port 0 (tests), the real address is known only now; links need it.
+    if config.listen.port() == 0 && state.public_url == format!("http://{}", config.listen) {
+        state.public_url = format!("http://{addr}");
+    }
     println!("koru-controlplane listening on http://{addr}");
     let app = crate::http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)

@@ -19,7 +19,7 @@ use utoipa::OpenApi;
 use crate::error::Error;
 use crate::state::AppState;
 
-/// The whole API as a router, so tests call it without a socket.
+/// The whole API, and the dashboard's pages at `/`, as a router, so tests call it without a socket.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(meta::healthz))
@@ -93,7 +93,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/orgs/{org}/audit/export", get(audit::export))
         .route("/api/v1/orgs/{org}/audit/verify", get(audit::verify))
         .route("/api/v1/audit/public-key", get(audit::public_key))
-        .fallback(meta::not_found)
+        .merge(crate::dashboard::routes(state.clone()))
+        .fallback(crate::dashboard::fallback)
         // Last, so it wraps every route above: request ids and the audit log.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

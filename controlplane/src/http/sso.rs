@@ -112,16 +112,20 @@ pub struct AcsForm {
     pub relay_state: Option<String>,
 }
 
-/// The assertion consumer service: verifies the IdP's response and opens a session.
+/// The assertion consumer service: verifies the IdP's response and opens a session. A browser
+/// (one that accepts `text/html`, as the IdP's auto-submitted form does) gets the session in the
+/// dashboard's cookies and a redirect to the login's RelayState; other clients get the tokens.
 #[utoipa::path(post, path = "/saml/{org}/acs", params(("org" = String, Path, description = "id or slug")),
     request_body(content = AcsForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = SsoLogin), (status = 400), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = SsoLogin), (status = 303, description = "a browser: session cookies, and a redirect to the RelayState"),
+        (status = 400), (status = 401), (status = 403), (status = 404)))]
 pub async fn acs(
     State(state): State<AppState>,
     Path(org): Path<String>,
     extensions: axum::http::Extensions,
+    headers: axum::http::HeaderMap,
     form: std::result::Result<Form<AcsForm>, FormRejection>,
-) -> Result<axum::Json<SsoLogin>> {
+) -> Result<Response> {
     let Form(form) = form.map_err(|e| {
         Error::BadRequest(format!(
             "send SAMLResponse as an x-www-form-urlencoded field: {}",
@@ -137,5 +141,12 @@ pub async fn acs(
     )
     .await?;
     crate::audit::middleware::AuditSlot::note_actor(&extensions, format!("user:{}", login.user.id));
-    Ok(axum::Json(login))
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if browser {
+        return Ok(crate::dashboard::sso::landing(&state, &login));
+    }
+    Ok(axum::Json(login).into_response())
 }

@@ -1,0 +1,749 @@
+//! Clusters: the list with status badges, the create form with the plan's limits and remaining
+//! quota, and a cluster's page with its connection snippet, data-plane tokens, backups with the
+//! recoverable window, and the restore form.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use koru_dataplane::auth::Scope;
+use serde::Deserialize;
+
+use super::chart::Chart;
+use super::session::{Flash, SignedIn, with_cookies};
+use super::view::{self, Layout, OrgContext};
+use super::{PageError, PageResult, render};
+use crate::auth::Role;
+use crate::backups;
+use crate::clusters::{self, Cluster, CreateCluster, DEFAULT_REGION};
+use crate::data_tokens::{self, DataToken, DataTokenRequest};
+use crate::error::Error;
+use crate::operations;
+use crate::restores::{self, RestoreCluster};
+use crate::state::AppState;
+use crate::tiers::{self, TierName};
+use crate::usage;
+
+/// Lifetime of the read token on a cluster's page, as in the API's cluster detail.
+const PAGE_TOKEN_TTL_SECS: u64 = 15 * 60;
+/// How long a cluster's page waits for its data plane's backup listing.
+const BACKUP_LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How far back the usage charts reach.
+const USAGE_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// The path of a cluster's page: by name, or by id for a cluster named like the `new` page.
+fn cluster_href(slug: &str, c: &Cluster) -> String {
+    let id = if c.name == "new" { &c.id } else { &c.name };
+    format!("/orgs/{slug}/clusters/{id}")
+}
+
+/// A cluster in the list.
+struct ClusterRow {
+    name: String,
+    href: String,
+    phase: String,
+    badge: &'static str,
+    tier: &'static str,
+    region: String,
+    replicas: u32,
+    endpoint: Option<String>,
+    created: String,
+}
+
+fn row(slug: &str, c: &Cluster) -> ClusterRow {
+    ClusterRow {
+        name: c.name.clone(),
+        href: cluster_href(slug, c),
+        phase: c.phase.clone(),
+        badge: view::phase_class(&c.phase),
+        tier: c.tier.as_str(),
+        region: c.region.clone(),
+        replicas: c.replicas,
+        endpoint: c.endpoint.clone(),
+        created: view::time_ms(c.created_at),
+    }
+}
+
+/// How many clusters the organization's plan allows and how many it has.
+struct Quota {
+    plan: &'static str,
+    used: u32,
+    max: u32,
+    remaining: u32,
+}
+
+fn quota(plan: TierName, used: usize) -> Quota {
+    let max = tiers::tier(plan).max_clusters;
+    let used = u32::try_from(used).unwrap_or(u32::MAX);
+    Quota {
+        plan: plan.as_str(),
+        used,
+        max,
+        remaining: max.saturating_sub(used),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "clusters.html")]
+struct ListPage {
+    layout: Layout,
+    new_href: String,
+    clusters: Vec<ClusterRow>,
+    quota: Quota,
+    can_create: bool,
+    live: String,
+}
+
+/// `GET /orgs/{org}/clusters`.
+pub async fn list(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(org): Path<String>,
+) -> PageResult {
+    let ctx = OrgContext::load(&state, &user, &org, "Clusters", "clusters").await?;
+    let all = clusters::list(&state.db, &ctx.access.org.id).await?;
+    let live = if all.iter().any(|c| view::phase_settling(&c.phase)) {
+        all.iter()
+            .map(|c| format!("{}={}", c.id, c.phase))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        String::new()
+    };
+    let page = ListPage {
+        new_href: format!("/orgs/{}/clusters/new", ctx.slug()),
+        clusters: all.iter().map(|c| row(ctx.slug(), c)).collect(),
+        quota: quota(ctx.access.org.tier, all.len()),
+        can_create: ctx.access.role >= Role::Member,
+        live,
+        layout: ctx.layout,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// A tier in the create form.
+struct TierOption {
+    name: &'static str,
+    storage: String,
+    ops: String,
+    max_replicas: u32,
+    retention: u32,
+    allowed: bool,
+}
+
+/// What the create form holds.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterForm {
+    name: String,
+    tier: String,
+    #[serde(default)]
+    region: String,
+    replicas: u32,
+    /// Makes a double submission create one cluster.
+    #[serde(default)]
+    idempotency_key: String,
+}
+
+#[derive(Template)]
+#[template(path = "cluster_new.html")]
+struct NewPage {
+    layout: Layout,
+    action: String,
+    plan_href: String,
+    tiers: Vec<TierOption>,
+    quota: Quota,
+    form: ClusterForm,
+    error: Option<String>,
+    is_owner: bool,
+}
+
+async fn new_page(
+    state: &AppState,
+    ctx: OrgContext,
+    form: ClusterForm,
+    status: StatusCode,
+    error: Option<String>,
+) -> PageResult {
+    let used = clusters::list(&state.db, &ctx.access.org.id).await?.len();
+    let plan = ctx.access.org.tier;
+    let tiers = tiers::TIERS
+        .iter()
+        .map(|t| TierOption {
+            name: t.name.as_str(),
+            storage: view::bytes(t.max_storage_bytes),
+            ops: view::number(t.max_ops_per_sec),
+            max_replicas: t.max_replicas,
+            retention: t.backup_retention_days,
+            allowed: clusters::check_tier(plan, t.name).is_ok(),
+        })
+        .collect();
+    let page = NewPage {
+        action: format!("/orgs/{}/clusters", ctx.slug()),
+        plan_href: format!("/orgs/{}/plan", ctx.slug()),
+        tiers,
+        quota: quota(plan, used),
+        form,
+        error,
+        is_owner: ctx.access.role >= Role::Owner,
+        layout: ctx.layout,
+    };
+    Ok(render(status, &page))
+}
+
+/// `GET /orgs/{org}/clusters/new`.
+pub async fn new(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(org): Path<String>,
+) -> PageResult {
+    let ctx = OrgContext::load(&state, &user, &org, "New cluster", "clusters").await?;
+    let form = ClusterForm {
+        name: String::new(),
+        tier: ctx.access.org.tier.as_str().to_string(),
+        region: DEFAULT_REGION.to_string(),
+        replicas: 1,
+        idempotency_key: crate::db::new_id(),
+    };
+    new_page(&state, ctx, form, StatusCode::OK, None).await
+}
+
+/// `POST /orgs/{org}/clusters`: creates the cluster (member) and goes to its page.
+pub async fn create(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(org): Path<String>,
+    Form(form): Form<ClusterForm>,
+) -> PageResult {
+    let ctx = OrgContext::load(&state, &user, &org, "New cluster", "clusters").await?;
+    match try_create(&state, &ctx, &form).await {
+        Ok(cluster) => {
+            let flash = Flash::cookie(
+                &user.visitor.policy,
+                false,
+                &format!(
+                    "Cluster {} is being created; this page follows its progress.",
+                    cluster.name
+                ),
+            );
+            let to = cluster_href(ctx.slug(), &cluster);
+            Ok(with_cookies(Redirect::to(&to).into_response(), vec![flash]))
+        }
+        Err(e @ (Error::Database(_) | Error::Internal(_))) => Err(e.into()),
+        Err(e) => {
+            let (status, _) = e.status_and_code();
+            let error = Some(view::sentence(&e.to_string()));
+            new_page(&state, ctx, form, status, error).await
+        }
+    }
+}
+
+async fn try_create(
+    state: &AppState,
+    ctx: &OrgContext,
+    form: &ClusterForm,
+) -> Result<Cluster, Error> {
+    ctx.access.require(Role::Member)?;
+    let org = &ctx.access.org;
+    let key = Some(form.idempotency_key.as_str()).filter(|k| (1..=200).contains(&k.len()));
+    if let Some(key) = key
+        && let Some(done) = operations::by_idempotency_key(&state.db, &org.id, key).await?
+    {
+        return clusters::get(&state.db, &org.id, &done.cluster_id).await;
+    }
+    let tier = TierName::parse(&form.tier)
+        .ok_or_else(|| Error::BadRequest(format!("there is no tier {:?}", form.tier)))?;
+    let region = form.region.trim();
+    let request = CreateCluster {
+        name: form.name.trim().to_string(),
+        tier: Some(tier),
+        region: Some(
+            if region.is_empty() {
+                DEFAULT_REGION
+            } else {
+                region
+            }
+            .to_string(),
+        ),
+        replicas: Some(form.replicas),
+    };
+    let (cluster, _) = clusters::create(state, org, &request, None, key).await?;
+    Ok(cluster)
+}
+
+/// How to reach a cluster, with a token.
+struct Connection {
+    scope: String,
+    expires: String,
+    snippet: String,
+}
+
+/// A shell snippet that uses `token` against `endpoint`: it writes a key when the token may,
+/// and reads it back.
+pub fn snippet(endpoint: &str, token: &str, scope: Scope) -> String {
+    let mut lines = vec![
+        format!("export KORU_URL={endpoint}"),
+        format!("export KORU_TOKEN={token}"),
+    ];
+    if scope >= Scope::Write {
+        lines.push(
+            "curl -sS -w '\\n' -X PUT \"$KORU_URL/api/v1/users/alice\" -H \"Authorization: Bearer $KORU_TOKEN\" -d '{\"value\": {\"name\": \"Alice\"}}'"
+                .into(),
+        );
+    }
+    lines.push("curl -sS -w '\\n' \"$KORU_URL/api/v1/users/alice\" -H \"Authorization: Bearer $KORU_TOKEN\"".into());
+    lines.join("\n")
+}
+
+/// A backup in the list.
+struct BackupRow {
+    id: String,
+    created: String,
+    span: String,
+    lsns: String,
+}
+
+/// What the page says about backups.
+struct Backups {
+    /// Why they are not listed, when they are not.
+    note: Option<String>,
+    rows: Vec<BackupRow>,
+    earliest: Option<String>,
+    latest: Option<String>,
+    /// The latest restorable moment as RFC 3339, the restore form's default.
+    latest_raw: String,
+    drill: Option<String>,
+}
+
+/// The restore form, as submitted (or its defaults).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RestoreForm {
+    name: String,
+    #[serde(default)]
+    target_time: String,
+    #[serde(default)]
+    backup_id: String,
+    #[serde(default)]
+    idempotency_key: String,
+}
+
+#[derive(Template)]
+#[template(path = "cluster.html")]
+struct DetailPage {
+    layout: Layout,
+    href: String,
+    cluster: Cluster,
+    badge: &'static str,
+    settling: bool,
+    storage: String,
+    ops: String,
+    created: String,
+    restored_from: Option<String>,
+    connection: Option<Connection>,
+    issued: bool,
+    scopes: Vec<&'static str>,
+    token_error: Option<String>,
+    backups: Backups,
+    can_write: bool,
+    restore: RestoreForm,
+    restore_error: Option<String>,
+    /// Operations per second and stored bytes over the last day, as SVG.
+    usage_charts: Option<(String, String)>,
+}
+
+/// What a POST on a cluster's page brings to it.
+#[derive(Default)]
+struct Outcome {
+    issued: Option<DataToken>,
+    token_error: Option<String>,
+    restore: Option<RestoreForm>,
+    restore_error: Option<String>,
+}
+
+async fn detail_page(
+    state: &AppState,
+    ctx: OrgContext,
+    cluster: Cluster,
+    status: StatusCode,
+    outcome: Outcome,
+) -> PageResult {
+    let org = &ctx.access.org;
+    let limits = tiers::tier(cluster.tier);
+    let issued = outcome.issued.is_some();
+    let connection = match &cluster.endpoint {
+        Some(endpoint) => {
+            let token = match outcome.issued {
+                Some(t) => t,
+                None => issue(state, &ctx, &cluster, Scope::Read, PAGE_TOKEN_TTL_SECS)?,
+            };
+            let expires = i64::try_from(token.expires_at).unwrap_or(0) * 1000;
+            Some(Connection {
+                snippet: snippet(endpoint, &token.token, token.scope),
+                scope: token.scope.to_string(),
+                expires: view::time_ms(expires),
+            })
+        }
+        None => None,
+    };
+    let backups = backups_of(state, &cluster).await;
+    let usage_charts = usage_charts(state, &cluster).await?;
+    let restored_from = match &cluster.restored_from {
+        Some(r) => Some(
+            match clusters::get(&state.db, &org.id, &r.cluster_id).await {
+                Ok(source) => source.name,
+                Err(_) => format!("a deleted cluster ({})", r.cluster_id),
+            },
+        ),
+        None => None,
+    };
+    let restore = outcome.restore.unwrap_or_else(|| RestoreForm {
+        name: restore_name(&cluster.name),
+        target_time: backups.latest_raw.clone(),
+        backup_id: String::new(),
+        idempotency_key: crate::db::new_id(),
+    });
+    let scopes = [Scope::Read, Scope::Write, Scope::Admin]
+        .into_iter()
+        .filter(|s| *s <= data_tokens::max_scope(ctx.access.role))
+        .map(|s| match s {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        })
+        .collect();
+    let page = DetailPage {
+        href: cluster_href(&org.slug, &cluster),
+        badge: view::phase_class(&cluster.phase),
+        settling: view::phase_settling(&cluster.phase),
+        storage: view::bytes(limits.max_storage_bytes),
+        ops: view::number(limits.max_ops_per_sec),
+        created: view::time_ms(cluster.created_at),
+        restored_from,
+        connection,
+        issued,
+        scopes,
+        token_error: outcome.token_error,
+        backups,
+        can_write: ctx.access.role >= Role::Member,
+        restore,
+        restore_error: outcome.restore_error,
+        usage_charts,
+        cluster,
+        layout: ctx.layout,
+    };
+    Ok(render(status, &page))
+}
+
+/// The cluster's usage over the last day against its tier's limits, when sampled at all.
+async fn usage_charts(
+    state: &AppState,
+    cluster: &Cluster,
+) -> Result<Option<(String, String)>, Error> {
+    let since = crate::db::now_ms() - USAGE_WINDOW_MS;
+    let Some(usage) = usage::of_org(&state.db, &cluster.org_id, since)
+        .await?
+        .into_iter()
+        .find(|u| u.cluster_id == cluster.id)
+    else {
+        return Ok(None);
+    };
+    let ops: Vec<(i64, f64)> = usage.points.iter().map(|p| (p.at, p.ops_per_sec)).collect();
+    let stored: Vec<(i64, f64)> = usage
+        .points
+        .iter()
+        .map(|p| (p.at, p.stored_bytes as f64))
+        .collect();
+    let per_sec = |v: f64| {
+        if v >= 10.0 || v == 0.0 {
+            format!("{}/s", view::number(v.round() as u64))
+        } else {
+            format!("{v:.1}/s")
+        }
+    };
+    let size = |v: f64| view::bytes(v.max(0.0).round() as u64);
+    let ops = Chart {
+        title: "Operations per second",
+        points: &ops,
+        limit: usage.max_ops_per_sec as f64,
+        format: &per_sec,
+    }
+    .svg("usage-ops");
+    let stored = Chart {
+        title: "Stored data",
+        points: &stored,
+        limit: usage.max_storage_bytes as f64,
+        format: &size,
+    }
+    .svg("usage-storage");
+    Ok(ops.zip(stored))
+}
+
+/// A default name for a restored copy of `name`, within the 40 characters of cluster names.
+fn restore_name(name: &str) -> String {
+    let base: String = name.chars().take(32).collect();
+    format!("{}-restore", base.trim_end_matches('-'))
+}
+
+fn issue(
+    state: &AppState,
+    ctx: &OrgContext,
+    cluster: &Cluster,
+    scope: Scope,
+    ttl_secs: u64,
+) -> Result<DataToken, Error> {
+    let now = u64::try_from(crate::db::now_ms() / 1000).unwrap_or(0);
+    data_tokens::issue(
+        &state.dataplane_key,
+        &cluster.id,
+        &ctx.actor,
+        ctx.access.role,
+        &DataTokenRequest {
+            scope,
+            ttl_secs: Some(ttl_secs),
+        },
+        now,
+    )
+}
+
+async fn backups_of(state: &AppState, cluster: &Cluster) -> Backups {
+    let mut out = Backups {
+        note: None,
+        rows: Vec::new(),
+        earliest: None,
+        latest: None,
+        latest_raw: String::new(),
+        drill: None,
+    };
+    if cluster.phase != "Running" {
+        out.note = Some("Backups are listed here once the cluster is running.".into());
+        return out;
+    }
+    // The page must not wait on a slow data plane for as long as the API may (a base backup).
+    let listed = tokio::time::timeout(BACKUP_LIST_TIMEOUT, backups::list(state, cluster))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Unavailable(format!(
+                "cluster {} did not answer within {} s",
+                cluster.name,
+                BACKUP_LIST_TIMEOUT.as_secs()
+            )))
+        });
+    match listed {
+        Ok(listed) => {
+            out.rows = listed
+                .backups
+                .iter()
+                .rev()
+                .map(|b| BackupRow {
+                    id: b.id.clone(),
+                    created: view::rfc3339(&b.created),
+                    span: match (&b.first_time, &b.last_time) {
+                        (Some(first), Some(last)) => {
+                            format!("{} to {}", view::rfc3339(first), view::rfc3339(last))
+                        }
+                        _ => "no writes yet".into(),
+                    },
+                    lsns: format!("{}–{}", b.first_lsn, b.last_lsn),
+                })
+                .collect();
+            out.earliest = listed.window.earliest.as_deref().map(view::rfc3339);
+            out.latest = listed.window.latest.as_deref().map(view::rfc3339);
+            out.latest_raw = listed.window.latest.unwrap_or_default();
+            out.drill = listed.verification.map(|v| {
+                format!(
+                    "Last restore drill, {}: {}",
+                    view::rfc3339(&v.at),
+                    if v.ok {
+                        "passed".to_string()
+                    } else {
+                        format!("FAILED: {}", v.message)
+                    }
+                )
+            });
+        }
+        Err(e) => {
+            if matches!(e, Error::Database(_) | Error::Internal(_)) {
+                tracing::warn!(cluster = %cluster.id, error = %e, "listing backups for the dashboard");
+            }
+            out.note = Some(format!(
+                "Backups cannot be listed right now: {}",
+                PageError::from(e).message()
+            ));
+        }
+    }
+    out
+}
+
+/// `GET /orgs/{org}/clusters/{id}`.
+pub async fn detail(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path((org, id)): Path<(String, String)>,
+) -> PageResult {
+    let ctx = OrgContext::load(&state, &user, &org, &id, "clusters").await?;
+    let cluster = clusters::get(&state.db, &ctx.access.org.id, &id).await?;
+    detail_page(&state, ctx, cluster, StatusCode::OK, Outcome::default()).await
+}
+
+/// The data-token form.
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    scope: String,
+    ttl_secs: u64,
+}
+
+/// `POST /orgs/{org}/clusters/{id}/data-tokens`: the cluster's page with a token of the chosen
+/// scope and lifetime in its snippet.
+pub async fn data_token(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path((org, id)): Path<(String, String)>,
+    Form(form): Form<TokenForm>,
+) -> PageResult {
+    let ctx = OrgContext::load(&state, &user, &org, &id, "clusters").await?;
+    let cluster = clusters::get(&state.db, &ctx.access.org.id, &id).await?;
+    let scope = match form.scope.as_str() {
+        "read" => Ok(Scope::Read),
+        "write" => Ok(Scope::Write),
+        "admin" => Ok(Scope::Admin),
+        other => Err(Error::BadRequest(format!("there is no scope {other:?}"))),
+    };
+    let issued = scope.and_then(|s| issue(&state, &ctx, &cluster, s, form.ttl_secs));
+    let (status, outcome) = match issued {
+        Ok(token) => (
+            StatusCode::CREATED,
+            Outcome {
+                issued: Some(token),
+                ..Outcome::default()
+            },
+        ),
+        Err(e) => (
+            e.status_and_code().0,
+            Outcome {
+                token_error: Some(view::sentence(&e.to_string())),
+                ..Outcome::default()
+            },
+        ),
+    };
+    detail_page(&state, ctx, cluster, status, outcome).await
+}
+
+/// `POST /orgs/{org}/clusters/{id}/backups`: takes a base backup now (member).
+pub async fn backup(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path((org, id)): Path<(String, String)>,
+) -> PageResult {
+    let ctx = OrgContext::load(&state, &user, &org, &id, "clusters").await?;
+    let cluster = clusters::get(&state.db, &ctx.access.org.id, &id).await?;
+    let taken = match ctx.access.require(Role::Member) {
+        Ok(()) => backups::take(&state, &cluster).await,
+        Err(e) => Err(e),
+    };
+    let flash = match taken {
+        Ok(b) => format!(
+            "Backup {} taken: it covers everything written up to {}.",
+            b.id,
+            b.last_time
+                .as_deref()
+                .map(view::rfc3339)
+                .unwrap_or_else(|| "now".into())
+        ),
+        Err(e @ (Error::Database(_) | Error::Internal(_))) => return Err(e.into()),
+        Err(e) => format!("No backup was taken. {}", view::sentence(&e.to_string())),
+    };
+    let error = flash.starts_with("No backup");
+    let cookie = Flash::cookie(&user.visitor.policy, error, &flash);
+    let to = format!("{}#backups", cluster_href(ctx.slug(), &cluster));
+    Ok(with_cookies(
+        Redirect::to(&to).into_response(),
+        vec![cookie],
+    ))
+}
+
+/// `POST /orgs/{org}/clusters/{id}/restore`: restores the cluster's backups into a new cluster as
+/// of the chosen moment (member), as `POST …/restore` does, and goes to the new cluster's page.
+pub async fn restore(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path((org, id)): Path<(String, String)>,
+    Form(form): Form<RestoreForm>,
+) -> PageResult {
+    let ctx = OrgContext::load(&state, &user, &org, &id, "clusters").await?;
+    let source = clusters::get(&state.db, &ctx.access.org.id, &id).await?;
+    match try_restore(&state, &ctx, &source, &form).await {
+        Ok(created) => {
+            let flash = Flash::cookie(
+                &user.visitor.policy,
+                false,
+                &format!(
+                    "Cluster {} is being restored from {}; this page follows its progress.",
+                    created.name, source.name
+                ),
+            );
+            let to = cluster_href(ctx.slug(), &created);
+            Ok(with_cookies(Redirect::to(&to).into_response(), vec![flash]))
+        }
+        Err(e @ (Error::Database(_) | Error::Internal(_))) => Err(e.into()),
+        Err(e) => {
+            let outcome = Outcome {
+                restore_error: Some(view::sentence(&e.to_string())),
+                restore: Some(form),
+                ..Outcome::default()
+            };
+            detail_page(&state, ctx, source, e.status_and_code().0, outcome).await
+        }
+    }
+}
+
+async fn try_restore(
+    state: &AppState,
+    ctx: &OrgContext,
+    source: &Cluster,
+    form: &RestoreForm,
+) -> Result<Cluster, Error> {
+    ctx.access.require(Role::Member)?;
+    let org = &ctx.access.org;
+    let key = Some(form.idempotency_key.as_str()).filter(|k| (1..=200).contains(&k.len()));
+    if let Some(key) = key
+        && let Some(done) = operations::by_idempotency_key(&state.db, &org.id, key).await?
+    {
+        return clusters::get(&state.db, &org.id, &done.cluster_id).await;
+    }
+    let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let request = RestoreCluster {
+        name: form.name.trim().to_string(),
+        target_time: text(&form.target_time),
+        backup_id: text(&form.backup_id),
+        tier: None,
+        region: None,
+        replicas: None,
+    };
+    let (created, _) = restores::start(state, org, source, &request, key).await?;
+    Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snippet_writes_only_with_a_token_that_may() {
+        let read = snippet("http://127.0.0.1:9", "t0k", Scope::Read);
+        assert!(read.contains("export KORU_TOKEN=t0k") && read.contains("http://127.0.0.1:9"));
+        assert!(!read.contains("-X PUT"), "{read}");
+        let write = snippet("http://127.0.0.1:9", "t0k", Scope::Write);
+        assert!(write.contains("-X PUT"), "{write}");
+        assert_eq!(write.lines().count(), 4);
+    }
+
+    #[test]
+    fn quotas_and_restore_names_stay_in_bounds() {
+        let q = quota(TierName::Free, 1);
+        assert_eq!((q.used, q.max, q.remaining), (1, 1, 0));
+        assert_eq!(quota(TierName::Free, 3).remaining, 0);
+        assert_eq!(restore_name("orders"), "orders-restore");
+        let long = restore_name(&"a".repeat(40));
+        assert!(clusters::check_name(&long).is_ok(), "{long}");
+    }
+}

@@ -1,0 +1,254 @@
+// The dashboard's journeys in a real headless Chromium, driven by playwright-core.
+// Run by controlplane/tests/dashboard/browser.rs against a real `koru-controlplane dev`:
+//   KORU_URL         the control plane, e.g. http://127.0.0.1:40123
+//   KORU_CHROMIUM    the chromium binary (Debian's /usr/bin/chromium)
+//   KORU_SCREENSHOTS where each page's screenshot goes
+// Exits non-zero at the first failed step, naming it.
+"use strict";
+
+const assert = require("node:assert/strict");
+const { execFileSync } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+const { chromium } = require("playwright-core");
+
+const base = process.env.KORU_URL;
+const executablePath = process.env.KORU_CHROMIUM || "/usr/bin/chromium";
+const shots = process.env.KORU_SCREENSHOTS || path.join(process.cwd(), "dashboard-screenshots");
+const password = "correct horse battery";
+const started = Date.now();
+let shotCount = 0;
+
+function log(step) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${step}`);
+}
+
+async function shot(page, name) {
+  shotCount += 1;
+  const file = path.join(shots, `${String(shotCount).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+}
+
+/** Runs a copied shell snippet as a user would paste it; returns each output line. */
+function runSnippet(snippet) {
+  const out = execFileSync("bash", ["-euo", "pipefail", "-c", snippet], {
+    encoding: "utf8",
+    timeout: 20000,
+  });
+  return out.split("\n").filter((line) => line.trim() !== "");
+}
+
+/** The value a `KORU_*=...` line of a snippet exports. */
+function exported(snippet, name) {
+  const line = snippet.split("\n").find((l) => l.startsWith(`export ${name}=`));
+  assert.ok(line, `the snippet exports ${name}`);
+  return line.slice(`export ${name}=`.length);
+}
+
+async function signUp(page, email, org, tier) {
+  await page.goto(`${base}/signup`);
+  await page.getByLabel("Work email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByLabel("Organization name").fill(org);
+  await page.locator(`#tier-${tier}`).check();
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.waitForURL(/\/orgs\/[a-z0-9-]+\/clusters$/);
+  return new URL(page.url()).pathname.split("/")[2];
+}
+
+async function createCluster(page, slug, name) {
+  await page.goto(`${base}/orgs/${slug}/clusters`);
+  await page.getByRole("link", { name: "New cluster" }).click();
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByRole("button", { name: "Create cluster" }).click();
+}
+
+/** Waits on a cluster's page until the page (refreshing itself) says Running. */
+async function waitRunning(page) {
+  await page.locator("#phase", { hasText: "Running" }).waitFor({ timeout: 60000 });
+  await page.locator("#snippet").waitFor();
+}
+
+/** Issues a data-plane token of `scope` on the cluster's page; returns the copied snippet. */
+async function copySnippet(page, scope) {
+  if (scope) {
+    await page.getByLabel("Scope").selectOption(scope);
+    await page.getByRole("button", { name: "Issue token" }).click();
+    await page.locator("#token-scope", { hasText: scope }).waitFor();
+  }
+  await page.locator("[data-copy=snippet]").click();
+  await page.locator("#snippet-copied", { hasText: "Copied" }).waitFor();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.equal(copied, await page.locator("#snippet").textContent(), "the clipboard holds the snippet");
+  return copied;
+}
+
+async function freeJourney(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on("dialog", (dialog) => dialog.accept());
+
+  log("free: sign up");
+  await page.goto(`${base}/signup`);
+  await shot(page, "signup");
+  const email = `free-${Date.now()}@example.com`;
+  const slug = await signUp(page, email, "Free Journey", "free");
+  await page.getByText("No clusters yet").waitFor();
+  await page.getByText("Welcome to KoruDelta Cloud").waitFor();
+  await shot(page, "clusters-empty");
+
+  log("free: create a cluster");
+  await page.getByRole("link", { name: "New cluster" }).first().click();
+  await page.locator("#quota-note", { hasText: "1 of 1 cluster left on the free plan" }).waitFor();
+  await shot(page, "cluster-new");
+  await page.getByLabel("Name", { exact: true }).fill("hello");
+  await page.getByRole("button", { name: "Create cluster" }).click();
+  await page.waitForURL(`${base}/orgs/${slug}/clusters/hello`);
+  await waitRunning(page);
+  await shot(page, "cluster-running");
+
+  log("free: copy the connection snippet and use it");
+  const snippet = await copySnippet(page, "write");
+  const lines = runSnippet(snippet);
+  const read = JSON.parse(lines[lines.length - 1]);
+  assert.deepEqual(read.value, { name: "Alice" }, `the snippet read back the write: ${lines}`);
+  await shot(page, "cluster-connect");
+
+  log("free: the list shows it running");
+  await page.getByRole("navigation", { name: "Organization" }).getByRole("link", { name: "Clusters" }).click();
+  const row = page.getByRole("row", { name: /hello/ });
+  await row.getByText("Running").waitFor();
+  await row.getByText(exported(snippet, "KORU_URL")).waitFor();
+  await shot(page, "clusters");
+
+  log("free: a second cluster hits the quota");
+  await createCluster(page, slug, "second");
+  await page
+    .locator(".form-error", { hasText: "The free tier allows 1 cluster(s) per organization, and this organization has 1." })
+    .waitFor();
+  assert.equal(await page.getByLabel("Name", { exact: true }).inputValue(), "second", "the form keeps its input");
+  await shot(page, "cluster-quota");
+
+  log("free: create an API token and revoke it");
+  await page.getByRole("link", { name: "API tokens" }).click();
+  await page.getByLabel("Name").fill("ci");
+  await page.getByLabel("Role").selectOption("member");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const secret = (await page.locator("#token-secret").textContent()).trim();
+  assert.match(secret, /^koru_/);
+  await page.locator("[data-copy=token-secret]").click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
+  const api = (token) =>
+    fetch(`${base}/api/v1/orgs/${slug}/clusters`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal((await api(secret)).status, 200, "the new token works");
+  await shot(page, "token-created");
+  await page.goto(`${base}/orgs/${slug}/tokens`);
+  assert.equal(await page.locator("#token-secret").count(), 0, "the secret is shown once");
+  await page.getByRole("button", { name: "Revoke ci" }).click();
+  await page.getByText("The token is revoked").waitFor();
+  await page.getByRole("row", { name: /ci/ }).getByText("revoked").waitFor();
+  assert.equal((await api(secret)).status, 401, "the revoked token fails");
+  await shot(page, "tokens");
+
+  log("free: log out, a wrong password, log in again");
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.waitForURL(`${base}/login`);
+  await page.goto(`${base}/orgs/${slug}/clusters`);
+  await page.waitForURL(`${base}/login?next=/orgs/${slug}/clusters`);
+  await page.getByLabel("Email").fill("nobody@example.com");
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("alert").getByText("Wrong email or password.").waitFor();
+  await shot(page, "login-error");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(`${base}/orgs/${slug}/clusters`);
+  await page.getByRole("row", { name: /hello/ }).getByText("Running").waitFor();
+  await context.close();
+}
+
+async function restoreJourney(browser) {
+  // A phone-sized screen: the same pages must work there too.
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+
+  log("pro: sign up and create a cluster");
+  const slug = await signUp(page, `pro-${Date.now()}@example.com`, "Pro Journey", "pro");
+  await createCluster(page, slug, "orders");
+  await page.waitForURL(`${base}/orgs/${slug}/clusters/orders`);
+  await waitRunning(page);
+
+  log("pro: write two versions");
+  const snippet = await copySnippet(page, "write");
+  const lines = runSnippet(snippet);
+  const first = JSON.parse(lines[0]);
+  assert.ok(first.timestamp, `a PUT answers its commit time: ${lines[0]}`);
+  const url = `${exported(snippet, "KORU_URL")}/api/v1/users/alice`;
+  const token = exported(snippet, "KORU_TOKEN");
+  const put = await fetch(url, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ value: { name: "Alice", version: 2 } }),
+  });
+  assert.equal(put.status, 200);
+  await shot(page, "phone-cluster");
+
+  log("pro: take a backup");
+  await page.getByRole("button", { name: "Take a backup now" }).click();
+  await page.getByText(/Backup .* taken/).waitFor({ timeout: 60000 });
+  await page.locator("#backup-list tbody tr").first().waitFor();
+  await page.locator("#window strong").first().waitFor();
+  await shot(page, "backups");
+
+  log("pro: restore to a new cluster as of the first version");
+  await page.getByLabel("New cluster name").fill("orders-then");
+  await page.getByLabel("Restore to time T").fill(first.timestamp);
+  await page.getByRole("button", { name: "Restore to a new cluster" }).click();
+  await page.waitForURL(`${base}/orgs/${slug}/clusters/orders-then`);
+  await waitRunning(page);
+  const restored = runSnippet(await copySnippet(page, null));
+  const value = JSON.parse(restored[restored.length - 1]).value;
+  assert.deepEqual(value, { name: "Alice" }, "the restored cluster holds the first version only");
+  await page.getByText("Restored from", { exact: true }).waitFor();
+  await shot(page, "restored");
+
+  log("pro: the plan, members and audit pages");
+  await page.goto(`${base}/orgs/${slug}/plan`);
+  await page.locator("#current-plan", { hasText: "pro" }).waitFor();
+  await shot(page, "plan");
+  await page.goto(`${base}/orgs/${slug}/members`);
+  await page.getByLabel("Email").fill("colleague@example.com");
+  await page.getByRole("button", { name: "Invite" }).click();
+  await page.locator("#invite-link", { hasText: `${base}/invitations/ki_` }).waitFor();
+  await shot(page, "members");
+  await page.goto(`${base}/orgs/${slug}/audit`);
+  await page.getByRole("button", { name: "Verify the chain" }).click();
+  await page.locator("#verification", { hasText: "The chain is intact" }).waitFor();
+  await page.locator("#audit-list").getByText("POST /orgs/{org}/clusters/{id}/restore").waitFor();
+  await shot(page, "audit");
+  await context.close();
+}
+
+async function main() {
+  assert.ok(base, "KORU_URL names the control plane");
+  fs.mkdirSync(shots, { recursive: true });
+  // As root (CI) Chromium's sandbox cannot start; the pages are our own.
+  const browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox"] });
+  try {
+    await freeJourney(browser);
+    await restoreJourney(browser);
+  } finally {
+    await browser.close();
+  }
+  log(`done: ${shotCount} screenshots in ${shots}`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
