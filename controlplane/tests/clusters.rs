@@ -46,6 +46,11 @@ async fn a_cluster_is_created_used_with_an_issued_token_and_deleted() {
                 .contains(&endpoint)
         );
         assert_eq!(cluster["connection"]["data_token"]["scope"], "read");
+        let kdelta = cluster["connection"]["kdelta"].as_str().unwrap();
+        assert!(
+            kdelta.contains(&endpoint.replacen("://", "://token:$KORU_TOKEN@", 1)),
+            "[{b}] {kdelta}"
+        );
         let read_token = cluster["connection"]["data_token"]["token"]
             .as_str()
             .unwrap()

@@ -6,6 +6,7 @@
 //! no signing key, authenticates with the admin token instead: a random secret the server keeps
 //! only as a SHA-256 digest and compares in constant time.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -55,8 +56,10 @@ pub struct Claims {
 /// Why a request was not let through.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum AuthError {
-    /// No `Authorization: Bearer` header.
-    #[error("missing bearer token: send Authorization: Bearer <token>")]
+    /// No `Authorization: Bearer` header (nor Basic with a token as the password).
+    #[error(
+        "missing bearer token: send Authorization: Bearer <token> (or Basic auth with the token as the password, e.g. http://token:<token>@host)"
+    )]
     Missing,
     /// The token is malformed, badly signed or expired.
     #[error("invalid token: {0}")]
@@ -127,7 +130,7 @@ impl Verifier {
 
     /// Verifies an `Authorization` header value and checks it grants `need`.
     pub fn check(&self, header: Option<&str>, need: Scope) -> Result<Claims, AuthError> {
-        self.check_token(bearer(header)?, need)
+        self.check_token(&bearer(header)?, need)
     }
 
     /// Verifies a bearer token and checks it grants `need`.
@@ -148,16 +151,35 @@ impl Verifier {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header value.
-fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
-    header
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(AuthError::Missing)
+/// The token of an `Authorization` header value: `Bearer <token>`, or `Basic` auth whose
+/// password is the token (the user name is ignored). Basic lets clients that only take a URL send
+/// a token as `http://token:<token>@host`, the published `kdelta` CLI among them.
+fn bearer(header: Option<&str>) -> Result<Cow<'_, str>, AuthError> {
+    let header = header.ok_or(AuthError::Missing)?;
+    let token = if let Some(t) = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+    {
+        Cow::Borrowed(t.trim())
+    } else if let Some(encoded) = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))
+    {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(AuthError::Missing)?;
+        let (_, password) = decoded.split_once(':').ok_or(AuthError::Missing)?;
+        Cow::Owned(password.trim().to_string())
+    } else {
+        return Err(AuthError::Missing);
+    };
+    if token.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token)
 }
 
 /// Why an admin token file could not be used.
@@ -245,15 +267,35 @@ pub fn authorize(
         return Ok(Grant::Open);
     };
     let token = bearer(header)?;
-    if admin.is_some_and(|a| a.matches(token)) {
+    if admin.is_some_and(|a| a.matches(&token)) {
         return Ok(Grant::AdminToken);
     }
-    verifier.check_token(token, need).map(Grant::Token)
+    verifier.check_token(&token, need).map(Grant::Token)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_come_as_bearer_or_as_the_basic_auth_password() {
+        assert_eq!(bearer(Some("Bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer(Some("bearer  abc ")).unwrap(), "abc");
+        // "token:abc" and ":abc" in base64: the user name is ignored.
+        assert_eq!(bearer(Some("Basic dG9rZW46YWJj")).unwrap(), "abc");
+        assert_eq!(bearer(Some("Basic OmFiYw==")).unwrap(), "abc");
+        for bad in [
+            None,
+            Some(""),
+            Some("Bearer "),
+            Some("Basic dG9rZW4="),
+            Some("Basic dG9rZW46"),
+            Some("Basic !!!"),
+            Some("Digest abc"),
+        ] {
+            assert!(matches!(bearer(bad), Err(AuthError::Missing)), "{bad:?}");
+        }
+    }
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

@@ -35,9 +35,14 @@ fn kdelta() -> Option<PathBuf> {
 
 /// Runs `kdelta --url <server> <args>` and returns (success, stdout + stderr).
 fn run(kdelta: &PathBuf, server: &Server, args: &[&str]) -> (bool, String) {
+    run_at(kdelta, &server.url, args)
+}
+
+/// Runs `kdelta --url <url> <args>` and returns (success, stdout + stderr).
+fn run_at(kdelta: &PathBuf, url: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(kdelta)
         .arg("--url")
-        .arg(&server.url)
+        .arg(url)
         .args(args)
         .env("NO_COLOR", "1")
         .env("HOME", std::env::temp_dir())
@@ -158,4 +163,68 @@ fn every_remote_kdelta_command_works_against_the_data_plane() {
     ok(&k, &server, &["view", "delete", "adults"]);
     let (_, gone) = run(&k, &server, &["view", "query", "adults"]);
     assert!(!gone.contains("records)"), "{gone}");
+}
+
+/// A hosted cluster has token auth on; kdelta cannot send a bearer token, but it sends a URL's
+/// user and password as Basic auth, and the data plane takes the password as the token.
+#[test]
+fn kdelta_reaches_a_cluster_with_token_auth_through_the_url() {
+    use ed25519_dalek::SigningKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use koru_dataplane::auth::{Claims, Scope};
+
+    let Some(k) = kdelta() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let signing = SigningKey::from_bytes(&[5; 32]);
+    let public = signing
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let key_path = dir.path().join("public.pem");
+    std::fs::write(&key_path, public).unwrap();
+    let signer =
+        EncodingKey::from_ed_pem(signing.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |scope| {
+        let claims = Claims {
+            sub: "kdelta".into(),
+            cluster: "c-1".into(),
+            scope,
+            exp: now + 600,
+            iat: now,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &signer).unwrap()
+    };
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--auth-public-key",
+            key_path.to_str().unwrap(),
+            "--cluster-id",
+            "c-1",
+        ],
+    );
+    let with = |t: &str| {
+        server
+            .url
+            .replacen("http://", &format!("http://token:{t}@"), 1)
+    };
+
+    let (success, text) = run_at(&k, &server.url, &["set", "users/alice", "1"]);
+    assert!(!success, "no token must be refused: {text}");
+    let (success, text) = run_at(&k, &with(&token(Scope::Read)), &["set", "users/alice", "1"]);
+    assert!(!success, "a read token must not write: {text}");
+    let (success, text) = run_at(
+        &k,
+        &with(&token(Scope::Write)),
+        &["set", "users/alice", "1"],
+    );
+    assert!(success && text.contains("Stored: users/alice"), "{text}");
+    let (success, text) = run_at(&k, &with(&token(Scope::Read)), &["get", "users/alice"]);
+    assert!(success && text.contains('1'), "{text}");
 }

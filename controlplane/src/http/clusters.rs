@@ -150,9 +150,11 @@ pub struct Connection {
     /// A read-scope data-plane token valid for 15 minutes; issue longer or wider ones with
     /// `POST …/data-tokens`.
     pub data_token: DataToken,
-    /// A curl command reading a key (the published `kdelta` CLI cannot send tokens, so it is
-    /// not offered for hosted clusters).
+    /// A curl command reading a key.
     pub curl: String,
+    /// The same read with the published `kdelta` CLI, which takes the token as the password of
+    /// its `--url` (the data plane accepts Basic auth carrying a token).
+    pub kdelta: String,
 }
 
 /// A cluster with its connection details (once it has an endpoint).
@@ -193,6 +195,10 @@ pub async fn get(
             Some(Connection {
                 curl: format!(
                     "curl -H \"Authorization: Bearer $KORU_TOKEN\" {endpoint}/api/v1/<namespace>/<key>"
+                ),
+                kdelta: format!(
+                    "kdelta --url \"{}\" get <namespace>/<key>",
+                    endpoint.replacen("://", "://token:$KORU_TOKEN@", 1)
                 ),
                 endpoint: endpoint.clone(),
                 data_token,
