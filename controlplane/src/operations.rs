@@ -32,7 +32,8 @@ pub enum OperationKind {
 }
 
 impl OperationKind {
-    fn as_str(self) -> &'static str {
+    /// Its name, as stored and as the API shows it.
+    pub fn as_str(self) -> &'static str {
         match self {
             OperationKind::Create => "create",
             OperationKind::Restore => "restore",
@@ -140,6 +141,18 @@ pub async fn get(db: &AnyPool, id: &str) -> Result<Operation> {
     .await?
     .ok_or_else(|| Error::NotFound(format!("no operation {id:?}")))?;
     operation(&row)
+}
+
+/// The operation running on a cluster, if any (there is at most one: see [`start`]).
+pub async fn running_on(db: &AnyPool, cluster_id: &str) -> Result<Option<Operation>> {
+    let row = sqlx::query(
+        "SELECT id, org_id, cluster_id, kind, status, error, created_at, finished_at FROM operations \
+         WHERE cluster_id = $1 AND status = 'running'",
+    )
+    .bind(cluster_id)
+    .fetch_optional(db)
+    .await?;
+    row.as_ref().map(operation).transpose()
 }
 
 /// The operation an organization started with an `Idempotency-Key`, if any.

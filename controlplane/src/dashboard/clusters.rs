@@ -1,6 +1,7 @@
 //! Clusters: the list with status badges, the create form with the plan's limits and remaining
 //! quota, and a cluster's page with its connection snippet, data-plane tokens, backups with the
-//! recoverable window, and the restore form.
+//! recoverable window, and the restore form. Changing and deleting a cluster are in
+//! [`super::cluster_changes`].
 
 use askama::Template;
 use axum::Form;
@@ -11,6 +12,8 @@ use koru_dataplane::auth::Scope;
 use serde::Deserialize;
 
 use super::chart::Chart;
+use super::cluster_changes::SettingsForm;
+use super::connect;
 use super::session::{Flash, SignedIn, with_cookies};
 use super::view::{self, Layout, OrgContext};
 use super::{PageError, PageResult, render};
@@ -33,7 +36,7 @@ const BACKUP_LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 const USAGE_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 /// The path of a cluster's page: by name, or by id for a cluster named like the `new` page.
-fn cluster_href(slug: &str, c: &Cluster) -> String {
+pub(super) fn cluster_href(slug: &str, c: &Cluster) -> String {
     let id = if c.name == "new" { &c.id } else { &c.name };
     format!("/orgs/{slug}/clusters/{id}")
 }
@@ -122,7 +125,7 @@ pub async fn list(
     Ok(render(StatusCode::OK, &page))
 }
 
-/// A tier in the create form.
+/// A tier in the create and settings forms.
 struct TierOption {
     name: &'static str,
     storage: String,
@@ -167,7 +170,22 @@ async fn new_page(
 ) -> PageResult {
     let used = clusters::list(&state.db, &ctx.access.org.id).await?.len();
     let plan = ctx.access.org.tier;
-    let tiers = tiers::TIERS
+    let page = NewPage {
+        action: format!("/orgs/{}/clusters", ctx.slug()),
+        plan_href: format!("/orgs/{}/plan", ctx.slug()),
+        tiers: tier_options(plan),
+        quota: quota(plan, used),
+        form,
+        error,
+        is_owner: ctx.access.role >= Role::Owner,
+        layout: ctx.layout,
+    };
+    Ok(render(status, &page))
+}
+
+/// Every tier with its limits, and whether an organization on `plan` may use it.
+fn tier_options(plan: TierName) -> Vec<TierOption> {
+    tiers::TIERS
         .iter()
         .map(|t| TierOption {
             name: t.name.as_str(),
@@ -177,18 +195,7 @@ async fn new_page(
             retention: t.backup_retention_days,
             allowed: clusters::check_tier(plan, t.name).is_ok(),
         })
-        .collect();
-    let page = NewPage {
-        action: format!("/orgs/{}/clusters", ctx.slug()),
-        plan_href: format!("/orgs/{}/plan", ctx.slug()),
-        tiers,
-        quota: quota(plan, used),
-        form,
-        error,
-        is_owner: ctx.access.role >= Role::Owner,
-        layout: ctx.layout,
-    };
-    Ok(render(status, &page))
+        .collect()
 }
 
 /// `GET /orgs/{org}/clusters/new`.
@@ -276,23 +283,7 @@ struct Connection {
     scope: String,
     expires: String,
     snippet: String,
-}
-
-/// A shell snippet that uses `token` against `endpoint`: it writes a key when the token may,
-/// and reads it back.
-pub fn snippet(endpoint: &str, token: &str, scope: Scope) -> String {
-    let mut lines = vec![
-        format!("export KORU_URL={endpoint}"),
-        format!("export KORU_TOKEN={token}"),
-    ];
-    if scope >= Scope::Write {
-        lines.push(
-            "curl -sS -w '\\n' -X PUT \"$KORU_URL/api/v1/users/alice\" -H \"Authorization: Bearer $KORU_TOKEN\" -d '{\"value\": {\"name\": \"Alice\"}}'"
-                .into(),
-        );
-    }
-    lines.push("curl -sS -w '\\n' \"$KORU_URL/api/v1/users/alice\" -H \"Authorization: Bearer $KORU_TOKEN\"".into());
-    lines.join("\n")
+    kdelta: String,
 }
 
 /// A backup in the list.
@@ -335,6 +326,8 @@ struct DetailPage {
     cluster: Cluster,
     badge: &'static str,
     settling: bool,
+    /// The kind of the operation running on the cluster, if any; the page follows it.
+    operation: Option<&'static str>,
     storage: String,
     ops: String,
     created: String,
@@ -349,18 +342,52 @@ struct DetailPage {
     restore_error: Option<String>,
     /// Operations per second and stored bytes over the last day, as SVG.
     usage_charts: Option<(String, String)>,
+    /// The tiers the settings form offers, with their limits.
+    tiers: Vec<TierOption>,
+    plan: &'static str,
+    is_owner: bool,
+    settings: SettingsForm,
+    settings_error: Option<String>,
+    /// Whether the user may delete the cluster (admin).
+    can_delete: bool,
+    delete_error: Option<String>,
 }
 
 /// What a POST on a cluster's page brings to it.
 #[derive(Default)]
-struct Outcome {
+pub(super) struct Outcome {
     issued: Option<DataToken>,
     token_error: Option<String>,
     restore: Option<RestoreForm>,
     restore_error: Option<String>,
+    /// The settings form as submitted, and why it was refused.
+    settings: Option<SettingsForm>,
+    settings_error: Option<String>,
+    /// Why the deletion was refused.
+    delete_error: Option<String>,
 }
 
-async fn detail_page(
+impl Outcome {
+    /// The settings form, refused with `error`.
+    pub(super) fn settings_refused(form: SettingsForm, error: String) -> Outcome {
+        Outcome {
+            settings: Some(form),
+            settings_error: Some(error),
+            ..Outcome::default()
+        }
+    }
+
+    /// The deletion, refused with `error`.
+    pub(super) fn delete_refused(error: String) -> Outcome {
+        Outcome {
+            delete_error: Some(error),
+            ..Outcome::default()
+        }
+    }
+}
+
+/// A cluster's page, with what a POST on it brought.
+pub(super) async fn detail_page(
     state: &AppState,
     ctx: OrgContext,
     cluster: Cluster,
@@ -378,13 +405,17 @@ async fn detail_page(
             };
             let expires = i64::try_from(token.expires_at).unwrap_or(0) * 1000;
             Some(Connection {
-                snippet: snippet(endpoint, &token.token, token.scope),
+                snippet: connect::snippet(endpoint, &token.token, token.scope),
+                kdelta: connect::kdelta_snippet(endpoint),
                 scope: token.scope.to_string(),
                 expires: view::time_ms(expires),
             })
         }
         None => None,
     };
+    let operation = operations::running_on(&state.db, &cluster.id)
+        .await?
+        .map(|op| op.kind.as_str());
     let backups = backups_of(state, &cluster).await;
     let usage_charts = usage_charts(state, &cluster).await?;
     let restored_from = match &cluster.restored_from {
@@ -414,7 +445,8 @@ async fn detail_page(
     let page = DetailPage {
         href: cluster_href(&org.slug, &cluster),
         badge: view::phase_class(&cluster.phase),
-        settling: view::phase_settling(&cluster.phase),
+        settling: view::phase_settling(&cluster.phase) || operation.is_some(),
+        operation,
         storage: view::bytes(limits.max_storage_bytes),
         ops: view::number(limits.max_ops_per_sec),
         created: view::time_ms(cluster.created_at),
@@ -428,6 +460,15 @@ async fn detail_page(
         restore,
         restore_error: outcome.restore_error,
         usage_charts,
+        tiers: tier_options(org.tier),
+        plan: org.tier.as_str(),
+        is_owner: ctx.access.role >= Role::Owner,
+        settings: outcome
+            .settings
+            .unwrap_or_else(|| SettingsForm::of(&cluster)),
+        settings_error: outcome.settings_error,
+        can_delete: ctx.access.role >= Role::Admin,
+        delete_error: outcome.delete_error,
         cluster,
         layout: ctx.layout,
     };
@@ -726,16 +767,6 @@ async fn try_restore(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_snippet_writes_only_with_a_token_that_may() {
-        let read = snippet("http://127.0.0.1:9", "t0k", Scope::Read);
-        assert!(read.contains("export KORU_TOKEN=t0k") && read.contains("http://127.0.0.1:9"));
-        assert!(!read.contains("-X PUT"), "{read}");
-        let write = snippet("http://127.0.0.1:9", "t0k", Scope::Write);
-        assert!(write.contains("-X PUT"), "{write}");
-        assert_eq!(write.lines().count(), 4);
-    }
 
     #[test]
     fn quotas_and_restore_names_stay_in_bounds() {

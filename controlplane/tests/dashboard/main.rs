@@ -3,6 +3,7 @@
 //! `koru-controlplane dev` process.
 
 mod browser;
+mod cluster_forms;
 #[path = "../common/mod.rs"]
 mod common;
 mod forms;
