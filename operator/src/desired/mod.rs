@@ -159,13 +159,43 @@ pub fn admin_secret(kc: &KoruCluster, token: &str) -> Result<Secret, DesiredErro
 /// Builds every object of a cluster from its spec.
 pub fn desired(kc: &KoruCluster) -> Result<Desired, DesiredError> {
     let id = identity(kc)?;
+    let config = config_map(kc, &id);
+    let mut statefulset = statefulset(kc, &id);
+    // The data plane reads its configuration only at start: a changed digest on the pod template
+    // makes the StatefulSet roll the pods (one at a time) onto the new settings.
+    if let Some(template) = statefulset.spec.template.metadata.as_mut() {
+        template
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(CONFIG_HASH_ANNOTATION.into(), config_digest(&config));
+    }
     Ok(Desired {
-        config: config_map(kc, &id),
+        config,
         headless: service(&id, format!("{}-peers", id.name), true),
         client: service(&id, id.name.clone(), false),
-        statefulset: statefulset(kc, &id),
+        statefulset,
         pdb: pdb(kc, &id),
     })
+}
+
+/// Annotation on the pod template holding [`config_digest`] of the cluster's ConfigMap.
+pub const CONFIG_HASH_ANNOTATION: &str = "koru.dev/config-hash";
+
+/// SHA-256 (hex) of a ConfigMap's data, stable across releases (keys in order).
+pub fn config_digest(config: &ConfigMap) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (key, value) in config.data.iter().flatten() {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The data plane's configuration as `KORU_*` environment variables.

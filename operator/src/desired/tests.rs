@@ -169,6 +169,31 @@ fn the_config_carries_durability_and_tier_limits() {
 }
 
 #[test]
+fn a_configuration_change_rolls_the_pods_and_nothing_else_does() {
+    let digest = |kc: &KoruCluster| {
+        let d = desired(kc).unwrap();
+        let template = d.statefulset.spec.template.metadata.unwrap();
+        let annotation = template.annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone();
+        assert_eq!(annotation, config_digest(&d.config));
+        annotation
+    };
+    let base = cluster(1);
+    let same = digest(&base);
+    assert_eq!(same.len(), 64);
+    assert_eq!(digest(&base), same, "stable for the same spec");
+    let mut scaled = cluster(3);
+    scaled.spec.version = base.spec.version.clone();
+    assert_eq!(digest(&scaled), same, "replicas are not configuration");
+    let mut faster = cluster(1);
+    faster.spec.limits.as_mut().unwrap().max_ops_per_sec = Some(10_000);
+    assert_ne!(
+        digest(&faster),
+        same,
+        "a new tier's limits restart the data plane"
+    );
+}
+
+#[test]
 fn backups_archive_with_credentials_and_a_bootstrap_restores_first() {
     let mut kc = cluster(3);
     kc.spec.backup = Some(crate::crd::BackupSettings {
