@@ -147,6 +147,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                 std::path::Path::to_path_buf,
             );
         status.set_drill_dir(drill_dir);
+        tokio::spawn({
+            let status = Arc::clone(&status);
+            async move { crate::backup::verify::load_last(&status).await }
+        });
         if let Some(schedule) = &archive.verify_schedule {
             tracing::info!(%schedule, dir = %status.drill_dir().display(), "scheduled restore drills on");
             crate::backup::verify::start(Arc::clone(&status), schedule.clone());

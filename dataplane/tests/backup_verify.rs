@@ -1,7 +1,7 @@
 //! Restore drills against a real server process: the newest base backup is restored into a scratch
 //! directory and checked on demand (`POST /admin/backups/verify`); the outcome shows in
-//! `GET /admin/backups` and `/metrics`, a damaged archive fails the drill naming the object, and no
-//! scratch copy is left behind either way.
+//! `GET /admin/backups` and `/metrics`, a damaged archive fails the drill naming the object, no
+//! scratch copy is left behind either way, and the last outcome survives a restart.
 
 mod common;
 
@@ -119,6 +119,37 @@ async fn restore_drills_check_the_newest_backup_and_report_damage() {
         "{m}"
     );
     put_text(&http, &server, "drill", "after", "1").await;
+
+    // The outcome is kept in the store (`verify/last.json`), so a restarted server still reports
+    // it; the restart keeps the failed drill, the latest one.
+    let mut server = server;
+    server.term();
+    drop(server);
+    let server = Server::start(
+        &data,
+        &["--segment-size", "4096", "--backup-store", &store_url],
+    );
+    let admin = |path: &str| server.api("/x").replace("/api/v1/x", path);
+    let recorded: Value =
+        serde_json::from_slice(&std::fs::read(store_dir.join("verify/last.json")).unwrap())
+            .unwrap();
+    assert_eq!(recorded, v, "the store's record is the last drill");
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        listed = http
+            .get(admin("/admin/backups"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !listed["verification"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed["verification"], v, "{listed}");
 }
 
 #[test]

@@ -35,6 +35,10 @@ pub fn manifest_key(id: &str) -> String {
     format!("base/{id}/manifest.json")
 }
 
+/// Key of the last restore drill's outcome: `verify/last.json`, rewritten by every drill so the
+/// outcome outlives the process that ran it.
+pub const VERIFICATION_KEY: &str = "verify/last.json";
+
 /// What the archive knows about one sealed segment: its sidecar document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentMeta {

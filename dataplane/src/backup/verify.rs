@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
+use super::layout::VERIFICATION_KEY;
 use super::restore::{RestoreRequest, restore};
 use super::schedule::{BackupResultLabels, Schedule};
 use super::{ArchiveStatus, Target, base};
@@ -20,7 +22,7 @@ use crate::store::{FsyncMode, Store, StoreConfig};
 static DRILLS: AtomicU64 = AtomicU64::new(0);
 
 /// The outcome of one restore drill.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
     /// When the drill finished (RFC 3339).
     pub at: String,
@@ -88,7 +90,46 @@ pub async fn drill(status: &ArchiveStatus) -> Verification {
         tracing::error!(backup = ?v.backup_id, message = %v.message, "restore drill failed");
     }
     status.set_verification(v.clone());
+    // Kept in the store too, so a restart (or anyone reading the archive) still sees it.
+    match serde_json::to_vec_pretty(&v) {
+        Ok(json) => {
+            if let Err(e) = status.store.put(VERIFICATION_KEY, Bytes::from(json)).await {
+                tracing::warn!(error = %e, "cannot record the restore drill's outcome in the backup store");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot encode the restore drill's outcome"),
+    }
     v
+}
+
+/// Loads the outcome of the last drill recorded in the backup store (by this process or an
+/// earlier one) unless a drill already ran, so `GET /admin/backups` and the verified-time metric
+/// survive a restart. A missing or unreadable record is not an error: the next drill rewrites it.
+pub async fn load_last(status: &ArchiveStatus) {
+    let bytes = match status.store.get_opt(VERIFICATION_KEY).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the last restore drill's outcome");
+            return;
+        }
+    };
+    let v: Verification = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(key = VERIFICATION_KEY, error = %e, "ignoring an unreadable restore drill record");
+            return;
+        }
+    };
+    if status.verification().is_some() {
+        return;
+    }
+    if v.ok
+        && let Ok(at) = chrono::DateTime::parse_from_rfc3339(&v.at)
+    {
+        status.metrics.verified_timestamp.set(at.timestamp());
+    }
+    status.set_verification(v);
 }
 
 async fn check(
