@@ -154,7 +154,7 @@ impl Verifier {
 /// The token of an `Authorization` header value: `Bearer <token>`, or `Basic` auth whose
 /// password is the token (the user name is ignored). Basic lets clients that only take a URL send
 /// a token as `http://token:<token>@host`, the published `kdelta` CLI among them.
-fn bearer(header: Option<&str>) -> Result<Cow<'_, str>, AuthError> {
+pub fn bearer(header: Option<&str>) -> Result<Cow<'_, str>, AuthError> {
     let header = header.ok_or(AuthError::Missing)?;
     let token = if let Some(t) = header
         .strip_prefix("Bearer ")

@@ -107,6 +107,15 @@ pub struct Cli {
     /// drill; the result is in GET /admin/backups and /metrics). Needs free disk for one copy.
     #[arg(long, env = "KORU_VERIFY_SCHEDULE")]
     pub verify_schedule: Option<String>,
+
+    /// This member's id in a replicated cluster (a positive integer listed in --peers).
+    #[arg(long, env = "KORU_NODE_ID", requires = "peers")]
+    pub node_id: Option<u64>,
+
+    /// The members of a replicated cluster, this one included: `1=host:port,2=host:port,…`
+    /// (each member's HTTP address). Without it the server is a single node.
+    #[arg(long, env = "KORU_PEERS", requires = "node_id")]
+    pub peers: Option<String>,
 }
 
 /// `koru-dataplane restore`: rebuild a data directory from a backup store.
@@ -215,6 +224,15 @@ pub struct ArchiveConfig {
     pub verify_schedule: Option<Schedule>,
 }
 
+/// Replication settings, when `--peers` is set.
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// This member's id.
+    pub node_id: crate::raft::NodeId,
+    /// Every member, this one included.
+    pub peers: crate::raft::Peers,
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -232,6 +250,8 @@ pub struct Config {
     pub json_logs: bool,
     /// Continuous archiving, when configured.
     pub archive: Option<ArchiveConfig>,
+    /// Membership of a replicated cluster, when configured.
+    pub replication: Option<ReplicationConfig>,
 }
 
 impl Cli {
@@ -286,10 +306,35 @@ impl Cli {
             }
             None => None,
         };
+        let replication = match (self.node_id, self.peers) {
+            (Some(node_id), Some(peers)) => {
+                let peers: crate::raft::Peers = peers.parse().map_err(|e| format!("{e}"))?;
+                if !peers.0.contains_key(&node_id) {
+                    return Err(format!("--node-id {node_id} is not among --peers {peers}"));
+                }
+                if archive.is_some() {
+                    return Err(
+                        "--backup-store is not supported on replicated members yet (run the \
+                         cluster's backups from a single node)"
+                            .into(),
+                    );
+                }
+                Some(ReplicationConfig { node_id, peers })
+            }
+            _ => None,
+        };
+        // A member's store must be durable before it records an entry as applied (see
+        // `raft::state`); the Raft log fsyncs every append in any case.
+        let fsync = if replication.is_some() {
+            crate::store::FsyncMode::Always
+        } else {
+            self.fsync
+        };
         Ok(Config {
+            replication,
             store: StoreConfig {
                 data_dir: self.data_dir,
-                fsync: self.fsync,
+                fsync,
                 segment_size: self.segment_size,
                 max_value_bytes: self.max_value_bytes,
                 max_batch_ops: self.max_batch_ops,

@@ -2,7 +2,7 @@
 //!
 //! Layout: [`wal`] is the on-disk log, [`store`] the log plus the in-memory index, [`http`] the API
 //! v1 on top, [`config`] the command line, [`server`] the process around it all; [`rewind`] puts a
-//! key range back to an earlier moment.
+//! key range back to an earlier moment; [`raft`] replicates the store across a cluster's members.
 
 #![warn(missing_docs)]
 
@@ -15,6 +15,7 @@ pub mod json_check;
 pub mod metrics;
 pub mod names;
 pub mod query;
+pub mod raft;
 pub mod rewind;
 pub mod server;
 pub mod store;

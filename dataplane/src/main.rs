@@ -44,9 +44,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `KORU_LOG` (default `info`).
+/// Logs to stderr, filtered by `KORU_LOG` (default `info`, with openraft's per-message chatter at
+/// `warn`).
 fn init_logs(json: bool) {
-    let filter = EnvFilter::try_from_env("KORU_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("KORU_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -53,6 +53,37 @@ pub struct RouteLabels {
     pub method: String,
 }
 
+/// Labels naming a cluster member.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    /// The member's id.
+    pub peer: String,
+}
+
+/// Labels naming a Raft role.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    /// leader, follower, candidate, learner or shutdown.
+    pub role: String,
+}
+
+/// Replication metrics (all zero on a single-node server), refreshed at each scrape.
+#[derive(Debug, Default)]
+pub struct RaftMetrics {
+    /// Current Raft term.
+    pub term: Gauge,
+    /// 1 for this member's current role, 0 for the others.
+    pub role: Family<RoleLabels, Gauge>,
+    /// Index of the last entry in this member's log.
+    pub last_log_index: Gauge,
+    /// Index of the last entry applied to the store.
+    pub applied_index: Gauge,
+    /// Elections seen since start (term changes).
+    pub elections: Counter,
+    /// On the leader: entries each member is behind its log.
+    pub replication_lag: Family<PeerLabels, Gauge>,
+}
+
 /// A latency histogram with buckets from 25 µs to about 3 s.
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_025, 2.0, 18))
@@ -78,6 +109,8 @@ pub struct Metrics {
     pub read_only: Gauge,
     /// Requests refused by the rate limit.
     pub rate_limited: Counter,
+    /// Replication.
+    pub raft: Arc<RaftMetrics>,
     /// Continuous-archiving handles (idle unless `--backup-store` is set).
     pub archive: Arc<crate::backup::archiver::ArchiveMetrics>,
 }
@@ -187,7 +220,35 @@ impl Default for Metrics {
             "Failed attempts to archive a log segment since start",
             archive.errors.clone(),
         );
+        let raft = Arc::new(RaftMetrics::default());
+        registry.register("raft_term", "Current Raft term", raft.term.clone());
+        registry.register(
+            "raft_role",
+            "1 for this member's current Raft role",
+            raft.role.clone(),
+        );
+        registry.register(
+            "raft_last_log_index",
+            "Index of the last entry in this member's Raft log",
+            raft.last_log_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "Index of the last Raft entry applied to the store",
+            raft.applied_index.clone(),
+        );
+        registry.register(
+            "raft_elections",
+            "Raft elections (term changes) seen since start",
+            raft.elections.clone(),
+        );
+        registry.register(
+            "raft_replication_lag_entries",
+            "On the leader: Raft entries each member is behind the leader's log",
+            raft.replication_lag.clone(),
+        );
         Metrics {
+            raft,
             archive,
             registry,
             store,

@@ -30,6 +30,9 @@ pub enum ServerError {
     /// The admin token file is unusable.
     #[error(transparent)]
     AdminToken(#[from] AdminTokenError),
+    /// Replication could not start.
+    #[error(transparent)]
+    Replica(#[from] crate::raft::ReplicaError),
     /// Reading the key file, binding, or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -62,6 +65,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             None
         }
     };
+    // Members authenticate to each other with the admin token, so they keep its text.
+    let mut member_token = None;
     let admin_token = match &config.admin_token_file {
         Some(path) => {
             let contents = std::fs::read(path).map_err(|source| ServerError::Io {
@@ -69,6 +74,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
                 source,
             })?;
             let token = AdminToken::from_file_contents(&contents, &path.display().to_string())?;
+            member_token = Some(String::from_utf8_lossy(&contents).trim().to_owned());
             // The path only: the secret itself is never logged.
             tracing::info!(file = %path.display(), "the admin token grants admin scope");
             if verifier.is_none() {
@@ -117,6 +123,19 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if let Some(token) = admin_token {
         state = state.with_admin_token(token);
     }
+    let mut replica = None;
+    if let Some(r) = &config.replication {
+        let started = crate::raft::Replica::start(
+            store.clone(),
+            r.node_id,
+            r.peers.clone(),
+            &config.store.data_dir,
+            member_token,
+        )
+        .await?;
+        state = state.with_replica(std::sync::Arc::clone(&started));
+        replica = Some(started);
+    }
     if let Some(archive) = &config.archive {
         let backup = BackupStore::open(&archive.store, true)?;
         tracing::info!(store = %archive.store, timeout_ms = archive.timeout.as_millis() as u64, "archiving sealed log segments");
@@ -164,6 +183,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
+    if let Some(replica) = replica {
+        replica.shutdown().await;
+    }
     tokio::task::spawn_blocking(move || store.close())
         .await
         .map_err(|e| ServerError::Io {

@@ -61,7 +61,7 @@ pub async fn write(
         json::push_str(&mut names, &op.key);
         ends.push(names.len());
     }
-    let committed = state.store.write(ops).await?;
+    let committed = state.write(ops).await?;
     let mut out = Vec::with_capacity(names.len() + ends.len() * 64 + 96);
     let head = format!(
         "{{\"lsn\":{},\"timestamp\":\"{}\",\"results\":[",

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::AuthError;
 use crate::error::StoreError;
+use crate::raft::ReplicaError;
 use crate::rewind::RewindError;
 
 /// An error on its way to the client.
@@ -99,6 +100,23 @@ impl From<StoreError> for ApiError {
                     "internal storage error; see the server log",
                 )
             }
+        }
+    }
+}
+
+impl From<ReplicaError> for ApiError {
+    fn from(e: ReplicaError) -> Self {
+        let message = e.to_string();
+        let unavailable = |code| Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message.clone());
+        match e {
+            ReplicaError::NoLeader => {
+                let mut e = unavailable("no_leader");
+                e.retry_after = Some(1);
+                e
+            }
+            ReplicaError::Refused(_) => Self::bad_request(message),
+            ReplicaError::Unknown(_) => unavailable("outcome_unknown"),
+            ReplicaError::Stopped(_) | ReplicaError::Setup(_) => unavailable("unavailable"),
         }
     }
 }

@@ -63,7 +63,6 @@ pub async fn put(
 ) -> Result<JsonBytes, ApiError> {
     names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
     let committed = state
-        .store
         .write(vec![WriteOp::put(namespace, key, body.value)])
         .await?;
     let (version, previous) = committed.versions[0];
@@ -79,10 +78,7 @@ pub async fn delete(
     if state.store.get(&namespace, &key)?.is_none() {
         return Err(no_key(&namespace, &key));
     }
-    let committed = state
-        .store
-        .write(vec![WriteOp::delete(namespace, key)])
-        .await?;
+    let committed = state.write(vec![WriteOp::delete(namespace, key)]).await?;
     let (version, previous) = committed.versions[0];
     Ok(json::written(version, committed.timestamp_micros, previous))
 }

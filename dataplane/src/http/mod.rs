@@ -5,6 +5,7 @@ pub mod error;
 mod json;
 mod kv;
 mod ops;
+mod raft;
 mod rewind;
 mod views;
 
@@ -22,8 +23,10 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::auth::{AdminToken, Scope, Verifier};
 use crate::backup::ArchiveStatus;
+use crate::error::StoreError;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::store::{Store, StoreConfig};
+use crate::raft::Replica;
+use crate::store::{Committed, Store, StoreConfig, WriteOp};
 pub use error::ApiError;
 
 /// Everything a handler needs; cheap to clone.
@@ -41,6 +44,8 @@ pub struct AppState {
     pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
     /// Continuous archiving, when `--backup-store` is set.
     pub archive: Option<Arc<ArchiveStatus>>,
+    /// This member's replication, when the server is part of a cluster (`--peers`).
+    pub replica: Option<Arc<Replica>>,
 }
 
 impl AppState {
@@ -61,7 +66,30 @@ impl AppState {
             admin_token: None,
             limiter,
             archive: None,
+            replica: None,
         }
+    }
+
+    /// The same state as a member of a replicated cluster.
+    pub fn with_replica(mut self, replica: Arc<Replica>) -> Self {
+        self.replica = Some(replica);
+        self
+    }
+
+    /// Writes `ops` as one record: through Raft on a replicated member, else to the store.
+    pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, ApiError> {
+        let Some(replica) = &self.replica else {
+            return Ok(self.store.write(ops).await?);
+        };
+        // The typed checks run here, where their errors keep their codes; members re-check.
+        self.store.validate(&ops)?;
+        if let Some(limit) = self.store.config().max_stored_bytes {
+            let used = self.store.stored_bytes();
+            if used >= limit {
+                return Err(StoreError::QuotaExceeded { used, limit }.into());
+            }
+        }
+        Ok(replica.write(ops).await?)
     }
 
     /// The same state with archiving (base backups, archive metrics and readiness detail).
@@ -151,8 +179,17 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/backups/verify", post(ops::verify_backup))
         .route("/admin/rewind", post(rewind::rewind))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
+    let members = Router::new()
+        .route("/raft/append", post(raft::append))
+        .route("/raft/vote", post(raft::vote))
+        .route("/raft/snapshot", post(raft::snapshot))
+        .route("/raft/write", post(raft::write))
+        .route("/raft/read-index", post(raft::read_index))
+        .route("/raft/status", get(raft::status))
+        .route_layer(middleware::from_fn_with_state(state.clone(), raft::guard));
     Router::new()
         .merge(api)
+        .merge(members)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -189,7 +226,35 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     if let Err(e) = state.take_ops(1) {
         return e.into_response();
     }
+    if let Some(replica) = &state.replica
+        && is_api_read(&request)
+    {
+        // Linearizable by default; `X-Koru-Max-Staleness-Ms` lets a member answer from what it
+        // heard from the leader at most that long ago, without asking it.
+        let staleness = request
+            .headers()
+            .get(MAX_STALENESS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(std::time::Duration::from_millis);
+        if let Err(e) = replica.read_barrier(staleness).await {
+            return ApiError::from(e).into_response();
+        }
+    }
     next.run(request).await
+}
+
+/// The header bounding how stale a read a replicated member may serve, in milliseconds.
+pub const MAX_STALENESS_HEADER: &str = "x-koru-max-staleness-ms";
+
+/// Whether a request reads the data API (and so waits for the read barrier on a member).
+fn is_api_read(request: &Request) -> bool {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    route.is_some_and(|r| r.starts_with("/api/v1/"))
+        && required_scope(request.method(), route) == Scope::Read
 }
 
 /// The scope a route needs: `/admin/…` needs `admin`, reads need `read` (queries are reads though

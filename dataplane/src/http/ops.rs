@@ -18,17 +18,25 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let stats = state.store.stats();
     let read_only = state.store.is_read_only();
-    let status = if read_only {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
+    // A member cut off from its cluster (no leader known) cannot serve linearizable requests.
+    let member_ok = state.replica.as_ref().is_none_or(|r| r.is_ready());
+    let label = match (read_only, member_ok) {
+        (true, _) => "read_only",
+        (false, false) => "no_leader",
+        (false, true) => "ready",
+    };
+    let status = if label == "ready" {
         StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     };
     // Archive trouble is reported, not made fatal: the server keeps serving while the store is down.
     let body = json!({
-        "status": if read_only { "read_only" } else { "ready" },
+        "status": label,
         "read_only": read_only,
         "last_lsn": stats.applied_lsn,
         "archive": state.archive.as_ref().map(|a| a.report()),
+        "replication": state.replica.as_ref().map(|r| r.status()),
     });
     (status, Json(body))
 }
@@ -44,6 +52,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(archive) = &state.archive {
         m.archive.lag_seconds.set(archive.lag_seconds());
     }
+    if let Some(replica) = &state.replica {
+        refresh_raft_metrics(&m.raft, &replica.status());
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -51,6 +62,30 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         m.encode(),
     )
+}
+
+/// Copies a member's view of the cluster into the replication metrics.
+fn refresh_raft_metrics(m: &crate::metrics::RaftMetrics, s: &crate::raft::replica::ReplicaStatus) {
+    let previous = m.term.get();
+    if previous > 0 && (s.term as i64) > previous {
+        m.elections.inc_by(s.term - previous as u64);
+    }
+    m.term.set(s.term as i64);
+    for role in ["leader", "follower", "candidate", "learner", "shutdown"] {
+        m.role
+            .get_or_create(&crate::metrics::RoleLabels { role: role.into() })
+            .set(i64::from(role == s.role));
+    }
+    m.last_log_index.set(s.last_log_index as i64);
+    m.applied_index.set(s.applied_index as i64);
+    for member in &s.members {
+        let gauge = m
+            .replication_lag
+            .get_or_create(&crate::metrics::PeerLabels {
+                peer: member.id.to_string(),
+            });
+        gauge.set(member.lag.map_or(0, |l| l as i64));
+    }
 }
 
 /// `POST /admin/backups`: takes a base backup now (then applies `--backup-retention`); 201 with

@@ -56,6 +56,14 @@ pub async fn rewind(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<RewindBody>,
 ) -> Result<Json<RewindOut>, ApiError> {
+    if state.replica.is_some() {
+        // Its guarded write is checked by the local commit thread, which a member cannot do.
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            "not_supported",
+            "rewind is not available on replicated clusters yet",
+        ));
+    }
     let request = Rewind {
         as_of_micros: json::parse_timestamp(&body.as_of)?,
         namespace: body.namespace,

@@ -152,10 +152,10 @@ fn load(store: &Store, name: &str) -> Result<(ViewDef, i64), ApiError> {
 }
 
 /// Writes a view definition as a new version.
-async fn save(store: &Store, def: &ViewDef) -> Result<(), ApiError> {
+async fn save(state: &AppState, def: &ViewDef) -> Result<(), ApiError> {
     let text = serde_json::to_string(def).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let value = json::raw(text)?;
-    store
+    state
         .write(vec![WriteOp::put(VIEWS_NAMESPACE, def.name.clone(), value)])
         .await?;
     Ok(())
@@ -195,7 +195,7 @@ pub async fn create(
             format!("view {:?} already exists", def.name),
         ));
     }
-    save(&state.store, &def).await?;
+    save(&state, &def).await?;
     Ok(Json(serde_json::json!({ "created": true })))
 }
 
@@ -225,7 +225,7 @@ pub async fn refresh(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (def, _) = load(&state.store, &name)?;
-    save(&state.store, &def).await?;
+    save(&state, &def).await?;
     Ok(Json(serde_json::json!({ "refreshed": true })))
 }
 
@@ -236,7 +236,6 @@ pub async fn delete(
 ) -> Result<impl IntoResponse, ApiError> {
     load(&state.store, &name)?;
     state
-        .store
         .write(vec![WriteOp::delete(VIEWS_NAMESPACE, name)])
         .await?;
     Ok(StatusCode::NO_CONTENT)

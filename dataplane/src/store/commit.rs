@@ -47,11 +47,23 @@ impl RangeGuard {
     }
 }
 
+/// The LSN and commit time a replicated write must take: every member of a Raft group applies
+/// the same committed entries, and they must become the same records everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fixed {
+    /// The record's LSN: exactly the store's next one.
+    pub lsn: u64,
+    /// Its commit time: later than the store's last one.
+    pub timestamp_micros: i64,
+}
+
 /// A write waiting for the commit thread.
 pub(crate) struct Pending {
     pub ops: Vec<WriteOp>,
     /// Refuse the write with `Conflict` unless this holds when it is ordered.
     pub guard: Option<RangeGuard>,
+    /// Write it at exactly this LSN and time (a replicated write), skipping the quota check.
+    pub fixed: Option<Fixed>,
     pub reply: oneshot::Sender<Result<Committed, StoreError>>,
 }
 
@@ -313,7 +325,21 @@ impl CommitThread {
                     .iter()
                     .map(|op| record::op_encoded_len(&op.as_ref()))
                     .sum::<usize>();
-            if let Some(limit) = self.max_stored_bytes {
+            if let Some(fixed) = pending.fixed
+                && (fixed.lsn != self.next_lsn
+                    || fixed.timestamp_micros <= self.last_timestamp_micros)
+            {
+                let _ = pending.reply.send(Err(StoreError::InvalidRequest(format!(
+                    "replicated record LSN {} at {} µs does not follow LSN {} at {} µs",
+                    fixed.lsn,
+                    fixed.timestamp_micros,
+                    self.next_lsn - 1,
+                    self.last_timestamp_micros
+                ))));
+                continue;
+            }
+            // A replicated write was admitted by the leader; refusing it here would fork members.
+            if let Some(limit) = self.max_stored_bytes.filter(|_| pending.fixed.is_none()) {
                 let used = self.wal.total_bytes() + buf.len() as u64;
                 if used + size as u64 > limit {
                     let _ = pending
@@ -345,7 +371,10 @@ impl CommitThread {
                     Err(e) => failed = Some(e),
                 }
             }
-            let timestamp_micros = now_micros().max(self.last_timestamp_micros + 1);
+            let timestamp_micros = match pending.fixed {
+                Some(fixed) => fixed.timestamp_micros,
+                None => now_micros().max(self.last_timestamp_micros + 1),
+            };
             self.last_timestamp_micros = timestamp_micros;
             let record_offset = segment_len + buf.len() as u64;
             let refs: Vec<OpRef<'_>> = pending.ops.iter().map(WriteOp::as_ref).collect();

@@ -79,6 +79,8 @@ pub struct Namespace {
 pub struct Index {
     namespaces: HashMap<Box<str>, Namespace>,
     applied_lsn: u64,
+    /// Commit time (µs) of the last applied record.
+    last_timestamp_micros: i64,
     /// Commit time of the first record applied: where the store's history begins.
     first_timestamp_micros: Option<i64>,
 }
@@ -148,6 +150,7 @@ impl Index {
             previous.push(self.push(op.op.namespace, op.op.key, version));
         }
         self.applied_lsn = record.lsn;
+        self.last_timestamp_micros = record.timestamp_micros;
     }
 
     /// Adds one version to a key, keeping the live-key count right.
@@ -327,6 +330,11 @@ impl Index {
     /// LSN of the last applied record.
     pub fn applied_lsn(&self) -> u64 {
         self.applied_lsn
+    }
+
+    /// Commit time (µs) of the last applied record, 0 for an empty index.
+    pub fn last_timestamp_micros(&self) -> i64 {
+        self.last_timestamp_micros
     }
 }
 

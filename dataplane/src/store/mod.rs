@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 pub use changes::{Change, ChangeOp};
-pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL, RangeGuard, SealState};
+pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL, Fixed, RangeGuard, SealState};
 pub use index::{IndexStats, RangeKey, Version, VersionId};
 
 use crate::error::StoreError;
@@ -347,9 +347,26 @@ impl Store {
 
     /// Writes all operations atomically as one record; resolves once durable per the fsync mode.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, StoreError> {
-        self.enqueue(ops, None)?
+        self.enqueue(ops, None, None)?
             .await
             .map_err(|_| StoreError::Closed)?
+    }
+
+    /// `write` of a replicated entry, at exactly `fixed`'s LSN and time (see [`Fixed`]).
+    pub async fn write_fixed(
+        &self,
+        ops: Vec<WriteOp>,
+        fixed: Fixed,
+    ) -> Result<Committed, StoreError> {
+        self.enqueue(ops, None, Some(fixed))?
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// LSN and commit time (µs) of the last record applied, (0, 0) for an empty store.
+    pub fn last_applied(&self) -> (u64, i64) {
+        let index = self.inner.index.read();
+        (index.applied_lsn(), index.last_timestamp_micros())
     }
 
     /// `write`, committed only if no key in the guard's range was written after its LSN; else
@@ -359,14 +376,14 @@ impl Store {
         ops: Vec<WriteOp>,
         guard: RangeGuard,
     ) -> Result<Committed, StoreError> {
-        self.enqueue(ops, Some(guard))?
+        self.enqueue(ops, Some(guard), None)?
             .await
             .map_err(|_| StoreError::Closed)?
     }
 
     /// `write` for callers outside an async runtime.
     pub fn write_blocking(&self, ops: Vec<WriteOp>) -> Result<Committed, StoreError> {
-        self.enqueue(ops, None)?
+        self.enqueue(ops, None, None)?
             .blocking_recv()
             .map_err(|_| StoreError::Closed)?
     }
@@ -375,6 +392,7 @@ impl Store {
         &self,
         ops: Vec<WriteOp>,
         guard: Option<RangeGuard>,
+        fixed: Option<Fixed>,
     ) -> Result<oneshot::Receiver<Result<Committed, StoreError>>, StoreError> {
         self.validate(&ops)?;
         if self.inner.read_only.load(Ordering::SeqCst) {
@@ -383,7 +401,12 @@ impl Store {
         let (reply, rx) = oneshot::channel();
         self.inner
             .queue
-            .submit(Pending { ops, guard, reply })
+            .submit(Pending {
+                ops,
+                guard,
+                fixed,
+                reply,
+            })
             .map_err(|_| StoreError::Closed)?;
         Ok(rx)
     }

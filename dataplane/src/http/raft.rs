@@ -1,0 +1,103 @@
+//! The member-to-member routes of a replicated cluster (`/raft/*`): Raft's own RPCs, forwarded
+//! writes and read indexes for followers, and the member's view of the cluster. They need the
+//! cluster's admin token when one is set (every member has it), or admin scope with token auth.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+
+use super::AppState;
+use super::error::{ApiError, JsonBody};
+use crate::auth::Scope;
+use crate::raft::replica::{ForwardReply, ReplicaStatus};
+use crate::raft::{Command, NodeId, Replica, TypeConfig};
+
+fn replica(state: &AppState) -> Result<&Arc<Replica>, ApiError> {
+    state.replica.as_ref().ok_or_else(|| {
+        ApiError::not_found("this server is a single node, not a member of a replicated cluster")
+    })
+}
+
+/// Lets only members (the admin token) and admins call `/raft/*`; open when the server has
+/// neither an admin token nor token auth.
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    let admin = state.admin_token.as_deref();
+    let is_member = admin.is_some_and(|a| crate::auth::bearer(header).is_ok_and(|t| a.matches(&t)));
+    let allowed = if is_member {
+        Ok(())
+    } else if state.verifier.is_some() {
+        crate::auth::authorize(state.verifier.as_deref(), admin, header, Scope::Admin)
+            .map(|_| ())
+            .map_err(ApiError::from)
+    } else if admin.is_some() {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "member routes need the cluster's admin token",
+        ))
+    } else {
+        Ok(())
+    };
+    match allowed {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /raft/append`: AppendEntries from the leader.
+pub async fn append(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<AppendEntriesRequest<TypeConfig>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let replica = replica(&state)?;
+    let commit = req.leader_commit.map(|l| l.index);
+    let reply = replica.raft().append_entries(req).await;
+    if reply.as_ref().is_ok_and(|r| r.is_success()) {
+        replica.heard_from_leader(commit);
+    }
+    Ok(Json(reply))
+}
+
+/// `POST /raft/vote`: RequestVote from a candidate.
+pub async fn vote(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<VoteRequest<NodeId>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(replica(&state)?.raft().vote(req).await))
+}
+
+/// `POST /raft/snapshot`: a snapshot chunk (refused by this version's state machine).
+pub async fn snapshot(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<InstallSnapshotRequest<TypeConfig>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(replica(&state)?.raft().install_snapshot(req).await))
+}
+
+/// `POST /raft/write`: a write forwarded by a follower, proposed here if this member leads.
+pub async fn write(
+    State(state): State<AppState>,
+    JsonBody(cmd): JsonBody<Command>,
+) -> Result<Json<ForwardReply>, ApiError> {
+    Ok(Json(replica(&state)?.forwarded_write(cmd).await))
+}
+
+/// `POST /raft/read-index`: the leader's read index for a follower's linearizable read; null
+/// when this member does not lead.
+pub async fn read_index(State(state): State<AppState>) -> Result<Json<Option<u64>>, ApiError> {
+    Ok(Json(replica(&state)?.read_index().await.ok()))
+}
+
+/// `GET /raft/status`: this member's view of the cluster.
+pub async fn status(State(state): State<AppState>) -> Result<Json<ReplicaStatus>, ApiError> {
+    Ok(Json(replica(&state)?.status()))
+}

@@ -1,0 +1,273 @@
+//! Replication: a multi-member cluster is one Raft group (openraft). Every write becomes a Raft
+//! entry; once a majority holds it, each member applies it to its store as the same record (same
+//! LSN, same commit time), so every member keeps the same history.
+//!
+//! [`log`] is the Raft log and vote (redb), [`state`] the state machine over the [`Store`],
+//! [`network`] the client side of the member-to-member RPCs (served by `http::raft`), and
+//! [`replica`] the handle the API uses to write and to read linearizably.
+
+// openraft's storage traits fix the error type (`StorageError`, a large enum).
+#[allow(clippy::result_large_err)]
+pub mod log;
+pub mod network;
+pub mod replica;
+#[allow(clippy::result_large_err)]
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Cursor;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+use crate::store::{Committed, VersionId, WriteOp};
+use crate::wal::record::OpKind;
+
+pub use replica::{Replica, ReplicaError};
+
+/// A member's id within its cluster (the StatefulSet ordinal plus one, by convention).
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// The Raft types of a KoruDelta cluster.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// One atomic write, as replicated: the operations and the leader's clock when it proposed them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// The proposing leader's clock (µs since the epoch); the applied commit time is this or
+    /// one microsecond after the previous record, whichever is later, on every member alike.
+    pub proposed_micros: i64,
+    /// The operations, applied as one record.
+    pub ops: Vec<CommandOp>,
+}
+
+/// One operation of a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOp {
+    /// Whether this is a delete (tombstone) rather than a put.
+    pub delete: bool,
+    /// Namespace.
+    pub namespace: String,
+    /// Key.
+    pub key: String,
+    /// The value's JSON text; None for deletes.
+    pub value: Option<String>,
+}
+
+impl Command {
+    /// The command for a write request, proposed at `proposed_micros`.
+    pub fn new(ops: &[WriteOp], proposed_micros: i64) -> Command {
+        Command {
+            proposed_micros,
+            ops: ops
+                .iter()
+                .map(|op| CommandOp {
+                    delete: op.kind == OpKind::Delete,
+                    namespace: op.namespace.clone(),
+                    key: op.key.clone(),
+                    value: op.value.as_ref().map(|v| v.get().to_owned()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Back to store operations; a value that is not JSON text is a malformed command.
+    pub fn write_ops(&self) -> Result<Vec<WriteOp>, String> {
+        self.ops
+            .iter()
+            .map(|op| {
+                let value = op
+                    .value
+                    .clone()
+                    .map(RawValue::from_string)
+                    .transpose()
+                    .map_err(|e| format!("a replicated value is not JSON: {e}"))?;
+                Ok(WriteOp {
+                    kind: if op.delete {
+                        OpKind::Delete
+                    } else {
+                        OpKind::Put
+                    },
+                    namespace: op.namespace.clone(),
+                    key: op.key.clone(),
+                    value,
+                })
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "write of {} operation(s)", self.ops.len())
+    }
+}
+
+/// What applying a [`Command`] produced on the member that applied it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Applied {
+    /// Written as the record with this LSN and time; per operation, the version it superseded.
+    Written {
+        /// LSN of the record.
+        lsn: u64,
+        /// Its commit time (µs).
+        timestamp_micros: i64,
+        /// Per operation: the (LSN, operation) of the superseded version, if any.
+        previous: Vec<Option<(u64, u32)>>,
+    },
+    /// Refused by the store's checks (the same on every member, so nothing diverges).
+    Refused {
+        /// Why.
+        message: String,
+    },
+    /// A Raft-internal entry (blank or membership change): nothing for the store.
+    Nothing,
+}
+
+impl Applied {
+    /// The written record as the store's [`Committed`], or the refusal.
+    pub fn into_committed(self) -> Result<Committed, String> {
+        match self {
+            Applied::Written {
+                lsn,
+                timestamp_micros,
+                previous,
+            } => Ok(Committed {
+                lsn,
+                timestamp_micros,
+                versions: previous
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        (
+                            VersionId { lsn, op: i as u32 },
+                            p.map(|(lsn, op)| VersionId { lsn, op }),
+                        )
+                    })
+                    .collect(),
+            }),
+            Applied::Refused { message } => Err(message),
+            Applied::Nothing => Err("the entry held no write".into()),
+        }
+    }
+}
+
+/// The members of a cluster: id → `host:port` of its HTTP API (where the Raft RPCs are served).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Peers(pub BTreeMap<NodeId, String>);
+
+/// Why a `--peers` list is unusable.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid --peers {input:?}: {reason}")]
+pub struct PeersError {
+    /// The list as given.
+    pub input: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl FromStr for Peers {
+    type Err = PeersError;
+
+    /// Parses `1=host:port,2=host:port,…`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason: String| PeersError {
+            input: s.to_owned(),
+            reason,
+        };
+        let mut peers = BTreeMap::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, addr) = part
+                .split_once('=')
+                .ok_or_else(|| err(format!("{part:?} is not <id>=<host:port>")))?;
+            let id: NodeId =
+                id.trim().parse().ok().filter(|&id| id > 0).ok_or_else(|| {
+                    err(format!("{id:?} is not a member id (a positive integer)"))
+                })?;
+            let addr = addr.trim();
+            let port_ok = addr
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(err(format!("{addr:?} is not host:port")));
+            }
+            if peers.insert(id, addr.to_owned()).is_some() {
+                return Err(err(format!("member {id} is listed twice")));
+            }
+        }
+        if peers.is_empty() {
+            return Err(err("no members listed".into()));
+        }
+        Ok(Peers(peers))
+    }
+}
+
+impl fmt::Display for Peers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(id, a)| format!("{id}={a}")).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_name_what_is_wrong() {
+        let p: Peers = "1=a:1, 2=b.svc:7000,3=[::1]:9".parse().unwrap();
+        assert_eq!(p.0.len(), 3);
+        assert_eq!(p.0[&2], "b.svc:7000");
+        assert_eq!(p.to_string(), "1=a:1,2=b.svc:7000,3=[::1]:9");
+        for (bad, why) in [
+            ("", "no members"),
+            ("1", "is not <id>=<host:port>"),
+            ("0=a:1", "member id"),
+            ("x=a:1", "member id"),
+            ("1=a", "host:port"),
+            ("1=a:70000", "host:port"),
+            ("1=a:1,1=b:2", "twice"),
+        ] {
+            let e = bad.parse::<Peers>().unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn commands_round_trip_to_store_operations() {
+        let ops = vec![
+            WriteOp::put(
+                "ns",
+                "k",
+                RawValue::from_string("{\"a\":1}".into()).unwrap(),
+            ),
+            WriteOp::delete("ns", "gone"),
+        ];
+        let cmd = Command::new(&ops, 42);
+        let json = serde_json::to_string(&cmd).unwrap();
+        let back: Command = serde_json::from_str(&json).unwrap();
+        let again = back.write_ops().unwrap();
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[0].value.as_ref().unwrap().get(), "{\"a\":1}");
+        assert_eq!(again[1].kind, OpKind::Delete);
+        let applied = Applied::Written {
+            lsn: 7,
+            timestamp_micros: 9,
+            previous: vec![Some((3, 0)), None],
+        };
+        let c = applied.into_committed().unwrap();
+        assert_eq!(c.versions[0].0, VersionId { lsn: 7, op: 0 });
+        assert_eq!(c.versions[0].1, Some(VersionId { lsn: 3, op: 0 }));
+    }
+}

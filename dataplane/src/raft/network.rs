@@ -1,0 +1,156 @@
+//! The client side of the member-to-member RPCs: JSON over HTTP to the peer's `/raft/*` routes
+//! (served by `http::raft`), authenticated with the cluster's admin token when one is set.
+
+use std::time::Duration;
+
+use openraft::BasicNode;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{NodeId, TypeConfig};
+
+/// Opens connections to peers; one per target, reusing one HTTP client.
+#[derive(Clone)]
+pub struct Network {
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Network {
+    /// A network whose requests carry `token` (the cluster's admin token) when given.
+    pub fn new(token: Option<String>) -> Network {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_default();
+        Network { http, token }
+    }
+
+    /// POSTs `body` to `http://<addr><path>` and decodes the reply.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let mut req = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .timeout(timeout)
+            .json(body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|e| {
+            if e.is_connect() {
+                CallError::Unreachable(e.to_string())
+            } else {
+                CallError::Network(e.to_string())
+            }
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(CallError::Status(status.as_u16(), text));
+        }
+        resp.json()
+            .await
+            .map_err(|e| CallError::Network(e.to_string()))
+    }
+}
+
+/// Why a call to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Nothing listens there (the peer is down).
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// The connection broke or timed out, or the reply was not understood.
+    #[error("network error: {0}")]
+    Network(String),
+    /// The peer answered with an error status.
+    #[error("peer answered {0}: {1}")]
+    Status(u16, String),
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
+        Connection {
+            network: self.clone(),
+            target,
+            addr: node.addr.clone(),
+        }
+    }
+}
+
+/// RPCs to one peer.
+pub struct Connection {
+    network: Network,
+    target: NodeId,
+    addr: String,
+}
+
+impl Connection {
+    async fn rpc<Req, Resp, E>(
+        &self,
+        path: &str,
+        body: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let reply: Result<Resp, RaftError<NodeId, E>> = self
+            .network
+            .call(&self.addr, path, body, option.hard_ttl())
+            .await
+            .map_err(|e| match e {
+                CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
+                _ => RPCError::Network(NetworkError::new(&e)),
+            })?;
+        reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.rpc("/raft/append", &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.rpc("/raft/snapshot", &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.rpc("/raft/vote", &rpc, &option).await
+    }
+}

@@ -1,0 +1,393 @@
+//! The replicated member the API talks to: writes go through Raft (forwarded to the leader from a
+//! follower), reads wait for a read index so they are linearizable unless the client accepts
+//! bounded staleness.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
+use serde::Serialize;
+use thiserror::Error;
+
+use super::log::LogStore;
+use super::network::{CallError, Network};
+use super::state::StateMachine;
+use super::{Applied, Command, NodeId, Peers, TypeConfig};
+use crate::store::{Committed, Store, WriteOp};
+
+/// How long a request waits for a leader (an election in progress) before giving up.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// How long a forwarded write or read index may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a replicated write or read failed.
+#[derive(Debug, Error)]
+pub enum ReplicaError {
+    /// No leader is known (an election is under way, or this member is cut off from a majority).
+    #[error(
+        "no leader is reachable from this member right now (election under way or no majority); retry shortly"
+    )]
+    NoLeader,
+    /// The store's checks refused the write (the same on every member).
+    #[error("{0}")]
+    Refused(String),
+    /// The write reached a leader but its outcome is unknown (leadership changed or the
+    /// connection broke before the reply): it may or may not be applied.
+    #[error("the write's outcome is unknown (it may have been applied): {0}")]
+    Unknown(String),
+    /// This member is shutting down or its Raft task stopped.
+    #[error("this member's replication stopped: {0}")]
+    Stopped(String),
+    /// Starting replication failed.
+    #[error("cannot start replication: {0}")]
+    Setup(String),
+}
+
+/// What a follower last heard from its leader, for bounded-staleness reads.
+#[derive(Debug, Clone, Copy)]
+struct Heard {
+    at: Instant,
+    leader_commit: u64,
+}
+
+/// A member of a replicated cluster.
+pub struct Replica {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    peers: Peers,
+    network: Network,
+    heard: Mutex<Option<Heard>>,
+}
+
+/// One member in [`ReplicaStatus`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    /// Member id.
+    pub id: NodeId,
+    /// Its address.
+    pub addr: String,
+    /// Highest log index known to be replicated to it (leader only).
+    pub matched_index: Option<u64>,
+    /// Entries it is behind the leader's log (leader only).
+    pub lag: Option<u64>,
+}
+
+/// The member's view of the cluster, for `/raft/status`, `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaStatus {
+    /// This member's id.
+    pub id: NodeId,
+    /// leader, follower, candidate, learner or shutdown.
+    pub role: &'static str,
+    /// Current term.
+    pub term: u64,
+    /// The leader this member knows, if any.
+    pub leader: Option<NodeId>,
+    /// Index of the last entry in this member's log.
+    pub last_log_index: u64,
+    /// Index of the last entry applied to this member's store.
+    pub applied_index: u64,
+    /// The voting members and, on the leader, how far each is replicated.
+    pub members: Vec<MemberStatus>,
+}
+
+impl Replica {
+    /// Starts this member's Raft node over `store` (Raft state in `<data_dir>/raft`), and
+    /// initialises the group with `peers` if it never was.
+    pub async fn start(
+        store: Store,
+        id: NodeId,
+        peers: Peers,
+        data_dir: &Path,
+        token: Option<String>,
+    ) -> Result<Arc<Replica>, ReplicaError> {
+        if !peers.0.contains_key(&id) {
+            return Err(ReplicaError::Setup(format!(
+                "--node-id {id} is not among --peers {peers}"
+            )));
+        }
+        let log = LogStore::open(&data_dir.join("raft"))
+            .map_err(|e| ReplicaError::Setup(format!("opening the Raft log: {e}")))?;
+        let state = StateMachine::open(store, log.clone()).map_err(ReplicaError::Setup)?;
+        let config = Config {
+            cluster_name: "koru".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 500,
+            election_timeout_max: 1000,
+            // Leaders keep their whole log: see `state`.
+            snapshot_policy: SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: u64::MAX,
+            ..Config::default()
+        }
+        .validate()
+        .map_err(|e| ReplicaError::Setup(e.to_string()))?;
+        let network = Network::new(token);
+        let raft = Raft::new(id, Arc::new(config), network.clone(), log, state)
+            .await
+            .map_err(|e| ReplicaError::Setup(e.to_string()))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ReplicaError::Setup(e.to_string()))?;
+        if !initialized {
+            let members: BTreeMap<NodeId, BasicNode> = peers
+                .0
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                .collect();
+            // Every member proposes the same initial membership; one that already received
+            // entries from an elected leader refuses, which is fine.
+            if let Err(e) = raft.initialize(members).await {
+                tracing::info!(error = %e, "not initialising the Raft group");
+            }
+        }
+        tracing::info!(id, %peers, "replication started");
+        Ok(Arc::new(Replica {
+            id,
+            raft,
+            peers,
+            network,
+            heard: Mutex::new(None),
+        }))
+    }
+
+    /// The openraft node, for the RPC handlers.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// Notes an AppendEntries from the leader (for bounded-staleness reads).
+    pub fn heard_from_leader(&self, leader_commit: Option<u64>) {
+        *self.heard.lock() = Some(Heard {
+            at: Instant::now(),
+            leader_commit: leader_commit.unwrap_or(0),
+        });
+    }
+
+    /// The leader's id and address, waiting up to [`LEADER_WAIT`] for one to be elected.
+    async fn leader(&self) -> Result<(NodeId, String), ReplicaError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            if let Some(leader) = leader {
+                let addr = self
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .get_node(&leader)
+                    .map(|n| n.addr.clone())
+                    .or_else(|| self.peers.0.get(&leader).cloned());
+                if let Some(addr) = addr {
+                    return Ok((leader, addr));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ReplicaError::NoLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Writes `ops` as one record through Raft, from any member.
+    pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, ReplicaError> {
+        let cmd = Command::new(&ops, crate::store::commit::now_micros());
+        let applied = loop {
+            let (leader, addr) = self.leader().await?;
+            if leader == self.id {
+                break self.propose(cmd).await?;
+            }
+            match self
+                .network
+                .call::<_, ForwardReply>(&addr, "/raft/write", &cmd, FORWARD_TIMEOUT)
+                .await
+            {
+                Ok(ForwardReply::Applied(applied)) => break applied,
+                // It was not the leader when the write arrived, so nothing was proposed.
+                Ok(ForwardReply::NotLeader) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(ForwardReply::Failed { unknown, message }) => {
+                    return Err(if unknown {
+                        ReplicaError::Unknown(message)
+                    } else {
+                        ReplicaError::NoLeader
+                    });
+                }
+                // Never delivered: safe to try again once a leader is known.
+                Err(CallError::Unreachable(_)) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(ReplicaError::Unknown(e.to_string())),
+            }
+        };
+        applied.into_committed().map_err(ReplicaError::Refused)
+    }
+
+    /// Proposes `cmd` on this member, which believes it leads; what `/raft/write` runs.
+    pub async fn propose(&self, cmd: Command) -> Result<Applied, ReplicaError> {
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ReplicaError::Unknown(format!(
+                    "leadership moved to {:?} while the write was in flight",
+                    f.leader_id
+                )))
+            }
+            Err(RaftError::APIError(e)) => Err(ReplicaError::Refused(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(ReplicaError::Stopped(e.to_string())),
+        }
+    }
+
+    /// The answer to a forwarded write.
+    pub async fn forwarded_write(&self, cmd: Command) -> ForwardReply {
+        if self.raft.metrics().borrow().current_leader != Some(self.id) {
+            return ForwardReply::NotLeader;
+        }
+        match self.propose(cmd).await {
+            Ok(applied) => ForwardReply::Applied(applied),
+            Err(e) => ForwardReply::Failed {
+                unknown: matches!(e, ReplicaError::Unknown(_)),
+                message: e.to_string(),
+            },
+        }
+    }
+
+    /// The leader's read index: the log index a linearizable read must see applied.
+    pub async fn read_index(&self) -> Result<u64, ReplicaError> {
+        match self.raft.get_read_log_id().await {
+            Ok((read, _)) => Ok(read.map_or(0, |l| l.index)),
+            Err(RaftError::APIError(_)) => Err(ReplicaError::NoLeader),
+            Err(RaftError::Fatal(e)) => Err(ReplicaError::Stopped(e.to_string())),
+        }
+    }
+
+    /// Waits until this member's store reflects every write acknowledged before the call
+    /// (linearizable), or, with `max_staleness`, every write the leader had committed at most
+    /// that long ago as seen by this member.
+    pub async fn read_barrier(&self, max_staleness: Option<Duration>) -> Result<(), ReplicaError> {
+        let index = match max_staleness {
+            Some(bound) => match self.recent_commit(bound) {
+                Some(index) => index,
+                None => self.linearizable_index().await?,
+            },
+            None => self.linearizable_index().await?,
+        };
+        self.raft
+            .wait(Some(FORWARD_TIMEOUT))
+            .applied_index_at_least(Some(index), "read barrier")
+            .await
+            .map_err(|e| ReplicaError::Stopped(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The commit index this member heard from its leader within `bound`, if it did; the
+    /// leader itself always qualifies with its own commit index.
+    fn recent_commit(&self, bound: Duration) -> Option<u64> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader == Some(self.id) {
+            return metrics
+                .millis_since_quorum_ack
+                .filter(|&ms| Duration::from_millis(ms) <= bound)
+                .map(|_| metrics.last_applied.map_or(0, |l| l.index));
+        }
+        let heard = (*self.heard.lock())?;
+        (heard.at.elapsed() <= bound).then_some(heard.leader_commit)
+    }
+
+    async fn linearizable_index(&self) -> Result<u64, ReplicaError> {
+        loop {
+            let (leader, addr) = self.leader().await?;
+            if leader == self.id {
+                return self.read_index().await;
+            }
+            match self
+                .network
+                .call::<_, Option<u64>>(&addr, "/raft/read-index", &(), FORWARD_TIMEOUT)
+                .await
+            {
+                Ok(Some(index)) => return Ok(index),
+                Ok(None) | Err(CallError::Unreachable(_)) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    return Err(ReplicaError::Stopped(format!(
+                        "asking the leader for a read index: {e}"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// This member's view of the cluster.
+    pub fn status(&self) -> ReplicaStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let last = m.last_log_index.unwrap_or(0);
+        let members = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, node)| {
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id))
+                    .map(|l| l.map_or(0, |l| l.index));
+                MemberStatus {
+                    id: *id,
+                    addr: node.addr.clone(),
+                    matched_index: matched,
+                    lag: matched.map(|i| last.saturating_sub(i)),
+                }
+            })
+            .collect();
+        ReplicaStatus {
+            id: self.id,
+            role,
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: last,
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            members,
+        }
+    }
+
+    /// Whether this member is a healthy part of the group: it knows a leader it can follow.
+    pub fn is_ready(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.running_state.is_ok() && m.current_leader.is_some()
+    }
+
+    /// Stops the Raft node.
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// The answer to a forwarded write (`/raft/write`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub enum ForwardReply {
+    /// Committed and applied on the leader.
+    Applied(Applied),
+    /// The receiver was not the leader; nothing was proposed.
+    NotLeader,
+    /// It failed; `unknown` when it may still be applied.
+    Failed {
+        /// Whether the outcome is unknown rather than a plain failure.
+        unknown: bool,
+        /// What went wrong.
+        message: String,
+    },
+}
