@@ -114,10 +114,6 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         context: "reading the bound address".into(),
         source,
     })?;
-    tracing::info!(%addr, "serving the KoruDelta HTTP API v1");
-    // The URL on stdout is the contract for scripts and tests that start us on port 0.
-    println!("koru-dataplane listening on http://{addr}");
-    let _ = std::io::stdout().flush();
     let archive_metrics = Arc::clone(&metrics.archive);
     let mut state = AppState::new(store.clone(), metrics, verifier, config.max_ops_per_sec);
     if let Some(token) = admin_token {
@@ -180,6 +176,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    tracing::info!(%addr, "serving the KoruDelta HTTP API v1");
+    // The URL on stdout is the contract for scripts and tests that start us on port 0; it comes
+    // once everything that can refuse to start has started.
+    println!("koru-dataplane listening on http://{addr}");
+    let _ = std::io::stdout().flush();
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;

@@ -186,6 +186,7 @@ pub fn app(state: AppState) -> Router {
         .route("/raft/write", post(raft::write))
         .route("/raft/read-index", post(raft::read_index))
         .route("/raft/status", get(raft::status))
+        .route("/raft/faults", post(raft::faults))
         .route_layer(middleware::from_fn_with_state(state.clone(), raft::guard));
     Router::new()
         .merge(api)

@@ -30,6 +30,21 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
+    let from = request
+        .headers()
+        .get(crate::raft::network::MEMBER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<NodeId>().ok());
+    if let (Some(replica), Some(from)) = (&state.replica, from)
+        && replica.is_blocked(from)
+    {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "partitioned",
+            format!("member {from} is partitioned away (injected fault)"),
+        )
+        .into_response();
+    }
     let admin = state.admin_token.as_deref();
     let is_member = admin.is_some_and(|a| crate::auth::bearer(header).is_ok_and(|t| a.matches(&t)));
     let allowed = if is_member {
@@ -95,6 +110,22 @@ pub async fn write(
 /// when this member does not lead.
 pub async fn read_index(State(state): State<AppState>) -> Result<Json<Option<u64>>, ApiError> {
     Ok(Json(replica(&state)?.read_index().await.ok()))
+}
+
+/// The body of `POST /raft/faults`.
+#[derive(Debug, serde::Deserialize)]
+pub struct FaultsBody {
+    /// Members to cut this one off from (empty heals).
+    pub blocked: Vec<NodeId>,
+}
+
+/// `POST /raft/faults`: injects a network partition (tests; needs `KORU_FAULT_INJECTION=1`).
+pub async fn faults(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<FaultsBody>,
+) -> Result<StatusCode, ApiError> {
+    replica(&state)?.set_blocked(body.blocked)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /raft/status`: this member's view of the cluster.

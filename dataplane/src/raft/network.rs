@@ -1,7 +1,11 @@
 //! The client side of the member-to-member RPCs: JSON over HTTP to the peer's `/raft/*` routes
 //! (served by `http::raft`), authenticated with the cluster's admin token when one is set.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::RwLock;
 
 use openraft::BasicNode;
 use openraft::error::{
@@ -17,35 +21,59 @@ use serde::de::DeserializeOwned;
 
 use super::{NodeId, TypeConfig};
 
+/// The header naming the calling member, so a partitioned member can refuse it.
+pub const MEMBER_HEADER: &str = "x-koru-member";
+
+/// Members this one pretends it cannot reach, in either direction: injected network partitions
+/// for tests (`POST /raft/faults`, only with `KORU_FAULT_INJECTION=1`).
+pub type Blocked = Arc<RwLock<BTreeSet<NodeId>>>;
+
 /// Opens connections to peers; one per target, reusing one HTTP client.
 #[derive(Clone)]
 pub struct Network {
     http: reqwest::Client,
     token: Option<String>,
+    from: NodeId,
+    blocked: Blocked,
 }
 
 impl Network {
-    /// A network whose requests carry `token` (the cluster's admin token) when given.
-    pub fn new(token: Option<String>) -> Network {
+    /// The network of member `from`, whose requests carry `token` (the cluster's admin token)
+    /// when given and never reach the members in `blocked`.
+    pub fn new(from: NodeId, token: Option<String>, blocked: Blocked) -> Network {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
-        Network { http, token }
+        Network {
+            http,
+            token,
+            from,
+            blocked,
+        }
     }
 
-    /// POSTs `body` to `http://<addr><path>` and decodes the reply.
+    /// POSTs `body` to member `target` at `http://<addr><path>` and decodes the reply.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
+        target: NodeId,
         addr: &str,
         path: &str,
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
+        if self.blocked.read().contains(&target) {
+            // Like a dropped packet: the caller learns only after its timeout.
+            tokio::time::sleep(timeout.min(Duration::from_millis(200))).await;
+            return Err(CallError::Network(format!(
+                "member {target} is partitioned away (injected fault)"
+            )));
+        }
         let mut req = self
             .http
             .post(format!("http://{addr}{path}"))
+            .header(MEMBER_HEADER, self.from.to_string())
             .timeout(timeout)
             .json(body);
         if let Some(token) = &self.token {
@@ -116,7 +144,7 @@ impl Connection {
     {
         let reply: Result<Resp, RaftError<NodeId, E>> = self
             .network
-            .call(&self.addr, path, body, option.hard_ttl())
+            .call(self.target, &self.addr, path, body, option.hard_ttl())
             .await
             .map_err(|e| match e {
                 CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),

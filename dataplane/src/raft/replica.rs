@@ -14,7 +14,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::log::LogStore;
-use super::network::{CallError, Network};
+use super::network::{Blocked, CallError, Network};
 use super::state::StateMachine;
 use super::{Applied, Command, NodeId, Peers, TypeConfig};
 use crate::store::{Committed, Store, WriteOp};
@@ -23,6 +23,9 @@ use crate::store::{Committed, Store, WriteOp};
 const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// How long a forwarded write or read index may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a leader waits for a majority to commit a write or confirm a read index; past it
+/// the leader is probably cut off from the majority.
+const QUORUM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a replicated write or read failed.
 #[derive(Debug, Error)]
@@ -61,6 +64,8 @@ pub struct Replica {
     peers: Peers,
     network: Network,
     heard: Mutex<Option<Heard>>,
+    blocked: Blocked,
+    faults_enabled: bool,
 }
 
 /// One member in [`ReplicaStatus`].
@@ -125,7 +130,8 @@ impl Replica {
         }
         .validate()
         .map_err(|e| ReplicaError::Setup(e.to_string()))?;
-        let network = Network::new(token);
+        let blocked = Blocked::default();
+        let network = Network::new(id, token, Arc::clone(&blocked));
         let raft = Raft::new(id, Arc::new(config), network.clone(), log, state)
             .await
             .map_err(|e| ReplicaError::Setup(e.to_string()))?;
@@ -152,6 +158,8 @@ impl Replica {
             peers,
             network,
             heard: Mutex::new(None),
+            blocked,
+            faults_enabled: std::env::var("KORU_FAULT_INJECTION").is_ok_and(|v| v == "1"),
         }))
     }
 
@@ -204,7 +212,7 @@ impl Replica {
             }
             match self
                 .network
-                .call::<_, ForwardReply>(&addr, "/raft/write", &cmd, FORWARD_TIMEOUT)
+                .call::<_, ForwardReply>(leader, &addr, "/raft/write", &cmd, FORWARD_TIMEOUT)
                 .await
             {
                 Ok(ForwardReply::Applied(applied)) => break applied,
@@ -231,7 +239,14 @@ impl Replica {
 
     /// Proposes `cmd` on this member, which believes it leads; what `/raft/write` runs.
     pub async fn propose(&self, cmd: Command) -> Result<Applied, ReplicaError> {
-        match self.raft.client_write(cmd).await {
+        let Ok(written) = tokio::time::timeout(QUORUM_TIMEOUT, self.raft.client_write(cmd)).await
+        else {
+            return Err(ReplicaError::Unknown(format!(
+                "no majority committed it within {} s",
+                QUORUM_TIMEOUT.as_secs()
+            )));
+        };
+        match written {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(ReplicaError::Unknown(format!(
@@ -260,7 +275,11 @@ impl Replica {
 
     /// The leader's read index: the log index a linearizable read must see applied.
     pub async fn read_index(&self) -> Result<u64, ReplicaError> {
-        match self.raft.get_read_log_id().await {
+        let Ok(read) = tokio::time::timeout(QUORUM_TIMEOUT, self.raft.get_read_log_id()).await
+        else {
+            return Err(ReplicaError::NoLeader);
+        };
+        match read {
             Ok((read, _)) => Ok(read.map_or(0, |l| l.index)),
             Err(RaftError::APIError(_)) => Err(ReplicaError::NoLeader),
             Err(RaftError::Fatal(e)) => Err(ReplicaError::Stopped(e.to_string())),
@@ -308,7 +327,7 @@ impl Replica {
             }
             match self
                 .network
-                .call::<_, Option<u64>>(&addr, "/raft/read-index", &(), FORWARD_TIMEOUT)
+                .call::<_, Option<u64>>(leader, &addr, "/raft/read-index", &(), FORWARD_TIMEOUT)
                 .await
             {
                 Ok(Some(index)) => return Ok(index),
@@ -368,6 +387,27 @@ impl Replica {
     pub fn is_ready(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();
         m.running_state.is_ok() && m.current_leader.is_some()
+    }
+
+    /// Whether calls from member `from` are refused (an injected partition).
+    pub fn is_blocked(&self, from: NodeId) -> bool {
+        self.blocked.read().contains(&from)
+    }
+
+    /// Replaces the injected partition: this member neither reaches nor answers `members`.
+    /// Refused unless the process runs with `KORU_FAULT_INJECTION=1`.
+    pub fn set_blocked(
+        &self,
+        members: impl IntoIterator<Item = NodeId>,
+    ) -> Result<(), ReplicaError> {
+        if !self.faults_enabled {
+            return Err(ReplicaError::Refused(
+                "fault injection is off (start the member with KORU_FAULT_INJECTION=1)".into(),
+            ));
+        }
+        *self.blocked.write() = members.into_iter().collect();
+        tracing::warn!(blocked = ?*self.blocked.read(), "injected partition changed");
+        Ok(())
     }
 
     /// Stops the Raft node.

@@ -8,6 +8,7 @@
 // Each test binary compiles this module on its own and uses only some of it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod stores;
 
 use std::io::{BufRead, BufReader, Read};
@@ -91,6 +92,16 @@ impl Server {
         extra_args: &[&str],
         env: &[(String, String)],
     ) -> Result<Server, Exited> {
+        Server::try_start_at(data_dir, "127.0.0.1:0", extra_args, env)
+    }
+
+    /// [`Server::try_start_with_env`] listening on `listen` (a member whose peers know its port).
+    pub fn try_start_at(
+        data_dir: &Path,
+        listen: &str,
+        extra_args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Server, Exited> {
         let started = Instant::now();
         let mut command = Command::new(BINARY);
         // The server reads its settings from KORU_* variables too; the test's arguments alone count.
@@ -102,7 +113,7 @@ impl Server {
         let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(extra_args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("KORU_LOG", "info")

@@ -1,0 +1,190 @@
+//! Replicated clusters of real `koru-dataplane` processes on loopback, for the Raft tests.
+//!
+//! Members get fixed ports (picked free before start, so each member's `--peers` can name the
+//! others) and run with `KORU_FAULT_INJECTION=1`, so a test can cut links between them
+//! (`POST /raft/faults`): an in-process fault-injecting transport, since network namespaces
+//! need privileges CI may not have.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::Server;
+
+/// A cluster of `n` members with ids 1..=n.
+pub struct Cluster {
+    /// Holds every member's data directory.
+    pub dir: tempfile::TempDir,
+    ports: BTreeMap<u64, u16>,
+    /// The running members by id (a killed one is absent until restarted).
+    pub members: BTreeMap<u64, Server>,
+    peers: String,
+}
+
+/// A free loopback port (released before the member binds it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Cluster {
+    /// Starts `n` members and returns once each accepts connections.
+    pub fn start(n: u64) -> Cluster {
+        let ports: BTreeMap<u64, u16> = (1..=n).map(|id| (id, free_port())).collect();
+        let peers = ports
+            .iter()
+            .map(|(id, port)| format!("{id}=127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            ports,
+            members: BTreeMap::new(),
+            peers,
+        };
+        for id in 1..=n {
+            cluster.restart(id);
+        }
+        cluster
+    }
+
+    /// Starts member `id` (again) on its data directory and port.
+    pub fn restart(&mut self, id: u64) {
+        let data = self.dir.path().join(format!("member-{id}"));
+        let listen = format!("127.0.0.1:{}", self.ports[&id]);
+        let id_text = id.to_string();
+        let args = [
+            "--node-id",
+            id_text.as_str(),
+            "--peers",
+            self.peers.as_str(),
+        ];
+        let env = [("KORU_FAULT_INJECTION".to_string(), "1".to_string())];
+        let server = Server::try_start_at(&data, &listen, &args, &env).unwrap_or_else(|e| {
+            panic!(
+                "member {id} exited with {} instead of starting; stderr:\n{}",
+                e.status, e.stderr
+            )
+        });
+        self.members.insert(id, server);
+    }
+
+    /// Kills member `id` with SIGKILL.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut server) = self.members.remove(&id) {
+            server.kill();
+        }
+    }
+
+    /// Base URL of member `id` (whether or not it runs).
+    pub fn url(&self, id: u64) -> String {
+        format!("http://127.0.0.1:{}", self.ports[&id])
+    }
+
+    /// The ids of the running members.
+    pub fn running(&self) -> Vec<u64> {
+        self.members.keys().copied().collect()
+    }
+
+    /// Member `id`'s `/raft/status`, or None if it does not answer.
+    pub async fn status(&self, http: &reqwest::Client, id: u64) -> Option<Value> {
+        let resp = http
+            .get(format!("{}/raft/status", self.url(id)))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        resp.json().await.ok()
+    }
+
+    /// Waits until one of `among` says it leads and every other member of `among` follows it;
+    /// returns the leader's id. Panics after `timeout`, with what each member said.
+    pub async fn leader_among(
+        &self,
+        http: &reqwest::Client,
+        among: &[u64],
+        timeout: Duration,
+    ) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut said = BTreeMap::new();
+            for &id in among {
+                said.insert(id, self.status(http, id).await);
+            }
+            let leaders: Vec<u64> = said
+                .iter()
+                .filter(|(_, s)| s.as_ref().is_some_and(|s| s["role"] == "leader"))
+                .map(|(id, _)| *id)
+                .collect();
+            if let [leader] = leaders[..] {
+                let agreed = said
+                    .values()
+                    .all(|s| s.as_ref().is_some_and(|s| s["leader"] == leader));
+                if agreed {
+                    return leader;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {among:?} within {timeout:?}: {said:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for a leader all running members agree on.
+    pub async fn leader(&self, http: &reqwest::Client) -> u64 {
+        self.leader_among(http, &self.running(), Duration::from_secs(20))
+            .await
+    }
+
+    /// Cuts member `id` off from `others` in both directions (empty heals it).
+    pub async fn block(&self, http: &reqwest::Client, id: u64, others: &[u64]) {
+        let resp = http
+            .post(format!("{}/raft/faults", self.url(id)))
+            .json(&serde_json::json!({ "blocked": others }))
+            .send()
+            .await
+            .expect("POST /raft/faults");
+        assert_eq!(resp.status(), 204, "{:?}", resp.text().await);
+    }
+
+    /// Every record in member `id`'s change feed (LSN, time, operations), read linearizably.
+    pub async fn changes(&self, http: &reqwest::Client, id: u64) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut since = 0u64;
+        loop {
+            let body: Value = http
+                .get(format!(
+                    "{}/api/v1/changes?since={since}&limit=1000",
+                    self.url(id)
+                ))
+                .send()
+                .await
+                .expect("GET changes")
+                .json()
+                .await
+                .expect("a changes body");
+            let page = body["changes"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no changes in {body}"))
+                .clone();
+            if page.is_empty() {
+                return out;
+            }
+            since = body["next_since"].as_u64().expect("next_since");
+            out.extend(page);
+        }
+    }
+
+    /// Every member's stderr, for failure messages.
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|(id, s)| format!("--- member {id} ---\n{}", s.stderr()))
+            .collect()
+    }
+}

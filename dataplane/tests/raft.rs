@@ -1,0 +1,435 @@
+//! Replicated clusters of real `koru-dataplane` processes on loopback: the leader killed with
+//! SIGKILL under concurrent writes (3 and 5 members), a partitioned leader (an injected fault in
+//! the members' transport, see `common::cluster`), and a linearizability check of single-key
+//! read/write histories recorded while members are killed and partitioned.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::{Server, client};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
+
+/// An acknowledged write: key, value, when its request was sent, when it was acknowledged.
+type Acked = (String, u64, Instant, Instant);
+
+/// PUTs `{"value": value}` through member `id`; the status, or None if no answer came.
+async fn put(http: &reqwest::Client, cluster_url: &str, key: &str, value: u64) -> Option<u16> {
+    let resp = http
+        .put(format!("{cluster_url}/api/v1/acked/{key}"))
+        .json(&json!({ "value": value }))
+        .send()
+        .await
+        .ok()?;
+    Some(resp.status().as_u16())
+}
+
+/// Latest value of every key in a change feed.
+fn state_of(feed: &[Value]) -> BTreeMap<String, Value> {
+    let mut state = BTreeMap::new();
+    for record in feed {
+        for op in record["ops"].as_array().expect("ops") {
+            let key = op["key"].as_str().expect("key").to_owned();
+            state.insert(key, op.get("value").cloned().unwrap_or(Value::Null));
+        }
+    }
+    state
+}
+
+/// Starts `n` members, writes from four concurrent clients through every member, kills the
+/// leader with SIGKILL, and checks that a new leader takes writes within seconds, that every
+/// acknowledged write is on every survivor, and that the restarted member ends with exactly
+/// the same history (every record: LSN, time, operations).
+async fn leader_killed_under_writes(n: u64) {
+    let mut cluster = Cluster::start(n);
+    let http = client();
+    let leader = cluster.leader(&http).await;
+    let urls: Vec<String> = (1..=n).map(|id| cluster.url(id)).collect();
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for t in 0..4u64 {
+        let (http, urls, acked, stop) = (
+            http.clone(),
+            urls.clone(),
+            Arc::clone(&acked),
+            Arc::clone(&stop),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let key = format!("w{t}-{i}");
+                let url = &urls[((t + i) % urls.len() as u64) as usize];
+                let sent = Instant::now();
+                match put(&http, url, &key, i).await {
+                    Some(200) => acked.lock().push((key, i, sent, Instant::now())),
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = acked.lock().len();
+    assert!(
+        before > 0,
+        "no write acknowledged before the kill:\n{}",
+        cluster.logs()
+    );
+    cluster.kill(leader);
+    let killed_at = Instant::now();
+    let failover = loop {
+        let first = acked
+            .lock()
+            .iter()
+            .filter(|(_, _, sent, _)| *sent > killed_at)
+            .map(|(_, _, _, done)| *done)
+            .min();
+        if let Some(first) = first {
+            break first - killed_at;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(15),
+            "no write acknowledged within 15 s of killing leader {leader}:\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().clone();
+    eprintln!(
+        "{n} members: {} writes acknowledged ({before} before the kill); the first write sent \
+         after the kill was acknowledged {failover:?} after it",
+        acked.len()
+    );
+    let new_leader = cluster.leader(&http).await;
+    assert_ne!(new_leader, leader);
+    let survivors = cluster.running();
+    for &id in &survivors {
+        let state = state_of(&cluster.changes(&http, id).await);
+        for (key, value, _, _) in &acked {
+            assert_eq!(
+                state.get(key),
+                Some(&json!(value)),
+                "member {id} lacks acknowledged write {key}={value}"
+            );
+        }
+    }
+    cluster.restart(leader);
+    cluster.leader(&http).await;
+    let reference = cluster.changes(&http, new_leader).await;
+    for id in 1..=n {
+        let feed = cluster.changes(&http, id).await;
+        assert_eq!(
+            feed.len(),
+            reference.len(),
+            "member {id} has {} records, the leader {}",
+            feed.len(),
+            reference.len()
+        );
+        assert!(
+            feed == reference,
+            "member {id}'s history differs from the leader's"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_members_keep_every_acknowledged_write_when_the_leader_is_killed() {
+    leader_killed_under_writes(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_members_keep_every_acknowledged_write_when_the_leader_is_killed() {
+    leader_killed_under_writes(5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_leader_acknowledges_nothing_and_the_majority_goes_on() {
+    let cluster = Cluster::start(3);
+    let http = client();
+    let old = cluster.leader(&http).await;
+    assert_eq!(put(&http, &cluster.url(old), "before", 1).await, Some(200));
+    let others: Vec<u64> = (1..=3).filter(|&id| id != old).collect();
+    cluster.block(&http, old, &others).await;
+    for &id in &others {
+        cluster.block(&http, id, &[old]).await;
+    }
+
+    // The minority side: a write is not acknowledged, a linearizable read is refused.
+    let status = put(&http, &cluster.url(old), "lost", 1).await;
+    assert!(
+        matches!(status, Some(503)),
+        "the cut-off leader answered {status:?} to a write"
+    );
+    let read = http
+        .get(format!("{}/api/v1/acked/before", cluster.url(old)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read.status(),
+        503,
+        "a linearizable read on the minority side"
+    );
+
+    // The majority side elects a leader of a later term and keeps taking writes.
+    let new = cluster
+        .leader_among(&http, &others, Duration::from_secs(20))
+        .await;
+    assert_ne!(new, old);
+    for (i, &id) in others.iter().enumerate() {
+        assert_eq!(
+            put(&http, &cluster.url(id), &format!("during-{i}"), 2).await,
+            Some(200)
+        );
+    }
+    let old_term = cluster.status(&http, old).await.unwrap()["term"].clone();
+    let new_term = cluster.status(&http, new).await.unwrap()["term"].clone();
+    assert!(
+        new_term.as_u64() > old_term.as_u64(),
+        "new leader's term {new_term} is not past the old leader's {old_term}"
+    );
+
+    // Healed: everyone follows one leader, with one history, without the unacknowledged write.
+    for id in 1..=3 {
+        cluster.block(&http, id, &[]).await;
+    }
+    cluster.leader(&http).await;
+    let reference = cluster.changes(&http, new).await;
+    let state = state_of(&reference);
+    assert!(state.contains_key("before") && state.contains_key("during-0"));
+    assert!(
+        !state.contains_key("lost"),
+        "an unacknowledged write surfaced"
+    );
+    for id in 1..=3 {
+        assert!(
+            cluster.changes(&http, id).await == reference,
+            "member {id} did not converge"
+        );
+    }
+}
+
+/// One event of a recorded history.
+#[derive(Debug, Clone)]
+enum Event {
+    Invoke(usize, RegisterOp<u64>),
+    Return(usize, RegisterRet<u64>),
+}
+
+/// Runs one client against `key`: random reads and writes through random members, recorded
+/// into `history`. A request whose outcome is unknown leaves its operation in flight and the
+/// client continues under a new id, as the checker requires.
+async fn client_loop(
+    http: reqwest::Client,
+    urls: Vec<String>,
+    key: String,
+    first_id: usize,
+    history: Arc<Mutex<Vec<Event>>>,
+    stop: Arc<AtomicBool>,
+    ops: usize,
+) {
+    let mut id = first_id;
+    let mut seed = first_id as u64 * 7919 + 1;
+    for n in 0..ops {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let url = &urls[(seed >> 33) as usize % urls.len()];
+        let write = (seed >> 40).is_multiple_of(2);
+        if write {
+            let value = (first_id * 100_000 + n + 1) as u64;
+            history
+                .lock()
+                .push(Event::Invoke(id, RegisterOp::Write(value)));
+            let resp = http
+                .put(format!("{url}/api/v1/lin/{key}"))
+                .json(&json!({ "value": value }))
+                .send()
+                .await;
+            let status = resp.as_ref().map(|r| r.status().as_u16()).ok();
+            let code = match resp {
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .map(|b| b["error"]["code"].clone()),
+                Err(_) => None,
+            };
+            match status {
+                Some(200) => history.lock().push(Event::Return(id, RegisterRet::WriteOk)),
+                // Refused before anything was proposed: as if never invoked.
+                Some(503) if code == Some(json!("no_leader")) => {
+                    forget_last_invoke(&history, id);
+                }
+                // Unknown: it may take effect later; this client id stays in flight.
+                _ => id += 1_000,
+            }
+        } else {
+            history.lock().push(Event::Invoke(id, RegisterOp::Read));
+            let resp = http.get(format!("{url}/api/v1/lin/{key}")).send().await;
+            match resp.as_ref().map(|r| r.status().as_u16()) {
+                Ok(200) => {
+                    let body: Value = resp.unwrap().json().await.unwrap();
+                    let v = body["value"].as_u64().expect("a written value");
+                    history
+                        .lock()
+                        .push(Event::Return(id, RegisterRet::ReadOk(v)));
+                }
+                Ok(404) => history
+                    .lock()
+                    .push(Event::Return(id, RegisterRet::ReadOk(0))),
+                // A failed read has no effect: drop it.
+                _ => forget_last_invoke(&history, id),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn forget_last_invoke(history: &Mutex<Vec<Event>>, id: usize) {
+    let mut h = history.lock();
+    let at = h
+        .iter()
+        .rposition(|e| matches!(e, Event::Invoke(i, _) if *i == id))
+        .expect("the invoke being forgotten");
+    h.remove(at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_key_histories_under_kills_and_partitions_are_linearizable() {
+    let mut cluster = Cluster::start(3);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(8))
+        .build()
+        .unwrap();
+    cluster.leader(&http).await;
+    let urls: Vec<String> = (1..=3).map(|id| cluster.url(id)).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let keys = ["a", "b"];
+    let mut histories = Vec::new();
+    let mut tasks = Vec::new();
+    for (k, key) in keys.iter().enumerate() {
+        let history: Arc<Mutex<Vec<Event>>> = Arc::default();
+        histories.push(Arc::clone(&history));
+        for c in 0..3 {
+            tasks.push(tokio::spawn(client_loop(
+                http.clone(),
+                urls.clone(),
+                key.to_string(),
+                k * 10 + c + 1,
+                Arc::clone(&history),
+                Arc::clone(&stop),
+                60,
+            )));
+        }
+    }
+    // The nemesis: kill the leader, bring it back, then cut the new leader off and heal.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let leader = cluster.leader(&http).await;
+    cluster.kill(leader);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.restart(leader);
+    let leader = cluster.leader(&http).await;
+    let others: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+    cluster.block(&http, leader, &others).await;
+    for &id in &others {
+        cluster.block(&http, id, &[leader]).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for id in 1..=3 {
+        cluster.block(&http, id, &[]).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    for (key, history) in keys.iter().zip(histories) {
+        let events = history.lock().clone();
+        let completed = events
+            .iter()
+            .filter(|e| matches!(e, Event::Return(..)))
+            .count();
+        assert!(
+            completed >= 20,
+            "key {key}: only {completed} operations completed"
+        );
+        let mut tester = LinearizabilityTester::new(Register(0u64));
+        for e in &events {
+            match e.clone() {
+                Event::Invoke(id, op) => tester.on_invoke(id, op).map(|_| ()),
+                Event::Return(id, ret) => tester.on_return(id, ret).map(|_| ()),
+            }
+            .unwrap_or_else(|err| panic!("key {key}: malformed history ({err}): {events:?}"));
+        }
+        assert!(
+            tester.is_consistent(),
+            "key {key}: the history is not linearizable: {events:?}"
+        );
+        eprintln!("key {key}: {completed} operations, linearizable");
+    }
+}
+
+#[test]
+fn membership_flags_are_checked_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--node-id", "1"], "--peers"),
+        (
+            &["--node-id", "4", "--peers", "1=127.0.0.1:1"],
+            "not among --peers",
+        ),
+        (&["--node-id", "1", "--peers", "1=nowhere"], "host:port"),
+        (
+            &[
+                "--node-id",
+                "1",
+                "--peers",
+                "1=127.0.0.1:1",
+                "--backup-store",
+                "file:///tmp/x",
+            ],
+            "--backup-store",
+        ),
+    ];
+    for (args, says) in cases {
+        let e = Server::try_start(tmp.path(), args)
+            .err()
+            .unwrap_or_else(|| panic!("{args:?} started"));
+        assert!(!e.status.success());
+        assert!(e.stderr.contains(says), "{args:?}: {}", e.stderr);
+    }
+}
+
+#[tokio::test]
+async fn a_single_node_data_directory_cannot_join_a_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut single = Server::start(&data, &[]);
+    common::put_text(&client(), &single, "ns", "k", "1").await;
+    single.term();
+    drop(single);
+    let e = Server::try_start(&data, &["--node-id", "1", "--peers", "1=127.0.0.1:1"])
+        .err()
+        .expect("joined a cluster");
+    assert!(
+        e.stderr.contains("written outside this cluster"),
+        "{}",
+        e.stderr
+    );
+}
