@@ -222,6 +222,80 @@ async fn a_partitioned_leader_acknowledges_nothing_and_the_majority_goes_on() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn membership_changes_three_to_five_to_three_under_writes_lose_nothing() {
+    let mut cluster = Cluster::start_some(5, 3);
+    let http = client();
+    cluster.leader(&http).await;
+    let urls: Vec<String> = (1..=3).map(|id| cluster.url(id)).collect();
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for t in 0..3u64 {
+        let (http, urls, acked, stop) = (
+            http.clone(),
+            urls.clone(),
+            Arc::clone(&acked),
+            Arc::clone(&stop),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let key = format!("m{t}-{i}");
+                let url = &urls[(i % 3) as usize];
+                let sent = Instant::now();
+                match put(&http, url, &key, i).await {
+                    Some(200) => acked.lock().push((key, i, sent, Instant::now())),
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.restart(4);
+    cluster.restart(5);
+    let grown = cluster.set_members(&http, 2, &[1, 2, 3, 4, 5]).await;
+    let voters = |status: &Value| -> Vec<u64> {
+        status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["voter"] == true)
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(voters(&grown), vec![1, 2, 3, 4, 5], "{grown}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shrunk = cluster.set_members(&http, 4, &[1, 2, 3]).await;
+    assert_eq!(voters(&shrunk), vec![1, 2, 3], "{shrunk}");
+    cluster.kill(4);
+    cluster.kill(5);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().clone();
+    assert!(acked.len() > 10, "only {} writes acknowledged", acked.len());
+    let leader = cluster.leader(&http).await;
+    let reference = cluster.changes(&http, leader).await;
+    let state = state_of(&reference);
+    for (key, value, _, _) in &acked {
+        assert_eq!(state.get(key), Some(&json!(value)), "lost {key}={value}");
+    }
+    for id in 1..=3 {
+        assert!(
+            cluster.changes(&http, id).await == reference,
+            "member {id} differs from the leader"
+        );
+    }
+    eprintln!(
+        "3 -> 5 -> 3 members: {} writes acknowledged, none lost",
+        acked.len()
+    );
+}
+
 /// One event of a recorded history.
 #[derive(Debug, Clone)]
 enum Event {

@@ -74,7 +74,7 @@ fn refresh_raft_metrics(m: &crate::metrics::RaftMetrics, s: &crate::raft::replic
     for role in ["leader", "follower", "candidate", "learner", "shutdown"] {
         m.role
             .get_or_create(&crate::metrics::RoleLabels { role: role.into() })
-            .set(i64::from(role == s.role));
+            .set(i64::from(role == s.role.as_str()));
     }
     m.last_log_index.set(s.last_log_index as i64);
     m.applied_index.set(s.applied_index as i64);

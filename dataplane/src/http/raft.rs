@@ -14,7 +14,7 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use super::AppState;
 use super::error::{ApiError, JsonBody};
 use crate::auth::Scope;
-use crate::raft::replica::{ForwardReply, ReplicaStatus};
+use crate::raft::replica::{ForwardReply, MembersBody, ReplicaStatus};
 use crate::raft::{Command, NodeId, Replica, TypeConfig};
 
 fn replica(state: &AppState) -> Result<&Arc<Replica>, ApiError> {
@@ -126,6 +126,15 @@ pub async fn faults(
 ) -> Result<StatusCode, ApiError> {
     replica(&state)?.set_blocked(body.blocked)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /raft/membership`: makes the given members the voters (see
+/// [`Replica::change_members`]); answers once the change is committed.
+pub async fn membership(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<MembersBody>,
+) -> Result<Json<ReplicaStatus>, ApiError> {
+    Ok(Json(replica(&state)?.change_members(body.members).await?))
 }
 
 /// `GET /raft/status`: this member's view of the cluster.

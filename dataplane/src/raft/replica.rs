@@ -26,6 +26,8 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a leader waits for a majority to commit a write or confirm a read index; past it
 /// the leader is probably cut off from the majority.
 const QUORUM_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long adding a member (catching it up) and changing the voters may take.
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why a replicated write or read failed.
 #[derive(Debug, Error)]
@@ -69,12 +71,14 @@ pub struct Replica {
 }
 
 /// One member in [`ReplicaStatus`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct MemberStatus {
     /// Member id.
     pub id: NodeId,
     /// Its address.
     pub addr: String,
+    /// Whether it votes (false for a learner being caught up).
+    pub voter: bool,
     /// Highest log index known to be replicated to it (leader only).
     pub matched_index: Option<u64>,
     /// Entries it is behind the leader's log (leader only).
@@ -82,12 +86,12 @@ pub struct MemberStatus {
 }
 
 /// The member's view of the cluster, for `/raft/status`, `/readyz` and `/metrics`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ReplicaStatus {
     /// This member's id.
     pub id: NodeId,
     /// leader, follower, candidate, learner or shutdown.
-    pub role: &'static str,
+    pub role: String,
     /// Current term.
     pub term: u64,
     /// The leader this member knows, if any.
@@ -139,14 +143,15 @@ impl Replica {
             .is_initialized()
             .await
             .map_err(|e| ReplicaError::Setup(e.to_string()))?;
-        if !initialized {
+        // Only the lowest id proposes the first membership; the others, and members added later
+        // by a membership change, wait to hear from a leader.
+        if !initialized && peers.0.keys().next() == Some(&id) {
             let members: BTreeMap<NodeId, BasicNode> = peers
                 .0
                 .iter()
                 .map(|(id, addr)| (*id, BasicNode::new(addr)))
                 .collect();
-            // Every member proposes the same initial membership; one that already received
-            // entries from an elected leader refuses, which is fine.
+            // Refused if this member already received entries from an elected leader.
             if let Err(e) = raft.initialize(members).await {
                 tracing::info!(error = %e, "not initialising the Raft group");
             }
@@ -354,6 +359,7 @@ impl Replica {
             ServerState::Shutdown => "shutdown",
         };
         let last = m.last_log_index.unwrap_or(0);
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
         let members = m
             .membership_config
             .membership()
@@ -367,6 +373,7 @@ impl Replica {
                 MemberStatus {
                     id: *id,
                     addr: node.addr.clone(),
+                    voter: voters.contains(id),
                     matched_index: matched,
                     lag: matched.map(|i| last.saturating_sub(i)),
                 }
@@ -374,7 +381,7 @@ impl Replica {
             .collect();
         ReplicaStatus {
             id: self.id,
-            role,
+            role: role.to_owned(),
             term: m.current_term,
             leader: m.current_leader,
             last_log_index: last,
@@ -387,6 +394,67 @@ impl Replica {
     pub fn is_ready(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();
         m.running_state.is_ok() && m.current_leader.is_some()
+    }
+
+    /// Makes `members` the cluster's voters (id → address), from any member: new members are
+    /// first added as learners and caught up, then the voter set is replaced in one joint
+    /// consensus change, so a majority of both the old and the new set agrees at every step.
+    pub async fn change_members(
+        &self,
+        members: BTreeMap<NodeId, String>,
+    ) -> Result<ReplicaStatus, ReplicaError> {
+        if members.is_empty() {
+            return Err(ReplicaError::Refused(
+                "a cluster needs at least one member".into(),
+            ));
+        }
+        let (leader, addr) = self.leader().await?;
+        if leader != self.id {
+            return self
+                .network
+                .call(
+                    leader,
+                    &addr,
+                    "/raft/membership",
+                    &MembersBody { members },
+                    MEMBERSHIP_TIMEOUT,
+                )
+                .await
+                .map_err(|e| ReplicaError::Unknown(format!("forwarding to the leader: {e}")));
+        }
+        let known: Vec<NodeId> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
+        for (id, addr) in &members {
+            if !known.contains(id) {
+                tracing::info!(id, %addr, "adding a learner");
+                let added = tokio::time::timeout(
+                    MEMBERSHIP_TIMEOUT,
+                    self.raft.add_learner(*id, BasicNode::new(addr), true),
+                )
+                .await
+                .map_err(|_| {
+                    ReplicaError::Unknown(format!("member {id} did not catch up in time"))
+                })?;
+                added.map_err(membership_error)?;
+            }
+        }
+        let voters: std::collections::BTreeSet<NodeId> = members.keys().copied().collect();
+        tracing::info!(?voters, "changing the voters");
+        tokio::time::timeout(
+            MEMBERSHIP_TIMEOUT,
+            self.raft.change_membership(voters, false),
+        )
+        .await
+        .map_err(|_| ReplicaError::Unknown("the membership change did not commit in time".into()))?
+        .map_err(membership_error)?;
+        Ok(self.status())
     }
 
     /// Whether calls from member `from` are refused (an injected partition).
@@ -414,6 +482,24 @@ impl Replica {
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
     }
+}
+
+/// Maps a failed membership step.
+fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ReplicaError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            ReplicaError::Unknown("leadership moved during the membership change; retry".into())
+        }
+        RaftError::APIError(e) => ReplicaError::Refused(e.to_string()),
+        RaftError::Fatal(e) => ReplicaError::Stopped(e.to_string()),
+    }
+}
+
+/// The body of `POST /raft/membership`: the voters wanted, id → address.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct MembersBody {
+    /// Every voter of the new configuration.
+    pub members: BTreeMap<NodeId, String>,
 }
 
 /// The answer to a forwarded write (`/raft/write`).

@@ -33,6 +33,13 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Starts `n` members and returns once each accepts connections.
     pub fn start(n: u64) -> Cluster {
+        Cluster::start_some(n, n)
+    }
+
+    /// Names `total` members in every member's `--peers` but starts only the first `running`
+    /// (the others join later through a membership change).
+    pub fn start_some(total: u64, running: u64) -> Cluster {
+        let n = total;
         let ports: BTreeMap<u64, u16> = (1..=n).map(|id| (id, free_port())).collect();
         let peers = ports
             .iter()
@@ -45,7 +52,7 @@ impl Cluster {
             members: BTreeMap::new(),
             peers,
         };
-        for id in 1..=n {
+        for id in 1..=running {
             cluster.restart(id);
         }
         cluster
@@ -178,6 +185,25 @@ impl Cluster {
             since = body["next_since"].as_u64().expect("next_since");
             out.extend(page);
         }
+    }
+
+    /// Asks member `via` to make `ids` the voters; returns the resulting status.
+    pub async fn set_members(&self, http: &reqwest::Client, via: u64, ids: &[u64]) -> Value {
+        let members: BTreeMap<String, String> = ids
+            .iter()
+            .map(|id| (id.to_string(), format!("127.0.0.1:{}", self.ports[id])))
+            .collect();
+        let resp = http
+            .post(format!("{}/raft/membership", self.url(via)))
+            .timeout(Duration::from_secs(150))
+            .json(&serde_json::json!({ "members": members }))
+            .send()
+            .await
+            .expect("POST /raft/membership");
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("a membership body");
+        assert_eq!(status, 200, "membership change to {ids:?}: {body}");
+        body
     }
 
     /// Every member's stderr, for failure messages.
