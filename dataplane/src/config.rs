@@ -108,7 +108,8 @@ pub struct Cli {
     #[arg(long, env = "KORU_VERIFY_SCHEDULE")]
     pub verify_schedule: Option<String>,
 
-    /// This member's id in a replicated cluster (a positive integer listed in --peers).
+    /// This member's id in a replicated cluster (a whole number listed in --peers; on
+    /// Kubernetes the StatefulSet ordinal).
     #[arg(long, env = "KORU_NODE_ID", requires = "peers")]
     pub node_id: Option<u64>,
 
@@ -116,6 +117,12 @@ pub struct Cli {
     /// (each member's HTTP address). Without it the server is a single node.
     #[arg(long, env = "KORU_PEERS", requires = "node_id")]
     pub peers: Option<String>,
+
+    /// The address of any member from its id, `{id}` standing for it (e.g.
+    /// `koru-{id}.koru-peers.ns.svc:8080`): lets --peers list bare ids, and gives the address of
+    /// a member added later by id.
+    #[arg(long, env = "KORU_PEER_TEMPLATE", requires = "peers")]
+    pub peer_template: Option<String>,
 }
 
 /// `koru-dataplane restore`: rebuild a data directory from a backup store.
@@ -231,6 +238,8 @@ pub struct ReplicationConfig {
     pub node_id: crate::raft::NodeId,
     /// Every member, this one included.
     pub peers: crate::raft::Peers,
+    /// The address of a member from its id, for members added later.
+    pub template: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -308,7 +317,14 @@ impl Cli {
         };
         let replication = match (self.node_id, self.peers) {
             (Some(node_id), Some(peers)) => {
-                let peers: crate::raft::Peers = peers.parse().map_err(|e| format!("{e}"))?;
+                let template = self.peer_template.clone();
+                if let Some(t) = &template
+                    && !t.contains("{id}")
+                {
+                    return Err(format!("--peer-template {t:?} has no {{id}} in it"));
+                }
+                let peers = crate::raft::Peers::parse(&peers, template.as_deref())
+                    .map_err(|e| format!("{e}"))?;
                 if !peers.0.contains_key(&node_id) {
                     return Err(format!("--node-id {node_id} is not among --peers {peers}"));
                 }
@@ -319,7 +335,11 @@ impl Cli {
                             .into(),
                     );
                 }
-                Some(ReplicationConfig { node_id, peers })
+                Some(ReplicationConfig {
+                    node_id,
+                    peers,
+                    template,
+                })
             }
             _ => None,
         };

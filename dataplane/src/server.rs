@@ -125,6 +125,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             store.clone(),
             r.node_id,
             r.peers.clone(),
+            r.template.clone(),
             &config.store.data_dir,
             member_token,
         )

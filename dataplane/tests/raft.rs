@@ -255,7 +255,7 @@ async fn membership_changes_three_to_five_to_three_under_writes_lose_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.restart(4);
     cluster.restart(5);
-    let grown = cluster.set_members(&http, 2, &[1, 2, 3, 4, 5]).await;
+    let grown = cluster.set_members(&http, 2, &[1, 2, 3, 4, 5], false).await;
     let voters = |status: &Value| -> Vec<u64> {
         status["members"]
             .as_array()
@@ -267,7 +267,7 @@ async fn membership_changes_three_to_five_to_three_under_writes_lose_nothing() {
     };
     assert_eq!(voters(&grown), vec![1, 2, 3, 4, 5], "{grown}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let shrunk = cluster.set_members(&http, 4, &[1, 2, 3]).await;
+    let shrunk = cluster.set_members(&http, 4, &[1, 2, 3], true).await;
     assert_eq!(voters(&shrunk), vec![1, 2, 3], "{shrunk}");
     cluster.kill(4);
     cluster.kill(5);
@@ -462,13 +462,17 @@ async fn single_key_histories_under_kills_and_partitions_are_linearizable() {
 #[test]
 fn membership_flags_are_checked_before_anything_starts() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--node-id", "1"], "--peers"),
         (
             &["--node-id", "4", "--peers", "1=127.0.0.1:1"],
             "not among --peers",
         ),
         (&["--node-id", "1", "--peers", "1=nowhere"], "host:port"),
+        (
+            &["--node-id", "1", "--peers", "1", "--peer-template", "x:1"],
+            "no {id}",
+        ),
         (
             &[
                 "--node-id",

@@ -134,7 +134,17 @@ pub async fn membership(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<MembersBody>,
 ) -> Result<Json<ReplicaStatus>, ApiError> {
-    Ok(Json(replica(&state)?.change_members(body.members).await?))
+    let replica = replica(&state)?;
+    let mut members = body.members;
+    for id in body.voters {
+        let addr = replica.address_of(id).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "no address for member {id}: give it in `members` or start the members with --peer-template"
+            ))
+        })?;
+        members.insert(id, addr);
+    }
+    Ok(Json(replica.change_members(members).await?))
 }
 
 /// `GET /raft/status`: this member's view of the cluster.

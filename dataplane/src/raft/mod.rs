@@ -182,27 +182,52 @@ impl FromStr for Peers {
 
     /// Parses `1=host:port,2=host:port,…`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Peers::parse(s, None)
+    }
+}
+
+/// Whether `addr` looks like `host:port`.
+fn is_host_port(addr: &str) -> bool {
+    addr.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+/// The address `template` gives member `id`: `{id}` replaced by the id.
+pub fn address_from_template(template: &str, id: NodeId) -> String {
+    template.replace("{id}", &id.to_string())
+}
+
+impl Peers {
+    /// Parses `id=host:port,…`; with a `template` (`--peer-template`, e.g.
+    /// `koru-{id}.koru-peers.ns.svc:8080`) an entry may be a bare id whose address it gives.
+    pub fn parse(s: &str, template: Option<&str>) -> Result<Peers, PeersError> {
         let err = |reason: String| PeersError {
             input: s.to_owned(),
             reason,
         };
         let mut peers = BTreeMap::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (id, addr) = part
-                .split_once('=')
-                .ok_or_else(|| err(format!("{part:?} is not <id>=<host:port>")))?;
-            let id: NodeId =
-                id.trim().parse().ok().filter(|&id| id > 0).ok_or_else(|| {
-                    err(format!("{id:?} is not a member id (a positive integer)"))
-                })?;
-            let addr = addr.trim();
-            let port_ok = addr
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !port_ok {
+            let (id, addr) = match (part.split_once('='), template) {
+                (Some((id, addr)), _) => (id.trim(), addr.trim().to_owned()),
+                (None, Some(template)) => (part, String::new() + template),
+                (None, None) => {
+                    return Err(err(format!(
+                        "{part:?} is not <id>=<host:port> (bare ids need --peer-template)"
+                    )));
+                }
+            };
+            let id: NodeId = id
+                .parse()
+                .map_err(|_| err(format!("{id:?} is not a member id (a whole number)")))?;
+            let addr = if part.contains('=') {
+                addr
+            } else {
+                address_from_template(&addr, id)
+            };
+            if !is_host_port(&addr) {
                 return Err(err(format!("{addr:?} is not host:port")));
             }
-            if peers.insert(id, addr.to_owned()).is_some() {
+            if peers.insert(id, addr).is_some() {
                 return Err(err(format!("member {id} is listed twice")));
             }
         }
@@ -230,10 +255,13 @@ mod tests {
         assert_eq!(p.0.len(), 3);
         assert_eq!(p.0[&2], "b.svc:7000");
         assert_eq!(p.to_string(), "1=a:1,2=b.svc:7000,3=[::1]:9");
+        let t: Peers = Peers::parse("0, 2=x:5", Some("db-{id}.peers:80")).unwrap();
+        assert_eq!(t.to_string(), "0=db-0.peers:80,2=x:5");
+        assert!(Peers::parse("0", Some("no-port")).is_err());
         for (bad, why) in [
             ("", "no members"),
-            ("1", "is not <id>=<host:port>"),
-            ("0=a:1", "member id"),
+            ("1", "need --peer-template"),
+            ("-1=a:1", "member id"),
             ("x=a:1", "member id"),
             ("1=a", "host:port"),
             ("1=a:70000", "host:port"),

@@ -64,6 +64,7 @@ pub struct Replica {
     id: NodeId,
     raft: Raft<TypeConfig>,
     peers: Peers,
+    template: Option<String>,
     network: Network,
     heard: Mutex<Option<Heard>>,
     blocked: Blocked,
@@ -111,6 +112,7 @@ impl Replica {
         store: Store,
         id: NodeId,
         peers: Peers,
+        template: Option<String>,
         data_dir: &Path,
         token: Option<String>,
     ) -> Result<Arc<Replica>, ReplicaError> {
@@ -161,6 +163,7 @@ impl Replica {
             id,
             raft,
             peers,
+            template,
             network,
             heard: Mutex::new(None),
             blocked,
@@ -416,7 +419,10 @@ impl Replica {
                     leader,
                     &addr,
                     "/raft/membership",
-                    &MembersBody { members },
+                    &MembersBody {
+                        members,
+                        voters: Vec::new(),
+                    },
                     MEMBERSHIP_TIMEOUT,
                 )
                 .await
@@ -457,6 +463,23 @@ impl Replica {
         Ok(self.status())
     }
 
+    /// The address of member `id`: from the membership, --peers, or --peer-template.
+    pub fn address_of(&self, id: NodeId) -> Option<String> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .or_else(|| self.peers.0.get(&id).cloned())
+            .or_else(|| {
+                self.template
+                    .as_deref()
+                    .map(|t| super::address_from_template(t, id))
+            })
+    }
+
     /// Whether calls from member `from` are refused (an injected partition).
     pub fn is_blocked(&self, from: NodeId) -> bool {
         self.blocked.read().contains(&from)
@@ -495,11 +518,16 @@ fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -
     }
 }
 
-/// The body of `POST /raft/membership`: the voters wanted, id → address.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+/// The body of `POST /raft/membership`: the voters wanted, either with their addresses or as
+/// ids whose addresses the members know (see [`Replica::address_of`]).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct MembersBody {
-    /// Every voter of the new configuration.
+    /// Every voter of the new configuration, id → address.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub members: BTreeMap<NodeId, String>,
+    /// Or every voter by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voters: Vec<NodeId>,
 }
 
 /// The answer to a forwarded write (`/raft/write`).

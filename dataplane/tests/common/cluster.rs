@@ -187,16 +187,28 @@ impl Cluster {
         }
     }
 
-    /// Asks member `via` to make `ids` the voters; returns the resulting status.
-    pub async fn set_members(&self, http: &reqwest::Client, via: u64, ids: &[u64]) -> Value {
+    /// Asks member `via` to make `ids` the voters (with their addresses, or by id alone when
+    /// `by_id`: every member's --peers lists them all); returns the resulting status.
+    pub async fn set_members(
+        &self,
+        http: &reqwest::Client,
+        via: u64,
+        ids: &[u64],
+        by_id: bool,
+    ) -> Value {
         let members: BTreeMap<String, String> = ids
             .iter()
             .map(|id| (id.to_string(), format!("127.0.0.1:{}", self.ports[id])))
             .collect();
+        let body = if by_id {
+            serde_json::json!({ "voters": ids })
+        } else {
+            serde_json::json!({ "members": members })
+        };
         let resp = http
             .post(format!("{}/raft/membership", self.url(via)))
             .timeout(Duration::from_secs(150))
-            .json(&serde_json::json!({ "members": members }))
+            .json(&body)
             .send()
             .await
             .expect("POST /raft/membership");
