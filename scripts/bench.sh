@@ -245,6 +245,11 @@ echo "==> archive throughput, restore speed, recovery point"
 "$BENCH" backup --work-dir "$WORK/backup" --json >>"$RESULTS/backup.json" \
   || echo "backup: measurement failed" >&2
 
+# --- replication ---------------------------------------------------------------------------------
+echo "==> replication: 3-member cluster vs one node (fsync always), leader failover"
+"$BENCH" raft --work-dir "$WORK/raft" --server "$SERVER" --json >>"$RESULTS/raft.json" \
+  || echo "raft: measurement failed" >&2
+
 # --- table ---------------------------------------------------------------------------------------
 KEEP="$KORU_CACHE/bench-last"
 rm -rf "$KEEP"

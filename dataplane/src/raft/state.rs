@@ -57,22 +57,25 @@ impl StateMachine {
         Ok(StateMachine { store, log, meta })
     }
 
-    async fn apply_command(&mut self, cmd: Command) -> StoreResult<Applied> {
+    /// Queues `cmd` for the store (or decides it without the store); what the entry applied
+    /// to is known once its receiver, if any, resolves. `last_micros` is the commit time of the
+    /// record before, carried through a batch so queued records need not wait for each other.
+    fn submit_command(&mut self, cmd: Command, last_micros: &mut i64) -> Submitted {
         let ops = match cmd.write_ops() {
             Ok(ops) => ops,
-            Err(message) => return Ok(Applied::Refused { message }),
+            Err(message) => return Submitted::Done(Applied::Refused { message }),
         };
         if let Err(e) = self.store.validate(&ops) {
-            return Ok(Applied::Refused {
+            return Submitted::Done(Applied::Refused {
                 message: e.to_string(),
             });
         }
         let lsn = self.meta.next_lsn;
-        let (store_lsn, last_micros) = self.store.last_applied();
+        let (store_lsn, _) = self.store.last_applied();
         self.meta.next_lsn += 1;
         if lsn <= store_lsn {
             // Written before a crash that lost the bookkeeping; nobody waits for this reply.
-            return Ok(Applied::Written {
+            return Submitted::Done(Applied::Written {
                 lsn,
                 timestamp_micros: 0,
                 previous: Vec::new(),
@@ -80,23 +83,27 @@ impl StateMachine {
         }
         let fixed = Fixed {
             lsn,
-            timestamp_micros: cmd.proposed_micros.max(last_micros + 1),
+            timestamp_micros: cmd.proposed_micros.max(*last_micros + 1),
         };
-        let committed = self
-            .store
-            .write_fixed(ops, fixed)
-            .await
-            .map_err(|e| fatal(format!("applying LSN {lsn}: {e}")))?;
-        Ok(Applied::Written {
-            lsn: committed.lsn,
-            timestamp_micros: committed.timestamp_micros,
-            previous: committed
-                .versions
-                .iter()
-                .map(|(_, p)| p.map(|v| (v.lsn, v.op)))
-                .collect(),
-        })
+        *last_micros = fixed.timestamp_micros;
+        match self.store.submit_fixed(ops, fixed) {
+            Ok(rx) => Submitted::Queued(lsn, rx),
+            Err(e) => Submitted::Failed(format!("applying LSN {lsn}: {e}")),
+        }
     }
+}
+
+/// An entry on its way into the store.
+enum Submitted {
+    /// Decided without writing.
+    Done(Applied),
+    /// Queued as the record with this LSN.
+    Queued(
+        u64,
+        tokio::sync::oneshot::Receiver<Result<crate::store::Committed, crate::StoreError>>,
+    ),
+    /// The store refused to queue it.
+    Failed(String),
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -118,18 +125,43 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let first_ever = self.meta.applied.is_none();
         let mut durable = first_ever;
-        let mut out = Vec::new();
+        // Every write of the batch is queued before any is awaited, so they share one group
+        // commit (one fsync) instead of one each.
+        let mut submitted = Vec::new();
+        let mut last_micros = self.store.last_applied().1;
         for entry in entries {
             self.meta.applied = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Blank => out.push(Applied::Nothing),
+            submitted.push(match entry.payload {
+                EntryPayload::Blank => Submitted::Done(Applied::Nothing),
                 EntryPayload::Membership(m) => {
                     self.meta.membership = StoredMembership::new(Some(entry.log_id), m);
                     durable = true;
-                    out.push(Applied::Nothing);
+                    Submitted::Done(Applied::Nothing)
                 }
-                EntryPayload::Normal(cmd) => out.push(self.apply_command(cmd).await?),
-            }
+                EntryPayload::Normal(cmd) => self.submit_command(cmd, &mut last_micros),
+            });
+        }
+        let mut out = Vec::with_capacity(submitted.len());
+        for s in submitted {
+            out.push(match s {
+                Submitted::Done(applied) => applied,
+                Submitted::Failed(message) => return Err(fatal(message)),
+                Submitted::Queued(lsn, rx) => {
+                    let committed = rx
+                        .await
+                        .map_err(|_| fatal(format!("applying LSN {lsn}: the store closed")))?
+                        .map_err(|e| fatal(format!("applying LSN {lsn}: {e}")))?;
+                    Applied::Written {
+                        lsn: committed.lsn,
+                        timestamp_micros: committed.timestamp_micros,
+                        previous: committed
+                            .versions
+                            .iter()
+                            .map(|(_, p)| p.map(|v| (v.lsn, v.op)))
+                            .collect(),
+                    }
+                }
+            });
         }
         let log = self.log.clone();
         let meta = self.meta.clone();

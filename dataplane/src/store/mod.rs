@@ -363,6 +363,16 @@ impl Store {
             .map_err(|_| StoreError::Closed)?
     }
 
+    /// Queues a replicated write (see [`Store::write_fixed`]) and returns at once; the receiver
+    /// resolves once it is durable. Writes queued back to back commit in one group.
+    pub fn submit_fixed(
+        &self,
+        ops: Vec<WriteOp>,
+        fixed: Fixed,
+    ) -> Result<oneshot::Receiver<Result<Committed, StoreError>>, StoreError> {
+        self.enqueue(ops, None, Some(fixed))
+    }
+
     /// LSN and commit time (µs) of the last record applied, (0, 0) for an empty store.
     pub fn last_applied(&self) -> (u64, i64) {
         let index = self.inner.index.read();

@@ -7,6 +7,7 @@ mod embedded;
 mod error;
 mod histogram;
 mod load;
+mod raft;
 mod report;
 mod restart;
 
@@ -43,6 +44,8 @@ enum Command {
     Restart(restart::RestartArgs),
     /// Archive throughput, restore speed and the recovery point under steady writes.
     Backup(backup::BackupArgs),
+    /// Replicated write throughput against one node, and failover time after killing the leader.
+    Raft(raft::RaftArgs),
     /// Prints the table of targets from a directory of JSON results; exits 1 if one failed.
     Table {
         /// Directory holding one `<measurement>.json` file per result.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Embedded(args) => embedded::run(args),
         Command::Restart(args) => restart::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::Raft(args) => raft::run(args),
         Command::Table { dir } => match report::table(&dir) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

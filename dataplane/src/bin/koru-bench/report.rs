@@ -496,6 +496,26 @@ fn rows(r: &Results<'_>) -> Vec<Row> {
         ),
         (Goal::Below(2.0), "< 2 s"),
     ));
+    let raft = |field: &str| r.field("raft", field);
+    let failover = raft("failover_p50_secs");
+    rows.push(absolute_row(
+        "failover, median (3 members)",
+        failover,
+        failover.map_or_else(|| "n/a".into(), |v| format!("{v:.2} s")),
+        format!(
+            "leader SIGKILLed -> first acknowledged write; max {} s",
+            raft("failover_max_secs").map_or_else(|| "n/a".into(), |v| format!("{v:.2}"))
+        ),
+        (Goal::Below(5.0), "< 5 s"),
+    ));
+    let put_ratio = raft("put_ratio");
+    rows.push(absolute_row(
+        "3 members / 1 node, PUT",
+        put_ratio,
+        put_ratio.map_or_else(|| "n/a".into(), |v| format!("{v:.2}x")),
+        "both fsync every write; informational".into(),
+        (Goal::AtLeast(0.30), ">= 0.30x"),
+    ));
     rows.extend(RATIOS[6..].iter().map(|spec| ratio_row(r, spec)));
     rows
 }
@@ -519,7 +539,7 @@ pub fn table(dir: &Path) -> Result<bool, BenchError> {
         let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
             continue;
         };
-        if name == "restart" || name == "backup" {
+        if name == "restart" || name == "backup" || name == "raft" {
             continue;
         }
         let f = |field: &str| r.field(name, field);

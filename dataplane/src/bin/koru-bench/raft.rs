@@ -1,0 +1,934 @@
+//! Replication: write throughput and latency of a 3-member cluster against a single node with the
+//! same durability (`--fsync always`; replicated members always fsync), and failover time (the
+//! leader SIGKILLed under a light steady write load, timed to the first write a survivor
+//! acknowledges; the member is then restarted and caught up, and the next run begins). Every
+//! server is a real `koru-dataplane` child process on loopback; the throughput loads are
+//! `koru-bench http` child processes, the same load as the other HTTP figures.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use koru_dataplane::store::DEFAULT_MAX_BATCH_OPS;
+use serde::{Deserialize, Serialize};
+
+use crate::error::BenchError;
+use crate::report::{self, Figures, thousands};
+
+/// Members of the replicated cluster.
+const MEMBERS: u64 = 3;
+/// The line prefix a server prints on stdout once it accepts connections.
+const READY_PREFIX: &str = "koru-dataplane listening on ";
+/// How long a server may take to print its URL.
+const START_LIMIT: Duration = Duration::from_secs(60);
+/// How long the members may take to agree on a leader (start-up, or after a failover).
+const LEADER_LIMIT: Duration = Duration::from_secs(30);
+/// How long after the kill a survivor must acknowledge a write before the run is a failure.
+const FAILOVER_LIMIT: Duration = Duration::from_secs(60);
+/// How long a restarted member may take to follow the leader with its applied index caught up.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
+/// How often `/raft/status` is polled while waiting.
+const POLL: Duration = Duration::from_millis(20);
+/// Steady writes on the whole cluster before the next kill.
+const SETTLE: Duration = Duration::from_millis(500);
+/// One write's longest wait; above the server's own forwarding timeout (10 s), so the server
+/// answers first.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// One `/raft/status` call's longest wait.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause between a failed probe write and the next one.
+const PROBE_RETRY: Duration = Duration::from_millis(5);
+/// Keys and value size of the throughput loads, as in `scripts/bench.sh`.
+const KEYS: u64 = 100_000;
+const VALUE_BYTES: usize = 32;
+/// Target: median failover below this.
+const FAILOVER_GOAL_SECS: f64 = 5.0;
+/// Target: replicated single-put throughput at least this fraction of the single node's.
+const PUT_RATIO_GOAL: f64 = 0.3;
+
+/// Arguments of `koru-bench raft`.
+#[derive(Debug, Clone, Args)]
+pub struct RaftArgs {
+    /// Scratch directory for the servers' data and logs; must be absent or empty. A new
+    /// directory under the system's temporary directory when not given. Removed after a
+    /// successful run, kept (with the server logs) after a failed one.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// The `koru-dataplane` binary; the one beside this executable when not given.
+    #[arg(long)]
+    pub server: Option<PathBuf>,
+    /// Measured seconds per throughput figure (after 1 s of warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub secs: u64,
+    /// Concurrent keep-alive connections of the throughput loads.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Writes per request of the batch figures.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Leader kills timed.
+    #[arg(long, default_value_t = 20)]
+    pub failover_runs: u32,
+    /// Writes per second of the steady load during the failover runs.
+    #[arg(long, default_value_t = 100)]
+    pub failover_rate: u32,
+    /// Also print the result as one JSON line on stdout (the table then goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `koru-bench raft` reports. `single_*` is one node with `--fsync always`, `raft_*` the
+/// leader of a 3-member cluster; ratios are replicated over single.
+#[derive(Debug, Serialize)]
+pub struct RaftFigures {
+    /// Members of the cluster.
+    pub members: u64,
+    /// Connections of the throughput loads.
+    pub connections: usize,
+    /// Writes per batch request.
+    pub batch_size: usize,
+    /// Single PUTs per second, one node.
+    pub single_put_per_sec: f64,
+    /// Single PUTs per second, the cluster.
+    pub raft_put_per_sec: f64,
+    /// `raft_put_per_sec / single_put_per_sec`.
+    pub put_ratio: f64,
+    /// p99 of a PUT, one node, microseconds.
+    pub single_put_p99_us: f64,
+    /// p99 of a PUT, the cluster, microseconds.
+    pub raft_put_p99_us: f64,
+    /// Versions per second written in batches, one node.
+    pub single_batch_versions_per_sec: f64,
+    /// Versions per second written in batches, the cluster.
+    pub raft_batch_versions_per_sec: f64,
+    /// `raft_batch_versions_per_sec / single_batch_versions_per_sec`.
+    pub batch_ratio: f64,
+    /// p99 of a batch request, one node, microseconds.
+    pub single_batch_p99_us: f64,
+    /// p99 of a batch request, the cluster, microseconds.
+    pub raft_batch_p99_us: f64,
+    /// Leader kills timed.
+    pub failover_runs: u32,
+    /// Median seconds from the SIGKILL to the first acknowledged write.
+    pub failover_p50_secs: f64,
+    /// Shortest of those.
+    pub failover_min_secs: f64,
+    /// Longest of those.
+    pub failover_max_secs: f64,
+    /// Median seconds from restarting the killed member to it following the leader, caught up.
+    pub rejoin_p50_secs: f64,
+    /// Longest of those.
+    pub rejoin_max_secs: f64,
+    /// Steady-load writes acknowledged during the failover runs.
+    pub steady_writes: u64,
+    /// Steady-load writes to survivors that failed (in elections, mostly).
+    pub steady_failed: u64,
+    /// The four throughput loads in full.
+    pub loads: Vec<Figures>,
+}
+
+/// Checks ranges clap cannot.
+fn validate(args: &RaftArgs) -> Result<(), BenchError> {
+    let bad = |m: String| Err(BenchError::Usage(m));
+    if !(1..=3600).contains(&args.secs) {
+        return bad("--secs must be between 1 and 3600".into());
+    }
+    if !(1..=1024).contains(&args.connections) {
+        return bad("--connections must be between 1 and 1024".into());
+    }
+    if !(1..=DEFAULT_MAX_BATCH_OPS).contains(&args.batch_size) {
+        return bad(format!(
+            "--batch-size must be between 1 and {DEFAULT_MAX_BATCH_OPS} (the server's largest batch)"
+        ));
+    }
+    if !(1..=1000).contains(&args.failover_runs) {
+        return bad("--failover-runs must be between 1 and 1000".into());
+    }
+    if !(1..=10_000).contains(&args.failover_rate) {
+        return bad("--failover-rate must be between 1 and 10000 writes per second".into());
+    }
+    Ok(())
+}
+
+/// The server binary: `--server`, or `koru-dataplane` beside this executable (Cargo builds both
+/// into the same directory).
+fn server_binary(args: &RaftArgs) -> Result<PathBuf, BenchError> {
+    let path = match &args.server {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .map_err(BenchError::io("finding this executable"))?
+            .with_file_name("koru-dataplane"),
+    };
+    if !path.is_file() {
+        return Err(BenchError::Usage(format!(
+            "no koru-dataplane binary at {}: build it (cargo build -p koru-dataplane --bin \
+             koru-dataplane, with the same profile) or pass --server",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// Creates the scratch directory; refuses one holding anything, since it is removed afterwards.
+fn work_dir(args: &RaftArgs) -> Result<PathBuf, BenchError> {
+    let dir = args.work_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("koru-bench-raft-{}", std::process::id()))
+    });
+    if let Ok(mut entries) = std::fs::read_dir(&dir)
+        && entries.next().is_some()
+    {
+        return Err(BenchError::Usage(format!(
+            "--work-dir {} is not empty; give an empty or new directory (it is removed afterwards)",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir).map_err(BenchError::io(format!("creating {}", dir.display())))?;
+    Ok(dir)
+}
+
+/// A free loopback port (released before the server binds it, so members can name each other).
+fn free_port() -> Result<u16, BenchError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(BenchError::io("finding a free port on 127.0.0.1"))
+}
+
+/// A running server, SIGKILLed and reaped when dropped, so no run (finished, failed or
+/// interrupted) leaves a server behind.
+struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The end of a server's log, for error messages.
+fn log_tail(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let len = file.metadata().map_or(0, |m| m.len());
+        let _ = file.seek(SeekFrom::Start(len.saturating_sub(2000)));
+        let mut bytes = Vec::new();
+        let _ = file.read_to_end(&mut bytes);
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    format!("end of {}:\n{text}", path.display())
+}
+
+/// Starts `koru-dataplane` with its data in `dir/data` and its logs appended to `dir/log`,
+/// listening on `port`; returns once it prints its URL.
+async fn start_server(
+    binary: &Path,
+    dir: &Path,
+    port: u16,
+    extra: &[String],
+) -> Result<Proc, BenchError> {
+    std::fs::create_dir_all(dir).map_err(BenchError::io(format!("creating {}", dir.display())))?;
+    let log_path = dir.join("log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(BenchError::io(format!("opening {}", log_path.display())))?;
+    let mut command = Command::new(binary);
+    // The server reads its settings from KORU_* variables too; only these arguments may count.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KORU_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
+        .env("KORU_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(BenchError::io(format!("running {}", binary.display())))?;
+    let stdout = child.stdout.take();
+    let proc = Proc { child };
+    let stdout =
+        stdout.ok_or_else(|| BenchError::Target("the server's stdout is missing".into()))?;
+    let (ready, is_ready) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        // Keeps draining stdout after the URL so the server never blocks on a full pipe; ends
+        // when the server exits.
+        let mut ready = Some(ready);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with(READY_PREFIX)
+                && let Some(ready) = ready.take()
+            {
+                let _ = ready.send(());
+            }
+        }
+    });
+    match tokio::time::timeout(START_LIMIT, is_ready).await {
+        Ok(Ok(())) => Ok(proc),
+        Ok(Err(_)) => Err(BenchError::Target(format!(
+            "koru-dataplane on port {port} exited before it was ready; {}",
+            log_tail(&log_path)
+        ))),
+        Err(_) => Err(BenchError::Target(format!(
+            "koru-dataplane on port {port} was not ready within {START_LIMIT:?}; {}",
+            log_tail(&log_path)
+        ))),
+    }
+}
+
+/// The part of `/raft/status` this benchmark reads.
+#[derive(Debug, Clone, Deserialize)]
+struct Status {
+    role: String,
+    leader: Option<u64>,
+    applied_index: u64,
+}
+
+/// An HTTP client for status calls and the failover writes; no connection is kept, so a killed
+/// member's stale connection never costs a restarted one a failed write.
+fn client() -> Result<reqwest::Client, BenchError> {
+    // reqwest is built with rustls but no provider; plain http still wants one named.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(WRITE_TIMEOUT)
+        .build()
+        .map_err(|e| BenchError::Target(format!("building the HTTP client: {e}")))
+}
+
+/// A member's `/raft/status`, or None if it does not answer.
+async fn status(http: &reqwest::Client, url: &str) -> Option<Status> {
+    let resp = http
+        .get(format!("{url}/raft/status"))
+        .timeout(STATUS_TIMEOUT)
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+/// One PUT; Err with the reason when it is not acknowledged.
+async fn put(http: &reqwest::Client, url: &str, key: &str, n: u64) -> Result<(), String> {
+    let resp = http
+        .put(format!("{url}/api/v1/failover/{key}"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"value\":{{\"n\":{n}}}}}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(resp.status().to_string())
+    }
+}
+
+/// A replicated cluster of `koru-dataplane` processes with fixed ports and ids 1..=MEMBERS.
+struct Cluster {
+    binary: PathBuf,
+    dir: PathBuf,
+    ports: BTreeMap<u64, u16>,
+    peers: String,
+    /// The running members (a killed one is absent until restarted); dropping kills them.
+    members: BTreeMap<u64, Proc>,
+}
+
+impl Cluster {
+    /// Starts every member; members wait for each other, so they start together.
+    async fn start(binary: &Path, dir: PathBuf) -> Result<Cluster, BenchError> {
+        let mut ports = BTreeMap::new();
+        for id in 1..=MEMBERS {
+            ports.insert(id, free_port()?);
+        }
+        let peers = ports
+            .iter()
+            .map(|(id, port)| format!("{id}=127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            binary: binary.to_path_buf(),
+            dir,
+            ports,
+            peers,
+            members: BTreeMap::new(),
+        };
+        for id in 1..=MEMBERS {
+            cluster.restart(id).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts member `id` (again), on its data directory and port with the same arguments.
+    async fn restart(&mut self, id: u64) -> Result<(), BenchError> {
+        let args = [
+            "--node-id".to_string(),
+            id.to_string(),
+            "--peers".to_string(),
+            self.peers.clone(),
+        ];
+        let dir = self.dir.join(format!("member-{id}"));
+        let proc = start_server(&self.binary, &dir, self.ports[&id], &args).await?;
+        self.members.insert(id, proc);
+        Ok(())
+    }
+
+    fn url(&self, id: u64) -> String {
+        format!("http://127.0.0.1:{}", self.ports[&id])
+    }
+
+    fn running(&self) -> Vec<u64> {
+        self.members.keys().copied().collect()
+    }
+
+    /// Waits until one running member leads and every running member follows it.
+    async fn leader(&self, http: &reqwest::Client) -> Result<u64, BenchError> {
+        let deadline = Instant::now() + LEADER_LIMIT;
+        loop {
+            let mut said = BTreeMap::new();
+            for id in self.running() {
+                said.insert(id, status(http, &self.url(id)).await);
+            }
+            let leaders: Vec<u64> = said
+                .iter()
+                .filter(|(_, s)| s.as_ref().is_some_and(|s| s.role == "leader"))
+                .map(|(id, _)| *id)
+                .collect();
+            if let [leader] = leaders[..]
+                && said
+                    .values()
+                    .all(|s| s.as_ref().is_some_and(|s| s.leader == Some(leader)))
+            {
+                return Ok(leader);
+            }
+            if Instant::now() >= deadline {
+                return Err(BenchError::Target(format!(
+                    "the members agreed on no leader within {LEADER_LIMIT:?}; they said {said:?}"
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until member `id` follows the leader and has applied what the leader had applied
+    /// just before.
+    async fn caught_up(&self, http: &reqwest::Client, id: u64) -> Result<(), BenchError> {
+        let deadline = Instant::now() + CATCH_UP_LIMIT;
+        loop {
+            let leader = self.leader(http).await?;
+            let (lead, member) = (
+                status(http, &self.url(leader)).await,
+                status(http, &self.url(id)).await,
+            );
+            if let (Some(lead), Some(member)) = (&lead, &member)
+                && leader != id
+                && member.role == "follower"
+                && member.leader == Some(leader)
+                && member.applied_index >= lead.applied_index
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(BenchError::Target(format!(
+                    "member {id} did not catch up with leader {leader} within {CATCH_UP_LIMIT:?}: \
+                     leader {lead:?}, member {member:?}"
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// Runs `koru-bench http` against `url` and reads its JSON record.
+async fn load(url: &str, name: &str, mode: &str, args: &RaftArgs) -> Result<Figures, BenchError> {
+    let exe = std::env::current_exe().map_err(BenchError::io("finding this executable"))?;
+    let output = tokio::process::Command::new(exe)
+        .arg("http")
+        .args(["--url", url, "--mode", mode, "--name", name, "--json"])
+        .args(["--connections", &args.connections.to_string()])
+        .args(["--duration-secs", &args.secs.to_string()])
+        .args(["--batch-size", &args.batch_size.to_string()])
+        .args(["--keys", &KEYS.to_string()])
+        .args(["--value-bytes", &VALUE_BYTES.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        // Its human line is this run's progress.
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(BenchError::io("running koru-bench http"))?
+        // Not `output()`, which would capture stderr too.
+        .wait_with_output()
+        .await
+        .map_err(BenchError::io("running koru-bench http"))?;
+    if !output.status.success() {
+        return Err(BenchError::Target(format!(
+            "the {name} load failed ({})",
+            output.status
+        )));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Figures>(l).ok())
+        .ok_or_else(|| BenchError::Target(format!("the {name} load printed no result: {text}")))
+}
+
+/// The four throughput figures: PUT and batch against one node, then against the leader.
+async fn throughput(
+    args: &RaftArgs,
+    binary: &Path,
+    work: &Path,
+    http: &reqwest::Client,
+) -> Result<Vec<Figures>, BenchError> {
+    eprintln!("single node, --fsync always");
+    let port = free_port()?;
+    let single = start_server(
+        binary,
+        &work.join("single"),
+        port,
+        &["--fsync".into(), "always".into()],
+    )
+    .await?;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut loads = vec![
+        load(&url, "single_always_put", "put", args).await?,
+        load(&url, "single_always_batch", "batch", args).await?,
+    ];
+    drop(single);
+    eprintln!("{MEMBERS}-member cluster");
+    let cluster = Cluster::start(binary, work.join("throughput")).await?;
+    let leader = cluster.leader(http).await?;
+    let url = cluster.url(leader);
+    loads.push(load(&url, "raft_put", "put", args).await?);
+    loads.push(load(&url, "raft_batch", "batch", args).await?);
+    let after = cluster.leader(http).await?;
+    if after != leader {
+        eprintln!("warning: the leader changed from {leader} to {after} during the loads");
+    }
+    drop(cluster);
+    for dir in ["single", "throughput"] {
+        let _ = std::fs::remove_dir_all(work.join(dir));
+    }
+    Ok(loads)
+}
+
+/// The steady write load of the failover runs and its counts.
+#[derive(Default)]
+struct Steady {
+    stop: AtomicBool,
+    /// The member that is down (0: none); the load skips it.
+    down: AtomicU64,
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Writes at `rate` per second, one at a time, to the members in turn (skipping the one down).
+async fn steady_load(http: reqwest::Client, urls: Vec<(u64, String)>, rate: u32, s: Arc<Steady>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n = 0u64;
+    while !s.stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        n += 1;
+        let (id, url) = &urls[n as usize % urls.len()];
+        if *id == s.down.load(Ordering::Relaxed) {
+            continue;
+        }
+        match put(&http, url, &format!("k{}", n % 10_000), n).await {
+            Ok(()) => s.ok.fetch_add(1, Ordering::Relaxed),
+            Err(_) => s.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// Sends writes to every survivor, each retried until acknowledged; returns when the first is,
+/// and by which member.
+async fn first_write(
+    http: &reqwest::Client,
+    survivors: Vec<(u64, String)>,
+    run: u32,
+) -> Result<(Instant, u64), BenchError> {
+    let mut probes = tokio::task::JoinSet::new();
+    for (id, url) in survivors {
+        let http = http.clone();
+        probes.spawn(async move {
+            let mut n = 0u64;
+            loop {
+                n += 1;
+                if put(&http, &url, &format!("probe-{run}-{id}-{n}"), n)
+                    .await
+                    .is_ok()
+                {
+                    return (Instant::now(), id);
+                }
+                tokio::time::sleep(PROBE_RETRY).await;
+            }
+        });
+    }
+    // Dropping the set aborts the other probes.
+    match tokio::time::timeout(FAILOVER_LIMIT, probes.join_next()).await {
+        Ok(Some(Ok(first))) => Ok(first),
+        Ok(Some(Err(e))) => Err(BenchError::Target(format!("a probe task failed: {e}"))),
+        Ok(None) => Err(BenchError::Target("no survivor to write to".into())),
+        Err(_) => Err(BenchError::Target(format!(
+            "no survivor acknowledged a write within {FAILOVER_LIMIT:?} of the kill"
+        ))),
+    }
+}
+
+/// One failover run's figures, seconds.
+struct Run {
+    failover: f64,
+    rejoin: f64,
+}
+
+/// Kills the leader `--failover-runs` times under the steady load.
+async fn failover(
+    args: &RaftArgs,
+    binary: &Path,
+    work: &Path,
+    http: &reqwest::Client,
+) -> Result<(Vec<Run>, u64, u64), BenchError> {
+    eprintln!(
+        "failover: {} runs, {} writes/s of steady load",
+        args.failover_runs, args.failover_rate
+    );
+    let mut cluster = Cluster::start(binary, work.join("failover")).await?;
+    cluster.leader(http).await?;
+    let steady = Arc::new(Steady::default());
+    let urls: Vec<(u64, String)> = (1..=MEMBERS).map(|id| (id, cluster.url(id))).collect();
+    let writer = tokio::spawn(steady_load(
+        http.clone(),
+        urls,
+        args.failover_rate,
+        Arc::clone(&steady),
+    ));
+    // Stops the load on every way out of this function, errors included.
+    struct StopOnDrop(Arc<Steady>, tokio::task::JoinHandle<()>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.stop.store(true, Ordering::Relaxed);
+            self.1.abort();
+        }
+    }
+    let stop = StopOnDrop(Arc::clone(&steady), writer);
+    tokio::time::sleep(SETTLE).await;
+    let mut runs = Vec::new();
+    for run in 1..=args.failover_runs {
+        let leader = cluster.leader(http).await?;
+        let survivors: Vec<(u64, String)> = cluster
+            .running()
+            .into_iter()
+            .filter(|&id| id != leader)
+            .map(|id| (id, cluster.url(id)))
+            .collect();
+        let mut proc = cluster
+            .members
+            .remove(&leader)
+            .ok_or_else(|| BenchError::Target(format!("leader {leader} is not running")))?;
+        steady.down.store(leader, Ordering::Relaxed);
+        let killed = Instant::now();
+        proc.child
+            .kill()
+            .map_err(BenchError::io(format!("killing member {leader}")))?;
+        // Reaping blocks; it must not hold up the probes.
+        let reaped = tokio::task::spawn_blocking(move || drop(proc));
+        let (acked, via) = first_write(http, survivors, run).await?;
+        let failover = acked.duration_since(killed).as_secs_f64();
+        let new_leader = cluster.leader(http).await?;
+        reaped
+            .await
+            .map_err(|e| BenchError::Target(format!("reaping member {leader}: {e}")))?;
+        let restarted = Instant::now();
+        cluster.restart(leader).await?;
+        steady.down.store(0, Ordering::Relaxed);
+        cluster.caught_up(http, leader).await?;
+        let rejoin = restarted.elapsed().as_secs_f64();
+        eprintln!(
+            "run {run}/{}: killed leader {leader}; first write acknowledged after {failover:.3} s \
+             (through member {via}, new leader {new_leader}); member {leader} restarted and caught \
+             up in {rejoin:.2} s",
+            args.failover_runs
+        );
+        runs.push(Run { failover, rejoin });
+        tokio::time::sleep(SETTLE).await;
+    }
+    drop(stop);
+    let (ok, failed) = (
+        steady.ok.load(Ordering::Relaxed),
+        steady.failed.load(Ordering::Relaxed),
+    );
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(work.join("failover"));
+    Ok((runs, ok, failed))
+}
+
+/// The middle value of sorted samples (the mean of the middle two for an even count); 0 if none.
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Both measurements, as one record.
+async fn measure(args: &RaftArgs, binary: &Path, work: &Path) -> Result<RaftFigures, BenchError> {
+    let http = client()?;
+    let loads = throughput(args, binary, work, &http).await?;
+    let (runs, steady_writes, steady_failed) = failover(args, binary, work, &http).await?;
+    let mut failovers: Vec<f64> = runs.iter().map(|r| r.failover).collect();
+    let mut rejoins: Vec<f64> = runs.iter().map(|r| r.rejoin).collect();
+    failovers.sort_by(f64::total_cmp);
+    rejoins.sort_by(f64::total_cmp);
+    let [single_put, single_batch, raft_put, raft_batch] = &loads[..] else {
+        return Err(BenchError::Target("expected four throughput loads".into()));
+    };
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    Ok(RaftFigures {
+        members: MEMBERS,
+        connections: args.connections,
+        batch_size: args.batch_size,
+        single_put_per_sec: single_put.requests_per_sec,
+        raft_put_per_sec: raft_put.requests_per_sec,
+        put_ratio: ratio(raft_put.requests_per_sec, single_put.requests_per_sec),
+        single_put_p99_us: single_put.p99_us,
+        raft_put_p99_us: raft_put.p99_us,
+        single_batch_versions_per_sec: single_batch.versions_per_sec,
+        raft_batch_versions_per_sec: raft_batch.versions_per_sec,
+        batch_ratio: ratio(raft_batch.versions_per_sec, single_batch.versions_per_sec),
+        single_batch_p99_us: single_batch.p99_us,
+        raft_batch_p99_us: raft_batch.p99_us,
+        failover_runs: args.failover_runs,
+        failover_p50_secs: median(&failovers),
+        failover_min_secs: failovers.first().copied().unwrap_or(0.0),
+        failover_max_secs: failovers.last().copied().unwrap_or(0.0),
+        rejoin_p50_secs: median(&rejoins),
+        rejoin_max_secs: rejoins.last().copied().unwrap_or(0.0),
+        steady_writes,
+        steady_failed,
+        loads,
+    })
+}
+
+/// The human table.
+fn table(f: &RaftFigures, args: &RaftArgs) -> String {
+    let judge = |pass: bool| String::from(if pass { "PASS" } else { "FAIL" });
+    let rate = |v: f64, p99_us: f64| format!("{} ({:.2})", thousands(v), p99_us / 1000.0);
+    let errors: u64 = f.loads.iter().map(|l| l.errors).sum();
+    let rows: [[String; 6]; 5] = [
+        [
+            "measurement",
+            "single node",
+            "3 members",
+            "ratio",
+            "goal",
+            "result",
+        ]
+        .map(String::from),
+        [
+            "PUT, req/s (p99 ms)".into(),
+            rate(f.single_put_per_sec, f.single_put_p99_us),
+            rate(f.raft_put_per_sec, f.raft_put_p99_us),
+            format!("{:.2}x", f.put_ratio),
+            ">= 0.30x".into(),
+            judge(f.put_ratio >= PUT_RATIO_GOAL),
+        ],
+        [
+            format!("batch of {}, versions/s (p99 ms)", f.batch_size),
+            rate(f.single_batch_versions_per_sec, f.single_batch_p99_us),
+            rate(f.raft_batch_versions_per_sec, f.raft_batch_p99_us),
+            format!("{:.2}x", f.batch_ratio),
+            "report".into(),
+            "INFO".into(),
+        ],
+        [
+            format!("failover, median of {} (min / max)", f.failover_runs),
+            "-".into(),
+            format!(
+                "{:.3} s ({:.3} / {:.3})",
+                f.failover_p50_secs, f.failover_min_secs, f.failover_max_secs
+            ),
+            String::new(),
+            "< 5 s".into(),
+            judge(f.failover_p50_secs < FAILOVER_GOAL_SECS),
+        ],
+        [
+            "restart + catch-up, median (max)".into(),
+            "-".into(),
+            format!("{:.2} s ({:.2})", f.rejoin_p50_secs, f.rejoin_max_secs),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
+    ];
+    let mut out = format!(
+        "\nreplication: {} members vs 1 node, both fsync always; {} connections, {} s per \
+         throughput figure; loopback, all processes on this machine\n",
+        f.members, f.connections, args.secs
+    );
+    for [name, single, raft, ratio, goal, result] in &rows {
+        let _ = writeln!(
+            out,
+            "{name:<38} {single:>18} {raft:>24} {ratio:>6} {goal:>9} {result:>6}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "load errors: {errors}; steady writes during the failover runs: {} acknowledged, {} failed",
+        thousands(f.steady_writes as f64),
+        thousands(f.steady_failed as f64)
+    );
+    out
+}
+
+/// Completes on SIGINT or SIGTERM, so the servers' guards run instead of the process dying.
+async fn interrupted() -> BenchError {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    BenchError::Target("interrupted".into())
+}
+
+/// Runs `koru-bench raft`.
+pub fn run(args: RaftArgs) -> Result<(), BenchError> {
+    validate(&args)?;
+    let binary = server_binary(&args)?;
+    let work = work_dir(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(BenchError::io("starting the runtime"))?;
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = measure(&args, &binary, &work) => r,
+            e = interrupted() => Err(e),
+        }
+    });
+    // Every server is stopped by now: the guards dropped with the measuring future.
+    drop(runtime);
+    let figures = match result {
+        Ok(figures) => figures,
+        Err(e) => {
+            eprintln!(
+                "koru-bench raft: the servers' data and logs are kept in {}",
+                work.display()
+            );
+            return Err(e);
+        }
+    };
+    let _ = std::fs::remove_dir_all(&work);
+    let human = table(&figures, &args);
+    if args.json {
+        report::emit(&human, &figures, true)
+    } else {
+        print!("{human}");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RaftArgs,
+    }
+
+    fn args(extra: &[&str]) -> RaftArgs {
+        Cli::try_parse_from(std::iter::once("raft").chain(extra.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bad_ranges_are_usage_errors() {
+        assert!(validate(&args(&[])).is_ok());
+        for bad in [
+            &["--secs", "0"][..],
+            &["--connections", "0"],
+            &["--batch-size", "0"],
+            &["--batch-size", "10001"],
+            &["--failover-runs", "0"],
+            &["--failover-rate", "0"],
+        ] {
+            assert!(
+                matches!(validate(&args(bad)), Err(BenchError::Usage(_))),
+                "{bad:?} must be refused"
+            );
+        }
+        let missing = args(&["--server", "/nonexistent/koru-dataplane"]);
+        assert!(matches!(
+            server_binary(&missing),
+            Err(BenchError::Usage(m)) if m.contains("--server")
+        ));
+    }
+
+    #[test]
+    fn work_dir_must_be_empty() {
+        let dir = std::env::temp_dir().join(format!("koru-bench-raft-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("keep"), "x").unwrap();
+        let given = args(&["--work-dir", dir.to_str().unwrap()]);
+        let refused = work_dir(&given);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(refused, Err(BenchError::Usage(_))));
+        assert_eq!(work_dir(&given).unwrap(), dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
+        assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), 3.0);
+    }
+
+    #[test]
+    fn status_reads_the_raft_status_body() {
+        let s: Status = serde_json::from_str(
+            r#"{"id":2,"role":"follower","term":3,"leader":1,"last_log_index":9,
+                "applied_index":8,"members":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.role.as_str(), s.leader, s.applied_index),
+            ("follower", Some(1), 8)
+        );
+        let s: Status = serde_json::from_str(
+            r#"{"id":2,"role":"candidate","term":4,"leader":null,"last_log_index":9,
+                "applied_index":9,"members":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.leader, None);
+    }
+}
