@@ -494,20 +494,94 @@ fn membership_flags_are_checked_before_anything_starts() {
     }
 }
 
-#[tokio::test]
-async fn a_single_node_data_directory_cannot_join_a_cluster() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let mut single = Server::start(&data, &[]);
-    common::put_text(&client(), &single, "ns", "k", "1").await;
+/// Copies a directory tree (a stopped server's data directory).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A stopped single node's data directory holding `n` writes to namespace `ns`.
+async fn single_node_data(dir: &std::path::Path, ns: &str, n: usize) {
+    let mut single = Server::start(dir, &[]);
+    let http = client();
+    for i in 0..n {
+        common::put_text(&http, &single, ns, &format!("k{i}"), &i.to_string()).await;
+    }
     single.term();
-    drop(single);
-    let e = Server::try_start(&data, &["--node-id", "1", "--peers", "1=127.0.0.1:1"])
-        .err()
-        .expect("joined a cluster");
-    assert!(
-        e.stderr.contains("written outside this cluster"),
-        "{}",
-        e.stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_single_node_becomes_the_first_member_and_the_others_copy_its_records() {
+    let mut cluster = Cluster::start_some(3, 0);
+    single_node_data(&cluster.dir.path().join("member-1"), "old", 300).await;
+    for id in 1..=3 {
+        cluster.restart(id);
+    }
+    let http = client();
+    cluster.leader(&http).await;
+    assert_eq!(put(&http, &cluster.url(3), "after", 7).await, Some(200));
+    let reference = cluster.changes(&http, 1).await;
+    assert_eq!(reference.len(), 301, "300 old records and the new one");
+    assert_eq!(reference[0]["lsn"], 1);
+    for id in 2..=3 {
+        assert!(
+            cluster.changes(&http, id).await == reference,
+            "member {id} does not hold the same history"
+        );
+    }
+    let old: Value = http
+        .get(format!("{}/api/v1/old/k299", cluster.url(2)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(old["value"], 299, "{old}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_with_other_records_is_refused_and_nothing_diverges() {
+    let mut cluster = Cluster::start_some(2, 0);
+    single_node_data(&cluster.dir.path().join("member-2"), "foreign", 5).await;
+    cluster.restart(1);
+    cluster.restart(2);
+    let http = client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cluster.members[&2]
+        .stderr()
+        .contains("written outside this cluster")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "member 2 did not refuse the cluster's records:\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = http
+        .get(format!("{}/readyz", cluster.url(2)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        503,
+        "the refusing member says it is not ready"
     );
+    let foreign = http
+        .get(format!("{}/api/v1/foreign/k0", cluster.url(1)))
+        .header("x-koru-max-staleness-ms", "60000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404, "member 2's records reached member 1");
 }

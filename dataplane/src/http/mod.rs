@@ -187,6 +187,7 @@ pub fn app(state: AppState) -> Router {
         .route("/raft/read-index", post(raft::read_index))
         .route("/raft/status", get(raft::status))
         .route("/raft/faults", post(raft::faults))
+        .route("/raft/records", get(raft::records))
         .route("/raft/membership", post(raft::membership))
         .route_layer(middleware::from_fn_with_state(state.clone(), raft::guard));
     Router::new()

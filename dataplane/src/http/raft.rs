@@ -112,6 +112,47 @@ pub async fn read_index(State(state): State<AppState>) -> Result<Json<Option<u64
     Ok(Json(replica(&state)?.read_index().await.ok()))
 }
 
+/// Query of `GET /raft/records`.
+#[derive(Debug, serde::Deserialize)]
+pub struct RecordsQuery {
+    /// Records after this LSN.
+    pub since: u64,
+    /// At most this many (1..=10000).
+    pub limit: usize,
+}
+
+/// `GET /raft/records?since=&limit=`: committed records for a member copying the cluster's
+/// base, with the body's SHA-256 in `x-koru-sha256`.
+pub async fn records(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<RecordsQuery>,
+) -> Result<Response, ApiError> {
+    replica(&state)?;
+    if !(1..=10_000).contains(&q.limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 10000"));
+    }
+    let store = state.store.clone();
+    let changes = tokio::task::spawn_blocking(move || store.changes_since(q.since, q.limit))
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
+    let body = serde_json::to_vec(&changes)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let sum = crate::backup::layout::sha256_hex(&body);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::HeaderName::from_static(crate::raft::network::RECORDS_SHA256_HEADER),
+                sum,
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
 /// The body of `POST /raft/faults`.
 #[derive(Debug, serde::Deserialize)]
 pub struct FaultsBody {

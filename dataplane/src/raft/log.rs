@@ -28,6 +28,7 @@ const KEY_PURGED: &str = "purged";
 const KEY_APPLIED: &str = "applied";
 const KEY_MEMBERSHIP: &str = "membership";
 const KEY_NEXT_LSN: &str = "next_lsn";
+const KEY_BASE_PENDING: &str = "base_pending";
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -51,6 +52,9 @@ pub struct AppliedMeta {
     pub membership: StoredMembership<NodeId, openraft::BasicNode>,
     /// The store LSN of the next command written.
     pub next_lsn: u64,
+    /// The store held records (last LSN, its time) before the group applied anything, and no
+    /// [`Base`](super::Base) has been applied yet.
+    pub base_pending: Option<(u64, i64)>,
 }
 
 impl Default for AppliedMeta {
@@ -59,6 +63,7 @@ impl Default for AppliedMeta {
             applied: None,
             membership: StoredMembership::default(),
             next_lsn: 1,
+            base_pending: None,
         }
     }
 }
@@ -122,6 +127,7 @@ impl LogStore {
         let applied = serde_json::to_vec(&meta.applied).map_err(io_error)?;
         let membership = serde_json::to_vec(&meta.membership).map_err(io_error)?;
         let next_lsn = serde_json::to_vec(&meta.next_lsn).map_err(io_error)?;
+        let base_pending = serde_json::to_vec(&meta.base_pending).map_err(io_error)?;
         let durability = if durable {
             Durability::Immediate
         } else {
@@ -132,6 +138,7 @@ impl LogStore {
             table.insert(KEY_APPLIED, applied.as_slice())?;
             table.insert(KEY_MEMBERSHIP, membership.as_slice())?;
             table.insert(KEY_NEXT_LSN, next_lsn.as_slice())?;
+            table.insert(KEY_BASE_PENDING, base_pending.as_slice())?;
             Ok(())
         })
     }
@@ -142,6 +149,7 @@ impl LogStore {
             applied: self.get_meta(KEY_APPLIED)?.flatten(),
             membership: self.get_meta(KEY_MEMBERSHIP)?.unwrap_or_default(),
             next_lsn: self.get_meta(KEY_NEXT_LSN)?.unwrap_or(1),
+            base_pending: self.get_meta(KEY_BASE_PENDING)?.flatten(),
         })
     }
 
@@ -322,10 +330,12 @@ mod tests {
             applied: Some(entry(2, 9).log_id),
             membership: StoredMembership::default(),
             next_lsn: 5,
+            base_pending: Some((4, 9)),
         };
         store.save_applied(&meta, true).unwrap();
         let back = store.load_applied().unwrap();
         assert_eq!(back.applied, meta.applied);
         assert_eq!(back.next_lsn, 5);
+        assert_eq!(back.base_pending, Some((4, 9)));
     }
 }

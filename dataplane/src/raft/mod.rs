@@ -34,13 +34,48 @@ pub type NodeId = u64;
 openraft::declare_raft_types!(
     /// The Raft types of a KoruDelta cluster.
     pub TypeConfig:
-        D = Command,
+        D = Request,
         R = Applied,
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
 );
+
+/// What a Raft entry asks every member to do, in log order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Write one record.
+    Write(Command),
+    /// The group's first entry when its first member already held records: see [`Base`].
+    Base(Base),
+    /// Seal the active log segment here, so every member's segments hold the same records
+    /// (and archive to the same objects).
+    Seal,
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Write(c) => c.fmt(f),
+            Request::Base(b) => write!(f, "base of {} records", b.lsn),
+            Request::Seal => f.write_str("seal"),
+        }
+    }
+}
+
+/// Records 1..=`lsn` predate the group: its first member held them (a single node turned into
+/// a cluster, or a restored data directory). Every member must hold exactly them before it
+/// applies anything after; a member with an empty store copies them from `source`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Base {
+    /// LSN of the last pre-existing record.
+    pub lsn: u64,
+    /// Its commit time (µs).
+    pub last_micros: i64,
+    /// Address of the member that holds them (the first member).
+    pub source: String,
+}
 
 /// One atomic write, as replicated: the operations and the leader's clock when it proposed them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -97,6 +97,58 @@ impl Network {
     }
 }
 
+impl Network {
+    /// Up to `limit` records after LSN `since` from the member at `addr` (`GET /raft/records`),
+    /// checked against the SHA-256 it sends with them.
+    pub async fn records(
+        &self,
+        addr: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Change>, CallError> {
+        let mut req = self
+            .http
+            .get(format!(
+                "http://{addr}/raft/records?since={since}&limit={limit}"
+            ))
+            .header(MEMBER_HEADER, self.from.to_string())
+            .timeout(Duration::from_secs(60));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        let sent_sum = resp
+            .headers()
+            .get(RECORDS_SHA256_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| CallError::Network(e.to_string()))?;
+        if !status.is_success() {
+            return Err(CallError::Status(
+                status.as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+        }
+        let sum = crate::backup::layout::sha256_hex(&body);
+        if sent_sum.as_deref() != Some(sum.as_str()) {
+            return Err(CallError::Network(format!(
+                "records from {addr} fail their checksum (sent {sent_sum:?}, got {sum})"
+            )));
+        }
+        serde_json::from_slice(&body).map_err(|e| CallError::Network(e.to_string()))
+    }
+}
+
+/// The header carrying the SHA-256 (hex) of a `/raft/records` body.
+pub const RECORDS_SHA256_HEADER: &str = "x-koru-sha256";
+
 /// Why a call to a peer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -16,7 +17,7 @@ use thiserror::Error;
 use super::log::LogStore;
 use super::network::{Blocked, CallError, Network};
 use super::state::StateMachine;
-use super::{Applied, Command, NodeId, Peers, TypeConfig};
+use super::{Applied, Command, NodeId, Peers, Request, TypeConfig};
 use crate::store::{Committed, Store, WriteOp};
 
 /// How long a request waits for a leader (an election in progress) before giving up.
@@ -69,6 +70,8 @@ pub struct Replica {
     heard: Mutex<Option<Heard>>,
     blocked: Blocked,
     faults_enabled: bool,
+    /// The first member has not proposed the base yet: writes wait.
+    forming: AtomicBool,
 }
 
 /// One member in [`ReplicaStatus`].
@@ -106,8 +109,12 @@ pub struct ReplicaStatus {
 }
 
 impl Replica {
-    /// Starts this member's Raft node over `store` (Raft state in `<data_dir>/raft`), and
-    /// initialises the group with `peers` if it never was.
+    /// Starts this member's Raft node over `store` (Raft state in `<data_dir>/raft`).
+    ///
+    /// A new group is formed by its lowest id alone: it initialises a group of itself, becomes
+    /// its leader, proposes the [`Base`](super::Base) when its store already holds records, and
+    /// only then adds the other `peers`. Nothing can be written before the base, and no member
+    /// that lacks it can lead.
     pub async fn start(
         store: Store,
         id: NodeId,
@@ -123,7 +130,11 @@ impl Replica {
         }
         let log = LogStore::open(&data_dir.join("raft"))
             .map_err(|e| ReplicaError::Setup(format!("opening the Raft log: {e}")))?;
-        let state = StateMachine::open(store, log.clone()).map_err(ReplicaError::Setup)?;
+        let blocked = Blocked::default();
+        let network = Network::new(id, token, Arc::clone(&blocked));
+        let state =
+            StateMachine::open(store, log.clone(), network.clone()).map_err(ReplicaError::Setup)?;
+        let pending_base = state.pending_base();
         let config = Config {
             cluster_name: "koru".into(),
             heartbeat_interval: 100,
@@ -136,8 +147,6 @@ impl Replica {
         }
         .validate()
         .map_err(|e| ReplicaError::Setup(e.to_string()))?;
-        let blocked = Blocked::default();
-        let network = Network::new(id, token, Arc::clone(&blocked));
         let raft = Raft::new(id, Arc::new(config), network.clone(), log, state)
             .await
             .map_err(|e| ReplicaError::Setup(e.to_string()))?;
@@ -145,21 +154,16 @@ impl Replica {
             .is_initialized()
             .await
             .map_err(|e| ReplicaError::Setup(e.to_string()))?;
-        // Only the lowest id proposes the first membership; the others, and members added later
-        // by a membership change, wait to hear from a leader.
-        if !initialized && peers.0.keys().next() == Some(&id) {
-            let members: BTreeMap<NodeId, BasicNode> = peers
-                .0
-                .iter()
-                .map(|(id, addr)| (*id, BasicNode::new(addr)))
-                .collect();
+        let first = peers.0.keys().next() == Some(&id);
+        if !initialized && first {
+            let me = BTreeMap::from([(id, BasicNode::new(&peers.0[&id]))]);
             // Refused if this member already received entries from an elected leader.
-            if let Err(e) = raft.initialize(members).await {
+            if let Err(e) = raft.initialize(me).await {
                 tracing::info!(error = %e, "not initialising the Raft group");
             }
         }
         tracing::info!(id, %peers, "replication started");
-        Ok(Arc::new(Replica {
+        let replica = Arc::new(Replica {
             id,
             raft,
             peers,
@@ -168,7 +172,62 @@ impl Replica {
             heard: Mutex::new(None),
             blocked,
             faults_enabled: std::env::var("KORU_FAULT_INJECTION").is_ok_and(|v| v == "1"),
-        }))
+            forming: AtomicBool::new(first),
+        });
+        if first {
+            tokio::spawn(Arc::clone(&replica).form(pending_base));
+        }
+        Ok(replica)
+    }
+
+    /// The first member's part in forming the group: the base, then the other peers (see
+    /// [`Replica::start`]). Resumes after a restart; writes are refused until the base is in.
+    async fn form(self: Arc<Self>, base: Option<(u64, i64)>) {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self.form_step(base).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "forming the cluster; retrying"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+        self.forming.store(false, Ordering::SeqCst);
+        tracing::info!("the cluster is formed");
+    }
+
+    /// One attempt: Ok(true) once formed, Ok(false) to wait (not leader yet).
+    async fn form_step(&self, base: Option<(u64, i64)>) -> Result<bool, ReplicaError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+        if voters.is_empty() {
+            // The initial membership is not in effect yet.
+            return Ok(false);
+        }
+        if voters != [self.id] {
+            // Already formed (or formed by an earlier run).
+            return Ok(true);
+        }
+        if metrics.current_leader != Some(self.id) {
+            return Ok(false);
+        }
+        // Proposed even for an empty store: a member holding other records then refuses at once.
+        {
+            let (lsn, last_micros) = base.unwrap_or((0, 0));
+            let request = super::Request::Base(super::Base {
+                lsn,
+                last_micros,
+                source: self.peers.0[&self.id].clone(),
+            });
+            self.propose(request).await?;
+            tracing::info!(records = lsn, "the cluster's base is this member's records");
+        }
+        self.forming.store(false, Ordering::SeqCst);
+        if self.peers.0.len() > 1 {
+            self.change_members(self.peers.0.clone()).await?;
+        }
+        Ok(true)
     }
 
     /// The openraft node, for the RPC handlers.
@@ -213,10 +272,18 @@ impl Replica {
     /// Writes `ops` as one record through Raft, from any member.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, ReplicaError> {
         let cmd = Command::new(&ops, crate::store::commit::now_micros());
+        let deadline = Instant::now() + LEADER_WAIT;
         let applied = loop {
             let (leader, addr) = self.leader().await?;
             if leader == self.id {
-                break self.propose(cmd).await?;
+                if self.forming.load(Ordering::SeqCst) {
+                    if Instant::now() >= deadline {
+                        return Err(ReplicaError::NoLeader);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                break self.propose(Request::Write(cmd)).await?;
             }
             match self
                 .network
@@ -246,7 +313,7 @@ impl Replica {
     }
 
     /// Proposes `cmd` on this member, which believes it leads; what `/raft/write` runs.
-    pub async fn propose(&self, cmd: Command) -> Result<Applied, ReplicaError> {
+    pub async fn propose(&self, cmd: Request) -> Result<Applied, ReplicaError> {
         let Ok(written) = tokio::time::timeout(QUORUM_TIMEOUT, self.raft.client_write(cmd)).await
         else {
             return Err(ReplicaError::Unknown(format!(
@@ -269,10 +336,12 @@ impl Replica {
 
     /// The answer to a forwarded write.
     pub async fn forwarded_write(&self, cmd: Command) -> ForwardReply {
-        if self.raft.metrics().borrow().current_leader != Some(self.id) {
+        if self.raft.metrics().borrow().current_leader != Some(self.id)
+            || self.forming.load(Ordering::SeqCst)
+        {
             return ForwardReply::NotLeader;
         }
-        match self.propose(cmd).await {
+        match self.propose(Request::Write(cmd)).await {
             Ok(applied) => ForwardReply::Applied(applied),
             Err(e) => ForwardReply::Failed {
                 unknown: matches!(e, ReplicaError::Unknown(_)),

@@ -17,8 +17,13 @@ use openraft::{
 };
 
 use super::log::{AppliedMeta, LogStore};
-use super::{Applied, Command, NodeId, TypeConfig};
-use crate::store::{Fixed, Store};
+use super::network::Network;
+use super::{Applied, Base, Command, NodeId, Request, TypeConfig};
+use crate::store::{Change, Fixed, Store, WriteOp};
+use crate::wal::record::OpKind;
+
+/// Records asked for per page while copying a group's base.
+const BASE_PAGE: usize = 1000;
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -31,21 +36,21 @@ pub struct StateMachine {
     store: Store,
     log: LogStore,
     meta: AppliedMeta,
+    network: Network,
 }
 
 impl StateMachine {
     /// The state machine over `store`, resuming from what `log` recorded.
     ///
-    /// A store holding records the Raft state knows nothing about (a single-node data directory
-    /// joined to a cluster) is refused: its history would differ from the other members'.
-    pub fn open(store: Store, log: LogStore) -> Result<StateMachine, String> {
-        let meta = log.load_applied().map_err(|e| e.to_string())?;
-        let (applied_lsn, _) = store.last_applied();
+    /// A store holding records the Raft state knows nothing about must match the group's
+    /// [`Base`] when it is applied (see [`StateMachine::pending_base`]).
+    pub fn open(store: Store, log: LogStore, network: Network) -> Result<StateMachine, String> {
+        let mut meta = log.load_applied().map_err(|e| e.to_string())?;
+        let (applied_lsn, last_micros) = store.last_applied();
         if meta.applied.is_none() && applied_lsn > 0 {
-            return Err(format!(
-                "the data directory holds {applied_lsn} records written outside this cluster; a \
-                 new member starts from an empty data directory"
-            ));
+            // Kept until a base is applied, so a restart in between still knows.
+            meta.base_pending = Some((applied_lsn, last_micros));
+            log.save_applied(&meta, true).map_err(|e| e.to_string())?;
         }
         if applied_lsn + 1 < meta.next_lsn {
             return Err(format!(
@@ -54,13 +59,123 @@ impl StateMachine {
                 meta.next_lsn - 1
             ));
         }
-        Ok(StateMachine { store, log, meta })
+        Ok(StateMachine {
+            store,
+            log,
+            meta,
+            network,
+        })
+    }
+
+    /// The records (last LSN, its time) that predate the group, when this member holds some
+    /// and has applied nothing yet: what a first member proposes as the [`Base`].
+    pub fn pending_base(&self) -> Option<(u64, i64)> {
+        self.meta.base_pending
+    }
+
+    /// Applies a [`Base`]: checks this member holds exactly the records it names, copying them
+    /// from its source when the store is empty.
+    async fn apply_base(&mut self, base: &Base) -> StoreResult<()> {
+        let (held, _) = self.store.last_applied();
+        if self.meta.base_pending.is_some() && held != base.lsn {
+            return Err(fatal(format!(
+                "the data directory holds {held} records written outside this cluster, but the \
+                 cluster's base is {} records; a new member starts from an empty data directory",
+                base.lsn
+            )));
+        }
+        let mut since = held;
+        let mut backoff = std::time::Duration::from_millis(100);
+        while since < base.lsn {
+            let limit = BASE_PAGE.min((base.lsn - since) as usize);
+            match self.network.records(&base.source, since, limit).await {
+                Ok(page) if !page.is_empty() => {
+                    since = self.copy(page, base.lsn).await?;
+                    backoff = std::time::Duration::from_millis(100);
+                }
+                Ok(_) => {
+                    return Err(fatal(format!(
+                        "{} has no records after LSN {since}, but the base reaches LSN {}",
+                        base.source, base.lsn
+                    )));
+                }
+                Err(e) => {
+                    tracing::warn!(source = %base.source, since, error = %e, "copying the cluster's base; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+        if held < base.lsn {
+            tracing::info!(records = base.lsn - held, source = %base.source, "copied the cluster's base");
+        }
+        self.meta.next_lsn = base.lsn + 1;
+        self.meta.base_pending = None;
+        Ok(())
+    }
+
+    /// Writes copied base records (exactly their LSNs and times); returns the last LSN written.
+    async fn copy(&mut self, page: Vec<Change>, upto: u64) -> StoreResult<u64> {
+        let mut waits = Vec::new();
+        let (mut last, _) = self.store.last_applied();
+        for change in page.into_iter().filter(|c| c.lsn <= upto) {
+            if change.lsn != last + 1 {
+                return Err(fatal(format!(
+                    "the base copy skipped from LSN {last} to {}",
+                    change.lsn
+                )));
+            }
+            let ops = change
+                .ops
+                .into_iter()
+                .map(|op| {
+                    let value = op
+                        .value
+                        .map(serde_json::value::RawValue::from_string)
+                        .transpose()
+                        .map_err(|e| fatal(format!("a copied value is not JSON: {e}")))?;
+                    Ok(WriteOp {
+                        kind: if op.delete {
+                            OpKind::Delete
+                        } else {
+                            OpKind::Put
+                        },
+                        namespace: op.namespace,
+                        key: op.key,
+                        value,
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            let fixed = Fixed {
+                lsn: change.lsn,
+                timestamp_micros: change.timestamp_micros,
+            };
+            waits.push(
+                self.store
+                    .submit_fixed(ops, fixed)
+                    .map_err(|e| fatal(format!("copying LSN {}: {e}", change.lsn)))?,
+            );
+            last = change.lsn;
+        }
+        for rx in waits {
+            rx.await
+                .map_err(|_| fatal("the store closed while copying the base".into()))?
+                .map_err(|e| fatal(format!("copying the base: {e}")))?;
+        }
+        Ok(last)
     }
 
     /// Queues `cmd` for the store (or decides it without the store); what the entry applied
     /// to is known once its receiver, if any, resolves. `last_micros` is the commit time of the
     /// record before, carried through a batch so queued records need not wait for each other.
     fn submit_command(&mut self, cmd: Command, last_micros: &mut i64) -> Submitted {
+        if self.meta.base_pending.is_some() {
+            let (held, _) = self.store.last_applied();
+            return Submitted::Failed(format!(
+                "the data directory holds {held} records written outside this cluster; a new \
+                 member starts from an empty data directory"
+            ));
+        }
         let ops = match cmd.write_ops() {
             Ok(ops) => ops,
             Err(message) => return Submitted::Done(Applied::Refused { message }),
@@ -91,6 +206,33 @@ impl StateMachine {
             Err(e) => Submitted::Failed(format!("applying LSN {lsn}: {e}")),
         }
     }
+}
+
+/// Waits for queued entries in order and says what each applied to.
+async fn finish(submitted: Vec<Submitted>) -> StoreResult<Vec<Applied>> {
+    let mut out = Vec::with_capacity(submitted.len());
+    for s in submitted {
+        out.push(match s {
+            Submitted::Done(applied) => applied,
+            Submitted::Failed(message) => return Err(fatal(message)),
+            Submitted::Queued(lsn, rx) => {
+                let committed = rx
+                    .await
+                    .map_err(|_| fatal(format!("applying LSN {lsn}: the store closed")))?
+                    .map_err(|e| fatal(format!("applying LSN {lsn}: {e}")))?;
+                Applied::Written {
+                    lsn: committed.lsn,
+                    timestamp_micros: committed.timestamp_micros,
+                    previous: committed
+                        .versions
+                        .iter()
+                        .map(|(_, p)| p.map(|v| (v.lsn, v.op)))
+                        .collect(),
+                }
+            }
+        });
+    }
+    Ok(out)
 }
 
 /// An entry on its way into the store.
@@ -128,41 +270,42 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Every write of the batch is queued before any is awaited, so they share one group
         // commit (one fsync) instead of one each.
         let mut submitted = Vec::new();
+        let mut out = Vec::new();
         let mut last_micros = self.store.last_applied().1;
         for entry in entries {
             self.meta.applied = Some(entry.log_id);
-            submitted.push(match entry.payload {
+            let next = match entry.payload {
                 EntryPayload::Blank => Submitted::Done(Applied::Nothing),
                 EntryPayload::Membership(m) => {
                     self.meta.membership = StoredMembership::new(Some(entry.log_id), m);
                     durable = true;
                     Submitted::Done(Applied::Nothing)
                 }
-                EntryPayload::Normal(cmd) => self.submit_command(cmd, &mut last_micros),
-            });
-        }
-        let mut out = Vec::with_capacity(submitted.len());
-        for s in submitted {
-            out.push(match s {
-                Submitted::Done(applied) => applied,
-                Submitted::Failed(message) => return Err(fatal(message)),
-                Submitted::Queued(lsn, rx) => {
-                    let committed = rx
-                        .await
-                        .map_err(|_| fatal(format!("applying LSN {lsn}: the store closed")))?
-                        .map_err(|e| fatal(format!("applying LSN {lsn}: {e}")))?;
-                    Applied::Written {
-                        lsn: committed.lsn,
-                        timestamp_micros: committed.timestamp_micros,
-                        previous: committed
-                            .versions
-                            .iter()
-                            .map(|(_, p)| p.map(|v| (v.lsn, v.op)))
-                            .collect(),
-                    }
+                EntryPayload::Normal(Request::Write(cmd)) => {
+                    self.submit_command(cmd, &mut last_micros)
                 }
-            });
+                // Both act on the store at their place in the log, after what came before.
+                EntryPayload::Normal(Request::Base(base)) => {
+                    out.extend(finish(std::mem::take(&mut submitted)).await?);
+                    self.apply_base(&base).await?;
+                    last_micros = self.store.last_applied().1;
+                    durable = true;
+                    Submitted::Done(Applied::Nothing)
+                }
+                EntryPayload::Normal(Request::Seal) => {
+                    out.extend(finish(std::mem::take(&mut submitted)).await?);
+                    if self.meta.base_pending.is_none() {
+                        self.store
+                            .roll()
+                            .await
+                            .map_err(|e| fatal(format!("sealing the segment: {e}")))?;
+                    }
+                    Submitted::Done(Applied::Nothing)
+                }
+            };
+            submitted.push(next);
         }
+        out.extend(finish(submitted).await?);
         let log = self.log.clone();
         let meta = self.meta.clone();
         tokio::task::spawn_blocking(move || log.save_applied(&meta, durable))

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::wal::record::{self, OpKind};
@@ -14,7 +14,7 @@ use crate::wal::{SegmentFile, WalError, io_err};
 const READ_BUFFER: usize = 256 * 1024;
 
 /// One committed record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// Its LSN.
     pub lsn: u64,
@@ -25,7 +25,7 @@ pub struct Change {
 }
 
 /// One operation of a committed record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeOp {
     /// True for a delete.
     pub delete: bool,
