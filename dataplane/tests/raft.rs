@@ -388,6 +388,8 @@ fn forget_last_invoke(history: &Mutex<Vec<Event>>, id: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn single_key_histories_under_kills_and_partitions_are_linearizable() {
     let mut cluster = Cluster::start(3);
+    // Installs the TLS provider reqwest wants before any client is built.
+    let _ = client();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(8))
         .build()
@@ -494,20 +496,6 @@ fn membership_flags_are_checked_before_anything_starts() {
     }
 }
 
-/// Copies a directory tree (a stopped server's data directory).
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A stopped single node's data directory holding `n` writes to namespace `ns`.
 async fn single_node_data(dir: &std::path::Path, ns: &str, n: usize) {
     let mut single = Server::start(dir, &[]);
@@ -584,4 +572,22 @@ async fn a_member_with_other_records_is_refused_and_nothing_diverges() {
         .await
         .unwrap();
     assert_eq!(foreign.status(), 404, "member 2's records reached member 1");
+}
+
+#[test]
+fn the_checker_rejects_a_stale_read() {
+    // Write 1 completes, then a later read returns the initial 0: not linearizable.
+    let mut tester = LinearizabilityTester::new(Register(0u64));
+    tester.on_invoke(1, RegisterOp::Write(1)).unwrap();
+    tester.on_return(1, RegisterRet::WriteOk).unwrap();
+    tester.on_invoke(2, RegisterOp::Read).unwrap();
+    tester.on_return(2, RegisterRet::ReadOk(0)).unwrap();
+    assert!(!tester.is_consistent());
+    // The same read overlapping the write may see either value.
+    let mut tester = LinearizabilityTester::new(Register(0u64));
+    tester.on_invoke(1, RegisterOp::Write(1)).unwrap();
+    tester.on_invoke(2, RegisterOp::Read).unwrap();
+    tester.on_return(2, RegisterRet::ReadOk(0)).unwrap();
+    tester.on_return(1, RegisterRet::WriteOk).unwrap();
+    assert!(tester.is_consistent());
 }
