@@ -328,13 +328,6 @@ impl Cli {
                 if !peers.0.contains_key(&node_id) {
                     return Err(format!("--node-id {node_id} is not among --peers {peers}"));
                 }
-                if archive.is_some() {
-                    return Err(
-                        "--backup-store is not supported on replicated members yet (run the \
-                         cluster's backups from a single node)"
-                            .into(),
-                    );
-                }
                 Some(ReplicationConfig {
                     node_id,
                     peers,

@@ -145,12 +145,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         );
         if let Some(schedule) = &archive.schedule {
             tracing::info!(%schedule, retention_secs = archive.retention.map(|r| r.as_secs()), "scheduled base backups on");
-            schedule::start(
-                store.clone(),
-                Arc::clone(&status),
-                schedule.clone(),
-                archive.retention,
-            );
+            schedule::start(Arc::clone(&status), schedule.clone(), archive.retention);
         }
         // Drills copy beside the data directory: on the same volume, never among the store's files.
         let drill_dir = config
@@ -170,6 +165,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         if let Some(schedule) = &archive.verify_schedule {
             tracing::info!(%schedule, dir = %status.drill_dir().display(), "scheduled restore drills on");
             crate::backup::verify::start(Arc::clone(&status), schedule.clone());
+        }
+        if let Some(replica) = &replica {
+            status.set_role(Arc::clone(replica) as Arc<dyn crate::backup::archiver::Role>);
         }
         state = state.with_archive(status);
     }

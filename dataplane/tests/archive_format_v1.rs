@@ -63,7 +63,7 @@ async fn write_fixture() {
         Arc::new(ArchiveMetrics::default()),
         None,
     );
-    base::create(&store, &status, Duration::from_secs(30))
+    base::create(&status, Duration::from_secs(30))
         .await
         .unwrap();
     store.close();

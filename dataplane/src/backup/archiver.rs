@@ -51,8 +51,17 @@ pub struct ArchiveMetrics {
     pub verified_timestamp: Gauge,
 }
 
+/// Who seals segments and uploads them. A single node does both itself; in a replicated
+/// cluster only the leader uploads, and seals are entries in the log so that every member's
+/// segments hold the same records and archive to the same objects.
+pub trait Role: Send + Sync {
+    /// Whether this process uploads now.
+    fn uploads(&self) -> bool;
+    /// Seals the active segment (where every member seals it); returns the last LSN sealed.
+    fn seal(&self) -> futures::future::BoxFuture<'_, Result<u64, BackupError>>;
+}
+
 /// What the archiver has done, for `/readyz`, `/metrics` and base backups.
-#[derive(Debug)]
 pub struct ArchiveStatus {
     seals: Arc<SealState>,
     state: Mutex<StatusInner>,
@@ -67,6 +76,18 @@ pub struct ArchiveStatus {
     verification: Mutex<Option<super::verify::Verification>>,
     /// Where restore drills make their scratch copies.
     drill_dir: Mutex<std::path::PathBuf>,
+    /// The replicated cluster's say in sealing and uploading; None on a single node.
+    role: Mutex<Option<Arc<dyn Role>>>,
+    /// The store, for sealing on a single node.
+    local: Store,
+}
+
+impl std::fmt::Debug for ArchiveStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveStatus")
+            .field("store", &self.store.url().to_string())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -126,6 +147,26 @@ impl ArchiveStatus {
     /// Sets where restore drills make their scratch copies.
     pub fn set_drill_dir(&self, dir: std::path::PathBuf) {
         *self.drill_dir.lock() = dir;
+    }
+
+    /// Hands sealing and uploading to a replicated cluster's rules.
+    pub fn set_role(&self, role: Arc<dyn Role>) {
+        *self.role.lock() = Some(role);
+    }
+
+    /// Whether this process uploads, takes scheduled backups and runs drills now (always on a
+    /// single node; only the leader of a replicated cluster).
+    pub fn uploads(&self) -> bool {
+        self.role.lock().as_ref().is_none_or(|r| r.uploads())
+    }
+
+    /// Seals the active segment; returns the last LSN sealed.
+    pub async fn seal(&self) -> Result<u64, BackupError> {
+        let role = self.role.lock().clone();
+        match role {
+            Some(role) => role.seal().await,
+            None => Ok(self.local.roll().await?),
+        }
     }
 
     /// Records a restore drill's outcome.
@@ -230,6 +271,8 @@ impl Archiver {
             retention,
             verification: Mutex::new(None),
             drill_dir: Mutex::new(std::env::temp_dir()),
+            role: Mutex::new(None),
+            local: store.clone(),
         });
         let archiver = Archiver {
             store,
@@ -250,7 +293,7 @@ impl Archiver {
             let notified = seals.notify.notified();
             let sealed = seals.last_sealed_seq.load(Ordering::SeqCst);
             let mut failed = false;
-            while next <= sealed {
+            while next <= sealed && self.status.uploads() {
                 match self.archive_one(next).await {
                     Ok(meta) => {
                         self.status.archived(&meta);
@@ -269,7 +312,9 @@ impl Archiver {
                 .metrics
                 .lag_seconds
                 .set(self.status.lag_seconds());
-            self.seal_if_due(&seals).await;
+            if self.status.uploads() {
+                self.seal_if_due(&seals).await;
+            }
             let wait = if failed {
                 let wait = backoff;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -289,10 +334,12 @@ impl Archiver {
         }
         let age = crate::store::commit::now_micros() - first;
         if age >= self.timeout.as_micros() as i64 {
-            match self.store.roll().await {
+            match self.status.seal().await {
                 Ok(_) => {}
                 // Already reported once by the store when it turned read-only.
-                Err(crate::error::StoreError::ReadOnly | crate::error::StoreError::Closed) => {}
+                Err(BackupError::Log(
+                    crate::error::StoreError::ReadOnly | crate::error::StoreError::Closed,
+                )) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "sealing the active segment for the archive timeout failed");
                 }

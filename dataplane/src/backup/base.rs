@@ -7,19 +7,14 @@ use bytes::Bytes;
 
 use super::layout::{self, Manifest, PlanError, SegmentMeta, Target};
 use super::{ArchiveStatus, BackupError, BackupStore};
-use crate::store::Store;
 
 /// How long `POST /admin/backups` waits for the archive to catch up before giving up.
 pub const DEFAULT_BACKUP_WAIT: Duration = Duration::from_secs(120);
 
 /// Takes a base backup: seals the active segment, waits until every segment up to it is archived,
 /// and writes `base/<id>/manifest.json`. The backup covers every write acknowledged before the call.
-pub async fn create(
-    store: &Store,
-    status: &ArchiveStatus,
-    wait: Duration,
-) -> Result<Manifest, BackupError> {
-    let lsn = store.roll().await?;
+pub async fn create(status: &ArchiveStatus, wait: Duration) -> Result<Manifest, BackupError> {
+    let lsn = status.seal().await?;
     status.wait_archived(lsn, wait).await?;
     let backup = &status.store;
     let sidecars = read_sidecars(backup).await?;

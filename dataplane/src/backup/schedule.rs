@@ -11,7 +11,6 @@ use prometheus_client::encoding::EncodeLabelSet;
 
 use super::layout::{self, Manifest, RetentionPlan};
 use super::{ArchiveStatus, BackupError, BackupStore, base};
-use crate::store::Store;
 
 /// A validated `--backup-schedule`: a standard five-field cron expression (minute, hour, day of
 /// month, month, day of week; or an alias such as `@daily`), evaluated in UTC.
@@ -81,12 +80,11 @@ pub struct RetentionReport {
 /// window then prunes the store. A failed retention pass is logged and does not fail the backup:
 /// the next pass redoes it.
 pub async fn backup_and_prune(
-    store: &Store,
     status: &ArchiveStatus,
     wait: Duration,
     retention: Option<Duration>,
 ) -> Result<Manifest, BackupError> {
-    let result = base::create(store, status, wait).await;
+    let result = base::create(status, wait).await;
     let label = if result.is_ok() { "ok" } else { "error" };
     status
         .metrics
@@ -142,12 +140,7 @@ pub async fn prune(backup: &BackupStore, window: Duration) -> Result<RetentionRe
 /// `retention` after each). It runs beside the request path: a backup seals the active segment
 /// and waits on the archiver, never on writers. A failed backup is logged and counted; the next
 /// tick tries again.
-pub fn start(
-    store: Store,
-    status: Arc<ArchiveStatus>,
-    schedule: Schedule,
-    retention: Option<Duration>,
-) {
+pub fn start(status: Arc<ArchiveStatus>, schedule: Schedule, retention: Option<Duration>) {
     tokio::spawn(async move {
         loop {
             let now = chrono::Utc::now();
@@ -157,7 +150,11 @@ pub fn start(
             };
             let sleep = (next - now).to_std().unwrap_or(Duration::ZERO);
             tokio::time::sleep(sleep).await;
-            match backup_and_prune(&store, &status, base::DEFAULT_BACKUP_WAIT, retention).await {
+            if !status.uploads() {
+                // A follower of a replicated cluster: the leader takes the cluster's backups.
+                continue;
+            }
+            match backup_and_prune(&status, base::DEFAULT_BACKUP_WAIT, retention).await {
                 Ok(m) => tracing::info!(id = %m.id, "scheduled base backup taken"),
                 Err(e) => {
                     tracing::error!(error = %e, "scheduled base backup failed; retrying at the next tick");

@@ -189,7 +189,10 @@ pub fn start(status: Arc<ArchiveStatus>, schedule: Schedule) {
                 return;
             };
             tokio::time::sleep((next - now).to_std().unwrap_or(Duration::ZERO)).await;
-            drill(&status).await;
+            // On a replicated cluster the leader drills the cluster's archive.
+            if status.uploads() {
+                drill(&status).await;
+            }
         }
     });
 }

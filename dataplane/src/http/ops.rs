@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
@@ -90,17 +90,44 @@ fn refresh_raft_metrics(m: &crate::metrics::RaftMetrics, s: &crate::raft::replic
 
 /// `POST /admin/backups`: takes a base backup now (then applies `--backup-retention`); 201 with
 /// its manifest.
-pub async fn create_backup(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_backup(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
     let archive = state.archive.as_ref().ok_or_else(not_configured)?;
+    if let Some(forwarded) = to_leader(&state, "/admin/backups", &headers).await {
+        return forwarded;
+    }
     let manifest = crate::backup::schedule::backup_and_prune(
-        &state.store,
         archive,
         base::DEFAULT_BACKUP_WAIT,
         archive.retention,
     )
     .await
     .map_err(backup_error)?;
-    Ok((StatusCode::CREATED, Json(manifest)))
+    Ok((StatusCode::CREATED, Json(manifest)).into_response())
+}
+
+/// On a follower of a replicated cluster, the answer of the leader to the same admin request
+/// (backups and drills are the leader's); None where this process answers itself.
+async fn to_leader(
+    state: &AppState,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+) -> Option<Result<Response, ApiError>> {
+    let replica = state.replica.as_ref()?;
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let forwarded = replica.forward_admin(path, auth).await?;
+    Some(forwarded.map_err(ApiError::from).map(|(status, body)| {
+        (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }))
 }
 
 /// `GET /admin/backups`: every base backup, oldest first, without their segment lists, and the
@@ -145,9 +172,13 @@ pub async fn list_backups(State(state): State<AppState>) -> Result<Json<Value>, 
 /// scratch directory and checked); 200 with its outcome, `ok: false` included.
 pub async fn verify_backup(
     State(state): State<AppState>,
-) -> Result<Json<crate::backup::verify::Verification>, ApiError> {
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
     let archive = state.archive.as_ref().ok_or_else(not_configured)?;
-    Ok(Json(crate::backup::verify::drill(archive).await))
+    if let Some(forwarded) = to_leader(&state, "/admin/backups/verify", &headers).await {
+        return forwarded;
+    }
+    Ok(Json(crate::backup::verify::drill(archive).await).into_response())
 }
 
 fn not_configured() -> ApiError {

@@ -146,6 +146,37 @@ impl Network {
     }
 }
 
+impl Network {
+    /// POSTs an empty body to `http://<addr><path>` with the caller's `Authorization` header
+    /// (an admin request forwarded to the leader); the status and body as they came.
+    pub async fn forward(
+        &self,
+        addr: &str,
+        path: &str,
+        authorization: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(u16, bytes::Bytes), CallError> {
+        let mut req = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .header(MEMBER_HEADER, self.from.to_string())
+            .timeout(timeout);
+        if let Some(auth) = authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| CallError::Network(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| CallError::Network(e.to_string()))?;
+        Ok((status, body))
+    }
+}
+
 /// The header carrying the SHA-256 (hex) of a `/raft/records` body.
 pub const RECORDS_SHA256_HEADER: &str = "x-koru-sha256";
 

@@ -67,6 +67,7 @@ pub struct Replica {
     peers: Peers,
     template: Option<String>,
     network: Network,
+    store: Store,
     heard: Mutex<Option<Heard>>,
     blocked: Blocked,
     faults_enabled: bool,
@@ -132,8 +133,8 @@ impl Replica {
             .map_err(|e| ReplicaError::Setup(format!("opening the Raft log: {e}")))?;
         let blocked = Blocked::default();
         let network = Network::new(id, token, Arc::clone(&blocked));
-        let state =
-            StateMachine::open(store, log.clone(), network.clone()).map_err(ReplicaError::Setup)?;
+        let state = StateMachine::open(store.clone(), log.clone(), network.clone())
+            .map_err(ReplicaError::Setup)?;
         let pending_base = state.pending_base();
         let config = Config {
             cluster_name: "koru".into(),
@@ -169,6 +170,7 @@ impl Replica {
             peers,
             template,
             network,
+            store,
             heard: Mutex::new(None),
             blocked,
             faults_enabled: std::env::var("KORU_FAULT_INJECTION").is_ok_and(|v| v == "1"),
@@ -228,6 +230,31 @@ impl Replica {
             self.change_members(self.peers.0.clone()).await?;
         }
         Ok(true)
+    }
+
+    /// The leader's address when it is another member (None when this member leads or no
+    /// leader is known): where leader-only admin requests are forwarded.
+    pub fn other_leader(&self) -> Option<String> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        (leader != self.id)
+            .then(|| self.address_of(leader))
+            .flatten()
+    }
+
+    /// Sends a leader-only admin request (`POST path`) on to the leader, with the caller's
+    /// credentials; None when this member leads (or no leader is known) and should answer.
+    pub async fn forward_admin(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Option<Result<(u16, bytes::Bytes), ReplicaError>> {
+        let addr = self.other_leader()?;
+        Some(
+            self.network
+                .forward(&addr, path, authorization, MEMBERSHIP_TIMEOUT)
+                .await
+                .map_err(|e| ReplicaError::Stopped(format!("forwarding to the leader: {e}"))),
+        )
     }
 
     /// The openraft node, for the RPC handlers.
@@ -573,6 +600,25 @@ impl Replica {
     /// Stops the Raft node.
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+impl crate::backup::archiver::Role for Replica {
+    fn uploads(&self) -> bool {
+        !self.forming.load(Ordering::SeqCst)
+            && self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    fn seal(&self) -> futures::future::BoxFuture<'_, Result<u64, crate::backup::BackupError>> {
+        Box::pin(async move {
+            self.propose(Request::Seal).await.map_err(|e| {
+                crate::backup::BackupError::Log(crate::StoreError::InvalidRequest(format!(
+                    "sealing through the cluster's log: {e}"
+                )))
+            })?;
+            // Applied here before the proposal returns: everything before the seal is sealed.
+            Ok(self.store.last_applied().0)
+        })
     }
 }
 

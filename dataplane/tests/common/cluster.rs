@@ -20,6 +20,7 @@ pub struct Cluster {
     /// The running members by id (a killed one is absent until restarted).
     pub members: BTreeMap<u64, Server>,
     peers: String,
+    extra: Vec<String>,
 }
 
 /// A free loopback port (released before the member binds it).
@@ -39,6 +40,11 @@ impl Cluster {
     /// Names `total` members in every member's `--peers` but starts only the first `running`
     /// (the others join later through a membership change).
     pub fn start_some(total: u64, running: u64) -> Cluster {
+        Cluster::start_with(total, running, &[])
+    }
+
+    /// [`Cluster::start_some`] with extra arguments for every member.
+    pub fn start_with(total: u64, running: u64, extra: &[&str]) -> Cluster {
         let n = total;
         let ports: BTreeMap<u64, u16> = (1..=n).map(|id| (id, free_port())).collect();
         let peers = ports
@@ -51,6 +57,7 @@ impl Cluster {
             ports,
             members: BTreeMap::new(),
             peers,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for id in 1..=running {
             cluster.restart(id);
@@ -63,12 +70,13 @@ impl Cluster {
         let data = self.dir.path().join(format!("member-{id}"));
         let listen = format!("127.0.0.1:{}", self.ports[&id]);
         let id_text = id.to_string();
-        let args = [
+        let mut args = vec![
             "--node-id",
             id_text.as_str(),
             "--peers",
             self.peers.as_str(),
         ];
+        args.extend(self.extra.iter().map(String::as_str));
         let env = [("KORU_FAULT_INJECTION".to_string(), "1".to_string())];
         let server = Server::try_start_at(&data, &listen, &args, &env).unwrap_or_else(|e| {
             panic!(

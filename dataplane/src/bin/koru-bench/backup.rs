@@ -180,7 +180,7 @@ async fn measure(args: BackupArgs) -> Result<(), BenchError> {
         Arc::new(ArchiveMetrics::default()),
         None,
     );
-    base::create(&store, &status, ARCHIVE_WAIT)
+    base::create(&status, ARCHIVE_WAIT)
         .await
         .map_err(backup_error)?;
     let archive_secs = started.elapsed().as_secs_f64();
