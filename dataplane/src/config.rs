@@ -323,8 +323,15 @@ impl Cli {
                 {
                     return Err(format!("--peer-template {t:?} has no {{id}} in it"));
                 }
-                let peers = crate::raft::Peers::parse(&peers, template.as_deref())
+                let mut peers = crate::raft::Peers::parse(&peers, template.as_deref())
                     .map_err(|e| format!("{e}"))?;
+                // A member added later may start before its peers list names it.
+                if let Some(t) = &template {
+                    peers
+                        .0
+                        .entry(node_id)
+                        .or_insert_with(|| crate::raft::address_from_template(t, node_id));
+                }
                 if !peers.0.contains_key(&node_id) {
                     return Err(format!("--node-id {node_id} is not among --peers {peers}"));
                 }

@@ -23,6 +23,55 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(150);
 /// How long the reads of the recoverable window may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a membership change may take (new members catch up first).
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One member of a Raft group as `/raft/status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GroupMember {
+    /// Member id (the pod's ordinal).
+    pub id: u64,
+    /// Its address.
+    #[serde(default)]
+    pub addr: String,
+    /// Whether it votes (false while a new member catches up).
+    pub voter: bool,
+    /// Entries it is behind the leader (known only in the leader's answer).
+    pub lag: Option<u64>,
+}
+
+/// A member's view of its Raft group (`/raft/status`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GroupView {
+    /// The answering member.
+    pub id: u64,
+    /// Its role: leader, follower, candidate, learner or shutdown.
+    pub role: String,
+    /// The leader it knows.
+    pub leader: Option<u64>,
+    /// Every member, voters and learners.
+    pub members: Vec<GroupMember>,
+}
+
+impl GroupView {
+    /// Ids of the voting members, ascending.
+    pub fn voters(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|m| m.voter)
+            .map(|m| m.id)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Reads a `/raft/status` answer.
+pub fn parse_group(body: &[u8]) -> Result<GroupView, CallError> {
+    serde_json::from_slice(body)
+        .map_err(|e| CallError::Permanent(format!("unreadable /raft/status answer: {e}")))
+}
 
 /// The base URL of a cluster's admin API: the `koru.dev/admin-endpoint` annotation when set,
 /// else its client Service. None without a name or namespace.
@@ -317,6 +366,34 @@ impl AdminClient {
             .bearer_auth(token)
             .timeout(READ_TIMEOUT);
         parse_list(&send(request, endpoint).await?)
+    }
+
+    /// `GET /raft/status`: the answering member's view of the cluster's Raft group.
+    pub async fn raft_status(&self, endpoint: &str, token: &str) -> Result<GroupView, CallError> {
+        let request = self
+            .http
+            .get(format!("{endpoint}/raft/status"))
+            .bearer_auth(token)
+            .timeout(READ_TIMEOUT);
+        parse_group(&send(request, endpoint).await?)
+    }
+
+    /// `POST /raft/membership`: makes `voters` the group's voting members (new ones join as
+    /// learners and catch up first); answers once the change is committed.
+    pub async fn set_voters(
+        &self,
+        endpoint: &str,
+        token: &str,
+        voters: &[u64],
+    ) -> Result<GroupView, CallError> {
+        let request = self
+            .http
+            .post(format!("{endpoint}/raft/membership"))
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::json!({ "voters": voters }).to_string())
+            .timeout(MEMBERSHIP_TIMEOUT);
+        parse_group(&send(request, endpoint).await?)
     }
 
     /// The archive lag from `GET /readyz` (which needs no token and answers 503 with the same

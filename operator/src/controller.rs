@@ -26,6 +26,7 @@ use crate::crd::{KoruCluster, KoruClusterStatus};
 use crate::desired::{DesiredError, desired};
 use crate::metrics::Metrics;
 use crate::recovery::{self, Checks};
+use crate::replication;
 use crate::resize::{self, Growth};
 use crate::status::{
     Notice, Observed, StatefulSetState, apply_backup_report, next_status, notices, serving,
@@ -257,6 +258,24 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     let services = Api::<Service>::namespaced(client.clone(), &ns);
     apply(&services, &format!("{name}-peers"), &d.headless).await?;
     apply(&services, &name, &d.client).await?;
+    // Pods are added before the group takes them in, and removed only once it let them go.
+    let current = existing.as_ref().and_then(|s| s.spec.replicas);
+    let ready_now = existing
+        .as_ref()
+        .and_then(|s| s.status.as_ref())
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let group = if ready_now > 0 || current.is_some_and(|c| c > kc.spec.replicas) {
+        membership_view(ctx, kc).await
+    } else {
+        None
+    };
+    let plan = replication::plan(
+        kc.spec.replicas,
+        group.as_ref().map(|g| g.voters()).as_deref(),
+        current,
+    );
+    d.statefulset.spec.replicas = Some(plan.statefulset_replicas);
     let sts = apply(&statefulsets, &name, &d.statefulset).await?;
     let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns);
     match &d.pdb {
@@ -273,6 +292,19 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     observed.statefulset = Some(statefulset_state(&sts));
     let now = now();
     let mut status = next_status(kc, &observed, &now);
+    if let Some(view) = &group {
+        status.replication = Some(replication::status(&name, view));
+    }
+    if let Some(voters) = &plan.change_to {
+        // The pods (on a scale-up) are asked for and the status written first; the group then
+        // takes members in or lets them go, and the next reconcile sizes the StatefulSet to it.
+        update_status(ctx, kc, status).await?;
+        let next = match change_membership(ctx, kc, voters).await {
+            Some(_) => Duration::from_secs(1),
+            None => MEMBERSHIP_RETRY,
+        };
+        return Ok(Action::requeue(next));
+    }
     if kc.spec.backup.is_none() {
         update_status(ctx, kc, status).await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
@@ -291,6 +323,62 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     }
     update_status(ctx, kc, status).await?;
     Ok(Action::requeue(ctx.recovery_every))
+}
+
+/// How soon a cluster whose membership change is still due is reconciled again.
+const MEMBERSHIP_RETRY: Duration = Duration::from_secs(10);
+
+/// The cluster's Raft group as its members report it; None when they cannot be asked.
+async fn membership_view(ctx: &Context, kc: &KoruCluster) -> Option<admin::GroupView> {
+    let endpoint = admin::endpoint(kc)?;
+    let token = admin::token(&ctx.client, &kc.namespace()?, &kc.name_any())
+        .await
+        .ok()
+        .flatten()?;
+    match replication::read(&ctx.admin, &endpoint, &token).await {
+        Ok(view) => Some(view),
+        Err(e) => {
+            tracing::info!(error = %e, "cannot read the cluster's Raft group");
+            None
+        }
+    }
+}
+
+/// Asks the cluster's Raft group to make `voters` its voting members; publishes the outcome.
+async fn change_membership(
+    ctx: &Context,
+    kc: &KoruCluster,
+    voters: &[u64],
+) -> Option<admin::GroupView> {
+    let endpoint = admin::endpoint(kc)?;
+    let token = admin::token(&ctx.client, &kc.namespace()?, &kc.name_any())
+        .await
+        .ok()
+        .flatten()?;
+    let pods: Vec<String> = voters
+        .iter()
+        .map(|v| format!("{}-{v}", kc.name_any()))
+        .collect();
+    match ctx.admin.set_voters(&endpoint, &token, voters).await {
+        Ok(view) => {
+            let notice = Notice {
+                warning: false,
+                reason: "MembershipChanged",
+                note: format!("the Raft group's voters are now {}", pods.join(", ")),
+            };
+            publish(ctx, kc, &notice).await;
+            Some(view)
+        }
+        Err(e) => {
+            let notice = Notice {
+                warning: true,
+                reason: "MembershipChangePending",
+                note: format!("cannot yet make {} the voters: {e}", pods.join(", ")),
+            };
+            publish(ctx, kc, &notice).await;
+            None
+        }
+    }
 }
 
 /// What the status needs from a StatefulSet.

@@ -309,6 +309,38 @@ pub struct KoruClusterStatus {
     /// (checked about every minute while the cluster serves; kept as it was while unreachable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<RecoveryStatus>,
+    /// The cluster's Raft group as its members last reported it: the leader and each member's
+    /// health (kept as it was while unreachable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
+}
+
+/// The leader and members of a cluster's Raft group.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    /// The pod that leads, when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// Every member, voters and members still catching up.
+    #[serde(default)]
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member of a cluster's Raft group.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    /// Its pod.
+    pub pod: String,
+    /// Whether it votes (false while it catches up after a scale-up).
+    pub voter: bool,
+    /// Entries it trails the leader by, as the leader reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
+    /// Whether it votes and keeps up with the leader; unset when only a follower answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
 }
 
 /// The recoverable window and recovery point of a cluster with backups.

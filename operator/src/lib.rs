@@ -13,6 +13,7 @@ pub mod leader;
 pub mod metrics;
 pub mod quantity;
 pub mod recovery;
+pub mod replication;
 pub mod resize;
 pub mod status;
 pub mod telemetry;

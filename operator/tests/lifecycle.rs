@@ -76,6 +76,10 @@ fn scale_upgrade_and_pause() {
         ),
     );
     settle(&k, ns, "ledger", &mut operator, "Running/3/0.1.0");
+    // The operator removes pods only once the cluster's Raft group has let them go, so a real
+    // member stands in for the group (see `tests/replication.rs` for membership itself).
+    let scratch = tempfile::tempdir().unwrap();
+    let _member = common::single_member(&mut operator, &k, ns, "ledger", scratch.path());
 
     // Scale up: two more pods, a wider budget.
     patch_spec(&k, ns, "ledger", r#"{"replicas":5}"#);
@@ -163,6 +167,8 @@ fn reclaim_policy_delete_removes_volumes_on_scale_down_and_deletion() {
         ),
     );
     settle(&k, ns, "scratch", &mut operator, "Running/3/0.1.0");
+    let scratch_dir = tempfile::tempdir().unwrap();
+    let _member = common::single_member(&mut operator, &k, ns, "scratch", scratch_dir.path());
     let claims = || get(&k, &["get", "pvc", "-n", ns, "-o", "name"]).unwrap_or_default();
     assert_eq!(claims().lines().count(), 3, "{}", claims());
     patch_spec(&k, ns, "scratch", r#"{"replicas":1}"#);

@@ -25,6 +25,11 @@ impl DataPlane {
     /// `KORU_*` variables from the test's environment, and waits until it serves. Its logs go to
     /// the test's stderr.
     pub fn start(data_dir: &Path, args: &[&str]) -> DataPlane {
+        DataPlane::start_at(data_dir, "127.0.0.1:0", args)
+    }
+
+    /// [`DataPlane::start`] listening on `listen` (a cluster member whose peers know its address).
+    pub fn start_at(data_dir: &Path, listen: &str, args: &[&str]) -> DataPlane {
         let mut command = Command::new(dataplane_binary());
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("KORU_") {
@@ -34,7 +39,7 @@ impl DataPlane {
         let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .env("KORU_LOG", "info")
             .stdin(Stdio::null())

@@ -27,6 +27,13 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a leader waits for a majority to commit a write or confirm a read index; past it
 /// the leader is probably cut off from the majority.
 const QUORUM_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the first member waits for its peers to catch up before it forms the group with
+/// those that have (the others join by a later membership change).
+const FORM_WAIT: Duration = Duration::from_secs(5);
+/// How long a new member may take to catch up before it is made a voter.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Entries a new member may still lack when it is made a voter.
+const CATCH_UP_SLACK: u64 = 100;
 /// How long adding a member (catching it up) and changing the voters may take.
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -214,8 +221,9 @@ impl Replica {
         if metrics.current_leader != Some(self.id) {
             return Ok(false);
         }
-        // Proposed even for an empty store: a member holding other records then refuses at once.
-        {
+        // Proposed once, even for an empty store: a member holding other records then refuses
+        // at once.
+        if self.forming.load(Ordering::SeqCst) {
             let (lsn, last_micros) = base.unwrap_or((0, 0));
             let request = super::Request::Base(super::Base {
                 lsn,
@@ -224,11 +232,53 @@ impl Replica {
             });
             self.propose(request).await?;
             tracing::info!(records = lsn, "the cluster's base is this member's records");
+            self.forming.store(false, Ordering::SeqCst);
         }
-        self.forming.store(false, Ordering::SeqCst);
-        if self.peers.0.len() > 1 {
-            self.change_members(self.peers.0.clone()).await?;
+        if self.peers.0.len() == 1 {
+            return Ok(true);
         }
+        // Every peer joins as a learner; those that catch up within FORM_WAIT become voters
+        // together, and the rest are left to a later membership change (the operator's).
+        let known: Vec<NodeId> = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
+        for (id, addr) in self.peers.0.iter().filter(|(id, _)| **id != self.id) {
+            if !known.contains(id) {
+                self.raft
+                    .add_learner(*id, BasicNode::new(addr), false)
+                    .await
+                    .map_err(membership_error)?;
+            }
+        }
+        let deadline = Instant::now() + FORM_WAIT;
+        let ready = loop {
+            let m = self.raft.metrics().borrow().clone();
+            let last = m.last_log_index.unwrap_or(0);
+            let caught_up: BTreeMap<NodeId, String> = self
+                .peers
+                .0
+                .iter()
+                .filter(|(id, _)| {
+                    **id == self.id
+                        || m.replication
+                            .as_ref()
+                            .and_then(|r| r.get(id).copied().flatten())
+                            .is_some_and(|l| l.index + CATCH_UP_SLACK >= last)
+                })
+                .map(|(id, a)| (*id, a.clone()))
+                .collect();
+            if caught_up.len() == self.peers.0.len() || Instant::now() >= deadline {
+                break caught_up;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if ready.len() == 1 {
+            return Ok(false);
+        }
+        self.change_members(ready).await?;
         Ok(true)
     }
 
@@ -548,6 +598,17 @@ impl Replica {
             }
         }
         let voters: std::collections::BTreeSet<NodeId> = members.keys().copied().collect();
+        let current: Vec<NodeId> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        for id in voters.iter().filter(|id| !current.contains(id)) {
+            self.caught_up(*id).await?;
+        }
         tracing::info!(?voters, "changing the voters");
         tokio::time::timeout(
             MEMBERSHIP_TIMEOUT,
@@ -574,6 +635,31 @@ impl Replica {
                     .as_deref()
                     .map(|t| super::address_from_template(t, id))
             })
+    }
+
+    /// Waits until member `id` holds the leader's log (within [`CATCH_UP_SLACK`] entries), so it
+    /// votes only once it can: a member that cannot be reached is never made a voter.
+    async fn caught_up(&self, id: NodeId) -> Result<(), ReplicaError> {
+        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        loop {
+            let m = self.raft.metrics().borrow().clone();
+            let last = m.last_log_index.unwrap_or(0);
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).copied().flatten())
+                .map(|l| l.index);
+            if matched.is_some_and(|i| i + CATCH_UP_SLACK >= last) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ReplicaError::Unknown(format!(
+                    "member {id} has not caught up with the leader (it holds {}, the leader {last}); is it running?",
+                    matched.map_or_else(|| "nothing".to_string(), |i| format!("up to entry {i}"))
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Whether calls from member `from` are refused (an injected partition).

@@ -76,6 +76,12 @@ impl StateMachine {
     /// Applies a [`Base`]: checks this member holds exactly the records it names, copying them
     /// from its source when the store is empty.
     async fn apply_base(&mut self, base: &Base) -> StoreResult<()> {
+        if self.meta.base_pending.is_none() && self.meta.next_lsn > 1 {
+            // A first member that restarted while forming proposes its base again; the group
+            // already has one, and records after it.
+            tracing::info!(lsn = base.lsn, "ignoring a repeated base");
+            return Ok(());
+        }
         let (held, _) = self.store.last_applied();
         if self.meta.base_pending.is_some() && held != base.lsn {
             return Err(fatal(format!(

@@ -150,10 +150,33 @@ impl Cluster {
         }
     }
 
-    /// Waits for a leader all running members agree on.
+    /// Waits for a leader all running members agree on, and that counts every running member
+    /// among its voters (the group is formed, or has taken them in).
     pub async fn leader(&self, http: &reqwest::Client) -> u64 {
-        self.leader_among(http, &self.running(), Duration::from_secs(20))
-            .await
+        let running = self.running();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let leader = self
+                .leader_among(http, &running, Duration::from_secs(20))
+                .await;
+            let voters: Vec<u64> = self
+                .status(http, leader)
+                .await
+                .and_then(|s| s["members"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter(|m| m["voter"] == true)
+                .filter_map(|m| m["id"].as_u64())
+                .collect();
+            if running.iter().all(|id| voters.contains(id)) {
+                return leader;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "members {running:?} are not all voters: {voters:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Cuts member `id` off from `others` in both directions (empty heals it).

@@ -178,14 +178,34 @@ pub fn desired(kc: &KoruCluster) -> Result<Desired, DesiredError> {
     })
 }
 
+/// The label the StatefulSet controller puts on each pod with its ordinal.
+pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+
 /// Annotation on the pod template holding [`config_digest`] of the cluster's ConfigMap.
 pub const CONFIG_HASH_ANNOTATION: &str = "koru.dev/config-hash";
 
-/// SHA-256 (hex) of a ConfigMap's data, stable across releases (keys in order).
+/// The ConfigMap key listing the cluster's members. It is left out of [`config_digest`]: the
+/// membership changes through Raft (the operator asks the data plane), never by restarting pods.
+pub const PEERS_KEY: &str = "KORU_PEERS";
+
+/// The member ids of a cluster of `replicas` pods: its ordinals, `0,1,…`.
+pub fn member_ids(replicas: i32) -> String {
+    (0..replicas.max(1))
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// SHA-256 (hex) of a ConfigMap's data but [`PEERS_KEY`], stable across releases (keys in order).
 pub fn config_digest(config: &ConfigMap) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
-    for (key, value) in config.data.iter().flatten() {
+    for (key, value) in config
+        .data
+        .iter()
+        .flatten()
+        .filter(|(k, _)| *k != PEERS_KEY)
+    {
         hasher.update(key.as_bytes());
         hasher.update([0]);
         hasher.update(value.as_bytes());
@@ -202,6 +222,18 @@ pub fn config_digest(config: &ConfigMap) -> String {
 fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
     let spec = &kc.spec;
     let mut data = BTreeMap::from([
+        // Every cluster is a Raft group, a one-replica cluster one of a single member, so
+        // scaling is always a membership change. Members are the pods' ordinals, reached
+        // through the headless Service.
+        (PEERS_KEY.to_string(), member_ids(spec.replicas)),
+        (
+            "KORU_PEER_TEMPLATE".to_string(),
+            format!(
+                "{name}-{{id}}.{name}-peers.{ns}.svc:{HTTP_PORT}",
+                name = id.name,
+                ns = id.namespace
+            ),
+        ),
         ("KORU_DATA_DIR".to_string(), DATA_DIR.to_string()),
         ("KORU_LISTEN".to_string(), format!("0.0.0.0:{HTTP_PORT}")),
         ("KORU_LOG_FORMAT".to_string(), "json".to_string()),
@@ -386,11 +418,25 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
             .chain(credentials.clone())
             .collect(),
         ),
-        env: Some(vec![EnvVar {
-            name: "KORU_LOG".into(),
-            value: Some("info".into()),
-            ..EnvVar::default()
-        }]),
+        env: Some(vec![
+            EnvVar {
+                name: "KORU_LOG".into(),
+                value: Some("info".into()),
+                ..EnvVar::default()
+            },
+            // The member id is the pod's ordinal.
+            EnvVar {
+                name: "KORU_NODE_ID".into(),
+                value_from: Some(k8s_openapi::api::core::v1::EnvVarSource {
+                    field_ref: Some(k8s_openapi::api::core::v1::ObjectFieldSelector {
+                        field_path: format!("metadata.labels['{POD_INDEX_LABEL}']"),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..EnvVar::default()
+            },
+        ]),
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
             container_port: HTTP_PORT,

@@ -202,6 +202,8 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
         conditions,
         // Refreshed from the data plane by the controller; gone with `spec.backup`.
         backup: spec.backup.as_ref().and(old.backup),
+        // Refreshed from the data plane by the controller.
+        replication: old.replication,
     }
 }
 

@@ -33,3 +33,70 @@ pub fn cluster_yaml(name: &str, spec: &str) -> String {
         "apiVersion: koru.dev/v1alpha1\nkind: KoruCluster\nmetadata:\n  name: {name}\nspec:\n{spec}"
     )
 }
+
+/// The admin token in the cluster's `<cluster>-admin` Secret, once the operator has made it.
+pub fn wait_admin_token(operator: &mut Operator, k: &str, ns: &str, cluster: &str) -> String {
+    koru_testkit::eventually(operator, 60, "the cluster's admin token", || {
+        koru_testkit::get(
+            k,
+            &[
+                "get",
+                "secret",
+                &format!("{cluster}-admin"),
+                "-n",
+                ns,
+                "-o",
+                "go-template={{.data.token | base64decode}}",
+            ],
+        )
+        .filter(|t| !t.is_empty())
+    })
+}
+
+/// Points the cluster's `koru.dev/admin-endpoint` annotation at `url`.
+pub fn annotate_endpoint(k: &str, ns: &str, cluster: &str, url: &str) {
+    let (ok, out) = koru_testkit::kubectl(
+        k,
+        &[
+            "annotate",
+            "kc",
+            cluster,
+            "-n",
+            ns,
+            "--overwrite",
+            &format!("koru.dev/admin-endpoint={url}"),
+        ],
+        "",
+    );
+    assert!(ok, "{out}");
+}
+
+/// A real data plane standing for a cluster's Raft group of one member (there is no kubelet
+/// here to run the pods): member 0 with the cluster's admin token, reached through the
+/// `koru.dev/admin-endpoint` annotation, so the operator can ask the group about membership.
+pub fn single_member(
+    operator: &mut Operator,
+    k: &str,
+    ns: &str,
+    cluster: &str,
+    dir: &Path,
+) -> koru_testkit::DataPlane {
+    let token = wait_admin_token(operator, k, ns, cluster);
+    std::fs::create_dir_all(dir).expect("a directory for the data plane");
+    let token_file = dir.join(format!("{cluster}-token"));
+    std::fs::write(&token_file, token).expect("writing the token file");
+    let token_file = token_file.display().to_string();
+    let data = koru_testkit::DataPlane::start(
+        &dir.join(format!("{cluster}-data")),
+        &[
+            "--node-id",
+            "0",
+            "--peers",
+            "0=127.0.0.1:1",
+            "--admin-token-file",
+            &token_file,
+        ],
+    );
+    annotate_endpoint(k, ns, cluster, &data.url);
+    data
+}
