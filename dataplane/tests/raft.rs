@@ -115,6 +115,26 @@ async fn leader_killed_under_writes(n: u64) {
     );
     let new_leader = cluster.leader(&http).await;
     assert_ne!(new_leader, leader);
+    let metrics = http
+        .get(format!("{}/metrics", cluster.url(new_leader)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("koru_raft_role{role=\"leader\"} 1"),
+        "{metrics}"
+    );
+    for id in 1..=n {
+        assert!(
+            metrics.contains(&format!(
+                "koru_raft_replication_lag_entries{{peer=\"{id}\"}}"
+            )),
+            "no lag for member {id}: {metrics}"
+        );
+    }
     let survivors = cluster.running();
     for &id in &survivors {
         let state = state_of(&cluster.changes(&http, id).await);
@@ -182,6 +202,18 @@ async fn a_partitioned_leader_acknowledges_nothing_and_the_majority_goes_on() {
         read.status(),
         503,
         "a linearizable read on the minority side"
+    );
+    // A client that accepts staleness is served from what the member has.
+    let stale = http
+        .get(format!("{}/api/v1/acked/before", cluster.url(old)))
+        .header("x-koru-max-staleness-ms", "600000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stale.status(),
+        200,
+        "a bounded-stale read on the minority side"
     );
 
     // The majority side elects a leader of a later term and keeps taking writes.
