@@ -43,6 +43,41 @@ fn state_of(feed: &[Value]) -> BTreeMap<String, Value> {
     state
 }
 
+/// Clients writing unique keys (`<prefix><client>-<n>`) round-robin through `urls` until `stop`;
+/// every acknowledged write is recorded in `acked`.
+fn spawn_writers(
+    http: &reqwest::Client,
+    urls: &[String],
+    clients: u64,
+    prefix: &'static str,
+    acked: &Arc<Mutex<Vec<Acked>>>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..clients)
+        .map(|t| {
+            let (http, urls, acked, stop) = (
+                http.clone(),
+                urls.to_vec(),
+                Arc::clone(acked),
+                Arc::clone(stop),
+            );
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let key = format!("{prefix}{t}-{i}");
+                    let url = &urls[((t + i) % urls.len() as u64) as usize];
+                    let sent = Instant::now();
+                    match put(&http, url, &key, i).await {
+                        Some(200) => acked.lock().push((key, i, sent, Instant::now())),
+                        _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
 /// Starts `n` members, writes from four concurrent clients through every member, kills the
 /// leader with SIGKILL, and checks that a new leader takes writes within seconds, that every
 /// acknowledged write is on every survivor, and that the restarted member ends with exactly
@@ -54,28 +89,7 @@ async fn leader_killed_under_writes(n: u64) {
     let urls: Vec<String> = (1..=n).map(|id| cluster.url(id)).collect();
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for t in 0..4u64 {
-        let (http, urls, acked, stop) = (
-            http.clone(),
-            urls.clone(),
-            Arc::clone(&acked),
-            Arc::clone(&stop),
-        );
-        writers.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while !stop.load(Ordering::SeqCst) {
-                i += 1;
-                let key = format!("w{t}-{i}");
-                let url = &urls[((t + i) % urls.len() as u64) as usize];
-                let sent = Instant::now();
-                match put(&http, url, &key, i).await {
-                    Some(200) => acked.lock().push((key, i, sent, Instant::now())),
-                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-        }));
-    }
+    let writers = spawn_writers(&http, &urls, 4, "w", &acked, &stop);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = acked.lock().len();
     assert!(
@@ -262,28 +276,7 @@ async fn membership_changes_three_to_five_to_three_under_writes_lose_nothing() {
     let urls: Vec<String> = (1..=3).map(|id| cluster.url(id)).collect();
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for t in 0..3u64 {
-        let (http, urls, acked, stop) = (
-            http.clone(),
-            urls.clone(),
-            Arc::clone(&acked),
-            Arc::clone(&stop),
-        );
-        writers.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while !stop.load(Ordering::SeqCst) {
-                i += 1;
-                let key = format!("m{t}-{i}");
-                let url = &urls[(i % 3) as usize];
-                let sent = Instant::now();
-                match put(&http, url, &key, i).await {
-                    Some(200) => acked.lock().push((key, i, sent, Instant::now())),
-                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-        }));
-    }
+    let writers = spawn_writers(&http, &urls, 3, "m", &acked, &stop);
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.restart(4);
     cluster.restart(5);

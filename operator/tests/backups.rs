@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::{cluster_yaml, start_operator, start_operator_with};
+use common::{admin_token, annotate_endpoint, cluster_yaml, start_operator, start_operator_with};
 use koru_testkit::{
     DataPlane, Operator, apply, eventually, field, fresh_namespace, get, install_crds, kubeconfig,
     kubectl, mark_pods_ready, unique,
@@ -53,23 +53,6 @@ fn backup_yaml(name: &str, cluster: &str) -> String {
     format!(
         "apiVersion: koru.dev/v1alpha1\nkind: KoruBackup\nmetadata:\n  name: {name}\nspec:\n  cluster: {cluster}\n"
     )
-}
-
-/// The admin token in the cluster's `<cluster>-admin` Secret, decoded.
-fn admin_token(k: &str, ns: &str, cluster: &str) -> Option<String> {
-    get(
-        k,
-        &[
-            "get",
-            "secret",
-            &format!("{cluster}-admin"),
-            "-n",
-            ns,
-            "-o",
-            "go-template={{.data.token | base64decode}}",
-        ],
-    )
-    .filter(|t| !t.is_empty())
 }
 
 /// Starts a data plane for `cluster` holding its admin token, with token auth on and, when
@@ -116,23 +99,6 @@ fn data_plane_with(
     let dataplane = DataPlane::start(&dir.join(format!("{cluster}-data")), &args);
     annotate_endpoint(k, ns, cluster, &dataplane.url);
     dataplane
-}
-
-fn annotate_endpoint(k: &str, ns: &str, cluster: &str, url: &str) {
-    let (ok, out) = kubectl(
-        k,
-        &[
-            "annotate",
-            "kc",
-            cluster,
-            "-n",
-            ns,
-            "--overwrite",
-            &format!("koru.dev/admin-endpoint={url}"),
-        ],
-        "",
-    );
-    assert!(ok, "{out}");
 }
 
 /// Marks the cluster's pods ready until it is Running.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cluster_yaml, start_operator};
+use common::{cluster_yaml, patch_spec, start_operator};
 use koru_testkit::{
     Operator, apply, eventually, field, fresh_namespace, get, install_crds, kubeconfig, kubectl,
     mark_pods_ready,
@@ -40,24 +40,6 @@ fn event_reasons(k: &str, ns: &str, name: &str) -> String {
         ],
     )
     .unwrap_or_default()
-}
-
-fn patch_spec(k: &str, ns: &str, name: &str, spec: &str) {
-    let (ok, out) = kubectl(
-        k,
-        &[
-            "patch",
-            "kc",
-            name,
-            "-n",
-            ns,
-            "--type=merge",
-            "-p",
-            &format!("{{\"spec\":{spec}}}"),
-        ],
-        "",
-    );
-    assert!(ok, "{out}");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{annotate_endpoint, cluster_yaml, start_operator, wait_admin_token};
+use common::{annotate_endpoint, cluster_yaml, patch_spec, start_operator, wait_admin_token};
 use koru_testkit::{
     DataPlane, apply, eventually, field, fresh_namespace, install_crds, kubeconfig, kubectl,
     mark_pods_ready,
@@ -48,24 +48,6 @@ fn member(dir: &std::path::Path, id: u64, port: u16, peers: &str, token_file: &s
             token_file,
         ],
     )
-}
-
-fn patch_replicas(k: &str, ns: &str, name: &str, replicas: u32) {
-    let (ok, out) = kubectl(
-        k,
-        &[
-            "patch",
-            "kc",
-            name,
-            "-n",
-            ns,
-            "--type=merge",
-            "-p",
-            &format!("{{\"spec\":{{\"replicas\":{replicas}}}}}"),
-        ],
-        "",
-    );
-    assert!(ok, "{out}");
 }
 
 /// The voters of the group as member 0 reports them.
@@ -131,7 +113,7 @@ fn scaling_changes_the_raft_membership_and_pods_go_only_after() {
     );
 
     // Up to five: the new pods first, then the group takes them in.
-    patch_replicas(&k, ns, "ring", 5);
+    patch_spec(&k, ns, "ring", r#"{"replicas":5}"#);
     eventually(&mut operator, 60, "five pods asked for", || {
         (field(&k, ns, "statefulset/ring", "{.spec.replicas}")? == "5").then_some(())
     });
@@ -158,7 +140,7 @@ fn scaling_changes_the_raft_membership_and_pods_go_only_after() {
     });
 
     // Down to three: the group lets members 3 and 4 go before the StatefulSet shrinks.
-    patch_replicas(&k, ns, "ring", 3);
+    patch_spec(&k, ns, "ring", r#"{"replicas":3}"#);
     eventually(&mut operator, 120, "three pods", || {
         let replicas = field(&k, ns, "statefulset/ring", "{.spec.replicas}")?;
         if replicas == "3" {

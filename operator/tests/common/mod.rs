@@ -34,23 +34,47 @@ pub fn cluster_yaml(name: &str, spec: &str) -> String {
     )
 }
 
+/// The admin token in the cluster's `<cluster>-admin` Secret, decoded.
+pub fn admin_token(k: &str, ns: &str, cluster: &str) -> Option<String> {
+    koru_testkit::get(
+        k,
+        &[
+            "get",
+            "secret",
+            &format!("{cluster}-admin"),
+            "-n",
+            ns,
+            "-o",
+            "go-template={{.data.token | base64decode}}",
+        ],
+    )
+    .filter(|t| !t.is_empty())
+}
+
 /// The admin token in the cluster's `<cluster>-admin` Secret, once the operator has made it.
 pub fn wait_admin_token(operator: &mut Operator, k: &str, ns: &str, cluster: &str) -> String {
     koru_testkit::eventually(operator, 60, "the cluster's admin token", || {
-        koru_testkit::get(
-            k,
-            &[
-                "get",
-                "secret",
-                &format!("{cluster}-admin"),
-                "-n",
-                ns,
-                "-o",
-                "go-template={{.data.token | base64decode}}",
-            ],
-        )
-        .filter(|t| !t.is_empty())
+        admin_token(k, ns, cluster)
     })
+}
+
+/// Merge-patches a KoruCluster's spec with the JSON `spec`.
+pub fn patch_spec(k: &str, ns: &str, name: &str, spec: &str) {
+    let (ok, out) = koru_testkit::kubectl(
+        k,
+        &[
+            "patch",
+            "kc",
+            name,
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            &format!("{{\"spec\":{spec}}}"),
+        ],
+        "",
+    );
+    assert!(ok, "{out}");
 }
 
 /// Points the cluster's `koru.dev/admin-endpoint` annotation at `url`.
