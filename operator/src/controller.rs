@@ -31,6 +31,7 @@ use crate::resize::{self, Growth};
 use crate::status::{
     Notice, Observed, StatefulSetState, apply_backup_report, next_status, notices, serving,
 };
+use crate::upgrade;
 
 /// The field manager of every object the operator applies.
 pub const FIELD_MANAGER: &str = "koru-operator";
@@ -290,10 +291,30 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
         },
     }
     observed.statefulset = Some(statefulset_state(&sts));
+    let leader = group
+        .as_ref()
+        .and_then(|g| g.leader)
+        .map(|id| format!("{name}-{id}"))
+        .or_else(|| {
+            kc.status
+                .as_ref()
+                .and_then(|s| s.replication.as_ref())
+                .and_then(|r| r.leader.clone())
+        });
+    let replacing = upgrade::step(client, &sts, leader.as_deref()).await?;
     let now = now();
     let mut status = next_status(kc, &observed, &now);
     if let Some(view) = &group {
         status.replication = Some(replication::status(&name, view));
+    }
+    let rolling = sts
+        .status
+        .as_ref()
+        .is_some_and(|s| s.current_revision.is_some() && s.current_revision != s.update_revision);
+    if replacing.is_some() || rolling {
+        // Pods are being replaced one by one: look again soon for the next.
+        update_status(ctx, kc, status).await?;
+        return Ok(Action::requeue(Duration::from_secs(2)));
     }
     if let Some(voters) = &plan.change_to {
         // The pods (on a scale-up) are asked for and the status written first; the group then
@@ -307,7 +328,13 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     }
     if kc.spec.backup.is_none() {
         update_status(ctx, kc, status).await?;
-        return Ok(Action::requeue(Duration::from_secs(300)));
+        // A replicated cluster's status shows its leader and members' health: keep it fresh.
+        let every = if kc.spec.replicas > 1 {
+            REPLICATION_EVERY
+        } else {
+            Duration::from_secs(300)
+        };
+        return Ok(Action::requeue(every));
     }
     if serving(Some(&status))
         && ctx.recovery_checks.due(&key(kc))
@@ -324,6 +351,9 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     update_status(ctx, kc, status).await?;
     Ok(Action::requeue(ctx.recovery_every))
 }
+
+/// How often a replicated cluster is reconciled to refresh `status.replication`.
+const REPLICATION_EVERY: Duration = Duration::from_secs(15);
 
 /// How soon a cluster whose membership change is still due is reconciled again.
 const MEMBERSHIP_RETRY: Duration = Duration::from_secs(10);

@@ -17,6 +17,7 @@ pub mod replication;
 pub mod resize;
 pub mod status;
 pub mod telemetry;
+pub mod upgrade;
 
 use kube::CustomResourceExt;
 

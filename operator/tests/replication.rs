@@ -154,6 +154,33 @@ fn scaling_changes_the_raft_membership_and_pods_go_only_after() {
         None
     });
     members.truncate(3);
+
+    // An upgrade replaces the followers first and the leader last. Member 0 goes away so the
+    // leader is not simply the pod a highest-ordinal-first roll would take last.
+    members.remove(0);
+    annotate_endpoint(&k, ns, "ring", &format!("http://127.0.1.1:{port}"));
+    let leader = eventually(&mut operator, 60, "a new leader in the status", || {
+        mark_pods_ready(&k, ns, "ring");
+        field(&k, ns, "kc/ring", "{.status.replication.leader}").filter(|l| l != "ring-0")
+    });
+    patch_spec(&k, ns, "ring", r#"{"version":"0.2.0"}"#);
+    let mut order: Vec<String> = Vec::new();
+    eventually(&mut operator, 180, "every pod on the new version", || {
+        mark_pods_ready(&k, ns, "ring");
+        for i in 0..3 {
+            let pod = format!("ring-{i}");
+            let image = field(&k, ns, &format!("pod/{pod}"), "{.spec.containers[0].image}");
+            if image.is_some_and(|i| i.ends_with(":0.2.0")) && !order.contains(&pod) {
+                order.push(pod);
+            }
+        }
+        (order.len() == 3).then_some(())
+    });
+    assert_eq!(
+        order.last(),
+        Some(&leader),
+        "the leader was not replaced last: {order:?}"
+    );
     let events = koru_testkit::get(
         &k,
         &[

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
-    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
-    StatefulSetSpec, StatefulSetUpdateStrategy,
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, EnvVar, HTTPGetAction, KeyToPath, PersistentVolumeClaim,
@@ -508,13 +508,11 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
             },
             volume_claim_templates: Some(vec![claim]),
             persistent_volume_claim_retention_policy: Some(retention(kc)),
-            // One pod at a time, highest ordinal first, each ready before the next.
+            // The operator replaces the pods itself, one at a time, each ready before the next,
+            // followers first and the Raft leader last (see `upgrade`).
             update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateStatefulSetStrategy {
-                    partition: Some(0),
-                    ..RollingUpdateStatefulSetStrategy::default()
-                }),
+                type_: Some("OnDelete".into()),
+                rolling_update: None,
             }),
             ..StatefulSetSpec::default()
         },
