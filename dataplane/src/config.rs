@@ -123,6 +123,11 @@ pub struct Cli {
     /// a member added later by id.
     #[arg(long, env = "KORU_PEER_TEMPLATE", requires = "peers")]
     pub peer_template: Option<String>,
+
+    /// What a follower does with a write: `forward` it to the leader and answer with the
+    /// leader's reply, or `redirect` the client there (307 with the leader's URL in Location).
+    #[arg(long, env = "KORU_FOLLOWER_WRITES", default_value = "forward", value_parser = ["forward", "redirect"])]
+    pub follower_writes: String,
 }
 
 /// `koru-dataplane restore`: rebuild a data directory from a backup store.
@@ -240,6 +245,8 @@ pub struct ReplicationConfig {
     pub peers: crate::raft::Peers,
     /// The address of a member from its id, for members added later.
     pub template: Option<String>,
+    /// Followers answer writes with a redirect to the leader instead of forwarding them.
+    pub redirect_writes: bool,
 }
 
 /// The validated configuration the server runs with.
@@ -339,6 +346,7 @@ impl Cli {
                     node_id,
                     peers,
                     template,
+                    redirect_writes: self.follower_writes == "redirect",
                 })
             }
             _ => None,

@@ -130,6 +130,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             member_token,
         )
         .await?;
+        started.set_redirect_writes(r.redirect_writes);
         state = state.with_replica(std::sync::Arc::clone(&started));
         replica = Some(started);
     }

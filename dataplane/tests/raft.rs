@@ -651,6 +651,43 @@ async fn the_leader_archives_and_archiving_carries_on_after_failover() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn followers_can_redirect_writes_to_the_leader() {
+    let cluster = Cluster::start_with(3, 3, &["--follower-writes", "redirect"]);
+    let http = client();
+    let leader = cluster.leader(&http).await;
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_follow
+        .put(format!("{}/api/v1/acked/r?x=1", cluster.url(follower)))
+        .json(&json!({ "value": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 307);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        location,
+        format!("{}/api/v1/acked/r?x=1", cluster.url(leader))
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_leader", "{body}");
+    // A client that follows redirects just writes; reads are still served by the follower.
+    assert_eq!(put(&http, &cluster.url(follower), "r", 2).await, Some(200));
+    let read: Value = http
+        .get(format!("{}/api/v1/acked/r", cluster.url(follower)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["value"], 2, "{read}");
+}
+
 /// A stopped single node's data directory holding `n` writes to namespace `ns`.
 async fn single_node_data(dir: &std::path::Path, ns: &str, n: usize) {
     let mut single = Server::start(dir, &[]);

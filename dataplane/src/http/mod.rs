@@ -230,6 +230,12 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         return e.into_response();
     }
     if let Some(replica) = &state.replica
+        && is_api_write(&request)
+        && let Some(leader) = replica.redirect_target()
+    {
+        return redirect_to_leader(&leader, &request);
+    }
+    if let Some(replica) = &state.replica
         && is_api_read(&request)
     {
         // Linearizable by default; `X-Koru-Max-Staleness-Ms` lets a member answer from what it
@@ -249,6 +255,35 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
 
 /// The header bounding how stale a read a replicated member may serve, in milliseconds.
 pub const MAX_STALENESS_HEADER: &str = "x-koru-max-staleness-ms";
+
+/// A 307 to the same path on the leader (`--follower-writes redirect`), with an error body for
+/// clients that do not follow redirects.
+fn redirect_to_leader(leader: &str, request: &Request) -> Response {
+    let target = format!(
+        "http://{leader}{}",
+        request.uri().path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut response = ApiError::new(
+        StatusCode::TEMPORARY_REDIRECT,
+        "not_leader",
+        format!("this member does not lead; send writes to {target}"),
+    )
+    .into_response();
+    if let Ok(location) = axum::http::HeaderValue::from_str(&target) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Whether a request writes through the data API.
+fn is_api_write(request: &Request) -> bool {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    route.is_some_and(|r| r.starts_with("/api/v1/"))
+        && required_scope(request.method(), route) == Scope::Write
+}
 
 /// Whether a request reads the data API (and so waits for the read barrier on a member).
 fn is_api_read(request: &Request) -> bool {

@@ -80,6 +80,8 @@ pub struct Replica {
     faults_enabled: bool,
     /// The first member has not proposed the base yet: writes wait.
     forming: AtomicBool,
+    /// Followers redirect writes to the leader instead of forwarding them.
+    redirect_writes: AtomicBool,
 }
 
 /// One member in [`ReplicaStatus`].
@@ -182,6 +184,7 @@ impl Replica {
             blocked,
             faults_enabled: std::env::var("KORU_FAULT_INJECTION").is_ok_and(|v| v == "1"),
             forming: AtomicBool::new(first),
+            redirect_writes: AtomicBool::new(false),
         });
         if first {
             tokio::spawn(Arc::clone(&replica).form(pending_base));
@@ -280,6 +283,20 @@ impl Replica {
         }
         self.change_members(ready).await?;
         Ok(true)
+    }
+
+    /// Makes followers answer writes with a redirect to the leader (`--follower-writes redirect`).
+    pub fn set_redirect_writes(&self, redirect: bool) {
+        self.redirect_writes.store(redirect, Ordering::SeqCst);
+    }
+
+    /// Where to send a client's write instead of taking it: the leader's address, when writes
+    /// are redirected and another member leads.
+    pub fn redirect_target(&self) -> Option<String> {
+        self.redirect_writes
+            .load(Ordering::SeqCst)
+            .then(|| self.other_leader())
+            .flatten()
     }
 
     /// The leader's address when it is another member (None when this member leads or no
