@@ -616,24 +616,7 @@ async fn the_leader_archives_and_archiving_carries_on_after_failover() {
         String::from_utf8_lossy(&out.stderr)
     );
     let single = Server::start(&restored, &[]);
-    let mut feed = Vec::new();
-    let mut since = 0;
-    loop {
-        let page: Value = http
-            .get(single.api(&format!("/changes?since={since}&limit=1000")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let records = page["changes"].as_array().unwrap().clone();
-        if records.is_empty() {
-            break;
-        }
-        since = page["next_since"].as_u64().unwrap();
-        feed.extend(records);
-    }
+    let feed = common::cluster::changes_at(&http, &single.url).await;
     let reference: Vec<Value> = cluster
         .changes(&http, new_leader)
         .await

@@ -192,30 +192,7 @@ impl Cluster {
 
     /// Every record in member `id`'s change feed (LSN, time, operations), read linearizably.
     pub async fn changes(&self, http: &reqwest::Client, id: u64) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut since = 0u64;
-        loop {
-            let body: Value = http
-                .get(format!(
-                    "{}/api/v1/changes?since={since}&limit=1000",
-                    self.url(id)
-                ))
-                .send()
-                .await
-                .expect("GET changes")
-                .json()
-                .await
-                .expect("a changes body");
-            let page = body["changes"]
-                .as_array()
-                .unwrap_or_else(|| panic!("no changes in {body}"))
-                .clone();
-            if page.is_empty() {
-                return out;
-            }
-            since = body["next_since"].as_u64().expect("next_since");
-            out.extend(page);
-        }
+        changes_at(http, &self.url(id)).await
     }
 
     /// Asks member `via` to make `ids` the voters (with their addresses, or by id alone when
@@ -255,5 +232,30 @@ impl Cluster {
             .iter()
             .map(|(id, s)| format!("--- member {id} ---\n{}", s.stderr()))
             .collect()
+    }
+}
+
+/// Every record in the change feed of the server at `url` (LSN, time, operations).
+pub async fn changes_at(http: &reqwest::Client, url: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut since = 0u64;
+    loop {
+        let body: Value = http
+            .get(format!("{url}/api/v1/changes?since={since}&limit=1000"))
+            .send()
+            .await
+            .expect("GET changes")
+            .json()
+            .await
+            .expect("a changes body");
+        let page = body["changes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no changes in {body}"))
+            .clone();
+        if page.is_empty() {
+            return out;
+        }
+        since = body["next_since"].as_u64().expect("next_since");
+        out.extend(page);
     }
 }
