@@ -245,6 +245,29 @@ pub async fn create(
     }
 }
 
+/// A form's idempotency key, when it carries a usable one.
+fn form_key(raw: &str) -> Option<&str> {
+    Some(raw).filter(|k| (1..=200).contains(&k.len()))
+}
+
+/// The cluster an earlier submission with the same idempotency key made, if there was one: a
+/// form sent twice (a double click, a reload) makes one cluster.
+async fn replayed(
+    state: &AppState,
+    org_id: &str,
+    key: Option<&str>,
+) -> Result<Option<Cluster>, Error> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    match operations::by_idempotency_key(&state.db, org_id, key).await? {
+        Some(done) => Ok(Some(
+            clusters::get(&state.db, org_id, &done.cluster_id).await?,
+        )),
+        None => Ok(None),
+    }
+}
+
 async fn try_create(
     state: &AppState,
     ctx: &OrgContext,
@@ -252,11 +275,9 @@ async fn try_create(
 ) -> Result<Cluster, Error> {
     ctx.access.require(Role::Member)?;
     let org = &ctx.access.org;
-    let key = Some(form.idempotency_key.as_str()).filter(|k| (1..=200).contains(&k.len()));
-    if let Some(key) = key
-        && let Some(done) = operations::by_idempotency_key(&state.db, &org.id, key).await?
-    {
-        return clusters::get(&state.db, &org.id, &done.cluster_id).await;
+    let key = form_key(&form.idempotency_key);
+    if let Some(done) = replayed(state, &org.id, key).await? {
+        return Ok(done);
     }
     let tier = TierName::parse(&form.tier)
         .ok_or_else(|| Error::BadRequest(format!("there is no tier {:?}", form.tier)))?;
@@ -745,11 +766,9 @@ async fn try_restore(
 ) -> Result<Cluster, Error> {
     ctx.access.require(Role::Member)?;
     let org = &ctx.access.org;
-    let key = Some(form.idempotency_key.as_str()).filter(|k| (1..=200).contains(&k.len()));
-    if let Some(key) = key
-        && let Some(done) = operations::by_idempotency_key(&state.db, &org.id, key).await?
-    {
-        return clusters::get(&state.db, &org.id, &done.cluster_id).await;
+    let key = form_key(&form.idempotency_key);
+    if let Some(done) = replayed(state, &org.id, key).await? {
+        return Ok(done);
     }
     let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
     let request = RestoreCluster {

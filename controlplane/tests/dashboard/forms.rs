@@ -294,7 +294,18 @@ async fn the_free_quota_shows_inline_and_tokens_are_shown_once() {
                 ("replicas", "1"),
             ]
         };
-        let page = browser.post(&clusters, &create("first")).await;
+        let first = [
+            ("name", "first"),
+            ("tier", "free"),
+            ("region", "local"),
+            ("replicas", "1"),
+            ("idempotency_key", "form-1"),
+        ];
+        let page = browser.post(&clusters, &first).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "[{b}] {}", page.body);
+        assert_eq!(page.location(), format!("{clusters}/first"));
+        // The same form sent again (a double click) leads to the same cluster, not a second one.
+        let page = browser.post(&clusters, &first).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "[{b}] {}", page.body);
         assert_eq!(page.location(), format!("{clusters}/first"));
         let page = browser.post(&clusters, &create("second")).await;
