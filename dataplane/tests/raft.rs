@@ -31,6 +31,17 @@ async fn put(http: &reqwest::Client, cluster_url: &str, key: &str, value: u64) -
     Some(resp.status().as_u16())
 }
 
+/// GETs `url` and reads the JSON answer.
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// Latest value of every key in a change feed.
 fn state_of(feed: &[Value]) -> BTreeMap<String, Value> {
     let mut state = BTreeMap::new();
@@ -489,14 +500,7 @@ async fn single_key_histories_under_kills_and_partitions_are_linearizable() {
     stop.store(true, Ordering::SeqCst);
     for (key, history) in keys.iter().zip(histories) {
         // A final read through the healed cluster completes every history.
-        let last: Value = http
-            .get(format!("{}/api/v1/lin/{key}", cluster.url(1)))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let last = get_json(&http, format!("{}/api/v1/lin/{key}", cluster.url(1))).await;
         let last = last["value"].as_u64().unwrap_or(0);
         history
             .lock()
@@ -660,14 +664,7 @@ async fn followers_can_redirect_writes_to_the_leader() {
     assert_eq!(body["error"]["code"], "not_leader", "{body}");
     // A client that follows redirects just writes; reads are still served by the follower.
     assert_eq!(put(&http, &cluster.url(follower), "r", 2).await, Some(200));
-    let read: Value = http
-        .get(format!("{}/api/v1/acked/r", cluster.url(follower)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read = get_json(&http, format!("{}/api/v1/acked/r", cluster.url(follower))).await;
     assert_eq!(read["value"], 2, "{read}");
 }
 
@@ -700,14 +697,7 @@ async fn a_single_node_becomes_the_first_member_and_the_others_copy_its_records(
             "member {id} does not hold the same history"
         );
     }
-    let old: Value = http
-        .get(format!("{}/api/v1/old/k299", cluster.url(2)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let old = get_json(&http, format!("{}/api/v1/old/k299", cluster.url(2))).await;
     assert_eq!(old["value"], 299, "{old}");
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cluster_yaml, patch_spec, start_operator};
+use common::{cluster_yaml, event_reasons, patch_spec, start_operator};
 use koru_testkit::{
     Operator, apply, eventually, field, fresh_namespace, get, install_crds, kubeconfig, kubectl,
     mark_pods_ready,
@@ -22,24 +22,6 @@ fn settle(k: &str, ns: &str, name: &str, operator: &mut Operator, expected: &str
         )?;
         (got == expected).then_some(())
     });
-}
-
-/// The reasons of the events on a cluster.
-fn event_reasons(k: &str, ns: &str, name: &str) -> String {
-    get(
-        k,
-        &[
-            "get",
-            "events",
-            "-n",
-            ns,
-            "--field-selector",
-            &format!("involvedObject.name={name},involvedObject.kind=KoruCluster"),
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ],
-    )
-    .unwrap_or_default()
 }
 
 #[test]

@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{annotate_endpoint, cluster_yaml, patch_spec, start_operator, wait_admin_token};
+use common::{
+    annotate_endpoint, cluster_yaml, event_reasons, patch_spec, start_operator, wait_admin_token,
+};
 use koru_testkit::{
     DataPlane, apply, eventually, field, fresh_namespace, install_crds, kubeconfig, kubectl,
     mark_pods_ready,
@@ -181,20 +183,7 @@ fn scaling_changes_the_raft_membership_and_pods_go_only_after() {
         Some(&leader),
         "the leader was not replaced last: {order:?}"
     );
-    let events = koru_testkit::get(
-        &k,
-        &[
-            "get",
-            "events",
-            "-n",
-            ns,
-            "--field-selector",
-            "involvedObject.name=ring",
-            "-o",
-            "jsonpath={range .items[*]}{.reason},{end}",
-        ],
-    )
-    .unwrap_or_default();
+    let events = event_reasons(&k, ns, "ring");
     assert!(events.contains("MembershipChanged"), "{events}");
     drop(members);
     kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");

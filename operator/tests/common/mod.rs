@@ -124,3 +124,21 @@ pub fn single_member(
     annotate_endpoint(k, ns, cluster, &data.url);
     data
 }
+
+/// The reasons of the events on a cluster.
+pub fn event_reasons(k: &str, ns: &str, name: &str) -> String {
+    koru_testkit::get(
+        k,
+        &[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            &format!("involvedObject.name={name},involvedObject.kind=KoruCluster"),
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
+    )
+    .unwrap_or_default()
+}
