@@ -1,50 +1,116 @@
-//! The Raft log, vote and state-machine bookkeeping of one member, in one redb file
-//! (`<data-dir>/raft/raft.redb`). Every append and vote is committed durably before openraft
-//! is told it is done: a member never forgets what it acknowledged to a leader or whom it voted for.
+//! The Raft log, vote and state-machine bookkeeping of one member, in a write-ahead log of its
+//! own (`<data-dir>/raft/`, the `raft-log` crate: append-only chunk files, one `fdatasync` per
+//! flushed batch, recent entries cached in memory). Every append and vote is on disk before
+//! openraft is told it is done: a member never forgets what it acknowledged to a leader or whom
+//! it voted for.
 
 use std::fmt::Debug;
-use std::ops::RangeBounds;
+use std::io::{self, Read, Write};
+use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
-    Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, StoredMembership, Vote,
+    CommittedLeaderId, Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError,
+    StoredMembership, Vote,
 };
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use raft_log::api::raft_log_writer::RaftLogWriter;
+use raft_log::codeq::{Decode, Encode};
+use raft_log::{RaftLog, Types};
+use serde::{Deserialize, Serialize};
 
 use super::{NodeId, TypeConfig};
 
-/// Entries by index, JSON-encoded.
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-/// Small records by name, JSON-encoded: see the `KEY_*` constants.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-
-const KEY_VOTE: &str = "vote";
-const KEY_COMMITTED: &str = "committed";
-const KEY_PURGED: &str = "purged";
-const KEY_APPLIED: &str = "applied";
-const KEY_MEMBERSHIP: &str = "membership";
-const KEY_NEXT_LSN: &str = "next_lsn";
-const KEY_BASE_PENDING: &str = "base_pending";
+/// Largest chunk file; the log is purged a whole chunk at a time.
+const CHUNK_BYTES: usize = 64 * 1024 * 1024;
+/// Entries whose payloads stay cached in memory (the rest are read back from their chunk).
+const CACHE_ENTRIES: usize = 50_000;
+/// Bytes of payloads cached in memory.
+const CACHE_BYTES: usize = 128 * 1024 * 1024;
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
 
 fn io_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
-    StorageIOError::write(&std::io::Error::other(e.to_string())).into()
+    StorageIOError::write(&io::Error::other(e.to_string())).into()
 }
 
-/// A member's Raft storage; clones share the database.
+/// How `raft-log` stores our types: log ids as `((term, leader), index)`, payloads and the rest
+/// as JSON.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LogTypes;
+
+impl Types for LogTypes {
+    type LogId = StoredLogId;
+    type LogPayload = Vec<u8>;
+    type Vote = StoredVote;
+    type Callback = Flushed;
+    type UserData = Vec<u8>;
+
+    fn log_index(log_id: &StoredLogId) -> u64 {
+        log_id.1
+    }
+
+    fn payload_size(payload: &Vec<u8>) -> u64 {
+        payload.len() as u64
+    }
+}
+
+/// An openraft vote as the log stores it (length-prefixed JSON).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd)]
+pub struct StoredVote(Vote<NodeId>);
+
+impl Encode for StoredVote {
+    fn encode<W: Write>(&self, w: W) -> Result<usize, io::Error> {
+        serde_json::to_vec(&self.0)?.encode(w)
+    }
+}
+
+impl Decode for StoredVote {
+    fn decode<R: Read>(r: R) -> Result<Self, io::Error> {
+        let bytes = Vec::<u8>::decode(r)?;
+        Ok(StoredVote(serde_json::from_slice(&bytes)?))
+    }
+}
+
+/// Who hears that a flush reached the disk.
+pub enum Flushed {
+    /// openraft, for an append.
+    Append(LogFlushed<TypeConfig>),
+    /// A caller waiting on its own flush.
+    Wait(std::sync::mpsc::SyncSender<Result<(), io::Error>>),
+}
+
+impl raft_log::Callback for Flushed {
+    fn send(self, res: Result<(), io::Error>) {
+        match self {
+            Flushed::Append(cb) => cb.log_io_completed(res),
+            // The waiter may have given up; nothing to tell then.
+            Flushed::Wait(tx) => raft_log::Callback::send(tx, res),
+        }
+    }
+}
+
+/// A log id as the log stores it; ordered as openraft orders them.
+type StoredLogId = ((u64, NodeId), u64);
+
+fn to_log_id(id: &LogId<NodeId>) -> StoredLogId {
+    ((id.leader_id.term, id.leader_id.node_id), id.index)
+}
+
+fn from_log_id(((term, leader), index): StoredLogId) -> LogId<NodeId> {
+    LogId::new(CommittedLeaderId::new(term, leader), index)
+}
+
+/// A member's Raft storage; clones share the log.
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Database>,
+    log: Arc<Mutex<RaftLog<LogTypes>>>,
 }
 
 /// What the state machine last recorded: the last applied entry, the membership then, and the
 /// LSN the next written command takes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppliedMeta {
     /// The last entry applied.
     pub applied: Option<LogId<NodeId>>,
@@ -69,109 +135,92 @@ impl Default for AppliedMeta {
 }
 
 impl LogStore {
-    /// Opens (or creates) `<dir>/raft.redb`.
-    pub fn open(dir: &Path) -> Result<LogStore, std::io::Error> {
+    /// Opens (or creates) the log in `dir`.
+    pub fn open(dir: &Path) -> Result<LogStore, io::Error> {
         std::fs::create_dir_all(dir)?;
-        let db = Database::create(dir.join("raft.redb")).map_err(std::io::Error::other)?;
-        let store = LogStore { db: Arc::new(db) };
-        // Create both tables so readers never meet a missing one.
-        store
-            .write(Durability::Immediate, |txn| {
-                txn.open_table(ENTRIES)?;
-                txn.open_table(META)?;
-                Ok(())
-            })
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(store)
-    }
-
-    fn write(
-        &self,
-        durability: Durability,
-        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
-    ) -> StoreResult<()> {
-        let mut txn = self.db.begin_write().map_err(io_error)?;
-        txn.set_durability(durability).map_err(io_error)?;
-        f(&txn).map_err(io_error)?;
-        txn.commit().map_err(io_error)
-    }
-
-    fn put_meta<T: Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        durability: Durability,
-    ) -> StoreResult<()> {
-        let bytes = serde_json::to_vec(value).map_err(io_error)?;
-        self.write(durability, |txn| {
-            txn.open_table(META)?.insert(key, bytes.as_slice())?;
-            Ok(())
+        if dir.join("raft.redb").exists() {
+            // Its vote and log would be forgotten, which Raft cannot survive.
+            return Err(io::Error::other(format!(
+                "{} holds a Raft log in the layout of an earlier development build \
+                 (raft.redb); start this member from an empty data directory",
+                dir.display()
+            )));
+        }
+        let mut config = raft_log::Config::new(dir.display());
+        config.wal.chunk_max_size = Some(CHUNK_BYTES);
+        // A flush starts at once: the appends of one openraft batch arrive together anyway.
+        config.wal.flush_batch_wait = Some(std::time::Duration::ZERO);
+        config.log_cache_max_items = Some(CACHE_ENTRIES);
+        config.log_cache_capacity = Some(CACHE_BYTES);
+        let log = RaftLog::open(Arc::new(config))?;
+        Ok(LogStore {
+            log: Arc::new(Mutex::new(log)),
         })
     }
 
-    fn get_meta<T: DeserializeOwned>(&self, key: &str) -> StoreResult<Option<T>> {
-        let txn = self.db.begin_read().map_err(io_error)?;
-        let table = txn.open_table(META).map_err(io_error)?;
-        let Some(bytes) = table.get(key).map_err(io_error)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(bytes.value())
-            .map(Some)
+    fn lock(&self) -> std::sync::MutexGuard<'_, RaftLog<LogTypes>> {
+        // A panic while holding the lock leaves the log as the last completed call left it.
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes what `f` queued, fsyncs, and waits until it is on disk.
+    fn durably(
+        &self,
+        f: impl FnOnce(&mut RaftLog<LogTypes>) -> Result<(), io::Error>,
+    ) -> StoreResult<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        {
+            let mut log = self.lock();
+            f(&mut log).map_err(io_error)?;
+            log.flush(true, Some(Flushed::Wait(tx))).map_err(io_error)?;
+        }
+        rx.recv()
+            .map_err(|_| io_error("the Raft log's flush thread stopped"))?
             .map_err(io_error)
     }
 
-    /// Records what the state machine has applied. Not fsynced on its own: the store itself is
-    /// durable before this is written, and a stale record only means re-applying entries the
-    /// state machine recognises as already in the store.
+    /// Records what the state machine has applied. Fsynced only when `durable`: the store
+    /// itself is durable before this is written, and a stale record only means re-applying
+    /// entries the state machine recognises as already in the store.
     pub fn save_applied(&self, meta: &AppliedMeta, durable: bool) -> StoreResult<()> {
-        let applied = serde_json::to_vec(&meta.applied).map_err(io_error)?;
-        let membership = serde_json::to_vec(&meta.membership).map_err(io_error)?;
-        let next_lsn = serde_json::to_vec(&meta.next_lsn).map_err(io_error)?;
-        let base_pending = serde_json::to_vec(&meta.base_pending).map_err(io_error)?;
-        let durability = if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
-        self.write(durability, |txn| {
-            let mut table = txn.open_table(META)?;
-            table.insert(KEY_APPLIED, applied.as_slice())?;
-            table.insert(KEY_MEMBERSHIP, membership.as_slice())?;
-            table.insert(KEY_NEXT_LSN, next_lsn.as_slice())?;
-            table.insert(KEY_BASE_PENDING, base_pending.as_slice())?;
-            Ok(())
-        })
+        let bytes = serde_json::to_vec(meta).map_err(io_error)?;
+        if durable {
+            return self.durably(|log| log.save_user_data(Some(bytes)).map(drop));
+        }
+        let mut log = self.lock();
+        log.save_user_data(Some(bytes)).map_err(io_error)?;
+        log.flush(false, None).map_err(io_error)
     }
 
     /// What [`save_applied`](Self::save_applied) last recorded.
     pub fn load_applied(&self) -> StoreResult<AppliedMeta> {
-        Ok(AppliedMeta {
-            applied: self.get_meta(KEY_APPLIED)?.flatten(),
-            membership: self.get_meta(KEY_MEMBERSHIP)?.unwrap_or_default(),
-            next_lsn: self.get_meta(KEY_NEXT_LSN)?.unwrap_or(1),
-            base_pending: self.get_meta(KEY_BASE_PENDING)?.flatten(),
-        })
-    }
-
-    fn entries<RB: RangeBounds<u64>>(&self, range: RB) -> StoreResult<Vec<Entry<TypeConfig>>> {
-        let txn = self.db.begin_read().map_err(io_error)?;
-        let table = txn.open_table(ENTRIES).map_err(io_error)?;
-        let mut out = Vec::new();
-        for item in table.range(range).map_err(io_error)? {
-            let (_, bytes) = item.map_err(io_error)?;
-            out.push(serde_json::from_slice(bytes.value()).map_err(io_error)?);
+        match &self.lock().log_state().user_data {
+            Some(bytes) => serde_json::from_slice(bytes).map_err(io_error),
+            None => Ok(AppliedMeta::default()),
         }
-        Ok(out)
     }
 
-    fn last_entry_id(&self) -> StoreResult<Option<LogId<NodeId>>> {
-        let txn = self.db.begin_read().map_err(io_error)?;
-        let table = txn.open_table(ENTRIES).map_err(io_error)?;
-        let Some((_, bytes)) = table.last().map_err(io_error)? else {
-            return Ok(None);
+    fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        let from = match range.0 {
+            Bound::Included(i) => i,
+            Bound::Excluded(i) => i + 1,
+            Bound::Unbounded => 0,
         };
-        let entry: Entry<TypeConfig> = serde_json::from_slice(bytes.value()).map_err(io_error)?;
-        Ok(Some(entry.log_id))
+        let to = match range.1 {
+            Bound::Included(i) => i + 1,
+            Bound::Excluded(i) => i,
+            Bound::Unbounded => u64::MAX,
+        };
+        let log = self.lock();
+        log.read(from, to)
+            .map(|item| {
+                let (id, payload) = item.map_err(io_error)?;
+                Ok(Entry {
+                    log_id: from_log_id(id),
+                    payload: serde_json::from_slice(&payload).map_err(io_error)?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -192,11 +241,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> StoreResult<LogState<TypeConfig>> {
-        let purged: Option<LogId<NodeId>> = self.get_meta(KEY_PURGED)?.flatten();
-        let last = self.last_entry_id()?.or(purged);
+        let log = self.lock();
+        let state = log.log_state();
         Ok(LogState {
-            last_purged_log_id: purged,
-            last_log_id: last,
+            last_purged_log_id: state.purged().copied().map(from_log_id),
+            last_log_id: state.last().copied().map(from_log_id),
         })
     }
 
@@ -205,20 +254,35 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StoreResult<()> {
-        self.put_meta(KEY_VOTE, vote, Durability::Immediate)
+        let vote = StoredVote(*vote);
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.durably(|log| log.save_vote(vote).map(drop)))
+            .await
+            .map_err(io_error)?
     }
 
     async fn read_vote(&mut self) -> StoreResult<Option<Vote<NodeId>>> {
-        self.get_meta(KEY_VOTE)
+        Ok(self.lock().log_state().vote().map(|v| v.0))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StoreResult<()> {
-        // A hint for faster start-up only; Raft recovers the commit index from the leader.
-        self.put_meta(KEY_COMMITTED, &committed, Durability::None)
+        // A hint for faster start-up only (Raft recovers the commit index from the leader), so
+        // it rides along with the next fsync.
+        if let Some(id) = committed {
+            let mut log = self.lock();
+            log.commit(to_log_id(&id)).map_err(io_error)?;
+            log.flush(false, None).map_err(io_error)?;
+        }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> StoreResult<Option<LogId<NodeId>>> {
-        Ok(self.get_meta(KEY_COMMITTED)?.flatten())
+        Ok(self
+            .lock()
+            .log_state()
+            .committed()
+            .copied()
+            .map(from_log_id))
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StoreResult<()>
@@ -229,72 +293,53 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut encoded = Vec::new();
         for entry in entries {
             encoded.push((
-                entry.log_id.index,
-                serde_json::to_vec(&entry).map_err(io_error)?,
+                to_log_id(&entry.log_id),
+                serde_json::to_vec(&entry.payload).map_err(io_error)?,
             ));
         }
-        let store = self.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            store.write(Durability::Immediate, |txn| {
-                let mut table = txn.open_table(ENTRIES)?;
-                for (index, bytes) in &encoded {
-                    table.insert(*index, bytes.as_slice())?;
-                }
-                Ok(())
-            })
-        })
-        .await
-        .map_err(io_error)?;
-        match &result {
-            Ok(()) => callback.log_io_completed(Ok(())),
-            Err(e) => callback.log_io_completed(Err(std::io::Error::other(e.to_string()))),
-        }
-        result
+        // Written to the OS here; the flush thread fsyncs and then tells openraft.
+        let mut log = self.lock();
+        log.append(encoded).map_err(io_error)?;
+        log.flush(true, Some(Flushed::Append(callback)))
+            .map_err(io_error)
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
         // Entries from `log_id` on conflict with the leader's log and were never committed.
-        self.write(Durability::Immediate, |txn| {
-            txn.open_table(ENTRIES)?
-                .retain_in(log_id.index.., |_, _| false)?;
-            Ok(())
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            store.durably(|log| log.truncate(log_id.index).map(drop))
         })
+        .await
+        .map_err(io_error)?
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
-        let bytes = serde_json::to_vec(&Some(log_id)).map_err(io_error)?;
-        self.write(Durability::Immediate, |txn| {
-            txn.open_table(META)?.insert(KEY_PURGED, bytes.as_slice())?;
-            txn.open_table(ENTRIES)?
-                .retain_in(..=log_id.index, |_, _| false)?;
-            Ok(())
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            store.durably(|log| log.purge(to_log_id(&log_id)).map(drop))
         })
+        .await
+        .map_err(io_error)?
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use openraft::{CommittedLeaderId, EntryPayload};
+    use openraft::EntryPayload;
+    use openraft::storage::RaftLogStorageExt;
 
     use super::*;
 
     fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
         Entry {
-            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            log_id: from_log_id(((term, 1), index)),
             payload: EntryPayload::Blank,
         }
     }
 
-    fn put(store: &LogStore, entries: Vec<Entry<TypeConfig>>) {
-        store
-            .write(Durability::Immediate, |txn| {
-                let mut table = txn.open_table(ENTRIES)?;
-                for e in &entries {
-                    table.insert(e.log_id.index, serde_json::to_vec(e).unwrap().as_slice())?;
-                }
-                Ok(())
-            })
-            .unwrap();
+    async fn put(store: &mut LogStore, entries: Vec<Entry<TypeConfig>>) {
+        store.blocking_append(entries).await.unwrap();
     }
 
     #[tokio::test]
@@ -302,7 +347,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         {
             let mut store = LogStore::open(tmp.path()).unwrap();
-            put(&store, (1..=5).map(|i| entry(1, i)).collect());
+            put(&mut store, (1..=5).map(|i| entry(1, i)).collect()).await;
             store.save_vote(&Vote::new(2, 3)).await.unwrap();
             store.truncate(entry(1, 4).log_id).await.unwrap();
             store.purge(entry(1, 1).log_id).await.unwrap();
@@ -315,27 +360,42 @@ mod tests {
         let got = store.try_get_log_entries(0..10).await.unwrap();
         let indexes: Vec<u64> = got.iter().map(|e| e.log_id.index).collect();
         assert_eq!(indexes, vec![2, 3]);
+        // Appends after a truncation take the truncated indexes, in a later term.
+        put(&mut store, vec![entry(2, 4)]).await;
+        let got = store.try_get_log_entries(4..=4).await.unwrap();
+        assert_eq!(got[0].log_id, entry(2, 4).log_id);
         // Purged up to the last entry: the purged id stands in for the last.
-        store.purge(entry(1, 3).log_id).await.unwrap();
+        store.purge(entry(2, 4).log_id).await.unwrap();
         let state = store.get_log_state().await.unwrap();
-        assert_eq!(state.last_log_id.unwrap().index, 3);
+        assert_eq!(state.last_log_id.unwrap().index, 4);
+        assert!(store.try_get_log_entries(0..10).await.unwrap().is_empty());
     }
 
     #[test]
     fn the_applied_record_round_trips() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = LogStore::open(tmp.path()).unwrap();
-        assert!(store.load_applied().unwrap().applied.is_none());
-        let meta = AppliedMeta {
-            applied: Some(entry(2, 9).log_id),
-            membership: StoredMembership::default(),
-            next_lsn: 5,
-            base_pending: Some((4, 9)),
-        };
-        store.save_applied(&meta, true).unwrap();
-        let back = store.load_applied().unwrap();
-        assert_eq!(back.applied, meta.applied);
+        {
+            let store = LogStore::open(tmp.path()).unwrap();
+            assert!(store.load_applied().unwrap().applied.is_none());
+            let meta = AppliedMeta {
+                applied: Some(entry(2, 9).log_id),
+                membership: StoredMembership::default(),
+                next_lsn: 5,
+                base_pending: Some((4, 9)),
+            };
+            store.save_applied(&meta, true).unwrap();
+        }
+        let back = LogStore::open(tmp.path()).unwrap().load_applied().unwrap();
+        assert_eq!(back.applied, Some(entry(2, 9).log_id));
         assert_eq!(back.next_lsn, 5);
         assert_eq!(back.base_pending, Some((4, 9)));
+    }
+
+    #[test]
+    fn a_log_from_the_redb_layout_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("raft.redb"), b"old").unwrap();
+        let err = LogStore::open(tmp.path()).err().unwrap();
+        assert!(err.to_string().contains("raft.redb"), "{err}");
     }
 }

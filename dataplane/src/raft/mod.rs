@@ -2,7 +2,7 @@
 //! entry; once a majority holds it, each member applies it to its store as the same record (same
 //! LSN, same commit time), so every member keeps the same history.
 //!
-//! [`log`] is the Raft log and vote (redb), [`state`] the state machine over the [`Store`],
+//! [`log`] is the Raft log and vote (a write-ahead log of its own, `raft-log`), [`state`] the state machine over the [`Store`],
 //! [`network`] the client side of the member-to-member RPCs (served by `http::raft`), and
 //! [`replica`] the handle the API uses to write and to read linearizably.
 
