@@ -128,6 +128,11 @@ pub struct Cli {
     /// leader's reply, or `redirect` the client there (307 with the leader's URL in Location).
     #[arg(long, env = "KORU_FOLLOWER_WRITES", default_value = "forward", value_parser = ["forward", "redirect"])]
     pub follower_writes: String,
+
+    /// Entries applied between two Raft snapshots of a replicated member. A snapshot lets the
+    /// member drop older Raft log entries; a follower that lacks them copies the records instead.
+    #[arg(long, env = "KORU_RAFT_SNAPSHOT_ENTRIES", default_value_t = crate::raft::DEFAULT_SNAPSHOT_ENTRIES, value_parser = clap::value_parser!(u64).range(10..))]
+    pub raft_snapshot_entries: u64,
 }
 
 /// `koru-dataplane restore`: rebuild a data directory from a backup store.
@@ -247,6 +252,8 @@ pub struct ReplicationConfig {
     pub template: Option<String>,
     /// Followers answer writes with a redirect to the leader instead of forwarding them.
     pub redirect_writes: bool,
+    /// Entries applied between two snapshots.
+    pub snapshot_entries: u64,
 }
 
 /// The validated configuration the server runs with.
@@ -347,6 +354,7 @@ impl Cli {
                     peers,
                     template,
                     redirect_writes: self.follower_writes == "redirect",
+                    snapshot_entries: self.raft_snapshot_entries,
                 })
             }
             _ => None,

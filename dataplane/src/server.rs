@@ -121,15 +121,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     }
     let mut replica = None;
     if let Some(r) = &config.replication {
-        let started = crate::raft::Replica::start(
-            store.clone(),
-            r.node_id,
-            r.peers.clone(),
-            r.template.clone(),
-            &config.store.data_dir,
-            member_token,
-        )
-        .await?;
+        let started =
+            crate::raft::Replica::start(store.clone(), r, &config.store.data_dir, member_token)
+                .await?;
         started.set_redirect_writes(r.redirect_writes);
         state = state.with_replica(std::sync::Arc::clone(&started));
         replica = Some(started);

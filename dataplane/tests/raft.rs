@@ -536,7 +536,7 @@ async fn single_key_histories_under_kills_and_partitions_are_linearizable() {
 #[test]
 fn membership_flags_are_checked_before_anything_starts() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--node-id", "1"], "--peers"),
         (
             &["--node-id", "4", "--peers", "1=127.0.0.1:1"],
@@ -547,6 +547,7 @@ fn membership_flags_are_checked_before_anything_starts() {
             &["--node-id", "1", "--peers", "1", "--peer-template", "x:1"],
             "no {id}",
         ),
+        (&["--raft-snapshot-entries", "5"], "not in 10.."),
     ];
     for (args, says) in cases {
         let e = Server::try_start(tmp.path(), args)
@@ -755,4 +756,154 @@ fn the_checker_rejects_a_stale_read() {
     tester.on_return(2, RegisterRet::ReadOk(0)).unwrap();
     tester.on_return(1, RegisterRet::WriteOk).unwrap();
     assert!(tester.is_consistent());
+}
+
+/// The sealed segments (all but the active, highest-numbered one) of member `id`, by name.
+fn sealed_segments(cluster: &Cluster, id: u64) -> BTreeMap<String, Vec<u8>> {
+    let dir = cluster.dir.path().join(format!("member-{id}")).join("wal");
+    let mut files: BTreeMap<String, Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.pop_last();
+    files
+}
+
+/// Waits until member `id` holds exactly member `reference`'s history.
+async fn converges(cluster: &Cluster, http: &reqwest::Client, id: u64, reference: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for member in [id, reference] {
+            let probe = get_json(
+                http,
+                format!("{}/api/v1/changes?since=0&limit=1", cluster.url(member)),
+            )
+            .await;
+            assert!(
+                probe.get("error").is_none(),
+                "member {member}: {probe}\n{}",
+                cluster.logs()
+            );
+        }
+        let want = cluster.changes(http, reference).await;
+        if cluster.changes(http, id).await == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member {id} did not catch up with member {reference}:\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_behind_the_purged_log_installs_a_snapshot_and_copies_the_records() {
+    let archive = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", archive.path().join("store").display());
+    // Small snapshots, and segments sealed by time (seal entries the lagging member never
+    // sees), so the copy must reproduce the leader's segment boundaries from the records pages.
+    let extra = [
+        "--raft-snapshot-entries",
+        "50",
+        "--backup-store",
+        store.as_str(),
+        "--archive-timeout",
+        "1s",
+    ];
+    let mut cluster = Cluster::start_with(3, 3, &extra);
+    let http = client();
+    let leader = cluster.leader(&http).await;
+    // Not member 1: a first member with an empty data directory would form a group of its own.
+    let lagging = (2..=3).rev().find(|&id| id != leader).unwrap();
+    for i in 0..20u64 {
+        assert_eq!(
+            put(&http, &cluster.url(leader), &format!("a{i}"), i).await,
+            Some(200)
+        );
+    }
+    let before = get_json(&http, format!("{}/raft/status", cluster.url(lagging))).await;
+    cluster.kill(lagging);
+    let mut n = 0u64;
+    for _round in 0..3 {
+        for _ in 0..100 {
+            assert_eq!(
+                put(&http, &cluster.url(leader), &format!("b{n}"), n).await,
+                Some(200)
+            );
+            n += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    let status = get_json(&http, format!("{}/raft/status", cluster.url(leader))).await;
+    let purged = status["purged_index"].as_u64().unwrap_or(0);
+    assert!(
+        purged > before["last_log_index"].as_u64().unwrap(),
+        "the leader kept the entries the stopped member lacks, so no snapshot is needed: {status} vs {before}"
+    );
+
+    // Restarted with its data: it holds a prefix of the records and copies the rest.
+    cluster.restart(lagging);
+    converges(&cluster, &http, lagging, leader).await;
+    assert!(
+        cluster.members[&lagging]
+            .stderr()
+            .contains("installed a snapshot"),
+        "{}",
+        cluster.logs()
+    );
+    let read = get_json(
+        &http,
+        format!("{}/api/v1/acked/b{}", cluster.url(lagging), n - 1),
+    )
+    .await;
+    assert_eq!(read["value"], n - 1, "{read}");
+    let sealed = sealed_segments(&cluster, leader);
+    assert!(
+        sealed.len() >= 2,
+        "the test needs sealed segments: {:?}",
+        sealed.keys()
+    );
+    let copied = sealed_segments(&cluster, lagging);
+    for (name, bytes) in &copied {
+        assert!(
+            sealed.get(name) == Some(bytes),
+            "sealed segment {name} of member {lagging} differs from the leader's"
+        );
+    }
+
+    // Replaced with an empty data directory (a new volume): it copies everything.
+    cluster.kill(lagging);
+    std::fs::remove_dir_all(cluster.dir.path().join(format!("member-{lagging}"))).unwrap();
+    for i in 0..100u64 {
+        assert_eq!(
+            put(&http, &cluster.url(leader), &format!("c{i}"), i).await,
+            Some(200)
+        );
+    }
+    cluster.restart(lagging);
+    converges(&cluster, &http, lagging, leader).await;
+    let sealed = sealed_segments(&cluster, leader);
+    let copied = sealed_segments(&cluster, lagging);
+    assert!(copied.len() >= 2, "{:?}", copied.keys());
+    for (name, bytes) in &copied {
+        assert!(
+            sealed.get(name) == Some(bytes),
+            "sealed segment {name} of the replaced member {lagging} differs from the leader's"
+        );
+    }
+    // Writes through it still work, and reach everyone.
+    assert_eq!(
+        put(&http, &cluster.url(lagging), "after", 1).await,
+        Some(200)
+    );
+    converges(&cluster, &http, lagging, leader).await;
 }

@@ -117,6 +117,11 @@ impl From<ReplicaError> for ApiError {
             ReplicaError::Refused(_) => Self::bad_request(message),
             ReplicaError::Unknown(_) => unavailable("outcome_unknown"),
             ReplicaError::Stopped(_) | ReplicaError::Setup(_) => unavailable("unavailable"),
+            ReplicaError::CatchingUp { .. } => {
+                let mut e = unavailable("catching_up");
+                e.retry_after = Some(1);
+                e
+            }
         }
     }
 }

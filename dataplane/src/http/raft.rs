@@ -121,8 +121,9 @@ pub struct RecordsQuery {
     pub limit: usize,
 }
 
-/// `GET /raft/records?since=&limit=`: committed records for a member copying the cluster's
-/// base, with the body's SHA-256 in `x-koru-sha256`.
+/// `GET /raft/records?since=&limit=`: committed records (and where this member's segments
+/// start among them) for a member copying the cluster's base or a snapshot, with the body's
+/// SHA-256 in `x-koru-sha256`.
 pub async fn records(
     State(state): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<RecordsQuery>,
@@ -137,7 +138,12 @@ pub async fn records(
         .map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         })??;
-    let body = serde_json::to_vec(&changes)
+    let upto = changes.last().map_or(q.since, |c| c.lsn);
+    let page = crate::raft::network::RecordsPage {
+        segment_starts: state.store.segment_starts(q.since, upto),
+        changes,
+    };
+    let body = serde_json::to_vec(&page)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let sum = crate::backup::layout::sha256_hex(&body);
     Ok((

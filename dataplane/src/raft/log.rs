@@ -121,6 +121,18 @@ pub struct AppliedMeta {
     /// The store held records (last LSN, its time) before the group applied anything, and no
     /// [`Base`](super::Base) has been applied yet.
     pub base_pending: Option<(u64, i64)>,
+    /// A snapshot was installed whose records the store is still copying.
+    #[serde(default)]
+    pub copying: Option<Copying>,
+}
+
+/// The records of an installed snapshot the store is copying.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Copying {
+    /// The last LSN to copy.
+    pub lsn: u64,
+    /// Member addresses to copy from.
+    pub sources: Vec<String>,
 }
 
 impl Default for AppliedMeta {
@@ -130,14 +142,14 @@ impl Default for AppliedMeta {
             membership: StoredMembership::default(),
             next_lsn: 1,
             base_pending: None,
+            copying: None,
         }
     }
 }
 
 impl LogStore {
-    /// Opens (or creates) the log in `dir`.
+    /// Opens (or creates) the log in `<dir>/log` (`dir` being the member's `raft/` directory).
     pub fn open(dir: &Path) -> Result<LogStore, io::Error> {
-        std::fs::create_dir_all(dir)?;
         if dir.join("raft.redb").exists() {
             // Its vote and log would be forgotten, which Raft cannot survive.
             return Err(io::Error::other(format!(
@@ -146,6 +158,8 @@ impl LogStore {
                 dir.display()
             )));
         }
+        let dir = dir.join("log");
+        std::fs::create_dir_all(&dir)?;
         let mut config = raft_log::Config::new(dir.display());
         config.wal.chunk_max_size = Some(CHUNK_BYTES);
         // A flush starts at once: the appends of one openraft batch arrive together anyway.
@@ -382,6 +396,7 @@ mod tests {
                 membership: StoredMembership::default(),
                 next_lsn: 5,
                 base_pending: Some((4, 9)),
+                copying: None,
             };
             store.save_applied(&meta, true).unwrap();
         }

@@ -28,6 +28,9 @@ use crate::wal::record::OpKind;
 
 pub use replica::{Replica, ReplicaError};
 
+/// Entries applied between two snapshots unless `--raft-snapshot-entries` says otherwise.
+pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 10_000;
+
 /// A member's id within its cluster (the StatefulSet ordinal plus one, by convention).
 pub type NodeId = u64;
 

@@ -40,6 +40,12 @@ pub struct Network {
 impl Network {
     /// The network of member `from`, whose requests carry `token` (the cluster's admin token)
     /// when given and never reach the members in `blocked`.
+    /// The id of the member that calls.
+    pub fn id(&self) -> NodeId {
+        self.from
+    }
+
+    /// The client of member `from`, sending `token` to its peers.
     pub fn new(from: NodeId, token: Option<String>, blocked: Blocked) -> Network {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
@@ -105,7 +111,7 @@ impl Network {
         addr: &str,
         since: u64,
         limit: usize,
-    ) -> Result<Vec<crate::store::Change>, CallError> {
+    ) -> Result<RecordsPage, CallError> {
         let mut req = self
             .http
             .get(format!(
@@ -175,6 +181,16 @@ impl Network {
             .map_err(|e| CallError::Network(e.to_string()))?;
         Ok((status, body))
     }
+}
+
+/// A page of `GET /raft/records`: committed records, and where the sender's log segments start
+/// among them.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RecordsPage {
+    /// Records in LSN order.
+    pub changes: Vec<crate::store::Change>,
+    /// First LSNs of the sender's segments that start within the page.
+    pub segment_starts: Vec<u64>,
 }
 
 /// The header carrying the SHA-256 (hex) of a `/raft/records` body.

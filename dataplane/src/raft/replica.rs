@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -58,6 +58,16 @@ pub enum ReplicaError {
     /// Starting replication failed.
     #[error("cannot start replication: {0}")]
     Setup(String),
+    /// This member installed a snapshot and is still copying its records.
+    #[error(
+        "this member is still copying the cluster's records (it holds up to LSN {held} of {target}); retry shortly or read from another member"
+    )]
+    CatchingUp {
+        /// The last LSN it holds.
+        held: u64,
+        /// The LSN it is copying up to.
+        target: u64,
+    },
 }
 
 /// What a follower last heard from its leader, for bounded-staleness reads.
@@ -82,6 +92,9 @@ pub struct Replica {
     forming: AtomicBool,
     /// Followers redirect writes to the leader instead of forwarding them.
     redirect_writes: AtomicBool,
+    /// The LSN the store is being caught up to after a snapshot was installed (0: none); reads
+    /// wait for it.
+    catch_up: Arc<AtomicU64>,
 }
 
 /// One member in [`ReplicaStatus`].
@@ -114,6 +127,10 @@ pub struct ReplicaStatus {
     pub last_log_index: u64,
     /// Index of the last entry applied to this member's store.
     pub applied_index: u64,
+    /// Index of the last entry this member's latest snapshot covers.
+    pub snapshot_index: Option<u64>,
+    /// Index of the last entry dropped from this member's log (covered by a snapshot).
+    pub purged_index: Option<u64>,
     /// The voting members and, on the leader, how far each is replicated.
     pub members: Vec<MemberStatus>,
 }
@@ -127,32 +144,45 @@ impl Replica {
     /// that lacks it can lead.
     pub async fn start(
         store: Store,
-        id: NodeId,
-        peers: Peers,
-        template: Option<String>,
+        config: &crate::config::ReplicationConfig,
         data_dir: &Path,
         token: Option<String>,
     ) -> Result<Arc<Replica>, ReplicaError> {
+        let (id, peers, template) = (
+            config.node_id,
+            config.peers.clone(),
+            config.template.clone(),
+        );
         if !peers.0.contains_key(&id) {
             return Err(ReplicaError::Setup(format!(
                 "--node-id {id} is not among --peers {peers}"
             )));
         }
-        let log = LogStore::open(&data_dir.join("raft"))
+        let raft_dir = data_dir.join("raft");
+        let log = LogStore::open(&raft_dir)
             .map_err(|e| ReplicaError::Setup(format!("opening the Raft log: {e}")))?;
         let blocked = Blocked::default();
         let network = Network::new(id, token, Arc::clone(&blocked));
-        let state = StateMachine::open(store.clone(), log.clone(), network.clone())
-            .map_err(ReplicaError::Setup)?;
+        let catch_up = Arc::new(AtomicU64::new(0));
+        let state = StateMachine::open(
+            store.clone(),
+            log.clone(),
+            network.clone(),
+            &raft_dir,
+            Arc::clone(&catch_up),
+        )
+        .map_err(ReplicaError::Setup)?;
         let pending_base = state.pending_base();
         let config = Config {
             cluster_name: "koru".into(),
             heartbeat_interval: 100,
             election_timeout_min: 500,
             election_timeout_max: 1000,
-            // Leaders keep their whole log: see `state`.
-            snapshot_policy: SnapshotPolicy::Never,
-            max_in_snapshot_log_to_keep: u64::MAX,
+            // Every member snapshots on its own; the entries a snapshot covers (but the last
+            // tenth, for followers only slightly behind) are then dropped from its log.
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_entries),
+            max_in_snapshot_log_to_keep: config.snapshot_entries / 10,
+            purge_batch_size: (config.snapshot_entries / 10).max(1),
             ..Config::default()
         }
         .validate()
@@ -184,6 +214,7 @@ impl Replica {
             blocked,
             faults_enabled: std::env::var("KORU_FAULT_INJECTION").is_ok_and(|v| v == "1"),
             forming: AtomicBool::new(first),
+            catch_up,
             redirect_writes: AtomicBool::new(false),
         });
         if first {
@@ -473,7 +504,24 @@ impl Replica {
             .applied_index_at_least(Some(index), "read barrier")
             .await
             .map_err(|e| ReplicaError::Stopped(e.to_string()))?;
-        Ok(())
+        self.store_caught_up(FORWARD_TIMEOUT).await
+    }
+
+    /// Waits until the store holds the records of any snapshot this member installed: until
+    /// then openraft counts entries as applied that the store is still copying.
+    async fn store_caught_up(&self, limit: Duration) -> Result<(), ReplicaError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let target = self.catch_up.load(Ordering::SeqCst);
+            let (held, _) = self.store.last_applied();
+            if held >= target {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ReplicaError::CatchingUp { held, target });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The commit index this member heard from its leader within `bound`, if it did; the
@@ -552,6 +600,8 @@ impl Replica {
             leader: m.current_leader,
             last_log_index: last,
             applied_index: m.last_applied.map_or(0, |l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
             members,
         }
     }
@@ -559,7 +609,9 @@ impl Replica {
     /// Whether this member is a healthy part of the group: it knows a leader it can follow.
     pub fn is_ready(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();
-        m.running_state.is_ok() && m.current_leader.is_some()
+        m.running_state.is_ok()
+            && m.current_leader.is_some()
+            && self.store.last_applied().0 >= self.catch_up.load(Ordering::SeqCst)
     }
 
     /// Makes `members` the cluster's voters (id → address), from any member: new members are

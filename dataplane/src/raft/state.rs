@@ -7,19 +7,32 @@
 //! This needs the store to be durable before the bookkeeping is: replicated members open their
 //! store with `fsync always`.
 //!
-//! Snapshots are not built: leaders keep their whole log (the store keeps every version anyway),
-//! so a follower, however far behind, catches up from the log.
+//! Snapshots: the store keeps every version, so the state as of an applied entry is simply the
+//! store's records up to the LSN it reached. A snapshot is therefore a [`SnapshotPointer`]
+//! naming that LSN. Every member builds its own every `--raft-snapshot-entries` entries (and
+//! then drops older Raft log entries); a follower that lacks dropped entries installs the
+//! leader's, and copies the records it lacks page by page from the members' `/raft/records`
+//! (SHA-256 checked per page), in the background: openraft counts the snapshot as applied at
+//! once, and the member's reads wait until the copy is done (see `Replica::read_barrier`).
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
+    BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
 };
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
-use super::log::{AppliedMeta, LogStore};
-use super::network::Network;
+use super::log::{AppliedMeta, Copying, LogStore};
+use super::network::{Network, RecordsPage};
 use super::{Applied, Base, Command, NodeId, Request, TypeConfig};
-use crate::store::{Change, Fixed, Store, WriteOp};
+use crate::store::{Fixed, Store, WriteOp};
 use crate::wal::record::OpKind;
 
 /// Records asked for per page while copying a group's base.
@@ -31,12 +44,87 @@ fn fatal(message: String) -> StorageError<NodeId> {
     StorageIOError::apply(LogId::default(), &std::io::Error::other(message)).into()
 }
 
+/// What a snapshot holds: every record up to `lsn`, which are the same on every member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPointer {
+    /// The last LSN the snapshot covers.
+    pub lsn: u64,
+}
+
+/// A member's current snapshot, as kept in `raft/snapshot.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    pointer: SnapshotPointer,
+}
+
+impl StoredSnapshot {
+    fn to_snapshot(&self) -> StoreResult<Snapshot<TypeConfig>> {
+        let data = serde_json::to_vec(&self.pointer).map_err(|e| fatal(e.to_string()))?;
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+/// The current snapshot, shared with the builder that replaces it.
+#[derive(Clone)]
+struct Snapshots {
+    path: PathBuf,
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+impl Snapshots {
+    fn open(dir: &Path) -> Result<Snapshots, String> {
+        let path = dir.join("snapshot.json");
+        let current = match std::fs::read(&path) {
+            Ok(bytes) => Some(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{} is not a snapshot record: {e}", path.display()))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        };
+        Ok(Snapshots {
+            path,
+            current: Arc::new(Mutex::new(current)),
+        })
+    }
+
+    /// Makes `snap` the current snapshot, on disk first (written aside, fsynced, renamed), so
+    /// a member never drops log entries that no saved snapshot covers.
+    fn save(&self, snap: StoredSnapshot) -> StoreResult<()> {
+        let bytes = serde_json::to_vec(&snap).map_err(|e| fatal(e.to_string()))?;
+        let tmp = self.path.with_extension("json.tmp");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| fatal(format!("saving {}: {e}", self.path.display())))?;
+        *self.current.lock() = Some(snap);
+        Ok(())
+    }
+}
+
 /// The state machine of one member.
 pub struct StateMachine {
     store: Store,
     log: LogStore,
     meta: AppliedMeta,
     network: Network,
+    snapshots: Snapshots,
+    /// The LSN a snapshot's records are being copied up to (0: none), for reads to wait on.
+    catch_up: Arc<AtomicU64>,
+    /// The background copy of a snapshot's records.
+    copying: Option<tokio::task::JoinHandle<StoreResult<()>>>,
 }
 
 impl StateMachine {
@@ -44,7 +132,13 @@ impl StateMachine {
     ///
     /// A store holding records the Raft state knows nothing about must match the group's
     /// [`Base`] when it is applied (see [`StateMachine::pending_base`]).
-    pub fn open(store: Store, log: LogStore, network: Network) -> Result<StateMachine, String> {
+    pub fn open(
+        store: Store,
+        log: LogStore,
+        network: Network,
+        dir: &Path,
+        catch_up: Arc<AtomicU64>,
+    ) -> Result<StateMachine, String> {
         let mut meta = log.load_applied().map_err(|e| e.to_string())?;
         let (applied_lsn, last_micros) = store.last_applied();
         if meta.applied.is_none() && applied_lsn > 0 {
@@ -59,12 +153,40 @@ impl StateMachine {
                 meta.next_lsn - 1
             ));
         }
-        Ok(StateMachine {
+        let mut sm = StateMachine {
             store,
             log,
             meta,
             network,
-        })
+            snapshots: Snapshots::open(dir)?,
+            catch_up,
+            copying: None,
+        };
+        // A copy cut short by a restart carries on.
+        if let Some(copying) = sm.meta.copying.clone() {
+            sm.start_copy(copying);
+        }
+        Ok(sm)
+    }
+
+    /// Copies a snapshot's records in the background (see the module documentation).
+    fn start_copy(&mut self, copying: Copying) {
+        self.catch_up.store(copying.lsn, Ordering::SeqCst);
+        let (store, network) = (self.store.clone(), self.network.clone());
+        self.copying = Some(tokio::spawn(async move {
+            copy_records(&store, &network, &copying.sources, copying.lsn).await
+        }));
+    }
+
+    /// Waits for a background copy to finish: entries after a snapshot apply only on top of
+    /// its records.
+    async fn finish_copy(&mut self) -> StoreResult<()> {
+        if let Some(task) = self.copying.take() {
+            task.await
+                .map_err(|e| fatal(format!("copying a snapshot's records: {e}")))??;
+            self.meta.copying = None;
+        }
+        Ok(())
     }
 
     /// The records (last LSN, its time) that predate the group, when this member holds some
@@ -90,85 +212,19 @@ impl StateMachine {
                 base.lsn
             )));
         }
-        let mut since = held;
-        let mut backoff = std::time::Duration::from_millis(100);
-        while since < base.lsn {
-            let limit = BASE_PAGE.min((base.lsn - since) as usize);
-            match self.network.records(&base.source, since, limit).await {
-                Ok(page) if !page.is_empty() => {
-                    since = self.copy(page, base.lsn).await?;
-                    backoff = std::time::Duration::from_millis(100);
-                }
-                Ok(_) => {
-                    return Err(fatal(format!(
-                        "{} has no records after LSN {since}, but the base reaches LSN {}",
-                        base.source, base.lsn
-                    )));
-                }
-                Err(e) => {
-                    tracing::warn!(source = %base.source, since, error = %e, "copying the cluster's base; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-                }
-            }
-        }
+        copy_records(
+            &self.store,
+            &self.network,
+            std::slice::from_ref(&base.source),
+            base.lsn,
+        )
+        .await?;
         if held < base.lsn {
             tracing::info!(records = base.lsn - held, source = %base.source, "copied the cluster's base");
         }
         self.meta.next_lsn = base.lsn + 1;
         self.meta.base_pending = None;
         Ok(())
-    }
-
-    /// Writes copied base records (exactly their LSNs and times); returns the last LSN written.
-    async fn copy(&mut self, page: Vec<Change>, upto: u64) -> StoreResult<u64> {
-        let mut waits = Vec::new();
-        let (mut last, _) = self.store.last_applied();
-        for change in page.into_iter().filter(|c| c.lsn <= upto) {
-            if change.lsn != last + 1 {
-                return Err(fatal(format!(
-                    "the base copy skipped from LSN {last} to {}",
-                    change.lsn
-                )));
-            }
-            let ops = change
-                .ops
-                .into_iter()
-                .map(|op| {
-                    let value = op
-                        .value
-                        .map(serde_json::value::RawValue::from_string)
-                        .transpose()
-                        .map_err(|e| fatal(format!("a copied value is not JSON: {e}")))?;
-                    Ok(WriteOp {
-                        kind: if op.delete {
-                            OpKind::Delete
-                        } else {
-                            OpKind::Put
-                        },
-                        namespace: op.namespace,
-                        key: op.key,
-                        value,
-                    })
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            let fixed = Fixed {
-                lsn: change.lsn,
-                timestamp_micros: change.timestamp_micros,
-            };
-            waits.push(
-                self.store
-                    .submit_fixed(ops, fixed)
-                    .map_err(|e| fatal(format!("copying LSN {}: {e}", change.lsn)))?,
-            );
-            last = change.lsn;
-        }
-        for rx in waits {
-            rx.await
-                .map_err(|_| fatal("the store closed while copying the base".into()))?
-                .map_err(|e| fatal(format!("copying the base: {e}")))?;
-        }
-        Ok(last)
     }
 
     /// Queues `cmd` for the store (or decides it without the store); what the entry applied
@@ -214,6 +270,117 @@ impl StateMachine {
     }
 }
 
+/// Copies the records after the store's last up to `upto` from the first of `sources` (member
+/// addresses) that has them, page by page, each page's SHA-256 checked, sealing segments where
+/// the sender's start. Retries until done: some member always holds them.
+async fn copy_records(
+    store: &Store,
+    network: &Network,
+    sources: &[String],
+    upto: u64,
+) -> StoreResult<()> {
+    let (held, _) = store.last_applied();
+    let mut since = held;
+    let mut backoff = Duration::from_millis(100);
+    while since < upto {
+        let limit = BASE_PAGE.min((upto - since) as usize);
+        let mut page = None;
+        for source in sources {
+            match network.records(source, since, limit).await {
+                Ok(p) if !p.changes.is_empty() => {
+                    page = Some(p);
+                    break;
+                }
+                Ok(_) => {
+                    tracing::warn!(%source, since, upto, "a member has no records to copy yet; trying another");
+                }
+                Err(e) => {
+                    tracing::warn!(%source, since, error = %e, "copying records; trying another member")
+                }
+            }
+        }
+        match page {
+            Some(page) => {
+                since = write_page(store, page, upto).await?;
+                backoff = Duration::from_millis(100);
+            }
+            None => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes copied records (exactly their LSNs and times), sealing the active segment before
+/// each one the sender's segment starts with; returns the last LSN written.
+async fn write_page(store: &Store, page: RecordsPage, upto: u64) -> StoreResult<u64> {
+    let mut waits = Vec::new();
+    let (mut last, _) = store.last_applied();
+    for change in page.changes.into_iter().filter(|c| c.lsn <= upto) {
+        if change.lsn != last + 1 {
+            return Err(fatal(format!(
+                "the copy skipped from LSN {last} to {}",
+                change.lsn
+            )));
+        }
+        if page.segment_starts.contains(&change.lsn) {
+            // Queued records first; sealing an empty segment does nothing.
+            await_all(std::mem::take(&mut waits)).await?;
+            store
+                .roll()
+                .await
+                .map_err(|e| fatal(format!("sealing a copied segment: {e}")))?;
+        }
+        let ops = change
+            .ops
+            .into_iter()
+            .map(|op| {
+                let value = op
+                    .value
+                    .map(serde_json::value::RawValue::from_string)
+                    .transpose()
+                    .map_err(|e| fatal(format!("a copied value is not JSON: {e}")))?;
+                Ok(WriteOp {
+                    kind: if op.delete {
+                        OpKind::Delete
+                    } else {
+                        OpKind::Put
+                    },
+                    namespace: op.namespace,
+                    key: op.key,
+                    value,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let fixed = Fixed {
+            lsn: change.lsn,
+            timestamp_micros: change.timestamp_micros,
+        };
+        waits.push(
+            store
+                .submit_fixed(ops, fixed)
+                .map_err(|e| fatal(format!("copying LSN {}: {e}", change.lsn)))?,
+        );
+        last = change.lsn;
+    }
+    await_all(waits).await?;
+    Ok(last)
+}
+
+/// Waits until the store has written every record of `waits`.
+async fn await_all(
+    waits: Vec<tokio::sync::oneshot::Receiver<Result<crate::store::Committed, crate::StoreError>>>,
+) -> StoreResult<()> {
+    for rx in waits {
+        rx.await
+            .map_err(|_| fatal("the store closed while copying records".into()))?
+            .map_err(|e| fatal(format!("copying records: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Waits for queued entries in order and says what each applied to.
 async fn finish(submitted: Vec<Submitted>) -> StoreResult<Vec<Applied>> {
     let mut out = Vec::with_capacity(submitted.len());
@@ -255,7 +422,7 @@ enum Submitted {
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotBuilder = NoSnapshots;
+    type SnapshotBuilder = Builder;
 
     async fn applied_state(
         &mut self,
@@ -271,6 +438,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
+        self.finish_copy().await?;
         let first_ever = self.meta.applied.is_none();
         let mut durable = first_ever;
         // Every write of the batch is queued before any is awaited, so they share one group
@@ -321,37 +489,118 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        NoSnapshots
+        // What the snapshot covers is fixed now: the state machine goes on applying meanwhile.
+        Builder {
+            applied: self.meta.applied,
+            membership: self.meta.membership.clone(),
+            lsn: self.meta.next_lsn - 1,
+            base_pending: self.meta.base_pending.is_some(),
+            snapshots: self.snapshots.clone(),
+        }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<std::io::Cursor<Vec<u8>>>> {
-        Err(fatal(
-            "this member cannot install snapshots; leaders keep their whole log".into(),
-        ))
+    async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
     }
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-        _snapshot: Box<std::io::Cursor<Vec<u8>>>,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StoreResult<()> {
-        Err(fatal(
-            "this member cannot install snapshots; leaders keep their whole log".into(),
-        ))
+        let pointer: SnapshotPointer = serde_json::from_slice(snapshot.get_ref()).map_err(|e| {
+            fatal(format!(
+                "a received snapshot is not a snapshot pointer: {e}"
+            ))
+        })?;
+        if self.meta.base_pending.is_some() {
+            let (held, _) = self.store.last_applied();
+            return Err(fatal(format!(
+                "the data directory holds {held} records written outside this cluster; a new \
+                 member starts from an empty data directory"
+            )));
+        }
+        // A copy for an earlier snapshot is a prefix of this one's.
+        self.finish_copy().await?;
+        self.meta.applied = meta.last_log_id;
+        self.meta.membership = meta.last_membership.clone();
+        self.meta.next_lsn = pointer.lsn + 1;
+        let (held, _) = self.store.last_applied();
+        if held < pointer.lsn {
+            let me = self.network.id();
+            let copying = Copying {
+                lsn: pointer.lsn,
+                sources: meta
+                    .last_membership
+                    .membership()
+                    .nodes()
+                    .filter(|(id, _)| **id != me)
+                    .map(|(_, node)| node.addr.clone())
+                    .collect(),
+            };
+            self.meta.copying = Some(copying.clone());
+            self.start_copy(copying);
+        }
+        let log = self.log.clone();
+        let applied = self.meta.clone();
+        tokio::task::spawn_blocking(move || log.save_applied(&applied, true))
+            .await
+            .map_err(|e| fatal(e.to_string()))??;
+        tracing::info!(lsn = pointer.lsn, held, applied = ?meta.last_log_id, "installed a snapshot");
+        let snapshots = self.snapshots.clone();
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            pointer,
+        };
+        tokio::task::spawn_blocking(move || snapshots.save(stored))
+            .await
+            .map_err(|e| fatal(e.to_string()))?
     }
 
     async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
-        Ok(None)
+        self.snapshots
+            .current
+            .lock()
+            .as_ref()
+            .map(StoredSnapshot::to_snapshot)
+            .transpose()
     }
 }
 
-/// The snapshot builder of a state machine that builds none (see the module documentation).
-pub struct NoSnapshots;
+/// Builds a member's snapshot: a pointer to the LSN its store reached (see the module
+/// documentation).
+pub struct Builder {
+    applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    lsn: u64,
+    base_pending: bool,
+    snapshots: Snapshots,
+}
 
-impl RaftSnapshotBuilder<TypeConfig> for NoSnapshots {
+impl RaftSnapshotBuilder<TypeConfig> for Builder {
     async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
-        Err(fatal(
-            "snapshots are not built; leaders keep their whole log".into(),
-        ))
+        if self.base_pending {
+            return Err(fatal(
+                "no snapshot before the cluster's base is applied".into(),
+            ));
+        }
+        let last = self
+            .applied
+            .ok_or_else(|| fatal("no snapshot before anything is applied".into()))?;
+        let stored = StoredSnapshot {
+            meta: SnapshotMeta {
+                last_log_id: Some(last),
+                last_membership: self.membership.clone(),
+                snapshot_id: format!("{}-{}-{}", last.leader_id.term, last.index, self.lsn),
+            },
+            pointer: SnapshotPointer { lsn: self.lsn },
+        };
+        let snapshot = stored.to_snapshot()?;
+        let snapshots = self.snapshots.clone();
+        tokio::task::spawn_blocking(move || snapshots.save(stored))
+            .await
+            .map_err(|e| fatal(e.to_string()))??;
+        tracing::info!(lsn = self.lsn, index = last.index, "built a snapshot");
+        Ok(snapshot)
     }
 }

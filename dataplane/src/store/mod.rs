@@ -567,6 +567,18 @@ impl Store {
         changes::read(&self.inner.files.list(), start, since, upto, limit)
     }
 
+    /// The first LSNs of the log segments that start after `since` and at or before `upto`: a
+    /// member copying records seals its own segments at the same places.
+    pub fn segment_starts(&self, since: u64, upto: u64) -> Vec<u64> {
+        self.inner
+            .files
+            .list()
+            .into_iter()
+            .map(|f| f.first_lsn)
+            .filter(|&lsn| lsn > since && lsn <= upto)
+            .collect()
+    }
+
     /// What the archiver watches: which segments are sealed and how old the active one's data is.
     pub fn seals(&self) -> Arc<SealState> {
         Arc::clone(&self.inner.seals)
