@@ -907,3 +907,54 @@ async fn a_member_behind_the_purged_log_installs_a_snapshot_and_copies_the_recor
     );
     converges(&cluster, &http, lagging, leader).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_batched_into_one_entry_each_get_their_own_answer() {
+    let cluster = Cluster::start(3);
+    let http = client();
+    let leader = cluster.leader(&http).await;
+    // 64 writes at once through the leader and the followers: the leader batches what reaches
+    // it together, and every writer must still get the version of its own record.
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let http = http.clone();
+        let url = cluster.url(1 + i % 3);
+        tasks.push(tokio::spawn(async move {
+            let resp = http
+                .put(format!("{url}/api/v1/batched/k{i}"))
+                .json(&json!({ "value": i }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let body: Value = resp.json().await.unwrap();
+            (
+                format!("k{i}"),
+                body["version_id"].as_str().unwrap().to_owned(),
+            )
+        }));
+    }
+    let mut answered = BTreeMap::new();
+    for t in tasks {
+        let (key, version) = t.await.unwrap();
+        answered.insert(key, version);
+    }
+    let mut recorded = BTreeMap::new();
+    for record in cluster.changes(&http, leader).await {
+        for (i, op) in record["ops"].as_array().unwrap().iter().enumerate() {
+            recorded.insert(
+                op["key"].as_str().unwrap().to_owned(),
+                format!("{}.{i}", record["lsn"]),
+            );
+        }
+    }
+    assert_eq!(answered.len(), 64);
+    for (key, version) in &answered {
+        assert_eq!(recorded.get(key), Some(version), "the answer to {key}");
+    }
+    let status = get_json(&http, format!("{}/raft/status", cluster.url(leader))).await;
+    assert!(
+        status["last_log_index"].as_u64().unwrap() < 60,
+        "64 concurrent writes took one entry each: {status}"
+    );
+}

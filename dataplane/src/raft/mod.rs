@@ -50,6 +50,9 @@ openraft::declare_raft_types!(
 pub enum Request {
     /// Write one record.
     Write(Command),
+    /// Several writes that reached the leader together, proposed as one entry (one Raft log
+    /// append and fsync for all of them); each is written as its own record, in order.
+    Writes(Vec<Command>),
     /// The group's first entry when its first member already held records: see [`Base`].
     Base(Base),
     /// Seal the active log segment here, so every member's segments hold the same records
@@ -61,6 +64,7 @@ impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Request::Write(c) => c.fmt(f),
+            Request::Writes(cs) => write!(f, "{} writes", cs.len()),
             Request::Base(b) => write!(f, "base of {} records", b.lsn),
             Request::Seal => f.write_str("seal"),
         }
@@ -104,6 +108,16 @@ pub struct CommandOp {
 }
 
 impl Command {
+    /// Roughly how many bytes the command takes in an entry, for sizing batches.
+    pub fn size(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| {
+                32 + op.namespace.len() + op.key.len() + op.value.as_ref().map_or(0, String::len)
+            })
+            .sum()
+    }
+
     /// The command for a write request, proposed at `proposed_micros`.
     pub fn new(ops: &[WriteOp], proposed_micros: i64) -> Command {
         Command {
@@ -171,6 +185,8 @@ pub enum Applied {
     },
     /// A Raft-internal entry (blank or membership change): nothing for the store.
     Nothing,
+    /// What each write of a [`Request::Writes`] applied to, in order.
+    Batch(Vec<Applied>),
 }
 
 impl Applied {
@@ -197,6 +213,7 @@ impl Applied {
             }),
             Applied::Refused { message } => Err(message),
             Applied::Nothing => Err("the entry held no write".into()),
+            Applied::Batch(_) => Err("the entry held several writes".into()),
         }
     }
 }

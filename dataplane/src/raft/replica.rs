@@ -37,8 +37,23 @@ const CATCH_UP_SLACK: u64 = 100;
 /// How long adding a member (catching it up) and changing the voters may take.
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Most writes proposed as one entry.
+const BATCH_WRITES: usize = 512;
+/// Write entries proposed but not yet committed, at most. One is fastest with openraft 0.9,
+/// whose core appends and fsyncs each proposal before taking the next: a second entry in flight
+/// only splits the batch (`koru-bench raft`: 3,506 PUTs/s with two, 4,776 with one).
+const WRITES_IN_FLIGHT: usize = 1;
+/// Most bytes of writes (roughly) proposed as one entry.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// A write waiting for the batcher, and where its answer goes.
+type QueuedWrite = (
+    Command,
+    tokio::sync::oneshot::Sender<Result<Applied, ReplicaError>>,
+);
+
 /// Why a replicated write or read failed.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum ReplicaError {
     /// No leader is known (an election is under way, or this member is cut off from a majority).
     #[error(
@@ -95,6 +110,8 @@ pub struct Replica {
     /// The LSN the store is being caught up to after a snapshot was installed (0: none); reads
     /// wait for it.
     catch_up: Arc<AtomicU64>,
+    /// Writes on their way to [`batch_writes`].
+    writes: tokio::sync::mpsc::UnboundedSender<QueuedWrite>,
 }
 
 /// One member in [`ReplicaStatus`].
@@ -202,6 +219,8 @@ impl Replica {
                 tracing::info!(error = %e, "not initialising the Raft group");
             }
         }
+        let (writes, queued) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(batch_writes(raft.clone(), queued));
         tracing::info!(id, %peers, "replication started");
         let replica = Arc::new(Replica {
             id,
@@ -215,6 +234,7 @@ impl Replica {
             faults_enabled: std::env::var("KORU_FAULT_INJECTION").is_ok_and(|v| v == "1"),
             forming: AtomicBool::new(first),
             catch_up,
+            writes,
             redirect_writes: AtomicBool::new(false),
         });
         if first {
@@ -408,7 +428,7 @@ impl Replica {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
-                break self.propose(Request::Write(cmd)).await?;
+                break self.propose_write(cmd).await?;
             }
             match self
                 .network
@@ -437,28 +457,103 @@ impl Replica {
         applied.into_committed().map_err(ReplicaError::Refused)
     }
 
-    /// Proposes `cmd` on this member, which believes it leads; what `/raft/write` runs.
-    pub async fn propose(&self, cmd: Request) -> Result<Applied, ReplicaError> {
-        let Ok(written) = tokio::time::timeout(QUORUM_TIMEOUT, self.raft.client_write(cmd)).await
-        else {
-            return Err(ReplicaError::Unknown(format!(
-                "no majority committed it within {} s",
-                QUORUM_TIMEOUT.as_secs()
-            )));
-        };
-        match written {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ReplicaError::Unknown(format!(
-                    "leadership moved to {:?} while the write was in flight",
-                    f.leader_id
-                )))
-            }
-            Err(RaftError::APIError(e)) => Err(ReplicaError::Refused(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(ReplicaError::Stopped(e.to_string())),
-        }
+    /// Proposes the write `cmd` on this member, which believes it leads, together with the
+    /// writes that arrive meanwhile (see [`batch_writes`]).
+    pub async fn propose_write(&self, cmd: Command) -> Result<Applied, ReplicaError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writes
+            .send((cmd, reply))
+            .map_err(|_| ReplicaError::Stopped("the write batcher stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| ReplicaError::Stopped("the write batcher stopped".into()))?
     }
 
+    /// Proposes `cmd` on this member, which believes it leads.
+    pub async fn propose(&self, cmd: Request) -> Result<Applied, ReplicaError> {
+        propose_on(&self.raft, cmd).await
+    }
+}
+
+/// Proposes queued writes in batches, each entry taking every write queued while earlier ones
+/// were being committed (group commit), so concurrent writes share one Raft log append, one
+/// replication round and one fsync per member instead of one each. Up to [`WRITES_IN_FLIGHT`]
+/// entries are in flight at once.
+async fn batch_writes(
+    raft: Raft<TypeConfig>,
+    mut queued: tokio::sync::mpsc::UnboundedReceiver<QueuedWrite>,
+) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(WRITES_IN_FLIGHT));
+    while let Some(first) = queued.recv().await {
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            return;
+        };
+        let mut bytes = first.0.size();
+        let mut batch = vec![first];
+        while batch.len() < BATCH_WRITES && bytes < BATCH_BYTES {
+            let Ok(next) = queued.try_recv() else { break };
+            bytes += next.0.size();
+            batch.push(next);
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose_batch(&raft, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Proposes `batch` as one entry and answers each of its writers.
+async fn propose_batch(raft: &Raft<TypeConfig>, batch: Vec<QueuedWrite>) {
+    let (mut cmds, replies): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+    let request = if cmds.len() == 1 {
+        Request::Write(cmds.remove(0))
+    } else {
+        Request::Writes(cmds)
+    };
+    let answers = match propose_on(raft, request).await {
+        Ok(Applied::Batch(answers)) if answers.len() == replies.len() => {
+            answers.into_iter().map(Ok).collect()
+        }
+        Ok(Applied::Batch(answers)) => {
+            let e = ReplicaError::Stopped(format!(
+                "{} writes were proposed but {} applied",
+                replies.len(),
+                answers.len()
+            ));
+            vec![Err(e); replies.len()]
+        }
+        Ok(applied) => vec![Ok(applied)],
+        Err(e) => vec![Err(e); replies.len()],
+    };
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        // The writer may have given up waiting; nothing to tell then.
+        let _ = reply.send(answer);
+    }
+}
+
+/// Proposes `cmd` through `raft`, whose member believes it leads.
+async fn propose_on(raft: &Raft<TypeConfig>, cmd: Request) -> Result<Applied, ReplicaError> {
+    let Ok(written) = tokio::time::timeout(QUORUM_TIMEOUT, raft.client_write(cmd)).await else {
+        return Err(ReplicaError::Unknown(format!(
+            "no majority committed it within {} s",
+            QUORUM_TIMEOUT.as_secs()
+        )));
+    };
+    match written {
+        Ok(resp) => Ok(resp.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            Err(ReplicaError::Unknown(format!(
+                "leadership moved to {:?} while the write was in flight",
+                f.leader_id
+            )))
+        }
+        Err(RaftError::APIError(e)) => Err(ReplicaError::Refused(e.to_string())),
+        Err(RaftError::Fatal(e)) => Err(ReplicaError::Stopped(e.to_string())),
+    }
+}
+
+impl Replica {
     /// The answer to a forwarded write.
     pub async fn forwarded_write(&self, cmd: Command) -> ForwardReply {
         if self.raft.metrics().borrow().current_leader != Some(self.id)
@@ -466,7 +561,7 @@ impl Replica {
         {
             return ForwardReply::NotLeader;
         }
-        match self.propose(Request::Write(cmd)).await {
+        match self.propose_write(cmd).await {
             Ok(applied) => ForwardReply::Applied(applied),
             Err(e) => ForwardReply::Failed {
                 unknown: matches!(e, ReplicaError::Unknown(_)),

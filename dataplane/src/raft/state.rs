@@ -446,6 +446,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut submitted = Vec::new();
         let mut out = Vec::new();
         let mut last_micros = self.store.last_applied().1;
+        // Where each batch entry's answers start among all answers, and how many it has.
+        let mut batches: Vec<(usize, usize)> = Vec::new();
         for entry in entries {
             self.meta.applied = Some(entry.log_id);
             let next = match entry.payload {
@@ -457,6 +459,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 EntryPayload::Normal(Request::Write(cmd)) => {
                     self.submit_command(cmd, &mut last_micros)
+                }
+                EntryPayload::Normal(Request::Writes(cmds)) => {
+                    // Queued like single writes; regrouped into one answer below.
+                    let n = cmds.len();
+                    for cmd in cmds {
+                        let next = self.submit_command(cmd, &mut last_micros);
+                        submitted.push(next);
+                    }
+                    batches.push((out.len() + submitted.len() - n, n));
+                    continue;
                 }
                 // Both act on the store at their place in the log, after what came before.
                 EntryPayload::Normal(Request::Base(base)) => {
@@ -480,6 +492,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             submitted.push(next);
         }
         out.extend(finish(submitted).await?);
+        for &(start, n) in batches.iter().rev() {
+            let answers: Vec<Applied> = out.splice(start..start + n, []).collect();
+            out.insert(start, Applied::Batch(answers));
+        }
         let log = self.log.clone();
         let meta = self.meta.clone();
         tokio::task::spawn_blocking(move || log.save_applied(&meta, durable))
