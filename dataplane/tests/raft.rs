@@ -958,3 +958,78 @@ async fn concurrent_writes_batched_into_one_entry_each_get_their_own_answer() {
         "64 concurrent writes took one entry each: {status}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_hands_leadership_over_and_no_write_fails() {
+    let cluster = Cluster::start(3);
+    let http = client();
+    let leader = cluster.leader(&http).await;
+    let urls: Vec<String> = (1..=3).map(|id| cluster.url(id)).collect();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (http, urls, failed, acked, stop) = (
+                http.clone(),
+                urls.clone(),
+                Arc::clone(&failed),
+                Arc::clone(&acked),
+                Arc::clone(&stop),
+            );
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let url = &urls[((t + i) % 3) as usize];
+                    match put(&http, url, &format!("h{t}-{i}"), i).await {
+                        Some(200) => {
+                            acked.fetch_add(1, Ordering::SeqCst);
+                        }
+                        other => failed.lock().push(format!("{url}: {other:?}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Asked of a follower, passed on to the leader.
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let resp = http
+        .post(format!("{}/raft/step-down", cluster.url(follower)))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let new_leader = body["leader"].as_u64().unwrap();
+    assert_ne!(new_leader, leader, "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(cluster.leader(&http).await, new_leader);
+    assert!(
+        failed.lock().is_empty(),
+        "writes failed during the hand-over: {:?}",
+        failed.lock()
+    );
+    assert!(acked.load(Ordering::SeqCst) > 0);
+    // Every member holds the same history afterwards.
+    let reference = cluster.changes(&http, new_leader).await;
+    for id in 1..=3 {
+        converges(&cluster, &http, id, new_leader).await;
+    }
+    assert!(!reference.is_empty());
+    // A member that does not lead, alone, or a single node cannot hand anything over.
+    let single = tempfile::tempdir().unwrap();
+    let server = Server::start(single.path(), &[]);
+    let resp = http
+        .post(format!("{}/raft/step-down", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}

@@ -189,6 +189,8 @@ pub fn app(state: AppState) -> Router {
         .route("/raft/faults", post(raft::faults))
         .route("/raft/records", get(raft::records))
         .route("/raft/membership", post(raft::membership))
+        .route("/raft/step-down", post(raft::step_down))
+        .route("/raft/elect", post(raft::elect))
         .route_layer(middleware::from_fn_with_state(state.clone(), raft::guard));
     Router::new()
         .merge(api)

@@ -109,8 +109,8 @@ pub async fn create_backup(
 }
 
 /// On a follower of a replicated cluster, the answer of the leader to the same admin request
-/// (backups and drills are the leader's); None where this process answers itself.
-async fn to_leader(
+/// (backups, drills and hand-overs are the leader's); None where this process answers itself.
+pub(super) async fn to_leader(
     state: &AppState,
     path: &str,
     headers: &axum::http::HeaderMap,

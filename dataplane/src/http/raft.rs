@@ -40,8 +40,8 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "partitioned",
-            format!("member {from} is partitioned away (injected fault)"),
+            crate::raft::network::PARTITIONED,
+            format!("member {from} is cut off (an injected partition, or a hand-over under way)"),
         )
         .into_response();
     }
@@ -192,6 +192,27 @@ pub async fn membership(
         members.insert(id, addr);
     }
     Ok(Json(replica.change_members(members).await?))
+}
+
+/// `POST /raft/step-down`: the leader hands leadership to its most caught-up follower before
+/// it is restarted (see [`Replica::step_down`]); a follower passes it on to the leader.
+/// Answers with the leader's status once another member leads.
+pub async fn step_down(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let replica = replica(&state)?;
+    if let Some(answer) = super::ops::to_leader(&state, "/raft/step-down", &headers).await {
+        return answer;
+    }
+    Ok(Json(replica.step_down().await?).into_response())
+}
+
+/// `POST /raft/elect`: stand for election at once (what a leader handing over asks of the
+/// member it chose).
+pub async fn elect(State(state): State<AppState>) -> Result<Json<()>, ApiError> {
+    replica(&state)?.elect().await?;
+    Ok(Json(()))
 }
 
 /// `GET /raft/status`: this member's view of the cluster.

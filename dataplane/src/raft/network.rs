@@ -95,6 +95,11 @@ impl Network {
         let status = resp.status();
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
+            if status == reqwest::StatusCode::SERVICE_UNAVAILABLE && text.contains(PARTITIONED_CODE)
+            {
+                // Turned away before anything ran, as if it had never arrived.
+                return Err(CallError::Unreachable(text));
+            }
             return Err(CallError::Status(status.as_u16(), text));
         }
         resp.json()
@@ -192,6 +197,11 @@ pub struct RecordsPage {
     /// First LSNs of the sender's segments that start within the page.
     pub segment_starts: Vec<u64>,
 }
+
+/// The error code of a member that turns a peer away (an injected partition, or a hand-over
+/// under way).
+pub const PARTITIONED: &str = "partitioned";
+const PARTITIONED_CODE: &str = "\"code\":\"partitioned\"";
 
 /// The header carrying the SHA-256 (hex) of a `/raft/records` body.
 pub const RECORDS_SHA256_HEADER: &str = "x-koru-sha256";

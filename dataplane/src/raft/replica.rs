@@ -37,6 +37,12 @@ const CATCH_UP_SLACK: u64 = 100;
 /// How long adding a member (catching it up) and changing the voters may take.
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long followers honour a leader they last heard from (openraft's lease: the longest
+/// election timeout); a hand-over waits this out before the chosen member stands.
+const LEASE: Duration = Duration::from_millis(1000);
+/// How long a hand-over may take before the leader gives up and carries on leading.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Most writes proposed as one entry.
 const BATCH_WRITES: usize = 512;
 /// Write entries proposed but not yet committed, at most. One is fastest with openraft 0.9,
@@ -112,6 +118,8 @@ pub struct Replica {
     catch_up: Arc<AtomicU64>,
     /// Writes on their way to [`batch_writes`].
     writes: tokio::sync::mpsc::UnboundedSender<QueuedWrite>,
+    /// This leader is handing leadership over: writes wait for the next leader.
+    stepping_down: AtomicBool,
 }
 
 /// One member in [`ReplicaStatus`].
@@ -194,7 +202,7 @@ impl Replica {
             cluster_name: "koru".into(),
             heartbeat_interval: 100,
             election_timeout_min: 500,
-            election_timeout_max: 1000,
+            election_timeout_max: LEASE.as_millis() as u64,
             // Every member snapshots on its own; the entries a snapshot covers (but the last
             // tenth, for followers only slightly behind) are then dropped from its log.
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_entries),
@@ -235,6 +243,7 @@ impl Replica {
             forming: AtomicBool::new(first),
             catch_up,
             writes,
+            stepping_down: AtomicBool::new(false),
             redirect_writes: AtomicBool::new(false),
         });
         if first {
@@ -421,7 +430,8 @@ impl Replica {
         let applied = loop {
             let (leader, addr) = self.leader().await?;
             if leader == self.id {
-                if self.forming.load(Ordering::SeqCst) {
+                if self.forming.load(Ordering::SeqCst) || self.stepping_down.load(Ordering::SeqCst)
+                {
                     if Instant::now() >= deadline {
                         return Err(ReplicaError::NoLeader);
                     }
@@ -558,6 +568,7 @@ impl Replica {
     pub async fn forwarded_write(&self, cmd: Command) -> ForwardReply {
         if self.raft.metrics().borrow().current_leader != Some(self.id)
             || self.forming.load(Ordering::SeqCst)
+            || self.stepping_down.load(Ordering::SeqCst)
         {
             return ForwardReply::NotLeader;
         }
@@ -829,6 +840,107 @@ impl Replica {
     /// Whether calls from member `from` are refused (an injected partition).
     pub fn is_blocked(&self, from: NodeId) -> bool {
         self.blocked.read().contains(&from)
+    }
+
+    /// Hands leadership to the most caught-up other voter, so this member can be restarted
+    /// without an election timeout's worth of unavailability and without the group electing a
+    /// member that is about to go away too. openraft 0.9 has no transfer, so this one:
+    ///
+    /// 1. stops proposing (writes wait, then go to the next leader) and lets what is in flight
+    ///    commit;
+    /// 2. waits for a voter that holds its whole log;
+    /// 3. goes silent towards every other member for the followers' lease, so they stop
+    ///    honouring it;
+    /// 4. asks the chosen voter to stand at once (`POST /raft/elect`): with the longest log and
+    ///    the others' leases over, it wins before any follower's own election timer fires.
+    ///
+    /// Answers with the status once another member leads; on failure this member carries on
+    /// leading (or a normal election follows).
+    pub async fn step_down(&self) -> Result<ReplicaStatus, ReplicaError> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.id) {
+            return Err(ReplicaError::Refused("this member does not lead".into()));
+        }
+        let others: Vec<NodeId> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != self.id)
+            .collect();
+        if others.is_empty() {
+            return Err(ReplicaError::Refused(
+                "no other voter to hand leadership to".into(),
+            ));
+        }
+        if self.stepping_down.swap(true, Ordering::SeqCst) {
+            return Err(ReplicaError::Refused(
+                "a hand-over is already under way".into(),
+            ));
+        }
+        // The hand-over cuts links the way an injected partition does; those come back after.
+        let injected = self.blocked.read().clone();
+        let result = self.hand_over(&others).await;
+        *self.blocked.write() = injected;
+        self.stepping_down.store(false, Ordering::SeqCst);
+        result
+    }
+
+    async fn hand_over(&self, others: &[NodeId]) -> Result<ReplicaStatus, ReplicaError> {
+        let deadline = Instant::now() + HANDOVER_TIMEOUT;
+        let target = loop {
+            let m = self.raft.metrics().borrow().clone();
+            let last = m.last_log_index.unwrap_or(0);
+            let applied = m.last_applied.map_or(0, |l| l.index);
+            let caught_up = others.iter().copied().find(|id| {
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).copied().flatten())
+                    .is_some_and(|l| l.index == last)
+            });
+            if let Some(target) = caught_up.filter(|_| applied == last) {
+                break target;
+            }
+            if Instant::now() >= deadline {
+                return Err(ReplicaError::Stopped(
+                    "no other voter caught up with the leader's log in time".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let addr = self
+            .address_of(target)
+            .ok_or_else(|| ReplicaError::Stopped(format!("no address for member {target}")))?;
+        tracing::info!(to = target, "handing leadership over");
+        self.blocked.write().extend(others.iter().copied());
+        tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
+        self.blocked.write().remove(&target);
+        self.network
+            .call::<_, ()>(target, &addr, "/raft/elect", &(), FORWARD_TIMEOUT)
+            .await
+            .map_err(|e| ReplicaError::Stopped(format!("asking member {target} to stand: {e}")))?;
+        self.blocked.write().retain(|id| !others.contains(id));
+        loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            if leader.is_some_and(|l| l != self.id) {
+                tracing::info!(to = ?leader, "handed leadership over");
+                return Ok(self.status());
+            }
+            if Instant::now() >= deadline {
+                return Err(ReplicaError::Stopped(format!(
+                    "member {target} did not take leadership over in time"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Starts an election on this member at once (the second half of [`Replica::step_down`]).
+    pub async fn elect(&self) -> Result<(), ReplicaError> {
+        self.raft
+            .trigger()
+            .elect()
+            .await
+            .map_err(|e| ReplicaError::Stopped(e.to_string()))
     }
 
     /// Replaces the injected partition: this member neither reaches nor answers `members`.
