@@ -982,11 +982,20 @@ async fn the_leader_hands_leadership_over_and_no_write_fails() {
                 while !stop.load(Ordering::SeqCst) {
                     i += 1;
                     let url = &urls[((t + i) % 3) as usize];
-                    match put(&http, url, &format!("h{t}-{i}"), i).await {
-                        Some(200) => {
+                    let resp = http
+                        .put(format!("{url}/api/v1/acked/h{t}-{i}"))
+                        .json(&json!({ "value": i }))
+                        .send()
+                        .await;
+                    match resp {
+                        Ok(r) if r.status() == 200 => {
                             acked.fetch_add(1, Ordering::SeqCst);
                         }
-                        other => failed.lock().push(format!("{url}: {other:?}")),
+                        Ok(r) => {
+                            let body = r.text().await.unwrap_or_default();
+                            failed.lock().push(format!("{url}: {body}"));
+                        }
+                        Err(e) => failed.lock().push(format!("{url}: {e}")),
                     }
                 }
             })
@@ -1023,6 +1032,24 @@ async fn the_leader_hands_leadership_over_and_no_write_fails() {
         converges(&cluster, &http, id, new_leader).await;
     }
     assert!(!reference.is_empty());
+    // With a member down, the two left still hand over: the old leader's vote makes the majority.
+    let mut cluster = cluster;
+    let down = (1..=3).find(|&id| id != new_leader).unwrap();
+    cluster.kill(down);
+    let resp = http
+        .post(format!("{}/raft/step-down", cluster.url(new_leader)))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let third = body["leader"].as_u64().unwrap();
+    assert!(third != new_leader && third != down, "{body}");
+    assert_eq!(
+        put(&http, &cluster.url(new_leader), "after-handover", 1).await,
+        Some(200)
+    );
     // A member that does not lead, alone, or a single node cannot hand anything over.
     let single = tempfile::tempdir().unwrap();
     let server = Server::start(single.path(), &[]);

@@ -378,6 +378,17 @@ impl AdminClient {
         parse_group(&send(request, endpoint).await?)
     }
 
+    /// `POST /raft/step-down`: the leader hands leadership to its most caught-up follower;
+    /// answers with the leader's view once another member leads.
+    pub async fn step_down(&self, endpoint: &str, token: &str) -> Result<GroupView, CallError> {
+        let request = self
+            .http
+            .post(format!("{endpoint}/raft/step-down"))
+            .bearer_auth(token)
+            .timeout(MEMBERSHIP_TIMEOUT);
+        parse_group(&send(request, endpoint).await?)
+    }
+
     /// `POST /raft/membership`: makes `voters` the group's voting members (new ones join as
     /// learners and catch up first); answers once the change is committed.
     pub async fn set_voters(

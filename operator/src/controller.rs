@@ -301,7 +301,13 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
                 .and_then(|s| s.replication.as_ref())
                 .and_then(|r| r.leader.clone())
         });
-    let replacing = upgrade::step(client, &sts, leader.as_deref()).await?;
+    let replacing = upgrade::next_pod(client, &sts, leader.as_deref()).await?;
+    if let Some(pod) = &replacing {
+        if Some(pod) == leader.as_ref() && kc.spec.replicas > 1 {
+            hand_over(ctx, kc, pod).await;
+        }
+        upgrade::replace(client, &sts, pod).await?;
+    }
     let now = now();
     let mut status = next_status(kc, &observed, &now);
     if let Some(view) = &group {
@@ -372,6 +378,45 @@ async fn membership_view(ctx: &Context, kc: &KoruCluster) -> Option<admin::Group
             None
         }
     }
+}
+
+/// Asks the leader (`pod`) to hand leadership over before it is replaced, so the group does not
+/// wait out an election timeout; publishes the outcome. The pod is replaced either way.
+async fn hand_over(ctx: &Context, kc: &KoruCluster, pod: &str) {
+    let Some(endpoint) = admin::endpoint(kc) else {
+        return;
+    };
+    let Some(token) = admin::token(
+        &ctx.client,
+        &kc.namespace().unwrap_or_default(),
+        &kc.name_any(),
+    )
+    .await
+    .ok()
+    .flatten() else {
+        return;
+    };
+    let notice = match ctx.admin.step_down(&endpoint, &token).await {
+        Ok(view) => Notice {
+            warning: false,
+            reason: "LeaderHandedOver",
+            note: format!(
+                "{pod} handed leadership to {} before being replaced",
+                view.leader.map_or_else(
+                    || "another member".to_owned(),
+                    |id| format!("{}-{id}", kc.name_any())
+                )
+            ),
+        },
+        Err(e) => Notice {
+            warning: true,
+            reason: "LeaderHandOverFailed",
+            note: format!(
+                "{pod} could not hand leadership over before being replaced (the group elects a new leader instead): {e}"
+            ),
+        },
+    };
+    publish(ctx, kc, &notice).await;
 }
 
 /// Asks the cluster's Raft group to make `voters` its voting members; publishes the outcome.

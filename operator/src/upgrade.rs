@@ -42,8 +42,8 @@ pub fn next_to_replace(pods: &[PodState], replicas: u32, leader: Option<&str>) -
     outdated.first().map(|p| p.name.clone())
 }
 
-/// Replaces the next outdated pod of `sts` (see [`next_to_replace`]); returns its name.
-pub async fn step(
+/// The next outdated pod of `sts` to replace (see [`next_to_replace`]), if one may go now.
+pub async fn next_pod(
     client: &Client,
     sts: &StatefulSet,
     leader: Option<&str>,
@@ -92,12 +92,17 @@ pub async fn step(
         })
         .collect();
     let replicas = sts.spec.replicas.unwrap_or(1).max(0) as u32;
-    let Some(next) = next_to_replace(&states, replicas, leader) else {
-        return Ok(None);
-    };
-    tracing::info!(pod = %next, leader = ?leader, "replacing a pod onto the new template");
-    pods.delete(&next, &DeleteParams::default()).await?;
-    Ok(Some(next))
+    Ok(next_to_replace(&states, replicas, leader))
+}
+
+/// Deletes `pod` of `sts`, which the StatefulSet controller recreates on the new template.
+pub async fn replace(client: &Client, sts: &StatefulSet, pod: &str) -> Result<(), kube::Error> {
+    let ns = sts.namespace().unwrap_or_default();
+    tracing::info!(%pod, "replacing a pod onto the new template");
+    Api::<Pod>::namespaced(client.clone(), &ns)
+        .delete(pod, &DeleteParams::default())
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

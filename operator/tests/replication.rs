@@ -185,6 +185,12 @@ fn scaling_changes_the_raft_membership_and_pods_go_only_after() {
     );
     let events = event_reasons(&k, ns, "ring");
     assert!(events.contains("MembershipChanged"), "{events}");
+    // The leader handed leadership over before its pod was replaced (the members here are
+    // processes the pod deletion leaves running, so the group now follows another member).
+    assert!(events.contains("LeaderHandedOver"), "{events}");
+    eventually(&mut operator, 30, "another leader in the status", || {
+        field(&k, ns, "kc/ring", "{.status.replication.leader}").filter(|l| *l != leader)
+    });
     drop(members);
     kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
 }

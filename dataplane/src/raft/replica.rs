@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -120,6 +120,17 @@ pub struct Replica {
     writes: tokio::sync::mpsc::UnboundedSender<QueuedWrite>,
     /// This leader is handing leadership over: writes wait for the next leader.
     stepping_down: AtomicBool,
+    /// Write proposals under way on this member (see [`Replica::begin_proposal`]).
+    proposing: AtomicUsize,
+}
+
+/// One write proposal under way; counted out when dropped.
+struct Proposal<'a>(&'a AtomicUsize);
+
+impl Drop for Proposal<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// One member in [`ReplicaStatus`].
@@ -244,6 +255,7 @@ impl Replica {
             catch_up,
             writes,
             stepping_down: AtomicBool::new(false),
+            proposing: AtomicUsize::new(0),
             redirect_writes: AtomicBool::new(false),
         });
         if first {
@@ -430,14 +442,13 @@ impl Replica {
         let applied = loop {
             let (leader, addr) = self.leader().await?;
             if leader == self.id {
-                if self.forming.load(Ordering::SeqCst) || self.stepping_down.load(Ordering::SeqCst)
-                {
+                let Some(_proposal) = self.begin_proposal() else {
                     if Instant::now() >= deadline {
                         return Err(ReplicaError::NoLeader);
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
-                }
+                };
                 break self.propose_write(cmd).await?;
             }
             match self
@@ -566,12 +577,12 @@ async fn propose_on(raft: &Raft<TypeConfig>, cmd: Request) -> Result<Applied, Re
 impl Replica {
     /// The answer to a forwarded write.
     pub async fn forwarded_write(&self, cmd: Command) -> ForwardReply {
-        if self.raft.metrics().borrow().current_leader != Some(self.id)
-            || self.forming.load(Ordering::SeqCst)
-            || self.stepping_down.load(Ordering::SeqCst)
-        {
+        if self.raft.metrics().borrow().current_leader != Some(self.id) {
             return ForwardReply::NotLeader;
         }
+        let Some(_proposal) = self.begin_proposal() else {
+            return ForwardReply::NotLeader;
+        };
         match self.propose_write(cmd).await {
             Ok(applied) => ForwardReply::Applied(applied),
             Err(e) => ForwardReply::Failed {
@@ -842,6 +853,17 @@ impl Replica {
         self.blocked.read().contains(&from)
     }
 
+    /// Counts a write proposal in, unless this member is forming the group or handing
+    /// leadership over (then None). A hand-over waits until none is left: the count goes up
+    /// before the flags are read, and the hand-over sets its flag before reading the count, so
+    /// no proposal slips past both.
+    fn begin_proposal(&self) -> Option<Proposal<'_>> {
+        self.proposing.fetch_add(1, Ordering::SeqCst);
+        let proposal = Proposal(&self.proposing);
+        (!self.forming.load(Ordering::SeqCst) && !self.stepping_down.load(Ordering::SeqCst))
+            .then_some(proposal)
+    }
+
     /// Hands leadership to the most caught-up other voter, so this member can be restarted
     /// without an election timeout's worth of unavailability and without the group electing a
     /// member that is about to go away too. openraft 0.9 has no transfer, so this one:
@@ -887,18 +909,25 @@ impl Replica {
 
     async fn hand_over(&self, others: &[NodeId]) -> Result<ReplicaStatus, ReplicaError> {
         let deadline = Instant::now() + HANDOVER_TIMEOUT;
-        let target = loop {
+        // Voters holding the whole log. A member that is down still shows the index it last
+        // matched, so each is asked in turn until one stands.
+        let candidates = loop {
             let m = self.raft.metrics().borrow().clone();
             let last = m.last_log_index.unwrap_or(0);
             let applied = m.last_applied.map_or(0, |l| l.index);
-            let caught_up = others.iter().copied().find(|id| {
-                m.replication
-                    .as_ref()
-                    .and_then(|r| r.get(id).copied().flatten())
-                    .is_some_and(|l| l.index == last)
-            });
-            if let Some(target) = caught_up.filter(|_| applied == last) {
-                break target;
+            let caught_up: Vec<NodeId> = others
+                .iter()
+                .copied()
+                .filter(|id| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(id).copied().flatten())
+                        .is_some_and(|l| l.index == last)
+                })
+                .collect();
+            let idle = self.proposing.load(Ordering::SeqCst) == 0;
+            if !caught_up.is_empty() && applied == last && idle {
+                break caught_up;
             }
             if Instant::now() >= deadline {
                 return Err(ReplicaError::Stopped(
@@ -907,18 +936,36 @@ impl Replica {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        let addr = self
-            .address_of(target)
-            .ok_or_else(|| ReplicaError::Stopped(format!("no address for member {target}")))?;
-        tracing::info!(to = target, "handing leadership over");
+        tracing::info!(to = ?candidates, "handing leadership over");
         self.blocked.write().extend(others.iter().copied());
         tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
-        self.blocked.write().remove(&target);
-        self.network
-            .call::<_, ()>(target, &addr, "/raft/elect", &(), FORWARD_TIMEOUT)
-            .await
-            .map_err(|e| ReplicaError::Stopped(format!("asking member {target} to stand: {e}")))?;
+        let mut stood = None;
+        for &target in &candidates {
+            let Some(addr) = self.address_of(target) else {
+                continue;
+            };
+            self.blocked.write().remove(&target);
+            match self
+                .network
+                .call::<_, ()>(target, &addr, "/raft/elect", &(), FORWARD_TIMEOUT)
+                .await
+            {
+                Ok(()) => {
+                    stood = Some(target);
+                    break;
+                }
+                Err(e) => {
+                    tracing::info!(member = target, error = %e, "a member could not stand; trying the next");
+                    self.blocked.write().insert(target);
+                }
+            }
+        }
         self.blocked.write().retain(|id| !others.contains(id));
+        let Some(target) = stood else {
+            return Err(ReplicaError::Stopped(format!(
+                "none of the caught-up members {candidates:?} could stand"
+            )));
+        };
         loop {
             let leader = self.raft.metrics().borrow().current_leader;
             if leader.is_some_and(|l| l != self.id) {
