@@ -1,7 +1,8 @@
 //! Replication: write throughput and latency of a 3-member cluster against a single node with the
 //! same durability (`--fsync always`; replicated members always fsync), and failover time (the
 //! leader SIGKILLed under a light steady write load, timed to the first write a survivor
-//! acknowledges; the member is then restarted and caught up, and the next run begins). Every
+//! acknowledges; the member is then restarted and caught up, and the next run begins), and
+//! leadership hand-overs (`POST /raft/step-down`) under the same load. Every
 //! server is a real `koru-dataplane` child process on loopback; the throughput loads are
 //! `koru-bench http` child processes, the same load as the other HTTP figures.
 
@@ -79,6 +80,9 @@ pub struct RaftArgs {
     /// Writes per second of the steady load during the failover runs.
     #[arg(long, default_value_t = 100)]
     pub failover_rate: u32,
+    /// Leadership hand-overs (`POST /raft/step-down`) timed, under the same steady load.
+    #[arg(long, default_value_t = 10)]
+    pub handover_runs: u32,
     /// Also print the result as one JSON line on stdout (the table then goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -130,6 +134,18 @@ pub struct RaftFigures {
     pub steady_writes: u64,
     /// Steady-load writes to survivors that failed (in elections, mostly).
     pub steady_failed: u64,
+    /// Hand-overs timed.
+    pub handover_runs: u32,
+    /// Median seconds a `POST /raft/step-down` took (until another member led).
+    pub handover_p50_secs: f64,
+    /// Longest of those.
+    pub handover_max_secs: f64,
+    /// Median over the hand-overs of the longest steady-load write (what a client waited).
+    pub handover_longest_write_p50_secs: f64,
+    /// Longest of those.
+    pub handover_longest_write_max_secs: f64,
+    /// Steady-load writes that failed during the hand-overs.
+    pub handover_failed: u64,
     /// The four throughput loads in full.
     pub loads: Vec<Figures>,
 }
@@ -150,6 +166,9 @@ fn validate(args: &RaftArgs) -> Result<(), BenchError> {
     }
     if !(1..=1000).contains(&args.failover_runs) {
         return bad("--failover-runs must be between 1 and 1000".into());
+    }
+    if args.handover_runs > 1000 {
+        return bad("--handover-runs must be at most 1000".into());
     }
     if !(1..=10_000).contains(&args.failover_rate) {
         return bad("--failover-rate must be between 1 and 10000 writes per second".into());
@@ -540,6 +559,8 @@ struct Steady {
     down: AtomicU64,
     ok: AtomicU64,
     failed: AtomicU64,
+    /// Longest write since last reset, microseconds.
+    longest_us: AtomicU64,
 }
 
 /// Writes at `rate` per second, one at a time, to the members in turn (skipping the one down).
@@ -554,10 +575,13 @@ async fn steady_load(http: reqwest::Client, urls: Vec<(u64, String)>, rate: u32,
         if *id == s.down.load(Ordering::Relaxed) {
             continue;
         }
+        let sent = Instant::now();
         match put(&http, url, &format!("k{}", n % 10_000), n).await {
             Ok(()) => s.ok.fetch_add(1, Ordering::Relaxed),
             Err(_) => s.failed.fetch_add(1, Ordering::Relaxed),
         };
+        s.longest_us
+            .fetch_max(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 }
 
@@ -602,13 +626,29 @@ struct Run {
     rejoin: f64,
 }
 
-/// Kills the leader `--failover-runs` times under the steady load.
+/// One hand-over's figures, seconds.
+struct Handover {
+    took: f64,
+    longest_write: f64,
+}
+
+/// What the availability runs measured.
+struct Availability {
+    runs: Vec<Run>,
+    handovers: Vec<Handover>,
+    ok: u64,
+    failed: u64,
+    handover_failed: u64,
+}
+
+/// Kills the leader `--failover-runs` times, then has it hand leadership over
+/// `--handover-runs` times, under the steady load.
 async fn failover(
     args: &RaftArgs,
     binary: &Path,
     work: &Path,
     http: &reqwest::Client,
-) -> Result<(Vec<Run>, u64, u64), BenchError> {
+) -> Result<Availability, BenchError> {
     eprintln!(
         "failover: {} runs, {} writes/s of steady load",
         args.failover_runs, args.failover_rate
@@ -673,6 +713,40 @@ async fn failover(
         runs.push(Run { failover, rejoin });
         tokio::time::sleep(SETTLE).await;
     }
+    let failed_before = steady.failed.load(Ordering::Relaxed);
+    let mut handovers = Vec::new();
+    for run in 1..=args.handover_runs {
+        let leader = cluster.leader(http).await?;
+        steady.longest_us.store(0, Ordering::Relaxed);
+        let started = Instant::now();
+        let resp = http
+            .post(format!("{}/raft/step-down", cluster.url(leader)))
+            .timeout(FAILOVER_LIMIT)
+            .send()
+            .await
+            .map_err(|e| BenchError::Target(format!("asking member {leader} to step down: {e}")))?;
+        let took = started.elapsed().as_secs_f64();
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(BenchError::Target(format!(
+                "member {leader} did not hand leadership over: {status} {body}"
+            )));
+        }
+        // Writes waiting when the hand-over ended finish first.
+        tokio::time::sleep(SETTLE).await;
+        let longest_write = steady.longest_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let new_leader = cluster.leader(http).await?;
+        eprintln!(
+            "hand-over {run}/{}: leader {leader} handed over to {new_leader} in {took:.3} s; \
+             longest steady write {longest_write:.3} s",
+            args.handover_runs
+        );
+        handovers.push(Handover {
+            took,
+            longest_write,
+        });
+    }
     drop(stop);
     let (ok, failed) = (
         steady.ok.load(Ordering::Relaxed),
@@ -680,7 +754,13 @@ async fn failover(
     );
     drop(cluster);
     let _ = std::fs::remove_dir_all(work.join("failover"));
-    Ok((runs, ok, failed))
+    Ok(Availability {
+        runs,
+        handovers,
+        ok,
+        failed: failed_before,
+        handover_failed: failed - failed_before,
+    })
 }
 
 /// The middle value of sorted samples (the mean of the middle two for an even count); 0 if none.
@@ -696,11 +776,19 @@ fn median(sorted: &[f64]) -> f64 {
 async fn measure(args: &RaftArgs, binary: &Path, work: &Path) -> Result<RaftFigures, BenchError> {
     let http = client()?;
     let loads = throughput(args, binary, work, &http).await?;
-    let (runs, steady_writes, steady_failed) = failover(args, binary, work, &http).await?;
+    let availability = failover(args, binary, work, &http).await?;
+    let runs = &availability.runs;
     let mut failovers: Vec<f64> = runs.iter().map(|r| r.failover).collect();
     let mut rejoins: Vec<f64> = runs.iter().map(|r| r.rejoin).collect();
-    failovers.sort_by(f64::total_cmp);
-    rejoins.sort_by(f64::total_cmp);
+    let mut handovers: Vec<f64> = availability.handovers.iter().map(|h| h.took).collect();
+    let mut waits: Vec<f64> = availability
+        .handovers
+        .iter()
+        .map(|h| h.longest_write)
+        .collect();
+    for v in [&mut failovers, &mut rejoins, &mut handovers, &mut waits] {
+        v.sort_by(f64::total_cmp);
+    }
     let [single_put, single_batch, raft_put, raft_batch] = &loads[..] else {
         return Err(BenchError::Target("expected four throughput loads".into()));
     };
@@ -725,8 +813,14 @@ async fn measure(args: &RaftArgs, binary: &Path, work: &Path) -> Result<RaftFigu
         failover_max_secs: failovers.last().copied().unwrap_or(0.0),
         rejoin_p50_secs: median(&rejoins),
         rejoin_max_secs: rejoins.last().copied().unwrap_or(0.0),
-        steady_writes,
-        steady_failed,
+        steady_writes: availability.ok,
+        steady_failed: availability.failed,
+        handover_runs: args.handover_runs,
+        handover_p50_secs: median(&handovers),
+        handover_max_secs: handovers.last().copied().unwrap_or(0.0),
+        handover_longest_write_p50_secs: median(&waits),
+        handover_longest_write_max_secs: waits.last().copied().unwrap_or(0.0),
+        handover_failed: availability.handover_failed,
         loads,
     })
 }
@@ -736,7 +830,7 @@ fn table(f: &RaftFigures, args: &RaftArgs) -> String {
     let judge = |pass: bool| String::from(if pass { "PASS" } else { "FAIL" });
     let rate = |v: f64, p99_us: f64| format!("{} ({:.2})", thousands(v), p99_us / 1000.0);
     let errors: u64 = f.loads.iter().map(|l| l.errors).sum();
-    let rows: [[String; 6]; 5] = [
+    let rows: [[String; 6]; 7] = [
         [
             "measurement",
             "single node",
@@ -781,6 +875,25 @@ fn table(f: &RaftFigures, args: &RaftArgs) -> String {
             String::new(),
             String::new(),
         ],
+        [
+            format!("hand-over, median of {} (max)", f.handover_runs),
+            "-".into(),
+            format!("{:.3} s ({:.3})", f.handover_p50_secs, f.handover_max_secs),
+            String::new(),
+            "report".into(),
+            "INFO".into(),
+        ],
+        [
+            "  longest write meanwhile, median (max)".into(),
+            "-".into(),
+            format!(
+                "{:.3} s ({:.3})",
+                f.handover_longest_write_p50_secs, f.handover_longest_write_max_secs
+            ),
+            String::new(),
+            "no error".into(),
+            judge(f.handover_failed == 0),
+        ],
     ];
     let mut out = format!(
         "\nreplication: {} members vs 1 node, both fsync always; {} connections, {} s per \
@@ -795,9 +908,11 @@ fn table(f: &RaftFigures, args: &RaftArgs) -> String {
     }
     let _ = writeln!(
         out,
-        "load errors: {errors}; steady writes during the failover runs: {} acknowledged, {} failed",
+        "load errors: {errors}; steady writes during the failover and hand-over runs: {} \
+         acknowledged, {} failed in failovers, {} in hand-overs",
         thousands(f.steady_writes as f64),
-        thousands(f.steady_failed as f64)
+        thousands(f.steady_failed as f64),
+        thousands(f.handover_failed as f64)
     );
     out
 }
