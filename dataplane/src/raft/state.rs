@@ -480,7 +480,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 EntryPayload::Normal(Request::Seal) => {
                     out.extend(finish(std::mem::take(&mut submitted)).await?);
-                    if self.meta.base_pending.is_none() {
+                    // Applied again after a crash, a seal the store already has records after
+                    // must not seal again: it would cut the segment somewhere else.
+                    let (held, _) = self.store.last_applied();
+                    if self.meta.base_pending.is_none() && held < self.meta.next_lsn {
                         self.store
                             .roll()
                             .await
@@ -618,5 +621,77 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             .map_err(|e| fatal(e.to_string()))??;
         tracing::info!(lsn = self.lsn, index = last.index, "built a snapshot");
         Ok(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+
+    use super::*;
+    use crate::metrics::StoreMetrics;
+    use crate::raft::CommandOp;
+    use crate::raft::network::Blocked;
+    use crate::store::StoreConfig;
+
+    fn command(n: u64) -> Command {
+        Command {
+            proposed_micros: 1_000_000 + n as i64,
+            ops: vec![CommandOp {
+                delete: false,
+                namespace: "t".into(),
+                key: format!("k{n}"),
+                value: Some(n.to_string()),
+            }],
+        }
+    }
+
+    fn entry(index: u64, request: Request) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(request),
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_applied_again_after_a_crash_change_nothing() {
+        // The member's HTTP client needs one; the server installs it in `main`.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(
+            StoreConfig::new(tmp.path().join("data")),
+            Arc::new(StoreMetrics::default()),
+        )
+        .unwrap();
+        let raft_dir = tmp.path().join("raft");
+        let log = LogStore::open(&raft_dir).unwrap();
+        let network = Network::new(1, None, Blocked::default());
+        let mut sm =
+            StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();
+        let entries = vec![
+            entry(1, Request::Write(command(1))),
+            entry(2, Request::Write(command(2))),
+            entry(3, Request::Seal),
+            entry(4, Request::Writes(vec![command(3), command(4)])),
+            entry(5, Request::Seal),
+            entry(6, Request::Write(command(5))),
+        ];
+        // What a crash right after the store wrote everything, but before the bookkeeping was
+        // saved, leaves: the same entries applied once more.
+        let before = sm.meta.clone();
+        let answers = sm.apply(entries.clone()).await.unwrap();
+        let segments = store.segment_starts(0, u64::MAX);
+        let records = store.changes_since(0, 100).unwrap();
+        assert_eq!(segments, vec![1, 3, 5], "sealed after LSN 2 and 4");
+        assert_eq!(records.len(), 5);
+        assert!(
+            matches!(&answers[3], Applied::Batch(b) if b.len() == 2),
+            "{answers:?}"
+        );
+        sm.meta = before;
+        sm.apply(entries).await.unwrap();
+        assert_eq!(store.segment_starts(0, u64::MAX), segments);
+        assert_eq!(store.changes_since(0, 100).unwrap(), records);
+        assert_eq!(sm.meta.next_lsn, 6);
     }
 }
