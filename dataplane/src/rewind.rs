@@ -159,6 +159,9 @@ pub enum RewindError {
         /// The LSN the caller's plan was made at.
         since_lsn: u64,
     },
+    /// The replicated cluster could not commit the rewind.
+    #[error("{0}")]
+    Replica(#[from] crate::raft::ReplicaError),
     /// Writes kept landing in the range while the rewind was applied.
     #[error(
         "keys starting with {prefix:?} in namespace {namespace:?} were written while the rewind \
@@ -332,10 +335,36 @@ fn stored_json(text: &str) -> Result<Box<serde_json::value::RawValue>, StoreErro
         .map_err(|e| StoreError::InvalidValue(format!("a stored value no longer parses: {e}")))
 }
 
-/// Validates, plans and (unless a dry run) applies a rewind; `admit(n)` is asked for `n` more
-/// operations against the rate limit before the first write and whenever a new plan is larger.
+/// Where a rewind's guarded record is written: the local store, or a replicated cluster's log
+/// (where every member checks the guard against the same history).
+pub trait GuardedWrite: Sync {
+    /// Writes `ops` as one record unless a key of `guard`'s range was written after its LSN
+    /// (then `RewindError::Store(StoreError::Conflict)` and nothing is written).
+    fn write_guarded(
+        &self,
+        ops: Vec<WriteOp>,
+        guard: RangeGuard,
+    ) -> impl std::future::Future<Output = Result<Committed, RewindError>> + Send;
+}
+
+impl GuardedWrite for Store {
+    async fn write_guarded(
+        &self,
+        ops: Vec<WriteOp>,
+        guard: RangeGuard,
+    ) -> Result<Committed, RewindError> {
+        Store::write_guarded(self, ops, guard)
+            .await
+            .map_err(RewindError::Store)
+    }
+}
+
+/// Validates, plans (from `store`) and (unless a dry run) applies a rewind through `writer`;
+/// `admit(n)` is asked for `n` more operations against the rate limit before the first write
+/// and whenever a new plan is larger.
 pub async fn run<E: From<RewindError>>(
     store: &Store,
+    writer: &impl GuardedWrite,
     req: Rewind,
     limits: Limits,
     mut admit: impl FnMut(usize) -> Result<(), E>,
@@ -372,7 +401,7 @@ pub async fn run<E: From<RewindError>>(
             prefix: req.prefix.clone(),
             since_lsn: req.if_unchanged_since.unwrap_or(plan.planned_lsn),
         };
-        match store
+        match writer
             .write_guarded(std::mem::take(&mut plan.ops), guard)
             .await
         {
@@ -391,7 +420,9 @@ pub async fn run<E: From<RewindError>>(
                     applied: Some(committed),
                 });
             }
-            Err(StoreError::Conflict { since_lsn, .. }) if req.if_unchanged_since.is_some() => {
+            Err(RewindError::Store(StoreError::Conflict { since_lsn, .. }))
+                if req.if_unchanged_since.is_some() =>
+            {
                 return Err(RewindError::Stale {
                     namespace: req.namespace.clone(),
                     prefix: req.prefix.clone(),
@@ -399,10 +430,10 @@ pub async fn run<E: From<RewindError>>(
                 }
                 .into());
             }
-            Err(StoreError::Conflict { .. }) => {
+            Err(RewindError::Store(StoreError::Conflict { .. })) => {
                 tracing::info!(namespace = %req.namespace, prefix = %req.prefix, "writes raced the rewind; planning again");
             }
-            Err(e) => return Err(RewindError::Store(e).into()),
+            Err(e) => return Err(e.into()),
         }
     }
     Err(RewindError::Contended {
@@ -714,6 +745,7 @@ mod tests {
             .timestamp_micros;
         let dry = run::<RewindError>(
             &store,
+            &store,
             Rewind {
                 dry_run: true,
                 ..req("u:", t)
@@ -736,6 +768,7 @@ mod tests {
             .unwrap();
         let stale = run::<RewindError>(
             &store,
+            &store,
             Rewind {
                 if_unchanged_since: Some(reviewed),
                 ..req("u:", t)
@@ -747,7 +780,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(stale, RewindError::Stale { .. }), "{stale}");
         let mut asked = Vec::new();
-        let done = run::<RewindError>(&store, req("u:", t), LIMITS, |n| {
+        let done = run::<RewindError>(&store, &store, req("u:", t), LIMITS, |n| {
             asked.push(n);
             Ok(())
         })

@@ -1060,3 +1060,77 @@ async fn the_leader_hands_leadership_over_and_no_write_fails() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+/// `POST /admin/rewind` through member `via`; the status and body.
+async fn rewind_via(http: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+    let resp = http
+        .post(format!("{url}/admin/rewind"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rewind_is_committed_through_the_log_and_its_guard_decides_alike_everywhere() {
+    let cluster = Cluster::start(3);
+    let http = client();
+    let leader = cluster.leader(&http).await;
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    assert_eq!(put(&http, &cluster.url(leader), "u:a", 1).await, Some(200));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let moment = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(put(&http, &cluster.url(leader), "u:a", 2).await, Some(200));
+    assert_eq!(
+        put(&http, &cluster.url(follower), "u:b", 3).await,
+        Some(200)
+    );
+    let ask = |dry_run: bool, since: Option<u64>| {
+        let mut body =
+            json!({"namespace": "acked", "prefix": "u:", "as_of": moment, "dry_run": dry_run});
+        if let Some(since) = since {
+            body["if_unchanged_since"] = json!(since);
+        }
+        body
+    };
+    // A reviewed plan goes stale when the range is written after it: refused on every member
+    // alike (the guard is checked where the entry is applied), nothing written.
+    let (status, dry) = rewind_via(&http, &cluster.url(follower), ask(true, None)).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["change_count"], 2, "{dry}");
+    let reviewed = dry["planned_lsn"].as_u64().unwrap();
+    assert_eq!(
+        put(&http, &cluster.url(follower), "u:c", 4).await,
+        Some(200)
+    );
+    let (status, stale) =
+        rewind_via(&http, &cluster.url(follower), ask(false, Some(reviewed))).await;
+    assert_eq!(status, 409, "{stale}");
+    assert_eq!(stale["error"]["code"], "rewind_conflict", "{stale}");
+    // Asked of a follower, planned and committed by the leader, applied everywhere.
+    let (status, done) = rewind_via(&http, &cluster.url(follower), ask(false, None)).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["change_count"], 3, "{done}");
+    let lsn = done["applied_lsn"].as_u64().unwrap();
+    for id in 1..=3 {
+        let a = get_json(&http, format!("{}/api/v1/acked/u:a", cluster.url(id))).await;
+        assert_eq!(a["value"], 1, "member {id}: {a}");
+        let b = http
+            .get(format!("{}/api/v1/acked/u:b", cluster.url(id)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(b.status(), 404, "member {id} still has u:b");
+        converges(&cluster, &http, id, leader).await;
+    }
+    let feed = cluster.changes(&http, leader).await;
+    assert_eq!(feed.last().unwrap()["lsn"], lsn);
+    assert_eq!(
+        feed.len() as u64,
+        lsn,
+        "no LSN was taken by the refused rewind"
+    );
+}

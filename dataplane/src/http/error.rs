@@ -131,6 +131,7 @@ impl From<RewindError> for ApiError {
         let message = e.to_string();
         match e {
             RewindError::Store(e) => e.into(),
+            RewindError::Replica(e) => e.into(),
             RewindError::InvalidRequest(_) => Self::bad_request(message),
             RewindError::UnknownNamespace(_) => Self::not_found(message),
             RewindError::TooLarge { .. } => {

@@ -115,11 +115,21 @@ pub(super) async fn to_leader(
     path: &str,
     headers: &axum::http::HeaderMap,
 ) -> Option<Result<Response, ApiError>> {
+    to_leader_with(state, path, headers, None).await
+}
+
+/// [`to_leader`] for a request with a JSON body.
+pub(super) async fn to_leader_with(
+    state: &AppState,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+    body: Option<Vec<u8>>,
+) -> Option<Result<Response, ApiError>> {
     let replica = state.replica.as_ref()?;
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let forwarded = replica.forward_admin(path, auth).await?;
+    let forwarded = replica.forward_admin(path, auth, body).await?;
     Some(forwarded.map_err(ApiError::from).map(|(status, body)| {
         (
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),

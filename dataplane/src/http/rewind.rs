@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -13,7 +14,7 @@ use crate::wal::record::{BODY_HEADER_LEN, MAX_BODY_LEN};
 
 /// Body of `POST /admin/rewind`. Unknown fields are refused: a misspelt `prefix` must not turn
 /// into a rewind of the whole namespace.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RewindBody {
     namespace: String,
@@ -51,18 +52,26 @@ pub struct RewindOut {
     applied_at: Option<String>,
 }
 
-/// `POST /admin/rewind`.
+/// `POST /admin/rewind`. On a replicated cluster the leader plans it and commits it through the
+/// Raft log (a follower passes the request on).
 pub async fn rewind(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<RewindBody>,
-) -> Result<Json<RewindOut>, ApiError> {
+) -> Result<Response, ApiError> {
     if state.replica.is_some() {
-        // Its guarded write is checked by the local commit thread, which a member cannot do.
-        return Err(ApiError::new(
-            axum::http::StatusCode::NOT_IMPLEMENTED,
-            "not_supported",
-            "rewind is not available on replicated clusters yet",
-        ));
+        let forwarded = serde_json::to_vec(&body).map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                e.to_string(),
+            )
+        })?;
+        if let Some(answer) =
+            super::ops::to_leader_with(&state, "/admin/rewind", &headers, Some(forwarded)).await
+        {
+            return answer;
+        }
     }
     let request = Rewind {
         as_of_micros: json::parse_timestamp(&body.as_of)?,
@@ -83,7 +92,11 @@ pub async fn rewind(
         json::timestamp(request.as_of_micros),
     );
     let dry_run = request.dry_run;
-    let outcome = rewind::run(&state.store, request, limits, |n| state.take_ops(n)).await?;
+    let admit = |n| state.take_ops(n);
+    let outcome = match &state.replica {
+        Some(replica) => rewind::run(&state.store, &**replica, request, limits, admit).await?,
+        None => rewind::run(&state.store, &state.store, request, limits, admit).await?,
+    };
     let plan = outcome.plan;
     let (change_count, truncated) = (plan.change_count, plan.truncated());
     let changes = plan
@@ -113,5 +126,6 @@ pub async fn rewind(
             .applied
             .as_ref()
             .map(|c| json::timestamp(c.timestamp_micros)),
-    }))
+    })
+    .into_response())
 }

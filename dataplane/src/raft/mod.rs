@@ -92,6 +92,10 @@ pub struct Command {
     pub proposed_micros: i64,
     /// The operations, applied as one record.
     pub ops: Vec<CommandOp>,
+    /// Written only if no key of this range was written after its LSN (a rewind): every member
+    /// checks it against the same history, so all decide alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<crate::store::RangeGuard>,
 }
 
 /// One operation of a [`Command`].
@@ -122,6 +126,7 @@ impl Command {
     pub fn new(ops: &[WriteOp], proposed_micros: i64) -> Command {
         Command {
             proposed_micros,
+            guard: None,
             ops: ops
                 .iter()
                 .map(|op| CommandOp {
@@ -187,6 +192,9 @@ pub enum Applied {
     Nothing,
     /// What each write of a [`Request::Writes`] applied to, in order.
     Batch(Vec<Applied>),
+    /// A guarded write whose range was written after its LSN: nothing written (see
+    /// [`Command::guard`]).
+    Conflict,
 }
 
 impl Applied {
@@ -214,6 +222,7 @@ impl Applied {
             Applied::Refused { message } => Err(message),
             Applied::Nothing => Err("the entry held no write".into()),
             Applied::Batch(_) => Err("the entry held several writes".into()),
+            Applied::Conflict => Err("the guarded range was written after the plan".into()),
         }
     }
 }

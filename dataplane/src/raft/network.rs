@@ -158,13 +158,15 @@ impl Network {
 }
 
 impl Network {
-    /// POSTs an empty body to `http://<addr><path>` with the caller's `Authorization` header
-    /// (an admin request forwarded to the leader); the status and body as they came.
+    /// POSTs `body` (JSON; empty when None) to `http://<addr><path>` with the caller's
+    /// `Authorization` header (an admin request forwarded to the leader); the status and body as
+    /// they came.
     pub async fn forward(
         &self,
         addr: &str,
         path: &str,
         authorization: Option<&str>,
+        body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<(u16, bytes::Bytes), CallError> {
         let mut req = self
@@ -172,6 +174,11 @@ impl Network {
             .post(format!("http://{addr}{path}"))
             .header(MEMBER_HEADER, self.from.to_string())
             .timeout(timeout);
+        if let Some(body) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
         if let Some(auth) = authorization {
             req = req.header(reqwest::header::AUTHORIZATION, auth);
         }

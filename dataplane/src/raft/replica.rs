@@ -380,17 +380,19 @@ impl Replica {
             .flatten()
     }
 
-    /// Sends a leader-only admin request (`POST path`) on to the leader, with the caller's
-    /// credentials; None when this member leads (or no leader is known) and should answer.
+    /// Sends a leader-only admin request (`POST path`, with `body` if any) on to the leader,
+    /// with the caller's credentials; None when this member leads (or no leader is known) and
+    /// should answer.
     pub async fn forward_admin(
         &self,
         path: &str,
         authorization: Option<&str>,
+        body: Option<Vec<u8>>,
     ) -> Option<Result<(u16, bytes::Bytes), ReplicaError>> {
         let addr = self.other_leader()?;
         Some(
             self.network
-                .forward(&addr, path, authorization, MEMBERSHIP_TIMEOUT)
+                .forward(&addr, path, authorization, body, MEMBERSHIP_TIMEOUT)
                 .await
                 .map_err(|e| ReplicaError::Stopped(format!("forwarding to the leader: {e}"))),
         )
@@ -438,6 +440,15 @@ impl Replica {
     /// Writes `ops` as one record through Raft, from any member.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, ReplicaError> {
         let cmd = Command::new(&ops, crate::store::commit::now_micros());
+        self.write_command(cmd)
+            .await?
+            .into_committed()
+            .map_err(ReplicaError::Refused)
+    }
+
+    /// Commits `cmd` through Raft from any member (forwarded to the leader from a follower);
+    /// what applying it produced.
+    async fn write_command(&self, cmd: Command) -> Result<Applied, ReplicaError> {
         let deadline = Instant::now() + LEADER_WAIT;
         let applied = loop {
             let (leader, addr) = self.leader().await?;
@@ -475,7 +486,7 @@ impl Replica {
                 Err(e) => return Err(ReplicaError::Unknown(e.to_string())),
             }
         };
-        applied.into_committed().map_err(ReplicaError::Refused)
+        Ok(applied)
     }
 
     /// Proposes the write `cmd` on this member, which believes it leads, together with the
@@ -1009,6 +1020,29 @@ impl Replica {
     /// Stops the Raft node.
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+impl crate::rewind::GuardedWrite for Replica {
+    async fn write_guarded(
+        &self,
+        ops: Vec<WriteOp>,
+        guard: crate::store::RangeGuard,
+    ) -> Result<Committed, crate::rewind::RewindError> {
+        let mut cmd = Command::new(&ops, crate::store::commit::now_micros());
+        cmd.guard = Some(guard.clone());
+        match self.write_command(cmd).await? {
+            Applied::Conflict => Err(crate::rewind::RewindError::Store(
+                crate::StoreError::Conflict {
+                    namespace: guard.namespace,
+                    prefix: guard.prefix,
+                    since_lsn: guard.since_lsn,
+                },
+            )),
+            applied => applied
+                .into_committed()
+                .map_err(|m| ReplicaError::Refused(m).into()),
+        }
     }
 }
 

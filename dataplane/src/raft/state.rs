@@ -249,6 +249,14 @@ impl StateMachine {
         }
         let lsn = self.meta.next_lsn;
         let (store_lsn, _) = self.store.last_applied();
+        if let Some(guard) = &cmd.guard
+            && self.store.guard_broken_at(guard, lsn - 1)
+        {
+            // Every write before this one is in the store (the caller waited for them), and
+            // the check looks only up to it, so every member decides alike, and so does this
+            // one applying the entry again after a crash. No LSN is used.
+            return Submitted::Done(Applied::Conflict);
+        }
         self.meta.next_lsn += 1;
         if lsn <= store_lsn {
             // Written before a crash that lost the bookkeeping; nobody waits for this reply.
@@ -458,16 +466,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Submitted::Done(Applied::Nothing)
                 }
                 EntryPayload::Normal(Request::Write(cmd)) => {
+                    if cmd.guard.is_some() {
+                        out.extend(finish(std::mem::take(&mut submitted)).await?);
+                    }
                     self.submit_command(cmd, &mut last_micros)
                 }
                 EntryPayload::Normal(Request::Writes(cmds)) => {
                     // Queued like single writes; regrouped into one answer below.
+                    let start = out.len() + submitted.len();
                     let n = cmds.len();
                     for cmd in cmds {
+                        if cmd.guard.is_some() {
+                            out.extend(finish(std::mem::take(&mut submitted)).await?);
+                        }
                         let next = self.submit_command(cmd, &mut last_micros);
                         submitted.push(next);
                     }
-                    batches.push((out.len() + submitted.len() - n, n));
+                    batches.push((start, n));
                     continue;
                 }
                 // Both act on the store at their place in the log, after what came before.
@@ -636,6 +651,7 @@ mod tests {
 
     fn command(n: u64) -> Command {
         Command {
+            guard: None,
             proposed_micros: 1_000_000 + n as i64,
             ops: vec![CommandOp {
                 delete: false,
@@ -643,6 +659,18 @@ mod tests {
                 key: format!("k{n}"),
                 value: Some(n.to_string()),
             }],
+        }
+    }
+
+    /// Command `n`, written only if no key starting with `prefix` changed after `since_lsn`.
+    fn guarded(n: u64, prefix: &str, since_lsn: u64) -> Command {
+        Command {
+            guard: Some(crate::store::RangeGuard {
+                namespace: "t".into(),
+                prefix: prefix.into(),
+                since_lsn,
+            }),
+            ..command(n)
         }
     }
 
@@ -675,6 +703,10 @@ mod tests {
             entry(4, Request::Writes(vec![command(3), command(4)])),
             entry(5, Request::Seal),
             entry(6, Request::Write(command(5))),
+            // Guarded writes (rewinds): the first meets a write into its range after its LSN and
+            // is refused without using an LSN; the second is written.
+            entry(7, Request::Write(guarded(6, "k", 0))),
+            entry(8, Request::Write(guarded(7, "k", 5))),
         ];
         // What a crash right after the store wrote everything, but before the bookkeeping was
         // saved, leaves: the same entries applied once more.
@@ -683,7 +715,12 @@ mod tests {
         let segments = store.segment_starts(0, u64::MAX);
         let records = store.changes_since(0, 100).unwrap();
         assert_eq!(segments, vec![1, 3, 5], "sealed after LSN 2 and 4");
-        assert_eq!(records.len(), 5);
+        assert_eq!(records.len(), 6);
+        assert_eq!(answers[6], Applied::Conflict, "{answers:?}");
+        assert!(
+            matches!(answers[7], Applied::Written { lsn: 6, .. }),
+            "{answers:?}"
+        );
         assert!(
             matches!(&answers[3], Applied::Batch(b) if b.len() == 2),
             "{answers:?}"
@@ -692,6 +729,6 @@ mod tests {
         sm.apply(entries).await.unwrap();
         assert_eq!(store.segment_starts(0, u64::MAX), segments);
         assert_eq!(store.changes_since(0, 100).unwrap(), records);
-        assert_eq!(sm.meta.next_lsn, 6);
+        assert_eq!(sm.meta.next_lsn, 7);
     }
 }

@@ -30,7 +30,7 @@ pub struct Committed {
 /// A condition a write commits under: no key of `namespace` starting with `prefix` has a version
 /// newer than `since_lsn`. The commit thread checks it as it orders the write, so nothing can land
 /// in the range between the check and the write: a compare-and-set over a key range.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeGuard {
     /// The namespace guarded.
     pub namespace: String,

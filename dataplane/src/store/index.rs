@@ -305,6 +305,23 @@ impl Index {
                 .any(|(_, versions)| versions.last().is_some_and(|v| v.lsn > lsn))
     }
 
+    /// Whether any key of `namespace` starting with `prefix` has a version with an LSN in
+    /// `(after, upto]`: a guard checked as of LSN `upto`, even when later records exist.
+    pub fn changed_between(&self, namespace: &str, prefix: &str, after: u64, upto: u64) -> bool {
+        let Some(ns) = self.namespaces.get(namespace) else {
+            return false;
+        };
+        ns.last_lsn > after
+            && ns
+                .keys
+                .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .any(|(_, versions)| {
+                    let first_after = versions.partition_point(|v| v.lsn <= after);
+                    versions.get(first_after).is_some_and(|v| v.lsn <= upto)
+                })
+    }
+
     /// Commit time of the first record: the store holds no history before it.
     pub fn first_timestamp_micros(&self) -> Option<i64> {
         self.first_timestamp_micros

@@ -379,6 +379,17 @@ impl Store {
         (index.applied_lsn(), index.last_timestamp_micros())
     }
 
+    /// Whether a key of the guard's range has a version after its LSN and up to `upto`: the
+    /// guard as a write at LSN `upto + 1` meets it, whatever came later.
+    pub fn guard_broken_at(&self, guard: &RangeGuard, upto: u64) -> bool {
+        self.inner.index.read().changed_between(
+            &guard.namespace,
+            &guard.prefix,
+            guard.since_lsn,
+            upto,
+        )
+    }
+
     /// `write`, committed only if no key in the guard's range was written after its LSN; else
     /// `StoreError::Conflict` and nothing is written.
     pub async fn write_guarded(
