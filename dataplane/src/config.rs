@@ -359,13 +359,9 @@ impl Cli {
             }
             _ => None,
         };
-        // A member's store must be durable before it records an entry as applied (see
-        // `raft::state`); the Raft log fsyncs every append in any case.
-        let fsync = if replication.is_some() {
-            crate::store::FsyncMode::Always
-        } else {
-            self.fsync
-        };
+        // A replicated member's durability is its Raft log, fsynced on every append; its store
+        // follows --fsync (see `raft::state`).
+        let fsync = self.fsync;
         Ok(Config {
             replication,
             store: StoreConfig {

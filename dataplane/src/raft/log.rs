@@ -124,6 +124,10 @@ pub struct AppliedMeta {
     /// A snapshot was installed whose records the store is still copying.
     #[serde(default)]
     pub copying: Option<Copying>,
+    /// The store lost unsynced records and the member applies its log again from the start:
+    /// the records it holds are the group's, not a base to propose.
+    #[serde(default)]
+    pub rebuilding: bool,
 }
 
 /// The records of an installed snapshot the store is copying.
@@ -143,6 +147,7 @@ impl Default for AppliedMeta {
             next_lsn: 1,
             base_pending: None,
             copying: None,
+            rebuilding: false,
         }
     }
 }
@@ -397,6 +402,7 @@ mod tests {
                 next_lsn: 5,
                 base_pending: Some((4, 9)),
                 copying: None,
+                rebuilding: false,
             };
             store.save_applied(&meta, true).unwrap();
         }

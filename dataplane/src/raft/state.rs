@@ -1,11 +1,14 @@
 //! The Raft state machine: committed entries are written to the member's [`Store`] as records
 //! with the same LSN and commit time on every member.
 //!
-//! Idempotence: the state machine's bookkeeping ([`AppliedMeta`] plus the next LSN) is saved after
-//! the store has the records, so after a crash it may be behind the store, never ahead. Entries
-//! are then applied again; one whose LSN the store already holds is recognised and skipped.
-//! This needs the store to be durable before the bookkeeping is: replicated members open their
-//! store with `fsync always`.
+//! Durability comes from the Raft log, which every member fsyncs before it acknowledges an
+//! entry; the store is fsynced on its own schedule (`--fsync`), and before a snapshot lets log
+//! entries go. Idempotence: the state machine's bookkeeping ([`AppliedMeta`] plus the next LSN)
+//! is saved after the store has the records, so after a process crash it may be behind the store,
+//! never ahead: entries are applied again, and one whose LSN the store already holds is
+//! recognised and skipped. After a power loss the store may instead be behind the bookkeeping
+//! (records it had not fsynced); the member then starts applying again from its snapshot, or
+//! from the start of its log when it has none.
 //!
 //! Snapshots: the store keeps every version, so the state as of an applied entry is simply the
 //! store's records up to the LSN it reached. A snapshot is therefore a [`SnapshotPointer`]
@@ -141,24 +144,52 @@ impl StateMachine {
     ) -> Result<StateMachine, String> {
         let mut meta = log.load_applied().map_err(|e| e.to_string())?;
         let (applied_lsn, last_micros) = store.last_applied();
-        if meta.applied.is_none() && applied_lsn > 0 {
+        if meta.applied.is_none() && applied_lsn > 0 && !meta.rebuilding {
             // Kept until a base is applied, so a restart in between still knows.
             meta.base_pending = Some((applied_lsn, last_micros));
             log.save_applied(&meta, true).map_err(|e| e.to_string())?;
         }
-        if applied_lsn + 1 < meta.next_lsn {
-            return Err(format!(
-                "the store ends at LSN {applied_lsn} but this member applied up to LSN {}: the \
-                 data directory lost acknowledged records",
-                meta.next_lsn - 1
-            ));
+        let snapshots = Snapshots::open(dir)?;
+        // While a snapshot's records are being copied the store is behind on purpose.
+        if meta.copying.is_none() && applied_lsn + 1 < meta.next_lsn {
+            // A power loss took records the store had not fsynced yet (members fsync their Raft
+            // log on every write, their store on its own schedule): apply the entries again
+            // from a point the store holds.
+            let snapshot = snapshots.current.lock().clone();
+            match snapshot {
+                Some(snap) if snap.pointer.lsn <= applied_lsn => {
+                    meta.applied = snap.meta.last_log_id;
+                    meta.membership = snap.meta.last_membership;
+                    meta.next_lsn = snap.pointer.lsn + 1;
+                }
+                Some(snap) => {
+                    return Err(format!(
+                        "the store ends at LSN {applied_lsn}, before this member's snapshot at \
+                         LSN {}: the data directory lost records; start this member from an \
+                         empty data directory to copy them from the cluster",
+                        snap.pointer.lsn
+                    ));
+                }
+                None => {
+                    meta = AppliedMeta {
+                        rebuilding: true,
+                        ..AppliedMeta::default()
+                    };
+                }
+            }
+            tracing::warn!(
+                store_lsn = applied_lsn,
+                from = ?meta.applied,
+                "the store lost records it had not fsynced; applying the Raft log again"
+            );
+            log.save_applied(&meta, true).map_err(|e| e.to_string())?;
         }
         let mut sm = StateMachine {
             store,
             log,
             meta,
             network,
-            snapshots: Snapshots::open(dir)?,
+            snapshots,
             catch_up,
             copying: None,
         };
@@ -456,6 +487,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut last_micros = self.store.last_applied().1;
         // Where each batch entry's answers start among all answers, and how many it has.
         let mut batches: Vec<(usize, usize)> = Vec::new();
+        self.meta.rebuilding = false;
         for entry in entries {
             self.meta.applied = Some(entry.log_id);
             let next = match entry.payload {
@@ -525,6 +557,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         // What the snapshot covers is fixed now: the state machine goes on applying meanwhile.
         Builder {
+            store: self.store.clone(),
             applied: self.meta.applied,
             membership: self.meta.membership.clone(),
             lsn: self.meta.next_lsn - 1,
@@ -604,6 +637,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// Builds a member's snapshot: a pointer to the LSN its store reached (see the module
 /// documentation).
 pub struct Builder {
+    store: Store,
     applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
     lsn: u64,
@@ -630,6 +664,12 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             pointer: SnapshotPointer { lsn: self.lsn },
         };
         let snapshot = stored.to_snapshot()?;
+        // The log entries the snapshot covers are dropped next: its records must survive a
+        // power loss first.
+        self.store
+            .sync()
+            .await
+            .map_err(|e| fatal(format!("fsyncing the store for a snapshot: {e}")))?;
         let snapshots = self.snapshots.clone();
         tokio::task::spawn_blocking(move || snapshots.save(stored))
             .await
@@ -728,6 +768,69 @@ mod tests {
         sm.meta = before;
         sm.apply(entries).await.unwrap();
         assert_eq!(store.segment_starts(0, u64::MAX), segments);
+        assert_eq!(store.changes_since(0, 100).unwrap(), records);
+        assert_eq!(sm.meta.next_lsn, 7);
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_lost_unsynced_records_is_rebuilt_from_the_log() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let raft_dir = tmp.path().join("raft");
+        let open = |data: &Path| {
+            Store::open(StoreConfig::new(data), Arc::new(StoreMetrics::default()))
+                .unwrap()
+                .0
+        };
+        let entries: Vec<_> = (1..=6)
+            .map(|i| entry(i, Request::Write(command(i))))
+            .collect();
+        let records = {
+            let store = open(&data);
+            let network = Network::new(1, None, Blocked::default());
+            let log = LogStore::open(&raft_dir).unwrap();
+            let mut sm =
+                StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();
+            sm.apply(entries[..2].to_vec()).await.unwrap();
+            // What survives a power loss: the store as it was after two records.
+            copy_dir(&data, &tmp.path().join("synced"));
+            sm.apply(entries[2..].to_vec()).await.unwrap();
+            let records = store.changes_since(0, 100).unwrap();
+            store.close();
+            records
+        };
+        assert_eq!(records.len(), 6);
+        std::fs::remove_dir_all(&data).unwrap();
+        std::fs::rename(tmp.path().join("synced"), &data).unwrap();
+        let store = open(&data);
+        assert_eq!(store.last_applied().0, 2);
+        let network = Network::new(1, None, Blocked::default());
+        let log = LogStore::open(&raft_dir).unwrap();
+        let mut sm =
+            StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();
+        assert_eq!(
+            sm.meta.applied, None,
+            "no snapshot: applied again from the start"
+        );
+        assert_eq!(
+            sm.meta.base_pending, None,
+            "its records are the group's, not a base"
+        );
+        sm.apply(entries).await.unwrap();
         assert_eq!(store.changes_since(0, 100).unwrap(), records);
         assert_eq!(sm.meta.next_lsn, 7);
     }

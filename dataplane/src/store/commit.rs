@@ -79,6 +79,8 @@ struct QueueState {
     pending: Vec<Pending>,
     /// Callers waiting for the active segment to be sealed.
     rolls: Vec<oneshot::Sender<Result<u64, StoreError>>>,
+    /// Callers waiting for what is queued to be fsynced.
+    syncs: Vec<oneshot::Sender<Result<u64, StoreError>>>,
     closed: bool,
 }
 
@@ -123,6 +125,21 @@ impl Queue {
             return Err(reply);
         }
         state.rolls.push(reply);
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Asks the commit thread to fsync the log once what is queued is written.
+    pub fn request_sync(
+        &self,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    ) -> Result<(), oneshot::Sender<Result<u64, StoreError>>> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(reply);
+        }
+        state.syncs.push(reply);
         drop(state);
         self.wake.notify_one();
         Ok(())
@@ -187,17 +204,21 @@ impl CommitThread {
         let mut offsets = Vec::new();
         let mut dirty = false;
         loop {
-            let (group, rolls) = {
+            let (group, rolls, syncs) = {
                 let mut state = self.queue.state.lock();
-                while state.pending.is_empty() && state.rolls.is_empty() && !state.closed {
+                let idle = |s: &QueueState| {
+                    s.pending.is_empty() && s.rolls.is_empty() && s.syncs.is_empty()
+                };
+                while idle(&state) && !state.closed {
                     self.queue.wake.wait(&mut state);
                 }
-                if state.pending.is_empty() && state.rolls.is_empty() {
+                if idle(&state) {
                     break;
                 }
                 (
                     std::mem::take(&mut state.pending),
                     std::mem::take(&mut state.rolls),
+                    std::mem::take(&mut state.syncs),
                 )
             };
             let segment = self.wal.position().0;
@@ -206,6 +227,15 @@ impl CommitThread {
                 let sealed = self.roll_on_request();
                 for reply in rolls {
                     let _ = reply.send(sealed.ok_or(StoreError::ReadOnly));
+                }
+            }
+            if !syncs.is_empty() {
+                if !self.read_only.load(Ordering::SeqCst) {
+                    self.sync_or_fail();
+                }
+                let synced = (!self.read_only.load(Ordering::SeqCst)).then_some(self.next_lsn - 1);
+                for reply in syncs {
+                    let _ = reply.send(synced.ok_or(StoreError::ReadOnly));
                 }
             }
             if wrote || self.wal.position().0 != segment {

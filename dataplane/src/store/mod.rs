@@ -611,6 +611,16 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Fsyncs the log once what is queued is written; returns the last LSN now durable.
+    pub async fn sync(&self) -> Result<u64, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .queue
+            .request_sync(reply)
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Stops the commit thread after it has written and fsynced everything queued.
     pub fn close(&self) {
         self.inner.queue.close();

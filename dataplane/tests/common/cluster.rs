@@ -23,12 +23,20 @@ pub struct Cluster {
     extra: Vec<String>,
 }
 
-/// A free loopback port (released before the member binds it).
+/// A free loopback port (released before the member binds it), taken below the kernel's
+/// ephemeral range (32768 and up on Linux) where outgoing connections get theirs: a port freed
+/// there can be taken by some client's connection before the member binds it. Unique within
+/// this process.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = std::process::id() % 10_000;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let port = 20_000 + ((base + n) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Cluster {

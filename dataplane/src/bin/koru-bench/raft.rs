@@ -1,5 +1,6 @@
 //! Replication: write throughput and latency of a 3-member cluster against a single node with the
-//! same durability (`--fsync always`; replicated members always fsync), and failover time (the
+//! same durability (`--fsync always`; replicated members fsync their Raft log before they
+//! acknowledge an entry, their store on the default schedule), and failover time (the
 //! leader SIGKILLed under a light steady write load, timed to the first write a survivor
 //! acknowledges; the member is then restarted and caught up, and the next run begins), and
 //! leadership hand-overs (`POST /raft/step-down`) under the same load. Every
@@ -896,7 +897,8 @@ fn table(f: &RaftFigures, args: &RaftArgs) -> String {
         ],
     ];
     let mut out = format!(
-        "\nreplication: {} members vs 1 node, both fsync always; {} connections, {} s per \
+        "\nreplication: {} members vs 1 node, every acknowledged write fsynced (the node's log, the \
+         members' Raft logs); {} connections, {} s per \
          throughput figure; loopback, all processes on this machine\n",
         f.members, f.connections, args.secs
     );
