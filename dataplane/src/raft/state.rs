@@ -215,6 +215,12 @@ impl StateMachine {
         if let Some(task) = self.copying.take() {
             task.await
                 .map_err(|e| fatal(format!("copying a snapshot's records: {e}")))??;
+            // Once the copy is no longer recorded as under way, its records must be durable:
+            // the snapshot they complete may be all that is left of the entries they came from.
+            self.store
+                .sync()
+                .await
+                .map_err(|e| fatal(format!("fsyncing copied records: {e}")))?;
             self.meta.copying = None;
         }
         Ok(())
