@@ -31,6 +31,17 @@ async fn put(http: &reqwest::Client, cluster_url: &str, key: &str, value: u64) -
     Some(resp.status().as_u16())
 }
 
+/// POSTs `body` (or nothing) to `url`; the status and the JSON answer.
+async fn post_json(http: &reqwest::Client, url: String, body: Option<Value>) -> (u16, Value) {
+    let mut req = http.post(url);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.expect("POST");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("a JSON body"))
+}
+
 /// GETs `url` and reads the JSON answer.
 async fn get_json(http: &reqwest::Client, url: String) -> Value {
     http.get(url)
@@ -1004,13 +1015,12 @@ async fn the_leader_hands_leadership_over_and_no_write_fails() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Asked of a follower, passed on to the leader.
     let follower = (1..=3).find(|&id| id != leader).unwrap();
-    let resp = http
-        .post(format!("{}/raft/step-down", cluster.url(follower)))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = post_json(
+        &http,
+        format!("{}/raft/step-down", cluster.url(follower)),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let new_leader = body["leader"].as_u64().unwrap();
     assert_ne!(new_leader, leader, "{body}");
@@ -1036,13 +1046,12 @@ async fn the_leader_hands_leadership_over_and_no_write_fails() {
     let mut cluster = cluster;
     let down = (1..=3).find(|&id| id != new_leader).unwrap();
     cluster.kill(down);
-    let resp = http
-        .post(format!("{}/raft/step-down", cluster.url(new_leader)))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = post_json(
+        &http,
+        format!("{}/raft/step-down", cluster.url(new_leader)),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let third = body["leader"].as_u64().unwrap();
     assert!(third != new_leader && third != down, "{body}");
@@ -1061,16 +1070,9 @@ async fn the_leader_hands_leadership_over_and_no_write_fails() {
     assert_eq!(resp.status(), 404);
 }
 
-/// `POST /admin/rewind` through member `via`; the status and body.
+/// `POST /admin/rewind` through the member at `url`; the status and body.
 async fn rewind_via(http: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
-    let resp = http
-        .post(format!("{url}/admin/rewind"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
+    post_json(http, format!("{url}/admin/rewind"), Some(body)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -74,13 +74,16 @@ pub(crate) struct Queue {
     wake: Condvar,
 }
 
+/// A caller waiting for a seal or an fsync: told the last LSN it covers.
+type Waiter = oneshot::Sender<Result<u64, StoreError>>;
+
 #[derive(Default)]
 struct QueueState {
     pending: Vec<Pending>,
     /// Callers waiting for the active segment to be sealed.
-    rolls: Vec<oneshot::Sender<Result<u64, StoreError>>>,
+    rolls: Vec<Waiter>,
     /// Callers waiting for what is queued to be fsynced.
-    syncs: Vec<oneshot::Sender<Result<u64, StoreError>>>,
+    syncs: Vec<Waiter>,
     closed: bool,
 }
 
@@ -116,30 +119,26 @@ impl Queue {
     }
 
     /// Asks the commit thread to seal the active segment once what is queued is written.
-    pub fn request_roll(
-        &self,
-        reply: oneshot::Sender<Result<u64, StoreError>>,
-    ) -> Result<(), oneshot::Sender<Result<u64, StoreError>>> {
-        let mut state = self.state.lock();
-        if state.closed {
-            return Err(reply);
-        }
-        state.rolls.push(reply);
-        drop(state);
-        self.wake.notify_one();
-        Ok(())
+    pub fn request_roll(&self, reply: Waiter) -> Result<(), Waiter> {
+        self.request(reply, |state| &mut state.rolls)
     }
 
     /// Asks the commit thread to fsync the log once what is queued is written.
-    pub fn request_sync(
+    pub fn request_sync(&self, reply: Waiter) -> Result<(), Waiter> {
+        self.request(reply, |state| &mut state.syncs)
+    }
+
+    /// Queues `reply` on the list `waiting` picks; refused once the store is closing.
+    fn request(
         &self,
-        reply: oneshot::Sender<Result<u64, StoreError>>,
-    ) -> Result<(), oneshot::Sender<Result<u64, StoreError>>> {
+        reply: Waiter,
+        waiting: fn(&mut QueueState) -> &mut Vec<Waiter>,
+    ) -> Result<(), Waiter> {
         let mut state = self.state.lock();
         if state.closed {
             return Err(reply);
         }
-        state.syncs.push(reply);
+        waiting(&mut state).push(reply);
         drop(state);
         self.wake.notify_one();
         Ok(())
