@@ -1136,3 +1136,43 @@ async fn a_rewind_is_committed_through_the_log_and_its_guard_decides_alike_every
         "no LSN was taken by the refused rewind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_first_member_on_an_empty_data_directory_rejoins_instead_of_forming_a_new_group() {
+    let mut cluster = Cluster::start(3);
+    let http = client();
+    let mut leader = cluster.leader(&http).await;
+    for i in 0..20u64 {
+        assert_eq!(
+            put(&http, &cluster.url(leader), &format!("f{i}"), i).await,
+            Some(200)
+        );
+    }
+    if leader == 1 {
+        let (status, body) =
+            post_json(&http, format!("{}/raft/step-down", cluster.url(1)), None).await;
+        assert_eq!(status, 200, "{body}");
+        leader = cluster.leader(&http).await;
+    }
+    // Member 1 (the one that forms a new cluster) comes back on a new, empty volume.
+    cluster.kill(1);
+    std::fs::remove_dir_all(cluster.dir.path().join("member-1")).unwrap();
+    for i in 20..30u64 {
+        assert_eq!(
+            put(&http, &cluster.url(leader), &format!("f{i}"), i).await,
+            Some(200)
+        );
+    }
+    cluster.restart(1);
+    converges(&cluster, &http, 1, leader).await;
+    let status = get_json(&http, format!("{}/raft/status", cluster.url(1))).await;
+    assert_eq!(status["leader"].as_u64(), Some(leader), "{status}");
+    assert_eq!(status["members"].as_array().unwrap().len(), 3, "{status}");
+    assert!(
+        cluster.members[&1]
+            .stderr()
+            .contains("already belongs to the formed group"),
+        "{}",
+        cluster.logs()
+    );
+}

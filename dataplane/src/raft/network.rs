@@ -109,6 +109,29 @@ impl Network {
 }
 
 impl Network {
+    /// The first of the other `peers` that answers `GET /raft/status` as a member of a formed
+    /// group (it knows members), if any answers so within a second.
+    pub async fn formed_peer(&self, peers: &super::Peers) -> Option<NodeId> {
+        for (&id, addr) in peers.0.iter().filter(|(id, _)| **id != self.from) {
+            let mut req = self
+                .http
+                .get(format!("http://{addr}/raft/status"))
+                .header(MEMBER_HEADER, self.from.to_string())
+                .timeout(Duration::from_secs(1));
+            if let Some(token) = &self.token {
+                req = req.bearer_auth(token);
+            }
+            let Ok(resp) = req.send().await else { continue };
+            let Ok(status) = resp.json::<serde_json::Value>().await else {
+                continue;
+            };
+            if status["members"].as_array().is_some_and(|m| !m.is_empty()) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
     /// Up to `limit` records after LSN `since` from the member at `addr` (`GET /raft/records`),
     /// checked against the SHA-256 it sends with them.
     pub async fn records(

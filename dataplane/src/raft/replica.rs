@@ -232,10 +232,20 @@ impl Replica {
             .map_err(|e| ReplicaError::Setup(e.to_string()))?;
         let first = peers.0.keys().next() == Some(&id);
         if !initialized && first {
-            let me = BTreeMap::from([(id, BasicNode::new(&peers.0[&id]))]);
-            // Refused if this member already received entries from an elected leader.
-            if let Err(e) = raft.initialize(me).await {
-                tracing::info!(error = %e, "not initialising the Raft group");
+            if let Some(peer) = network.formed_peer(&peers).await {
+                // The group exists and this member is still in it: its data directory was
+                // replaced. A group of its own would be a second database under the same name.
+                tracing::warn!(
+                    peer,
+                    "a peer already belongs to the formed group: waiting for its leader to catch \
+                     this member up instead of forming a new group"
+                );
+            } else {
+                let me = BTreeMap::from([(id, BasicNode::new(&peers.0[&id]))]);
+                // Refused if this member already received entries from an elected leader.
+                if let Err(e) = raft.initialize(me).await {
+                    tracing::info!(error = %e, "not initialising the Raft group");
+                }
             }
         }
         let (writes, queued) = tokio::sync::mpsc::unbounded_channel();
