@@ -23,17 +23,12 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Copies the contents of directory `from` into `to` (created if missing).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
+    let mut options = fs_extra::dir::CopyOptions::new();
+    options.content_only = true;
+    fs_extra::dir::copy(from, to, &options).unwrap();
 }
 
 fn url(dir: &Path) -> BackupUrl {

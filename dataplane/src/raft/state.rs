@@ -727,21 +727,47 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn entries_applied_again_after_a_crash_change_nothing() {
+    /// A member's store (`<dir>/data`) and state machine (`<dir>/raft`), opened as at start-up.
+    fn member(dir: &Path) -> (Store, StateMachine) {
         // The member's HTTP client needs one; the server installs it in `main`.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let tmp = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(
-            StoreConfig::new(tmp.path().join("data")),
+            StoreConfig::new(dir.join("data")),
             Arc::new(StoreMetrics::default()),
         )
         .unwrap();
-        let raft_dir = tmp.path().join("raft");
+        let raft_dir = dir.join("raft");
         let log = LogStore::open(&raft_dir).unwrap();
         let network = Network::new(1, None, Blocked::default());
-        let mut sm =
+        let sm =
             StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();
+        (store, sm)
+    }
+
+    /// Single writes 1..=n as entries 1..=n.
+    fn writes(n: u64) -> Vec<Entry<TypeConfig>> {
+        (1..=n)
+            .map(|i| entry(i, Request::Write(command(i))))
+            .collect()
+    }
+
+    /// Saves a copy of `<dir>/data` in `<dir>/synced`: what a power loss would leave of it.
+    fn save_synced(dir: &Path) {
+        let mut options = fs_extra::dir::CopyOptions::new();
+        options.copy_inside = true;
+        fs_extra::dir::copy(dir.join("data"), dir.join("synced"), &options).unwrap();
+    }
+
+    /// Puts back the copy [`save_synced`] made, as a power loss would.
+    fn lose_unsynced(dir: &Path) {
+        std::fs::remove_dir_all(dir.join("data")).unwrap();
+        std::fs::rename(dir.join("synced"), dir.join("data")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn entries_applied_again_after_a_crash_change_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, mut sm) = member(tmp.path());
         let entries = vec![
             entry(1, Request::Write(command(1))),
             entry(2, Request::Write(command(2))),
@@ -778,56 +804,24 @@ mod tests {
         assert_eq!(sm.meta.next_lsn, 7);
     }
 
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
-
     #[tokio::test]
     async fn a_store_that_lost_unsynced_records_is_rebuilt_from_the_log() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("data");
-        let raft_dir = tmp.path().join("raft");
-        let open = |data: &Path| {
-            Store::open(StoreConfig::new(data), Arc::new(StoreMetrics::default()))
-                .unwrap()
-                .0
-        };
-        let entries: Vec<_> = (1..=6)
-            .map(|i| entry(i, Request::Write(command(i))))
-            .collect();
+        let entries = writes(6);
         let records = {
-            let store = open(&data);
-            let network = Network::new(1, None, Blocked::default());
-            let log = LogStore::open(&raft_dir).unwrap();
-            let mut sm =
-                StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();
+            let (store, mut sm) = member(tmp.path());
             sm.apply(entries[..2].to_vec()).await.unwrap();
             // What survives a power loss: the store as it was after two records.
-            copy_dir(&data, &tmp.path().join("synced"));
+            save_synced(tmp.path());
             sm.apply(entries[2..].to_vec()).await.unwrap();
             let records = store.changes_since(0, 100).unwrap();
             store.close();
             records
         };
         assert_eq!(records.len(), 6);
-        std::fs::remove_dir_all(&data).unwrap();
-        std::fs::rename(tmp.path().join("synced"), &data).unwrap();
-        let store = open(&data);
+        lose_unsynced(tmp.path());
+        let (store, mut sm) = member(tmp.path());
         assert_eq!(store.last_applied().0, 2);
-        let network = Network::new(1, None, Blocked::default());
-        let log = LogStore::open(&raft_dir).unwrap();
-        let mut sm =
-            StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();
         assert_eq!(
             sm.meta.applied, None,
             "no snapshot: applied again from the start"
@@ -843,24 +837,10 @@ mod tests {
 
     #[tokio::test]
     async fn after_a_snapshot_a_store_that_lost_unsynced_records_applies_again_from_it() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("data");
-        let raft_dir = tmp.path().join("raft");
-        let open = |data: &Path| {
-            Store::open(StoreConfig::new(data), Arc::new(StoreMetrics::default()))
-                .unwrap()
-                .0
-        };
-        let entries: Vec<_> = (1..=6)
-            .map(|i| entry(i, Request::Write(command(i))))
-            .collect();
+        let entries = writes(6);
         let records = {
-            let store = open(&data);
-            let network = Network::new(1, None, Blocked::default());
-            let log = LogStore::open(&raft_dir).unwrap();
-            let mut sm =
-                StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();
+            let (store, mut sm) = member(tmp.path());
             sm.apply(entries[..3].to_vec()).await.unwrap();
             let snapshot = sm
                 .get_snapshot_builder()
@@ -871,20 +851,15 @@ mod tests {
             assert_eq!(snapshot.meta.last_log_id, Some(entries[2].log_id));
             sm.apply(entries[3..4].to_vec()).await.unwrap();
             // What survives a power loss: the store as it was one record after the snapshot.
-            copy_dir(&data, &tmp.path().join("synced"));
+            save_synced(tmp.path());
             sm.apply(entries[4..].to_vec()).await.unwrap();
             let records = store.changes_since(0, 100).unwrap();
             store.close();
             records
         };
-        std::fs::remove_dir_all(&data).unwrap();
-        std::fs::rename(tmp.path().join("synced"), &data).unwrap();
-        let store = open(&data);
+        lose_unsynced(tmp.path());
+        let (store, mut sm) = member(tmp.path());
         assert_eq!(store.last_applied().0, 4);
-        let network = Network::new(1, None, Blocked::default());
-        let log = LogStore::open(&raft_dir).unwrap();
-        let mut sm =
-            StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();
         assert_eq!(
             sm.meta.applied,
             Some(entries[2].log_id),
