@@ -254,6 +254,8 @@ pub struct ReplicationConfig {
     pub redirect_writes: bool,
     /// Entries applied between two snapshots.
     pub snapshot_entries: u64,
+    /// When the Raft log (a member's write-ahead log) is fsynced: `--fsync`.
+    pub log_fsync: FsyncMode,
 }
 
 /// The validated configuration the server runs with.
@@ -355,13 +357,18 @@ impl Cli {
                     template,
                     redirect_writes: self.follower_writes == "redirect",
                     snapshot_entries: self.raft_snapshot_entries,
+                    log_fsync: self.fsync,
                 })
             }
             _ => None,
         };
-        // A replicated member's durability is its Raft log, fsynced on every append; its store
-        // follows --fsync (see `raft::state`).
-        let fsync = self.fsync;
+        // A member's write-ahead log is its Raft log, fsynced as --fsync says; its store holds
+        // the applied history and is fsynced before a snapshot lets log entries go (see
+        // `raft::state`), so fsyncing it on every write as well would only double the cost.
+        let fsync = match (&replication, self.fsync) {
+            (Some(_), FsyncMode::Always) => FsyncMode::default(),
+            (_, mode) => mode,
+        };
         Ok(Config {
             replication,
             store: StoreConfig {
@@ -545,5 +552,30 @@ mod tests {
             admin.admin_token_file,
             Some(PathBuf::from("/etc/koru/admin"))
         );
+    }
+
+    #[test]
+    fn a_members_fsync_mode_governs_its_raft_log_not_its_store() {
+        let member = |fsync: &str| {
+            Cli::parse_from([
+                "koru-dataplane",
+                "--node-id",
+                "1",
+                "--peers",
+                "1=a:1,2=b:1,3=c:1",
+                "--fsync",
+                fsync,
+            ])
+            .into_config()
+            .unwrap()
+        };
+        let always = member("always");
+        assert_eq!(always.replication.unwrap().log_fsync, FsyncMode::Always);
+        assert_eq!(always.store.fsync, FsyncMode::default());
+        let off = member("off");
+        assert_eq!(off.replication.unwrap().log_fsync, FsyncMode::Off);
+        assert_eq!(off.store.fsync, FsyncMode::Off);
+        let single = Cli::parse_from(["koru-dataplane", "--fsync", "always"]).into_config();
+        assert_eq!(single.unwrap().store.fsync, FsyncMode::Always);
     }
 }

@@ -1,14 +1,16 @@
-//! The Raft log, vote and state-machine bookkeeping of one member, in a write-ahead log of its
-//! own (`<data-dir>/raft/`, the `raft-log` crate: append-only chunk files, one `fdatasync` per
-//! flushed batch, recent entries cached in memory). Every append and vote is on disk before
-//! openraft is told it is done: a member never forgets what it acknowledged to a leader or whom
-//! it voted for.
+//! The Raft log, vote and state-machine bookkeeping of one member: the member's write-ahead log
+//! (`<data-dir>/raft/`, the `raft-log` crate: append-only chunk files, one `fdatasync` per
+//! flushed batch, recent entries cached in memory). Appends are fsynced as `--fsync` says:
+//! with `always` every append is on disk before openraft is told it is done, so a write is
+//! acknowledged only once a majority has it on disk; with `interval=<ms>` appends reach the
+//! OS at once and the disk within that window; with `off` when the OS decides. Votes,
+//! truncations and purges are always on disk first: a member never forgets whom it voted for.
 
 use std::fmt::Debug;
 use std::io::{self, Read, Write};
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
@@ -21,6 +23,7 @@ use raft_log::{RaftLog, Types};
 use serde::{Deserialize, Serialize};
 
 use super::{NodeId, TypeConfig};
+use crate::store::FsyncMode;
 
 /// Largest chunk file; the log is purged a whole chunk at a time.
 const CHUNK_BYTES: usize = 64 * 1024 * 1024;
@@ -106,6 +109,8 @@ fn from_log_id(((term, leader), index): StoredLogId) -> LogId<NodeId> {
 #[derive(Clone)]
 pub struct LogStore {
     log: Arc<Mutex<RaftLog<LogTypes>>>,
+    /// Appends are fsynced before openraft hears of them (`--fsync always`).
+    sync_appends: bool,
 }
 
 /// What the state machine last recorded: the last applied entry, the membership then, and the
@@ -153,8 +158,9 @@ impl Default for AppliedMeta {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log in `<dir>/log` (`dir` being the member's `raft/` directory).
-    pub fn open(dir: &Path) -> Result<LogStore, io::Error> {
+    /// Opens (or creates) the log in `<dir>/log` (`dir` being the member's `raft/` directory),
+    /// its appends fsynced as `fsync` says.
+    pub fn open(dir: &Path, fsync: FsyncMode) -> Result<LogStore, io::Error> {
         if dir.join("raft.redb").exists() {
             // Its vote and log would be forgotten, which Raft cannot survive.
             return Err(io::Error::other(format!(
@@ -171,9 +177,16 @@ impl LogStore {
         config.wal.flush_batch_wait = Some(std::time::Duration::ZERO);
         config.log_cache_max_items = Some(CACHE_ENTRIES);
         config.log_cache_capacity = Some(CACHE_BYTES);
-        let log = RaftLog::open(Arc::new(config))?;
+        let log = Arc::new(Mutex::new(RaftLog::open(Arc::new(config))?));
+        if let FsyncMode::Interval(every) = fsync {
+            let log = Arc::downgrade(&log);
+            std::thread::Builder::new()
+                .name("raft-log-fsync".into())
+                .spawn(move || fsync_every(&log, every))?;
+        }
         Ok(LogStore {
-            log: Arc::new(Mutex::new(log)),
+            log,
+            sync_appends: fsync == FsyncMode::Always,
         })
     }
 
@@ -240,6 +253,19 @@ impl LogStore {
                 })
             })
             .collect()
+    }
+}
+
+/// Fsyncs the log every `every` until the last [`LogStore`] is gone (`--fsync interval=<ms>`).
+fn fsync_every(log: &Weak<Mutex<RaftLog<LogTypes>>>, every: std::time::Duration) {
+    loop {
+        std::thread::sleep(every);
+        let Some(log) = log.upgrade() else { return };
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        // The flush thread does the fsync; this only queues it.
+        if let Err(e) = log.flush(true, None) {
+            tracing::error!(error = %e, "fsyncing the Raft log");
+        }
     }
 }
 
@@ -316,10 +342,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 serde_json::to_vec(&entry.payload).map_err(io_error)?,
             ));
         }
-        // Written to the OS here; the flush thread fsyncs and then tells openraft.
+        // Handed to the log's flush thread here, which writes it to the OS, fsyncs it when
+        // appends are synced, and then tells openraft.
         let mut log = self.lock();
         log.append(encoded).map_err(io_error)?;
-        log.flush(true, Some(Flushed::Append(callback)))
+        log.flush(self.sync_appends, Some(Flushed::Append(callback)))
             .map_err(io_error)
     }
 
@@ -363,23 +390,40 @@ mod tests {
 
     #[tokio::test]
     async fn entries_votes_truncation_and_purge_survive_a_reopen() {
+        for mode in [
+            FsyncMode::Always,
+            FsyncMode::Interval(std::time::Duration::from_millis(5)),
+            FsyncMode::Off,
+        ] {
+            survive_a_reopen(mode).await;
+        }
+    }
+
+    async fn survive_a_reopen(mode: FsyncMode) {
         let tmp = tempfile::tempdir().unwrap();
         {
-            let mut store = LogStore::open(tmp.path()).unwrap();
+            let mut store = LogStore::open(tmp.path(), mode).unwrap();
             put(&mut store, (1..=5).map(|i| entry(1, i)).collect()).await;
             store.save_vote(&Vote::new(2, 3)).await.unwrap();
             store.truncate(entry(1, 4).log_id).await.unwrap();
             store.purge(entry(1, 1).log_id).await.unwrap();
+            // Unsynced appends are in the OS's cache at once: a process crash cannot take them.
+            put(&mut store, vec![entry(1, 4)]).await;
         }
-        let mut store = LogStore::open(tmp.path()).unwrap();
-        assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(2, 3)));
+        let mut store = LogStore::open(tmp.path(), mode).unwrap();
+        assert_eq!(
+            store.read_vote().await.unwrap(),
+            Some(Vote::new(2, 3)),
+            "{mode}"
+        );
         let state = store.get_log_state().await.unwrap();
-        assert_eq!(state.last_log_id.unwrap().index, 3);
+        assert_eq!(state.last_log_id.unwrap().index, 4);
         assert_eq!(state.last_purged_log_id.unwrap().index, 1);
         let got = store.try_get_log_entries(0..10).await.unwrap();
         let indexes: Vec<u64> = got.iter().map(|e| e.log_id.index).collect();
-        assert_eq!(indexes, vec![2, 3]);
+        assert_eq!(indexes, vec![2, 3, 4], "{mode}");
         // Appends after a truncation take the truncated indexes, in a later term.
+        store.truncate(entry(1, 4).log_id).await.unwrap();
         put(&mut store, vec![entry(2, 4)]).await;
         let got = store.try_get_log_entries(4..=4).await.unwrap();
         assert_eq!(got[0].log_id, entry(2, 4).log_id);
@@ -394,7 +438,7 @@ mod tests {
     fn the_applied_record_round_trips() {
         let tmp = tempfile::tempdir().unwrap();
         {
-            let store = LogStore::open(tmp.path()).unwrap();
+            let store = LogStore::open(tmp.path(), FsyncMode::Always).unwrap();
             assert!(store.load_applied().unwrap().applied.is_none());
             let meta = AppliedMeta {
                 applied: Some(entry(2, 9).log_id),
@@ -406,7 +450,10 @@ mod tests {
             };
             store.save_applied(&meta, true).unwrap();
         }
-        let back = LogStore::open(tmp.path()).unwrap().load_applied().unwrap();
+        let back = LogStore::open(tmp.path(), FsyncMode::Always)
+            .unwrap()
+            .load_applied()
+            .unwrap();
         assert_eq!(back.applied, Some(entry(2, 9).log_id));
         assert_eq!(back.next_lsn, 5);
         assert_eq!(back.base_pending, Some((4, 9)));
@@ -416,7 +463,7 @@ mod tests {
     fn a_log_from_the_redb_layout_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("raft.redb"), b"old").unwrap();
-        let err = LogStore::open(tmp.path()).err().unwrap();
+        let err = LogStore::open(tmp.path(), FsyncMode::Always).err().unwrap();
         assert!(err.to_string().contains("raft.redb"), "{err}");
     }
 }

@@ -1,9 +1,10 @@
 //! The Raft state machine: committed entries are written to the member's [`Store`] as records
 //! with the same LSN and commit time on every member.
 //!
-//! Durability comes from the Raft log, which every member fsyncs before it acknowledges an
-//! entry; the store is fsynced on its own schedule (`--fsync`), and before a snapshot lets log
-//! entries go. Idempotence: the state machine's bookkeeping ([`AppliedMeta`] plus the next LSN)
+//! Durability comes from the Raft log, the member's write-ahead log, fsynced as `--fsync` says
+//! (with `always`, before the member acknowledges an entry). The store holds the applied
+//! history: it is fsynced in the background, and always before a snapshot lets log entries
+//! go. Idempotence: the state machine's bookkeeping ([`AppliedMeta`] plus the next LSN)
 //! is saved after the store has the records, so after a process crash it may be behind the store,
 //! never ahead: entries are applied again, and one whose LSN the store already holds is
 //! recognised and skipped. After a power loss the store may instead be behind the bookkeeping
@@ -737,7 +738,7 @@ mod tests {
         )
         .unwrap();
         let raft_dir = dir.join("raft");
-        let log = LogStore::open(&raft_dir).unwrap();
+        let log = LogStore::open(&raft_dir, crate::store::FsyncMode::Always).unwrap();
         let network = Network::new(1, None, Blocked::default());
         let sm =
             StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();

@@ -1,6 +1,6 @@
 //! Replication: write throughput and latency of a 3-member cluster against a single node with the
-//! same durability (`--fsync always`; replicated members fsync their Raft log before they
-//! acknowledge an entry, their store on the default schedule), and failover time (the
+//! same durability, `--fsync always` (a member fsyncs its Raft log, its write-ahead log, before
+//! it acknowledges an entry) and the default `--fsync interval=100`, and failover time (the
 //! leader SIGKILLed under a light steady write load, timed to the first write a survivor
 //! acknowledges; the member is then restarted and caught up, and the next run begins), and
 //! leadership hand-overs (`POST /raft/step-down`) under the same load. Every
@@ -90,7 +90,8 @@ pub struct RaftArgs {
 }
 
 /// What `koru-bench raft` reports. `single_*` is one node with `--fsync always`, `raft_*` the
-/// leader of a 3-member cluster; ratios are replicated over single.
+/// leader of a 3-member cluster with the same; `interval_*` the same pair with the default
+/// `--fsync interval=100`; ratios are replicated over single.
 #[derive(Debug, Serialize)]
 pub struct RaftFigures {
     /// Members of the cluster.
@@ -119,7 +120,27 @@ pub struct RaftFigures {
     pub single_batch_p99_us: f64,
     /// p99 of a batch request, the cluster, microseconds.
     pub raft_batch_p99_us: f64,
-    /// Leader kills timed.
+    /// Single PUTs per second, one node, `--fsync interval=100`.
+    pub interval_single_put_per_sec: f64,
+    /// Single PUTs per second, the cluster, `--fsync interval=100`.
+    pub interval_raft_put_per_sec: f64,
+    /// `interval_raft_put_per_sec / interval_single_put_per_sec`.
+    pub interval_put_ratio: f64,
+    /// p99 of a PUT, one node, `--fsync interval=100`, microseconds.
+    pub interval_single_put_p99_us: f64,
+    /// p99 of a PUT, the cluster, `--fsync interval=100`, microseconds.
+    pub interval_raft_put_p99_us: f64,
+    /// Versions per second written in batches, one node, `--fsync interval=100`.
+    pub interval_single_batch_versions_per_sec: f64,
+    /// Versions per second written in batches, the cluster, `--fsync interval=100`.
+    pub interval_raft_batch_versions_per_sec: f64,
+    /// `interval_raft_batch_versions_per_sec / interval_single_batch_versions_per_sec`.
+    pub interval_batch_ratio: f64,
+    /// p99 of a batch request, one node, `--fsync interval=100`, microseconds.
+    pub interval_single_batch_p99_us: f64,
+    /// p99 of a batch request, the cluster, `--fsync interval=100`, microseconds.
+    pub interval_raft_batch_p99_us: f64,
+    /// Leader kills timed (members on `--fsync always`).
     pub failover_runs: u32,
     /// Median seconds from the SIGKILL to the first acknowledged write.
     pub failover_p50_secs: f64,
@@ -147,7 +168,7 @@ pub struct RaftFigures {
     pub handover_longest_write_max_secs: f64,
     /// Steady-load writes that failed during the hand-overs.
     pub handover_failed: u64,
-    /// The four throughput loads in full.
+    /// The eight throughput loads in full.
     pub loads: Vec<Figures>,
 }
 
@@ -367,6 +388,8 @@ async fn put(http: &reqwest::Client, url: &str, key: &str, n: u64) -> Result<(),
 struct Cluster {
     binary: PathBuf,
     dir: PathBuf,
+    /// The members' `--fsync`.
+    fsync: String,
     ports: BTreeMap<u64, u16>,
     peers: String,
     /// The running members (a killed one is absent until restarted); dropping kills them.
@@ -375,7 +398,7 @@ struct Cluster {
 
 impl Cluster {
     /// Starts every member; members wait for each other, so they start together.
-    async fn start(binary: &Path, dir: PathBuf) -> Result<Cluster, BenchError> {
+    async fn start(binary: &Path, dir: PathBuf, fsync: &str) -> Result<Cluster, BenchError> {
         let mut ports = BTreeMap::new();
         for id in 1..=MEMBERS {
             ports.insert(id, free_port()?);
@@ -388,6 +411,7 @@ impl Cluster {
         let mut cluster = Cluster {
             binary: binary.to_path_buf(),
             dir,
+            fsync: fsync.into(),
             ports,
             peers,
             members: BTreeMap::new(),
@@ -405,6 +429,8 @@ impl Cluster {
             id.to_string(),
             "--peers".to_string(),
             self.peers.clone(),
+            "--fsync".to_string(),
+            self.fsync.clone(),
         ];
         let dir = self.dir.join(format!("member-{id}"));
         let proc = start_server(&self.binary, &dir, self.ports[&id], &args).await?;
@@ -513,41 +539,38 @@ async fn load(url: &str, name: &str, mode: &str, args: &RaftArgs) -> Result<Figu
         .ok_or_else(|| BenchError::Target(format!("the {name} load printed no result: {text}")))
 }
 
-/// The four throughput figures: PUT and batch against one node, then against the leader.
+/// The eight throughput figures: PUT and batch against one node, then against the leader, with
+/// `--fsync always` and then with `--fsync interval=100`.
 async fn throughput(
     args: &RaftArgs,
     binary: &Path,
     work: &Path,
     http: &reqwest::Client,
 ) -> Result<Vec<Figures>, BenchError> {
-    eprintln!("single node, --fsync always");
-    let port = free_port()?;
-    let single = start_server(
-        binary,
-        &work.join("single"),
-        port,
-        &["--fsync".into(), "always".into()],
-    )
-    .await?;
-    let url = format!("http://127.0.0.1:{port}");
-    let mut loads = vec![
-        load(&url, "single_always_put", "put", args).await?,
-        load(&url, "single_always_batch", "batch", args).await?,
-    ];
-    drop(single);
-    eprintln!("{MEMBERS}-member cluster");
-    let cluster = Cluster::start(binary, work.join("throughput")).await?;
-    let leader = cluster.leader(http).await?;
-    let url = cluster.url(leader);
-    loads.push(load(&url, "raft_put", "put", args).await?);
-    loads.push(load(&url, "raft_batch", "batch", args).await?);
-    let after = cluster.leader(http).await?;
-    if after != leader {
-        eprintln!("warning: the leader changed from {leader} to {after} during the loads");
-    }
-    drop(cluster);
-    for dir in ["single", "throughput"] {
-        let _ = std::fs::remove_dir_all(work.join(dir));
+    let mut loads = Vec::new();
+    for (fsync, name) in [("always", "always"), ("interval=100", "interval")] {
+        eprintln!("single node, --fsync {fsync}");
+        let port = free_port()?;
+        let dir = work.join(format!("single-{name}"));
+        let single = start_server(binary, &dir, port, &["--fsync".into(), fsync.into()]).await?;
+        let url = format!("http://127.0.0.1:{port}");
+        loads.push(load(&url, &format!("single_{name}_put"), "put", args).await?);
+        loads.push(load(&url, &format!("single_{name}_batch"), "batch", args).await?);
+        drop(single);
+        let _ = std::fs::remove_dir_all(dir);
+        eprintln!("{MEMBERS}-member cluster, --fsync {fsync}");
+        let dir = work.join(format!("cluster-{name}"));
+        let cluster = Cluster::start(binary, dir.clone(), fsync).await?;
+        let leader = cluster.leader(http).await?;
+        let url = cluster.url(leader);
+        loads.push(load(&url, &format!("raft_{name}_put"), "put", args).await?);
+        loads.push(load(&url, &format!("raft_{name}_batch"), "batch", args).await?);
+        let after = cluster.leader(http).await?;
+        if after != leader {
+            eprintln!("warning: the leader changed from {leader} to {after} during the loads");
+        }
+        drop(cluster);
+        let _ = std::fs::remove_dir_all(dir);
     }
     Ok(loads)
 }
@@ -654,7 +677,7 @@ async fn failover(
         "failover: {} runs, {} writes/s of steady load",
         args.failover_runs, args.failover_rate
     );
-    let mut cluster = Cluster::start(binary, work.join("failover")).await?;
+    let mut cluster = Cluster::start(binary, work.join("failover"), "always").await?;
     cluster.leader(http).await?;
     let steady = Arc::new(Steady::default());
     let urls: Vec<(u64, String)> = (1..=MEMBERS).map(|id| (id, cluster.url(id))).collect();
@@ -790,8 +813,18 @@ async fn measure(args: &RaftArgs, binary: &Path, work: &Path) -> Result<RaftFigu
     for v in [&mut failovers, &mut rejoins, &mut handovers, &mut waits] {
         v.sort_by(f64::total_cmp);
     }
-    let [single_put, single_batch, raft_put, raft_batch] = &loads[..] else {
-        return Err(BenchError::Target("expected four throughput loads".into()));
+    let [
+        single_put,
+        single_batch,
+        raft_put,
+        raft_batch,
+        interval_single_put,
+        interval_single_batch,
+        interval_raft_put,
+        interval_raft_batch,
+    ] = &loads[..]
+    else {
+        return Err(BenchError::Target("expected eight throughput loads".into()));
     };
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     Ok(RaftFigures {
@@ -808,6 +841,22 @@ async fn measure(args: &RaftArgs, binary: &Path, work: &Path) -> Result<RaftFigu
         batch_ratio: ratio(raft_batch.versions_per_sec, single_batch.versions_per_sec),
         single_batch_p99_us: single_batch.p99_us,
         raft_batch_p99_us: raft_batch.p99_us,
+        interval_single_put_per_sec: interval_single_put.requests_per_sec,
+        interval_raft_put_per_sec: interval_raft_put.requests_per_sec,
+        interval_put_ratio: ratio(
+            interval_raft_put.requests_per_sec,
+            interval_single_put.requests_per_sec,
+        ),
+        interval_single_put_p99_us: interval_single_put.p99_us,
+        interval_raft_put_p99_us: interval_raft_put.p99_us,
+        interval_single_batch_versions_per_sec: interval_single_batch.versions_per_sec,
+        interval_raft_batch_versions_per_sec: interval_raft_batch.versions_per_sec,
+        interval_batch_ratio: ratio(
+            interval_raft_batch.versions_per_sec,
+            interval_single_batch.versions_per_sec,
+        ),
+        interval_single_batch_p99_us: interval_single_batch.p99_us,
+        interval_raft_batch_p99_us: interval_raft_batch.p99_us,
         failover_runs: args.failover_runs,
         failover_p50_secs: median(&failovers),
         failover_min_secs: failovers.first().copied().unwrap_or(0.0),
@@ -831,7 +880,7 @@ fn table(f: &RaftFigures, args: &RaftArgs) -> String {
     let judge = |pass: bool| String::from(if pass { "PASS" } else { "FAIL" });
     let rate = |v: f64, p99_us: f64| format!("{} ({:.2})", thousands(v), p99_us / 1000.0);
     let errors: u64 = f.loads.iter().map(|l| l.errors).sum();
-    let rows: [[String; 6]; 7] = [
+    let rows: [[String; 6]; 9] = [
         [
             "measurement",
             "single node",
@@ -842,7 +891,7 @@ fn table(f: &RaftFigures, args: &RaftArgs) -> String {
         ]
         .map(String::from),
         [
-            "PUT, req/s (p99 ms)".into(),
+            "PUT, always, req/s (p99 ms)".into(),
             rate(f.single_put_per_sec, f.single_put_p99_us),
             rate(f.raft_put_per_sec, f.raft_put_p99_us),
             format!("{:.2}x", f.put_ratio),
@@ -850,10 +899,32 @@ fn table(f: &RaftFigures, args: &RaftArgs) -> String {
             judge(f.put_ratio >= PUT_RATIO_GOAL),
         ],
         [
-            format!("batch of {}, versions/s (p99 ms)", f.batch_size),
+            format!("batch of {}, always, versions/s", f.batch_size),
             rate(f.single_batch_versions_per_sec, f.single_batch_p99_us),
             rate(f.raft_batch_versions_per_sec, f.raft_batch_p99_us),
             format!("{:.2}x", f.batch_ratio),
+            "report".into(),
+            "INFO".into(),
+        ],
+        [
+            "PUT, interval=100, req/s (p99 ms)".into(),
+            rate(f.interval_single_put_per_sec, f.interval_single_put_p99_us),
+            rate(f.interval_raft_put_per_sec, f.interval_raft_put_p99_us),
+            format!("{:.2}x", f.interval_put_ratio),
+            "report".into(),
+            "INFO".into(),
+        ],
+        [
+            format!("batch of {}, interval=100, versions/s", f.batch_size),
+            rate(
+                f.interval_single_batch_versions_per_sec,
+                f.interval_single_batch_p99_us,
+            ),
+            rate(
+                f.interval_raft_batch_versions_per_sec,
+                f.interval_raft_batch_p99_us,
+            ),
+            format!("{:.2}x", f.interval_batch_ratio),
             "report".into(),
             "INFO".into(),
         ],
@@ -897,9 +968,10 @@ fn table(f: &RaftFigures, args: &RaftArgs) -> String {
         ],
     ];
     let mut out = format!(
-        "\nreplication: {} members vs 1 node, every acknowledged write fsynced (the node's log, the \
-         members' Raft logs); {} connections, {} s per \
-         throughput figure; loopback, all processes on this machine\n",
+        "\nreplication: {} members vs 1 node; the first two rows with every acknowledged write \
+         fsynced (--fsync always: the node's log, the members' Raft logs), the next two with the \
+         default --fsync interval=100; {} connections, {} s per throughput figure; loopback, all \
+         processes on this machine\n",
         f.members, f.connections, args.secs
     );
     for [name, single, raft, ratio, goal, result] in &rows {
