@@ -1176,3 +1176,68 @@ async fn the_first_member_on_an_empty_data_directory_rejoins_instead_of_forming_
         cluster.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_back_on_an_empty_data_directory_does_not_vote_until_caught_up() {
+    let mut cluster = Cluster::start(3);
+    let http = client();
+    let leader = cluster.leader(&http).await;
+    let followers: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+    let (behind, wiped) = (followers[0], followers[1]);
+    assert_eq!(
+        put(&http, &cluster.url(leader), "before", 0).await,
+        Some(200)
+    );
+    // Writes acknowledged by the leader and `wiped` only.
+    cluster.block(&http, behind, &[leader, wiped]).await;
+    for i in 0..10u64 {
+        assert_eq!(
+            put(&http, &cluster.url(leader), &format!("during-{i}"), i).await,
+            Some(200)
+        );
+    }
+    // The only other copy of those writes is lost with `wiped`'s volume; the leader dies.
+    cluster.kill(wiped);
+    std::fs::remove_dir_all(cluster.dir.path().join(format!("member-{wiped}"))).unwrap();
+    cluster.kill(leader);
+    cluster.block(&http, behind, &[]).await;
+    cluster.restart(wiped);
+
+    // `behind` lacks the writes; had `wiped` voted for it, it would lead without them.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for id in [behind, wiped] {
+        let status = cluster.status(&http, id).await.expect("a running member");
+        assert_ne!(
+            status["role"],
+            "leader",
+            "member {id} leads without the old leader: {status}\n{}",
+            cluster.logs()
+        );
+    }
+    assert!(
+        cluster.members[&wiped].stderr().contains("without voting"),
+        "{}",
+        cluster.logs()
+    );
+
+    // The old leader comes back, leads, and every member ends with every acknowledged write.
+    cluster.restart(leader);
+    let now = cluster.leader(&http).await;
+    assert_eq!(
+        now, leader,
+        "only the old leader holds the acknowledged writes"
+    );
+    for id in [behind, wiped] {
+        converges(&cluster, &http, id, leader).await;
+    }
+    let state = state_of(&cluster.changes(&http, wiped).await);
+    for i in 0..10 {
+        assert!(state.contains_key(&format!("during-{i}")), "{state:?}");
+    }
+    // Caught up, it votes again: with the old leader gone, the two others elect one of them.
+    cluster.kill(leader);
+    let next = cluster
+        .leader_among(&http, &[behind, wiped], Duration::from_secs(20))
+        .await;
+    assert_ne!(next, leader);
+}

@@ -122,6 +122,7 @@ impl From<ReplicaError> for ApiError {
                 e.retry_after = Some(1);
                 e
             }
+            ReplicaError::HoldingVote => unavailable("rejoining"),
         }
     }
 }

@@ -87,7 +87,11 @@ pub async fn vote(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<VoteRequest<NodeId>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(replica(&state)?.raft().vote(req).await))
+    let replica = replica(&state)?;
+    if replica.votes_held() {
+        return Err(crate::raft::ReplicaError::HoldingVote.into());
+    }
+    Ok(Json(replica.raft().vote(req).await))
 }
 
 /// `POST /raft/snapshot`: a snapshot chunk (refused by this version's state machine).

@@ -89,7 +89,18 @@ pub enum ReplicaError {
         /// The LSN it is copying up to.
         target: u64,
     },
+    /// This member came back with an empty data directory into a formed group and has not
+    /// been caught up yet: it does not vote (see [`Replica::votes_held`]).
+    #[error(
+        "this member lost its data directory and is being caught up by the leader; it does not vote until then"
+    )]
+    HoldingVote,
 }
+
+/// [`Replica::vote_hold`]: the member votes.
+const VOTES_FREE: u64 = 0;
+/// [`Replica::vote_hold`]: the member holds its vote until a leader reaches it.
+const VOTES_HELD_UNTIL_HEARD: u64 = u64::MAX;
 
 /// What a follower last heard from its leader, for bounded-staleness reads.
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +133,9 @@ pub struct Replica {
     stepping_down: AtomicBool,
     /// Write proposals under way on this member (see [`Replica::begin_proposal`]).
     proposing: AtomicUsize,
+    /// Whether this member refuses to vote: [`VOTES_FREE`], [`VOTES_HELD_UNTIL_HEARD`], or the
+    /// log index it must hold first (see [`Replica::votes_held`]).
+    vote_hold: AtomicU64,
 }
 
 /// One write proposal under way; counted out when dropped.
@@ -195,7 +209,7 @@ impl Replica {
             )));
         }
         let raft_dir = data_dir.join("raft");
-        let log = LogStore::open(&raft_dir)
+        let log = LogStore::open(&raft_dir, config.log_fsync)
             .map_err(|e| ReplicaError::Setup(format!("opening the Raft log: {e}")))?;
         let blocked = Blocked::default();
         let network = Network::new(id, token, Arc::clone(&blocked));
@@ -231,14 +245,27 @@ impl Replica {
             .await
             .map_err(|e| ReplicaError::Setup(e.to_string()))?;
         let first = peers.0.keys().next() == Some(&id);
+        // A member without a log or a vote whose peers already form a group is new to it, or
+        // its data directory was replaced and it forgot what it acknowledged and whom it voted
+        // for; it must not help elect a leader that lacks those entries.
+        let rejoining = match initialized {
+            true => None,
+            false => network.formed_peer(&peers).await,
+        };
+        if let Some(peer) = rejoining {
+            tracing::warn!(
+                peer,
+                "a peer already belongs to the formed group: waiting for its leader to catch this \
+                 member up, without voting until then"
+            );
+        }
         if !initialized && first {
-            if let Some(peer) = network.formed_peer(&peers).await {
+            if let Some(peer) = rejoining {
                 // The group exists and this member is still in it: its data directory was
                 // replaced. A group of its own would be a second database under the same name.
                 tracing::warn!(
                     peer,
-                    "a peer already belongs to the formed group: waiting for its leader to catch \
-                     this member up instead of forming a new group"
+                    "a peer already belongs to the formed group: not forming a new group"
                 );
             } else {
                 let me = BTreeMap::from([(id, BasicNode::new(&peers.0[&id]))]);
@@ -267,6 +294,10 @@ impl Replica {
             stepping_down: AtomicBool::new(false),
             proposing: AtomicUsize::new(0),
             redirect_writes: AtomicBool::new(false),
+            vote_hold: AtomicU64::new(match rejoining {
+                Some(_) => VOTES_HELD_UNTIL_HEARD,
+                None => VOTES_FREE,
+            }),
         });
         if first {
             tokio::spawn(Arc::clone(&replica).form(pending_base));
@@ -413,12 +444,43 @@ impl Replica {
         &self.raft
     }
 
-    /// Notes an AppendEntries from the leader (for bounded-staleness reads).
+    /// Notes an AppendEntries from the leader (for bounded-staleness reads, and to release a
+    /// held vote).
     pub fn heard_from_leader(&self, leader_commit: Option<u64>) {
+        let commit = leader_commit.unwrap_or(0);
         *self.heard.lock() = Some(Heard {
             at: Instant::now(),
-            leader_commit: leader_commit.unwrap_or(0),
+            leader_commit: commit,
         });
+        // What the leader had committed when it first reached this member covers everything
+        // the member could have acknowledged before it lost its data directory.
+        let _ = self.vote_hold.compare_exchange(
+            VOTES_HELD_UNTIL_HEARD,
+            commit,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Whether this member refuses to vote: it came back without a log into a formed group and
+    /// its log does not yet reach what the leader had committed when it first heard from it.
+    /// Its vote would otherwise let a member that lacks acknowledged writes lead (a wiped
+    /// voter is a lost copy). Held votes cost availability only while the member catches up.
+    pub fn votes_held(&self) -> bool {
+        let hold = self.vote_hold.load(Ordering::SeqCst);
+        if hold == VOTES_FREE || hold == VOTES_HELD_UNTIL_HEARD {
+            return hold != VOTES_FREE;
+        }
+        if self.raft.metrics().borrow().last_log_index.unwrap_or(0) < hold {
+            return true;
+        }
+        if self.vote_hold.swap(VOTES_FREE, Ordering::SeqCst) != VOTES_FREE {
+            tracing::info!(
+                index = hold,
+                "caught up with the group: this member votes again"
+            );
+        }
+        false
     }
 
     /// The leader's id and address, waiting up to [`LEADER_WAIT`] for one to be elected.
