@@ -1219,6 +1219,8 @@ async fn a_member_back_on_an_empty_data_directory_does_not_vote_until_caught_up(
         "{}",
         cluster.logs()
     );
+    let status = cluster.status(&http, wiped).await.unwrap();
+    assert_eq!(status["votes_held"], true, "{status}");
 
     // The old leader comes back, leads, and every member ends with every acknowledged write.
     cluster.restart(leader);
@@ -1234,6 +1236,8 @@ async fn a_member_back_on_an_empty_data_directory_does_not_vote_until_caught_up(
     for i in 0..10 {
         assert!(state.contains_key(&format!("during-{i}")), "{state:?}");
     }
+    let status = cluster.status(&http, wiped).await.unwrap();
+    assert_eq!(status["votes_held"], false, "{status}");
     // Caught up, it votes again: with the old leader gone, the two others elect one of them.
     cluster.kill(leader);
     let next = cluster

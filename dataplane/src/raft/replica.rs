@@ -181,6 +181,9 @@ pub struct ReplicaStatus {
     pub snapshot_index: Option<u64>,
     /// Index of the last entry dropped from this member's log (covered by a snapshot).
     pub purged_index: Option<u64>,
+    /// This member came back on an empty data directory and does not vote until caught up.
+    #[serde(default)]
+    pub votes_held: bool,
     /// The voting members and, on the leader, how far each is replicated.
     pub members: Vec<MemberStatus>,
 }
@@ -802,6 +805,7 @@ impl Replica {
             applied_index: m.last_applied.map_or(0, |l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
             purged_index: m.purged.map(|l| l.index),
+            votes_held: self.votes_held(),
             members,
         }
     }
