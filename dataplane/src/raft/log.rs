@@ -31,6 +31,10 @@ const CHUNK_BYTES: usize = 64 * 1024 * 1024;
 const CACHE_ENTRIES: usize = 50_000;
 /// Bytes of payloads cached in memory.
 const CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// Entries from the end of the log read without a blocking thread: well inside the cache.
+const CACHED_TAIL: u64 = 1024;
+/// How often buffered bookkeeping is written out when no append carries it.
+const BOOKKEEPING_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -178,12 +182,16 @@ impl LogStore {
         config.log_cache_max_items = Some(CACHE_ENTRIES);
         config.log_cache_capacity = Some(CACHE_BYTES);
         let log = Arc::new(Mutex::new(RaftLog::open(Arc::new(config))?));
-        if let FsyncMode::Interval(every) = fsync {
-            let log = Arc::downgrade(&log);
-            std::thread::Builder::new()
-                .name("raft-log-fsync".into())
-                .spawn(move || fsync_every(&log, every))?;
-        }
+        // Bookkeeping (what was applied, the commit hint) is only buffered when saved; this
+        // writes it out when no append does, and fsyncs appends with `interval`.
+        let (every, sync) = match fsync {
+            FsyncMode::Interval(every) => (every, true),
+            FsyncMode::Always | FsyncMode::Off => (BOOKKEEPING_FLUSH, false),
+        };
+        let weak = Arc::downgrade(&log);
+        std::thread::Builder::new()
+            .name("raft-log-flush".into())
+            .spawn(move || flush_every(&weak, every, sync))?;
         Ok(LogStore {
             log,
             sync_appends: fsync == FsyncMode::Always,
@@ -211,17 +219,17 @@ impl LogStore {
             .map_err(io_error)
     }
 
-    /// Records what the state machine has applied. Fsynced only when `durable`: the store
-    /// itself is durable before this is written, and a stale record only means re-applying
-    /// entries the state machine recognises as already in the store.
+    /// Records what the state machine has applied: fsynced before returning when `durable`,
+    /// else only buffered (written with the next append, or within [`BOOKKEEPING_FLUSH`]). A
+    /// stale record only means re-applying entries the state machine recognises as already
+    /// in the store.
     pub fn save_applied(&self, meta: &AppliedMeta, durable: bool) -> StoreResult<()> {
         let bytes = serde_json::to_vec(meta).map_err(io_error)?;
         if durable {
             return self.durably(|log| log.save_user_data(Some(bytes)).map(drop));
         }
-        let mut log = self.lock();
-        log.save_user_data(Some(bytes)).map_err(io_error)?;
-        log.flush(false, None).map_err(io_error)
+        self.lock().save_user_data(Some(bytes)).map_err(io_error)?;
+        Ok(())
     }
 
     /// What [`save_applied`](Self::save_applied) last recorded.
@@ -256,15 +264,16 @@ impl LogStore {
     }
 }
 
-/// Fsyncs the log every `every` until the last [`LogStore`] is gone (`--fsync interval=<ms>`).
-fn fsync_every(log: &Weak<Mutex<RaftLog<LogTypes>>>, every: std::time::Duration) {
+/// Flushes the log (with an fsync when `sync`) every `every` until the last [`LogStore`] is
+/// gone.
+fn flush_every(log: &Weak<Mutex<RaftLog<LogTypes>>>, every: std::time::Duration, sync: bool) {
     loop {
         std::thread::sleep(every);
         let Some(log) = log.upgrade() else { return };
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-        // The flush thread does the fsync; this only queues it.
-        if let Err(e) = log.flush(true, None) {
-            tracing::error!(error = %e, "fsyncing the Raft log");
+        // The log's own flush thread does the writing; this only queues it.
+        if let Err(e) = log.flush(sync, None) {
+            tracing::error!(error = %e, "flushing the Raft log");
         }
     }
 }
@@ -274,8 +283,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> StoreResult<Vec<Entry<TypeConfig>>> {
-        let store = self.clone();
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        let from = match bounds.0 {
+            Bound::Included(i) => i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let last = self.lock().log_state().last().map_or(0, |id| id.1);
+        if from.saturating_add(CACHED_TAIL) > last {
+            // The newest entries, which replication reads on every round, are in the memory
+            // cache: a hand-off to a blocking thread would cost more than the read.
+            return self.entries(bounds);
+        }
+        let store = self.clone();
         tokio::task::spawn_blocking(move || store.entries(bounds))
             .await
             .map_err(io_error)?
@@ -312,11 +332,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StoreResult<()> {
         // A hint for faster start-up only (Raft recovers the commit index from the leader), so
-        // it rides along with the next fsync.
+        // it is only buffered, and written with the next append or flush.
         if let Some(id) = committed {
-            let mut log = self.lock();
-            log.commit(to_log_id(&id)).map_err(io_error)?;
-            log.flush(false, None).map_err(io_error)?;
+            self.lock().commit(to_log_id(&id)).map_err(io_error)?;
         }
         Ok(())
     }

@@ -553,11 +553,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let answers: Vec<Applied> = out.splice(start..start + n, []).collect();
             out.insert(start, Applied::Batch(answers));
         }
-        let log = self.log.clone();
-        let meta = self.meta.clone();
-        tokio::task::spawn_blocking(move || log.save_applied(&meta, durable))
-            .await
-            .map_err(|e| fatal(e.to_string()))??;
+        if durable {
+            let log = self.log.clone();
+            let meta = self.meta.clone();
+            tokio::task::spawn_blocking(move || log.save_applied(&meta, true))
+                .await
+                .map_err(|e| fatal(e.to_string()))??;
+        } else {
+            // Only buffered: no wait on the disk or another thread.
+            self.log.save_applied(&self.meta, false)?;
+        }
         Ok(out)
     }
 
