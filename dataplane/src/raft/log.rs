@@ -241,11 +241,7 @@ impl LogStore {
     }
 
     fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> StoreResult<Vec<Entry<TypeConfig>>> {
-        let from = match range.0 {
-            Bound::Included(i) => i,
-            Bound::Excluded(i) => i + 1,
-            Bound::Unbounded => 0,
-        };
+        let from = first_index(range.0);
         let to = match range.1 {
             Bound::Included(i) => i + 1,
             Bound::Excluded(i) => i,
@@ -261,6 +257,15 @@ impl LogStore {
                 })
             })
             .collect()
+    }
+}
+
+/// The first log index a range's start bound takes in.
+fn first_index(start: Bound<u64>) -> u64 {
+    match start {
+        Bound::Included(i) => i,
+        Bound::Excluded(i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
     }
 }
 
@@ -284,13 +289,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> StoreResult<Vec<Entry<TypeConfig>>> {
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
-        let from = match bounds.0 {
-            Bound::Included(i) => i,
-            Bound::Excluded(i) => i.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
         let last = self.lock().log_state().last().map_or(0, |id| id.1);
-        if from.saturating_add(CACHED_TAIL) > last {
+        if first_index(bounds.0).saturating_add(CACHED_TAIL) > last {
             // The newest entries, which replication reads on every round, are in the memory
             // cache: a hand-off to a blocking thread would cost more than the read.
             return self.entries(bounds);
