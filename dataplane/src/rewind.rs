@@ -400,6 +400,7 @@ pub async fn run<E: From<RewindError>>(
             namespace: req.namespace.clone(),
             prefix: req.prefix.clone(),
             since_lsn: req.if_unchanged_since.unwrap_or(plan.planned_lsn),
+            exact: false,
         };
         match writer
             .write_guarded(std::mem::take(&mut plan.ops), guard)
@@ -675,6 +676,7 @@ mod tests {
             namespace: "ns".into(),
             prefix: "u:".into(),
             since_lsn: p.planned_lsn,
+            exact: false,
         };
         store
             .write(vec![WriteOp::put("ns", "u:b", two())])
@@ -696,6 +698,7 @@ mod tests {
                 fresh.ops,
                 RangeGuard {
                     since_lsn: fresh.planned_lsn,
+                    exact: false,
                     ..guard
                 },
             )
@@ -717,6 +720,7 @@ mod tests {
                 namespace: "ns".into(),
                 prefix: "u:".into(),
                 since_lsn,
+                exact: false,
             };
             let (racing, guarded) = tokio::join!(
                 store.write(vec![WriteOp::put("ns", format!("u:{i}"), one())]),

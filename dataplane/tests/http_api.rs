@@ -199,6 +199,119 @@ async fn delete_writes_a_tombstone_that_history_keeps() {
     );
 }
 
+/// A `PUT` (with `value`) or `DELETE` of `uri` with `If-Match: version`.
+async fn if_match(
+    api: &Api,
+    method: Method,
+    uri: &str,
+    version: &str,
+    value: Option<Value>,
+) -> (StatusCode, Value) {
+    let body = value.map(|v| json!({ "value": v }).to_string());
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::IF_MATCH, version)
+        .body(body.map_or_else(Body::empty, Body::from))
+        .unwrap();
+    let resp = api.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn if_match_writes_only_over_the_latest_version() {
+    let api = Api::new();
+    let first = api.put("ns", "k", json!(1)).await;
+    let v1 = first["version_id"].as_str().unwrap().to_string();
+    let uri = "/api/v1/ns/k";
+    let (status, second) = if_match(&api, Method::PUT, uri, &v1, Some(json!(2))).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["previous_version"], first["version_id"]);
+    // The version read is no longer the latest: refused, and nothing written.
+    let (status, body) = if_match(&api, Method::PUT, uri, &v1, Some(json!(3))).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::PRECONDITION_FAILED,
+        "version_mismatch",
+    );
+    let (status, body) = if_match(&api, Method::DELETE, uri, &v1, None).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::PRECONDITION_FAILED,
+        "version_mismatch",
+    );
+    let (_, now) = api.call(Method::GET, uri, None).await;
+    assert_eq!(now["value"], 2);
+    assert_eq!(now["version_id"], second["version_id"]);
+    // Quoted like an entity tag; a delete over the latest version.
+    let v2 = format!("\"{}\"", second["version_id"].as_str().unwrap());
+    let (status, body) = if_match(&api, Method::DELETE, uri, &v2, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A key never written has no version to match.
+    let (status, body) = if_match(&api, Method::PUT, "/api/v1/ns/new", &v1, Some(json!(1))).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::PRECONDITION_FAILED,
+        "version_mismatch",
+    );
+    let (status, _) = api.call(Method::GET, "/api/v1/ns/new", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for bad in ["", "abc", "7", "0.0", "1.x", "\"1.0", "1.0.0"] {
+        let (status, body) = if_match(&api, Method::PUT, uri, bad, Some(json!(4))).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let (_, history) = api.call(Method::GET, &format!("{uri}/history"), None).await;
+    assert_eq!(
+        history["versions"].as_array().unwrap().len(),
+        3,
+        "{history}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_read_modify_writes_with_if_match_lose_no_update() {
+    let api = Arc::new(Api::new());
+    api.put("ns", "counter", json!(0)).await;
+    let (clients, each) = (8, 25);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let api = Arc::clone(&api);
+        tasks.spawn(async move {
+            let (mut done, mut refused) = (0, 0);
+            while done < each {
+                let (_, now) = api.call(Method::GET, "/api/v1/ns/counter", None).await;
+                let n = now["value"].as_u64().unwrap();
+                let version = now["version_id"].as_str().unwrap();
+                let (status, body) = if_match(
+                    &api,
+                    Method::PUT,
+                    "/api/v1/ns/counter",
+                    version,
+                    Some(json!(n + 1)),
+                )
+                .await;
+                match status {
+                    StatusCode::OK => done += 1,
+                    StatusCode::PRECONDITION_FAILED => refused += 1,
+                    other => panic!("{other}: {body}"),
+                }
+            }
+            refused
+        });
+    }
+    let refused: u32 = tasks.join_all().await.into_iter().sum();
+    let (_, end) = api.call(Method::GET, "/api/v1/ns/counter", None).await;
+    assert_eq!(end["value"], clients * each, "refused {refused} times");
+}
+
 #[tokio::test]
 async fn query_filters_sorts_and_limits() {
     let api = Api::new();

@@ -1,7 +1,7 @@
 //! Replicated clusters of real `koru-dataplane` processes on loopback: the leader killed with
 //! SIGKILL under concurrent writes (3 and 5 members), a partitioned leader (an injected fault in
 //! the members' transport, see `common::cluster`), and a linearizability check of single-key
-//! read/write histories recorded while members are killed and partitioned.
+//! read/write/compare-and-set histories recorded while members are killed and partitioned.
 
 mod common;
 
@@ -14,8 +14,7 @@ use common::cluster::Cluster;
 use common::{Server, client};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 
 /// An acknowledged write: key, value, when its request was sent, when it was acknowledged.
 type Acked = (String, u64, Instant, Instant);
@@ -343,16 +342,93 @@ async fn membership_changes_three_to_five_to_three_under_writes_lose_nothing() {
     );
 }
 
+/// An operation on one key, as the checker models it. Every write puts a value no other write
+/// puts, so a version id stands for the value written with it: `Cas(expected, new)` is a `PUT`
+/// of `new` with `If-Match` naming the version that holds `expected`.
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    Read,
+    Write(u64),
+    Cas(u64, u64),
+}
+
+/// What an [`Op`] returned.
+#[derive(Debug, Clone, PartialEq)]
+enum Ret {
+    ReadOk(u64),
+    WriteOk,
+    CasOk,
+    CasFailed,
+}
+
+/// The sequential model the histories must be linearizable against: a register with
+/// compare-and-set; 0 is the key before any write.
+#[derive(Debug, Clone)]
+struct CasRegister(u64);
+
+impl SequentialSpec for CasRegister {
+    type Op = Op;
+    type Ret = Ret;
+
+    fn invoke(&mut self, op: &Op) -> Ret {
+        match *op {
+            Op::Read => Ret::ReadOk(self.0),
+            Op::Write(v) => {
+                self.0 = v;
+                Ret::WriteOk
+            }
+            Op::Cas(expected, new) if self.0 == expected => {
+                self.0 = new;
+                Ret::CasOk
+            }
+            Op::Cas(..) => Ret::CasFailed,
+        }
+    }
+}
+
 /// One event of a recorded history.
 #[derive(Debug, Clone)]
 enum Event {
-    Invoke(usize, RegisterOp<u64>),
-    Return(usize, RegisterRet<u64>),
+    Invoke(usize, Op),
+    Return(usize, Ret),
 }
 
-/// Runs one client against `key`: random reads and writes through random members, recorded
-/// into `history`. A request whose outcome is unknown leaves its operation in flight and the
-/// client continues under a new id, as the checker requires.
+/// How a write or compare-and-set was answered, for the history.
+enum Outcome {
+    /// Acknowledged (200).
+    Done,
+    /// Refused because the key was at another version (412): nothing was written.
+    Mismatch,
+    /// Refused before anything was proposed (503 `no_leader`): as if never invoked.
+    NotProposed,
+    /// Anything else: it may take effect later.
+    Unknown,
+}
+
+/// Sends a request and classifies its answer.
+async fn outcome(req: reqwest::RequestBuilder) -> Outcome {
+    let resp = req.send().await;
+    let status = resp.as_ref().map(|r| r.status().as_u16()).ok();
+    let code = match resp {
+        Ok(r) => r
+            .json::<Value>()
+            .await
+            .ok()
+            .map(|b| b["error"]["code"].clone()),
+        Err(_) => None,
+    };
+    match status {
+        Some(200) => Outcome::Done,
+        Some(412) if code == Some(json!("version_mismatch")) => Outcome::Mismatch,
+        Some(503) if code == Some(json!("no_leader")) => Outcome::NotProposed,
+        _ => Outcome::Unknown,
+    }
+}
+
+/// Runs one client against `key`: random reads, writes and compare-and-sets (a read, then a
+/// `PUT` with `If-Match` on the version it returned) through random members, recorded into
+/// `history`. A request whose outcome is unknown leaves its operation in flight and the client
+/// continues under a new id, as the checker requires.
 async fn client_loop(
     http: reqwest::Client,
     urls: Vec<String>,
@@ -364,6 +440,8 @@ async fn client_loop(
 ) {
     let mut id = first_id;
     let mut seed = first_id as u64 * 7919 + 1;
+    // The value and version id this client last read, for its next compare-and-set.
+    let mut last_read: Option<(u64, String)> = None;
     for n in 0..ops {
         if stop.load(Ordering::SeqCst) {
             break;
@@ -372,82 +450,80 @@ async fn client_loop(
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let url = &urls[(seed >> 33) as usize % urls.len()];
-        let write = (seed >> 40).is_multiple_of(2);
-        if write {
-            let value = (first_id * 100_000 + n + 1) as u64;
-            history
-                .lock()
-                .push(Event::Invoke(id, RegisterOp::Write(value)));
-            let resp = http
-                .put(format!("{url}/api/v1/lin/{key}"))
-                .json(&json!({ "value": value }))
-                .send()
-                .await;
-            let status = resp.as_ref().map(|r| r.status().as_u16()).ok();
-            let code = match resp {
-                Ok(r) => r
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .map(|b| b["error"]["code"].clone()),
-                Err(_) => None,
-            };
-            match status {
-                Some(200) => history.lock().push(Event::Return(id, RegisterRet::WriteOk)),
-                // Refused before anything was proposed: as if never invoked.
-                Some(503) if code == Some(json!("no_leader")) => {
-                    forget_last_invoke(&history, id);
+        let value = (first_id * 100_000 + n + 1) as u64;
+        let put = http
+            .put(format!("{url}/api/v1/lin/{key}"))
+            .json(&json!({ "value": value }));
+        let (op, ret, req) = match ((seed >> 40) % 3, last_read.take()) {
+            (0, _) => (Op::Write(value), Ret::WriteOk, put),
+            (1, Some((expected, version))) => (
+                Op::Cas(expected, value),
+                Ret::CasOk,
+                put.header("if-match", version),
+            ),
+            _ => {
+                history.lock().push(Event::Invoke(id, Op::Read));
+                let resp = http.get(format!("{url}/api/v1/lin/{key}")).send().await;
+                match resp.as_ref().map(|r| r.status().as_u16()) {
+                    Ok(200) => {
+                        let body: Value = resp.unwrap().json().await.unwrap();
+                        let v = body["value"].as_u64().expect("a written value");
+                        let version = body["version_id"].as_str().unwrap().to_string();
+                        history.lock().push(Event::Return(id, Ret::ReadOk(v)));
+                        last_read = Some((v, version));
+                    }
+                    Ok(404) => history.lock().push(Event::Return(id, Ret::ReadOk(0))),
+                    // A failed read has no effect: drop it.
+                    _ => forget_last_invoke(&history, id),
                 }
-                // Unknown: it may take effect later; this client id stays in flight.
-                _ => id += 1_000,
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
             }
-        } else {
-            history.lock().push(Event::Invoke(id, RegisterOp::Read));
-            let resp = http.get(format!("{url}/api/v1/lin/{key}")).send().await;
-            match resp.as_ref().map(|r| r.status().as_u16()) {
-                Ok(200) => {
-                    let body: Value = resp.unwrap().json().await.unwrap();
-                    let v = body["value"].as_u64().expect("a written value");
-                    history
-                        .lock()
-                        .push(Event::Return(id, RegisterRet::ReadOk(v)));
-                }
-                Ok(404) => history
-                    .lock()
-                    .push(Event::Return(id, RegisterRet::ReadOk(0))),
-                // A failed read has no effect: drop it.
-                _ => forget_last_invoke(&history, id),
-            }
+        };
+        let is_cas = matches!(op, Op::Cas(..));
+        history.lock().push(Event::Invoke(id, op));
+        match outcome(req).await {
+            Outcome::Done => history.lock().push(Event::Return(id, ret)),
+            Outcome::Mismatch if is_cas => history.lock().push(Event::Return(id, Ret::CasFailed)),
+            Outcome::NotProposed => forget_last_invoke(&history, id),
+            // Unknown: it may take effect later; this client id stays in flight.
+            Outcome::Mismatch | Outcome::Unknown => id += 1_000,
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
-/// Drops the writes whose outcome is unknown and whose value no read returned. Such a write
-/// may or may not have taken effect; had it, nothing observed it, so a history is linearizable
-/// with it exactly when it is without it. Keeping them makes the checker's search explode.
-fn drop_unobserved_unknowns(events: Vec<Event>) -> Vec<Event> {
-    let observed: std::collections::HashSet<u64> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Return(_, RegisterRet::ReadOk(v)) => Some(*v),
-            _ => None,
-        })
-        .collect();
+/// Settles the writes and compare-and-sets whose outcome is unknown, from the key's full
+/// history (`written`: every value it ever held; each value is written by one operation only).
+/// One whose value never became a version did not take effect and is dropped; one whose value
+/// did is answered at the end of the history, so the checker places it anywhere after its
+/// invocation. (Dropping only the unobserved ones is not enough with compare-and-set: a failed
+/// one may be all that saw a write.)
+fn settle_unknowns(events: Vec<Event>, written: &std::collections::HashSet<u64>) -> Vec<Event> {
     let answered = |at: usize, id: usize| {
         events[at + 1..]
             .iter()
             .any(|e| matches!(e, Event::Return(i, _) if *i == id))
     };
-    events
-        .iter()
-        .enumerate()
-        .filter(|(at, e)| match e {
-            Event::Invoke(id, RegisterOp::Write(v)) => answered(*at, *id) || observed.contains(v),
-            _ => true,
-        })
-        .map(|(_, e)| e.clone())
-        .collect()
+    let mut settled = Vec::new();
+    let mut late = Vec::new();
+    for (at, e) in events.iter().enumerate() {
+        match e {
+            Event::Invoke(id, op @ (Op::Write(v) | Op::Cas(_, v))) if !answered(at, *id) => {
+                if written.contains(v) {
+                    let ret = match op {
+                        Op::Cas(..) => Ret::CasOk,
+                        _ => Ret::WriteOk,
+                    };
+                    late.push(Event::Return(*id, ret));
+                    settled.push(e.clone());
+                }
+            }
+            _ => settled.push(e.clone()),
+        }
+    }
+    settled.extend(late);
+    settled
 }
 
 fn forget_last_invoke(history: &Mutex<Vec<Event>>, id: usize) {
@@ -513,13 +589,22 @@ async fn single_key_histories_under_kills_and_partitions_are_linearizable() {
         // A final read through the healed cluster completes every history.
         let last = get_json(&http, format!("{}/api/v1/lin/{key}", cluster.url(1))).await;
         let last = last["value"].as_u64().unwrap_or(0);
+        history.lock().push(Event::Invoke(usize::MAX, Op::Read));
         history
             .lock()
-            .push(Event::Invoke(usize::MAX, RegisterOp::Read));
-        history
-            .lock()
-            .push(Event::Return(usize::MAX, RegisterRet::ReadOk(last)));
-        let events = drop_unobserved_unknowns(history.lock().clone());
+            .push(Event::Return(usize::MAX, Ret::ReadOk(last)));
+        let versions = get_json(
+            &http,
+            format!("{}/api/v1/lin/{key}/history", cluster.url(1)),
+        )
+        .await;
+        let written = versions["versions"]
+            .as_array()
+            .expect("the key's history")
+            .iter()
+            .filter_map(|v| v["value"].as_u64())
+            .collect();
+        let events = settle_unknowns(history.lock().clone(), &written);
         let completed = events
             .iter()
             .filter(|e| matches!(e, Event::Return(..)))
@@ -528,7 +613,15 @@ async fn single_key_histories_under_kills_and_partitions_are_linearizable() {
             completed >= 20,
             "key {key}: only {completed} operations completed"
         );
-        let mut tester = LinearizabilityTester::new(Register(0u64));
+        let returned = |ret: Ret| {
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Return(_, r) if *r == ret))
+                .count()
+        };
+        let (swapped, refused) = (returned(Ret::CasOk), returned(Ret::CasFailed));
+        assert!(swapped >= 1, "key {key}: no compare-and-set succeeded");
+        let mut tester = LinearizabilityTester::new(CasRegister(0));
         for e in &events {
             match e.clone() {
                 Event::Invoke(id, op) => tester.on_invoke(id, op).map(|_| ()),
@@ -540,7 +633,10 @@ async fn single_key_histories_under_kills_and_partitions_are_linearizable() {
             tester.is_consistent(),
             "key {key}: the history is not linearizable: {events:?}"
         );
-        eprintln!("key {key}: {completed} operations, linearizable");
+        eprintln!(
+            "key {key}: {completed} operations ({swapped} compare-and-sets done, {refused} \
+             refused), linearizable"
+        );
     }
 }
 
@@ -752,21 +848,53 @@ async fn a_member_with_other_records_is_refused_and_nothing_diverges() {
 }
 
 #[test]
-fn the_checker_rejects_a_stale_read() {
+fn the_checker_rejects_a_stale_read_and_a_lost_update() {
+    let check = |events: &[(usize, Result<Op, Ret>)]| {
+        let mut tester = LinearizabilityTester::new(CasRegister(0));
+        for (id, e) in events {
+            match e.clone() {
+                Ok(op) => tester.on_invoke(*id, op).map(|_| ()),
+                Err(ret) => tester.on_return(*id, ret).map(|_| ()),
+            }
+            .unwrap();
+        }
+        tester.is_consistent()
+    };
     // Write 1 completes, then a later read returns the initial 0: not linearizable.
-    let mut tester = LinearizabilityTester::new(Register(0u64));
-    tester.on_invoke(1, RegisterOp::Write(1)).unwrap();
-    tester.on_return(1, RegisterRet::WriteOk).unwrap();
-    tester.on_invoke(2, RegisterOp::Read).unwrap();
-    tester.on_return(2, RegisterRet::ReadOk(0)).unwrap();
-    assert!(!tester.is_consistent());
+    let stale = [
+        (1, Ok(Op::Write(1))),
+        (1, Err(Ret::WriteOk)),
+        (2, Ok(Op::Read)),
+        (2, Err(Ret::ReadOk(0))),
+    ];
+    assert!(!check(&stale));
     // The same read overlapping the write may see either value.
-    let mut tester = LinearizabilityTester::new(Register(0u64));
-    tester.on_invoke(1, RegisterOp::Write(1)).unwrap();
-    tester.on_invoke(2, RegisterOp::Read).unwrap();
-    tester.on_return(2, RegisterRet::ReadOk(0)).unwrap();
-    tester.on_return(1, RegisterRet::WriteOk).unwrap();
-    assert!(tester.is_consistent());
+    let overlapping = [
+        (1, Ok(Op::Write(1))),
+        (2, Ok(Op::Read)),
+        (2, Err(Ret::ReadOk(0))),
+        (1, Err(Ret::WriteOk)),
+    ];
+    assert!(check(&overlapping));
+    // Two compare-and-sets over the same value, one after the other, cannot both succeed.
+    let lost_update = [
+        (1, Ok(Op::Write(1))),
+        (1, Err(Ret::WriteOk)),
+        (2, Ok(Op::Cas(1, 2))),
+        (2, Err(Ret::CasOk)),
+        (3, Ok(Op::Cas(1, 3))),
+        (3, Err(Ret::CasOk)),
+    ];
+    assert!(!check(&lost_update));
+    let refused = [
+        (1, Ok(Op::Write(1))),
+        (1, Err(Ret::WriteOk)),
+        (2, Ok(Op::Cas(1, 2))),
+        (2, Err(Ret::CasOk)),
+        (3, Ok(Op::Cas(1, 3))),
+        (3, Err(Ret::CasFailed)),
+    ];
+    assert!(check(&refused));
 }
 
 /// The sealed segments (all but the active, highest-numbered one) of member `id`, by name.
@@ -1222,26 +1350,72 @@ async fn a_member_back_on_an_empty_data_directory_does_not_vote_until_caught_up(
     let status = cluster.status(&http, wiped).await.unwrap();
     assert_eq!(status["votes_held"], true, "{status}");
 
-    // The old leader comes back, leads, and every member ends with every acknowledged write.
+    // The old leader comes back and every member ends with every acknowledged write.
     cluster.restart(leader);
     let now = cluster.leader(&http).await;
-    assert_eq!(
-        now, leader,
-        "only the old leader holds the acknowledged writes"
-    );
-    for id in [behind, wiped] {
-        converges(&cluster, &http, id, leader).await;
+    for id in (1..=3).filter(|&id| id != now) {
+        converges(&cluster, &http, id, now).await;
     }
-    let state = state_of(&cluster.changes(&http, wiped).await);
-    for i in 0..10 {
-        assert!(state.contains_key(&format!("during-{i}")), "{state:?}");
+    for id in 1..=3 {
+        let state = state_of(&cluster.changes(&http, id).await);
+        for i in 0..10 {
+            assert!(
+                state.contains_key(&format!("during-{i}")),
+                "member {id}: {state:?}"
+            );
+        }
     }
     let status = cluster.status(&http, wiped).await.unwrap();
     assert_eq!(status["votes_held"], false, "{status}");
-    // Caught up, it votes again: with the old leader gone, the two others elect one of them.
-    cluster.kill(leader);
+    // Caught up, it votes again: with the leader gone, the two others elect one of them.
+    cluster.kill(now);
+    let others: Vec<u64> = (1..=3).filter(|&id| id != now).collect();
     let next = cluster
-        .leader_among(&http, &[behind, wiped], Duration::from_secs(20))
+        .leader_among(&http, &others, Duration::from_secs(20))
         .await;
-    assert_ne!(next, leader);
+    assert_ne!(next, now);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_modify_writes_with_if_match_through_every_member_lose_no_update() {
+    let cluster = Cluster::start(3);
+    let http = client();
+    let leader = cluster.leader(&http).await;
+    assert_eq!(
+        put(&http, &cluster.url(leader), "counter", 0).await,
+        Some(200)
+    );
+    let (per_member, each) = (2, 10);
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in 1..=3 {
+        for _ in 0..per_member {
+            let (http, url) = (http.clone(), cluster.url(id));
+            tasks.spawn(async move {
+                let mut done = 0;
+                while done < each {
+                    let now = get_json(&http, format!("{url}/api/v1/acked/counter")).await;
+                    let n = now["value"].as_u64().unwrap();
+                    let resp = http
+                        .put(format!("{url}/api/v1/acked/counter"))
+                        .header("if-match", now["version_id"].as_str().unwrap())
+                        .json(&json!({ "value": n + 1 }))
+                        .send()
+                        .await
+                        .unwrap();
+                    match resp.status().as_u16() {
+                        200 => done += 1,
+                        412 => {}
+                        other => panic!("{other}: {:?}", resp.text().await),
+                    }
+                }
+            });
+        }
+    }
+    tasks.join_all().await;
+    let end = get_json(
+        &http,
+        format!("{}/api/v1/acked/counter", cluster.url(leader)),
+    )
+    .await;
+    assert_eq!(end["value"], 3 * per_member * each, "{end}");
 }

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -9,7 +10,7 @@ use super::error::{ApiPath, ApiQuery, JsonBody};
 use super::json::{self, JsonBytes};
 use super::{ApiError, AppState};
 use crate::names;
-use crate::store::WriteOp;
+use crate::store::{Committed, VersionId, WriteOp};
 
 /// Body of `PUT /api/v1/{ns}/{key}`.
 #[derive(Deserialize)]
@@ -55,30 +56,60 @@ pub async fn get_at(
     }
 }
 
-/// `PUT /api/v1/{ns}/{key}`: writes a new version.
+/// The version an `If-Match` header asks for (extension: a compare-and-set), if any.
+fn if_match(headers: &HeaderMap) -> Result<Option<VersionId>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("If-Match is not text"))?;
+    text.trim()
+        .parse()
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("If-Match: {e}")))
+}
+
+/// Writes `op`, only over version `expected` when one is given.
+async fn write_one(
+    state: &AppState,
+    op: WriteOp,
+    expected: Option<VersionId>,
+) -> Result<Committed, ApiError> {
+    match expected {
+        Some(expected) => state.write_if_latest(op, expected).await,
+        None => state.write(vec![op]).await,
+    }
+}
+
+/// `PUT /api/v1/{ns}/{key}`: writes a new version; with `If-Match: <version_id>`, only if that
+/// is still the key's latest version (412 `version_mismatch` otherwise).
 pub async fn put(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<PutBody>,
 ) -> Result<JsonBytes, ApiError> {
     names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
-    let committed = state
-        .write(vec![WriteOp::put(namespace, key, body.value)])
-        .await?;
+    let expected = if_match(&headers)?;
+    let committed = write_one(&state, WriteOp::put(namespace, key, body.value), expected).await?;
     let (version, previous) = committed.versions[0];
     Ok(json::written(version, committed.timestamp_micros, previous))
 }
 
-/// `DELETE /api/v1/{ns}/{key}`: writes a tombstone version; 404 when the key is not live.
+/// `DELETE /api/v1/{ns}/{key}`: writes a tombstone version; 404 when the key is not live. With
+/// `If-Match: <version_id>`, only if that is still the key's latest version.
 pub async fn delete(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<JsonBytes, ApiError> {
     check_names(&namespace, &key)?;
+    let expected = if_match(&headers)?;
     if state.store.get(&namespace, &key)?.is_none() {
         return Err(no_key(&namespace, &key));
     }
-    let committed = state.write(vec![WriteOp::delete(namespace, key)]).await?;
+    let committed = write_one(&state, WriteOp::delete(namespace, key), expected).await?;
     let (version, previous) = committed.versions[0];
     Ok(json::written(version, committed.timestamp_micros, previous))
 }

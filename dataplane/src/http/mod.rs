@@ -26,7 +26,8 @@ use crate::backup::ArchiveStatus;
 use crate::error::StoreError;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::raft::Replica;
-use crate::store::{Committed, Store, StoreConfig, WriteOp};
+use crate::rewind::{GuardedWrite, RewindError};
+use crate::store::{Committed, RangeGuard, Store, StoreConfig, VersionId, WriteOp};
 pub use error::ApiError;
 
 /// Everything a handler needs; cheap to clone.
@@ -81,15 +82,75 @@ impl AppState {
         let Some(replica) = &self.replica else {
             return Ok(self.store.write(ops).await?);
         };
-        // The typed checks run here, where their errors keep their codes; members re-check.
-        self.store.validate(&ops)?;
+        self.check_replicated(&ops)?;
+        Ok(replica.write(ops).await?)
+    }
+
+    /// Writes `op` only if `expected` is still the latest version of its key (a delete counts):
+    /// a compare-and-set, 412 `version_mismatch` otherwise. The check is made again where the
+    /// write is ordered (the commit thread, or every member as it applies the entry), so
+    /// nothing written in between slips past it.
+    pub async fn write_if_latest(
+        &self,
+        op: WriteOp,
+        expected: VersionId,
+    ) -> Result<Committed, ApiError> {
+        if let Some(replica) = &self.replica {
+            // This member must hold at least what the client read the version from.
+            replica.read_barrier(None).await?;
+        }
+        let mismatch = |latest: Option<VersionId>| {
+            let now = latest.map_or_else(|| "none".to_string(), |v| v.to_string());
+            ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version_mismatch",
+                format!(
+                    "key {:?} in namespace {:?} is not at version {expected} (latest: {now}); \
+                     nothing was written",
+                    op.key, op.namespace
+                ),
+            )
+        };
+        let latest = self.store.latest_version(&op.namespace, &op.key);
+        if latest != Some(expected) {
+            return Err(mismatch(latest));
+        }
+        let guard = RangeGuard {
+            namespace: op.namespace.clone(),
+            prefix: op.key.clone(),
+            since_lsn: expected.lsn,
+            exact: true,
+        };
+        let written = match &self.replica {
+            None => self.store.write_guarded(vec![op.clone()], guard).await,
+            Some(replica) => {
+                self.check_replicated(std::slice::from_ref(&op))?;
+                match replica.write_guarded(vec![op.clone()], guard).await {
+                    Ok(committed) => Ok(committed),
+                    Err(RewindError::Store(e)) => Err(e),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        match written {
+            Err(StoreError::Conflict { .. }) => {
+                Err(mismatch(self.store.latest_version(&op.namespace, &op.key)))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The typed checks of a replicated write, run here where their errors keep their codes
+    /// (members check again as they apply it).
+    fn check_replicated(&self, ops: &[WriteOp]) -> Result<(), ApiError> {
+        self.store.validate(ops)?;
         if let Some(limit) = self.store.config().max_stored_bytes {
             let used = self.store.stored_bytes();
             if used >= limit {
                 return Err(StoreError::QuotaExceeded { used, limit }.into());
             }
         }
-        Ok(replica.write(ops).await?)
+        Ok(())
     }
 
     /// The same state with archiving (base backups, archive metrics and readiness detail).

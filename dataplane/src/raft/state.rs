@@ -721,6 +721,7 @@ mod tests {
                 namespace: "t".into(),
                 prefix: prefix.into(),
                 since_lsn,
+                exact: false,
             }),
             ..command(n)
         }

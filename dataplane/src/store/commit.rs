@@ -27,23 +27,31 @@ pub struct Committed {
     pub versions: Vec<(VersionId, Previous)>,
 }
 
-/// A condition a write commits under: no key of `namespace` starting with `prefix` has a version
-/// newer than `since_lsn`. The commit thread checks it as it orders the write, so nothing can land
-/// in the range between the check and the write: a compare-and-set over a key range.
+/// A condition a write commits under: no key of `namespace` starting with `prefix` (or, when
+/// `exact`, the key `prefix` itself) has a version newer than `since_lsn`. The commit thread
+/// checks it as it orders the write, so nothing can land in the range between the check and the
+/// write: a compare-and-set over a key range, or over one key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeGuard {
     /// The namespace guarded.
     pub namespace: String,
-    /// The key prefix guarded ("" for the whole namespace).
+    /// The key prefix guarded ("" for the whole namespace), or the key when `exact`.
     pub prefix: String,
     /// The LSN the writer read the range at.
     pub since_lsn: u64,
+    /// Only the key equal to `prefix` is guarded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
 }
 
 impl RangeGuard {
     /// Whether an operation writes into the guarded range.
     fn covers(&self, op: &WriteOp) -> bool {
-        op.namespace == self.namespace && op.key.starts_with(&self.prefix)
+        op.namespace == self.namespace
+            && match self.exact {
+                true => op.key == self.prefix,
+                false => op.key.starts_with(&self.prefix),
+            }
     }
 }
 
@@ -314,12 +322,14 @@ impl CommitThread {
     /// Whether a guarded range was written after the guard's LSN: in the index, or by a request
     /// accepted earlier in this group (not in the index until the group is written).
     fn guard_broken(&self, guard: &RangeGuard, accepted: &[Accepted]) -> bool {
-        self.index
-            .read()
-            .changed_since(&guard.namespace, &guard.prefix, guard.since_lsn)
-            || accepted
-                .iter()
-                .any(|a| a.pending.ops.iter().any(|op| guard.covers(op)))
+        self.index.read().changed_since(
+            &guard.namespace,
+            &guard.prefix,
+            guard.exact,
+            guard.since_lsn,
+        ) || accepted
+            .iter()
+            .any(|a| a.pending.ops.iter().any(|op| guard.covers(op)))
     }
 
     /// Writes one group: encode every accepted request, one append, fsync per mode, apply, reply.

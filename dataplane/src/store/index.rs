@@ -26,6 +26,27 @@ impl fmt::Display for VersionId {
     }
 }
 
+impl std::str::FromStr for VersionId {
+    type Err = String;
+
+    /// Reads `<lsn>.<op>` as [`Display`](fmt::Display) writes it, also in double quotes (as an
+    /// HTTP entity tag).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bare = s
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or(s);
+        bare.split_once('.')
+            .and_then(|(lsn, op)| {
+                Some(VersionId {
+                    lsn: lsn.parse().ok().filter(|&l| l > 0)?,
+                    op: op.parse().ok().filter(|&o| o < TOMBSTONE)?,
+                })
+            })
+            .ok_or_else(|| format!("{s:?} is not a version id (such as \"12.0\")"))
+    }
+}
+
 /// One version of a key, as the index keeps it (32 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
@@ -292,31 +313,38 @@ impl Index {
         Some(keys)
     }
 
-    /// Whether any key of `namespace` starting with `prefix` has a version newer than `lsn`.
-    pub fn changed_since(&self, namespace: &str, prefix: &str, lsn: u64) -> bool {
-        let Some(ns) = self.namespaces.get(namespace) else {
-            return false;
-        };
-        ns.last_lsn > lsn
-            && ns
-                .keys
-                .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .any(|(_, versions)| versions.last().is_some_and(|v| v.lsn > lsn))
+    /// Whether any key of `namespace` starting with `prefix` (only the key `prefix` itself
+    /// when `exact`) has a version newer than `lsn`.
+    pub fn changed_since(&self, namespace: &str, prefix: &str, exact: bool, lsn: u64) -> bool {
+        self.changed_between(namespace, prefix, exact, lsn, u64::MAX)
     }
 
-    /// Whether any key of `namespace` starting with `prefix` has a version with an LSN in
-    /// `(after, upto]`: a guard checked as of LSN `upto`, even when later records exist.
-    pub fn changed_between(&self, namespace: &str, prefix: &str, after: u64, upto: u64) -> bool {
+    /// Whether any key of `namespace` starting with `prefix` (only the key `prefix` itself
+    /// when `exact`) has a version with an LSN in `(after, upto]`: a guard checked as of LSN
+    /// `upto`, even when later records exist.
+    pub fn changed_between(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        exact: bool,
+        after: u64,
+        upto: u64,
+    ) -> bool {
         let Some(ns) = self.namespaces.get(namespace) else {
             return false;
         };
-        ns.last_lsn > after
-            && ns
-                .keys
+        let one = exact.then(|| ns.keys.get(prefix)).flatten();
+        let range = (!exact).then(|| {
+            ns.keys
                 .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(prefix))
-                .any(|(_, versions)| {
+                .map(|(_, versions)| versions)
+        });
+        ns.last_lsn > after
+            && one
+                .into_iter()
+                .chain(range.into_iter().flatten())
+                .any(|versions| {
                     let first_after = versions.partition_point(|v| v.lsn <= after);
                     versions.get(first_after).is_some_and(|v| v.lsn <= upto)
                 })
@@ -491,13 +519,17 @@ mod tests {
         assert_eq!(ix.range_at("ns", "w:", 150), Some(Vec::new()));
         assert_eq!(ix.range_at("other", "", 150), None);
 
-        assert!(ix.changed_since("ns", "u:", 2));
-        assert!(!ix.changed_since("ns", "v:", 2));
+        assert!(ix.changed_since("ns", "u:", false, 2));
+        assert!(!ix.changed_since("ns", "v:", false, 2));
         assert!(
-            !ix.changed_since("ns", "", 3),
+            !ix.changed_since("ns", "", false, 3),
             "nothing after the last record"
         );
-        assert!(ix.changed_since("ns", "", 0));
-        assert!(!ix.changed_since("other", "", 0));
+        assert!(ix.changed_since("ns", "", false, 0));
+        assert!(!ix.changed_since("other", "", false, 0));
+        // One key only: `u:` itself holds nothing, though keys starting with it changed.
+        assert!(!ix.changed_since("ns", "u:", true, 0));
+        assert!(ix.changed_since("ns", "u:a", true, 0));
+        assert!(!ix.changed_between("ns", "u:a", true, 0, 0));
     }
 }

@@ -385,6 +385,7 @@ impl Store {
         self.inner.index.read().changed_between(
             &guard.namespace,
             &guard.prefix,
+            guard.exact,
             guard.since_lsn,
             upto,
         )
@@ -436,6 +437,12 @@ impl Store {
     pub fn get(&self, namespace: &str, key: &str) -> Result<Option<Fetched>, StoreError> {
         let found = self.inner.index.read().latest(namespace, key);
         self.fetch_live(found)
+    }
+
+    /// The id of a key's latest version, a delete included; None when it was never written.
+    pub fn latest_version(&self, namespace: &str, key: &str) -> Option<VersionId> {
+        let index = self.inner.index.read();
+        index.latest(namespace, key).map(|(v, _)| v.id())
     }
 
     /// The version of a key current at `timestamp_micros`; None when absent or deleted then.
