@@ -250,9 +250,14 @@ async fn if_match_writes_only_over_the_latest_version() {
     let (_, now) = api.call(Method::GET, uri, None).await;
     assert_eq!(now["value"], 2);
     assert_eq!(now["version_id"], second["version_id"]);
-    // Quoted like an entity tag; a delete over the latest version.
-    let v2 = format!("\"{}\"", second["version_id"].as_str().unwrap());
-    let (status, body) = if_match(&api, Method::DELETE, uri, &v2, None).await;
+    // GET gives the version as its entity tag too, quoted; a delete over the latest version.
+    let (_, _, headers) = api.send(Method::GET, uri, None, None).await;
+    let etag = headers[header::ETAG].to_str().unwrap().to_string();
+    assert_eq!(
+        etag,
+        format!("\"{}\"", second["version_id"].as_str().unwrap())
+    );
+    let (status, body) = if_match(&api, Method::DELETE, uri, &etag, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // A key never written has no version to match.
     let (status, body) = if_match(&api, Method::PUT, "/api/v1/ns/new", &v1, Some(json!(1))).await;

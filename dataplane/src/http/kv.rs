@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -29,16 +30,24 @@ fn no_key(namespace: &str, key: &str) -> ApiError {
     ApiError::not_found(format!("key {key:?} not found in namespace {namespace:?}"))
 }
 
-/// `GET /api/v1/{ns}/{key}`: the latest version.
+/// `GET /api/v1/{ns}/{key}`: the latest version, also as the `ETag`.
 pub async fn get(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
-) -> Result<JsonBytes, ApiError> {
+) -> Result<Response, ApiError> {
     check_names(&namespace, &key)?;
     match state.store.get(&namespace, &key)? {
-        Some(f) => Ok(json::versioned(&f, f.value.as_deref().unwrap_or("null"))),
+        Some(f) => Ok(tagged(
+            f.version,
+            json::versioned(&f, f.value.as_deref().unwrap_or("null")),
+        )),
         None => Err(no_key(&namespace, &key)),
     }
+}
+
+/// `body` with the version as its entity tag (`ETag: "<version_id>"`), for `If-Match`.
+fn tagged(version: VersionId, body: JsonBytes) -> Response {
+    ([(header::ETAG, format!("\"{version}\""))], body).into_response()
 }
 
 /// `GET /api/v1/{ns}/{key}/at/{timestamp}`: the version current at a moment.
@@ -82,19 +91,22 @@ async fn write_one(
     }
 }
 
-/// `PUT /api/v1/{ns}/{key}`: writes a new version; with `If-Match: <version_id>`, only if that
+/// `PUT /api/v1/{ns}/{key}`: writes a new version (its id also the `ETag`); with `If-Match: <version_id>`, only if that
 /// is still the key's latest version (412 `version_mismatch` otherwise).
 pub async fn put(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<PutBody>,
-) -> Result<JsonBytes, ApiError> {
+) -> Result<Response, ApiError> {
     names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
     let expected = if_match(&headers)?;
     let committed = write_one(&state, WriteOp::put(namespace, key, body.value), expected).await?;
     let (version, previous) = committed.versions[0];
-    Ok(json::written(version, committed.timestamp_micros, previous))
+    Ok(tagged(
+        version,
+        json::written(version, committed.timestamp_micros, previous),
+    ))
 }
 
 /// `DELETE /api/v1/{ns}/{key}`: writes a tombstone version; 404 when the key is not live. With
@@ -103,7 +115,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
     headers: HeaderMap,
-) -> Result<JsonBytes, ApiError> {
+) -> Result<Response, ApiError> {
     check_names(&namespace, &key)?;
     let expected = if_match(&headers)?;
     if state.store.get(&namespace, &key)?.is_none() {
@@ -111,7 +123,10 @@ pub async fn delete(
     }
     let committed = write_one(&state, WriteOp::delete(namespace, key), expected).await?;
     let (version, previous) = committed.versions[0];
-    Ok(json::written(version, committed.timestamp_micros, previous))
+    Ok(tagged(
+        version,
+        json::written(version, committed.timestamp_micros, previous),
+    ))
 }
 
 /// One entry of a key's history.
