@@ -91,8 +91,9 @@ async fn write_one(
     }
 }
 
-/// `PUT /api/v1/{ns}/{key}`: writes a new version (its id also the `ETag`); with `If-Match: <version_id>`, only if that
-/// is still the key's latest version (412 `version_mismatch` otherwise).
+/// `PUT /api/v1/{ns}/{key}`: writes a new version (its id also the `ETag`); with
+/// `If-Match: <version_id>`, only if that is still the key's latest version (412
+/// `version_mismatch` otherwise).
 pub async fn put(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
