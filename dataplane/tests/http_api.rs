@@ -55,9 +55,21 @@ impl Api {
         body: Option<&str>,
         token: Option<&str>,
     ) -> (StatusCode, Value, header::HeaderMap) {
+        let auth = token.map(|t| (header::AUTHORIZATION, format!("Bearer {t}")));
+        self.send_with(method, uri, body, auth.as_slice()).await
+    }
+
+    /// Sends a request with `headers`; the status, the JSON answer and the answer's headers.
+    async fn send_with(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&str>,
+        headers: &[(header::HeaderName, String)],
+    ) -> (StatusCode, Value, header::HeaderMap) {
         let mut req = Request::builder().method(method).uri(uri);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        for (name, value) in headers {
+            req = req.header(name, value);
         }
         let req = req
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
@@ -208,19 +220,9 @@ async fn if_match(
     value: Option<Value>,
 ) -> (StatusCode, Value) {
     let body = value.map(|v| json!({ "value": v }).to_string());
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::IF_MATCH, version)
-        .body(body.map_or_else(Body::empty, Body::from))
-        .unwrap();
-    let resp = api.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let headers = [(header::IF_MATCH, version.to_string())];
+    let (status, json, _) = api.send_with(method, uri, body.as_deref(), &headers).await;
+    (status, json)
 }
 
 #[tokio::test]

@@ -227,6 +227,14 @@ impl StateMachine {
         Ok(())
     }
 
+    /// Saves the bookkeeping and waits until it is on disk (on a blocking thread).
+    async fn save_meta_durably(&self) -> StoreResult<()> {
+        let (log, meta) = (self.log.clone(), self.meta.clone());
+        tokio::task::spawn_blocking(move || log.save_applied(&meta, true))
+            .await
+            .map_err(|e| fatal(e.to_string()))?
+    }
+
     /// The records (last LSN, its time) that predate the group, when this member holds some
     /// and has applied nothing yet: what a first member proposes as the [`Base`].
     pub fn pending_base(&self) -> Option<(u64, i64)> {
@@ -554,11 +562,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             out.insert(start, Applied::Batch(answers));
         }
         if durable {
-            let log = self.log.clone();
-            let meta = self.meta.clone();
-            tokio::task::spawn_blocking(move || log.save_applied(&meta, true))
-                .await
-                .map_err(|e| fatal(e.to_string()))??;
+            self.save_meta_durably().await?;
         } else {
             // Only buffered: no wait on the disk or another thread.
             self.log.save_applied(&self.meta, false)?;
@@ -620,11 +624,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.meta.copying = Some(copying.clone());
             self.start_copy(copying);
         }
-        let log = self.log.clone();
-        let applied = self.meta.clone();
-        tokio::task::spawn_blocking(move || log.save_applied(&applied, true))
-            .await
-            .map_err(|e| fatal(e.to_string()))??;
+        self.save_meta_durably().await?;
         tracing::info!(lsn = pointer.lsn, held, applied = ?meta.last_log_id, "installed a snapshot");
         let snapshots = self.snapshots.clone();
         let stored = StoredSnapshot {
