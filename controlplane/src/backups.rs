@@ -191,18 +191,17 @@ async fn call(
             )));
         }
     };
-    let now = u64::try_from(crate::db::now_ms() / 1000).unwrap_or(0);
-    let token = data_tokens::issue(
-        &state.dataplane_key,
-        &cluster.id,
+    let token = data_tokens::store::issue(
+        state,
+        cluster,
         SUBJECT,
         Role::Owner,
         &DataTokenRequest {
             scope: Scope::Admin,
             ttl_secs: Some(TOKEN_TTL_SECS),
         },
-        now,
-    )?;
+    )
+    .await?;
     let client = reqwest::Client::builder()
         .timeout(CALL_TIMEOUT)
         .build()

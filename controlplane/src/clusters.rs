@@ -184,8 +184,21 @@ pub fn check_tier(plan: TierName, tier: TierName) -> Result<()> {
     }
 }
 
-/// The provisioner's view of a cluster.
-pub fn spec(state: &AppState, org: &Organization, c: &Cluster) -> ClusterSpec {
+/// The URL of cluster `cluster_id`'s signed revoked-token list under the control plane's URL.
+pub fn revocations_url(public_url: &str, cluster_id: &str) -> String {
+    format!(
+        "{}/api/v1/clusters/{cluster_id}/revocations",
+        public_url.trim_end_matches('/')
+    )
+}
+
+/// The provisioner's view of a cluster whose tokens are verified with `token_public_key_pem`.
+pub fn spec(
+    state: &AppState,
+    org: &Organization,
+    c: &Cluster,
+    token_public_key_pem: String,
+) -> ClusterSpec {
     let limits = tiers::tier(c.tier);
     ClusterSpec {
         id: c.id.clone(),
@@ -197,7 +210,8 @@ pub fn spec(state: &AppState, org: &Organization, c: &Cluster) -> ClusterSpec {
         storage_bytes: limits.max_storage_bytes,
         max_ops_per_sec: limits.max_ops_per_sec,
         max_stored_bytes: limits.max_storage_bytes,
-        token_public_key_pem: state.dataplane_key.public_pem.clone(),
+        token_public_key_pem,
+        revocations_url: Some(revocations_url(&state.public_url, &c.id)),
         backup_retention_days: limits.backup_retention_days,
         restore: c.restored_from.clone(),
     }

@@ -7,6 +7,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod auth;
 pub mod backups;
+pub mod cluster_keys;
 pub mod clusters;
 pub mod config;
 pub mod dashboard;

@@ -217,7 +217,15 @@ pub fn spawn(state: AppState, org: Organization, op: Operation) {
 
 async fn run(state: &AppState, org: &Organization, op: &Operation) -> Result<()> {
     let cluster = clusters::get(&state.db, &org.id, &op.cluster_id).await?;
-    let spec = clusters::spec(state, org, &cluster);
+    // A cluster gets its own token key when it is first provisioned; one from before per-cluster
+    // keys gets it at its next change (the apply hands the data plane the new public key).
+    let key = match op.kind {
+        OperationKind::Delete => {
+            crate::cluster_keys::signing_key(&state.db, &state.dataplane_key, &cluster.id).await?
+        }
+        _ => crate::cluster_keys::ensure(&state.db, &cluster.id).await?,
+    };
+    let spec = clusters::spec(state, org, &cluster, key.public_pem);
     let provisioning = |e: crate::provisioner::ProvisionError| Error::Internal(e.to_string());
     match op.kind {
         OperationKind::Delete => {

@@ -29,6 +29,7 @@ fn spec(slug: &str, name: &str) -> ClusterSpec {
         backup_retention_days: 1,
         restore: None,
         token_public_key_pem: PEM.to_string(),
+        revocations_url: None,
     }
 }
 

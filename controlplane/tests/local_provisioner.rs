@@ -436,6 +436,7 @@ fn spec(id: &str, public_pem: &str, max_ops_per_sec: u64) -> ClusterSpec {
         backup_retention_days: 1,
         restore: None,
         token_public_key_pem: public_pem.into(),
+        revocations_url: None,
     }
 }
 
@@ -459,6 +460,8 @@ fn token(keys: &KeyPair, cluster: &str, scope: Scope) -> String {
         scope,
         exp: now + 3600,
         iat: now,
+        aud: koru_dataplane::auth::audience(cluster),
+        jti: "test-token".into(),
     };
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &keys.encoding)
         .expect("signing a token")

@@ -37,6 +37,16 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Longest lifetime (`exp - iat`) of an admin-scope token, in seconds: an admin token that leaks
+/// is useful for an hour at most, and the data plane refuses longer-lived ones whoever signed them.
+pub const MAX_ADMIN_TTL_SECS: u64 = 3600;
+
+/// The audience (`aud`) a data-plane token for cluster `cluster_id` carries, so a token signed for
+/// any other purpose (or another cluster) by the same key is never taken for one.
+pub fn audience(cluster_id: &str) -> String {
+    format!("koru-dataplane:{cluster_id}")
+}
+
 /// Claims of a data-plane token, shared with the control plane that issues them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -51,6 +61,10 @@ pub struct Claims {
     /// Issue time, seconds since the Unix epoch.
     #[serde(default)]
     pub iat: u64,
+    /// The audience, [`audience`] of the cluster: required.
+    pub aud: String,
+    /// The token's id, by which the control plane revokes it: required.
+    pub jti: String,
 }
 
 /// Why a request was not let through.
@@ -87,12 +101,14 @@ pub struct KeyError {
     pub reason: String,
 }
 
-/// Checks tokens against one public key and one cluster id.
+/// Checks tokens against one public key and one cluster id, and against the revoked token ids
+/// last learned from the control plane (shared by clones, so the poller updates every user).
 #[derive(Clone)]
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
     cluster: String,
+    pub(crate) revoked: std::sync::Arc<parking_lot::RwLock<crate::revocations::Revoked>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -119,13 +135,38 @@ impl Verifier {
             },
         };
         let mut validation = Validation::new(alg);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        // The audience is compared in `check_token`, after the cluster claim, so a token for
+        // another cluster keeps getting its own answer (403 wrong_cluster).
+        validation.validate_aud = false;
         validation.leeway = 30;
         Ok(Verifier {
             key,
             validation,
             cluster: cluster.into(),
+            revoked: Default::default(),
         })
+    }
+
+    /// The cluster id tokens must name.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// Decodes a document other than a token signed with this verifier's key (the revocation
+    /// list), whose audience must be `aud` and which must not have expired.
+    pub(crate) fn decode_signed<T: serde::de::DeserializeOwned>(
+        &self,
+        document: &str,
+        aud: &str,
+    ) -> Result<T, String> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[aud]);
+        validation.validate_aud = true;
+        validation.set_required_spec_claims(&["exp", "aud"]);
+        jsonwebtoken::decode::<T>(document.trim(), &self.key, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| e.to_string())
     }
 
     /// Verifies an `Authorization` header value and checks it grants `need`.
@@ -140,6 +181,26 @@ impl Verifier {
             .claims;
         if claims.cluster != self.cluster {
             return Err(AuthError::WrongCluster(claims.cluster));
+        }
+        if claims.aud != audience(&self.cluster) {
+            return Err(AuthError::Invalid(format!(
+                "the token's audience is {:?}, not {:?}",
+                claims.aud,
+                audience(&self.cluster)
+            )));
+        }
+        if claims.jti.is_empty() {
+            return Err(AuthError::Invalid("the token has no id (jti)".into()));
+        }
+        if claims.scope == Scope::Admin
+            && claims.exp.saturating_sub(claims.iat) > MAX_ADMIN_TTL_SECS
+        {
+            return Err(AuthError::Invalid(format!(
+                "admin-scope tokens may live at most {MAX_ADMIN_TTL_SECS} s (exp - iat)"
+            )));
+        }
+        if self.revoked.read().contains(&claims.jti) {
+            return Err(AuthError::Invalid("the token has been revoked".into()));
         }
         if claims.scope < need {
             return Err(AuthError::Forbidden {
@@ -354,6 +415,159 @@ mod tests {
             );
         }
         assert_eq!(authorize(None, None, None, Scope::Write), Ok(Grant::Open));
+    }
+
+    /// A key pair for signing test tokens: (signing key, verifier for cluster `c-1`).
+    fn signer() -> (jsonwebtoken::EncodingKey, Verifier) {
+        use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+        use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let private = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let public = key
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        (
+            jsonwebtoken::EncodingKey::from_ed_pem(private.as_bytes()).unwrap(),
+            Verifier::from_pem(public.as_bytes(), "test.pem", "c-1").unwrap(),
+        )
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn sign(key: &jsonwebtoken::EncodingKey, claims: &impl Serialize) -> String {
+        let header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&header, claims, key).unwrap()
+        )
+    }
+
+    fn claims(scope: Scope, ttl: u64) -> Claims {
+        let now = now();
+        Claims {
+            sub: "u".into(),
+            cluster: "c-1".into(),
+            scope,
+            exp: now + ttl,
+            iat: now,
+            aud: audience("c-1"),
+            jti: "t-1".into(),
+        }
+    }
+
+    #[test]
+    fn tokens_need_the_clusters_audience_and_an_id() {
+        let (key, v) = signer();
+        let good = claims(Scope::Write, 600);
+        assert!(v.check(Some(&sign(&key, &good)), Scope::Write).is_ok());
+        let other_audience = Claims {
+            aud: audience("c-2"),
+            ..good.clone()
+        };
+        assert!(matches!(
+            v.check(Some(&sign(&key, &other_audience)), Scope::Read),
+            Err(AuthError::Invalid(_))
+        ));
+        // A token from before audiences and ids (or another issuer's) is refused.
+        let old = serde_json::json!({"sub": "u", "cluster": "c-1", "scope": "write", "exp": good.exp, "iat": good.iat});
+        assert!(matches!(
+            v.check(Some(&sign(&key, &old)), Scope::Read),
+            Err(AuthError::Invalid(_))
+        ));
+        let mut no_jti = serde_json::to_value(&good).unwrap();
+        no_jti.as_object_mut().unwrap().remove("jti");
+        assert!(matches!(
+            v.check(Some(&sign(&key, &no_jti)), Scope::Read),
+            Err(AuthError::Invalid(_))
+        ));
+        let empty_jti = Claims {
+            jti: String::new(),
+            ..good
+        };
+        assert!(matches!(
+            v.check(Some(&sign(&key, &empty_jti)), Scope::Read),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn admin_tokens_live_an_hour_at_most() {
+        let (key, v) = signer();
+        let hour = claims(Scope::Admin, MAX_ADMIN_TTL_SECS);
+        assert!(v.check(Some(&sign(&key, &hour)), Scope::Admin).is_ok());
+        let longer = claims(Scope::Admin, MAX_ADMIN_TTL_SECS + 1);
+        let Err(AuthError::Invalid(why)) = v.check(Some(&sign(&key, &longer)), Scope::Read) else {
+            panic!("an admin token of more than an hour was accepted");
+        };
+        assert!(why.contains("at most 3600"), "{why}");
+        // Write tokens may live longer.
+        let write = claims(Scope::Write, 30 * 86_400);
+        assert!(v.check(Some(&sign(&key, &write)), Scope::Write).is_ok());
+    }
+
+    #[test]
+    fn revoked_tokens_are_refused_once_a_newer_signed_list_names_them() {
+        use crate::revocations::{RevocationError, RevocationList, RevokedToken};
+        let (key, v) = signer();
+        let token = sign(&key, &claims(Scope::Read, 600));
+        let bare = |doc: String| doc.trim_start_matches("Bearer ").to_string();
+        let list = |iat: u64, aud: String, jtis: &[&str]| {
+            bare(sign(
+                &key,
+                &RevocationList {
+                    aud,
+                    iat,
+                    exp: now() + 600,
+                    revoked: jtis
+                        .iter()
+                        .map(|j| RevokedToken {
+                            jti: j.to_string(),
+                            exp: now() + 600,
+                        })
+                        .collect(),
+                },
+            ))
+        };
+        let aud = crate::revocations::audience("c-1");
+        let t = now();
+        assert_eq!(
+            v.apply_revocations(&list(t, aud.clone(), &["t-1"]))
+                .unwrap(),
+            1
+        );
+        // Clones share the list (the poller holds one, the router another).
+        let clone = v.clone();
+        assert!(matches!(
+            clone.check(Some(&token), Scope::Read),
+            Err(AuthError::Invalid(m)) if m.contains("revoked")
+        ));
+        // An older list (a replay) cannot un-revoke it; another cluster's list is not ours.
+        assert!(matches!(
+            v.apply_revocations(&list(t - 1, aud.clone(), &[])),
+            Err(RevocationError::Stale { .. })
+        ));
+        assert!(matches!(
+            v.apply_revocations(&list(t + 1, crate::revocations::audience("c-2"), &[])),
+            Err(RevocationError::Invalid(_))
+        ));
+        // A token is not a list, nor is a list a token.
+        assert!(v.apply_revocations(&bare(token.clone())).is_err());
+        assert!(
+            v.check(
+                Some(&format!("Bearer {}", list(t, aud.clone(), &[]))),
+                Scope::Read
+            )
+            .is_err()
+        );
+        assert!(clone.check(Some(&token), Scope::Read).is_err());
+        v.apply_revocations(&list(t + 1, aud, &[])).unwrap();
+        assert!(clone.check(Some(&token), Scope::Read).is_ok());
     }
 
     #[test]

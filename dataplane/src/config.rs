@@ -75,6 +75,26 @@ pub struct Cli {
     #[arg(long, env = "KORU_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
 
+    /// URL of this cluster's revoked-token list, signed with the token key (the control plane
+    /// serves it at `/api/v1/clusters/<cluster id>/revocations`); polled every
+    /// --revocations-interval. Revoked tokens get 401.
+    #[arg(
+        long,
+        env = "KORU_REVOCATIONS_URL",
+        requires = "auth_public_key",
+        conflicts_with = "revocations_file"
+    )]
+    pub revocations_url: Option<String>,
+
+    /// File holding the signed revoked-token list (the document --revocations-url serves), read
+    /// again every --revocations-interval.
+    #[arg(long, env = "KORU_REVOCATIONS_FILE", requires = "auth_public_key")]
+    pub revocations_file: Option<PathBuf>,
+
+    /// How often the revoked-token list is fetched (e.g. `5s`).
+    #[arg(long, env = "KORU_REVOCATIONS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub revocations_interval: Duration,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "KORU_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -271,6 +291,8 @@ pub struct Config {
     pub auth: Option<(PathBuf, String)>,
     /// The admin token file, if any.
     pub admin_token_file: Option<PathBuf>,
+    /// Where the revoked-token list comes from and how often it is fetched, if anywhere.
+    pub revocations: Option<(crate::revocations::RevocationSource, Duration)>,
     /// Emit JSON logs.
     pub json_logs: bool,
     /// Continuous archiving, when configured.
@@ -384,6 +406,12 @@ impl Cli {
             max_ops_per_sec: self.max_ops_per_sec,
             auth,
             admin_token_file: self.admin_token_file,
+            revocations: match (self.revocations_url, self.revocations_file) {
+                (Some(url), _) => Some(crate::revocations::RevocationSource::Url(url)),
+                (None, Some(path)) => Some(crate::revocations::RevocationSource::File(path)),
+                (None, None) => None,
+            }
+            .map(|source| (source, self.revocations_interval)),
             json_logs: self.log_format == "json",
             archive,
         })

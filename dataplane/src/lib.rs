@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod names;
 pub mod query;
 pub mod raft;
+pub mod revocations;
 pub mod rewind;
 pub mod server;
 pub mod store;

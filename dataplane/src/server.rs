@@ -65,6 +65,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             None
         }
     };
+    if let (Some(verifier), Some((source, interval))) = (&verifier, &config.revocations) {
+        tracing::info!(?source, ?interval, "polling the revoked-token list");
+        crate::revocations::spawn(verifier.clone(), source.clone(), *interval);
+    }
     // Members authenticate to each other with the admin token, so they keep its text.
     let mut member_token = None;
     let admin_token = match &config.admin_token_file {

@@ -766,6 +766,8 @@ fn token(key: &EncodingKey, cluster: &str, scope: Scope, exp_offset: i64) -> Str
         scope,
         exp: (now + exp_offset) as u64,
         iat: now as u64,
+        aud: koru_dataplane::auth::audience(cluster),
+        jti: "test-token".into(),
     };
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key).unwrap()
 }
@@ -872,6 +874,8 @@ async fn rs256_tokens_are_accepted_too() {
         scope: Scope::Write,
         exp: now + 3600,
         iat: now,
+        aud: koru_dataplane::auth::audience("c-1"),
+        jti: "test-token".into(),
     };
     let rs256 = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &signer).unwrap();
     let (status, body, _) = api

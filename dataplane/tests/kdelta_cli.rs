@@ -197,6 +197,8 @@ fn kdelta_reaches_a_cluster_with_token_auth_through_the_url() {
             scope,
             exp: now + 600,
             iat: now,
+            aud: koru_dataplane::auth::audience("c-1"),
+            jti: "test-token".into(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &signer).unwrap()
     };

@@ -145,12 +145,22 @@ pub struct Limits {
     pub max_stored_bytes: Option<i64>,
 }
 
-/// Where the token verification key comes from.
+/// Where the token verification key comes from, and which cluster id tokens must name.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Auth {
     /// Secret holding the PEM public key (Ed25519 or RSA).
     pub public_key_secret: SecretKeyRef,
+    /// The cluster id data tokens must name (their `cluster` claim and `aud`): the control
+    /// plane's id for the cluster. `<namespace>/<name>` when absent (clusters applied by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub cluster_id: Option<String>,
+    /// URL of the cluster's signed revoked-token list, polled by every pod
+    /// (`--revocations-url`); revoked tokens are not refused when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://.+"))]
+    pub revocations_url: Option<String>,
 }
 
 /// A key of a Secret in the cluster's namespace.

@@ -30,12 +30,24 @@ impl DataPlane {
 
     /// [`DataPlane::start`] listening on `listen` (a cluster member whose peers know its address).
     pub fn start_at(data_dir: &Path, listen: &str, args: &[&str]) -> DataPlane {
+        DataPlane::start_with_env(data_dir, listen, &[], args)
+    }
+
+    /// [`DataPlane::start_at`] with `env` set, e.g. the `KORU_*` variables of a ConfigMap the
+    /// operator renders (the command line's `--data-dir` and `--listen` win over theirs).
+    pub fn start_with_env(
+        data_dir: &Path,
+        listen: &str,
+        env: &[(String, String)],
+        args: &[&str],
+    ) -> DataPlane {
         let mut command = Command::new(dataplane_binary());
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("KORU_") {
                 command.env_remove(name);
             }
         }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = command
             .arg("--data-dir")
             .arg(data_dir)

@@ -64,6 +64,28 @@ impl KeyPair {
         Self::from_signing_key(&key).map_err(error)
     }
 
+    /// A new random key pair (a cluster's token key).
+    pub fn generate() -> Result<KeyPair, String> {
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        Self::from_signing_key(&SigningKey::from_bytes(&seed))
+    }
+
+    /// A key pair from a PKCS#8 PEM private key held elsewhere (the database).
+    pub fn from_private_pem(pem: &str) -> Result<KeyPair, String> {
+        let key = SigningKey::from_pkcs8_pem(pem)
+            .map_err(|e| format!("not an Ed25519 PKCS#8 PEM private key: {e}"))?;
+        Self::from_signing_key(&key)
+    }
+
+    /// The private key as PKCS#8 PEM, for storing it.
+    pub fn private_pem(&self) -> Result<String, String> {
+        self.signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .map_err(|e| e.to_string())
+    }
+
     fn from_signing_key(key: &SigningKey) -> Result<KeyPair, String> {
         let private = key
             .to_pkcs8_pem(LineEnding::LF)

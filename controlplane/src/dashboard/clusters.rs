@@ -422,7 +422,7 @@ pub(super) async fn detail_page(
         Some(endpoint) => {
             let token = match outcome.issued {
                 Some(t) => t,
-                None => issue(state, &ctx, &cluster, Scope::Read, PAGE_TOKEN_TTL_SECS)?,
+                None => issue(state, &ctx, &cluster, Scope::Read, PAGE_TOKEN_TTL_SECS).await?,
             };
             let expires = i64::try_from(token.expires_at).unwrap_or(0) * 1000;
             Some(Connection {
@@ -546,25 +546,24 @@ fn restore_name(name: &str) -> String {
     format!("{}-restore", base.trim_end_matches('-'))
 }
 
-fn issue(
+async fn issue(
     state: &AppState,
     ctx: &OrgContext,
     cluster: &Cluster,
     scope: Scope,
     ttl_secs: u64,
 ) -> Result<DataToken, Error> {
-    let now = u64::try_from(crate::db::now_ms() / 1000).unwrap_or(0);
-    data_tokens::issue(
-        &state.dataplane_key,
-        &cluster.id,
+    data_tokens::store::issue(
+        state,
+        cluster,
         &ctx.actor,
         ctx.access.role,
         &DataTokenRequest {
             scope,
             ttl_secs: Some(ttl_secs),
         },
-        now,
     )
+    .await
 }
 
 async fn backups_of(state: &AppState, cluster: &Cluster) -> Backups {
@@ -670,7 +669,10 @@ pub async fn data_token(
         "admin" => Ok(Scope::Admin),
         other => Err(Error::BadRequest(format!("there is no scope {other:?}"))),
     };
-    let issued = scope.and_then(|s| issue(&state, &ctx, &cluster, s, form.ttl_secs));
+    let issued = match scope {
+        Ok(s) => issue(&state, &ctx, &cluster, s, form.ttl_secs).await,
+        Err(e) => Err(e),
+    };
     let (status, outcome) = match issued {
         Ok(token) => (
             StatusCode::CREATED,

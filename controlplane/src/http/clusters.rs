@@ -10,6 +10,7 @@ use super::Json;
 use super::principal::{OrgAccess, Principal};
 use crate::auth::Role;
 use crate::clusters::{self, Cluster, CreateCluster, UpdateCluster};
+use crate::data_tokens::store::DataTokenInfo;
 use crate::data_tokens::{self, DataToken, DataTokenRequest};
 use crate::error::{Error, Result};
 use crate::operations::{self, Operation};
@@ -179,19 +180,18 @@ pub async fn get(
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
     let connection = match &cluster.endpoint {
         Some(endpoint) => {
-            let now = u64::try_from(crate::db::now_ms() / 1000).unwrap_or(0);
             let request = DataTokenRequest {
                 scope: koru_dataplane::auth::Scope::Read,
                 ttl_secs: Some(15 * 60),
             };
-            let data_token = data_tokens::issue(
-                &state.dataplane_key,
-                &cluster.id,
+            let data_token = data_tokens::store::issue(
+                &state,
+                &cluster,
                 &principal.actor(),
                 access.role,
                 &request,
-                now,
-            )?;
+            )
+            .await?;
             Some(Connection {
                 curl: format!(
                     "curl -H \"Authorization: Bearer $KORU_TOKEN\" {endpoint}/api/v1/<namespace>/<key>"
@@ -256,16 +256,72 @@ pub async fn data_token(
 ) -> Result<impl IntoResponse> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
-    let now = u64::try_from(crate::db::now_ms() / 1000).unwrap_or(0);
-    let token = data_tokens::issue(
-        &state.dataplane_key,
-        &cluster.id,
-        &principal.actor(),
-        access.role,
-        &req,
-        now,
-    )?;
+    let token =
+        data_tokens::store::issue(&state, &cluster, &principal.actor(), access.role, &req).await?;
     Ok((StatusCode::CREATED, axum::Json(token)))
+}
+
+/// Whose data tokens the caller may see and revoke: an admin everyone's, others their own.
+fn token_owner(access: &OrgAccess, principal: &Principal) -> Option<String> {
+    (access.role < Role::Admin).then(|| principal.actor())
+}
+
+/// The cluster's unexpired data-plane tokens (admins see all, others their own), newest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/clusters/{id}/data-tokens", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Vec<DataTokenInfo>), (status = 404)), security(("bearer" = [])))]
+pub async fn list_data_tokens(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<axum::Json<Vec<DataTokenInfo>>> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
+    let owner = token_owner(&access, &principal);
+    Ok(axum::Json(
+        data_tokens::store::list(&state.db, &cluster.id, owner.as_deref()).await?,
+    ))
+}
+
+/// Revokes a data-plane token (an admin any, others their own): the cluster refuses it within
+/// its poll interval (seconds).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/clusters/{id}/data-tokens/{token}",
+    params(("org" = String, Path), ("id" = String, Path), ("token" = String, Path)),
+    responses((status = 200, body = DataTokenInfo), (status = 404)), security(("bearer" = [])))]
+pub async fn revoke_data_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((org, id, token)): Path<(String, String, String)>,
+) -> Result<axum::Json<DataTokenInfo>> {
+    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+    let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
+    let owner = token_owner(&access, &principal);
+    let revoked = data_tokens::store::revoke(
+        &state.db,
+        &cluster.id,
+        &token,
+        owner.as_deref(),
+        &principal.actor(),
+    )
+    .await?;
+    Ok(axum::Json(revoked))
+}
+
+/// The cluster's revoked-token list, signed with its token key (`application/jwt`), which its data
+/// plane polls. Public: it holds only token ids, and the data plane needs no credential for it.
+#[utoipa::path(get, path = "/api/v1/clusters/{id}/revocations", params(("id" = String, Path)),
+    responses((status = 200, body = String, content_type = "application/jwt"), (status = 404)))]
+pub async fn revocations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    let list = data_tokens::store::revocation_list(&state, &id).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/jwt"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        list,
+    ))
 }
 
 /// Takes a base backup of a Running cluster now (member); 201 with its summary.

@@ -66,7 +66,15 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/api/v1/orgs/{org}/clusters/{id}/data-tokens",
-            post(clusters::data_token),
+            get(clusters::list_data_tokens).post(clusters::data_token),
+        )
+        .route(
+            "/api/v1/orgs/{org}/clusters/{id}/data-tokens/{token}",
+            delete(clusters::revoke_data_token),
+        )
+        .route(
+            "/api/v1/clusters/{id}/revocations",
+            get(clusters::revocations),
         )
         .route(
             "/api/v1/orgs/{org}/clusters/{id}/backups",
@@ -184,6 +192,9 @@ where
         clusters::update,
         clusters::delete,
         clusters::data_token,
+        clusters::list_data_tokens,
+        clusters::revoke_data_token,
+        clusters::revocations,
         clusters::create_backup,
         clusters::list_backups,
         clusters::verify_backup,

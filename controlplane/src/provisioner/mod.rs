@@ -28,8 +28,12 @@ pub struct ClusterSpec {
     pub max_ops_per_sec: u64,
     /// Stored bytes the data plane allows (the tier's limit).
     pub max_stored_bytes: u64,
-    /// PEM public key data-plane tokens are verified with.
+    /// PEM public key data-plane tokens are verified with (the cluster's own key's).
     pub token_public_key_pem: String,
+    /// Where the data plane polls its signed revoked-token list, if anywhere. Specs written
+    /// before revocation existed read as None.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocations_url: Option<String>,
     /// How many days of base backups the data plane keeps (the tier's). Specs written before
     /// backups existed read as 0, which keeps every backup.
     #[serde(default)]

@@ -303,6 +303,8 @@ pub(crate) fn jwt(key: &EncodingKey, scope: Scope) -> String {
         scope,
         exp: now + 3600,
         iat: now,
+        aud: koru_dataplane::auth::audience("c-1"),
+        jti: "test-token".into(),
     };
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key).unwrap()
 }

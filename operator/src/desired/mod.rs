@@ -242,9 +242,12 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
             format!("{ADMIN_DIR}/{ADMIN_TOKEN_KEY}"),
         ),
     ]);
-    if spec.auth.is_some() {
+    if let Some(auth) = &spec.auth {
         // Tokens name the cluster they are for, so one cluster's token opens no other.
-        data.insert("KORU_CLUSTER_ID".into(), id.name.clone());
+        data.insert("KORU_CLUSTER_ID".into(), cluster_id(auth, id));
+        if let Some(url) = &auth.revocations_url {
+            data.insert("KORU_REVOCATIONS_URL".into(), url.clone());
+        }
         data.insert(
             "KORU_AUTH_PUBLIC_KEY".into(),
             format!("{AUTH_DIR}/{AUTH_KEY_FILE}"),
@@ -287,6 +290,14 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
         data: Some(data),
         ..ConfigMap::default()
     }
+}
+
+/// The cluster id tokens must name: the control plane's (`spec.auth.clusterId`), or
+/// `<namespace>/<name>` for a cluster applied by hand, unique in the Kubernetes cluster.
+fn cluster_id(auth: &crate::crd::Auth, id: &Identity) -> String {
+    auth.cluster_id
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", id.namespace, id.name))
 }
 
 fn service(id: &Identity, name: String, headless: bool) -> Service {

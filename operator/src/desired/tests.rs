@@ -336,10 +336,16 @@ fn auth_mounts_the_key_secret_and_names_the_cluster() {
             name: "orders-token-key".into(),
             key: "public.pem".into(),
         },
+        cluster_id: None,
+        revocations_url: None,
     });
     let d = desired(&kc).unwrap();
     let data = d.config.data.unwrap();
-    assert_eq!(data["KORU_CLUSTER_ID"], "orders");
+    // Applied by hand: the namespace makes the id unique, so `orders` of another namespace
+    // (another tenant) never shares it.
+    let ns = kc.metadata.namespace.clone().unwrap();
+    assert_eq!(data["KORU_CLUSTER_ID"], format!("{ns}/orders"));
+    assert!(!data.contains_key("KORU_REVOCATIONS_URL"));
     assert_eq!(data["KORU_AUTH_PUBLIC_KEY"], "/etc/koru/auth/public.pem");
     let pod = d.statefulset.spec.template.spec.unwrap();
     let secret = pod.volumes.unwrap()[0].secret.clone().unwrap();
@@ -349,6 +355,25 @@ fn auth_mounts_the_key_secret_and_names_the_cluster() {
         mounts
             .iter()
             .any(|m| m.mount_path == "/etc/koru/auth" && m.read_only == Some(true))
+    );
+}
+
+#[test]
+fn the_control_planes_cluster_id_and_revocation_list_reach_the_data_plane() {
+    let mut kc = cluster(1);
+    kc.spec.auth = Some(crate::crd::Auth {
+        public_key_secret: crate::crd::SecretKeyRef {
+            name: "orders-token-key".into(),
+            key: "public.pem".into(),
+        },
+        cluster_id: Some("0b5f6d3e-cluster-uuid".into()),
+        revocations_url: Some("https://cloud.example/api/v1/clusters/0b5f/revocations".into()),
+    });
+    let data = desired(&kc).unwrap().config.data.unwrap();
+    assert_eq!(data["KORU_CLUSTER_ID"], "0b5f6d3e-cluster-uuid");
+    assert_eq!(
+        data["KORU_REVOCATIONS_URL"],
+        "https://cloud.example/api/v1/clusters/0b5f/revocations"
     );
 }
 
@@ -382,6 +407,8 @@ fn every_cluster_mounts_its_admin_token_read_only_and_names_the_file() {
             name: "orders-token-key".into(),
             key: "public.pem".into(),
         },
+        cluster_id: None,
+        revocations_url: None,
     });
     for kc in [cluster(1), kc] {
         let d = desired(&kc).unwrap();

@@ -245,6 +245,10 @@ pub fn koru_cluster(
                     name: token_secret_name(&spec.name),
                     key: TOKEN_KEY.to_string(),
                 },
+                // Tokens name the control plane's id of the cluster, never its name: two
+                // organizations may both have an `orders`.
+                cluster_id: Some(spec.id.clone()),
+                revocations_url: spec.revocations_url.clone(),
             }),
             backup: backup_settings(spec, config),
             bootstrap: bootstrap(spec, config)?,
@@ -390,6 +394,7 @@ mod tests {
             restore: None,
             token_public_key_pem: "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n"
                 .into(),
+            revocations_url: None,
         }
     }
 
@@ -471,6 +476,8 @@ mod tests {
         assert_eq!(s["limits"]["maxStoredBytes"], 1073741824);
         assert_eq!(s["auth"]["publicKeySecret"]["name"], "orders-token-key");
         assert_eq!(s["auth"]["publicKeySecret"]["key"], "public.pem");
+        assert_eq!(s["auth"]["clusterId"], "c-123");
+        assert!(s["auth"].get("revocationsUrl").is_none());
         assert_eq!(s["durability"]["fsync"], "always");
         // The control plane never writes the status: the operator owns it.
         assert!(json.get("status").is_none());

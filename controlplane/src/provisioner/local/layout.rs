@@ -270,6 +270,7 @@ mod tests {
             backup_retention_days: 1,
             restore: None,
             token_public_key_pem: "-----BEGIN PUBLIC KEY-----\n".into(),
+            revocations_url: None,
         }
     }
 

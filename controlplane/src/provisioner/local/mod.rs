@@ -324,11 +324,12 @@ fn endpoint(port: u16) -> String {
 }
 
 /// Whether going from `old` to `new` needs the data plane restarted: it reads its limits, its
-/// backup retention and its token key only at start. Name, version, replicas and volume size mean nothing to a local process.
+/// backup retention, its token key and its revocation list URL only at start. Name, version, replicas and volume size mean nothing to a local process.
 fn needs_restart(old: &ClusterSpec, new: &ClusterSpec) -> bool {
     old.max_ops_per_sec != new.max_ops_per_sec
         || old.max_stored_bytes != new.max_stored_bytes
         || old.token_public_key_pem != new.token_public_key_pem
+        || old.revocations_url != new.revocations_url
         || old.backup_retention_days != new.backup_retention_days
 }
 
@@ -382,6 +383,7 @@ mod tests {
             max_ops_per_sec: 100,
             max_stored_bytes: 1 << 30,
             token_public_key_pem: "key".into(),
+            revocations_url: None,
             backup_retention_days: 7,
             restore: None,
         }

@@ -50,6 +50,9 @@ pub(super) fn dataplane_args(dir: &ClusterDir, port: u16, spec: &ClusterSpec) ->
         "--cluster-id".into(),
         spec.id.clone().into(),
     ];
+    if let Some(url) = &spec.revocations_url {
+        args.extend(["--revocations-url".into(), url.into()]);
+    }
     if spec.max_ops_per_sec > 0 {
         let rate = u32::try_from(spec.max_ops_per_sec).unwrap_or(u32::MAX);
         args.extend(["--max-ops-per-sec".into(), rate.to_string().into()]);
@@ -345,6 +348,7 @@ mod tests {
             max_ops_per_sec,
             max_stored_bytes,
             token_public_key_pem: String::new(),
+            revocations_url: None,
             backup_retention_days: 7,
             restore: None,
         }

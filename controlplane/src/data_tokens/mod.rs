@@ -1,8 +1,13 @@
-//! Data-plane tokens: JWTs the control plane signs (EdDSA, its data-plane key) and every cluster
-//! verifies with the public half, naming the cluster, a scope and an expiry.
+//! Data-plane tokens: JWTs the control plane signs (EdDSA, with the cluster's own key) and the
+//! cluster verifies with the public half, naming the cluster (claim and audience), a scope, an
+//! expiry and a token id by which it can be revoked. [`store`] records them and serves the signed
+//! list of revoked ids each cluster polls.
+
+pub mod store;
 
 use jsonwebtoken::{Algorithm, Header};
-use koru_dataplane::auth::{Claims, Scope};
+use koru_dataplane::auth::{Claims, MAX_ADMIN_TTL_SECS, Scope};
+use koru_dataplane::revocations::{RevocationList, RevokedToken};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -21,7 +26,8 @@ pub struct DataTokenRequest {
     /// read, write or admin; at most what the caller's role allows.
     #[schema(value_type = String)]
     pub scope: Scope,
-    /// Lifetime in seconds (60 to 30 days); one hour when absent.
+    /// Lifetime in seconds (60 to 30 days, at most one hour for admin scope); one hour when
+    /// absent.
     #[serde(default)]
     pub ttl_secs: Option<u64>,
 }
@@ -29,6 +35,8 @@ pub struct DataTokenRequest {
 /// A signed data-plane token.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DataToken {
+    /// The token's id (its `jti`), by which it is listed and revoked.
+    pub id: String,
     /// The JWT for `Authorization: Bearer` against the cluster's endpoint.
     pub token: String,
     /// Expiry, seconds since the epoch.
@@ -70,20 +78,49 @@ pub fn issue(
             "ttl_secs must be 60 to {MAX_TTL_SECS}"
         )));
     }
+    if req.scope == Scope::Admin && ttl > MAX_ADMIN_TTL_SECS {
+        return Err(Error::BadRequest(format!(
+            "admin-scope data tokens live at most {MAX_ADMIN_TTL_SECS} s: ask for ttl_secs of at most {MAX_ADMIN_TTL_SECS}"
+        )));
+    }
     let claims = Claims {
         sub: subject.to_string(),
         cluster: cluster_id.to_string(),
         scope: req.scope,
         exp: now_secs + ttl,
         iat: now_secs,
+        aud: koru_dataplane::auth::audience(cluster_id),
+        jti: crate::db::new_id(),
     };
     let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key.encoding)
         .map_err(|e| Error::Internal(format!("signing a data-plane token: {e}")))?;
     Ok(DataToken {
+        id: claims.jti,
         token,
         expires_at: claims.exp,
         scope: req.scope,
     })
+}
+
+/// How long a revocation list is accepted after it was made: data planes fetch it every few
+/// seconds, so a stale copy (replayed, or cached by a proxy) stops counting soon.
+pub const REVOCATION_LIST_TTL_SECS: u64 = 600;
+
+/// The signed list of `revoked` (unexpired) tokens of `cluster_id`, for its data plane.
+pub fn revocation_list(
+    key: &KeyPair,
+    cluster_id: &str,
+    revoked: Vec<RevokedToken>,
+    now_secs: u64,
+) -> Result<String> {
+    let list = RevocationList {
+        aud: koru_dataplane::revocations::audience(cluster_id),
+        iat: now_secs,
+        exp: now_secs + REVOCATION_LIST_TTL_SECS,
+        revoked,
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &list, &key.encoding)
+        .map_err(|e| Error::Internal(format!("signing a revocation list: {e}")))
 }
 
 #[cfg(test)]
@@ -131,5 +168,31 @@ mod tests {
             issue(&key, "c1", "u", Role::Viewer, &forever, now),
             Err(Error::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn tokens_carry_an_audience_and_an_id_and_admin_ones_live_an_hour_at_most() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::load_or_generate(&dir.path().join("d.pem")).unwrap();
+        let now = crate::db::now_ms() as u64 / 1000;
+        let admin = |ttl_secs| DataTokenRequest {
+            scope: Scope::Admin,
+            ttl_secs,
+        };
+        let one = issue(&key, "c1", "u", Role::Owner, &admin(None), now).unwrap();
+        let two = issue(&key, "c1", "u", Role::Owner, &admin(Some(3600)), now).unwrap();
+        assert_ne!(one.id, two.id, "every token has its own id");
+        let verifier = Verifier::from_pem(key.public_pem.as_bytes(), "key", "c1").unwrap();
+        let claims = verifier
+            .check(Some(&format!("Bearer {}", one.token)), Scope::Admin)
+            .unwrap();
+        assert_eq!(claims.aud, "koru-dataplane:c1");
+        assert_eq!(claims.jti, one.id);
+        let Err(Error::BadRequest(message)) =
+            issue(&key, "c1", "u", Role::Owner, &admin(Some(3601)), now)
+        else {
+            panic!("an admin token of more than an hour was issued");
+        };
+        assert!(message.contains("at most 3600"), "{message}");
     }
 }
