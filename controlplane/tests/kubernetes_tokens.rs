@@ -148,7 +148,7 @@ async fn put(dataplane: &DataPlane, token: &str) -> (StatusCode, String) {
     let response = common::http()
         .put(format!("{}/api/v1/orders/o-1", dataplane.url))
         .bearer_auth(token)
-        .json(&json!({"total": 42}))
+        .json(&json!({"value": {"total": 42}}))
         .send()
         .await
         .expect("the data plane answers");
