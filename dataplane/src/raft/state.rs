@@ -746,10 +746,8 @@ mod tests {
         .unwrap();
         let raft_dir = dir.join("raft");
         let log = LogStore::open(&raft_dir, crate::store::FsyncMode::Always).unwrap();
-        let directory = crate::raft::directory::Directory::new(
-            "1=127.0.0.1:1".parse().unwrap(),
-            None,
-        );
+        let directory =
+            crate::raft::directory::Directory::new("1=127.0.0.1:1".parse().unwrap(), None);
         let network = Network::new(1, None, Blocked::default(), directory);
         let sm =
             StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();
