@@ -130,13 +130,20 @@ pub fn check_name(name: &str) -> Result<()> {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::BadRequest(format!(
+    if !ok {
+        return Err(Error::BadRequest(format!(
             "cluster name {name:?} must be 1 to 40 lower-case letters, digits and dashes, starting with a letter and not ending with a dash"
-        )))
+        )));
     }
+    // Another cluster's objects carry these suffixes (`orders-peers` is `orders`'s Service).
+    let reserved = koru_operator::crd::RESERVED_NAME_SUFFIXES;
+    if let Some(suffix) = reserved.iter().find(|s| name.ends_with(*s)) {
+        return Err(Error::BadRequest(format!(
+            "cluster name {name:?} must not end in {suffix:?}: names ending in {} are kept for the objects of other clusters",
+            reserved.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a region label.
@@ -441,9 +448,15 @@ mod tests {
             "orders-",
             "or_ders",
             &"a".repeat(41),
+            "orders-peers",
+            "orders-config",
+            "orders-admin",
         ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
+        let e = check_name("orders-peers").unwrap_err().to_string();
+        assert!(e.contains("must not end in \"-peers\""), "{e}");
+        assert!(check_name("peers").is_ok() && check_name("orders-peer").is_ok());
         assert!(check_region("eu-west-1").is_ok() && check_region("EU").is_err());
         assert!(
             check_replicas(3).is_ok() && check_replicas(2).is_err() && check_replicas(9).is_err()

@@ -95,6 +95,17 @@ pub struct Cli {
     #[arg(long, env = "KORU_REVOCATIONS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub revocations_interval: Duration,
 
+    /// Address to serve the member-to-member routes (`/raft/*`) on, apart from the API: a
+    /// replicated member needs it, and --peers names these addresses. Only the member
+    /// credential opens it (see --peer-token-file), never a data-plane token.
+    #[arg(long, env = "KORU_PEER_LISTEN")]
+    pub peer_listen: Option<SocketAddr>,
+
+    /// File holding the secret members present to each other on the peer listener (same rules
+    /// as --admin-token-file); the admin token when unset.
+    #[arg(long, env = "KORU_PEER_TOKEN_FILE")]
+    pub peer_token_file: Option<PathBuf>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "KORU_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -276,6 +287,8 @@ pub struct ReplicationConfig {
     pub snapshot_entries: u64,
     /// When the Raft log (a member's write-ahead log) is fsynced: `--fsync`.
     pub log_fsync: FsyncMode,
+    /// Where the member-to-member routes are served (`--peer-listen`).
+    pub peer_listen: SocketAddr,
 }
 
 /// The validated configuration the server runs with.
@@ -293,6 +306,8 @@ pub struct Config {
     pub admin_token_file: Option<PathBuf>,
     /// Where the revoked-token list comes from and how often it is fetched, if anywhere.
     pub revocations: Option<(crate::revocations::RevocationSource, Duration)>,
+    /// The member credential's file (`--peer-token-file`), if any; else the admin token's.
+    pub peer_token_file: Option<PathBuf>,
     /// Emit JSON logs.
     pub json_logs: bool,
     /// Continuous archiving, when configured.
@@ -373,7 +388,24 @@ impl Cli {
                 if !peers.0.contains_key(&node_id) {
                     return Err(format!("--node-id {node_id} is not among --peers {peers}"));
                 }
+                let peer_listen = self.peer_listen.ok_or(
+                    "--peers needs --peer-listen: members talk to each other on a listener of \
+                     their own, whose addresses --peers lists",
+                )?;
+                if peer_listen == self.listen {
+                    return Err("--peer-listen must differ from --listen".into());
+                }
+                if auth.is_some()
+                    && self.admin_token_file.is_none()
+                    && self.peer_token_file.is_none()
+                {
+                    return Err("a replicated member with --auth-public-key needs \
+                                --peer-token-file (or --admin-token-file): members never \
+                                accept data-plane tokens from each other"
+                        .into());
+                }
                 Some(ReplicationConfig {
+                    peer_listen,
                     node_id,
                     peers,
                     template,
@@ -381,6 +413,9 @@ impl Cli {
                     snapshot_entries: self.raft_snapshot_entries,
                     log_fsync: self.fsync,
                 })
+            }
+            _ if self.peer_listen.is_some() || self.peer_token_file.is_some() => {
+                return Err("--peer-listen and --peer-token-file need --peers".into());
             }
             _ => None,
         };
@@ -412,6 +447,7 @@ impl Cli {
                 (None, None) => None,
             }
             .map(|source| (source, self.revocations_interval)),
+            peer_token_file: self.peer_token_file,
             json_logs: self.log_format == "json",
             archive,
         })
@@ -583,6 +619,51 @@ mod tests {
     }
 
     #[test]
+    fn members_need_a_peer_listener_and_with_token_auth_a_member_credential() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["koru-dataplane", "--node-id", "1", "--peers", "1=a:1"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).unwrap().into_config()
+        };
+        let e = parse(&[]).unwrap_err();
+        assert!(e.contains("--peers needs --peer-listen"), "{e}");
+        let e = parse(&["--peer-listen", DEFAULT_LISTEN]).unwrap_err();
+        assert!(e.contains("must differ from --listen"), "{e}");
+        let member = parse(&["--peer-listen", "0.0.0.0:7879"]).unwrap();
+        assert_eq!(
+            member.replication.unwrap().peer_listen.to_string(),
+            "0.0.0.0:7879"
+        );
+        let e = parse(&[
+            "--peer-listen",
+            "0.0.0.0:7879",
+            "--auth-public-key",
+            "k.pem",
+            "--cluster-id",
+            "c",
+        ])
+        .unwrap_err();
+        assert!(e.contains("needs --peer-token-file"), "{e}");
+        let with_token = parse(&[
+            "--peer-listen",
+            "0.0.0.0:7879",
+            "--auth-public-key",
+            "k.pem",
+            "--cluster-id",
+            "c",
+            "--peer-token-file",
+            "/etc/koru/peer",
+        ])
+        .unwrap();
+        assert_eq!(
+            with_token.peer_token_file,
+            Some(PathBuf::from("/etc/koru/peer"))
+        );
+        let single = Cli::parse_from(["koru-dataplane", "--peer-listen", "0.0.0.0:7879"]);
+        assert!(single.into_config().unwrap_err().contains("need --peers"));
+    }
+
+    #[test]
     fn a_members_fsync_mode_governs_its_raft_log_not_its_store() {
         let member = |fsync: &str| {
             Cli::parse_from([
@@ -591,6 +672,8 @@ mod tests {
                 "1",
                 "--peers",
                 "1=a:1,2=b:1,3=c:1",
+                "--peer-listen",
+                "127.0.0.1:7879",
                 "--fsync",
                 fsync,
             ])

@@ -11,7 +11,7 @@ use crate::auth::{AdminToken, AdminTokenError, KeyError, Verifier};
 use crate::backup::{Archiver, BackupStore, schedule};
 use crate::config::Config;
 use crate::error::StoreError;
-use crate::http::{AppState, app};
+use crate::http::{AppState, app, peer_app};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -69,7 +69,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         tracing::info!(?source, ?interval, "polling the revoked-token list");
         crate::revocations::spawn(verifier.clone(), source.clone(), *interval);
     }
-    // Members authenticate to each other with the admin token, so they keep its text.
+    // Members authenticate to each other with the member credential (--peer-token-file, else
+    // the admin token), so they keep its text.
     let mut member_token = None;
     let admin_token = match &config.admin_token_file {
         Some(path) => {
@@ -89,6 +90,18 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             Some(token)
         }
         None => None,
+    };
+    let peer_token = match &config.peer_token_file {
+        Some(path) => {
+            let contents = std::fs::read(path).map_err(|source| ServerError::Io {
+                context: format!("reading {}", path.display()),
+                source,
+            })?;
+            let token = AdminToken::from_file_contents(&contents, &path.display().to_string())?;
+            member_token = Some(String::from_utf8_lossy(&contents).trim().to_owned());
+            Some(token)
+        }
+        None => admin_token.clone(),
     };
     let store_config = config.store.clone();
     let store_metrics = Arc::clone(&metrics.store);
@@ -124,11 +137,31 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         state = state.with_admin_token(token);
     }
     let mut replica = None;
+    let mut peer_listener = None;
     if let Some(r) = &config.replication {
+        // Bound before the Raft node starts, so peers' first calls wait in the backlog.
+        let bound = TcpListener::bind(r.peer_listen)
+            .await
+            .map_err(|source| ServerError::Io {
+                context: format!("binding --peer-listen {}", r.peer_listen),
+                source,
+            })?;
+        match &peer_token {
+            Some(token) => state = state.with_member_token(token.clone()),
+            None => tracing::warn!(
+                "no --peer-token-file or --admin-token-file: the member routes on --peer-listen are open to anyone who can reach them (development mode)"
+            ),
+        }
+        peer_listener = Some(bound);
         let started =
             crate::raft::Replica::start(store.clone(), r, &config.store.data_dir, member_token)
                 .await?;
         started.set_redirect_writes(r.redirect_writes);
+        // Clients reach this member at its peer host name on the API's port.
+        let host = r.peers.0[&r.node_id]
+            .rsplit_once(':')
+            .map_or(r.peers.0[&r.node_id].as_str(), |(h, _)| h);
+        started.set_public_addr(format!("{host}:{}", addr.port()));
         state = state.with_replica(std::sync::Arc::clone(&started));
         replica = Some(started);
     }
@@ -177,11 +210,33 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     tracing::info!(%addr, "serving the KoruDelta HTTP API v1");
     // The URL on stdout is the contract for scripts and tests that start us on port 0; it comes
     // once everything that can refuse to start has started.
+    if let Some(peer) = &peer_listener
+        && let Ok(peer_addr) = peer.local_addr()
+    {
+        println!("koru-dataplane serving members on http://{peer_addr}");
+    }
     println!("koru-dataplane listening on http://{addr}");
     let _ = std::io::stdout().flush();
+    let stop_peers = Arc::new(tokio::sync::Notify::new());
+    let peers_served = peer_listener.map(|peer| {
+        let peer_addr = peer.local_addr().ok();
+        tracing::info!(addr = ?peer_addr, "serving the member routes");
+        let peer = peer.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let stop = Arc::clone(&stop_peers);
+        let serving = axum::serve(peer, peer_app(state.clone()))
+            .with_graceful_shutdown(async move { stop.notified().await });
+        tokio::spawn(std::future::IntoFuture::into_future(serving))
+    });
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
+    // Members keep answering each other until the API has drained.
+    stop_peers.notify_one();
+    if let Some(task) = peers_served {
+        let _ = task.await;
+    }
     if let Some(replica) = replica {
         replica.shutdown().await;
     }

@@ -643,8 +643,12 @@ async fn single_key_histories_under_kills_and_partitions_are_linearizable() {
 #[test]
 fn membership_flags_are_checked_before_anything_starts() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--node-id", "1"], "--peers"),
+        (
+            &["--node-id", "1", "--peers", "1=127.0.0.1:1"],
+            "--peers needs --peer-listen",
+        ),
         (
             &["--node-id", "4", "--peers", "1=127.0.0.1:1"],
             "not among --peers",
@@ -969,7 +973,7 @@ async fn a_member_behind_the_purged_log_installs_a_snapshot_and_copies_the_recor
             Some(200)
         );
     }
-    let before = get_json(&http, format!("{}/raft/status", cluster.url(lagging))).await;
+    let before = get_json(&http, format!("{}/raft/status", cluster.peer_url(lagging))).await;
     cluster.kill(lagging);
     let mut n = 0u64;
     for _round in 0..3 {
@@ -982,7 +986,7 @@ async fn a_member_behind_the_purged_log_installs_a_snapshot_and_copies_the_recor
         }
         tokio::time::sleep(Duration::from_millis(1200)).await;
     }
-    let status = get_json(&http, format!("{}/raft/status", cluster.url(leader))).await;
+    let status = get_json(&http, format!("{}/raft/status", cluster.peer_url(leader))).await;
     let purged = status["purged_index"].as_u64().unwrap_or(0);
     assert!(
         purged > before["last_log_index"].as_u64().unwrap(),
@@ -1091,7 +1095,7 @@ async fn concurrent_writes_batched_into_one_entry_each_get_their_own_answer() {
     for (key, version) in &answered {
         assert_eq!(recorded.get(key), Some(version), "the answer to {key}");
     }
-    let status = get_json(&http, format!("{}/raft/status", cluster.url(leader))).await;
+    let status = get_json(&http, format!("{}/raft/status", cluster.peer_url(leader))).await;
     assert!(
         status["last_log_index"].as_u64().unwrap() < 60,
         "64 concurrent writes took one entry each: {status}"
@@ -1145,7 +1149,7 @@ async fn the_leader_hands_leadership_over_and_no_write_fails() {
     let follower = (1..=3).find(|&id| id != leader).unwrap();
     let (status, body) = post_json(
         &http,
-        format!("{}/raft/step-down", cluster.url(follower)),
+        format!("{}/admin/members/step-down", cluster.url(follower)),
         None,
     )
     .await;
@@ -1176,7 +1180,7 @@ async fn the_leader_hands_leadership_over_and_no_write_fails() {
     cluster.kill(down);
     let (status, body) = post_json(
         &http,
-        format!("{}/raft/step-down", cluster.url(new_leader)),
+        format!("{}/raft/step-down", cluster.peer_url(new_leader)),
         None,
     )
     .await;
@@ -1277,8 +1281,12 @@ async fn the_first_member_on_an_empty_data_directory_rejoins_instead_of_forming_
         );
     }
     if leader == 1 {
-        let (status, body) =
-            post_json(&http, format!("{}/raft/step-down", cluster.url(1)), None).await;
+        let (status, body) = post_json(
+            &http,
+            format!("{}/raft/step-down", cluster.peer_url(1)),
+            None,
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         leader = cluster.leader(&http).await;
     }
@@ -1293,7 +1301,7 @@ async fn the_first_member_on_an_empty_data_directory_rejoins_instead_of_forming_
     }
     cluster.restart(1);
     converges(&cluster, &http, 1, leader).await;
-    let status = get_json(&http, format!("{}/raft/status", cluster.url(1))).await;
+    let status = get_json(&http, format!("{}/raft/status", cluster.peer_url(1))).await;
     assert_eq!(status["leader"].as_u64(), Some(leader), "{status}");
     assert_eq!(status["members"].as_array().unwrap().len(), 3, "{status}");
     assert!(

@@ -368,28 +368,39 @@ impl AdminClient {
         parse_list(&send(request, endpoint).await?)
     }
 
-    /// `GET /raft/status`: the answering member's view of the cluster's Raft group.
+    /// `GET /admin/members`: the cluster's Raft group as its leader sees it (`GET /raft/status`,
+    /// the answering member's view, from data planes older than the peer listener).
     pub async fn raft_status(&self, endpoint: &str, token: &str) -> Result<GroupView, CallError> {
-        let request = self
-            .http
-            .get(format!("{endpoint}/raft/status"))
-            .bearer_auth(token)
-            .timeout(READ_TIMEOUT);
-        parse_group(&send(request, endpoint).await?)
+        let request = |path: &str| {
+            self.http
+                .get(format!("{endpoint}{path}"))
+                .bearer_auth(token)
+                .timeout(READ_TIMEOUT)
+        };
+        let body = send_or_legacy(request, "/admin/members", "/raft/status", endpoint).await?;
+        parse_group(&body)
     }
 
-    /// `POST /raft/step-down`: the leader hands leadership to its most caught-up follower;
-    /// answers with the leader's view once another member leads.
+    /// `POST /admin/members/step-down`: the leader hands leadership to its most caught-up
+    /// follower; answers with the leader's view once another member leads.
     pub async fn step_down(&self, endpoint: &str, token: &str) -> Result<GroupView, CallError> {
-        let request = self
-            .http
-            .post(format!("{endpoint}/raft/step-down"))
-            .bearer_auth(token)
-            .timeout(MEMBERSHIP_TIMEOUT);
-        parse_group(&send(request, endpoint).await?)
+        let request = |path: &str| {
+            self.http
+                .post(format!("{endpoint}{path}"))
+                .bearer_auth(token)
+                .timeout(MEMBERSHIP_TIMEOUT)
+        };
+        let body = send_or_legacy(
+            request,
+            "/admin/members/step-down",
+            "/raft/step-down",
+            endpoint,
+        )
+        .await?;
+        parse_group(&body)
     }
 
-    /// `POST /raft/membership`: makes `voters` the group's voting members (new ones join as
+    /// `POST /admin/members`: makes `voters` the group's voting members (new ones join as
     /// learners and catch up first); answers once the change is committed.
     pub async fn set_voters(
         &self,
@@ -397,14 +408,16 @@ impl AdminClient {
         token: &str,
         voters: &[u64],
     ) -> Result<GroupView, CallError> {
-        let request = self
-            .http
-            .post(format!("{endpoint}/raft/membership"))
-            .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::json!({ "voters": voters }).to_string())
-            .timeout(MEMBERSHIP_TIMEOUT);
-        parse_group(&send(request, endpoint).await?)
+        let request = |path: &str| {
+            self.http
+                .post(format!("{endpoint}{path}"))
+                .bearer_auth(token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::json!({ "voters": voters }).to_string())
+                .timeout(MEMBERSHIP_TIMEOUT)
+        };
+        let body = send_or_legacy(request, "/admin/members", "/raft/membership", endpoint).await?;
+        parse_group(&body)
     }
 
     /// The archive lag from `GET /readyz` (which needs no token and answers 503 with the same
@@ -422,6 +435,34 @@ impl AdminClient {
             .await
             .map_err(|e| unreachable(endpoint, &e))?;
         Ok(parse_archive_lag(&body))
+    }
+}
+
+/// Sends the request for `path`, and for `legacy` instead when the data plane does not know
+/// `path` (404: a data plane older than its peer listener, which served the member routes on its
+/// API port).
+async fn send_or_legacy(
+    request: impl Fn(&str) -> reqwest::RequestBuilder,
+    path: &str,
+    legacy: &str,
+    endpoint: &str,
+) -> Result<Vec<u8>, CallError> {
+    let response = request(path)
+        .send()
+        .await
+        .map_err(|e| unreachable(endpoint, &e))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return send(request(legacy), endpoint).await;
+    }
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| unreachable(endpoint, &e))?;
+    if status.is_success() {
+        Ok(body.to_vec())
+    } else {
+        Err(classify(status.as_u16(), &String::from_utf8_lossy(&body)))
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -25,6 +26,7 @@ use crate::admin::{self, AdminClient, SecretError};
 use crate::crd::{KoruCluster, KoruClusterStatus};
 use crate::desired::{DesiredError, desired};
 use crate::metrics::Metrics;
+use crate::names;
 use crate::recovery::{self, Checks};
 use crate::replication;
 use crate::resize::{self, Growth};
@@ -224,6 +226,18 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
         update_status(ctx, kc, status).await?;
         return Ok(Action::await_change());
     }
+    if let Some(conflict) = names::find_conflict(client, kc).await? {
+        // Applying with force would take the other cluster's object over.
+        let status = names::conflict_status(kc, &conflict, &now());
+        update_status(ctx, kc, status).await?;
+        let notice = Notice {
+            warning: true,
+            reason: "NameConflict",
+            note: conflict,
+        };
+        publish(ctx, kc, &notice).await;
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
     let mut d = desired(kc)?;
     let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), &ns);
     let existing = statefulsets.get_opt(&name).await?;
@@ -259,6 +273,12 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     let services = Api::<Service>::namespaced(client.clone(), &ns);
     apply(&services, &format!("{name}-peers"), &d.headless).await?;
     apply(&services, &name, &d.client).await?;
+    apply(
+        &Api::<NetworkPolicy>::namespaced(client.clone(), &ns),
+        &name,
+        &d.network_policy,
+    )
+    .await?;
     // Pods are added before the group takes them in, and removed only once it let them go.
     let current = existing.as_ref().and_then(|s| s.spec.replicas);
     let ready_now = existing
@@ -310,6 +330,7 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     }
     let now = now();
     let mut status = next_status(kc, &observed, &now);
+    names::resolved(&mut status);
     if let Some(view) = &group {
         status.replication = Some(replication::status(&name, view));
     }

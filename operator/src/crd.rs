@@ -16,6 +16,20 @@ pub const GROUP: &str = "koru.dev";
 /// `http://<name>.<namespace>.svc:7878`.
 pub const ADMIN_ENDPOINT_ANNOTATION: &str = "koru.dev/admin-endpoint";
 
+/// The suffixes the operator appends to a cluster's name for its other objects (`<name>-peers`,
+/// `<name>-config`, `<name>-admin`): no cluster's name may end in one, so one cluster's objects
+/// never take another's names (`orders-peers` vs the peers Service of `orders`).
+pub const RESERVED_NAME_SUFFIXES: [&str; 3] = ["-peers", "-config", "-admin"];
+
+/// The CEL rule refusing names that end in a [`RESERVED_NAME_SUFFIXES`] suffix.
+fn reserved_suffix_rule() -> String {
+    RESERVED_NAME_SUFFIXES
+        .iter()
+        .map(|s| format!("!self.metadata.name.endsWith('{s}')"))
+        .collect::<Vec<_>>()
+        .join(" && ")
+}
+
 /// Desired state of a KoruDelta cluster.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -25,6 +39,7 @@ pub const ADMIN_ENDPOINT_ANNOTATION: &str = "koru.dev/admin-endpoint";
     namespaced,
     shortname = "kc",
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40").message("a KoruCluster's name must be a DNS label of at most 40 characters starting with a letter: it names the cluster's Services, pods and volumes"),
+    validation = Rule::new(reserved_suffix_rule()).message("a KoruCluster's name must not end in -peers, -config or -admin: the operator names the cluster's other objects so"),
     status = "KoruClusterStatus",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,

@@ -11,6 +11,7 @@ pub mod desired;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod names;
 pub mod quantity;
 pub mod recovery;
 pub mod replication;

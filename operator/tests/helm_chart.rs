@@ -217,6 +217,11 @@ fn the_chart_renders_exactly_the_operator_objects() {
                 &["get", "patch", "update"]
             ),
             rule(
+                "networking.k8s.io",
+                "networkpolicies",
+                &["get", "create", "patch"]
+            ),
+            rule(
                 "policy",
                 "poddisruptionbudgets",
                 &[

@@ -1,7 +1,8 @@
 //! Raft membership driven by the real `koru-operator` against the real API server, with real
 //! `koru-dataplane` members on loopback standing where the pods would serve (there is no kubelet
-//! here): each member on its own loopback address (`127.0.1.<id>`, one port), so the members'
-//! `--peer-template` resolves ids the way the pods' DNS names do. Scaling up takes the new
+//! here): each member on its own loopback address (`127.0.1.<id>`, one API port and one peer
+//! port shared by all), so the members' `--peer-template` resolves ids the way the pods' DNS
+//! names do. Scaling up takes the new
 //! members in; scaling down lets members go before their pods are removed; the status shows the
 //! leader and each member's health.
 
@@ -16,15 +17,16 @@ use koru_testkit::{
 };
 use serde_json::Value;
 
-/// A port free on every member's loopback address.
-fn common_port(members: u64) -> u16 {
+/// A port free on every member's loopback address, other than `not`.
+fn common_port(members: u64, not: u16) -> u16 {
     for _ in 0..50 {
         let port = std::net::TcpListener::bind("127.0.1.0:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let free = (0..members)
-            .all(|id| std::net::TcpListener::bind(format!("127.0.1.{id}:{port}")).is_ok());
+        let free = port != not
+            && (0..members)
+                .all(|id| std::net::TcpListener::bind(format!("127.0.1.{id}:{port}")).is_ok());
         if free {
             return port;
         }
@@ -32,9 +34,17 @@ fn common_port(members: u64) -> u16 {
     panic!("no port free on 127.0.1.0-{members}");
 }
 
-/// Starts member `id` of the cluster.
-fn member(dir: &std::path::Path, id: u64, port: u16, peers: &str, token_file: &str) -> DataPlane {
-    let template = format!("127.0.1.{{id}}:{port}");
+/// Starts member `id` of the cluster, its API on `ports.0` and its member routes on `ports.1`.
+fn member(
+    dir: &std::path::Path,
+    id: u64,
+    ports: (u16, u16),
+    peers: &str,
+    token_file: &str,
+) -> DataPlane {
+    let (port, peer_port) = ports;
+    let template = format!("127.0.1.{{id}}:{peer_port}");
+    let peer_listen = format!("127.0.1.{id}:{peer_port}");
     let id_text = id.to_string();
     DataPlane::start_at(
         &dir.join(format!("member-{id}")),
@@ -46,17 +56,19 @@ fn member(dir: &std::path::Path, id: u64, port: u16, peers: &str, token_file: &s
             peers,
             "--peer-template",
             &template,
+            "--peer-listen",
+            &peer_listen,
             "--admin-token-file",
             token_file,
         ],
     )
 }
 
-/// The voters of the group as member 0 reports them.
+/// The voters of the group as member 0 reports the leader's view.
 fn voters(port: u16, token: &str) -> Vec<u64> {
     let out = std::process::Command::new("curl")
         .args(["-sf", "-H", &format!("Authorization: Bearer {token}")])
-        .arg(format!("http://127.0.1.0:{port}/raft/status"))
+        .arg(format!("http://127.0.1.0:{port}/admin/members"))
         .output()
         .expect("curl");
     let status: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
@@ -91,9 +103,10 @@ fn scaling_changes_the_raft_membership_and_pods_go_only_after() {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, &token).unwrap();
     let token_file = token_file.display().to_string();
-    let port = common_port(5);
+    let port = common_port(5, 0);
+    let ports = (port, common_port(5, port));
     let mut members: Vec<DataPlane> = (0..3)
-        .map(|id| member(dir.path(), id, port, "0,1,2", &token_file))
+        .map(|id| member(dir.path(), id, ports, "0,1,2", &token_file))
         .collect();
     annotate_endpoint(&k, ns, "ring", &format!("http://127.0.1.0:{port}"));
 
@@ -126,7 +139,7 @@ fn scaling_changes_the_raft_membership_and_pods_go_only_after() {
         [0, 1, 2],
         "unreachable members became voters"
     );
-    members.extend((3..5).map(|id| member(dir.path(), id, port, "0,1,2,3,4", &token_file)));
+    members.extend((3..5).map(|id| member(dir.path(), id, ports, "0,1,2,3,4", &token_file)));
     eventually(&mut operator, 120, "five voters", || {
         mark_pods_ready(&k, ns, "ring");
         (voters(port, &token) == [0, 1, 2, 3, 4]).then_some(())

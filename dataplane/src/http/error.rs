@@ -123,8 +123,32 @@ impl From<ReplicaError> for ApiError {
                 e
             }
             ReplicaError::HoldingVote => unavailable("rejoining"),
+            ReplicaError::ForeignAddress(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "foreign_member_address", message)
+            }
+            ReplicaError::LeaderRefused { status, body } => leader_refusal(status, &body),
         }
     }
+}
+
+/// The leader's refusal of a forwarded write as this member's answer: the same status, code
+/// and message (and a retry hint for a rate limit).
+fn leader_refusal(status: u16, body: &str) -> ApiError {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| Some(v.get("error")?.get("message")?.as_str()?.to_owned()))
+        .unwrap_or_else(|| body.to_owned());
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let code = match status {
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::INSUFFICIENT_STORAGE => "storage_quota_exceeded",
+        _ => "refused",
+    };
+    let mut e = ApiError::new(status, code, message);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        e.retry_after = Some(1);
+    }
+    e
 }
 
 impl From<RewindError> for ApiError {

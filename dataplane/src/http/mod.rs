@@ -29,6 +29,7 @@ use crate::raft::Replica;
 use crate::rewind::{GuardedWrite, RewindError};
 use crate::store::{Committed, RangeGuard, Store, StoreConfig, VersionId, WriteOp};
 pub use error::ApiError;
+pub use raft::peer_app;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -41,6 +42,9 @@ pub struct AppState {
     pub verifier: Option<Arc<Verifier>>,
     /// The static admin token of `--admin-token-file`, when set.
     pub admin_token: Option<Arc<AdminToken>>,
+    /// The member credential the peer listener takes (`--peer-token-file`, else the admin
+    /// token), when set.
+    pub member_token: Option<Arc<AdminToken>>,
     /// The operations-per-second limit, when set.
     pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
     /// Continuous archiving, when `--backup-store` is set.
@@ -65,6 +69,7 @@ impl AppState {
             metrics,
             verifier: verifier.map(Arc::new),
             admin_token: None,
+            member_token: None,
             limiter,
             archive: None,
             replica: None,
@@ -165,6 +170,12 @@ impl AppState {
         self
     }
 
+    /// The same state with the member credential (see [`raft::peer_app`]).
+    pub fn with_member_token(mut self, token: AdminToken) -> Self {
+        self.member_token = Some(Arc::new(token));
+        self
+    }
+
     /// Takes `n` operations from the rate limit, or says when to retry.
     pub fn take_ops(&self, n: usize) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else {
@@ -240,22 +251,10 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/backups/verify", post(ops::verify_backup))
         .route("/admin/rewind", post(rewind::rewind))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
-    let members = Router::new()
-        .route("/raft/append", post(raft::append))
-        .route("/raft/vote", post(raft::vote))
-        .route("/raft/snapshot", post(raft::snapshot))
-        .route("/raft/write", post(raft::write))
-        .route("/raft/read-index", post(raft::read_index))
-        .route("/raft/status", get(raft::status))
-        .route("/raft/faults", post(raft::faults))
-        .route("/raft/records", get(raft::records))
-        .route("/raft/membership", post(raft::membership))
-        .route("/raft/step-down", post(raft::step_down))
-        .route("/raft/elect", post(raft::elect))
-        .route_layer(middleware::from_fn_with_state(state.clone(), raft::guard));
+    // The member routes (`/raft/*`) are on the peer listener only: see `raft::peer_app`.
     Router::new()
         .merge(api)
-        .merge(members)
+        .merge(raft::operator_routes(state.clone()))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -294,7 +293,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     }
     if let Some(replica) = &state.replica
         && is_api_write(&request)
-        && let Some(leader) = replica.redirect_target()
+        && let Some(leader) = replica.redirect_target().await
     {
         return redirect_to_leader(&leader, &request);
     }

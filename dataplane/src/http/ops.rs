@@ -14,7 +14,8 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 while writes are accepted, 503 once the store is read-only.
+/// `GET /readyz`: 200 while writes are accepted, 503 once the store is read-only. Anyone may
+/// ask, so a member's view of its group comes without the members' addresses.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let stats = state.store.stats();
     let read_only = state.store.is_read_only();
@@ -36,7 +37,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "read_only": read_only,
         "last_lsn": stats.applied_lsn,
         "archive": state.archive.as_ref().map(|a| a.report()),
-        "replication": state.replica.as_ref().map(|r| r.status()),
+        "replication": state.replica.as_ref().map(|r| r.status().without_addresses()),
     });
     (status, Json(body))
 }
@@ -122,14 +123,13 @@ pub(super) async fn to_leader(
 pub(super) async fn to_leader_with(
     state: &AppState,
     path: &str,
-    headers: &axum::http::HeaderMap,
+    _headers: &axum::http::HeaderMap,
     body: Option<Vec<u8>>,
 ) -> Option<Result<Response, ApiError>> {
+    // The caller was authorized here; the leader's peer listener takes the member credential,
+    // never the caller's token.
     let replica = state.replica.as_ref()?;
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let forwarded = replica.forward_admin(path, auth, body).await?;
+    let forwarded = replica.forward_admin(path, body).await?;
     Some(forwarded.map_err(ApiError::from).map(|(status, body)| {
         (
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),

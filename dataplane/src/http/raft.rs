@@ -1,21 +1,37 @@
 //! The member-to-member routes of a replicated cluster (`/raft/*`): Raft's own RPCs, forwarded
-//! writes and read indexes for followers, and the member's view of the cluster. They need the
-//! cluster's admin token when one is set (every member has it), or admin scope with token auth.
+//! writes and read indexes for followers, record copies, and the member's view of the cluster.
+//! They are served on the peer listener only (`--peer-listen`, which the cluster's network
+//! policy opens to its own members) and open only to the member credential
+//! (`--peer-token-file`, else the admin token), never to a data-plane token of any scope. The
+//! peer listener also takes the admin requests a follower authorized and passes on to the
+//! leader (backups, drills, rewinds).
+//!
+//! The operator's part (the group's status, membership changes, hand-overs) is on the public
+//! listener under `/admin/members`, open to the cluster's admin token only, likewise never to a
+//! data-plane token: a tenant's admin token must not be able to disrupt the group.
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 
-use super::AppState;
 use super::error::{ApiError, JsonBody};
-use crate::auth::Scope;
+use super::{AppState, ops};
+use crate::auth::AdminToken;
+use crate::error::StoreError;
 use crate::raft::replica::{ForwardReply, MembersBody, ReplicaStatus};
 use crate::raft::{Command, NodeId, Replica, TypeConfig};
+
+/// Most bytes of records one `GET /raft/records` answer carries (at least one record, however
+/// large), so a page never holds more than this in memory however many records are asked for.
+pub const RECORDS_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Records read from the store at a time while a page fills.
+const RECORDS_CHUNK: usize = 64;
 
 fn replica(state: &AppState) -> Result<&Arc<Replica>, ApiError> {
     state.replica.as_ref().ok_or_else(|| {
@@ -23,13 +39,70 @@ fn replica(state: &AppState) -> Result<&Arc<Replica>, ApiError> {
     })
 }
 
-/// Lets only members (the admin token) and admins call `/raft/*`; open when the server has
-/// neither an admin token nor token auth.
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The router of the peer listener: the member routes, and the leader-only admin requests a
+/// follower passes on.
+pub fn peer_app(state: AppState) -> Router {
+    let body_limit =
+        super::max_batch_bytes(state.store.config()).saturating_add(super::BODY_LIMIT_SLACK);
+    Router::new()
+        .route("/raft/append", post(append))
+        .route("/raft/vote", post(vote))
+        .route("/raft/snapshot", post(snapshot))
+        .route("/raft/write", post(write))
+        .route("/raft/read-index", post(read_index))
+        .route("/raft/status", get(status))
+        .route("/raft/faults", post(faults))
+        .route("/raft/records", get(records))
+        .route("/raft/membership", post(membership))
+        .route("/raft/step-down", post(step_down))
+        .route("/raft/elect", post(elect))
+        .route("/admin/backups", post(ops::create_backup))
+        .route("/admin/backups/verify", post(ops::verify_backup))
+        .route("/admin/rewind", post(super::rewind::rewind))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+        .fallback(super::not_found)
+        .method_not_allowed_fallback(super::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::observe,
+        ))
+        .with_state(state)
+}
+
+/// The operator's routes on the public listener (`/admin/members`).
+pub fn operator_routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin/members", get(members).post(set_members))
+        .route("/admin/members/step-down", post(operator_step_down))
+        .route_layer(middleware::from_fn_with_state(state, operator_guard))
+}
+
+/// Whether the `Authorization` header carries `secret`.
+fn presents(secret: &AdminToken, request: &Request) -> bool {
     let header = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
+    crate::auth::bearer(header).is_ok_and(|t| secret.matches(&t))
+}
+
+/// 401 for anything but `credential`.
+fn refuse(credential: &str) -> Response {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        format!(
+            "this route needs the cluster's {credential}; data-plane tokens are not accepted \
+             here, whatever their scope"
+        ),
+    )
+    .into_response()
+}
+
+/// Lets only members in: the member credential, never a data-plane token. Open only on a
+/// development server with neither a member credential nor token auth.
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let from = request
         .headers()
         .get(crate::raft::network::MEMBER_HEADER)
@@ -45,27 +118,50 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         )
         .into_response();
     }
-    let admin = state.admin_token.as_deref();
-    let is_member = admin.is_some_and(|a| crate::auth::bearer(header).is_ok_and(|t| a.matches(&t)));
-    let allowed = if is_member {
-        Ok(())
-    } else if state.verifier.is_some() {
-        crate::auth::authorize(state.verifier.as_deref(), admin, header, Scope::Admin)
-            .map(|_| ())
-            .map_err(ApiError::from)
-    } else if admin.is_some() {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "member routes need the cluster's admin token",
-        ))
-    } else {
-        Ok(())
+    let allowed = match state.member_token.as_deref() {
+        Some(secret) => presents(secret, &request),
+        None => state.verifier.is_none(),
     };
-    match allowed {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
+    if !allowed {
+        return refuse("member credential (--peer-token-file, else --admin-token-file)");
     }
+    next.run(request).await
+}
+
+/// Lets only the operator in: the cluster's admin token, never a data-plane token (a tenant's
+/// admin-scope token must not change or hand over the group). Open only on a development
+/// server with neither an admin token nor token auth.
+async fn operator_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let allowed = match state.admin_token.as_deref() {
+        Some(secret) => presents(secret, &request),
+        None => state.verifier.is_none(),
+    };
+    if !allowed {
+        return refuse("admin token (--admin-token-file)");
+    }
+    next.run(request).await
+}
+
+/// `GET /admin/members`: the group as its leader sees it (this member's view when no leader
+/// can be asked), for the operator.
+async fn members(State(state): State<AppState>) -> Result<Json<ReplicaStatus>, ApiError> {
+    Ok(Json(replica(&state)?.leader_view().await))
+}
+
+/// `POST /admin/members`: as `POST /raft/membership`.
+async fn set_members(
+    state: State<AppState>,
+    body: JsonBody<MembersBody>,
+) -> Result<Json<ReplicaStatus>, ApiError> {
+    membership(state, body).await
+}
+
+/// `POST /admin/members/step-down`: as `POST /raft/step-down`.
+async fn operator_step_down(
+    state: State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    step_down(state, headers).await
 }
 
 /// `POST /raft/append`: AppendEntries from the leader.
@@ -103,11 +199,24 @@ pub async fn snapshot(
 }
 
 /// `POST /raft/write`: a write forwarded by a follower, proposed here if this member leads.
+/// It is charged like a client write: its operations against this member's rate limit (the
+/// follower charged only the request it received, on its own limit) and the storage quota;
+/// a refusal goes back to the client with its status.
 pub async fn write(
     State(state): State<AppState>,
     JsonBody(cmd): JsonBody<Command>,
 ) -> Result<Json<ForwardReply>, ApiError> {
-    Ok(Json(replica(&state)?.forwarded_write(cmd).await))
+    let replica = replica(&state)?;
+    if replica.is_leader() {
+        state.take_ops(cmd.ops.len().max(1))?;
+        if let Some(limit) = state.store.config().max_stored_bytes {
+            let used = state.store.stored_bytes();
+            if used >= limit {
+                return Err(StoreError::QuotaExceeded { used, limit }.into());
+            }
+        }
+    }
+    Ok(Json(replica.forwarded_write(cmd).await))
 }
 
 /// `POST /raft/read-index`: the leader's read index for a follower's linearizable read; null
@@ -119,15 +228,19 @@ pub async fn read_index(State(state): State<AppState>) -> Result<Json<Option<u64
 /// Query of `GET /raft/records`.
 #[derive(Debug, serde::Deserialize)]
 pub struct RecordsQuery {
-    /// Records after this LSN.
+    /// Records after this LSN (the previous page's `next_since`).
     pub since: u64,
     /// At most this many (1..=10000).
     pub limit: usize,
+    /// At most about this many bytes of records (at least one record is sent); at most
+    /// [`RECORDS_MAX_BYTES`], which is also the default.
+    pub max_bytes: Option<usize>,
 }
 
-/// `GET /raft/records?since=&limit=`: committed records (and where this member's segments
-/// start among them) for a member copying the cluster's base or a snapshot, with the body's
-/// SHA-256 in `x-koru-sha256`.
+/// `GET /raft/records?since=&limit=&max_bytes=`: committed records (and where this member's
+/// segments start among them) for a member copying the cluster's base or a snapshot, with the
+/// body's SHA-256 in `x-koru-sha256`. A page stops at its byte budget; `next_since` is where
+/// the next one starts.
 pub async fn records(
     State(state): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<RecordsQuery>,
@@ -136,8 +249,12 @@ pub async fn records(
     if !(1..=10_000).contains(&q.limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 10000"));
     }
+    let budget = q
+        .max_bytes
+        .unwrap_or(RECORDS_MAX_BYTES)
+        .clamp(1, RECORDS_MAX_BYTES);
     let store = state.store.clone();
-    let changes = tokio::task::spawn_blocking(move || store.changes_since(q.since, q.limit))
+    let changes = tokio::task::spawn_blocking(move || read_page(&store, q.since, q.limit, budget))
         .await
         .map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
@@ -146,6 +263,7 @@ pub async fn records(
     let page = crate::raft::network::RecordsPage {
         segment_starts: state.store.segment_starts(q.since, upto),
         changes,
+        next_since: upto,
     };
     let body = serde_json::to_vec(&page)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
@@ -161,6 +279,46 @@ pub async fn records(
         body,
     )
         .into_response())
+}
+
+/// Up to `limit` records after `since`, read a few at a time and stopping once `budget` bytes
+/// (their keys and values) are held: never the whole `limit` of large records in memory.
+fn read_page(
+    store: &crate::store::Store,
+    since: u64,
+    limit: usize,
+    budget: usize,
+) -> Result<Vec<crate::store::Change>, StoreError> {
+    let mut out: Vec<crate::store::Change> = Vec::new();
+    let mut bytes = 0usize;
+    let mut cursor = since;
+    while out.len() < limit {
+        let chunk = store.changes_since(cursor, RECORDS_CHUNK.min(limit - out.len()))?;
+        let Some(last) = chunk.last() else { break };
+        cursor = last.lsn;
+        for change in chunk {
+            let size = change_size(&change);
+            if !out.is_empty() && bytes.saturating_add(size) > budget {
+                return Ok(out);
+            }
+            bytes = bytes.saturating_add(size);
+            out.push(change);
+        }
+        if bytes >= budget {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Roughly the bytes a record takes in a page.
+fn change_size(change: &crate::store::Change) -> usize {
+    change
+        .ops
+        .iter()
+        .map(|op| 32 + op.namespace.len() + op.key.len() + op.value.as_ref().map_or(0, String::len))
+        .sum::<usize>()
+        + 64
 }
 
 /// The body of `POST /raft/faults`.

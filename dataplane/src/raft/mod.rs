@@ -7,6 +7,7 @@
 //! [`replica`] the handle the API uses to write and to read linearizably.
 
 // openraft's storage traits fix the error type (`StorageError`, a large enum).
+pub mod directory;
 #[allow(clippy::result_large_err)]
 pub mod log;
 pub mod network;
@@ -227,7 +228,8 @@ impl Applied {
     }
 }
 
-/// The members of a cluster: id → `host:port` of its HTTP API (where the Raft RPCs are served).
+/// The members of a cluster: id → `host:port` of its peer listener (`--peer-listen`, where the
+/// Raft RPCs are served).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Peers(pub BTreeMap<NodeId, String>);
 

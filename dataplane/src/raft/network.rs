@@ -1,5 +1,7 @@
 //! The client side of the member-to-member RPCs: JSON over HTTP to the peer's `/raft/*` routes
-//! (served by `http::raft`), authenticated with the cluster's admin token when one is set.
+//! (served by `http::raft` on its peer listener), authenticated with the member credential when
+//! one is set. Every call goes to the address the [`Directory`] gives the target member, never
+//! to an address a request or the Raft log names.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::directory::Directory;
 use super::{NodeId, TypeConfig};
 
 /// The header naming the calling member, so a partitioned member can refuse it.
@@ -35,18 +38,28 @@ pub struct Network {
     token: Option<String>,
     from: NodeId,
     blocked: Blocked,
+    directory: Arc<Directory>,
 }
 
 impl Network {
-    /// The network of member `from`, whose requests carry `token` (the cluster's admin token)
-    /// when given and never reach the members in `blocked`.
     /// The id of the member that calls.
     pub fn id(&self) -> NodeId {
         self.from
     }
 
-    /// The client of member `from`, sending `token` to its peers.
-    pub fn new(from: NodeId, token: Option<String>, blocked: Blocked) -> Network {
+    /// Where the members are.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The client of member `from`, sending `token` (the member credential) to the members of
+    /// `directory` only, never reaching those in `blocked`.
+    pub fn new(
+        from: NodeId,
+        token: Option<String>,
+        blocked: Blocked,
+        directory: Directory,
+    ) -> Network {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
@@ -57,18 +70,28 @@ impl Network {
             token,
             from,
             blocked,
+            directory: Arc::new(directory),
         }
     }
 
-    /// POSTs `body` to member `target` at `http://<addr><path>` and decodes the reply.
+    /// Member `target`'s configured address.
+    fn address(&self, target: NodeId) -> Result<String, CallError> {
+        self.directory.address(target).ok_or_else(|| {
+            CallError::Unreachable(format!(
+                "member {target} is not in --peers and there is no --peer-template"
+            ))
+        })
+    }
+
+    /// POSTs `body` to member `target` at `http://<its address><path>` and decodes the reply.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         target: NodeId,
-        addr: &str,
         path: &str,
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
+        let addr = self.address(target)?;
         if self.blocked.read().contains(&target) {
             // Like a dropped packet: the caller learns only after its timeout.
             tokio::time::sleep(timeout.min(Duration::from_millis(200))).await;
@@ -109,6 +132,54 @@ impl Network {
 }
 
 impl Network {
+    /// GETs `path` from member `target`'s peer listener and decodes the reply.
+    pub async fn get<Resp: DeserializeOwned>(
+        &self,
+        target: NodeId,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let addr = self.address(target)?;
+        let mut req = self
+            .http
+            .get(format!("http://{addr}{path}"))
+            .header(MEMBER_HEADER, self.from.to_string())
+            .timeout(timeout);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(CallError::Status(status.as_u16(), text));
+        }
+        resp.json()
+            .await
+            .map_err(|e| CallError::Network(e.to_string()))
+    }
+
+    /// Where to copy records from: those of `given` (member addresses a log entry or snapshot
+    /// names) that are configured member addresses, then every other configured member (each
+    /// holds the cluster's records; an entry written before the peer listener named the old
+    /// address).
+    pub fn record_sources(&self, given: &[String]) -> Vec<String> {
+        let mut sources: Vec<String> = given
+            .iter()
+            .filter(|a| self.directory.knows(a))
+            .cloned()
+            .collect();
+        for other in self.directory.others(self.from) {
+            if !sources.contains(&other) {
+                sources.push(other);
+            }
+        }
+        sources
+    }
+
     /// The first of the other `peers` that answers `GET /raft/status` as a member of a formed
     /// group (it knows members), if any answers so within a second.
     pub async fn formed_peer(&self, peers: &super::Peers) -> Option<NodeId> {
@@ -140,6 +211,11 @@ impl Network {
         since: u64,
         limit: usize,
     ) -> Result<RecordsPage, CallError> {
+        if !self.directory.knows(addr) {
+            return Err(CallError::Unreachable(format!(
+                "{addr} is not a member's configured address; not asking it for records"
+            )));
+        }
         let mut req = self
             .http
             .get(format!(
@@ -181,17 +257,17 @@ impl Network {
 }
 
 impl Network {
-    /// POSTs `body` (JSON; empty when None) to `http://<addr><path>` with the caller's
-    /// `Authorization` header (an admin request forwarded to the leader); the status and body as
-    /// they came.
+    /// POSTs `body` (JSON; empty when None) to `path` on member `target`'s peer listener with
+    /// the member credential (an admin request this member authorized, passed on to the
+    /// leader); the status and body as they came.
     pub async fn forward(
         &self,
-        addr: &str,
+        target: NodeId,
         path: &str,
-        authorization: Option<&str>,
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<(u16, bytes::Bytes), CallError> {
+        let addr = self.address(target)?;
         let mut req = self
             .http
             .post(format!("http://{addr}{path}"))
@@ -202,8 +278,8 @@ impl Network {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        if let Some(auth) = authorization {
-            req = req.header(reqwest::header::AUTHORIZATION, auth);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
         }
         let resp = req
             .send()
@@ -226,6 +302,10 @@ pub struct RecordsPage {
     pub changes: Vec<crate::store::Change>,
     /// First LSNs of the sender's segments that start within the page.
     pub segment_starts: Vec<u64>,
+    /// The `since` of the next page: the last LSN in this one (the request's `since` when it is
+    /// empty). A page stops at its byte budget, so it may hold fewer records than asked for.
+    #[serde(default)]
+    pub next_since: u64,
 }
 
 /// The error code of a member that turns a peer away (an injected partition, or a hand-over
@@ -254,10 +334,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
+        // The membership's address is not used: calls go where the directory says.
+        let _ = node;
         Connection {
             network: self.clone(),
             target,
-            addr: node.addr.clone(),
         }
     }
 }
@@ -266,7 +347,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Connection {
     network: Network,
     target: NodeId,
-    addr: String,
 }
 
 impl Connection {
@@ -283,7 +363,7 @@ impl Connection {
     {
         let reply: Result<Resp, RaftError<NodeId, E>> = self
             .network
-            .call(self.target, &self.addr, path, body, option.hard_ttl())
+            .call(self.target, path, body, option.hard_ttl())
             .await
             .map_err(|e| match e {
                 CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),

@@ -20,6 +20,8 @@ use super::state::StateMachine;
 use super::{Applied, Command, NodeId, Peers, Request, TypeConfig};
 use crate::store::{Committed, Store, WriteOp};
 
+mod peers;
+
 /// How long a request waits for a leader (an election in progress) before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// How long a forwarded write or read index may take.
@@ -95,6 +97,19 @@ pub enum ReplicaError {
         "this member lost its data directory and is being caught up by the leader; it does not vote until then"
     )]
     HoldingVote,
+    /// A membership request named an address that is not where that member is configured to
+    /// be (`--peers`, `--peer-template`): nothing was sent there.
+    #[error("{0}")]
+    ForeignAddress(String),
+    /// The leader refused a forwarded write before proposing it (its rate limit or the storage
+    /// quota): its status and error body, passed on to the client.
+    #[error("the leader refused the write ({status}): {body}")]
+    LeaderRefused {
+        /// The leader's HTTP status.
+        status: u16,
+        /// The leader's error body.
+        body: String,
+    },
 }
 
 /// [`Replica::vote_hold`]: the member votes.
@@ -114,7 +129,6 @@ pub struct Replica {
     id: NodeId,
     raft: Raft<TypeConfig>,
     peers: Peers,
-    template: Option<String>,
     network: Network,
     store: Store,
     heard: Mutex<Option<Heard>>,
@@ -136,6 +150,11 @@ pub struct Replica {
     /// Whether this member refuses to vote: [`VOTES_FREE`], [`VOTES_HELD_UNTIL_HEARD`], or the
     /// log index it must hold first (see [`Replica::votes_held`]).
     vote_hold: AtomicU64,
+    /// Where clients reach this member (`host:port` of its API), told to followers that
+    /// redirect writes here.
+    public_addr: Mutex<Option<String>>,
+    /// The leader's client address as last learned: (leader id, term, address).
+    leader_public: Mutex<Option<(NodeId, u64, String)>>,
 }
 
 /// One write proposal under way; counted out when dropped.
@@ -184,6 +203,9 @@ pub struct ReplicaStatus {
     /// This member came back on an empty data directory and does not vote until caught up.
     #[serde(default)]
     pub votes_held: bool,
+    /// Where clients reach this member (`host:port` of its API), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_addr: Option<String>,
     /// The voting members and, on the leader, how far each is replicated.
     pub members: Vec<MemberStatus>,
 }
@@ -215,7 +237,8 @@ impl Replica {
         let log = LogStore::open(&raft_dir, config.log_fsync)
             .map_err(|e| ReplicaError::Setup(format!("opening the Raft log: {e}")))?;
         let blocked = Blocked::default();
-        let network = Network::new(id, token, Arc::clone(&blocked));
+        let directory = super::directory::Directory::new(peers.clone(), template);
+        let network = Network::new(id, token, Arc::clone(&blocked), directory);
         let catch_up = Arc::new(AtomicU64::new(0));
         let state = StateMachine::open(
             store.clone(),
@@ -285,7 +308,6 @@ impl Replica {
             id,
             raft,
             peers,
-            template,
             network,
             store,
             heard: Mutex::new(None),
@@ -301,6 +323,8 @@ impl Replica {
                 Some(_) => VOTES_HELD_UNTIL_HEARD,
                 None => VOTES_FREE,
             }),
+            public_addr: Mutex::new(None),
+            leader_public: Mutex::new(None),
         });
         if first {
             tokio::spawn(Arc::clone(&replica).form(pending_base));
@@ -406,37 +430,35 @@ impl Replica {
         self.redirect_writes.store(redirect, Ordering::SeqCst);
     }
 
-    /// Where to send a client's write instead of taking it: the leader's address, when writes
-    /// are redirected and another member leads.
-    pub fn redirect_target(&self) -> Option<String> {
-        self.redirect_writes
-            .load(Ordering::SeqCst)
-            .then(|| self.other_leader())
-            .flatten()
+    /// Where to send a client's write instead of taking it: the leader's client address, when
+    /// writes are redirected and another member leads (and told this member where clients
+    /// reach it).
+    pub async fn redirect_target(&self) -> Option<String> {
+        if !self.redirect_writes.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.leader_public_addr().await
     }
 
-    /// The leader's address when it is another member (None when this member leads or no
-    /// leader is known): where leader-only admin requests are forwarded.
-    pub fn other_leader(&self) -> Option<String> {
+    /// The leader's id when it is another member (None when this member leads or no leader is
+    /// known): where leader-only admin requests are forwarded.
+    pub fn other_leader(&self) -> Option<NodeId> {
         let leader = self.raft.metrics().borrow().current_leader?;
-        (leader != self.id)
-            .then(|| self.address_of(leader))
-            .flatten()
+        (leader != self.id).then_some(leader)
     }
 
-    /// Sends a leader-only admin request (`POST path`, with `body` if any) on to the leader,
-    /// with the caller's credentials; None when this member leads (or no leader is known) and
-    /// should answer.
+    /// Sends a leader-only admin request (`POST path`, with `body` if any), which the caller
+    /// has authorized, on to the leader's peer listener with the member credential; None when
+    /// this member leads (or no leader is known) and should answer.
     pub async fn forward_admin(
         &self,
         path: &str,
-        authorization: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Option<Result<(u16, bytes::Bytes), ReplicaError>> {
-        let addr = self.other_leader()?;
+        let leader = self.other_leader()?;
         Some(
             self.network
-                .forward(&addr, path, authorization, body, MEMBERSHIP_TIMEOUT)
+                .forward(leader, path, body, MEMBERSHIP_TIMEOUT)
                 .await
                 .map_err(|e| ReplicaError::Stopped(format!("forwarding to the leader: {e}"))),
         )
@@ -486,24 +508,13 @@ impl Replica {
         false
     }
 
-    /// The leader's id and address, waiting up to [`LEADER_WAIT`] for one to be elected.
-    async fn leader(&self) -> Result<(NodeId, String), ReplicaError> {
+    /// The leader's id, waiting up to [`LEADER_WAIT`] for one to be elected.
+    async fn leader(&self) -> Result<NodeId, ReplicaError> {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
             let leader = self.raft.metrics().borrow().current_leader;
             if let Some(leader) = leader {
-                let addr = self
-                    .raft
-                    .metrics()
-                    .borrow()
-                    .membership_config
-                    .membership()
-                    .get_node(&leader)
-                    .map(|n| n.addr.clone())
-                    .or_else(|| self.peers.0.get(&leader).cloned());
-                if let Some(addr) = addr {
-                    return Ok((leader, addr));
-                }
+                return Ok(leader);
             }
             if Instant::now() >= deadline {
                 return Err(ReplicaError::NoLeader);
@@ -526,7 +537,7 @@ impl Replica {
     async fn write_command(&self, cmd: Command) -> Result<Applied, ReplicaError> {
         let deadline = Instant::now() + LEADER_WAIT;
         let applied = loop {
-            let (leader, addr) = self.leader().await?;
+            let leader = self.leader().await?;
             if leader == self.id {
                 let Some(_proposal) = self.begin_proposal() else {
                     if Instant::now() >= deadline {
@@ -539,7 +550,7 @@ impl Replica {
             }
             match self
                 .network
-                .call::<_, ForwardReply>(leader, &addr, "/raft/write", &cmd, FORWARD_TIMEOUT)
+                .call::<_, ForwardReply>(leader, "/raft/write", &cmd, FORWARD_TIMEOUT)
                 .await
             {
                 Ok(ForwardReply::Applied(applied)) => break applied,
@@ -557,6 +568,10 @@ impl Replica {
                 // Never delivered: safe to try again once a leader is known.
                 Err(CallError::Unreachable(_)) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                // The leader's rate limit or quota turned it away before proposing it.
+                Err(CallError::Status(status @ (429 | 507), body)) => {
+                    return Err(ReplicaError::LeaderRefused { status, body });
                 }
                 Err(e) => return Err(ReplicaError::Unknown(e.to_string())),
             }
@@ -743,13 +758,13 @@ impl Replica {
 
     async fn linearizable_index(&self) -> Result<u64, ReplicaError> {
         loop {
-            let (leader, addr) = self.leader().await?;
+            let leader = self.leader().await?;
             if leader == self.id {
                 return self.read_index().await;
             }
             match self
                 .network
-                .call::<_, Option<u64>>(leader, &addr, "/raft/read-index", &(), FORWARD_TIMEOUT)
+                .call::<_, Option<u64>>(leader, "/raft/read-index", &(), FORWARD_TIMEOUT)
                 .await
             {
                 Ok(Some(index)) => return Ok(index),
@@ -789,7 +804,7 @@ impl Replica {
                     .map(|l| l.map_or(0, |l| l.index));
                 MemberStatus {
                     id: *id,
-                    addr: node.addr.clone(),
+                    addr: self.address_of(*id).unwrap_or_else(|| node.addr.clone()),
                     voter: voters.contains(id),
                     matched_index: matched,
                     lag: matched.map(|i| last.saturating_sub(i)),
@@ -806,6 +821,7 @@ impl Replica {
             snapshot_index: m.snapshot.map(|l| l.index),
             purged_index: m.purged.map(|l| l.index),
             votes_held: self.votes_held(),
+            public_addr: self.public_addr.lock().clone(),
             members,
         }
     }
@@ -830,13 +846,13 @@ impl Replica {
                 "a cluster needs at least one member".into(),
             ));
         }
-        let (leader, addr) = self.leader().await?;
+        self.check_addresses(&members)?;
+        let leader = self.leader().await?;
         if leader != self.id {
             return self
                 .network
                 .call(
                     leader,
-                    &addr,
                     "/raft/membership",
                     &MembersBody {
                         members,
@@ -893,21 +909,10 @@ impl Replica {
         Ok(self.status())
     }
 
-    /// The address of member `id`: from the membership, --peers, or --peer-template.
+    /// The peer address of member `id`: from --peers or --peer-template (see
+    /// [`Directory`](super::directory::Directory)).
     pub fn address_of(&self, id: NodeId) -> Option<String> {
-        self.raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .map(|n| n.addr.clone())
-            .or_else(|| self.peers.0.get(&id).cloned())
-            .or_else(|| {
-                self.template
-                    .as_deref()
-                    .map(|t| super::address_from_template(t, id))
-            })
+        self.network.directory().address(id)
     }
 
     /// Waits until member `id` holds the leader's log (within [`CATCH_UP_SLACK`] entries), so it
@@ -1028,13 +1033,10 @@ impl Replica {
         tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
         let mut stood = None;
         for &target in &candidates {
-            let Some(addr) = self.address_of(target) else {
-                continue;
-            };
             self.blocked.write().remove(&target);
             match self
                 .network
-                .call::<_, ()>(target, &addr, "/raft/elect", &(), FORWARD_TIMEOUT)
+                .call::<_, ()>(target, "/raft/elect", &(), FORWARD_TIMEOUT)
                 .await
             {
                 Ok(()) => {

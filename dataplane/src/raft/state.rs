@@ -336,10 +336,11 @@ async fn copy_records(
     let (held, _) = store.last_applied();
     let mut since = held;
     let mut backoff = Duration::from_millis(100);
+    let sources = network.record_sources(sources);
     while since < upto {
         let limit = BASE_PAGE.min((upto - since) as usize);
         let mut page = None;
-        for source in sources {
+        for source in &sources {
             match network.records(source, since, limit).await {
                 Ok(p) if !p.changes.is_empty() => {
                     page = Some(p);
@@ -745,7 +746,9 @@ mod tests {
         .unwrap();
         let raft_dir = dir.join("raft");
         let log = LogStore::open(&raft_dir, crate::store::FsyncMode::Always).unwrap();
-        let network = Network::new(1, None, Blocked::default());
+        let directory =
+            crate::raft::directory::Directory::new("1=127.0.0.1:1".parse().unwrap(), None);
+        let network = Network::new(1, None, Blocked::default(), directory);
         let sm =
             StateMachine::open(store.clone(), log, network, &raft_dir, Arc::default()).unwrap();
         (store, sm)

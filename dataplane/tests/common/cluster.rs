@@ -1,7 +1,7 @@
 //! Replicated clusters of real `koru-dataplane` processes on loopback, for the Raft tests.
 //!
 //! Members get fixed ports (picked free before start, so each member's `--peers` can name the
-//! others) and run with `KORU_FAULT_INJECTION=1`, so a test can cut links between them
+//! others): one for the API and one for the member routes (`--peer-listen`) and run with `KORU_FAULT_INJECTION=1`, so a test can cut links between them
 //! (`POST /raft/faults`): an in-process fault-injecting transport, since network namespaces
 //! need privileges CI may not have.
 
@@ -17,6 +17,7 @@ pub struct Cluster {
     /// Holds every member's data directory.
     pub dir: tempfile::TempDir,
     ports: BTreeMap<u64, u16>,
+    peer_ports: BTreeMap<u64, u16>,
     /// The running members by id (a killed one is absent until restarted).
     pub members: BTreeMap<u64, Server>,
     peers: String,
@@ -27,7 +28,7 @@ pub struct Cluster {
 /// ephemeral range (32768 and up on Linux) where outgoing connections get theirs: a port freed
 /// there can be taken by some client's connection before the member binds it. Unique within
 /// this process.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let base = std::process::id() % 10_000;
     loop {
@@ -55,7 +56,8 @@ impl Cluster {
     pub fn start_with(total: u64, running: u64, extra: &[&str]) -> Cluster {
         let n = total;
         let ports: BTreeMap<u64, u16> = (1..=n).map(|id| (id, free_port())).collect();
-        let peers = ports
+        let peer_ports: BTreeMap<u64, u16> = (1..=n).map(|id| (id, free_port())).collect();
+        let peers = peer_ports
             .iter()
             .map(|(id, port)| format!("{id}=127.0.0.1:{port}"))
             .collect::<Vec<_>>()
@@ -63,6 +65,7 @@ impl Cluster {
         let mut cluster = Cluster {
             dir: tempfile::tempdir().expect("a temporary directory"),
             ports,
+            peer_ports,
             members: BTreeMap::new(),
             peers,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -78,11 +81,14 @@ impl Cluster {
         let data = self.dir.path().join(format!("member-{id}"));
         let listen = format!("127.0.0.1:{}", self.ports[&id]);
         let id_text = id.to_string();
+        let peer_listen = format!("127.0.0.1:{}", self.peer_ports[&id]);
         let mut args = vec![
             "--node-id",
             id_text.as_str(),
             "--peers",
             self.peers.as_str(),
+            "--peer-listen",
+            peer_listen.as_str(),
         ];
         args.extend(self.extra.iter().map(String::as_str));
         let env = [("KORU_FAULT_INJECTION".to_string(), "1".to_string())];
@@ -107,6 +113,11 @@ impl Cluster {
         format!("http://127.0.0.1:{}", self.ports[&id])
     }
 
+    /// Base URL of member `id`'s peer listener (the member routes, `/raft/*`).
+    pub fn peer_url(&self, id: u64) -> String {
+        format!("http://127.0.0.1:{}", self.peer_ports[&id])
+    }
+
     /// The ids of the running members.
     pub fn running(&self) -> Vec<u64> {
         self.members.keys().copied().collect()
@@ -115,7 +126,7 @@ impl Cluster {
     /// Member `id`'s `/raft/status`, or None if it does not answer.
     pub async fn status(&self, http: &reqwest::Client, id: u64) -> Option<Value> {
         let resp = http
-            .get(format!("{}/raft/status", self.url(id)))
+            .get(format!("{}/raft/status", self.peer_url(id)))
             .timeout(Duration::from_secs(2))
             .send()
             .await
@@ -190,7 +201,7 @@ impl Cluster {
     /// Cuts member `id` off from `others` in both directions (empty heals it).
     pub async fn block(&self, http: &reqwest::Client, id: u64, others: &[u64]) {
         let resp = http
-            .post(format!("{}/raft/faults", self.url(id)))
+            .post(format!("{}/raft/faults", self.peer_url(id)))
             .json(&serde_json::json!({ "blocked": others }))
             .send()
             .await
@@ -214,7 +225,7 @@ impl Cluster {
     ) -> Value {
         let members: BTreeMap<String, String> = ids
             .iter()
-            .map(|id| (id.to_string(), format!("127.0.0.1:{}", self.ports[id])))
+            .map(|id| (id.to_string(), format!("127.0.0.1:{}", self.peer_ports[id])))
             .collect();
         let body = if by_id {
             serde_json::json!({ "voters": ids })
@@ -222,7 +233,7 @@ impl Cluster {
             serde_json::json!({ "members": members })
         };
         let resp = http
-            .post(format!("{}/raft/membership", self.url(via)))
+            .post(format!("{}/raft/membership", self.peer_url(via)))
             .timeout(Duration::from_secs(150))
             .json(&body)
             .send()

@@ -9,10 +9,10 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerPort, EnvVar, HTTPGetAction, KeyToPath, PersistentVolumeClaim,
+    ConfigMap, Container, EnvVar, HTTPGetAction, KeyToPath, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Secret, SecretVolumeSource, SecurityContext, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    ResourceRequirements, Secret, SecretVolumeSource, SecurityContext, Service, ServiceSpec,
+    Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -26,6 +26,9 @@ use crate::crd::{KoruCluster, ReclaimPolicy};
 pub const DEFAULT_IMAGE: &str = "ghcr.io/koru/koru-dataplane";
 /// The data plane's HTTP port.
 pub const HTTP_PORT: i32 = 7878;
+/// The data plane's peer port (`--peer-listen`): the member routes, which only the cluster's
+/// own pods may reach (see [`network`]).
+pub const PEER_PORT: i32 = 7879;
 /// Where each pod's volume is mounted.
 pub const VOLUME_DIR: &str = "/var/lib/koru";
 /// The data plane's data directory: a subdirectory of the volume, so a new volume's `lost+found`
@@ -132,6 +135,8 @@ pub struct Desired {
     pub statefulset: StatefulSet,
     /// At most a minority of pods down at once (multi-replica clusters only).
     pub pdb: Option<PodDisruptionBudget>,
+    /// Only the cluster's own pods reach its peer port.
+    pub network_policy: k8s_openapi::api::networking::v1::NetworkPolicy,
 }
 
 /// The name of the Secret holding a cluster's admin token: `<cluster>-admin`.
@@ -175,6 +180,7 @@ pub fn desired(kc: &KoruCluster) -> Result<Desired, DesiredError> {
         client: service(&id, id.name.clone(), false),
         statefulset,
         pdb: pdb(kc, &id),
+        network_policy: network::policy(&id),
     })
 }
 
@@ -229,13 +235,19 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
         (
             "KORU_PEER_TEMPLATE".to_string(),
             format!(
-                "{name}-{{id}}.{name}-peers.{ns}.svc:{HTTP_PORT}",
+                "{name}-{{id}}.{name}-peers.{ns}.svc:{PEER_PORT}",
                 name = id.name,
                 ns = id.namespace
             ),
         ),
         ("KORU_DATA_DIR".to_string(), DATA_DIR.to_string()),
         ("KORU_LISTEN".to_string(), format!("0.0.0.0:{HTTP_PORT}")),
+        // Members talk to each other on a port of their own, which the client Service never
+        // routes to.
+        (
+            "KORU_PEER_LISTEN".to_string(),
+            format!("0.0.0.0:{PEER_PORT}"),
+        ),
         ("KORU_LOG_FORMAT".to_string(), "json".to_string()),
         (
             "KORU_ADMIN_TOKEN_FILE".to_string(),
@@ -308,12 +320,7 @@ fn service(id: &Identity, name: String, headless: bool) -> Service {
             // Peers must find each other before they are ready, or a new Raft group never forms.
             publish_not_ready_addresses: headless.then_some(true),
             selector: Some(id.selector()),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: HTTP_PORT,
-                target_port: Some(IntOrString::Int(HTTP_PORT)),
-                ..ServicePort::default()
-            }]),
+            ports: Some(network::service_ports(headless)),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -448,11 +455,7 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
                 ..EnvVar::default()
             },
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: HTTP_PORT,
-            ..ContainerPort::default()
-        }]),
+        ports: Some(network::container_ports()),
         readiness_probe: Some(probe("/readyz", 5, 3)),
         liveness_probe: Some(probe("/healthz", 10, 6)),
         resources,
@@ -657,6 +660,8 @@ fn pdb(kc: &KoruCluster, id: &Identity) -> Option<PodDisruptionBudget> {
         ..PodDisruptionBudget::default()
     })
 }
+
+mod network;
 
 #[cfg(test)]
 mod tests;

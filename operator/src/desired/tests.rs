@@ -457,3 +457,85 @@ fn the_admin_secret_is_owned_and_holds_the_token() {
         Some(DesiredError::Missing("uid"))
     );
 }
+
+#[test]
+fn the_peer_port_is_exposed_to_the_clusters_own_pods_only() {
+    let d = desired(&cluster(3)).unwrap();
+    let ports = |svc: &Service| -> Vec<(String, i32)> {
+        svc.spec
+            .as_ref()
+            .unwrap()
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.clone().unwrap(), p.port))
+            .collect()
+    };
+    assert_eq!(
+        ports(&d.client),
+        [("http".to_string(), HTTP_PORT)],
+        "the client Service never routes to the peer port"
+    );
+    assert_eq!(
+        ports(&d.headless),
+        [
+            ("http".to_string(), HTTP_PORT),
+            ("peer".to_string(), PEER_PORT)
+        ]
+    );
+    let pod = d.statefulset.spec.template.spec.unwrap();
+    let container_ports: Vec<i32> = pod.containers[0]
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| p.container_port)
+        .collect();
+    assert_eq!(container_ports, [HTTP_PORT, PEER_PORT]);
+    let data = d.config.data.unwrap();
+    assert_eq!(data["KORU_PEER_LISTEN"], format!("0.0.0.0:{PEER_PORT}"));
+    assert_eq!(
+        data["KORU_PEER_TEMPLATE"],
+        format!("orders-{{id}}.orders-peers.team-a.svc:{PEER_PORT}"),
+        "members reach each other on the peer port"
+    );
+
+    let policy = d.network_policy;
+    assert_eq!(policy.metadata.name.as_deref(), Some("orders"));
+    assert_eq!(
+        policy.metadata.owner_references.unwrap()[0].uid,
+        "uid-1",
+        "owned, so it goes with the cluster"
+    );
+    let spec = policy.spec.unwrap();
+    let own = spec.pod_selector.unwrap().match_labels.unwrap();
+    assert_eq!(own["app.kubernetes.io/instance"], "orders");
+    assert_eq!(spec.policy_types.unwrap(), ["Ingress"]);
+    let rules = spec.ingress.unwrap();
+    let port_of = |r: &k8s_openapi::api::networking::v1::NetworkPolicyIngressRule| {
+        let ports = r.ports.as_ref().unwrap();
+        assert_eq!(ports.len(), 1);
+        match ports[0].port {
+            Some(IntOrString::Int(n)) => n,
+            ref other => panic!("port {other:?}"),
+        }
+    };
+    assert_eq!(
+        rules.len(),
+        2,
+        "the client port and the peer port, nothing else"
+    );
+    let client = rules.iter().find(|r| port_of(r) == HTTP_PORT).unwrap();
+    assert!(
+        client.from.is_none(),
+        "the client port stays open as before"
+    );
+    let peer = rules.iter().find(|r| port_of(r) == PEER_PORT).unwrap();
+    let from = peer.from.as_ref().unwrap();
+    assert_eq!(from.len(), 1);
+    assert!(from[0].namespace_selector.is_none() && from[0].ip_block.is_none());
+    assert_eq!(
+        from[0].pod_selector.as_ref().unwrap().match_labels.as_ref(),
+        Some(&own),
+        "only this cluster's pods (in its namespace) reach the peer port"
+    );
+}

@@ -110,13 +110,20 @@ pub fn single_member(
     let token_file = dir.join(format!("{cluster}-token"));
     std::fs::write(&token_file, token).expect("writing the token file");
     let token_file = token_file.display().to_string();
+    // The member routes' own listener, which its peers list names.
+    let peer = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
     let data = koru_testkit::DataPlane::start(
         &dir.join(format!("{cluster}-data")),
         &[
             "--node-id",
             "0",
             "--peers",
-            "0=127.0.0.1:1",
+            &format!("0={peer}"),
+            "--peer-listen",
+            &peer,
             "--admin-token-file",
             &token_file,
         ],

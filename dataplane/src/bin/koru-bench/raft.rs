@@ -391,6 +391,8 @@ struct Cluster {
     /// The members' `--fsync`.
     fsync: String,
     ports: BTreeMap<u64, u16>,
+    /// Each member's `--peer-listen` port.
+    peer_ports: BTreeMap<u64, u16>,
     peers: String,
     /// The running members (a killed one is absent until restarted); dropping kills them.
     members: BTreeMap<u64, Proc>,
@@ -399,11 +401,12 @@ struct Cluster {
 impl Cluster {
     /// Starts every member; members wait for each other, so they start together.
     async fn start(binary: &Path, dir: PathBuf, fsync: &str) -> Result<Cluster, BenchError> {
-        let mut ports = BTreeMap::new();
+        let (mut ports, mut peer_ports) = (BTreeMap::new(), BTreeMap::new());
         for id in 1..=MEMBERS {
             ports.insert(id, free_port()?);
+            peer_ports.insert(id, free_port()?);
         }
-        let peers = ports
+        let peers = peer_ports
             .iter()
             .map(|(id, port)| format!("{id}=127.0.0.1:{port}"))
             .collect::<Vec<_>>()
@@ -413,6 +416,7 @@ impl Cluster {
             dir,
             fsync: fsync.into(),
             ports,
+            peer_ports,
             peers,
             members: BTreeMap::new(),
         };
@@ -429,6 +433,8 @@ impl Cluster {
             id.to_string(),
             "--peers".to_string(),
             self.peers.clone(),
+            "--peer-listen".to_string(),
+            format!("127.0.0.1:{}", self.peer_ports[&id]),
             "--fsync".to_string(),
             self.fsync.clone(),
         ];
@@ -442,6 +448,11 @@ impl Cluster {
         format!("http://127.0.0.1:{}", self.ports[&id])
     }
 
+    /// Member `id`'s peer listener, where `/raft/*` is served.
+    fn peer_url(&self, id: u64) -> String {
+        format!("http://127.0.0.1:{}", self.peer_ports[&id])
+    }
+
     fn running(&self) -> Vec<u64> {
         self.members.keys().copied().collect()
     }
@@ -452,7 +463,7 @@ impl Cluster {
         loop {
             let mut said = BTreeMap::new();
             for id in self.running() {
-                said.insert(id, status(http, &self.url(id)).await);
+                said.insert(id, status(http, &self.peer_url(id)).await);
             }
             let leaders: Vec<u64> = said
                 .iter()
@@ -482,8 +493,8 @@ impl Cluster {
         loop {
             let leader = self.leader(http).await?;
             let (lead, member) = (
-                status(http, &self.url(leader)).await,
-                status(http, &self.url(id)).await,
+                status(http, &self.peer_url(leader)).await,
+                status(http, &self.peer_url(id)).await,
             );
             if let (Some(lead), Some(member)) = (&lead, &member)
                 && leader != id
@@ -744,7 +755,7 @@ async fn failover(
         steady.longest_us.store(0, Ordering::Relaxed);
         let started = Instant::now();
         let resp = http
-            .post(format!("{}/raft/step-down", cluster.url(leader)))
+            .post(format!("{}/raft/step-down", cluster.peer_url(leader)))
             .timeout(FAILOVER_LIMIT)
             .send()
             .await
