@@ -4,6 +4,7 @@ mod batch;
 pub mod error;
 mod json;
 mod kv;
+pub mod media;
 mod ops;
 mod raft;
 mod rewind;
@@ -239,6 +240,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/admin/backups/verify", post(ops::verify_backup))
         .route("/admin/rewind", post(rewind::rewind))
+        .route_layer(middleware::from_fn(media::require_json))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     let members = Router::new()
         .route("/raft/append", post(raft::append))
