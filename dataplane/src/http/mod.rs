@@ -1,6 +1,7 @@
 //! The HTTP API: KoruDelta API v1 routes plus our extensions, built by [`app`] so tests need no socket.
 
 mod batch;
+mod blocking;
 pub mod error;
 mod json;
 mod kv;
