@@ -9,7 +9,8 @@ use clap::Parser;
 use crate::backup::{BackupUrl, Schedule, Target};
 
 use crate::store::{
-    DEFAULT_MAX_BATCH_OPS, DEFAULT_MAX_VALUE_BYTES, DEFAULT_SEGMENT_SIZE, FsyncMode, StoreConfig,
+    DEFAULT_MAX_BATCH_OPS, DEFAULT_MAX_READ_BYTES, DEFAULT_MAX_VALUE_BYTES, DEFAULT_SEGMENT_SIZE,
+    FsyncMode, StoreConfig,
 };
 
 /// Default data directory.
@@ -51,6 +52,11 @@ pub struct Cli {
     /// Most operations in one batch request.
     #[arg(long, env = "KORU_MAX_BATCH_OPS", default_value_t = DEFAULT_MAX_BATCH_OPS)]
     pub max_batch_ops: usize,
+
+    /// Most bytes of values one paged read answer holds (a page of a key's history or of the
+    /// change feed); longer answers come in pages.
+    #[arg(long, env = "KORU_MAX_READ_BYTES", default_value_t = DEFAULT_MAX_READ_BYTES)]
+    pub max_read_bytes: usize,
 
     /// Operations per second allowed across all clients (token bucket); unlimited when unset.
     #[arg(long, env = "KORU_MAX_OPS_PER_SEC")]
@@ -325,6 +331,9 @@ impl Cli {
         if self.max_value_bytes == 0 || self.max_value_bytes > 64 * 1024 * 1024 {
             return Err("--max-value-bytes must be between 1 and 67108864".into());
         }
+        if self.max_read_bytes < 1024 {
+            return Err("--max-read-bytes must be at least 1024".into());
+        }
         if self.max_ops_per_sec == Some(0) {
             return Err(
                 "--max-ops-per-sec must be at least 1 (leave it unset for no limit)".into(),
@@ -435,6 +444,7 @@ impl Cli {
                 max_value_bytes: self.max_value_bytes,
                 max_batch_ops: self.max_batch_ops,
                 max_stored_bytes: self.max_stored_bytes,
+                max_read_bytes: self.max_read_bytes,
                 faults: None,
             },
             listen: self.listen,

@@ -68,6 +68,9 @@ impl Api {
         headers: &[(header::HeaderName, String)],
     ) -> (StatusCode, Value, header::HeaderMap) {
         let mut req = Request::builder().method(method).uri(uri);
+        if body.is_some() && !headers.iter().any(|(name, _)| name == header::CONTENT_TYPE) {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
         for (name, value) in headers {
             req = req.header(name, value);
         }

@@ -12,7 +12,7 @@ pub fn snippet(endpoint: &str, token: &str, scope: Scope) -> String {
     ];
     if scope >= Scope::Write {
         lines.push(
-            "curl -sS -w '\\n' -X PUT \"$KORU_URL/api/v1/users/alice\" -H \"Authorization: Bearer $KORU_TOKEN\" -d '{\"value\": {\"name\": \"Alice\"}}'"
+            "curl -sS -w '\\n' -X PUT \"$KORU_URL/api/v1/users/alice\" -H \"Authorization: Bearer $KORU_TOKEN\" -H 'Content-Type: application/json' -d '{\"value\": {\"name\": \"Alice\"}}'"
                 .into(),
         );
     }

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use super::error::{ApiQuery, JsonBody};
 use super::json::JsonBytes;
-use super::{ApiError, AppState, json};
+use super::{ApiError, AppState, blocking, json};
 use crate::names;
 use crate::store::WriteOp;
 
@@ -115,15 +115,19 @@ pub async fn get(
         .into());
     }
     state.take_ops(body.keys.len().saturating_sub(1))?;
-    let mut results = Vec::with_capacity(body.keys.len());
-    for k in body.keys {
+    let store = state.store.clone();
+    blocking::read(move || read_keys(&store, body.keys)).await
+}
+
+/// The reads of a batch, in order; values are read from the log here, off the async runtime.
+fn read_keys(store: &crate::Store, keys: Vec<BatchKey>) -> Result<Json<Value>, ApiError> {
+    let mut results = Vec::with_capacity(keys.len());
+    for k in keys {
         names::validate_namespace(&k.namespace).map_err(crate::StoreError::from)?;
         names::validate_key(&k.key).map_err(crate::StoreError::from)?;
         let found = match &k.at {
-            Some(at) => state
-                .store
-                .get_at(&k.namespace, &k.key, json::parse_timestamp(at)?)?,
-            None => state.store.get(&k.namespace, &k.key)?,
+            Some(at) => store.get_at(&k.namespace, &k.key, json::parse_timestamp(at)?)?,
+            None => store.get(&k.namespace, &k.key)?,
         };
         results.push(match found {
             Some(f) => serde_json::json!({
@@ -179,7 +183,8 @@ pub struct ChangesOut {
     last_lsn: u64,
 }
 
-/// `GET /api/v1/changes?since=<lsn>&limit=`: committed records after an LSN, in order.
+/// `GET /api/v1/changes?since=<lsn>&limit=`: committed records after an LSN, in order, at most
+/// `limit` of them and `--max-read-bytes` of log (always at least one record when any follows).
 pub async fn changes(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ChangesParams>,
@@ -192,15 +197,11 @@ pub async fn changes(
     }
     let store = state.store.clone();
     let since = params.since;
-    let changes = tokio::task::spawn_blocking(move || store.changes_since(since, limit))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "change feed reader failed",
-            )
-        })??;
+    let changes = blocking::read(move || {
+        let budget = store.config().max_read_bytes;
+        Ok(store.changes_page(since, limit, budget)?)
+    })
+    .await?;
     let next_since = changes.last().map_or(since, |c| c.lsn);
     let mut out = Vec::with_capacity(changes.len());
     for c in changes {

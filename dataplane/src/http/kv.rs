@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::error::{ApiPath, ApiQuery, JsonBody};
 use super::json::{self, JsonBytes};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, blocking};
 use crate::names;
 use crate::store::{Committed, VersionId, WriteOp};
 
@@ -36,7 +36,9 @@ pub async fn get(
     ApiPath((namespace, key)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     check_names(&namespace, &key)?;
-    match state.store.get(&namespace, &key)? {
+    let store = state.store.clone();
+    let (ns, k) = (namespace.clone(), key.clone());
+    match blocking::read(move || Ok(store.get(&ns, &k)?)).await? {
         Some(f) => Ok(tagged(
             f.version,
             json::versioned(&f, f.value.as_deref().unwrap_or("null")),
@@ -57,7 +59,9 @@ pub async fn get_at(
 ) -> Result<JsonBytes, ApiError> {
     check_names(&namespace, &key)?;
     let micros = json::parse_timestamp(&at)?;
-    match state.store.get_at(&namespace, &key, micros)? {
+    let store = state.store.clone();
+    let (ns, k) = (namespace.clone(), key.clone());
+    match blocking::read(move || Ok(store.get_at(&ns, &k, micros)?)).await? {
         Some(f) => Ok(json::versioned(&f, f.value.as_deref().unwrap_or("null"))),
         None => Err(ApiError::not_found(format!(
             "key {key:?} in namespace {namespace:?} had no value at {at}"
@@ -119,7 +123,7 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     check_names(&namespace, &key)?;
     let expected = if_match(&headers)?;
-    if state.store.get(&namespace, &key)?.is_none() {
+    if !state.store.is_live(&namespace, &key) {
         return Err(no_key(&namespace, &key));
     }
     let committed = write_one(&state, WriteOp::delete(namespace, key), expected).await?;
@@ -144,25 +148,69 @@ struct HistoryEntry {
     deleted: bool,
 }
 
-/// Body of the history route.
+/// Body of the history route: KoruDelta v1's shape, plus `next_cursor` when versions follow.
 #[derive(Serialize)]
 struct History {
     namespace: String,
     key: String,
     versions: Vec<HistoryEntry>,
+    /// Extension: the version id to pass back as `?cursor=` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
 }
 
-/// `GET /api/v1/{ns}/{key}/history`: every version, oldest first.
+/// Most versions one history page returns when the client asks for a count.
+pub const MAX_HISTORY_LIMIT: usize = 100_000;
+
+/// Query string of the history route (extension; KoruDelta v1 sends none).
+#[derive(Deserialize)]
+pub struct HistoryParams {
+    /// The last version id of the previous page: this page starts after it.
+    cursor: Option<String>,
+    /// Most versions in the page.
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/{ns}/{key}/history?cursor=&limit=`: the versions, oldest first, in pages of at
+/// most `--max-read-bytes` of values; a history that fits is one answer in the v1 shape.
 pub async fn history(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
-) -> Result<Json<impl Serialize>, ApiError> {
+    ApiQuery(params): ApiQuery<HistoryParams>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     check_names(&namespace, &key)?;
-    let versions = state
-        .store
-        .history(&namespace, &key)?
-        .ok_or_else(|| no_key(&namespace, &key))?;
-    let versions = versions
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<VersionId>()
+                .map_err(|e| ApiError::bad_request(format!("cursor: {e}")))
+        })
+        .transpose()?;
+    if params
+        .limit
+        .is_some_and(|l| !(1..=MAX_HISTORY_LIMIT).contains(&l))
+    {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_HISTORY_LIMIT}"
+        )));
+    }
+    let limit = params.limit.unwrap_or(usize::MAX);
+    let store = state.store.clone();
+    let (ns, k) = (namespace.clone(), key.clone());
+    let page = blocking::read(move || {
+        let budget = store.config().max_read_bytes;
+        Ok(store.history_page(&ns, &k, after, limit, budget)?)
+    })
+    .await?
+    .ok_or_else(|| no_key(&namespace, &key))?;
+    let next_cursor = page
+        .more
+        .then(|| page.versions.last().map(|f| f.version.to_string()))
+        .flatten();
+    let versions = page
+        .versions
         .into_iter()
         .map(|f| {
             Ok(HistoryEntry {
@@ -174,11 +222,28 @@ pub async fn history(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(Json(History {
+    let link = next_cursor.as_ref().and_then(|cursor| {
+        let limit = params
+            .limit
+            .map_or_else(String::new, |l| format!("&limit={l}"));
+        // Version ids are `<digits>.<digits>` and the path is the client's own, already encoded.
+        HeaderValue::from_str(&format!(
+            "<{}?cursor={cursor}{limit}>; rel=\"next\"",
+            uri.path()
+        ))
+        .ok()
+    });
+    let mut response = Json(History {
         namespace,
         key,
         versions,
-    }))
+        next_cursor,
+    })
+    .into_response();
+    if let Some(link) = link {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 /// Most keys one listing returns when the client names no limit.

@@ -1,9 +1,11 @@
 //! The HTTP API: KoruDelta API v1 routes plus our extensions, built by [`app`] so tests need no socket.
 
 mod batch;
+mod blocking;
 pub mod error;
 mod json;
 mod kv;
+pub mod media;
 mod ops;
 mod raft;
 mod rewind;
@@ -250,6 +252,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/admin/backups/verify", post(ops::verify_backup))
         .route("/admin/rewind", post(rewind::rewind))
+        .route_layer(middleware::from_fn(media::require_json))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     // The member routes (`/raft/*`) are on the peer listener only: see `raft::peer_app`.
     Router::new()

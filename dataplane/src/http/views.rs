@@ -13,7 +13,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::error::{ApiPath, JsonBody};
-use super::{ApiError, AppState, json};
+use super::{ApiError, AppState, blocking, json};
 use crate::names;
 use crate::query::{Filter, Sort};
 use crate::store::{Store, WriteOp};
@@ -111,14 +111,18 @@ pub async fn query_namespace(
     names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
     let at = body.at.as_deref().map(json::parse_timestamp).transpose()?;
     let filter = body.filter.map(Filter::from_kdelta_expression);
-    run_query(
-        &state.store,
-        &namespace,
-        filter.as_ref(),
-        body.sort.as_ref(),
-        body.limit,
-        at,
-    )
+    let store = state.store.clone();
+    blocking::read(move || {
+        run_query(
+            &store,
+            &namespace,
+            filter.as_ref(),
+            body.sort.as_ref(),
+            body.limit,
+            at,
+        )
+    })
+    .await
     .map(Json)
 }
 
@@ -151,6 +155,12 @@ fn load(store: &Store, name: &str) -> Result<(ViewDef, i64), ApiError> {
     Ok((def, fetched.timestamp_micros))
 }
 
+/// [`load`] on the blocking pool (it reads the definition from the log).
+async fn load_off(state: &AppState, name: &str) -> Result<(ViewDef, i64), ApiError> {
+    let (store, name) = (state.store.clone(), name.to_string());
+    blocking::read(move || load(&store, &name)).await
+}
+
 /// Writes a view definition as a new version.
 async fn save(state: &AppState, def: &ViewDef) -> Result<(), ApiError> {
     let text = serde_json::to_string(def).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -163,18 +173,22 @@ async fn save(state: &AppState, def: &ViewDef) -> Result<(), ApiError> {
 
 /// `GET /api/v1/views`.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let mut views = Vec::new();
-    for (name, _) in state.store.snapshot(VIEWS_NAMESPACE, None) {
-        let (def, refreshed) = load(&state.store, &name)?;
-        views.push(serde_json::json!({
-            "name": def.name,
-            "source": def.source,
-            "auto_refresh": def.auto_refresh,
-            "description": def.description,
-            "refreshed_at": json::timestamp(refreshed),
-        }));
-    }
-    Ok(Json(serde_json::json!({ "views": views })))
+    let store = state.store.clone();
+    blocking::read(move || {
+        let mut views = Vec::new();
+        for (name, _) in store.snapshot(VIEWS_NAMESPACE, None) {
+            let (def, refreshed) = load(&store, &name)?;
+            views.push(serde_json::json!({
+                "name": def.name,
+                "source": def.source,
+                "auto_refresh": def.auto_refresh,
+                "description": def.description,
+                "refreshed_at": json::timestamp(refreshed),
+            }));
+        }
+        Ok(Json(serde_json::json!({ "views": views })))
+    })
+    .await
 }
 
 /// `POST /api/v1/views`: creates a view; 409 if the name is taken.
@@ -188,7 +202,7 @@ pub async fn create(
     if let Some(f) = &def.filter {
         f.validate().map_err(ApiError::bad_request)?;
     }
-    if state.store.get(VIEWS_NAMESPACE, &def.name)?.is_some() {
+    if state.store.is_live(VIEWS_NAMESPACE, &def.name) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "already_exists",
@@ -204,19 +218,16 @@ pub async fn query(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueryResult>, ApiError> {
-    let (def, refreshed) = load(&state.store, &name)?;
-    let at = (!def.auto_refresh).then_some(refreshed);
-    let mut body = run_query(
-        &state.store,
-        &def.source,
-        def.filter.as_ref(),
-        None,
-        None,
-        at,
-    )?;
-    // KoruDelta reports the view's name where a query reports the namespace.
-    body.namespace = name;
-    Ok(Json(body))
+    let store = state.store.clone();
+    blocking::read(move || {
+        let (def, refreshed) = load(&store, &name)?;
+        let at = (!def.auto_refresh).then_some(refreshed);
+        let mut body = run_query(&store, &def.source, def.filter.as_ref(), None, None, at)?;
+        // KoruDelta reports the view's name where a query reports the namespace.
+        body.namespace = name;
+        Ok(Json(body))
+    })
+    .await
 }
 
 /// `POST /api/v1/views/{name}/refresh`.
@@ -224,7 +235,7 @@ pub async fn refresh(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (def, _) = load(&state.store, &name)?;
+    let (def, _) = load_off(&state, &name).await?;
     save(&state, &def).await?;
     Ok(Json(serde_json::json!({ "refreshed": true })))
 }
@@ -234,7 +245,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    load(&state.store, &name)?;
+    load_off(&state, &name).await?;
     state
         .write(vec![WriteOp::delete(VIEWS_NAMESPACE, name)])
         .await?;

@@ -37,16 +37,26 @@ pub struct ChangeOp {
     pub value: Option<String>,
 }
 
-/// Reads records with `since < lsn <= upto`, at most `limit`, from `segments` (in log order),
+/// How much one read of the feed may return.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Page {
+    /// Most records.
+    pub limit: usize,
+    /// Most bytes of records (as encoded in the log, plus a little per operation).
+    pub max_bytes: usize,
+}
+
+/// Reads records with `since < lsn <= upto` that fit in `page`, from `segments` (in log order),
 /// starting at `start` (segment, offset): a record at or before `since + 1`.
 pub(crate) fn read(
     segments: &[SegmentFile],
     start: Option<(u64, u64)>,
     since: u64,
     upto: u64,
-    limit: usize,
+    page: Page,
 ) -> Result<Vec<Change>, StoreError> {
     let mut out = Vec::new();
+    let mut used = 0usize;
     if since >= upto {
         return Ok(out);
     }
@@ -67,7 +77,7 @@ pub(crate) fn read(
             .seek(SeekFrom::Start(offset))
             .map_err(io_err(at(offset)))?;
         loop {
-            if out.len() >= limit {
+            if out.len() >= page.limit {
                 return Ok(out);
             }
             let mut frame = [0u8; record::FRAME_HEADER_LEN];
@@ -89,6 +99,15 @@ pub(crate) fn read(
                 reason: e.to_string(),
             })?;
             if rec.lsn > since {
+                let cost = rec.encoded_len.saturating_add(
+                    rec.ops
+                        .len()
+                        .saturating_mul(super::pages::CHANGE_OP_OVERHEAD),
+                );
+                if !super::pages::change_fits(out.len(), used, cost, page.max_bytes) {
+                    return Ok(out);
+                }
+                used = used.saturating_add(cost);
                 out.push(Change {
                     lsn: rec.lsn,
                     timestamp_micros: rec.timestamp_micros,

@@ -6,6 +6,7 @@
 mod changes;
 pub mod commit;
 pub mod index;
+pub mod pages;
 mod syncer;
 
 use std::fmt;
@@ -24,6 +25,7 @@ use tokio::sync::oneshot;
 pub use changes::{Change, ChangeOp};
 pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL, Fixed, RangeGuard, SealState};
 pub use index::{IndexStats, RangeKey, Version, VersionId};
+pub use pages::{DEFAULT_MAX_READ_BYTES, HistoryPage};
 
 use crate::error::StoreError;
 use crate::metrics::StoreMetrics;
@@ -109,6 +111,8 @@ pub struct StoreConfig {
     pub max_batch_ops: usize,
     /// Storage quota: writes that would take the log past it are refused.
     pub max_stored_bytes: Option<u64>,
+    /// Most bytes of values one paged read (a history page, a change-feed page) holds.
+    pub max_read_bytes: usize,
     /// Failures to inject into log writes (tests only; None in production).
     pub faults: Option<Arc<Faults>>,
 }
@@ -123,6 +127,7 @@ impl StoreConfig {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             max_batch_ops: DEFAULT_MAX_BATCH_OPS,
             max_stored_bytes: None,
+            max_read_bytes: DEFAULT_MAX_READ_BYTES,
             faults: None,
         }
     }
@@ -445,6 +450,14 @@ impl Store {
         index.latest(namespace, key).map(|(v, _)| v.id())
     }
 
+    /// Whether a key's latest version is a value (not a delete), from the index alone.
+    pub fn is_live(&self, namespace: &str, key: &str) -> bool {
+        let index = self.inner.index.read();
+        index
+            .latest(namespace, key)
+            .is_some_and(|(v, _)| !v.is_tombstone())
+    }
+
     /// The version of a key current at `timestamp_micros`; None when absent or deleted then.
     pub fn get_at(
         &self,
@@ -467,18 +480,39 @@ impl Store {
     }
 
     /// Every version of a key, oldest first, deletes included; None when the key never existed.
+    /// Unbounded: answers to clients go through [`Store::history_page`].
     pub fn history(&self, namespace: &str, key: &str) -> Result<Option<Vec<Fetched>>, StoreError> {
-        let versions: Vec<Version> = match self.inner.index.read().history(namespace, key) {
-            Some(v) => v.to_vec(),
+        Ok(self
+            .history_page(namespace, key, None, usize::MAX, usize::MAX)?
+            .map(|page| page.versions))
+    }
+
+    /// The versions of a key after `after` (oldest first, deletes included), at most `limit` of
+    /// them and at most `max_bytes` of values (always at least one); None when the key never
+    /// existed. Only the page's versions are copied out of the index and read from the log.
+    pub fn history_page(
+        &self,
+        namespace: &str,
+        key: &str,
+        after: Option<VersionId>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Option<HistoryPage<Fetched>>, StoreError> {
+        let page = match self.inner.index.read().history(namespace, key) {
+            Some(all) => pages::history_page(all, after, limit, max_bytes),
             None => return Ok(None),
         };
-        let mut out = Vec::with_capacity(versions.len());
-        let mut previous = None;
-        for v in versions {
-            out.push(self.fetch(v, previous)?);
+        let mut versions = Vec::with_capacity(page.versions.len());
+        let mut previous = page.previous;
+        for v in page.versions {
+            versions.push(self.fetch(v, previous)?);
             previous = Some(v.id());
         }
-        Ok(Some(out))
+        Ok(Some(HistoryPage {
+            versions,
+            previous: page.previous,
+            more: page.more,
+        }))
     }
 
     /// Reads a version's value from the log.
@@ -580,9 +614,21 @@ impl Store {
 
     /// Committed records after `since`, at most `limit` of them, in LSN order.
     pub fn changes_since(&self, since: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.changes_page(since, limit, usize::MAX)
+    }
+
+    /// Committed records after `since` in LSN order, at most `limit` of them and at most
+    /// `max_bytes` of log (always at least one record when any follows `since`).
+    pub fn changes_page(
+        &self,
+        since: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Change>, StoreError> {
         let upto = self.inner.index.read().applied_lsn();
         let start = self.inner.files.seek(since + 1);
-        changes::read(&self.inner.files.list(), start, since, upto, limit)
+        let page = changes::Page { limit, max_bytes };
+        changes::read(&self.inner.files.list(), start, since, upto, page)
     }
 
     /// The first LSNs of the log segments that start after `since` and at or before `upto`: a
