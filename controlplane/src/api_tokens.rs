@@ -46,7 +46,8 @@ pub struct CreateToken {
     pub name: String,
     /// Its role; at most the creator's.
     pub role: Role,
-    /// Days until it expires (1 to 3650); never when absent.
+    /// Days until it expires (1 to 3650); never when absent. A token creating a token must set
+    /// it, to at most its own remaining whole days.
     #[serde(default)]
     pub expires_in_days: Option<u32>,
 }
@@ -66,7 +67,40 @@ fn token(row: &AnyRow) -> Result<ApiToken> {
     })
 }
 
-/// Creates a token for `org_id`; its role may not exceed the creator's.
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// A token created by another token (`creator` = `token:<id>`) expires no later than its
+/// creator, so a short-lived or expiring token cannot mint itself a longer life. Refused with a
+/// 400 that says the longest lifetime allowed, rather than silently shortened.
+async fn check_within_creator(
+    db: &AnyPool,
+    creator_id: &str,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    let row = sqlx::query("SELECT expires_at FROM api_tokens WHERE id = $1")
+        .bind(creator_id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| Error::Unauthorized("invalid, expired or revoked API token".into()))?;
+    let Some(limit) = row.try_get::<Option<i64>, _>("expires_at")? else {
+        return Ok(());
+    };
+    if expires_at.is_some_and(|e| e <= limit) {
+        return Ok(());
+    }
+    let days = (limit - now) / DAY_MS;
+    Err(Error::BadRequest(if days >= 1 {
+        format!(
+            "an API token may create only tokens that expire no later than itself: set expires_in_days to at most {days}"
+        )
+    } else {
+        "an API token may create only tokens that expire no later than itself, and this one expires within a day: create the token with a user's session".to_string()
+    }))
+}
+
+/// Creates a token for `org_id`; its role may not exceed the creator's, and a token created by
+/// a token (`creator` = `token:<id>`) expires no later than its creator.
 pub async fn create(
     db: &AnyPool,
     org_id: &str,
@@ -89,7 +123,7 @@ pub async fn create(
     }
     let now = now_ms();
     let expires_at = match req.expires_in_days {
-        Some(d) if (1..=3650).contains(&d) => Some(now + i64::from(d) * 24 * 3600 * 1000),
+        Some(d) if (1..=3650).contains(&d) => Some(now + i64::from(d) * DAY_MS),
         Some(_) => {
             return Err(Error::BadRequest(
                 "expires_in_days must be 1 to 3650".into(),
@@ -97,6 +131,9 @@ pub async fn create(
         }
         None => None,
     };
+    if let Some(creator_id) = creator.strip_prefix("token:") {
+        check_within_creator(db, creator_id, expires_at, now).await?;
+    }
     let secret = new_secret(PREFIX);
     let created = ApiToken {
         id: new_id(),

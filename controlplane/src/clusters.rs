@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use utoipa::ToSchema;
 
 use crate::db::{new_id, now_ms};
@@ -61,11 +61,22 @@ pub struct Cluster {
     pub restored_from: Option<RestoreSource>,
 }
 
+/// What every cluster query selects, in [`cluster`]'s terms: the cluster, and its
+/// organization's plan and custom limits (which set the cluster's effective limits).
+const SELECT_CLUSTERS: &str = "SELECT c.id, c.org_id, c.name, c.tier, c.region, c.replicas, c.version, c.phase, \
+     c.endpoint, c.message, c.created_at, c.updated_at, c.restore_cluster_id, c.restore_backup_id, \
+     c.restore_target_time, o.tier AS org_tier, o.limit_max_storage_bytes, o.limit_max_ops_per_sec, \
+     o.limit_max_clusters, o.limit_max_replicas, o.limit_backup_retention_days \
+     FROM clusters c JOIN organizations o ON o.id = c.org_id";
+
+fn parse_tier(name: &str) -> Result<TierName> {
+    TierName::parse(name).ok_or_else(|| Error::Internal(format!("unknown tier {name:?} stored")))
+}
+
 fn cluster(row: &AnyRow) -> Result<Cluster> {
-    let tier: String = row.try_get("tier")?;
-    let tier = TierName::parse(&tier)
-        .ok_or_else(|| Error::Internal(format!("unknown tier {tier:?} stored")))?;
-    let limits = tiers::tier(tier);
+    let tier = parse_tier(&row.try_get::<String, _>("tier")?)?;
+    let plan = parse_tier(&row.try_get::<String, _>("org_tier")?)?;
+    let limits = tiers::effective(plan, tier, &crate::orgs::custom_limits(row)?);
     let replicas: i64 = row.try_get("replicas")?;
     Ok(Cluster {
         id: row.try_get("id")?,
@@ -206,7 +217,7 @@ pub fn spec(
     c: &Cluster,
     token_public_key_pem: String,
 ) -> ClusterSpec {
-    let limits = tiers::tier(c.tier);
+    let limits = org.limits(c.tier);
     ClusterSpec {
         id: c.id.clone(),
         name: c.name.clone(),
@@ -226,12 +237,22 @@ pub fn spec(
 
 /// The clusters of an organization, oldest first.
 pub async fn list(db: &AnyPool, org_id: &str) -> Result<Vec<Cluster>> {
-    let rows = sqlx::query(
-        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at, \
-         restore_cluster_id, restore_backup_id, restore_target_time FROM clusters WHERE org_id = $1 ORDER BY created_at, id",
-    )
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{SELECT_CLUSTERS} WHERE c.org_id = $1 ORDER BY c.created_at, c.id"
+    )))
     .bind(org_id)
     .fetch_all(db)
+    .await?;
+    rows.iter().map(cluster).collect()
+}
+
+/// [`list`] inside a transaction (one that holds the organization's [`crate::orgs::lock`]).
+pub async fn list_in(tx: &mut Transaction<'_, Any>, org_id: &str) -> Result<Vec<Cluster>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{SELECT_CLUSTERS} WHERE c.org_id = $1 ORDER BY c.created_at, c.id"
+    )))
+    .bind(org_id)
+    .fetch_all(&mut **tx)
     .await?;
     rows.iter().map(cluster).collect()
 }
@@ -245,11 +266,10 @@ pub async fn page(
     limit: u32,
 ) -> Result<Vec<Cluster>> {
     let (t, id) = bounds(after);
-    let rows = sqlx::query(
-        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at, \
-         restore_cluster_id, restore_backup_id, restore_target_time FROM clusters WHERE org_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
-         ORDER BY created_at, id LIMIT $4",
-    )
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{SELECT_CLUSTERS} WHERE c.org_id = $1 AND (c.created_at > $2 OR (c.created_at = $2 AND c.id > $3)) \
+         ORDER BY c.created_at, c.id LIMIT $4"
+    )))
     .bind(org_id)
     .bind(t)
     .bind(id)
@@ -261,10 +281,9 @@ pub async fn page(
 
 /// A cluster of an organization by id or name; another organization's is "not found".
 pub async fn get(db: &AnyPool, org_id: &str, id_or_name: &str) -> Result<Cluster> {
-    let row = sqlx::query(
-        "SELECT id, org_id, name, tier, region, replicas, version, phase, endpoint, message, created_at, updated_at, \
-         restore_cluster_id, restore_backup_id, restore_target_time FROM clusters WHERE org_id = $1 AND (id = $2 OR name = $2)",
-    )
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "{SELECT_CLUSTERS} WHERE c.org_id = $1 AND (c.id = $2 OR c.name = $2)"
+    )))
     .bind(org_id)
     .bind(id_or_name)
     .fetch_optional(db)
@@ -274,7 +293,9 @@ pub async fn get(db: &AnyPool, org_id: &str, id_or_name: &str) -> Result<Cluster
 }
 
 /// Records a new cluster after checking its name, tier and the organization's quota, and starts
-/// the operation that provisions it: empty, or from `restore` (checked by the caller).
+/// the operation that provisions it: empty, or from `restore` (checked by the caller). The quota
+/// is counted and the cluster inserted in one transaction under the organization's
+/// [`crate::orgs::lock`], so concurrent creates cannot all pass the same count.
 pub async fn create(
     state: &AppState,
     org: &Organization,
@@ -288,15 +309,24 @@ pub async fn create(
         .clone()
         .unwrap_or_else(|| DEFAULT_REGION.to_string());
     check_region(&region)?;
-    let tier = req.tier.unwrap_or(org.tier);
-    check_tier(org.tier, tier)?;
     let replicas = req.replicas.unwrap_or(1);
     check_replicas(replicas)?;
-    let existing = list(&state.db, &org.id).await?.len() as u32;
-    tiers::check_cluster(&tiers::tier(org.tier), existing, 0)
+    let mut tx = state.db.begin().await?;
+    // The organization as of the lock: its plan, custom limits and suspension may have changed.
+    let org = &crate::orgs::lock(&mut tx, &org.id).await?;
+    org.check_active()?;
+    let tier = req.tier.unwrap_or(org.tier);
+    check_tier(org.tier, tier)?;
+    let existing = sqlx::query("SELECT COUNT(*) AS n FROM clusters WHERE org_id = $1")
+        .bind(&org.id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get::<i64, _>("n")?;
+    let existing = u32::try_from(existing).unwrap_or(u32::MAX);
+    tiers::check_cluster(&org.limits(org.tier), existing, 0)
         .map_err(|e| Error::QuotaExceeded(e.to_string()))?;
-    tiers::check_cluster(&tiers::tier(tier), 0, replicas)
-        .map_err(|e| Error::QuotaExceeded(e.to_string()))?;
+    let limits = org.limits(tier);
+    tiers::check_cluster(&limits, 0, replicas).map_err(|e| Error::QuotaExceeded(e.to_string()))?;
     let now = now_ms();
     let c = Cluster {
         id: new_id(),
@@ -309,14 +339,13 @@ pub async fn create(
         phase: "Pending".into(),
         endpoint: None,
         message: None,
-        max_storage_bytes: tiers::tier(tier).max_storage_bytes,
-        max_ops_per_sec: tiers::tier(tier).max_ops_per_sec,
+        max_storage_bytes: limits.max_storage_bytes,
+        max_ops_per_sec: limits.max_ops_per_sec,
         created_at: now,
         updated_at: now,
         restored_from: restore,
     };
     let restore = c.restored_from.as_ref();
-    let mut tx = state.db.begin().await?;
     sqlx::query(
         "INSERT INTO clusters (id, org_id, name, tier, region, replicas, version, phase, created_at, updated_at, \
          restore_cluster_id, restore_backup_id, restore_target_time) \
@@ -372,7 +401,7 @@ pub async fn update(
         check_replicas(replicas)?;
         c.replicas = replicas;
     }
-    tiers::check_cluster(&tiers::tier(c.tier), 0, c.replicas)
+    tiers::check_cluster(&org.limits(c.tier), 0, c.replicas)
         .map_err(|e| Error::QuotaExceeded(e.to_string()))?;
     let mut tx = state.db.begin().await?;
     let op = operations::start(&mut tx, &org.id, &c.id, OperationKind::Update, None).await?;

@@ -73,6 +73,12 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::audit::cli::AuditCommand,
     },
+    /// Staff tools: list organizations, set a tier or custom limits, suspend; each audited.
+    Admin {
+        /// The tool.
+        #[command(subcommand)]
+        command: crate::admin::cli::AdminCommand,
+    },
 }
 
 /// Which provisioner makes clusters.
@@ -193,10 +199,11 @@ fn sibling_dataplane() -> PathBuf {
 }
 
 impl Command {
-    /// The configuration of the server this command runs; `None` for the tools (`audit`).
+    /// The configuration of the server this command runs; `None` for the tools (`audit`,
+    /// `admin`).
     pub fn into_config(self) -> Option<Config> {
         Some(match self {
-            Command::Audit { .. } => return None,
+            Command::Audit { .. } | Command::Admin { .. } => return None,
             Command::Dev {
                 data_dir,
                 listen,

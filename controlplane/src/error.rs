@@ -15,6 +15,9 @@ pub enum Error {
     /// Authenticated, but the role does not allow this.
     #[error("{0}")]
     Forbidden(String),
+    /// Staff have suspended the organization; its members' requests for it are refused.
+    #[error("{0}")]
+    Suspended(String),
     /// A tier limit stops this; the message names the limit.
     #[error("{0}")]
     QuotaExceeded(String),
@@ -54,6 +57,7 @@ impl Error {
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::Suspended(_) => (StatusCode::FORBIDDEN, "organization_suspended"),
             Error::QuotaExceeded(_) => (StatusCode::FORBIDDEN, "quota_exceeded"),
             Error::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "upgrade_required"),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

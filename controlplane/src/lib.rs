@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod admin;
 pub mod api_tokens;
 pub mod audit;
 pub mod auth;

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Audit { command } => audit(&runtime, command),
+        Command::Admin { command } => admin(&runtime, command),
         command => match command.into_config() {
             Some(config) => match runtime.block_on(koru_controlplane::server::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -40,6 +41,21 @@ fn main() -> ExitCode {
     drop(runtime);
     telemetry.shutdown();
     code
+}
+
+/// Runs a staff tool: exit 0 when done, 1 when refused or failed (the reason on stderr).
+fn admin(
+    runtime: &tokio::runtime::Runtime,
+    command: koru_controlplane::admin::cli::AdminCommand,
+) -> ExitCode {
+    let mut out = std::io::stdout();
+    match runtime.block_on(koru_controlplane::admin::cli::run(command, &mut out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("koru-controlplane: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs an audit tool: exit 0 when the chain is intact, 1 at a broken link, 2 when it cannot check.

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use utoipa::ToSchema;
 
 use crate::auth::Role;
@@ -10,7 +10,7 @@ use crate::auth::session::{new_secret, secret_hash};
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
 use crate::pagination::{After, bounds};
-use crate::tiers::TierName;
+use crate::tiers::{CustomLimits, Tier, TierName};
 
 /// How long an invitation stays valid.
 pub const INVITATION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -30,11 +30,70 @@ pub struct Organization {
     pub sso_required: bool,
     /// Creation time, ms since the epoch.
     pub created_at: i64,
+    /// Limits staff set for this enterprise organization, replacing the tier's; absent when none.
+    #[serde(skip_serializing_if = "CustomLimits::is_empty")]
+    pub custom_limits: CustomLimits,
+    /// Set while staff have suspended the organization (its members' requests are refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<Suspension>,
 }
 
-fn organization(row: &AnyRow) -> Result<Organization> {
+impl Organization {
+    /// The limits that hold for a cluster of `cluster_tier` here (custom enterprise limits
+    /// included); `self.tier` gives the organization-wide ones, such as the cluster count.
+    pub fn limits(&self, cluster_tier: TierName) -> Tier {
+        crate::tiers::effective(self.tier, cluster_tier, &self.custom_limits)
+    }
+
+    /// Fails with 403 `organization_suspended` while staff have suspended it.
+    pub fn check_active(&self) -> Result<()> {
+        match &self.suspension {
+            None => Ok(()),
+            Some(s) => Err(Error::Suspended(format!(
+                "organization {} is suspended ({}); contact support",
+                self.slug, s.reason
+            ))),
+        }
+    }
+}
+
+/// Why and since when staff suspended an organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Suspension {
+    /// Since when, ms since the epoch.
+    pub since: i64,
+    /// The reason staff gave.
+    pub reason: String,
+}
+
+/// The columns [`organization`] reads, of `organizations o`.
+pub(crate) const ORG_COLUMNS: &str = "o.id, o.slug, o.name, o.tier, o.sso_required, o.created_at, \
+    o.suspended_at, o.suspended_reason, o.limit_max_storage_bytes, o.limit_max_ops_per_sec, \
+    o.limit_max_clusters, o.limit_max_replicas, o.limit_backup_retention_days";
+
+fn limit<T: TryFrom<i64>>(row: &AnyRow, column: &str) -> Result<Option<T>> {
+    row.try_get::<Option<i64>, _>(column)?
+        .map(|v| {
+            T::try_from(v).map_err(|_| Error::Internal(format!("{column} {v} is out of range")))
+        })
+        .transpose()
+}
+
+/// The custom limits of a row that has the `limit_*` columns of `organizations`.
+pub(crate) fn custom_limits(row: &AnyRow) -> Result<CustomLimits> {
+    Ok(CustomLimits {
+        max_storage_bytes: limit(row, "limit_max_storage_bytes")?,
+        max_ops_per_sec: limit(row, "limit_max_ops_per_sec")?,
+        max_clusters: limit(row, "limit_max_clusters")?,
+        max_replicas: limit(row, "limit_max_replicas")?,
+        backup_retention_days: limit(row, "limit_backup_retention_days")?,
+    })
+}
+
+pub(crate) fn organization(row: &AnyRow) -> Result<Organization> {
     let tier: String = row.try_get("tier")?;
     let sso: i64 = row.try_get("sso_required")?;
+    let suspended_at: Option<i64> = row.try_get("suspended_at")?;
     Ok(Organization {
         id: row.try_get("id")?,
         slug: row.try_get("slug")?,
@@ -43,7 +102,23 @@ fn organization(row: &AnyRow) -> Result<Organization> {
             .ok_or_else(|| Error::Internal(format!("unknown tier {tier:?} stored")))?,
         sso_required: sso != 0,
         created_at: row.try_get("created_at")?,
+        custom_limits: custom_limits(row)?,
+        suspension: match suspended_at {
+            Some(since) => Some(Suspension {
+                since,
+                reason: row
+                    .try_get::<Option<String>, _>("suspended_reason")?
+                    .unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
+}
+
+/// Whether `slug` could be taken for an id: a slug of that shape could shadow another
+/// organization's id in paths, so none is ever given out.
+pub fn is_id_shaped(slug: &str) -> bool {
+    uuid::Uuid::try_parse(slug).is_ok()
 }
 
 /// A slug from a display name: lower-case letters, digits and single dashes, at most 40 chars.
@@ -76,6 +151,11 @@ pub async fn create(
         ));
     }
     let base = slugify(name);
+    if is_id_shaped(&base) {
+        return Err(Error::BadRequest(
+            "this organization name would give a slug shaped like an organization id; choose another name".into(),
+        ));
+    }
     let mut slug = base.clone();
     for attempt in 0..5 {
         let taken = sqlx::query("SELECT id FROM organizations WHERE slug = $1")
@@ -105,6 +185,8 @@ pub async fn create(
         tier,
         sso_required: false,
         created_at: now_ms(),
+        custom_limits: CustomLimits::default(),
+        suspension: None,
     };
     sqlx::query("INSERT INTO organizations (id, slug, name, tier, sso_required, created_at) VALUES ($1, $2, $3, $4, 0, $5)")
         .bind(&org.id)
@@ -138,16 +220,49 @@ pub async fn add_member(
     Ok(())
 }
 
-/// Moves an organization to another plan (free or pro; enterprise is set by an operator admin).
-/// A downgrade must leave every cluster within the new plan.
+/// Locks an organization's row until `tx` ends, and reads it. Every transaction that checks an
+/// organization-wide quota and then acts on it takes this first, so two of them for one
+/// organization run one after the other and the second sees what the first wrote: a row lock
+/// on PostgreSQL (the no-op UPDATE), the database's single write lock on SQLite.
+pub async fn lock(tx: &mut Transaction<'_, Any>, org_id: &str) -> Result<Organization> {
+    let locked = sqlx::query("UPDATE organizations SET tier = tier WHERE id = $1")
+        .bind(org_id)
+        .execute(&mut **tx)
+        .await?;
+    if locked.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("no organization {org_id:?}")));
+    }
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {ORG_COLUMNS} FROM organizations o WHERE o.id = $1"
+    )))
+    .bind(org_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    organization(&row)
+}
+
+/// Moves an organization to another plan (free or pro; enterprise is set by staff with
+/// `koru-controlplane admin set-tier`). A downgrade must leave every cluster within the new plan.
 pub async fn set_tier(db: &AnyPool, org: &Organization, tier: TierName) -> Result<Organization> {
     if tier == TierName::Enterprise {
         return Err(Error::PaymentRequired(
-            "the enterprise plan is arranged with sales and set by an operator admin".into(),
+            "the enterprise plan is arranged with sales and changed by staff".into(),
         ));
     }
-    let plan = crate::tiers::tier(tier);
-    let clusters = crate::clusters::list(db, &org.id).await?;
+    change_tier(db, &org.id, tier).await
+}
+
+/// Sets an organization's tier (any tier: staff and [`set_tier`] both end here), once every
+/// cluster fits the new plan, under the organization's [`lock`].
+pub async fn change_tier(db: &AnyPool, org_id: &str, tier: TierName) -> Result<Organization> {
+    let mut tx = db.begin().await?;
+    let org = lock(&mut tx, org_id).await?;
+    let target = Organization {
+        tier,
+        ..org.clone()
+    };
+    let plan = target.limits(tier);
+    let clusters = crate::clusters::list_in(&mut tx, &org.id).await?;
     if clusters.len() as u32 > plan.max_clusters {
         return Err(Error::QuotaExceeded(format!(
             "the {} plan allows {} cluster(s); delete clusters first ({} now)",
@@ -169,23 +284,28 @@ pub async fn set_tier(db: &AnyPool, org: &Organization, tier: TierName) -> Resul
     sqlx::query("UPDATE organizations SET tier = $1 WHERE id = $2")
         .bind(tier.as_str())
         .bind(&org.id)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
-    Ok(Organization {
-        tier,
-        ..org.clone()
-    })
+    tx.commit().await?;
+    Ok(target)
 }
 
-/// An organization by id or slug, without any access check.
+/// An organization by id or slug, without any access check. The id wins: a slug equal to
+/// another organization's id (which [`create`] refuses, but older rows may hold) never
+/// shadows that organization.
 pub async fn find(db: &AnyPool, id_or_slug: &str) -> Result<Option<Organization>> {
-    let row = sqlx::query(
-        "SELECT id, slug, name, tier, sso_required, created_at FROM organizations WHERE id = $1 OR slug = $1",
-    )
+    for column in ["id", "slug"] {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ORG_COLUMNS} FROM organizations o WHERE o.{column} = $1"
+        )))
         .bind(id_or_slug)
         .fetch_optional(db)
         .await?;
-    row.as_ref().map(organization).transpose()
+        if let Some(row) = row {
+            return organization(&row).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// A user's role in an organization, if they are a member.
@@ -213,10 +333,10 @@ pub struct OrgWithRole {
 
 /// The organizations of a user.
 pub async fn of_user(db: &AnyPool, user_id: &str) -> Result<Vec<OrgWithRole>> {
-    let rows = sqlx::query(
-        "SELECT o.id, o.slug, o.name, o.tier, o.sso_required, o.created_at, m.role FROM organizations o \
-         JOIN memberships m ON m.org_id = o.id WHERE m.user_id = $1 ORDER BY o.created_at, o.id",
-    )
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {ORG_COLUMNS}, m.role FROM organizations o \
+         JOIN memberships m ON m.org_id = o.id WHERE m.user_id = $1 ORDER BY o.created_at, o.id"
+    )))
     .bind(user_id)
     .fetch_all(db)
     .await?;

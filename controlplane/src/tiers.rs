@@ -99,6 +99,53 @@ pub fn tier(name: TierName) -> Tier {
     }
 }
 
+/// Limits staff set for one enterprise organization (`koru-controlplane admin set-limits`); each
+/// one given replaces the enterprise tier's, the others keep the tier's value. They apply only
+/// while the organization is on the enterprise plan, to its enterprise clusters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CustomLimits {
+    /// Storage quota of one cluster, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_storage_bytes: Option<u64>,
+    /// Operations per second of one cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ops_per_sec: Option<u64>,
+    /// Clusters the organization may have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_clusters: Option<u32>,
+    /// Replicas one cluster may have (1, 3, 5 or 7 are what a cluster may ask for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<u32>,
+    /// Days backups are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_retention_days: Option<u32>,
+}
+
+impl CustomLimits {
+    /// Whether no limit is overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == CustomLimits::default()
+    }
+}
+
+/// The limits that hold for a cluster of `cluster_tier` (or, for the organization-wide cluster
+/// count, `cluster_tier` = the plan) in an organization on `plan` with `custom` limits: the
+/// tier's, with the custom ones replacing them for enterprise clusters of an enterprise
+/// organization.
+pub fn effective(plan: TierName, cluster_tier: TierName, custom: &CustomLimits) -> Tier {
+    let mut t = tier(cluster_tier);
+    if plan == TierName::Enterprise && cluster_tier == TierName::Enterprise {
+        t.max_storage_bytes = custom.max_storage_bytes.unwrap_or(t.max_storage_bytes);
+        t.max_ops_per_sec = custom.max_ops_per_sec.unwrap_or(t.max_ops_per_sec);
+        t.max_clusters = custom.max_clusters.unwrap_or(t.max_clusters);
+        t.max_replicas = custom.max_replicas.unwrap_or(t.max_replicas);
+        t.backup_retention_days = custom
+            .backup_retention_days
+            .unwrap_or(t.backup_retention_days);
+    }
+    t
+}
+
 /// Why a requested cluster does not fit its tier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuotaError {
@@ -176,6 +223,32 @@ mod tests {
         let e = check_cluster(&free, 0, 3).unwrap_err();
         assert!(e.to_string().contains("at most 1 replica(s)"));
         assert_eq!(check_cluster(&tier(TierName::Pro), 3, 3), Ok(()));
+    }
+
+    #[test]
+    fn custom_limits_replace_the_enterprise_tier_only() {
+        let custom = CustomLimits {
+            max_clusters: Some(250),
+            max_storage_bytes: Some(5_000 * GB),
+            ..CustomLimits::default()
+        };
+        let t = effective(TierName::Enterprise, TierName::Enterprise, &custom);
+        assert_eq!((t.max_clusters, t.max_storage_bytes), (250, 5_000 * GB));
+        assert_eq!(
+            t.max_ops_per_sec,
+            tier(TierName::Enterprise).max_ops_per_sec
+        );
+        // A pro cluster of an enterprise organization, or a former enterprise organization,
+        // keeps the table's limits.
+        assert_eq!(
+            effective(TierName::Enterprise, TierName::Pro, &custom),
+            tier(TierName::Pro)
+        );
+        assert_eq!(
+            effective(TierName::Pro, TierName::Enterprise, &custom),
+            tier(TierName::Enterprise)
+        );
+        assert!(CustomLimits::default().is_empty() && !custom.is_empty());
     }
 
     #[test]

@@ -11,7 +11,6 @@ use crate::clusters;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::tiers;
 
 /// How often the collector samples every cluster.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -189,12 +188,12 @@ pub async fn of_org(db: &AnyPool, org_id: &str, since: i64) -> Result<Vec<Cluste
                 ))
             })
             .collect::<Result<Vec<(i64, i64, i64)>>>()?;
-        let limits = tiers::tier(c.tier);
+        // The cluster's effective limits: its tier's, or its organization's custom ones.
         out.push(ClusterUsage {
             cluster_id: c.id,
             name: c.name,
-            max_storage_bytes: limits.max_storage_bytes,
-            max_ops_per_sec: limits.max_ops_per_sec,
+            max_storage_bytes: c.max_storage_bytes,
+            max_ops_per_sec: c.max_ops_per_sec,
             points: points(&samples),
         });
     }

@@ -416,7 +416,7 @@ pub(super) async fn detail_page(
     outcome: Outcome,
 ) -> PageResult {
     let org = &ctx.access.org;
-    let limits = tiers::tier(cluster.tier);
+    let limits = org.limits(cluster.tier);
     let issued = outcome.issued.is_some();
     let connection = match &cluster.endpoint {
         Some(endpoint) => {

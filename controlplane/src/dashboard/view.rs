@@ -101,15 +101,18 @@ impl OrgContext {
     ) -> Result<OrgContext, PageError> {
         let me = accounts::user(&state.db, &user.claims.sub).await?;
         let memberships = orgs::of_user(&state.db, &me.id).await?;
+        // The id wins over a slug, as in the API (`orgs::find`).
         let current = memberships
             .iter()
-            .find(|m| m.organization.id == org_ref || m.organization.slug == org_ref)
+            .find(|m| m.organization.id == org_ref)
+            .or_else(|| memberships.iter().find(|m| m.organization.slug == org_ref))
             .cloned()
             .ok_or_else(|| {
                 PageError::from(crate::error::Error::NotFound(format!(
                     "no organization {org_ref:?}"
                 )))
             })?;
+        current.organization.check_active()?;
         let nav = |m: &orgs::OrgWithRole| OrgNav {
             slug: m.organization.slug.clone(),
             name: m.organization.name.clone(),

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::Json;
+use super::LateJson;
 use super::principal::{OrgAccess, Principal};
 use crate::auth::Role;
 use crate::clusters::{self, Cluster, CreateCluster, UpdateCluster};
@@ -54,10 +54,11 @@ pub async fn create(
     principal: Principal,
     Path(org): Path<String>,
     headers: HeaderMap,
-    Json(req): Json<CreateCluster>,
+    body: LateJson<CreateCluster>,
 ) -> Result<impl IntoResponse> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Member)?;
+    let req = body.parse()?;
     let key = idempotency_key(&headers)?;
     if let Some(done) = replay(&state, &access, key, &req.name).await? {
         return Ok((StatusCode::OK, axum::Json(done)));
@@ -81,11 +82,12 @@ pub async fn restore(
     principal: Principal,
     Path((org, id)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(req): Json<crate::restores::RestoreCluster>,
+    body: LateJson<crate::restores::RestoreCluster>,
 ) -> Result<impl IntoResponse> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Member)?;
     let source = clusters::get(&state.db, &access.org.id, &id).await?;
+    let req = body.parse()?;
     let key = idempotency_key(&headers)?;
     if let Some(done) = replay(&state, &access, key, &req.name).await? {
         return Ok((StatusCode::OK, axum::Json(done)));
@@ -220,10 +222,13 @@ pub async fn update(
     State(state): State<AppState>,
     principal: Principal,
     Path((org, id)): Path<(String, String)>,
-    Json(req): Json<UpdateCluster>,
+    body: LateJson<UpdateCluster>,
 ) -> Result<impl IntoResponse> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Member)?;
+    // Another tenant's cluster is "not found" whatever the body says.
+    clusters::get(&state.db, &access.org.id, &id).await?;
+    let req = body.parse()?;
     let (cluster, operation) = clusters::update(&state, &access.org, &id, &req).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -252,10 +257,11 @@ pub async fn data_token(
     State(state): State<AppState>,
     principal: Principal,
     Path((org, id)): Path<(String, String)>,
-    Json(req): Json<DataTokenRequest>,
+    body: LateJson<DataTokenRequest>,
 ) -> Result<impl IntoResponse> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
+    let req = body.parse()?;
     let token =
         data_tokens::store::issue(&state, &cluster, &principal.actor(), access.role, &req).await?;
     Ok((StatusCode::CREATED, axum::Json(token)))
@@ -382,7 +388,11 @@ pub async fn operation(
     // Someone else's operation is "not found", like any other tenant's object.
     OrgAccess::resolve(&state, &principal, &op.org_id)
         .await
-        .map_err(|_| Error::NotFound(format!("no operation {id:?}")))?;
+        .map_err(|e| match e {
+            // A member of a suspended organization learns why, as on its other paths.
+            Error::Suspended(_) => e,
+            _ => Error::NotFound(format!("no operation {id:?}")),
+        })?;
     Ok(axum::Json(op))
 }
 

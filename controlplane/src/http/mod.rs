@@ -139,6 +139,56 @@ where
     }
 }
 
+/// A JSON body that is read with the request but parsed only when the handler asks, after it
+/// has resolved the organization and the object of the path: a malformed body sent to another
+/// tenant's path then gets the same 404 as a well-formed one, not a 400 that confirms the path.
+pub struct LateJson<T> {
+    bytes: axum::body::Bytes,
+    json_type: bool,
+    _body: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<S, T> FromRequest<S> for LateJson<T>
+where
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| {
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            });
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Error::BadRequest(e.body_text()))?;
+        Ok(LateJson {
+            bytes,
+            json_type,
+            _body: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<T: DeserializeOwned> LateJson<T> {
+    /// Parses the body, with the same 400s as [`Json`].
+    pub fn parse(self) -> Result<T, Error> {
+        if !self.json_type {
+            return Err(Error::BadRequest(
+                "send the body as JSON with Content-Type: application/json".into(),
+            ));
+        }
+        axum::Json::<T>::from_bytes(&self.bytes)
+            .map(|axum::Json(v)| v)
+            .map_err(|e| Error::BadRequest(e.body_text()))
+    }
+}
+
 /// A query string whose rejections are our `{"error": ...}` 400s instead of axum's plain text.
 pub struct Query<T>(pub T);
 
@@ -163,7 +213,11 @@ where
 /// The OpenAPI 3 document of the API, generated from the handlers and types.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "KoruDelta Cloud API", description = "The control plane of KoruDelta Cloud."),
+    info(title = "KoruDelta Cloud API", description = "The control plane of KoruDelta Cloud. \
+        Paths under `/api/v1/orgs/{org}` resolve the organization (id first, then slug), the \
+        caller's role and the path's object before reading the body: another tenant's path is 404 \
+        whatever the body. A suspended organization answers its members 403 \
+        `organization_suspended`."),
     paths(
         meta::tiers,
         accounts::signup,

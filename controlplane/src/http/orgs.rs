@@ -6,8 +6,8 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::Json;
 use super::principal::{OrgAccess, Principal};
+use super::{Json, LateJson};
 use crate::accounts;
 use crate::auth::Role;
 use crate::error::Result;
@@ -41,10 +41,11 @@ pub async fn set_plan(
     State(state): State<AppState>,
     principal: Principal,
     Path(org): Path<String>,
-    Json(change): Json<PlanChange>,
+    body: LateJson<PlanChange>,
 ) -> Result<axum::Json<Organization>> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Owner)?;
+    let change = body.parse()?;
     Ok(axum::Json(
         orgs::set_tier(&state.db, &access.org, change.tier).await?,
     ))
@@ -81,10 +82,18 @@ pub async fn set_member_role(
     State(state): State<AppState>,
     principal: Principal,
     Path((org, user)): Path<(String, String)>,
-    Json(change): Json<RoleChange>,
+    body: LateJson<RoleChange>,
 ) -> Result<StatusCode> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
+    // Someone outside the organization is "not found" whatever the body says.
+    if orgs::role_of(&state.db, &access.org.id, &user)
+        .await?
+        .is_none()
+    {
+        return Err(crate::error::Error::NotFound("no such member".into()));
+    }
+    let change = body.parse()?;
     orgs::set_role(&state.db, &access.org.id, access.role, &user, change.role).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -139,10 +148,11 @@ pub async fn invite(
     State(state): State<AppState>,
     principal: Principal,
     Path(org): Path<String>,
-    Json(req): Json<InviteRequest>,
+    body: LateJson<InviteRequest>,
 ) -> Result<impl IntoResponse> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
+    let req = body.parse()?;
     let invitation = orgs::invite(
         &state.db,
         &access.org.id,

@@ -96,7 +96,8 @@ pub struct OrgAccess {
 
 impl OrgAccess {
     /// Resolves `{org}` (id or slug) for `principal`. An organization the caller does not belong
-    /// to is "not found", never "forbidden", so other tenants' names do not leak.
+    /// to is "not found", never "forbidden", so other tenants' names do not leak; one that staff
+    /// suspended is 403 `organization_suspended` for its members.
     pub async fn resolve(
         state: &AppState,
         principal: &Principal,
@@ -113,6 +114,8 @@ impl OrgAccess {
             Principal::Token { org_id, role, .. } if *org_id == org.id => *role,
             Principal::Token { .. } => return Err(not_found()),
         };
+        // Only members learn that it is suspended; everyone else still gets "not found".
+        org.check_active()?;
         Ok(OrgAccess { org, role })
     }
 

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::Json;
+use super::LateJson;
 use super::principal::{OrgAccess, Principal};
 use crate::auth::Role;
 use crate::error::{Error, Result};
@@ -39,10 +39,11 @@ pub async fn put_config(
     State(state): State<AppState>,
     principal: Principal,
     Path(org): Path<String>,
-    Json(settings): Json<SsoSettings>,
+    body: LateJson<SsoSettings>,
 ) -> Result<axum::Json<SsoConfig>> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
+    let settings = body.parse()?;
     let config = sso::configure(
         &state.db,
         &access.org,

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use super::Json;
+use super::LateJson;
 use super::principal::{OrgAccess, Principal};
 use crate::api_tokens::{self, ApiToken, CreateToken};
 use crate::auth::Role;
@@ -30,17 +30,21 @@ pub async fn list(
     })))
 }
 
-/// Creates an API token (admin); the secret is in this response only.
+/// Creates an API token (admin); the secret is in this response only. A token created with an
+/// API token expires no later than that token (400 otherwise, naming the most days allowed).
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/tokens", params(("org" = String, Path)),
-    request_body = CreateToken, responses((status = 201, body = ApiToken), (status = 403)), security(("bearer" = [])))]
+    request_body = CreateToken, responses((status = 201, body = ApiToken),
+        (status = 400, description = "invalid body, or an expiry later than the creating API token's"),
+        (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
     Path(org): Path<String>,
-    Json(req): Json<CreateToken>,
+    body: LateJson<CreateToken>,
 ) -> Result<impl IntoResponse> {
     let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
+    let req = body.parse()?;
     let token = api_tokens::create(
         &state.db,
         &access.org.id,

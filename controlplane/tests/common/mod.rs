@@ -203,6 +203,35 @@ impl Api {
         (status, json)
     }
 
+    /// Sends `body` as it is, with `content_type` when given (for malformed bodies); returns the
+    /// status and the JSON body.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(c) = content_type {
+            req = req.header("content-type", c);
+        }
+        let req = req.body(Body::from(body.to_string())).unwrap();
+        let response = koru_controlplane::http::app(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, json)
+    }
+
     /// Signs up `email` with organization `org`; returns (access token, org id, refresh token).
     pub async fn signup(&self, email: &str, org: &str) -> (String, String, String) {
         let (status, body) = self
