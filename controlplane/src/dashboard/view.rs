@@ -110,6 +110,7 @@ impl OrgContext {
                     "no organization {org_ref:?}"
                 )))
             })?;
+        crate::http::principal::check_scope(&user.claims, &current.organization)?;
         let nav = |m: &orgs::OrgWithRole| OrgNav {
             slug: m.organization.slug.clone(),
             name: m.organization.name.clone(),
