@@ -6,8 +6,10 @@
 #     libprotobuf-dev).
 #   browser: the dashboard's browser test (controlplane/tests/dashboard/) drives Debian's headless
 #     chromium from node (nodejs).
+#   dns: the control plane's domain-verification tests (controlplane/tests/sso_domains.rs) run
+#     dnsmasq (dnsmasq-base: the binary only, no system service) as a real DNS server on loopback.
 # Idempotent: installs only what is missing, with apt-get as root or through sudo. scripts/run.sh
-# calls it for `build`, scripts/test.sh for `build browser`.
+# calls it for `build`, scripts/test.sh for `build browser dns`.
 set -euo pipefail
 
 packages=()
@@ -19,7 +21,8 @@ for group in "${@:-build}"; do
       # Debian ships npm as its own package; NodeSource's nodejs bundles it (and conflicts with it).
       command -v npm >/dev/null 2>&1 || packages+=(npm)
       ;;
-    *) echo "system-deps: unknown group $group (build, browser)" >&2; exit 2 ;;
+    dns) packages+=(dnsmasq-base) ;;
+    *) echo "system-deps: unknown group $group (build, browser, dns)" >&2; exit 2 ;;
   esac
 done
 missing=()

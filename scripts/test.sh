@@ -6,8 +6,8 @@ source scripts/env.sh
 # Every clone builds the workspace's crates under a new fingerprint, so incremental caches would
 # only pile up (several GB a run) without ever being reused; third-party crates are unaffected.
 export CARGO_INCREMENTAL=0
-echo "==> system packages (scripts/system-deps.sh: libraries for samael, protoc, chromium and node)"
-scripts/system-deps.sh build browser
+echo "==> system packages (scripts/system-deps.sh: libraries for samael, protoc, chromium and node, dnsmasq)"
+scripts/system-deps.sh build browser dns
 echo "==> pruning stale build output (scripts/prune-cache.sh)"
 scripts/prune-cache.sh
 echo "==> test tools"

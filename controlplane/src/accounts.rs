@@ -132,7 +132,7 @@ pub async fn signup(
     let organization = orgs::create(&mut tx, &req.organization, tier).await?;
     orgs::add_member(&mut tx, &organization.id, &user.id, Role::Owner).await?;
     tx.commit().await?;
-    let tokens = issue(db, sessions, &user.id, &new_id()).await?;
+    let tokens = issue(db, sessions, &user.id, None, &new_id()).await?;
     Ok(SignupResponse {
         user,
         organization,
@@ -186,25 +186,37 @@ pub async fn login(
             "organization {slug} requires single sign-on: log in at /saml/{slug}/login"
         )));
     }
-    let tokens = issue(db, sessions, &user.id, &new_id()).await?;
+    let tokens = issue(db, sessions, &user.id, None, &new_id()).await?;
     Ok((user, tokens))
 }
 
-/// Opens a session (a new token family) for a user whose identity was established elsewhere:
-/// SAML single sign-on, after the assertion was verified.
-pub async fn issue_session(db: &AnyPool, sessions: &Sessions, user_id: &str) -> Result<Tokens> {
-    issue(db, sessions, user_id, &new_id()).await
+/// Opens a session (a new token family) for a user whose identity organization `org_id`'s SAML
+/// single sign-on established: the session (access token and every refresh) is scoped to that
+/// organization, so one organization's IdP never opens the doors of another.
+pub async fn issue_sso_session(
+    db: &AnyPool,
+    sessions: &Sessions,
+    user_id: &str,
+    org_id: &str,
+) -> Result<Tokens> {
+    issue(db, sessions, user_id, Some(org_id), &new_id()).await
 }
 
 /// An access token and a refresh token of `family` (one family per login, so reuse of a
-/// rotated refresh token revokes exactly that login's tokens).
-async fn issue(db: &AnyPool, sessions: &Sessions, user_id: &str, family: &str) -> Result<Tokens> {
+/// rotated refresh token revokes exactly that login's tokens), scoped to `org` for SSO.
+async fn issue(
+    db: &AnyPool,
+    sessions: &Sessions,
+    user_id: &str,
+    org: Option<&str>,
+    family: &str,
+) -> Result<Tokens> {
     let now = now_ms();
-    let (access_token, claims) = sessions.issue(user_id, now / 1000)?;
+    let (access_token, claims) = sessions.issue(user_id, org, now / 1000)?;
     let refresh_token = new_secret("kr_");
     sqlx::query(
-        "INSERT INTO refresh_tokens (id, user_id, family, token_hash, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO refresh_tokens (id, user_id, family, token_hash, expires_at, created_at, org_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(new_id())
     .bind(user_id)
@@ -212,6 +224,7 @@ async fn issue(db: &AnyPool, sessions: &Sessions, user_id: &str, family: &str) -
     .bind(secret_hash(&refresh_token))
     .bind(now + REFRESH_TTL_SECS * 1000)
     .bind(now)
+    .bind(org)
     .execute(db)
     .await?;
     Ok(Tokens {
@@ -227,7 +240,7 @@ async fn issue(db: &AnyPool, sessions: &Sessions, user_id: &str, family: &str) -
 pub async fn refresh(db: &AnyPool, sessions: &Sessions, refresh_token: &str) -> Result<Tokens> {
     let invalid = || Error::Unauthorized("invalid or expired refresh token; log in again".into());
     let row = sqlx::query(
-        "SELECT id, user_id, family, expires_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+        "SELECT id, user_id, family, expires_at, revoked_at, org_id FROM refresh_tokens WHERE token_hash = $1",
     )
     .bind(secret_hash(refresh_token))
     .fetch_optional(db)
@@ -238,6 +251,7 @@ pub async fn refresh(db: &AnyPool, sessions: &Sessions, refresh_token: &str) -> 
     let family: String = row.try_get("family")?;
     let expires_at: i64 = row.try_get("expires_at")?;
     let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+    let org: Option<String> = row.try_get("org_id")?;
     let now = now_ms();
     if revoked_at.is_some() {
         revoke_family(db, &family).await?;
@@ -246,6 +260,9 @@ pub async fn refresh(db: &AnyPool, sessions: &Sessions, refresh_token: &str) -> 
     }
     if expires_at <= now {
         return Err(invalid());
+    }
+    if let Some(org) = &org {
+        crate::sso::check_session_scope(db, org).await?;
     }
     // Only one of two concurrent refreshes with the same token wins the update.
     let updated = sqlx::query(
@@ -259,7 +276,7 @@ pub async fn refresh(db: &AnyPool, sessions: &Sessions, refresh_token: &str) -> 
         revoke_family(db, &family).await?;
         return Err(invalid());
     }
-    issue(db, sessions, &user_id, &family).await
+    issue(db, sessions, &user_id, org.as_deref(), &family).await
 }
 
 async fn revoke_family(db: &AnyPool, family: &str) -> Result<()> {

@@ -64,6 +64,9 @@ pub enum Command {
         /// The data-plane binary the local provisioner runs [default: next to this binary].
         #[arg(long, env = "KORU_DATAPLANE_BIN")]
         dataplane_bin: Option<PathBuf>,
+        /// Single sign-on settings.
+        #[command(flatten)]
+        sso: SsoArgs,
     },
     /// The production server: database URL, keys and provisioner from flags or environment.
     Serve(Box<ServeArgs>),
@@ -134,6 +137,18 @@ pub struct ServeArgs {
     /// organization's namespace (Kubernetes provisioner).
     #[arg(long, env = "KORU_BACKUP_CREDENTIALS_SECRET", value_parser = parse_secret_ref, requires = "backup_destination")]
     pub backup_credentials_secret: Option<(String, String)>,
+    /// Single sign-on settings.
+    #[command(flatten)]
+    pub sso: SsoArgs,
+}
+
+/// Flags of single sign-on, shared by `dev` and `serve`.
+#[derive(Debug, Args)]
+pub struct SsoArgs {
+    /// DNS server (`ip:port`) that verified-domain TXT lookups go to [default: the system's
+    /// resolvers, from /etc/resolv.conf].
+    #[arg(long, env = "KORU_DNS_RESOLVER")]
+    pub dns_resolver: Option<SocketAddr>,
 }
 
 /// Checks `--backup-destination` as the data plane will parse it.
@@ -188,6 +203,8 @@ pub struct Config {
     pub kubernetes: crate::provisioner::kubernetes::KubeProvisionerConfig,
     /// Whether this is the insecure development mode.
     pub dev: bool,
+    /// Where verified-domain TXT lookups go (`None`: the system's resolvers).
+    pub dns_resolver: Option<SocketAddr>,
 }
 
 /// The data-plane binary next to the running one.
@@ -208,6 +225,7 @@ impl Command {
                 data_dir,
                 listen,
                 dataplane_bin,
+                sso,
             } => Config {
                 database_url: crate::db::sqlite_url(&data_dir),
                 listen,
@@ -218,6 +236,7 @@ impl Command {
                 data_dir,
                 kubernetes: Default::default(),
                 dev: true,
+                dns_resolver: sso.dns_resolver,
             },
             Command::Serve(a) => {
                 let a = *a;
@@ -242,6 +261,7 @@ impl Command {
                         backup_credentials: a.backup_credentials_secret,
                     },
                     dev: false,
+                    dns_resolver: a.sso.dns_resolver,
                 }
             }
         })

@@ -81,6 +81,12 @@ pub async fn state(config: &Config) -> Result<AppState, ServerError> {
         login_limiter: Arc::new(LoginLimiter::new()),
         public_url: config.public_url.clone(),
         metrics: crate::metrics::Metrics::new(),
+        sso: Arc::new(crate::state::SsoState {
+            dns: crate::sso::domains::DnsConfig {
+                resolver: config.dns_resolver,
+            },
+            ..Default::default()
+        }),
     })
 }
 

@@ -87,6 +87,16 @@ impl Default for LoginLimiter {
     }
 }
 
+/// What SAML single sign-on needs besides the database: where domain TXT lookups go, and the
+/// limits of unauthenticated login starts.
+#[derive(Debug, Default)]
+pub struct SsoState {
+    /// The resolver of domain verification.
+    pub dns: crate::sso::domains::DnsConfig,
+    /// Rate limits of `/saml/{org}/login`.
+    pub login_limiter: crate::sso::limiter::SamlLoginLimiter,
+}
+
 /// The state behind every handler; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -104,4 +114,6 @@ pub struct AppState {
     pub public_url: String,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// SAML single sign-on's resolver and limits.
+    pub sso: Arc<SsoState>,
 }

@@ -11,7 +11,7 @@ use chrono::{Duration, Utc};
 use common::{Api, backends};
 use saml_idp::harness::{
     IDP_ENTITY, Org, configure, enterprise_org, message, percent_encode, post_acs, send,
-    start_login, valid_assertion,
+    start_login, valid_assertion, verify_domain,
 };
 use saml_idp::{AssertionSpec, Idp, ResponseSpec, new_id};
 use serde_json::json;
@@ -186,6 +186,7 @@ async fn sso_login_creates_members_just_in_time_and_can_be_required() {
         let org = enterprise_org(&api, "owner@corp.example", "Corp").await;
         let (status, e) = configure(&api, &org, &idp.metadata(), "viewer", false).await;
         assert_eq!(status, StatusCode::OK, "[{b}] {e}");
+        verify_domain(&api, &org, "corp.example").await;
 
         // A new user: created without a password, a viewer.
         let a = valid_assertion(&api, &org, &idp, "New.Person@Corp.Example").await;
@@ -276,7 +277,7 @@ async fn sso_login_creates_members_just_in_time_and_can_be_required() {
             "[{b}] password login before SSO is required"
         );
 
-        // An account that exists but is not a member is not taken over by this organization's IdP.
+        // An account outside the verified domains is not taken over by this organization's IdP.
         api.signup("outsider@elsewhere.example", "Elsewhere").await;
         let a = valid_assertion(&api, &org, &idp, "outsider@elsewhere.example").await;
         let (status, e) = post_acs(
@@ -286,7 +287,7 @@ async fn sso_login_creates_members_just_in_time_and_can_be_required() {
         )
         .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "[{b}] {e}");
-        assert!(message(&e).contains("invite"), "[{b}] {e}");
+        assert!(message(&e).contains("verified domains"), "[{b}] {e}");
 
         // SSO required: password login of members is refused, pointing at the SSO login.
         let (status, config) = configure(&api, &org, &idp.metadata(), "viewer", true).await;
@@ -332,6 +333,7 @@ async fn the_acs_refuses_forged_wrapped_stale_and_misdirected_responses() {
                 .0,
             StatusCode::OK
         );
+        verify_domain(&api, &org, "corp.example").await;
         let users_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&api.state.db)
             .await
@@ -730,6 +732,7 @@ async fn an_assertion_for_one_organization_is_refused_by_another() {
                 StatusCode::OK
             );
         }
+        verify_domain(&api, &org_a, "a.example").await;
 
         // A's valid response posted to B's ACS.
         let a = valid_assertion(&api, &org_a, &idp, "someone@a.example").await;

@@ -31,6 +31,10 @@ pub struct SessionClaims {
     pub aud: String,
     /// Always [`ISSUER`].
     pub iss: String,
+    /// The organization a single sign-on session is scoped to (its id); absent for a password
+    /// session, which works in every organization of the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
 }
 
 /// Issues and checks session access tokens.
@@ -50,8 +54,14 @@ impl Sessions {
         &self.keys
     }
 
-    /// A new access token for `user_id`, and its claims.
-    pub fn issue(&self, user_id: &str, now_secs: i64) -> Result<(String, SessionClaims)> {
+    /// A new access token for `user_id`, scoped to organization `org` when SSO opened the
+    /// session, and its claims.
+    pub fn issue(
+        &self,
+        user_id: &str,
+        org: Option<&str>,
+        now_secs: i64,
+    ) -> Result<(String, SessionClaims)> {
         let claims = SessionClaims {
             sub: user_id.to_string(),
             jti: crate::db::new_id(),
@@ -59,6 +69,7 @@ impl Sessions {
             exp: now_secs + ACCESS_TTL_SECS,
             aud: AUDIENCE.into(),
             iss: ISSUER.into(),
+            org: org.map(str::to_string),
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.keys.encoding)
@@ -116,23 +127,27 @@ mod tests {
     #[test]
     fn a_token_verifies_and_names_its_user() {
         let (s, _d) = sessions();
-        let (token, claims) = s.issue("u1", now()).unwrap();
+        let (token, claims) = s.issue("u1", None, now()).unwrap();
         assert_eq!(s.verify(&token).unwrap(), claims);
         assert_eq!(claims.exp - claims.iat, ACCESS_TTL_SECS);
+        assert_eq!(claims.org, None);
+        let (scoped, claims) = s.issue("u1", Some("o1"), now()).unwrap();
+        assert_eq!(s.verify(&scoped).unwrap().org.as_deref(), Some("o1"));
+        assert_eq!(claims.org.as_deref(), Some("o1"));
     }
 
     #[test]
     fn none_other_keys_expired_and_foreign_audiences_are_refused() {
         let (s, _d) = sessions();
         let (other, _d2) = sessions();
-        let (token, claims) = s.issue("u1", now()).unwrap();
+        let (token, claims) = s.issue("u1", None, now()).unwrap();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let payload = token.split('.').nth(1).unwrap();
         let none = format!("{}.{payload}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#));
         assert!(s.verify(&none).is_err(), "alg none");
-        let (foreign, _) = other.issue("u1", now()).unwrap();
+        let (foreign, _) = other.issue("u1", None, now()).unwrap();
         assert!(s.verify(&foreign).is_err(), "another key");
-        let (expired, _) = s.issue("u1", now() - 2 * ACCESS_TTL_SECS).unwrap();
+        let (expired, _) = s.issue("u1", None, now() - 2 * ACCESS_TTL_SECS).unwrap();
         assert!(s.verify(&expired).is_err(), "expired");
         let wrong_aud = SessionClaims {
             aud: "koru-dataplane".into(),

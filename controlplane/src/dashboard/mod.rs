@@ -47,6 +47,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/logout", post(auth::logout))
         .route("/login/sso", get(sso::start))
         .route("/orgs/{org}/sso", get(sso::settings).post(sso::configure))
+        .route("/orgs/{org}/sso/domains", post(sso::add_domain))
+        .route("/orgs/{org}/sso/domains/verify", post(sso::verify_domain))
+        .route("/orgs/{org}/sso/domains/remove", post(sso::remove_domain))
+        .route("/orgs/{org}/sso/link", post(sso::link))
         .route(
             "/orgs/{org}/clusters",
             get(clusters::list).post(clusters::create),

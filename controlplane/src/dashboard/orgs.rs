@@ -29,7 +29,12 @@ pub async fn home(State(state): State<AppState>, visitor: Visitor) -> PageResult
         return Ok(Redirect::to("/login").into_response());
     };
     let memberships = orgs::of_user(&state.db, &claims.sub).await?;
-    match memberships.first() {
+    // An SSO session works in its organization only: start there.
+    let first = memberships
+        .iter()
+        .find(|m| claims.org.as_deref() == Some(m.organization.id.as_str()))
+        .or(memberships.first());
+    match first {
         Some(m) => {
             Ok(Redirect::to(&format!("/orgs/{}/clusters", m.organization.slug)).into_response())
         }

@@ -309,7 +309,19 @@ async fn resolve(
         .and_then(|t| state.sessions.verify(t).ok())
         && !accounts::is_revoked(&state.db, &claims.jti).await?
     {
-        return Ok(Some(claims));
+        // An SSO session whose organization lost SSO ends at once, as in the API.
+        match &claims.org {
+            Some(org) => match crate::sso::check_session_scope(&state.db, org).await {
+                Ok(()) => return Ok(Some(claims)),
+                Err(Error::Unauthorized(_)) => {
+                    set.push(policy.removal(SESSION));
+                    set.push(policy.removal(REFRESH));
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            },
+            None => return Ok(Some(claims)),
+        }
     }
     if let Some(refresh) = &refresh {
         match accounts::refresh(&state.db, &state.sessions, refresh).await {

@@ -1,6 +1,7 @@
 //! Single sign-on in the browser: "log in with SSO" by organization (through the SP's
 //! `/saml/{org}/login`), the landing of the assertion consumer service in the dashboard's
-//! cookies, and an organization's SSO settings (admin; enterprise plan).
+//! cookies, an organization's SSO settings and verified domains (owner; enterprise plan), and
+//! the link of a member's own account to the organization's IdP.
 
 use askama::Template;
 use axum::Form;
@@ -14,6 +15,7 @@ use super::view::{self, Layout, OrgContext};
 use super::{PageError, PageResult, render};
 use crate::auth::Role;
 use crate::error::Error;
+use crate::sso::domains::{self, Domain};
 use crate::sso::{self, SpUrls, SsoLogin, SsoSettings};
 use crate::state::AppState;
 use crate::tiers;
@@ -60,10 +62,16 @@ pub fn landing(state: &AppState, login: &SsoLogin) -> Response {
         .as_deref()
         .and_then(safe_next)
         .unwrap_or("/");
-    with_cookies(
-        Redirect::to(to).into_response(),
-        session::signed_in_cookies(&policy, &login.tokens),
-    )
+    let mut cookies = session::signed_in_cookies(&policy, &login.tokens);
+    cookies.push(policy.removal(crate::http::sso::BINDING_COOKIE));
+    if login.linked {
+        cookies.push(Flash::cookie(
+            &policy,
+            false,
+            "Your account is linked to the organization's identity provider.",
+        ));
+    }
+    with_cookies(Redirect::to(to).into_response(), cookies)
 }
 
 #[derive(Template)]
@@ -79,6 +87,9 @@ struct SsoPage {
     roles: Vec<&'static str>,
     sso_required: bool,
     error: Option<String>,
+    owner: bool,
+    domains: Vec<Domain>,
+    can_link: bool,
 }
 
 /// The settings form.
@@ -98,7 +109,7 @@ async fn page(
     form: Option<SettingsForm>,
     error: Option<String>,
 ) -> PageResult {
-    ctx.access.require(Role::Admin)?;
+    let owner = ctx.access.role == Role::Owner;
     let org = &ctx.access.org;
     let current = match sso::config(&state.db, org, &state.public_url).await {
         Ok(c) => Some(c),
@@ -124,9 +135,16 @@ async fn page(
     };
     let roles = [Role::Viewer, Role::Member, Role::Admin]
         .into_iter()
-        .filter(|r| *r <= ctx.access.role)
         .map(Role::as_str)
         .collect();
+    let domains = if owner {
+        domains::list(&state.db, &org.id)
+            .await
+            .map_err(Error::from)?
+    } else {
+        Vec::new()
+    };
+    let can_link = current.is_some();
     let page = SsoPage {
         action: format!("/orgs/{}/sso", org.slug),
         available: tiers::tier(org.tier).sso,
@@ -143,6 +161,9 @@ async fn page(
         roles,
         sso_required,
         error,
+        owner,
+        domains,
+        can_link,
         layout: ctx.layout,
     };
     Ok(render(status, &page))
@@ -166,7 +187,7 @@ pub async fn configure(
     Form(form): Form<SettingsForm>,
 ) -> PageResult {
     let ctx = OrgContext::load(&state, &user, &org, "Single sign-on", "sso").await?;
-    ctx.access.require(Role::Admin)?;
+    ctx.access.require(Role::Owner)?;
     let result = match Role::parse(&form.default_role) {
         Some(default_role) => {
             let settings = SsoSettings {
@@ -206,4 +227,111 @@ pub async fn configure(
             page(&state, ctx, status, Some(form), error).await
         }
     }
+}
+
+/// The domain forms: add, check and remove.
+#[derive(Debug, Deserialize)]
+pub struct DomainForm {
+    domain: String,
+}
+
+/// What a domain form does.
+#[derive(Debug, Clone, Copy)]
+enum DomainAction {
+    Add,
+    Verify,
+    Remove,
+}
+
+async fn domain_action(
+    state: &AppState,
+    user: &SignedIn,
+    org: &str,
+    form: &DomainForm,
+    action: DomainAction,
+) -> PageResult {
+    let ctx = OrgContext::load(state, user, org, "Single sign-on", "sso").await?;
+    ctx.access.require(Role::Owner)?;
+    let org_id = &ctx.access.org.id;
+    let result = match action {
+        DomainAction::Add => domains::add(&state.db, org_id, &form.domain)
+            .await
+            .map(|d| {
+                format!(
+                    "Added {}. Create the TXT record {} with the value {}, then check it.",
+                    d.domain, d.txt_name, d.txt_value
+                )
+            }),
+        DomainAction::Verify => {
+            domains::verify_by_dns(&state.db, &state.sso.dns, org_id, &form.domain)
+                .await
+                .map(|d| format!("{} is verified.", d.domain))
+        }
+        DomainAction::Remove => domains::remove(&state.db, org_id, &form.domain)
+            .await
+            .map(|()| format!("Removed {}.", form.domain.trim())),
+    };
+    let (error, text) = match result {
+        Ok(text) => (false, text),
+        Err(e) => match Error::from(e) {
+            e @ (Error::Database(_) | Error::Internal(_)) => return Err(e.into()),
+            e => (true, view::sentence(&e.to_string())),
+        },
+    };
+    let flash = Flash::cookie(&user.visitor.policy, error, &text);
+    let to = format!("/orgs/{}/sso", ctx.slug());
+    Ok(with_cookies(Redirect::to(&to).into_response(), vec![flash]))
+}
+
+/// `POST /orgs/{org}/sso/domains`: adds an email domain (owner).
+pub async fn add_domain(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(org): Path<String>,
+    Form(form): Form<DomainForm>,
+) -> PageResult {
+    domain_action(&state, &user, &org, &form, DomainAction::Add).await
+}
+
+/// `POST /orgs/{org}/sso/domains/verify`: checks a domain's TXT record (owner).
+pub async fn verify_domain(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(org): Path<String>,
+    Form(form): Form<DomainForm>,
+) -> PageResult {
+    domain_action(&state, &user, &org, &form, DomainAction::Verify).await
+}
+
+/// `POST /orgs/{org}/sso/domains/remove`: removes a domain (owner).
+pub async fn remove_domain(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(org): Path<String>,
+    Form(form): Form<DomainForm>,
+) -> PageResult {
+    domain_action(&state, &user, &org, &form, DomainAction::Remove).await
+}
+
+/// `POST /orgs/{org}/sso/link`: sends the signed-in member to the IdP to link their account (a
+/// form with the CSRF token, so no other site can start a link in their name).
+pub async fn link(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(org): Path<String>,
+    extensions: axum::http::Extensions,
+) -> PageResult {
+    let ctx = OrgContext::load(&state, &user, &org, "Single sign-on", "sso").await?;
+    let started = crate::http::sso::start_link_for(
+        &state,
+        &ctx.access,
+        &user.claims.sub,
+        crate::http::accounts::client_ip(&extensions),
+    )
+    .await?;
+    let cookie = crate::http::sso::binding_cookie(&user.visitor.policy, &started.binding);
+    Ok(with_cookies(
+        Redirect::to(&started.redirect_url).into_response(),
+        vec![cookie],
+    ))
 }

@@ -113,6 +113,7 @@ impl OrgContext {
                 )))
             })?;
         current.organization.check_active()?;
+        crate::http::principal::check_scope(&user.claims, &current.organization)?;
         let nav = |m: &orgs::OrgWithRole| OrgNav {
             slug: m.organization.slug.clone(),
             name: m.organization.name.clone(),

@@ -130,6 +130,10 @@ pub struct Me {
     pub user: User,
     /// Their organizations with their role in each.
     pub organizations: Vec<OrgWithRole>,
+    /// The organization (id) this session is scoped to when single sign-on opened it: every
+    /// other organization refuses the session (403). Absent for a password session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_organization: Option<String>,
 }
 
 /// The logged-in user and their organizations.
@@ -139,8 +143,13 @@ pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<a
     let user_id = principal.user_id()?;
     let user = accounts::user(&state.db, user_id).await?;
     let organizations = orgs::of_user(&state.db, user_id).await?;
+    let session_organization = match &principal {
+        Principal::User { claims } => claims.org.clone(),
+        Principal::Token { .. } => None,
+    };
     Ok(axum::Json(Me {
         user,
         organizations,
+        session_organization,
     }))
 }

@@ -93,6 +93,19 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/orgs/{org}/sso",
             get(sso::get_config).put(sso::put_config),
         )
+        .route(
+            "/api/v1/orgs/{org}/sso/domains",
+            get(sso::list_domains).post(sso::add_domain),
+        )
+        .route(
+            "/api/v1/orgs/{org}/sso/domains/{domain}",
+            delete(sso::remove_domain),
+        )
+        .route(
+            "/api/v1/orgs/{org}/sso/domains/{domain}/verify",
+            post(sso::verify_domain),
+        )
+        .route("/api/v1/orgs/{org}/sso/link", post(sso::start_link))
         .route("/saml/{org}/metadata", get(sso::metadata))
         .route("/saml/{org}/login", get(sso::login))
         .route("/saml/{org}/acs", post(sso::acs))
@@ -256,6 +269,11 @@ where
         clusters::operation,
         sso::get_config,
         sso::put_config,
+        sso::list_domains,
+        sso::add_domain,
+        sso::verify_domain,
+        sso::remove_domain,
+        sso::start_link,
         sso::metadata,
         sso::login,
         sso::acs,

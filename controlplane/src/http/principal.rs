@@ -79,9 +79,24 @@ impl FromRequestParts<AppState> for Principal {
                 "this session has ended; log in again".into(),
             ));
         }
+        if let Some(org) = &claims.org {
+            crate::sso::check_session_scope(&state.db, org).await?;
+        }
         let principal = Principal::User { claims };
         crate::audit::AuditSlot::note_actor(&parts.extensions, principal.actor());
         Ok(principal)
+    }
+}
+
+/// Refuses a session scoped by single sign-on to another organization than `org` (403: the
+/// caller is a member, so the organization's existence is no secret to them).
+pub fn check_scope(claims: &SessionClaims, org: &Organization) -> Result<()> {
+    match &claims.org {
+        Some(scope) if *scope != org.id => Err(Error::Forbidden(format!(
+            "this session was opened by another organization's single sign-on and is valid only there; to work in {}, log in with its own single sign-on or your password",
+            org.slug
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -108,9 +123,13 @@ impl OrgAccess {
             .await?
             .ok_or_else(not_found)?;
         let role = match principal {
-            Principal::User { claims } => orgs::role_of(&state.db, &org.id, &claims.sub)
-                .await?
-                .ok_or_else(not_found)?,
+            Principal::User { claims } => {
+                let role = orgs::role_of(&state.db, &org.id, &claims.sub)
+                    .await?
+                    .ok_or_else(not_found)?;
+                check_scope(claims, &org)?;
+                role
+            }
             Principal::Token { org_id, role, .. } if *org_id == org.id => *role,
             Principal::Token { .. } => return Err(not_found()),
         };

@@ -23,12 +23,21 @@
 //!   10 minutes. Assertion IDs are kept in the database until the assertion expires (replay.rs).
 //! - Everything is per organization: its own entity id and ACS URL (from the slug), its own
 //!   requests, its own replay cache.
-//! - Just-in-time membership: a new email gets an account without a password and a membership
-//!   in the default role (never owner, at most the configuring admin's role); an existing member
-//!   logs in; an existing account that is not a member is refused, so one organization's IdP
-//!   cannot sign in as accounts of the whole service.
+//! - Who may sign in (member.rs): an account in one of the organization's verified domains
+//!   (domains.rs: proved with a DNS TXT record or by staff; created just in time when missing),
+//!   or an account its owner linked to the IdP while signed in. Nothing else, so an IdP can
+//!   neither take over nor pre-claim addresses its organization does not own.
+//! - The session an SSO login opens is scoped to the organization (the `org` claim, kept by every
+//!   refresh); other organizations refuse it, and it ends when the organization loses SSO.
+//! - Only owners configure SSO; new members are `member` unless the owner names another role
+//!   (never owner). SSO works only while the organization is on a tier with SSO.
+//! - Login CSRF: `/saml/{org}/login` gives the browser a cookie with a hash of the request ID,
+//!   and a browser login at the ACS (one that gets session cookies) must bring it back.
 
 pub mod acs;
+pub mod domains;
+pub mod limiter;
+pub mod member;
 pub mod replay;
 pub mod sp;
 pub mod xml;
@@ -45,7 +54,7 @@ use utoipa::ToSchema;
 use crate::accounts::{self, Tokens, User};
 use crate::auth::Role;
 use crate::auth::session::Sessions;
-use crate::db::{new_id, now_ms};
+use crate::db::now_ms;
 use crate::error::Error;
 use crate::orgs::{self, Organization};
 use crate::tiers;
@@ -87,11 +96,38 @@ pub enum SsoError {
     /// A SAML response was refused.
     #[error("SAML response rejected: {0}")]
     Rejected(#[from] Rejection),
-    /// The asserted email belongs to an account outside the organization.
+    /// The assertion names an identity this organization's IdP may not sign in.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// Only an owner may do this.
+    #[error("only an owner of the organization may configure single sign-on and its domains")]
+    OwnerOnly,
+    /// A browser login came without the cookie its login start set.
     #[error(
-        "an account with the email {0} already exists and is not a member of this organization; an administrator must invite it before it can sign in with SSO"
+        "this browser did not start this login (its SAML login cookie is missing or belongs to another login); start again at /saml/{0}/login"
     )]
-    AccountOutsideOrg(String),
+    NotThisBrowser(String),
+    /// The organization has not added this domain.
+    #[error("the organization has no domain {0}; add it first")]
+    UnknownDomain(String),
+    /// Another organization verified the domain.
+    #[error("{0} is verified by another organization")]
+    DomainTaken(String),
+    /// The TXT record was not found.
+    #[error(
+        "no TXT record {name} with the value {value} was found ({found} other TXT values there); create it and try again (DNS changes may take a while to show)"
+    )]
+    DomainUnproven {
+        /// The record's name.
+        name: String,
+        /// Its expected value.
+        value: String,
+        /// How many other TXT values were there.
+        found: usize,
+    },
+    /// The DNS lookup failed.
+    #[error("DNS: {0}")]
+    Dns(String),
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -122,7 +158,12 @@ impl From<SsoError> for Error {
                 Error::BadRequest(message)
             }
             SsoError::Rejected(_) => Error::Unauthorized(message),
-            SsoError::AccountOutsideOrg(_) => Error::Forbidden(message),
+            SsoError::NotAllowed(_) | SsoError::OwnerOnly => Error::Forbidden(message),
+            SsoError::NotThisBrowser(_) => Error::Unauthorized(message),
+            SsoError::UnknownDomain(_) => Error::NotFound(message),
+            SsoError::DomainTaken(_) => Error::Conflict(message),
+            SsoError::DomainUnproven { .. } => Error::BadRequest(message),
+            SsoError::Dns(_) => Error::Unavailable(message),
             SsoError::Database(e) => Error::Database(e),
             SsoError::Core(e) => e,
             SsoError::Internal(e) => Error::Internal(e),
@@ -266,11 +307,17 @@ fn check_sso_url(url: &str) -> Result<(), SsoError> {
 pub struct SsoSettings {
     /// The IdP's SAML metadata XML (EntityDescriptor with an IDPSSODescriptor and a signing certificate).
     pub idp_metadata_xml: String,
-    /// The role of members created at their first SSO login (viewer, member or admin).
+    /// The role of members created at their first SSO login: viewer, member (when omitted) or
+    /// admin; never owner.
+    #[serde(default = "member_role")]
     pub default_role: Role,
     /// Whether members must log in with SSO (password login is refused).
     #[serde(default)]
     pub sso_required: bool,
+}
+
+fn member_role() -> Role {
+    Role::Member
 }
 
 /// An organization's SSO configuration as administrators see it.
@@ -352,8 +399,8 @@ pub async fn config(
     view(org, &stored, public_url)
 }
 
-/// Configures SSO for `org` (enterprise only) on behalf of a caller with role `actor`, who may not
-/// make new members more than themselves, nor owners.
+/// Configures SSO for `org` (enterprise only) on behalf of a caller with role `actor`, who must
+/// be an owner; new members are never made owners.
 pub async fn configure(
     db: &AnyPool,
     org: &Organization,
@@ -361,17 +408,15 @@ pub async fn configure(
     settings: &SsoSettings,
     public_url: &str,
 ) -> Result<SsoConfig, SsoError> {
-    if !tiers::tier(org.tier).sso {
-        return Err(SsoError::TierWithoutSso {
-            slug: org.slug.clone(),
-            tier: org.tier.as_str(),
-        });
+    if actor != Role::Owner {
+        return Err(SsoError::OwnerOnly);
     }
-    if settings.default_role == Role::Owner || settings.default_role > actor {
-        return Err(SsoError::Invalid(format!(
-            "default_role {} is not allowed: new SSO members may be viewer, member or admin, and at most your own role",
-            settings.default_role.as_str()
-        )));
+    check_tier(org)?;
+    if settings.default_role == Role::Owner {
+        return Err(SsoError::Invalid(
+            "default_role owner is not allowed: new SSO members may be viewer, member or admin"
+                .into(),
+        ));
     }
     let idp = parse_idp_metadata(&settings.idp_metadata_xml)?;
     let now = now_ms();
@@ -419,6 +464,17 @@ pub async fn configure(
     })
 }
 
+fn check_tier(org: &Organization) -> Result<(), SsoError> {
+    if tiers::tier(org.tier).sso {
+        Ok(())
+    } else {
+        Err(SsoError::TierWithoutSso {
+            slug: org.slug.clone(),
+            tier: org.tier.as_str(),
+        })
+    }
+}
+
 /// An organization with SSO configured, resolved from a `/saml/{org}` path without any caller.
 pub async fn configured_org(
     db: &AnyPool,
@@ -428,6 +484,36 @@ pub async fn configured_org(
     let org = orgs::find(db, org_ref).await?.ok_or_else(not_configured)?;
     let stored = load(db, &org.id).await?.ok_or_else(not_configured)?;
     Ok((org, stored))
+}
+
+/// Checks that a session scoped by SSO to organization `org_id` still may be used: the
+/// organization exists, is on a tier with SSO and has SSO configured. Otherwise 401, so the
+/// session ends at once when the organization leaves the enterprise tier.
+pub async fn check_session_scope(db: &AnyPool, org_id: &str) -> Result<(), Error> {
+    let ended = |why: &str| {
+        Error::Unauthorized(format!(
+            "this session was opened by single sign-on of an organization that {why}; log in again"
+        ))
+    };
+    let Some(org) = orgs::find(db, org_id).await? else {
+        return Err(ended("no longer exists"));
+    };
+    if !tiers::tier(org.tier).sso {
+        return Err(ended(&format!(
+            "is no longer on a tier with single sign-on ({} is on {})",
+            org.slug,
+            org.tier.as_str()
+        )));
+    }
+    if load(db, &org.id).await.map_err(Error::from)?.is_none() {
+        return Err(ended("no longer has single sign-on configured"));
+    }
+    Ok(())
+}
+
+/// The hash of an AuthnRequest ID that the login's browser keeps in a cookie (hex SHA-256).
+pub fn request_binding(request_id: &str) -> String {
+    crate::auth::session::secret_hash(request_id)
 }
 
 /// Checks a RelayState: a path on this site (so it cannot redirect elsewhere), at most 80 bytes.
@@ -447,22 +533,57 @@ pub fn check_relay_state(relay_state: &str) -> Result<(), SsoError> {
     }
 }
 
-/// Starts an SP-initiated login: records a fresh AuthnRequest and returns the IdP URL to redirect to.
+/// How a login starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoginStart<'a> {
+    /// Where to go afterwards: a path on this site.
+    pub relay_state: Option<&'a str>,
+    /// The signed-in user who links their account to the IdP with this login.
+    pub link_user_id: Option<&'a str>,
+}
+
+/// A started login: where the browser goes, and the value of its binding cookie.
+#[derive(Debug, Clone)]
+pub struct StartedLogin {
+    /// The IdP URL with the AuthnRequest.
+    pub redirect_url: String,
+    /// [`request_binding`] of the request, for the browser's cookie.
+    pub binding: String,
+    /// The organization.
+    pub org: Organization,
+}
+
+/// Starts an SP-initiated login: checks `limit` (the rate limits, given the organization), then
+/// records a fresh AuthnRequest and returns the IdP URL to redirect to.
 pub async fn start_login(
     db: &AnyPool,
     public_url: &str,
     org_ref: &str,
-    relay_state: Option<&str>,
-) -> Result<String, SsoError> {
+    start: LoginStart<'_>,
+    limit: impl FnOnce(&Organization) -> Result<(), Error>,
+) -> Result<StartedLogin, SsoError> {
     let (org, stored) = configured_org(db, org_ref).await?;
-    if let Some(relay) = relay_state {
+    check_tier(&org)?;
+    if let Some(relay) = start.relay_state {
         check_relay_state(relay)?;
     }
+    limit(&org)?;
     let idp = parse_idp_metadata(&stored.idp_metadata_xml)?;
     let sp = SpUrls::new(public_url, &org.slug);
     let request_id = sp::new_request_id();
-    replay::remember_request(db, &org.id, &request_id, relay_state).await?;
-    sp::authn_redirect(&sp, &idp.sso_url, &request_id, relay_state)
+    replay::remember_request(
+        db,
+        &org.id,
+        &request_id,
+        start.relay_state,
+        start.link_user_id,
+    )
+    .await?;
+    Ok(StartedLogin {
+        redirect_url: sp::authn_redirect(&sp, &idp.sso_url, &request_id, start.relay_state)?,
+        binding: request_binding(&request_id),
+        org,
+    })
 }
 
 /// A completed SSO login.
@@ -472,7 +593,9 @@ pub struct SsoLogin {
     pub user: User,
     /// Whether the user or their membership was created by this login.
     pub created: bool,
-    /// The organization's id.
+    /// Whether this login linked the user's account to the IdP (the link flow).
+    pub linked: bool,
+    /// The organization's id; the session works in this organization only (its `org` claim).
     pub organization_id: String,
     /// The RelayState the login was started with, if any.
     pub relay_state: Option<String>,
@@ -498,20 +621,59 @@ pub fn decode_response(saml_response: &str) -> Result<String, SsoError> {
     String::from_utf8(bytes).map_err(|_| SsoError::Invalid("SAMLResponse is not UTF-8 XML".into()))
 }
 
+/// Who posts to the ACS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcsCaller<'a> {
+    /// A browser, which gets the session in cookies: it must bring the binding cookie of the
+    /// login it started (`None` when it has none).
+    Browser(Option<&'a str>),
+    /// Another client, which gets the tokens in the body and no cookies.
+    Api,
+}
+
 /// The assertion consumer service: verifies the response, uses up its request and assertion IDs,
-/// finds or creates the member, and opens a session.
+/// finds the account the rules allow (member.rs), and opens a session scoped to the
+/// organization. On refusal by the rules the asserted email is returned with the error.
 pub async fn complete_login(
     db: &AnyPool,
     sessions: &Sessions,
     public_url: &str,
     org_ref: &str,
     saml_response: &str,
-) -> Result<SsoLogin, SsoError> {
-    let (org, stored) = configured_org(db, org_ref).await?;
-    let response_xml = decode_response(saml_response)?;
-    let idp = parse_idp_metadata(&stored.idp_metadata_xml)?;
+    caller: AcsCaller<'_>,
+) -> Result<SsoLogin, (SsoError, Option<String>)> {
+    let (org, stored) = configured_org(db, org_ref).await.map_err(|e| (e, None))?;
+    check_tier(&org).map_err(|e| (e, None))?;
+    let response_xml = decode_response(saml_response).map_err(|e| (e, None))?;
+    let idp = parse_idp_metadata(&stored.idp_metadata_xml).map_err(|e| (e, None))?;
     let sp = SpUrls::new(public_url, &org.slug);
-    let verified = acs::verify_response(&response_xml, &idp.descriptor, &sp, chrono::Utc::now())?;
+    let verified = acs::verify_response(&response_xml, &idp.descriptor, &sp, chrono::Utc::now())
+        .map_err(|e| (e.into(), None))?;
+    if let AcsCaller::Browser(cookie) = caller {
+        let expected = request_binding(&verified.in_response_to);
+        let same = cookie.is_some_and(|c| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                c.as_bytes(),
+                expected.as_bytes(),
+            ))
+        });
+        if !same {
+            return Err((SsoError::NotThisBrowser(org.slug.clone()), None));
+        }
+    }
+    let email = verified.email.clone();
+    finish_login(db, sessions, &org, &stored, verified)
+        .await
+        .map_err(|e| (e, Some(email)))
+}
+
+async fn finish_login(
+    db: &AnyPool,
+    sessions: &Sessions,
+    org: &Organization,
+    stored: &StoredConfig,
+    verified: acs::VerifiedAssertion,
+) -> Result<SsoLogin, SsoError> {
     let mut tx = db.begin().await?;
     replay::consume_assertion(
         &mut tx,
@@ -520,72 +682,35 @@ pub async fn complete_login(
         verified.expires_at_ms,
     )
     .await?;
-    let relay_state = replay::consume_request(&mut tx, &org.id, &verified.in_response_to).await?;
-    let (user, created) = member_for(&mut tx, &org, &verified.email, stored.default_role).await?;
+    let request = replay::consume_request(&mut tx, &org.id, &verified.in_response_to).await?;
+    let found = member::member_for(
+        &mut tx,
+        org,
+        &verified.email,
+        stored.default_role,
+        request.link_user_id.as_deref(),
+    )
+    .await;
+    let (user, found) = match found {
+        Ok(found) => found,
+        Err(e) => {
+            // The request and assertion stay used up: a refused assertion is not tried again.
+            tx.commit().await?;
+            tracing::warn!(org = %org.slug, asserted = %verified.email, error = %e, "SAML login refused");
+            return Err(e);
+        }
+    };
     tx.commit().await?;
-    tracing::info!(org = %org.slug, user = %user.id, created, "SAML login");
-    let tokens = accounts::issue_session(db, sessions, &user.id).await?;
+    tracing::info!(org = %org.slug, user = %user.id, ?found, "SAML login");
+    let tokens = accounts::issue_sso_session(db, sessions, &user.id, &org.id).await?;
     Ok(SsoLogin {
         user,
-        created,
-        organization_id: org.id,
-        relay_state,
+        created: found.created(),
+        linked: found == member::Found::LinkedNow,
+        organization_id: org.id.clone(),
+        relay_state: request.relay_state,
         tokens,
     })
-}
-
-/// The member an SSO login is for: a new account (no password) with a membership in the default
-/// role, or an existing member. An existing account that is not a member is refused: the IdP of
-/// one organization must not be able to sign in as any account of the service.
-async fn member_for(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    org: &Organization,
-    email: &str,
-    default_role: Role,
-) -> Result<(User, bool), SsoError> {
-    let row = sqlx::query("SELECT id, email, created_at FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if let Some(row) = row {
-        let user = User {
-            id: row.try_get("id")?,
-            email: row.try_get("email")?,
-            created_at: row.try_get("created_at")?,
-        };
-        let member = sqlx::query("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(&org.id)
-            .bind(&user.id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .is_some();
-        return if member {
-            Ok((user, false))
-        } else {
-            Err(SsoError::AccountOutsideOrg(user.email))
-        };
-    }
-    let user = User {
-        id: new_id(),
-        email: email.to_string(),
-        created_at: now_ms(),
-    };
-    sqlx::query(
-        "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, NULL, $3)",
-    )
-    .bind(&user.id)
-    .bind(&user.email)
-    .bind(user.created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => SsoError::Invalid(
-            "this account was just created by a concurrent login; try again".into(),
-        ),
-        _ => SsoError::Database(e),
-    })?;
-    orgs::add_member(tx, &org.id, &user.id, default_role).await?;
-    Ok((user, true))
 }
 
 #[cfg(test)]

@@ -11,39 +11,51 @@ use crate::db::now_ms;
 /// How long an AuthnRequest may be answered.
 pub const REQUEST_TTL_MS: i64 = 10 * 60 * 1000;
 
-/// Records an AuthnRequest we are about to send, and drops expired ones.
+/// An outstanding AuthnRequest, as the ACS uses it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Where the login goes afterwards.
+    pub relay_state: Option<String>,
+    /// The signed-in user who started a link flow with it: the asserted NameID is bound to them.
+    pub link_user_id: Option<String>,
+}
+
+/// Records an AuthnRequest we are about to send (for `link_user_id`'s link flow, if given), and
+/// drops expired ones.
 pub async fn remember_request(
     db: &AnyPool,
     org_id: &str,
     request_id: &str,
     relay_state: Option<&str>,
+    link_user_id: Option<&str>,
 ) -> Result<(), SsoError> {
     let now = now_ms();
     sqlx::query("DELETE FROM saml_requests WHERE expires_at <= $1")
         .bind(now)
         .execute(db)
         .await?;
-    sqlx::query("INSERT INTO saml_requests (id, org_id, relay_state, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO saml_requests (id, org_id, relay_state, expires_at, created_at, link_user_id) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(request_id)
         .bind(org_id)
         .bind(relay_state)
         .bind(now + REQUEST_TTL_MS)
         .bind(now)
+        .bind(link_user_id)
         .execute(db)
         .await?;
     Ok(())
 }
 
-/// Uses up the request `request_id` of `org_id`; returns its relay state. Unknown, expired, used
+/// Uses up the request `request_id` of `org_id`; returns what it was started with. Unknown, expired, used
 /// and other organizations' requests are all refused, and of two concurrent uses only one wins.
 pub async fn consume_request(
     tx: &mut Transaction<'_, Any>,
     org_id: &str,
     request_id: &str,
-) -> Result<Option<String>, SsoError> {
+) -> Result<Request, SsoError> {
     let now = now_ms();
     let row = sqlx::query(
-        "SELECT relay_state FROM saml_requests WHERE id = $1 AND org_id = $2 AND expires_at > $3",
+        "SELECT relay_state, link_user_id FROM saml_requests WHERE id = $1 AND org_id = $2 AND expires_at > $3",
     )
     .bind(request_id)
     .bind(org_id)
@@ -56,7 +68,10 @@ pub async fn consume_request(
     let Some(row) = row else {
         return Err(unknown().into());
     };
-    let relay_state: Option<String> = row.try_get("relay_state")?;
+    let request = Request {
+        relay_state: row.try_get("relay_state")?,
+        link_user_id: row.try_get("link_user_id")?,
+    };
     let deleted = sqlx::query("DELETE FROM saml_requests WHERE id = $1 AND org_id = $2")
         .bind(request_id)
         .bind(org_id)
@@ -65,7 +80,7 @@ pub async fn consume_request(
     if deleted.rows_affected() != 1 {
         return Err(unknown().into());
     }
-    Ok(relay_state)
+    Ok(request)
 }
 
 /// Records a consumed assertion until `expires_at_ms`, refusing one already recorded; drops

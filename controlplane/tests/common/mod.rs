@@ -139,6 +139,7 @@ impl Api {
             login_limiter: Arc::new(LoginLimiter::new()),
             public_url: "http://127.0.0.1:8080".into(),
             metrics: koru_controlplane::metrics::Metrics::new(),
+            sso: Default::default(),
         };
         Api {
             state,

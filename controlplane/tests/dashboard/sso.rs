@@ -90,6 +90,27 @@ async fn sso_is_set_up_on_its_page_and_logs_a_browser_in() {
             )),
             "[{b}]"
         );
+        // The owner adds the domain; staff verifies it (the DNS check has its own test).
+        let page = owner
+            .post(
+                &format!("{settings}/domains"),
+                &[("domain", "corp.example")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "[{b}] {}", page.body);
+        let page = owner.get(&settings).await;
+        assert!(
+            page.body.contains("_koru-challenge.corp.example"),
+            "[{b}] the TXT record to publish"
+        );
+        koru_controlplane::sso::domains::verify_by_staff(
+            &api.state.db,
+            &slug,
+            "corp.example",
+            "tests",
+        )
+        .await
+        .unwrap();
 
         // A new person logs in with SSO: login page → our SP → the IdP → our ACS → the dashboard.
         let mut browser = Browser::new(&api);
@@ -125,5 +146,36 @@ async fn sso_is_set_up_on_its_page_and_logs_a_browser_in() {
         let page = browser.get(&format!("/orgs/{slug}/clusters")).await;
         assert_eq!(page.status, StatusCode::OK, "[{b}] signed in through SSO");
         assert!(page.body.contains("new.person@corp.example"), "[{b}]");
+
+        // The SSO session is scoped to the organization: another one of theirs refuses it.
+        let (_, other_org, _) = api.signup("other@other.example", "Other").await;
+        let user_id: String =
+            sqlx::query_scalar("SELECT id FROM users WHERE email = 'new.person@corp.example'")
+                .fetch_one(&api.state.db)
+                .await
+                .unwrap();
+        sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'member', 0)")
+            .bind(&other_org)
+            .bind(&user_id)
+            .execute(&api.state.db)
+            .await
+            .unwrap();
+        let page = browser.get(&format!("/orgs/{other_org}/clusters")).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "[{b}] {}", page.body);
+        assert!(page.body.contains("single sign-on"), "[{b}]");
+
+        // Once the organization leaves the enterprise plan, the session ends at once.
+        sqlx::query("UPDATE organizations SET tier = 'pro' WHERE slug = $1")
+            .bind(&slug)
+            .execute(&api.state.db)
+            .await
+            .unwrap();
+        let page = browser.get(&format!("/orgs/{slug}/clusters")).await;
+        assert_eq!(
+            page.status,
+            StatusCode::SEE_OTHER,
+            "[{b}] to the login page"
+        );
+        assert!(page.location().starts_with("/login"), "[{b}]");
     }
 }

@@ -127,6 +127,13 @@ pub async fn configure(
     .await
 }
 
+/// Marks `domain` verified for `org` (as staff would), so its IdP may sign in addresses there.
+pub async fn verify_domain(api: &Api, org: &Org, domain: &str) {
+    koru_controlplane::sso::domains::verify_by_staff(&api.state.db, &org.id, domain, "tests")
+        .await
+        .unwrap();
+}
+
 /// Starts a login at our SP; returns the AuthnRequest ID the IdP would answer, after checking the
 /// redirect.
 pub async fn start_login(api: &Api, org: &Org, idp: &Idp) -> String {
