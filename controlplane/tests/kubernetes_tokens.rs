@@ -45,6 +45,7 @@ async fn api_on_kubernetes(backend: &common::Backend, prefix: &str) -> Api {
         login_limiter: Arc::new(LoginLimiter::new()),
         public_url: "http://127.0.0.1:9".into(),
         metrics: koru_controlplane::metrics::Metrics::new(),
+        sso: Default::default(),
     };
     Api {
         state,

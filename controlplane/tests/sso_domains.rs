@@ -195,7 +195,7 @@ async fn staff_verification_is_audited() {
         assert!(d.verified, "[{b}]");
         assert_eq!(d.verified_by.as_deref(), Some("staff:alice"));
         let (actor, target, outcome, org_id): (String, String, String, String) = sqlx::query_as(
-            "SELECT actor, target, outcome, org_id FROM audit_events WHERE action = 'STAFF verify-domain'",
+            "SELECT actor, target, outcome, org_id FROM audit_events WHERE action = 'admin verify-domain'",
         )
         .fetch_one(&api.state.db)
         .await

@@ -313,3 +313,53 @@ async fn custom_limits_are_for_enterprise_and_staff_must_say_who_they_are() {
         assert_eq!(suspended, None, "[{b}]");
     }
 }
+
+#[tokio::test]
+async fn staff_verify_a_domain_for_one_organization_only_through_the_admin_command() {
+    for backend in backends().await {
+        let api = Api::new(&backend).await;
+        let b = api.backend;
+        let url = &backend.url;
+        let (owner, org, _) = api.signup("owner@corp.example", "Corp").await;
+        let (_, other, _) = api.signup("owner@other.example", "Other").await;
+
+        let (ok, out, err) = admin(url, &["verify-domain", &org, "Corp.Example"]);
+        assert!(ok, "[{b}] verify-domain: {out} {err}");
+        assert!(
+            out.contains("corp.example") && out.contains("staff:ops-ada"),
+            "[{b}] {out}"
+        );
+        let (status, domains) = api
+            .call(
+                "GET",
+                &format!("/api/v1/orgs/{org}/sso/domains"),
+                Some(&owner),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "[{b}] {domains}");
+        assert_eq!(domains[0]["domain"], "corp.example", "[{b}] {domains}");
+        assert_eq!(domains[0]["verified"], true, "[{b}] {domains}");
+        assert_eq!(
+            domains[0]["verified_by"], "staff:ops-ada",
+            "[{b}] {domains}"
+        );
+
+        // A domain another organization verified is refused, and the refusal is audited too.
+        let (ok, _, err) = admin(url, &["verify-domain", &other, "corp.example"]);
+        assert!(!ok && err.contains("corp.example"), "[{b}] {err}");
+        let outcomes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT org_id, outcome FROM audit_events WHERE action = 'admin verify-domain' \
+             ORDER BY time, id",
+        )
+        .fetch_all(&api.state.db)
+        .await
+        .unwrap();
+        assert_eq!(outcomes.len(), 2, "[{b}] {outcomes:?}");
+        assert!(
+            outcomes.contains(&(org.clone(), "success".into()))
+                && outcomes.iter().any(|(o, r)| o == &other && r != "success"),
+            "[{b}] {outcomes:?}"
+        );
+    }
+}

@@ -35,6 +35,8 @@ fn server_and_token(dir: &std::path::Path) -> (Server, String) {
         scope: Scope::Write,
         exp: now + 600,
         iat: now,
+        aud: koru_dataplane::auth::audience("c-1"),
+        jti: "test-token".into(),
     };
     let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &signer).unwrap();
     let server = Server::start(

@@ -83,6 +83,8 @@ fn jwt(key: &EncodingKey, scope: &str) -> String {
         "scope": scope,
         "exp": now + 3600,
         "iat": now,
+        "aud": koru_dataplane::auth::audience("c-1"),
+        "jti": "tenant-admin-token",
     });
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key).unwrap()
 }

@@ -87,8 +87,17 @@ pub enum AdminCommand {
         /// The organization's id or slug.
         org: String,
     },
-    // `verify-domain ORG DOMAIN` goes here once the `sso` branch's verified domains are merged:
-    // see the note at the end of `admin/mod.rs`.
+    /// Marks an email domain verified for an organization (adding it when missing), after staff
+    /// checked its ownership out of band; refused when another organization verified it.
+    VerifyDomain {
+        /// Where and who.
+        #[command(flatten)]
+        staff: Staff,
+        /// The organization's id or slug.
+        org: String,
+        /// The email domain, e.g. `corp.example`.
+        domain: String,
+    },
 }
 
 fn parse_tier(s: &str) -> Result<TierName, String> {
@@ -179,6 +188,20 @@ pub async fn run(command: AdminCommand, out: &mut impl Write) -> Result<(), Admi
         ),
         AdminCommand::Suspend { staff, org, reason } => (staff, org, Change::Suspend(reason)),
         AdminCommand::Unsuspend { staff, org } => (staff, org, Change::Unsuspend),
+        AdminCommand::VerifyDomain { staff, org, domain } => {
+            // Audited by `verify_by_staff` itself, like the API's own verification.
+            let actor = super::staff_actor(&staff.staff)?;
+            let db = crate::db::connect(&staff.database_url).await?;
+            let done = crate::sso::domains::verify_by_staff(&db, &org, &domain, &staff.staff).await;
+            db.close().await;
+            let domain = done.map_err(Error::from)?;
+            writeln!(
+                out,
+                "admin verify-domain: {} verified for {org}; recorded in the audit log as {actor}",
+                domain.domain
+            )?;
+            return Ok(());
+        }
     };
     let actor = super::staff_actor(&staff.staff)?;
     let db = crate::db::connect(&staff.database_url).await?;

@@ -1,5 +1,5 @@
 //! Staff administration: what only the people running KoruDelta Cloud may do to an
-//! organization (its tier, custom enterprise limits, suspension), each change appended to the
+//! organization (its tier, custom enterprise limits, suspension, verified email domains), each change appended to the
 //! audit log as `staff:<name>`, in the global chain and the organization's own.
 //!
 //! There is no staff API: these run from `koru-controlplane admin ...` ([`cli`]) with the
@@ -245,12 +245,6 @@ async fn set_limits(
     tx.commit().await?;
     reread(db, &org.id).await
 }
-
-// `verify-domain ORG DOMAIN` belongs here: staff marking an organization's email domain verified
-// (issue 14, finding 1). The `sso` branch builds verified domains; the coordinator adds a
-// `Change::VerifyDomain(String)` that calls its "mark verified" function from `run`, and the
-// `AdminCommand::VerifyDomain` subcommand in `cli.rs`, after merging it. `apply` audits it like
-// every other change.
 
 #[cfg(test)]
 mod tests {

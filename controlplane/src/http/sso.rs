@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::LateJson;
 use super::accounts::client_ip;
-use super::{Json, LateJson};
 use super::principal::{OrgAccess, Principal};
 use crate::auth::Role;
 use crate::dashboard::session::CookiePolicy;

@@ -311,7 +311,7 @@ pub async fn verify_by_staff(
         actor: Some(actor),
         org_id: Some(org.id.clone()),
         source_ip: None,
-        action: "STAFF verify-domain".into(),
+        action: "admin verify-domain".into(),
         target: domain,
         outcome: if result.is_ok() {
             "success".into()

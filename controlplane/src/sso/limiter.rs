@@ -112,7 +112,10 @@ mod tests {
         assert!(l.check("o1", Some(b)).is_ok(), "another address");
         assert!(l.check("o1", Some(b)).is_err(), "the organization's quota");
         let c: IpAddr = "192.0.2.3".parse().unwrap();
-        assert!(l.check("o1", Some(c)).is_err(), "the organization's quota, from anywhere");
+        assert!(
+            l.check("o1", Some(c)).is_err(),
+            "the organization's quota, from anywhere"
+        );
         assert!(l.check("o2", Some(c)).is_ok(), "another organization");
     }
 
