@@ -124,7 +124,12 @@ async fn hosted_orders(api: &Api, prefix: &str, email: &str, org: &str) -> Hoste
         .into_iter()
         // Files the pod mounts are in the scratch directory here; there are no peer pods (nor
         // their DNS names) in this test, so the single member runs without replication.
-        .filter(|(k, _)| !matches!(k.as_str(), "KORU_PEERS" | "KORU_PEER_TEMPLATE"))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "KORU_PEERS" | "KORU_PEER_TEMPLATE" | "KORU_PEER_LISTEN"
+            )
+        })
         .map(|(k, v)| match k.as_str() {
             "KORU_AUTH_PUBLIC_KEY" => (k, key_path.display().to_string()),
             "KORU_ADMIN_TOKEN_FILE" => (k, admin_path.display().to_string()),
