@@ -74,12 +74,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let mut member_token = None;
     let admin_token = match &config.admin_token_file {
         Some(path) => {
-            let contents = std::fs::read(path).map_err(|source| ServerError::Io {
-                context: format!("reading {}", path.display()),
-                source,
-            })?;
-            let token = AdminToken::from_file_contents(&contents, &path.display().to_string())?;
-            member_token = Some(String::from_utf8_lossy(&contents).trim().to_owned());
+            let (token, text) = read_secret_file(path)?;
+            member_token = Some(text);
             // The path only: the secret itself is never logged.
             tracing::info!(file = %path.display(), "the admin token grants admin scope");
             if verifier.is_none() {
@@ -93,12 +89,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     };
     let peer_token = match &config.peer_token_file {
         Some(path) => {
-            let contents = std::fs::read(path).map_err(|source| ServerError::Io {
-                context: format!("reading {}", path.display()),
-                source,
-            })?;
-            let token = AdminToken::from_file_contents(&contents, &path.display().to_string())?;
-            member_token = Some(String::from_utf8_lossy(&contents).trim().to_owned());
+            let (token, text) = read_secret_file(path)?;
+            member_token = Some(text);
             Some(token)
         }
         None => admin_token.clone(),
@@ -271,4 +263,14 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown requested: finishing requests in flight");
+}
+
+/// Reads a secret file (`--admin-token-file`, `--peer-token-file`): the checked token and its text.
+fn read_secret_file(path: &std::path::Path) -> Result<(AdminToken, String), ServerError> {
+    let contents = std::fs::read(path).map_err(|source| ServerError::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })?;
+    let token = AdminToken::from_file_contents(&contents, &path.display().to_string())?;
+    Ok((token, String::from_utf8_lossy(&contents).trim().to_owned()))
 }

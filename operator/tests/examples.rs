@@ -88,7 +88,8 @@ fn the_production_cluster_and_its_backup() {
     );
     assert_eq!(
         config.as_deref(),
-        Some("always 10000 107374182400 /etc/koru/auth/public.pem orders")
+        // Applied by hand, with no spec.auth.clusterId: tokens are for `<namespace>/<name>`.
+        Some("always 10000 107374182400 /etc/koru/auth/public.pem example-production/orders")
     );
     let backups = field(
         &k,
