@@ -454,16 +454,7 @@ async fn send_or_legacy(
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return send(request(legacy), endpoint).await;
     }
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| unreachable(endpoint, &e))?;
-    if status.is_success() {
-        Ok(body.to_vec())
-    } else {
-        Err(classify(status.as_u16(), &String::from_utf8_lossy(&body)))
-    }
+    answer(response, endpoint).await
 }
 
 /// Sends a request; the body of a successful answer, or what the failure means.
@@ -472,6 +463,11 @@ async fn send(request: reqwest::RequestBuilder, endpoint: &str) -> Result<Vec<u8
         .send()
         .await
         .map_err(|e| unreachable(endpoint, &e))?;
+    answer(response, endpoint).await
+}
+
+/// The body of a successful answer, or what the failure means.
+async fn answer(response: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, CallError> {
     let status = response.status();
     let body = response
         .bytes()
