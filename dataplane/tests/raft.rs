@@ -919,6 +919,20 @@ fn sealed_segments(cluster: &Cluster, id: u64) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
+/// Each segment's name, first LSN (from its header) and length, for a failure message.
+fn describe(segments: &BTreeMap<String, Vec<u8>>) -> String {
+    segments
+        .iter()
+        .map(|(name, bytes)| {
+            let first = bytes
+                .get(20..28)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+            format!("{name} (first LSN {first:?}, {} bytes)", bytes.len())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Waits until member `id` holds exactly member `reference`'s history.
 async fn converges(cluster: &Cluster, http: &reqwest::Client, id: u64, reference: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1019,7 +1033,11 @@ async fn a_member_behind_the_purged_log_installs_a_snapshot_and_copies_the_recor
     for (name, bytes) in &copied {
         assert!(
             sealed.get(name) == Some(bytes),
-            "sealed segment {name} of member {lagging} differs from the leader's"
+            "sealed segment {name} of member {lagging} differs from the leader's:\n\
+             leader {leader}: {}\nmember {lagging}: {}\n{}",
+            describe(&sealed),
+            describe(&copied),
+            cluster.logs()
         );
     }
 
