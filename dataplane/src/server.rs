@@ -166,6 +166,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             archive.timeout,
             archive_metrics,
             archive.retention,
+            // A member hands sealing and uploading to the cluster before anything runs: its
+            // archiver, schedules and drills never act as a single node's, even for a moment.
+            replica
+                .as_ref()
+                .map(|r| Arc::clone(r) as Arc<dyn crate::backup::archiver::Role>),
         );
         if let Some(schedule) = &archive.schedule {
             tracing::info!(%schedule, retention_secs = archive.retention.map(|r| r.as_secs()), "scheduled base backups on");
@@ -189,9 +194,6 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         if let Some(schedule) = &archive.verify_schedule {
             tracing::info!(%schedule, dir = %status.drill_dir().display(), "scheduled restore drills on");
             crate::backup::verify::start(Arc::clone(&status), schedule.clone());
-        }
-        if let Some(replica) = &replica {
-            status.set_role(Arc::clone(replica) as Arc<dyn crate::backup::archiver::Role>);
         }
         state = state.with_archive(status);
     }

@@ -57,6 +57,7 @@ async fn write_fixture() {
         Duration::from_secs(3600),
         Arc::new(ArchiveMetrics::default()),
         None,
+        None,
     );
     base::create(&status, Duration::from_secs(30))
         .await

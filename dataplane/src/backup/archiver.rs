@@ -76,8 +76,9 @@ pub struct ArchiveStatus {
     verification: Mutex<Option<super::verify::Verification>>,
     /// Where restore drills make their scratch copies.
     drill_dir: Mutex<std::path::PathBuf>,
-    /// The replicated cluster's say in sealing and uploading; None on a single node.
-    role: Mutex<Option<Arc<dyn Role>>>,
+    /// The replicated cluster's say in sealing and uploading; None on a single node. Fixed
+    /// at start: a member must never act as a single node, not even in its first tick.
+    role: Option<Arc<dyn Role>>,
     /// The store, for sealing on a single node.
     local: Store,
 }
@@ -149,21 +150,15 @@ impl ArchiveStatus {
         *self.drill_dir.lock() = dir;
     }
 
-    /// Hands sealing and uploading to a replicated cluster's rules.
-    pub fn set_role(&self, role: Arc<dyn Role>) {
-        *self.role.lock() = Some(role);
-    }
-
     /// Whether this process uploads, takes scheduled backups and runs drills now (always on a
     /// single node; only the leader of a replicated cluster).
     pub fn uploads(&self) -> bool {
-        self.role.lock().as_ref().is_none_or(|r| r.uploads())
+        self.role.as_ref().is_none_or(|r| r.uploads())
     }
 
     /// Seals the active segment; returns the last LSN sealed.
     pub async fn seal(&self) -> Result<u64, BackupError> {
-        let role = self.role.lock().clone();
-        match role {
+        match &self.role {
             Some(role) => role.seal().await,
             None => Ok(self.local.roll().await?),
         }
@@ -261,6 +256,7 @@ impl Archiver {
         timeout: Duration,
         metrics: Arc<ArchiveMetrics>,
         retention: Option<Duration>,
+        role: Option<Arc<dyn Role>>,
     ) -> Arc<ArchiveStatus> {
         let status = Arc::new(ArchiveStatus {
             seals: store.seals(),
@@ -271,7 +267,7 @@ impl Archiver {
             retention,
             verification: Mutex::new(None),
             drill_dir: Mutex::new(std::env::temp_dir()),
-            role: Mutex::new(None),
+            role,
             local: store.clone(),
         });
         let archiver = Archiver {
@@ -398,5 +394,76 @@ impl Archiver {
             "log segment archived"
         );
         Ok(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::metrics::StoreMetrics;
+    use crate::store::{StoreConfig, WriteOp};
+
+    /// A follower of a replicated cluster: it never uploads, and counts the seals asked of it.
+    #[derive(Default)]
+    struct Follower {
+        seals: AtomicUsize,
+    }
+
+    impl Role for Follower {
+        fn uploads(&self) -> bool {
+            false
+        }
+
+        fn seal(&self) -> futures::future::BoxFuture<'_, Result<u64, BackupError>> {
+            self.seals.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(0) })
+        }
+    }
+
+    /// Starts an archiver with a 1 ms archive timeout over a store holding one record, waits a
+    /// few ticks, and answers the store's segment starts and how many seals the role saw.
+    async fn segments_after_ticks(role: Option<Arc<Follower>>) -> (Vec<u64>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(
+            StoreConfig::new(dir.path().join("data")),
+            Arc::new(StoreMetrics::default()),
+        )
+        .unwrap();
+        let value = serde_json::value::RawValue::from_string("1".into()).unwrap();
+        store
+            .write(vec![WriteOp::put("ns", "k", value)])
+            .await
+            .unwrap();
+        let url = format!("file://{}", dir.path().join("archive").display());
+        let status = Archiver::start(
+            store.clone(),
+            BackupStore::open(&url.parse().unwrap(), true).unwrap(),
+            Duration::from_millis(1),
+            Arc::new(ArchiveMetrics::default()),
+            None,
+            role.clone().map(|r| r as Arc<dyn Role>),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let segments = store.segment_starts(0, u64::MAX);
+        drop(status);
+        store.close();
+        (segments, role.map_or(0, |r| r.seals.load(Ordering::SeqCst)))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_single_node_seals_its_old_active_segment_itself() {
+        let (segments, _) = segments_after_ticks(None).await;
+        assert_eq!(segments, vec![1, 2], "the record's segment is sealed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_members_archiver_never_seals_on_its_own_even_in_its_first_tick() {
+        // A follower that sealed by itself would cut its segments where the leader's are not,
+        // and its copies of the leader's sealed segments would differ.
+        let (segments, seals) = segments_after_ticks(Some(Arc::default())).await;
+        assert_eq!(segments, vec![1], "nothing sealed");
+        assert_eq!(seals, 0, "a follower's archiver asks for no seal");
     }
 }

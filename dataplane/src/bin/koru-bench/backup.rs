@@ -179,6 +179,7 @@ async fn measure(args: BackupArgs) -> Result<(), BenchError> {
         Duration::from_secs(3600),
         Arc::new(ArchiveMetrics::default()),
         None,
+        None,
     );
     base::create(&status, ARCHIVE_WAIT)
         .await
@@ -223,6 +224,7 @@ async fn measure(args: BackupArgs) -> Result<(), BenchError> {
         BackupStore::open(&rpo_url, true).map_err(backup_error)?,
         timeout,
         Arc::new(ArchiveMetrics::default()),
+        None,
         None,
     );
     let writer = {
