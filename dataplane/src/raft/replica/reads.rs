@@ -1,19 +1,35 @@
 //! The read path: linearizable reads wait for the leader's read index to be applied here;
 //! bounded-staleness reads accept a recent commit heard from the leader.
 
+use openraft::error::CheckIsLeaderError;
+
 use super::*;
 
 impl Replica {
     /// The leader's read index: the log index a linearizable read must see applied.
+    ///
+    /// openraft confirms leadership with one heartbeat round that must reach a quorum within a
+    /// heartbeat interval (100 ms); on a loaded machine an answer can miss that, though nothing
+    /// is wrong. A leader that is still the leader asks again until [`QUORUM_TIMEOUT`] rather
+    /// than fail the read with 503.
     pub async fn read_index(&self) -> Result<u64, ReplicaError> {
-        let Ok(read) = tokio::time::timeout(QUORUM_TIMEOUT, self.raft.get_read_log_id()).await
-        else {
-            return Err(ReplicaError::NoLeader);
-        };
-        match read {
-            Ok((read, _)) => Ok(read.map_or(0, |l| l.index)),
-            Err(RaftError::APIError(_)) => Err(ReplicaError::NoLeader),
-            Err(RaftError::Fatal(e)) => Err(ReplicaError::Stopped(e.to_string())),
+        let deadline = Instant::now() + QUORUM_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(read) = tokio::time::timeout(left, self.raft.get_read_log_id()).await else {
+                return Err(ReplicaError::NoLeader);
+            };
+            match read {
+                Ok((read, _)) => return Ok(read.map_or(0, |l| l.index)),
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))
+                    if Instant::now() < deadline =>
+                {
+                    tracing::debug!(error = %e, "leadership not confirmed in one heartbeat round; asking again");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(RaftError::APIError(_)) => return Err(ReplicaError::NoLeader),
+                Err(RaftError::Fatal(e)) => return Err(ReplicaError::Stopped(e.to_string())),
+            }
         }
     }
 
