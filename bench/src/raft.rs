@@ -9,16 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use koru_dataplane::store::DEFAULT_MAX_BATCH_OPS;
+use koru_testkit::{Process, ProcessSpec, StartError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BenchError;
@@ -26,8 +25,6 @@ use crate::report::{self, Figures, thousands};
 
 /// Members of the replicated cluster.
 const MEMBERS: u64 = 3;
-/// The line prefix a server prints on stdout once it accepts connections.
-const READY_PREFIX: &str = "koru-dataplane listening on ";
 /// How long a server may take to print its URL.
 const START_LIMIT: Duration = Duration::from_secs(60);
 /// How long the members may take to agree on a leader (start-up, or after a failover).
@@ -210,7 +207,7 @@ fn server_binary(args: &RaftArgs) -> Result<PathBuf, BenchError> {
     if !path.is_file() {
         return Err(BenchError::Usage(format!(
             "no koru-dataplane binary at {}: build it (cargo build -p koru-dataplane --bin \
-             koru-dataplane, with the same profile) or pass --server",
+             koru-dataplane, with the same profile and target directory) or pass --server",
             path.display()
         )));
     }
@@ -242,94 +239,51 @@ fn free_port() -> Result<u16, BenchError> {
         .map_err(BenchError::io("finding a free port on 127.0.0.1"))
 }
 
-/// A running server, SIGKILLed and reaped when dropped, so no run (finished, failed or
-/// interrupted) leaves a server behind.
-struct Proc {
-    child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The end of a server's log, for error messages.
-fn log_tail(path: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = std::fs::File::open(path) {
-        let len = file.metadata().map_or(0, |m| m.len());
-        let _ = file.seek(SeekFrom::Start(len.saturating_sub(2000)));
-        let mut bytes = Vec::new();
-        let _ = file.read_to_end(&mut bytes);
-        text = String::from_utf8_lossy(&bytes).into_owned();
-    }
-    format!("end of {}:\n{text}", path.display())
+fn log_tail(stderr: &str, path: &Path) -> String {
+    let tail = &stderr[stderr.floor_char_boundary(stderr.len().saturating_sub(2000))..];
+    format!("end of {}:\n{tail}", path.display())
 }
 
 /// Starts `koru-dataplane` with its data in `dir/data` and its logs appended to `dir/log`,
-/// listening on `port`; returns once it prints its URL.
+/// listening on `port`; returns once it prints its URL. The process is SIGKILLed and reaped
+/// when dropped, so no run (finished, failed or interrupted) leaves a server behind.
 async fn start_server(
     binary: &Path,
     dir: &Path,
     port: u16,
     extra: &[String],
-) -> Result<Proc, BenchError> {
+) -> Result<Process, BenchError> {
     std::fs::create_dir_all(dir).map_err(BenchError::io(format!("creating {}", dir.display())))?;
     let log_path = dir.join("log");
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(BenchError::io(format!("opening {}", log_path.display())))?;
-    let mut command = Command::new(binary);
     // The server reads its settings from KORU_* variables too; only these arguments may count.
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KORU_") {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command
+    let spec = ProcessSpec::dataplane(binary)
+        .name(format!("koru-dataplane on port {port}"))
+        .clear_koru_env()
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .args(extra)
         .env("KORU_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .map_err(BenchError::io(format!("running {}", binary.display())))?;
-    let stdout = child.stdout.take();
-    let proc = Proc { child };
-    let stdout =
-        stdout.ok_or_else(|| BenchError::Target("the server's stdout is missing".into()))?;
-    let (ready, is_ready) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        // Keeps draining stdout after the URL so the server never blocks on a full pipe; ends
-        // when the server exits.
-        let mut ready = Some(ready);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(READY_PREFIX)
-                && let Some(ready) = ready.take()
-            {
-                let _ = ready.send(());
-            }
-        }
-    });
-    match tokio::time::timeout(START_LIMIT, is_ready).await {
-        Ok(Ok(())) => Ok(proc),
-        Ok(Err(_)) => Err(BenchError::Target(format!(
-            "koru-dataplane on port {port} exited before it was ready; {}",
-            log_tail(&log_path)
-        ))),
-        Err(_) => Err(BenchError::Target(format!(
+        .start_timeout(START_LIMIT)
+        .log_file(&log_path);
+    // Waiting for the ready line blocks; the steady load must keep running meanwhile.
+    let started = tokio::task::spawn_blocking(move || Process::try_start(spec))
+        .await
+        .map_err(|e| BenchError::Target(format!("starting koru-dataplane on port {port}: {e}")))?;
+    started.map_err(|e| match e {
+        StartError::Exited(exited) => BenchError::Target(format!(
+            "koru-dataplane on port {port} exited before it was ready ({}); {}",
+            exited.status,
+            log_tail(&exited.stderr, &log_path)
+        )),
+        StartError::TimedOut { stderr, .. } => BenchError::Target(format!(
             "koru-dataplane on port {port} was not ready within {START_LIMIT:?}; {}",
-            log_tail(&log_path)
-        ))),
-    }
+            log_tail(&stderr, &log_path)
+        )),
+        other => BenchError::Target(other.to_string()),
+    })
 }
 
 /// The part of `/raft/status` this benchmark reads.
@@ -395,7 +349,7 @@ struct Cluster {
     peer_ports: BTreeMap<u64, u16>,
     peers: String,
     /// The running members (a killed one is absent until restarted); dropping kills them.
-    members: BTreeMap<u64, Proc>,
+    members: BTreeMap<u64, Process>,
 }
 
 impl Cluster {
@@ -723,9 +677,7 @@ async fn failover(
             .ok_or_else(|| BenchError::Target(format!("leader {leader} is not running")))?;
         steady.down.store(leader, Ordering::Relaxed);
         let killed = Instant::now();
-        proc.child
-            .kill()
-            .map_err(BenchError::io(format!("killing member {leader}")))?;
+        proc.start_kill();
         // Reaping blocks; it must not hold up the probes.
         let reaped = tokio::task::spawn_blocking(move || drop(proc));
         let (acked, via) = first_write(http, survivors, run).await?;
