@@ -51,7 +51,7 @@ if [[ "${BENCH_SKIP_KDELTA:-0}" != 1 ]]; then
 fi
 
 echo "==> building (release)"
-cargo build --release -p koru-dataplane --bin koru-dataplane --bin koru-bench
+cargo build --release -p koru-dataplane --bin koru-dataplane -p koru-bench --bin koru-bench
 BENCH="$CARGO_TARGET_DIR/release/koru-bench"
 SERVER="$CARGO_TARGET_DIR/release/koru-dataplane"
 

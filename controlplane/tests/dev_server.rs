@@ -4,56 +4,30 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
+use koru_testkit::{Process, ProcessSpec};
 use serde_json::{Value, json};
 
-/// The control plane process; SIGKILLed when dropped if still running.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data_dir: &std::path::Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_koru-controlplane"))
+/// `koru-controlplane dev` over `data_dir` on a free loopback port; SIGKILLed when dropped if
+/// still running.
+fn start_server(data_dir: &Path) -> Process {
+    Process::start(
+        ProcessSpec::controlplane(env!("CARGO_BIN_EXE_koru-controlplane"))
             .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .env("KORU_DATAPLANE_BIN", common::dataplane_bin())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting koru-controlplane dev");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("koru-controlplane listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        Server { child, url }
-    }
-
-    /// SIGTERM, then wait: a graceful stop.
-    fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "koru-controlplane exited with {status} on SIGTERM"
-        );
-    }
+            .env("KORU_DATAPLANE_BIN", common::dataplane_bin()),
+    )
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM, then wait: a graceful stop.
+fn stop(server: &mut Process) {
+    let status = server.stop();
+    assert!(
+        status.success(),
+        "koru-controlplane exited with {status} on SIGTERM"
+    );
 }
 
 async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
@@ -71,8 +45,8 @@ async fn the_quick_start_works_and_survives_a_control_plane_restart() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path());
-    let api = format!("{}/api/v1", server.url);
+    let mut server = start_server(dir.path());
+    let api = format!("{}/api/v1", server.url());
 
     let (status, signup) = send(http.post(format!("{api}/signup")).json(&json!({
         "email": "me@example.com", "password": "a long password", "organization": "Me"
@@ -116,15 +90,15 @@ async fn the_quick_start_works_and_survives_a_control_plane_restart() {
     assert_eq!(status, 200);
 
     // A restart of the control plane leaves the cluster serving, at the same endpoint.
-    server.stop();
+    stop(&mut server);
     let (status, alice) = send(http.get(&key).bearer_auth(&data_token)).await;
     assert_eq!(
         (status, &alice["value"]["name"]),
         (200, &json!("Alice")),
         "served while the control plane is down"
     );
-    let mut server = Server::start(dir.path());
-    let api = format!("{}/api/v1", server.url);
+    server.restart();
+    let api = format!("{}/api/v1", server.url());
     let cluster = format!("{api}/orgs/me/clusters/hello");
     let (status, c) = send(http.get(&cluster).bearer_auth(&token)).await;
     assert_eq!(status, 200, "{c}");
@@ -151,5 +125,5 @@ async fn the_quick_start_works_and_survives_a_control_plane_restart() {
             .is_err(),
         "the data plane is gone"
     );
-    server.stop();
+    stop(&mut server);
 }

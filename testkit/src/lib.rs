@@ -1,19 +1,24 @@
-//! Helpers the operator and control-plane tests share to talk to the real test API server
-//! (`scripts/testenv.sh`), helm (`scripts/helm.sh`) and the real `koru-operator` and
-//! `koru-dataplane` binaries.
+//! The process harness every test and benchmark starts our binaries with ([`Process`]), and the
+//! helpers the operator and control-plane tests share to talk to the real test API server
+//! (`scripts/testenv.sh`), helm (`scripts/helm.sh`) and the real `koru-operator`,
+//! `koru-dataplane` and `koru-controlplane` binaries.
 //!
-//! Test-only code: it panics (fails the test) with a clear message instead of returning errors.
+//! Test-only code: it panics (fails the test) with a clear message instead of returning errors,
+//! except where a benchmark needs the error ([`Process::try_start`]).
 
+mod binaries;
 mod dataplane;
 mod helm;
 mod kubectl;
 mod operator;
+mod process;
 mod release;
 mod wait;
 
 use std::path::{Path, PathBuf};
 
-pub use dataplane::{DataPlane, dataplane_binary};
+pub use binaries::{binary, controlplane_binary, dataplane_binary};
+pub use dataplane::DataPlane;
 pub use helm::{
     assert_lint_refuses, assert_lints_strictly, assert_template_refuses, chart_path, documents,
     helm, helm_available, helm_on, kinds, one, render, rule, rules,
@@ -23,6 +28,10 @@ pub use kubectl::{
     mark_pods_ready, unique, wait_for_crds,
 };
 pub use operator::{Operator, eventually, operator_binary};
+pub use process::{
+    CONTROLPLANE_READY, DATAPLANE_READY, Exited, Process, ProcessSpec, START_TIMEOUT, STOP_TIMEOUT,
+    StartError,
+};
 pub use release::{
     can_i_as, delete_release_leftovers, install_rendered, object_names, remove_release,
     wait_for_pods,

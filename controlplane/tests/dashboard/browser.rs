@@ -6,10 +6,12 @@
 //!
 //! Without node or chromium the test fails under `CI=true` and is skipped loudly elsewhere.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use koru_testkit::{Process, ProcessSpec};
 
 use super::common;
 
@@ -18,7 +20,7 @@ const JOURNEY_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// The `koru-controlplane dev` process; SIGKILLed when dropped.
 struct Server {
-    child: Child,
+    process: Process,
     url: String,
     data_dir: tempfile::TempDir,
 }
@@ -26,27 +28,16 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let data_dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_koru-controlplane"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
-            .env("KORU_DATAPLANE_BIN", common::dataplane_bin())
-            .env("KORU_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting koru-controlplane dev");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("koru-controlplane listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
+        let process = Process::start(
+            ProcessSpec::controlplane(env!("CARGO_BIN_EXE_koru-controlplane"))
+                .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(data_dir.path())
+                .env("KORU_DATAPLANE_BIN", common::dataplane_bin())
+                .env("KORU_LOG", "warn"),
+        );
         Server {
-            child,
-            url,
+            url: process.url().to_string(),
+            process,
             data_dir,
         }
     }
@@ -54,8 +45,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         // Its clusters are data planes that outlive it by design; they go with the test.
         common::kill_dataplanes_under(self.data_dir.path());
     }

@@ -5,17 +5,12 @@
 // Each test binary compiles this module on its own and uses only some of it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use koru_testkit::{Process, ProcessSpec};
 use serde_json::{Value, json};
-
-/// How long the control plane may take to print its URL.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The Terraform-compatible CLI to test with: `KORU_TERRAFORM` if set, else `terraform` or
 /// `tofu` on the PATH. Missing, it fails the test under `CI=true`; elsewhere the test is skipped
@@ -48,46 +43,20 @@ pub fn terraform_cli() -> Option<PathBuf> {
 }
 
 /// `koru-controlplane` and `koru-dataplane`, built once per test process beside this test's
-/// target directory (cargo is asked each time, a no-op when fresh, so a test never runs stale
-/// binaries). `KORU_TEST_CONTROLPLANE_BIN` and `KORU_TEST_DATAPLANE_BIN` name prebuilt ones.
+/// target directory by the test kit (cargo is asked each time, a no-op when fresh, so a test
+/// never runs stale binaries). `KORU_TEST_CONTROLPLANE_BIN` and `KORU_TEST_DATAPLANE_BIN` name
+/// prebuilt ones.
 pub fn binaries() -> (PathBuf, PathBuf) {
-    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BINS.get_or_init(|| {
-        if let (Some(cp), Some(dp)) = (
-            std::env::var_os("KORU_TEST_CONTROLPLANE_BIN"),
-            std::env::var_os("KORU_TEST_DATAPLANE_BIN"),
-        ) {
-            return (PathBuf::from(cp), PathBuf::from(dp));
-        }
-        let exe = std::env::current_exe().expect("the test's path");
-        // <target>/debug/deps/<test> -> <target>/debug/
-        let profile = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test runs from <target>/<profile>/deps");
-        let target = profile.parent().expect("<target>/<profile>");
-        let status = koru_testkit::cargo()
-            .args([
-                "build",
-                "-p",
-                "koru-controlplane",
-                "--bin",
-                "koru-controlplane",
-            ])
-            .args(["-p", "koru-dataplane", "--bin", "koru-dataplane"])
-            .env("CARGO_TARGET_DIR", target)
-            .status()
-            .expect("running cargo build");
-        assert!(
-            status.success(),
-            "building koru-controlplane and koru-dataplane failed"
-        );
-        (
-            profile.join("koru-controlplane"),
-            profile.join("koru-dataplane"),
-        )
-    })
-    .clone()
+    if let (Some(cp), Some(dp)) = (
+        std::env::var_os("KORU_TEST_CONTROLPLANE_BIN"),
+        std::env::var_os("KORU_TEST_DATAPLANE_BIN"),
+    ) {
+        return (PathBuf::from(cp), PathBuf::from(dp));
+    }
+    (
+        koru_testkit::controlplane_binary(),
+        koru_testkit::dataplane_binary(),
+    )
 }
 
 /// A `koru-controlplane dev` process on a free loopback port with its own data directory.
@@ -97,61 +66,33 @@ pub struct ControlPlane {
     pub url: String,
     /// Scratch directory: the control plane's data, its log, Terraform's working directories.
     pub dir: tempfile::TempDir,
-    child: Child,
+    process: Process,
     http: reqwest::Client,
 }
 
 impl ControlPlane {
-    /// Starts it and waits until it serves.
+    /// Starts it and waits until it serves; its log also goes to `controlplane.log` in `dir`,
+    /// and its end is shown when the test fails.
     pub fn start() -> ControlPlane {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (controlplane, dataplane) = binaries();
         let dir = tempfile::tempdir().expect("a scratch directory");
-        let log = std::fs::File::create(dir.path().join("controlplane.log")).expect("log file");
-        let mut command = Command::new(controlplane);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("KORU_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("cloud"))
-            .env("KORU_DATAPLANE_BIN", dataplane)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("starting koru-controlplane dev");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (url_tx, url_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keeps draining stdout after the URL so the server never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("koru-controlplane listening on ") {
-                    let _ = url_tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let url = match url_rx.recv_timeout(START_TIMEOUT) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "koru-controlplane did not start; log:\n{}",
-                    tail(&dir.path().join("controlplane.log"))
-                );
-            }
-        };
+        let process = Process::start(
+            ProcessSpec::controlplane(controlplane)
+                .clear_koru_env()
+                .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir.path().join("cloud"))
+                .env("KORU_DATAPLANE_BIN", dataplane)
+                .log_file(dir.path().join("controlplane.log")),
+        );
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(200))
             .build()
             .expect("an HTTP client");
         ControlPlane {
-            url,
+            url: process.url().to_string(),
             dir,
-            child,
+            process,
             http,
         }
     }
@@ -242,14 +183,8 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- end of the control plane's log ---\n{}",
-                self.log_tail()
-            );
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The end of its log is shown by the process harness when the test fails.
+        self.process.kill();
         // The data planes it started, found by their data directory under ours.
         let dir = self.dir.path().display().to_string();
         let Ok(procs) = std::fs::read_dir("/proc") else {

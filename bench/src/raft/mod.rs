@@ -7,27 +7,27 @@
 //! server is a real `koru-dataplane` child process on loopback; the throughput loads are
 //! `koru-bench http` child processes, the same load as the other HTTP figures.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use koru_dataplane::store::DEFAULT_MAX_BATCH_OPS;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::BenchError;
-use crate::report::{self, Figures, thousands};
+use crate::report::{self, Figures};
+
+mod cluster;
+mod table;
+
+use cluster::{Cluster, client, free_port, put, start_server};
+use table::table;
 
 /// Members of the replicated cluster.
 const MEMBERS: u64 = 3;
-/// The line prefix a server prints on stdout once it accepts connections.
-const READY_PREFIX: &str = "koru-dataplane listening on ";
 /// How long a server may take to print its URL.
 const START_LIMIT: Duration = Duration::from_secs(60);
 /// How long the members may take to agree on a leader (start-up, or after a failover).
@@ -210,7 +210,7 @@ fn server_binary(args: &RaftArgs) -> Result<PathBuf, BenchError> {
     if !path.is_file() {
         return Err(BenchError::Usage(format!(
             "no koru-dataplane binary at {}: build it (cargo build -p koru-dataplane --bin \
-             koru-dataplane, with the same profile) or pass --server",
+             koru-dataplane, with the same profile and target directory) or pass --server",
             path.display()
         )));
     }
@@ -232,287 +232,6 @@ fn work_dir(args: &RaftArgs) -> Result<PathBuf, BenchError> {
     }
     std::fs::create_dir_all(&dir).map_err(BenchError::io(format!("creating {}", dir.display())))?;
     Ok(dir)
-}
-
-/// A free loopback port (released before the server binds it, so members can name each other).
-fn free_port() -> Result<u16, BenchError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(BenchError::io("finding a free port on 127.0.0.1"))
-}
-
-/// A running server, SIGKILLed and reaped when dropped, so no run (finished, failed or
-/// interrupted) leaves a server behind.
-struct Proc {
-    child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The end of a server's log, for error messages.
-fn log_tail(path: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = std::fs::File::open(path) {
-        let len = file.metadata().map_or(0, |m| m.len());
-        let _ = file.seek(SeekFrom::Start(len.saturating_sub(2000)));
-        let mut bytes = Vec::new();
-        let _ = file.read_to_end(&mut bytes);
-        text = String::from_utf8_lossy(&bytes).into_owned();
-    }
-    format!("end of {}:\n{text}", path.display())
-}
-
-/// Starts `koru-dataplane` with its data in `dir/data` and its logs appended to `dir/log`,
-/// listening on `port`; returns once it prints its URL.
-async fn start_server(
-    binary: &Path,
-    dir: &Path,
-    port: u16,
-    extra: &[String],
-) -> Result<Proc, BenchError> {
-    std::fs::create_dir_all(dir).map_err(BenchError::io(format!("creating {}", dir.display())))?;
-    let log_path = dir.join("log");
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(BenchError::io(format!("opening {}", log_path.display())))?;
-    let mut command = Command::new(binary);
-    // The server reads its settings from KORU_* variables too; only these arguments may count.
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KORU_") {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .args(extra)
-        .env("KORU_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .map_err(BenchError::io(format!("running {}", binary.display())))?;
-    let stdout = child.stdout.take();
-    let proc = Proc { child };
-    let stdout =
-        stdout.ok_or_else(|| BenchError::Target("the server's stdout is missing".into()))?;
-    let (ready, is_ready) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        // Keeps draining stdout after the URL so the server never blocks on a full pipe; ends
-        // when the server exits.
-        let mut ready = Some(ready);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(READY_PREFIX)
-                && let Some(ready) = ready.take()
-            {
-                let _ = ready.send(());
-            }
-        }
-    });
-    match tokio::time::timeout(START_LIMIT, is_ready).await {
-        Ok(Ok(())) => Ok(proc),
-        Ok(Err(_)) => Err(BenchError::Target(format!(
-            "koru-dataplane on port {port} exited before it was ready; {}",
-            log_tail(&log_path)
-        ))),
-        Err(_) => Err(BenchError::Target(format!(
-            "koru-dataplane on port {port} was not ready within {START_LIMIT:?}; {}",
-            log_tail(&log_path)
-        ))),
-    }
-}
-
-/// The part of `/raft/status` this benchmark reads.
-#[derive(Debug, Clone, Deserialize)]
-struct Status {
-    role: String,
-    leader: Option<u64>,
-    applied_index: u64,
-}
-
-/// An HTTP client for status calls and the failover writes; no connection is kept, so a killed
-/// member's stale connection never costs a restarted one a failed write.
-fn client() -> Result<reqwest::Client, BenchError> {
-    // reqwest is built with rustls but no provider; plain http still wants one named.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(0)
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(WRITE_TIMEOUT)
-        .build()
-        .map_err(|e| BenchError::Target(format!("building the HTTP client: {e}")))
-}
-
-/// A member's `/raft/status`, or None if it does not answer.
-async fn status(http: &reqwest::Client, url: &str) -> Option<Status> {
-    let resp = http
-        .get(format!("{url}/raft/status"))
-        .timeout(STATUS_TIMEOUT)
-        .send()
-        .await
-        .ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    resp.json().await.ok()
-}
-
-/// One PUT; Err with the reason when it is not acknowledged.
-async fn put(http: &reqwest::Client, url: &str, key: &str, n: u64) -> Result<(), String> {
-    let resp = http
-        .put(format!("{url}/api/v1/failover/{key}"))
-        .header("content-type", "application/json")
-        .body(format!("{{\"value\":{{\"n\":{n}}}}}"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err(resp.status().to_string())
-    }
-}
-
-/// A replicated cluster of `koru-dataplane` processes with fixed ports and ids 1..=MEMBERS.
-struct Cluster {
-    binary: PathBuf,
-    dir: PathBuf,
-    /// The members' `--fsync`.
-    fsync: String,
-    ports: BTreeMap<u64, u16>,
-    /// Each member's `--peer-listen` port.
-    peer_ports: BTreeMap<u64, u16>,
-    peers: String,
-    /// The running members (a killed one is absent until restarted); dropping kills them.
-    members: BTreeMap<u64, Proc>,
-}
-
-impl Cluster {
-    /// Starts every member; members wait for each other, so they start together.
-    async fn start(binary: &Path, dir: PathBuf, fsync: &str) -> Result<Cluster, BenchError> {
-        let (mut ports, mut peer_ports) = (BTreeMap::new(), BTreeMap::new());
-        for id in 1..=MEMBERS {
-            ports.insert(id, free_port()?);
-            peer_ports.insert(id, free_port()?);
-        }
-        let peers = peer_ports
-            .iter()
-            .map(|(id, port)| format!("{id}=127.0.0.1:{port}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut cluster = Cluster {
-            binary: binary.to_path_buf(),
-            dir,
-            fsync: fsync.into(),
-            ports,
-            peer_ports,
-            peers,
-            members: BTreeMap::new(),
-        };
-        for id in 1..=MEMBERS {
-            cluster.restart(id).await?;
-        }
-        Ok(cluster)
-    }
-
-    /// Starts member `id` (again), on its data directory and port with the same arguments.
-    async fn restart(&mut self, id: u64) -> Result<(), BenchError> {
-        let args = [
-            "--node-id".to_string(),
-            id.to_string(),
-            "--peers".to_string(),
-            self.peers.clone(),
-            "--peer-listen".to_string(),
-            format!("127.0.0.1:{}", self.peer_ports[&id]),
-            "--fsync".to_string(),
-            self.fsync.clone(),
-        ];
-        let dir = self.dir.join(format!("member-{id}"));
-        let proc = start_server(&self.binary, &dir, self.ports[&id], &args).await?;
-        self.members.insert(id, proc);
-        Ok(())
-    }
-
-    fn url(&self, id: u64) -> String {
-        format!("http://127.0.0.1:{}", self.ports[&id])
-    }
-
-    /// Member `id`'s peer listener, where `/raft/*` is served.
-    fn peer_url(&self, id: u64) -> String {
-        format!("http://127.0.0.1:{}", self.peer_ports[&id])
-    }
-
-    fn running(&self) -> Vec<u64> {
-        self.members.keys().copied().collect()
-    }
-
-    /// Waits until one running member leads and every running member follows it.
-    async fn leader(&self, http: &reqwest::Client) -> Result<u64, BenchError> {
-        let deadline = Instant::now() + LEADER_LIMIT;
-        loop {
-            let mut said = BTreeMap::new();
-            for id in self.running() {
-                said.insert(id, status(http, &self.peer_url(id)).await);
-            }
-            let leaders: Vec<u64> = said
-                .iter()
-                .filter(|(_, s)| s.as_ref().is_some_and(|s| s.role == "leader"))
-                .map(|(id, _)| *id)
-                .collect();
-            if let [leader] = leaders[..]
-                && said
-                    .values()
-                    .all(|s| s.as_ref().is_some_and(|s| s.leader == Some(leader)))
-            {
-                return Ok(leader);
-            }
-            if Instant::now() >= deadline {
-                return Err(BenchError::Target(format!(
-                    "the members agreed on no leader within {LEADER_LIMIT:?}; they said {said:?}"
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Waits until member `id` follows the leader and has applied what the leader had applied
-    /// just before.
-    async fn caught_up(&self, http: &reqwest::Client, id: u64) -> Result<(), BenchError> {
-        let deadline = Instant::now() + CATCH_UP_LIMIT;
-        loop {
-            let leader = self.leader(http).await?;
-            let (lead, member) = (
-                status(http, &self.peer_url(leader)).await,
-                status(http, &self.peer_url(id)).await,
-            );
-            if let (Some(lead), Some(member)) = (&lead, &member)
-                && leader != id
-                && member.role == "follower"
-                && member.leader == Some(leader)
-                && member.applied_index >= lead.applied_index
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(BenchError::Target(format!(
-                    "member {id} did not catch up with leader {leader} within {CATCH_UP_LIMIT:?}: \
-                     leader {lead:?}, member {member:?}"
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
 }
 
 /// Runs `koru-bench http` against `url` and reads its JSON record.
@@ -723,9 +442,7 @@ async fn failover(
             .ok_or_else(|| BenchError::Target(format!("leader {leader} is not running")))?;
         steady.down.store(leader, Ordering::Relaxed);
         let killed = Instant::now();
-        proc.child
-            .kill()
-            .map_err(BenchError::io(format!("killing member {leader}")))?;
+        proc.start_kill();
         // Reaping blocks; it must not hold up the probes.
         let reaped = tokio::task::spawn_blocking(move || drop(proc));
         let (acked, via) = first_write(http, survivors, run).await?;
@@ -886,122 +603,6 @@ async fn measure(args: &RaftArgs, binary: &Path, work: &Path) -> Result<RaftFigu
     })
 }
 
-/// The human table.
-fn table(f: &RaftFigures, args: &RaftArgs) -> String {
-    let judge = |pass: bool| String::from(if pass { "PASS" } else { "FAIL" });
-    let rate = |v: f64, p99_us: f64| format!("{} ({:.2})", thousands(v), p99_us / 1000.0);
-    let errors: u64 = f.loads.iter().map(|l| l.errors).sum();
-    let rows: [[String; 6]; 9] = [
-        [
-            "measurement",
-            "single node",
-            "3 members",
-            "ratio",
-            "goal",
-            "result",
-        ]
-        .map(String::from),
-        [
-            "PUT, always, req/s (p99 ms)".into(),
-            rate(f.single_put_per_sec, f.single_put_p99_us),
-            rate(f.raft_put_per_sec, f.raft_put_p99_us),
-            format!("{:.2}x", f.put_ratio),
-            ">= 0.30x".into(),
-            judge(f.put_ratio >= PUT_RATIO_GOAL),
-        ],
-        [
-            format!("batch of {}, always, versions/s", f.batch_size),
-            rate(f.single_batch_versions_per_sec, f.single_batch_p99_us),
-            rate(f.raft_batch_versions_per_sec, f.raft_batch_p99_us),
-            format!("{:.2}x", f.batch_ratio),
-            "report".into(),
-            "INFO".into(),
-        ],
-        [
-            "PUT, interval=100, req/s (p99 ms)".into(),
-            rate(f.interval_single_put_per_sec, f.interval_single_put_p99_us),
-            rate(f.interval_raft_put_per_sec, f.interval_raft_put_p99_us),
-            format!("{:.2}x", f.interval_put_ratio),
-            "report".into(),
-            "INFO".into(),
-        ],
-        [
-            format!("batch of {}, interval=100, versions/s", f.batch_size),
-            rate(
-                f.interval_single_batch_versions_per_sec,
-                f.interval_single_batch_p99_us,
-            ),
-            rate(
-                f.interval_raft_batch_versions_per_sec,
-                f.interval_raft_batch_p99_us,
-            ),
-            format!("{:.2}x", f.interval_batch_ratio),
-            "report".into(),
-            "INFO".into(),
-        ],
-        [
-            format!("failover, median of {} (min / max)", f.failover_runs),
-            "-".into(),
-            format!(
-                "{:.3} s ({:.3} / {:.3})",
-                f.failover_p50_secs, f.failover_min_secs, f.failover_max_secs
-            ),
-            String::new(),
-            "< 5 s".into(),
-            judge(f.failover_p50_secs < FAILOVER_GOAL_SECS),
-        ],
-        [
-            "restart + catch-up, median (max)".into(),
-            "-".into(),
-            format!("{:.2} s ({:.2})", f.rejoin_p50_secs, f.rejoin_max_secs),
-            String::new(),
-            String::new(),
-            String::new(),
-        ],
-        [
-            format!("hand-over, median of {} (max)", f.handover_runs),
-            "-".into(),
-            format!("{:.3} s ({:.3})", f.handover_p50_secs, f.handover_max_secs),
-            String::new(),
-            "report".into(),
-            "INFO".into(),
-        ],
-        [
-            "  longest write meanwhile, median (max)".into(),
-            "-".into(),
-            format!(
-                "{:.3} s ({:.3})",
-                f.handover_longest_write_p50_secs, f.handover_longest_write_max_secs
-            ),
-            String::new(),
-            "no error".into(),
-            judge(f.handover_failed == 0),
-        ],
-    ];
-    let mut out = format!(
-        "\nreplication: {} members vs 1 node; the first two rows with every acknowledged write \
-         fsynced (--fsync always: the node's log, the members' Raft logs), the next two with the \
-         default --fsync interval=100; {} connections, {} s per throughput figure; loopback, all \
-         processes on this machine\n",
-        f.members, f.connections, args.secs
-    );
-    for [name, single, raft, ratio, goal, result] in &rows {
-        let _ = writeln!(
-            out,
-            "{name:<38} {single:>18} {raft:>24} {ratio:>6} {goal:>9} {result:>6}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "load errors: {errors}; steady writes during the failover and hand-over runs: {} \
-         acknowledged, {} failed in failovers, {} in hand-overs",
-        thousands(f.steady_writes as f64),
-        thousands(f.steady_failed as f64),
-        thousands(f.handover_failed as f64)
-    );
-    out
-}
-
 /// Completes on SIGINT or SIGTERM, so the servers' guards run instead of the process dying.
 async fn interrupted() -> BenchError {
     use tokio::signal::unix::{SignalKind, signal};
@@ -1055,6 +656,7 @@ pub fn run(args: RaftArgs) -> Result<(), BenchError> {
 
 #[cfg(test)]
 mod tests {
+    use super::cluster::Status;
     use super::*;
     use clap::Parser;
 
