@@ -98,22 +98,11 @@ pub fn kill_dataplanes_under(dir: &std::path::Path) {
     }
 }
 
-/// The data-plane binary, built if missing.
+/// The data-plane binary, built from its current sources.
 pub fn dataplane_bin() -> std::path::PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
-        });
-    let bin = target.join("debug/koru-dataplane");
-    if !bin.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "koru-dataplane", "--bin", "koru-dataplane"])
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building koru-dataplane failed");
-    }
-    bin
+    // Built by cargo once per test process, so a test never runs a data plane older than its
+    // sources.
+    koru_testkit::dataplane_binary()
 }
 
 impl Api {
