@@ -145,7 +145,7 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
     req.extensions_mut().insert(slot.clone());
     let action = format!("{} {template}", req.method());
     let target = req.uri().path().to_string();
-    let source_ip = crate::http::accounts::client_ip(req.extensions()).map(|ip| ip.to_string());
+    let source_ip = crate::http::client_ip(req.extensions()).map(|ip| ip.to_string());
     let path_org = match org_segment(&template, &target) {
         Some(reference) => match crate::orgs::find(&state.db, reference).await {
             Ok(org) => org.map(|o| o.id),

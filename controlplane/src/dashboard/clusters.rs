@@ -193,7 +193,7 @@ fn tier_options(plan: TierName) -> Vec<TierOption> {
             ops: view::number(t.max_ops_per_sec),
             max_replicas: t.max_replicas,
             retention: t.backup_retention_days,
-            allowed: clusters::check_tier(plan, t.name).is_ok(),
+            allowed: crate::tiers::check_tier(plan, t.name).is_ok(),
         })
         .collect()
 }

@@ -129,6 +129,13 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The client's address, when the server was started with connection info.
+pub fn client_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(addr)| addr.ip())
+}
+
 /// A JSON body whose rejections are our `{"error": ...}` 400s instead of axum's plain text.
 pub struct Json<T>(pub T);
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::LateJson;
-use super::accounts::client_ip;
+use super::client_ip;
 use super::principal::{OrgAccess, Principal};
 use crate::auth::Role;
 use crate::dashboard::session::CookiePolicy;
