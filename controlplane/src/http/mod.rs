@@ -290,6 +290,14 @@ where
 )]
 pub struct ApiDoc;
 
+/// The OpenAPI document as committed in `controlplane/openapi.json`: pretty JSON with a final
+/// newline (`tests/openapi.rs` fails when the two differ).
+pub fn openapi_json() -> Result<String, serde_json::Error> {
+    let mut json = serde_json::to_string_pretty(&ApiDoc::openapi())?;
+    json.push('\n');
+    Ok(json)
+}
+
 /// Declares the bearer scheme every authenticated operation uses.
 struct BearerAuth;
 
