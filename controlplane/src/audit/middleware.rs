@@ -305,4 +305,20 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn the_tenant_extractors_lookup_spares_the_middleware_its_own() {
+        let slot = AuditSlot::default();
+        let mut extensions = Extensions::new();
+        extensions.insert(slot.clone());
+        assert!(!slot.path_org_looked_up());
+        AuditSlot::note_path_org(&extensions, None);
+        assert!(
+            slot.path_org_looked_up(),
+            "an unknown organization was looked up too"
+        );
+        assert_eq!(slot.facts().org_id, None);
+        AuditSlot::note_path_org(&extensions, Some("o1".into()));
+        assert_eq!(slot.facts().org_id.as_deref(), Some("o1"));
+    }
 }
