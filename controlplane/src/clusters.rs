@@ -22,8 +22,6 @@ use crate::tiers::{self, TierName};
 pub const DEFAULT_VERSION: &str = "0.1.0";
 /// The region of clusters that name none.
 pub const DEFAULT_REGION: &str = "local";
-/// How long an operation may wait for its cluster to become ready.
-pub const READY_TIMEOUT_SECS: u64 = 180;
 
 /// A cluster as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -183,25 +181,6 @@ pub fn check_replicas(replicas: u32) -> Result<()> {
     }
 }
 
-/// Whether an organization on `plan` may run clusters of `tier`.
-pub fn check_tier(plan: TierName, tier: TierName) -> Result<()> {
-    let rank = |t: TierName| match t {
-        TierName::Free => 0,
-        TierName::Pro => 1,
-        TierName::Enterprise => 2,
-    };
-    if rank(tier) <= rank(plan) {
-        Ok(())
-    } else {
-        Err(Error::PaymentRequired(format!(
-            "a {} cluster needs the {} plan; this organization is on {}",
-            tier.as_str(),
-            tier.as_str(),
-            plan.as_str()
-        )))
-    }
-}
-
 /// The URL of cluster `cluster_id`'s signed revoked-token list under the control plane's URL.
 pub fn revocations_url(public_url: &str, cluster_id: &str) -> String {
     format!(
@@ -316,7 +295,7 @@ pub async fn create(
     let org = &crate::orgs::lock(&mut tx, &org.id).await?;
     org.check_active()?;
     let tier = req.tier.unwrap_or(org.tier);
-    check_tier(org.tier, tier)?;
+    tiers::check_tier(org.tier, tier)?;
     let existing = sqlx::query("SELECT COUNT(*) AS n FROM clusters WHERE org_id = $1")
         .bind(&org.id)
         .fetch_one(&mut *tx)
@@ -380,7 +359,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    operations::spawn(state.clone(), org.clone(), op.clone());
+    carry_out(state, org, &op);
     Ok((c, op))
 }
 
@@ -394,7 +373,7 @@ pub async fn update(
 ) -> Result<(Cluster, Operation)> {
     let mut c = get(&state.db, &org.id, id).await?;
     if let Some(tier) = req.tier {
-        check_tier(org.tier, tier)?;
+        tiers::check_tier(org.tier, tier)?;
         c.tier = tier;
     }
     if let Some(replicas) = req.replicas {
@@ -413,7 +392,7 @@ pub async fn update(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    operations::spawn(state.clone(), org.clone(), op.clone());
+    carry_out(state, org, &op);
     let c = get(&state.db, &org.id, &c.id).await?;
     Ok((c, op))
 }
@@ -429,36 +408,52 @@ pub async fn delete(state: &AppState, org: &Organization, id: &str) -> Result<Op
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    operations::spawn(state.clone(), org.clone(), op.clone());
+    carry_out(state, org, &op);
     Ok(op)
 }
 
-/// Records what the provisioner reports.
-pub async fn set_state(
-    db: &AnyPool,
-    id: &str,
-    phase: &str,
-    endpoint: Option<&str>,
-    message: Option<&str>,
-) -> Result<()> {
-    sqlx::query("UPDATE clusters SET phase = $1, endpoint = $2, message = $3, updated_at = $4 WHERE id = $5")
-        .bind(phase)
-        .bind(endpoint)
-        .bind(message)
-        .bind(now_ms())
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(())
+/// Carries out `op` on its cluster in the background (the operation runner).
+fn carry_out(state: &AppState, org: &Organization, op: &Operation) {
+    let (task_state, org, task_op) = (state.clone(), org.clone(), op.clone());
+    operations::runner::spawn(state.clone(), op.clone(), async move {
+        provisioner_view(&task_state, &org, &task_op).await
+    });
 }
 
-/// Removes a cluster's record once it is deprovisioned.
-pub async fn forget(db: &AnyPool, id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM clusters WHERE id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(())
+/// The provisioner's view of the cluster `op` acts on, read when the operation runs.
+async fn provisioner_view(
+    state: &AppState,
+    org: &Organization,
+    op: &Operation,
+) -> Result<ClusterSpec> {
+    let cluster = get(&state.db, &org.id, &op.cluster_id).await?;
+    // A cluster gets its own token key when it is first provisioned; one from before per-cluster
+    // keys gets it at its next change (the apply hands the data plane the new public key).
+    let key = match op.kind {
+        OperationKind::Delete => {
+            crate::cluster_keys::signing_key(&state.db, &state.dataplane_key, &cluster.id).await?
+        }
+        _ => crate::cluster_keys::ensure(&state.db, &cluster.id).await?,
+    };
+    Ok(spec(state, org, &cluster, key.public_pem))
+}
+
+/// Runs again the operations a stopped control plane left running.
+pub async fn resume_operations(state: &AppState) -> Result<usize> {
+    let mut resumed = 0;
+    for op in operations::running(&state.db).await? {
+        match crate::orgs::find(&state.db, &op.org_id).await? {
+            Some(org) => {
+                carry_out(state, &org, &op);
+                resumed += 1;
+            }
+            None => {
+                operations::finish(&state.db, &op.id, Some("the organization no longer exists"))
+                    .await?
+            }
+        }
+    }
+    Ok(resumed)
 }
 
 #[cfg(test)]
@@ -490,9 +485,5 @@ mod tests {
         assert!(
             check_replicas(3).is_ok() && check_replicas(2).is_err() && check_replicas(9).is_err()
         );
-        assert!(check_tier(TierName::Pro, TierName::Free).is_ok());
-        let e = check_tier(TierName::Free, TierName::Pro).unwrap_err();
-        assert!(matches!(e, Error::PaymentRequired(_)));
-        assert!(e.to_string().contains("needs the pro plan"));
     }
 }

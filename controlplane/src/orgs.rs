@@ -272,7 +272,7 @@ pub async fn change_tier(db: &AnyPool, org_id: &str, tier: TierName) -> Result<O
         )));
     }
     for c in &clusters {
-        crate::clusters::check_tier(tier, c.tier).map_err(|_| {
+        crate::tiers::check_tier(tier, c.tier).map_err(|_| {
             Error::QuotaExceeded(format!(
                 "cluster {} is on the {} tier, above the {} plan; change it first",
                 c.name,

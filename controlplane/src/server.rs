@@ -99,7 +99,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         );
     }
     let state = state(&config).await?;
-    match crate::operations::resume(&state).await {
+    match crate::clusters::resume_operations(&state).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(operations = n, "resumed operations left running"),
         Err(e) => tracing::error!(error = %e, "cannot resume operations left running"),

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::error::{Error, Result};
+
 /// A tier's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -193,6 +195,25 @@ pub fn check_cluster(tier: &Tier, existing: u32, replicas: u32) -> Result<(), Qu
     Ok(())
 }
 
+/// Whether an organization on `plan` may run clusters of `tier`.
+pub fn check_tier(plan: TierName, tier: TierName) -> Result<()> {
+    let rank = |t: TierName| match t {
+        TierName::Free => 0,
+        TierName::Pro => 1,
+        TierName::Enterprise => 2,
+    };
+    if rank(tier) <= rank(plan) {
+        Ok(())
+    } else {
+        Err(Error::PaymentRequired(format!(
+            "a {} cluster needs the {} plan; this organization is on {}",
+            tier.as_str(),
+            tier.as_str(),
+            plan.as_str()
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +292,13 @@ mod tests {
                     .contains(&format!("at most {} replica(s)", t.max_replicas))
             );
         }
+    }
+
+    #[test]
+    fn a_plan_runs_clusters_of_its_tier_and_below() {
+        assert!(check_tier(TierName::Pro, TierName::Free).is_ok());
+        let e = check_tier(TierName::Free, TierName::Pro).unwrap_err();
+        assert!(matches!(e, Error::PaymentRequired(_)));
+        assert!(e.to_string().contains("needs the pro plan"));
     }
 }

@@ -23,21 +23,30 @@ pub const MAX_REQUEST_ID_LEN: usize = 128;
 const MAX_EMAIL_LEN: usize = 254;
 
 /// What extractors and handlers learn about a request that the middleware cannot see: who
-/// acted, and the organization when the path does not name it. Shared by clones.
+/// acted, and the organization (the one the tenant extractor resolved from the path's `{org}`,
+/// or the one acted on when the path names none). Shared by clones.
 #[derive(Debug, Clone, Default)]
-pub struct AuditSlot(Arc<Mutex<Facts>>);
+pub struct AuditSlot(Arc<Mutex<Slot>>);
 
 /// The contents of an [`AuditSlot`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     /// The actor, e.g. `user:<id>`.
     pub actor: Option<String>,
-    /// The organization, when the path does not name it.
+    /// The organization acted on.
     pub org_id: Option<String>,
 }
 
+/// The facts, and whether the tenant extractor has looked up the path's organization (so the
+/// middleware need not, even when it names none).
+#[derive(Debug, Default)]
+struct Slot {
+    facts: Facts,
+    path_org_looked_up: bool,
+}
+
 impl AuditSlot {
-    fn update(&self, f: impl FnOnce(&mut Facts)) {
+    fn update(&self, f: impl FnOnce(&mut Slot)) {
         // A panic elsewhere while holding this lock cannot leave the facts half-written.
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
     }
@@ -47,14 +56,23 @@ impl AuditSlot {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .facts
             .clone()
+    }
+
+    /// Whether the tenant extractor looked up the path's organization.
+    fn path_org_looked_up(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .path_org_looked_up
     }
 
     /// Reports the actor to the request's slot, if the request is audited (a no-op otherwise).
     pub fn note_actor(extensions: &Extensions, actor: impl Into<String>) {
         if let Some(slot) = extensions.get::<AuditSlot>() {
             let actor = actor.into();
-            slot.update(|f| f.actor = Some(actor));
+            slot.update(|s| s.facts.actor = Some(actor));
         }
     }
 
@@ -62,7 +80,20 @@ impl AuditSlot {
     pub fn note_org(extensions: &Extensions, org_id: impl Into<String>) {
         if let Some(slot) = extensions.get::<AuditSlot>() {
             let org_id = org_id.into();
-            slot.update(|f| f.org_id = Some(org_id));
+            slot.update(|s| s.facts.org_id = Some(org_id));
+        }
+    }
+
+    /// Reports what the path's `{org}` names (`None`: no organization), as the tenant
+    /// extractor found it before checking the caller's access.
+    pub fn note_path_org(extensions: &Extensions, org_id: Option<String>) {
+        if let Some(slot) = extensions.get::<AuditSlot>() {
+            slot.update(|s| {
+                s.path_org_looked_up = true;
+                if org_id.is_some() {
+                    s.facts.org_id = org_id;
+                }
+            });
         }
     }
 }
@@ -126,7 +157,9 @@ pub fn attempted_email(email: &str) -> String {
 pub async fn record(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let request_id = request_id(req.headers());
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let span = tracing::info_span!("request", request_id = %request_id);
+    // `org_id` is recorded by the tenant extractor once it has resolved the path's organization.
+    let span =
+        tracing::info_span!("request", request_id = %request_id, org_id = tracing::field::Empty);
     let template = req
         .extensions()
         .get::<MatchedPath>()
@@ -145,24 +178,31 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
     req.extensions_mut().insert(slot.clone());
     let action = format!("{} {template}", req.method());
     let target = req.uri().path().to_string();
-    let source_ip = crate::http::accounts::client_ip(req.extensions()).map(|ip| ip.to_string());
-    let path_org = match org_segment(&template, &target) {
-        Some(reference) => match crate::orgs::find(&state.db, reference).await {
-            Ok(org) => org.map(|o| o.id),
-            Err(e) => {
-                tracing::warn!(parent: &span, error = %e, "cannot resolve the organization of an audited request");
-                None
-            }
+    let source_ip = crate::http::client_ip(req.extensions()).map(|ip| ip.to_string());
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let facts = slot.facts();
+    let org_id = match facts.org_id {
+        Some(org_id) => Some(org_id),
+        // The tenant extractor did not run (a route without it, or a request refused before
+        // it, such as a 401): look the path's organization up here. Organizations are never
+        // deleted or renamed over HTTP, so after the handler it names the same one as before.
+        None if !slot.path_org_looked_up() => match org_segment(&template, &target) {
+            Some(reference) => match crate::orgs::find(&state.db, reference).await {
+                Ok(org) => org.map(|o| o.id),
+                Err(e) => {
+                    tracing::warn!(parent: &span, error = %e, "cannot resolve the organization of an audited request");
+                    None
+                }
+            },
+            None => None,
         },
         None => None,
     };
-    let mut response = next.run(req).instrument(span.clone()).await;
-    let facts = slot.facts();
     let record = Record {
         id: new_id(),
         time: now_ms(),
         actor: facts.actor,
-        org_id: facts.org_id.or(path_org),
+        org_id,
         source_ip,
         action,
         target,
@@ -264,5 +304,21 @@ mod tests {
                 org_id: Some("o1".into())
             }
         );
+    }
+
+    #[test]
+    fn the_tenant_extractors_lookup_spares_the_middleware_its_own() {
+        let slot = AuditSlot::default();
+        let mut extensions = Extensions::new();
+        extensions.insert(slot.clone());
+        assert!(!slot.path_org_looked_up());
+        AuditSlot::note_path_org(&extensions, None);
+        assert!(
+            slot.path_org_looked_up(),
+            "an unknown organization was looked up too"
+        );
+        assert_eq!(slot.facts().org_id, None);
+        AuditSlot::note_path_org(&extensions, Some("o1".into()));
+        assert_eq!(slot.facts().org_id.as_deref(), Some("o1"));
     }
 }

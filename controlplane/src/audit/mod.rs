@@ -10,8 +10,10 @@
 //! extractor, or `email:<address>` for a sign-up or login attempt that did not succeed; handlers
 //! report it (and an organization not in the path) through the request's [`AuditSlot`].
 //! Passwords, tokens and request bodies are never recorded. The organization is the one the
-//! path's `{org}` names (resolved before the handler, so a deleted organization keeps its
-//! events); an outsider's refused attempt on an organization is in that organization's log.
+//! path's `{org}` names, as the tenant extractor ([`OrgAccess`](crate::http::principal::OrgAccess))
+//! found it before checking the caller's access (the middleware looks it up itself only when
+//! the extractor did not run, e.g. for a 401 or a route without it); an outsider's refused
+//! attempt on an organization is in that organization's log.
 //!
 //! # Failure policy
 //! The event is appended after the handler, in a task of its own (a client hanging up cannot

@@ -17,7 +17,7 @@ use crate::accounts::{self, BAD_LOGIN, LoginRequest, SignupRequest};
 use crate::audit::AuditSlot;
 use crate::audit::middleware::attempted_email;
 use crate::error::Error;
-use crate::http::accounts::client_ip;
+use crate::http::client_ip;
 use crate::state::AppState;
 use crate::tiers::{self, TierName};
 

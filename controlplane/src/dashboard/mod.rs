@@ -18,7 +18,6 @@ mod assets;
 mod audit;
 mod auth;
 pub mod chart;
-mod cluster_changes;
 mod clusters;
 mod connect;
 mod members;
@@ -63,14 +62,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/orgs/{org}/clusters/{id}/backups", post(clusters::backup))
         .route("/orgs/{org}/clusters/{id}/restore", post(clusters::restore))
-        .route(
-            "/orgs/{org}/clusters/{id}/settings",
-            post(cluster_changes::update),
-        )
-        .route(
-            "/orgs/{org}/clusters/{id}/delete",
-            post(cluster_changes::delete),
-        )
+        .route("/orgs/{org}/clusters/{id}/settings", post(clusters::update))
+        .route("/orgs/{org}/clusters/{id}/delete", post(clusters::delete))
         .route("/orgs/{org}/tokens", get(tokens::list).post(tokens::create))
         .route("/orgs/{org}/tokens/{id}/revoke", post(tokens::revoke))
         .route("/orgs/{org}/plan", get(orgs::plan).post(orgs::set_plan))

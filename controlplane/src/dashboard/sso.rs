@@ -326,7 +326,7 @@ pub async fn link(
         &state,
         &ctx.access,
         &user.claims.sub,
-        crate::http::accounts::client_ip(&extensions),
+        crate::http::client_ip(&extensions),
     )
     .await?;
     let cookie = crate::http::sso::binding_cookie(&user.visitor.policy, &started.binding);

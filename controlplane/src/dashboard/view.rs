@@ -114,6 +114,8 @@ impl OrgContext {
             })?;
         current.organization.check_active()?;
         crate::http::principal::check_scope(&user.claims, &current.organization)?;
+        // The tenant of the request, as the API's extractor records it.
+        tracing::Span::current().record("org_id", current.organization.id.as_str());
         let nav = |m: &orgs::OrgWithRole| OrgNav {
             slug: m.organization.slug.clone(),
             name: m.organization.name.clone(),

@@ -1,28 +1,19 @@
 //! Sign-up, login, token refresh, logout and the current user.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{Extensions, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Json;
 use super::principal::Principal;
+use super::{Json, client_ip};
 use crate::accounts::{self, LoginRequest, SignupRequest, SignupResponse, Tokens, User};
 use crate::audit::AuditSlot;
 use crate::audit::middleware::attempted_email as audit_email;
 use crate::error::{Error, Result};
 use crate::orgs::{self, OrgWithRole};
 use crate::state::AppState;
-
-/// The client's address, when the server was started with connection info.
-pub fn client_ip(extensions: &Extensions) -> Option<std::net::IpAddr> {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-}
 
 /// Creates an account and its organization, and logs in.
 #[utoipa::path(post, path = "/api/v1/signup", request_body = SignupRequest,

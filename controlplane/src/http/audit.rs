@@ -3,14 +3,14 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyPool;
 use utoipa::{IntoParams, ToSchema};
 
-use super::principal::{OrgAccess, Principal};
+use super::principal::OrgAccess;
 use crate::audit::digest::{self, TrustedKeys};
 use crate::audit::export::{self, ExportHeader, ExportLine};
 use crate::audit::store::{self, Direction};
@@ -68,13 +68,6 @@ fn query(q: std::result::Result<Query<AuditQuery>, QueryRejection>) -> Result<Au
         .map_err(|e| Error::BadRequest(format!("invalid query: {}", e.body_text())))
 }
 
-/// The organization of the path, for an admin of it.
-async fn admin_of(state: &AppState, principal: &Principal, org: &str) -> Result<OrgAccess> {
-    let access = OrgAccess::resolve(state, principal, org).await?;
-    access.require(Role::Admin)?;
-    Ok(access)
-}
-
 /// A page of events, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
@@ -89,11 +82,10 @@ pub struct AuditPage {
     responses((status = 200, body = AuditPage), (status = 400), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     q: std::result::Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<axum::Json<AuditPage>> {
-    let access = admin_of(&state, &principal, &org).await?;
+    access.require(Role::Admin)?;
     let q = query(q)?;
     let filter = q.filter()?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -221,11 +213,10 @@ impl ExportStream {
     security(("bearer" = [])))]
 pub async fn export(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     q: std::result::Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response> {
-    let access = admin_of(&state, &principal, &org).await?;
+    access.require(Role::Admin)?;
     let q = query(q)?;
     if q.cursor.is_some() || q.limit.is_some() {
         return Err(Error::BadRequest(
@@ -278,10 +269,9 @@ pub async fn export(
     responses((status = 200, body = Verification), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
 ) -> Result<axum::Json<Verification>> {
-    let access = admin_of(&state, &principal, &org).await?;
+    access.require(Role::Admin)?;
     let keys = TrustedKeys::new([state.sessions.key_pair().signing.verifying_key()]);
     Ok(axum::Json(
         verify::verify(&state.db, &Scope::Org(access.org.id), Some(keys)).await?,

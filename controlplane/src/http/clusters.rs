@@ -31,11 +31,9 @@ pub struct ClusterWithOperation {
     responses((status = 200, body = Page<Cluster>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     super::Query(query): super::Query<crate::pagination::PageQuery>,
 ) -> Result<axum::Json<Page<Cluster>>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let (limit, after) = query.parse()?;
     let items = clusters::page(&state.db, &access.org.id, &after, limit).await?;
     Ok(axum::Json(Page::from_fetched(items, limit, |c| {
@@ -51,12 +49,10 @@ pub async fn list(
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
     body: LateJson<CreateCluster>,
 ) -> Result<impl IntoResponse> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Member)?;
     let req = body.parse()?;
     let key = idempotency_key(&headers)?;
@@ -79,12 +75,11 @@ pub async fn create(
     security(("bearer" = [])))]
 pub async fn restore(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: LateJson<crate::restores::RestoreCluster>,
 ) -> Result<impl IntoResponse> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Member)?;
     let source = clusters::get(&state.db, &access.org.id, &id).await?;
     let req = body.parse()?;
@@ -176,9 +171,9 @@ pub struct ClusterDetail {
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
 ) -> Result<axum::Json<ClusterDetail>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
     let connection = match &cluster.endpoint {
         Some(endpoint) => {
@@ -220,11 +215,10 @@ pub async fn get(
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
     body: LateJson<UpdateCluster>,
 ) -> Result<impl IntoResponse> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Member)?;
     // Another tenant's cluster is "not found" whatever the body says.
     clusters::get(&state.db, &access.org.id, &id).await?;
@@ -241,10 +235,9 @@ pub async fn update(
     responses((status = 202, body = Operation), (status = 403), (status = 423)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
     let operation = clusters::delete(&state, &access.org, &id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(operation)))
@@ -256,10 +249,10 @@ pub async fn delete(
 pub async fn data_token(
     State(state): State<AppState>,
     principal: Principal,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
     body: LateJson<DataTokenRequest>,
 ) -> Result<impl IntoResponse> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
     let req = body.parse()?;
     let token =
@@ -278,9 +271,9 @@ fn token_owner(access: &OrgAccess, principal: &Principal) -> Option<String> {
 pub async fn list_data_tokens(
     State(state): State<AppState>,
     principal: Principal,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
 ) -> Result<axum::Json<Vec<DataTokenInfo>>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
     let owner = token_owner(&access, &principal);
     Ok(axum::Json(
@@ -296,9 +289,9 @@ pub async fn list_data_tokens(
 pub async fn revoke_data_token(
     State(state): State<AppState>,
     principal: Principal,
-    Path((org, id, token)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_org, id, token)): Path<(String, String, String)>,
 ) -> Result<axum::Json<DataTokenInfo>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
     let owner = token_owner(&access, &principal);
     let revoked = data_tokens::store::revoke(
@@ -336,10 +329,9 @@ pub async fn revocations(
     security(("bearer" = [])))]
 pub async fn create_backup(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Member)?;
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
     let backup = crate::backups::take(&state, &cluster).await?;
@@ -353,10 +345,9 @@ pub async fn create_backup(
     security(("bearer" = [])))]
 pub async fn verify_backup(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
 ) -> Result<axum::Json<crate::backups::Verification>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Member)?;
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
     Ok(axum::Json(crate::backups::verify(&state, &cluster).await?))
@@ -368,10 +359,9 @@ pub async fn verify_backup(
     security(("bearer" = [])))]
 pub async fn list_backups(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
 ) -> Result<axum::Json<crate::backups::BackupList>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
     Ok(axum::Json(crate::backups::list(&state, &cluster).await?))
 }
@@ -409,11 +399,9 @@ pub struct UsageQuery {
     responses((status = 200, body = Vec<crate::usage::ClusterUsage>)), security(("bearer" = [])))]
 pub async fn usage(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     super::Query(query): super::Query<UsageQuery>,
 ) -> Result<axum::Json<Vec<crate::usage::ClusterUsage>>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let since = query
         .since
         .unwrap_or_else(|| crate::db::now_ms() - 24 * 3600 * 1000);

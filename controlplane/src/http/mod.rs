@@ -129,6 +129,13 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The client's address, when the server was started with connection info.
+pub fn client_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(addr)| addr.ip())
+}
+
 /// A JSON body whose rejections are our `{"error": ...}` 400s instead of axum's plain text.
 pub struct Json<T>(pub T);
 
@@ -282,6 +289,14 @@ where
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+/// The OpenAPI document as committed in `controlplane/openapi.json`: pretty JSON with a final
+/// newline (`tests/openapi.rs` fails when the two differ).
+pub fn openapi_json() -> Result<String, serde_json::Error> {
+    let mut json = serde_json::to_string_pretty(&ApiDoc::openapi())?;
+    json.push('\n');
+    Ok(json)
+}
 
 /// Declares the bearer scheme every authenticated operation uses.
 struct BearerAuth;

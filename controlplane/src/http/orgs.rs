@@ -18,12 +18,7 @@ use crate::state::AppState;
 /// An organization the caller belongs to.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}", params(("org" = String, Path, description = "id or slug")),
     responses((status = 200, body = Organization), (status = 404)), security(("bearer" = [])))]
-pub async fn get_org(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
-) -> Result<axum::Json<Organization>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
+pub async fn get_org(access: OrgAccess) -> Result<axum::Json<Organization>> {
     Ok(axum::Json(access.org))
 }
 
@@ -39,11 +34,9 @@ pub struct PlanChange {
     responses((status = 200, body = Organization), (status = 402), (status = 403)), security(("bearer" = [])))]
 pub async fn set_plan(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     body: LateJson<PlanChange>,
 ) -> Result<axum::Json<Organization>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Owner)?;
     let change = body.parse()?;
     Ok(axum::Json(
@@ -56,11 +49,9 @@ pub async fn set_plan(
     responses((status = 200, body = Page<Member>), (status = 404)), security(("bearer" = [])))]
 pub async fn list_members(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     super::Query(query): super::Query<crate::pagination::PageQuery>,
 ) -> Result<axum::Json<Page<Member>>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let (limit, after) = query.parse()?;
     let items = orgs::members(&state.db, &access.org.id, &after, limit).await?;
     Ok(axum::Json(Page::from_fetched(items, limit, |m| {
@@ -80,11 +71,10 @@ pub struct RoleChange {
     request_body = RoleChange, responses((status = 204), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn set_member_role(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, user)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, user)): Path<(String, String)>,
     body: LateJson<RoleChange>,
 ) -> Result<StatusCode> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
     // Someone outside the organization is "not found" whatever the body says.
     if orgs::role_of(&state.db, &access.org.id, &user)
@@ -104,9 +94,9 @@ pub async fn set_member_role(
 pub async fn remove_member(
     State(state): State<AppState>,
     principal: Principal,
-    Path((org, user)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, user)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     if principal.user_id().ok() != Some(user.as_str()) {
         access.require(Role::Admin)?;
     }
@@ -119,11 +109,9 @@ pub async fn remove_member(
     responses((status = 200, body = Page<Invitation>)), security(("bearer" = [])))]
 pub async fn list_invitations(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     super::Query(query): super::Query<crate::pagination::PageQuery>,
 ) -> Result<axum::Json<Page<Invitation>>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
     let (limit, after) = query.parse()?;
     let items = orgs::invitations(&state.db, &access.org.id, &after, limit).await?;
@@ -147,10 +135,9 @@ pub struct InviteRequest {
 pub async fn invite(
     State(state): State<AppState>,
     principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     body: LateJson<InviteRequest>,
 ) -> Result<impl IntoResponse> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
     let req = body.parse()?;
     let invitation = orgs::invite(

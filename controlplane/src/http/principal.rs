@@ -1,9 +1,18 @@
 //! Who is calling: a user with a session token or an organization's API token, from
 //! `Authorization: Bearer`; and what they may do in the organization named in the path.
+//!
+//! Both are extractors, so a handler states what it needs in its signature. The principal is
+//! verified once per request (the tenant extractor and the handler share it). The tenant,
+//! [`OrgAccess`], is resolved from the path's `{org}` before the handler reads the body, reported
+//! to the audit middleware (which then does not look the organization up again), and recorded as
+//! `org_id` on the request's span.
 
-use axum::extract::FromRequestParts;
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 
 use crate::accounts;
 use crate::api_tokens;
@@ -56,6 +65,19 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        // One verification (and revocation lookup) per request, however many extractors ask.
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let principal = Principal::authenticate(parts, state).await?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+impl Principal {
+    /// Verifies the bearer token of the request and reports the actor to the audit log.
+    async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -118,10 +140,21 @@ impl OrgAccess {
         principal: &Principal,
         org_ref: &str,
     ) -> Result<OrgAccess> {
+        Self::resolve_then(state, principal, org_ref, |_| {}).await
+    }
+
+    /// [`OrgAccess::resolve`], telling `found` what the reference names (before the caller's
+    /// access is checked: an outsider's refused attempt still names the organization).
+    async fn resolve_then(
+        state: &AppState,
+        principal: &Principal,
+        org_ref: &str,
+        found: impl FnOnce(Option<&Organization>),
+    ) -> Result<OrgAccess> {
         let not_found = || Error::NotFound(format!("no organization {org_ref:?}"));
-        let org = orgs::find(&state.db, org_ref)
-            .await?
-            .ok_or_else(not_found)?;
+        let org = orgs::find(&state.db, org_ref).await?;
+        found(org.as_ref());
+        let org = org.ok_or_else(not_found)?;
         let role = match principal {
             Principal::User { claims } => {
                 let role = orgs::role_of(&state.db, &org.id, &claims.sub)
@@ -149,5 +182,63 @@ impl OrgAccess {
                 need.as_str()
             )))
         }
+    }
+
+    /// The extractor's work: the principal (401), the path (its rejection), `admit` on the
+    /// principal (a route's own refusal, e.g. of API tokens), then the organization of `{org}` —
+    /// in the order the handlers checked them by hand, and before the body is read.
+    pub async fn extract(
+        parts: &mut Parts,
+        state: &AppState,
+        admit: impl FnOnce(&Principal) -> Result<()>,
+    ) -> std::result::Result<OrgAccess, Response> {
+        let principal = Principal::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        admit(&principal).map_err(IntoResponse::into_response)?;
+        let org_ref = params.get("org").ok_or_else(|| {
+            Error::Internal("the organization extractor is on a route without {org}".into())
+                .into_response()
+        })?;
+        let extensions = &parts.extensions;
+        let access = Self::resolve_then(state, &principal, org_ref, |org| {
+            crate::audit::AuditSlot::note_path_org(extensions, org.map(|o| o.id.clone()));
+        })
+        .await
+        .map_err(IntoResponse::into_response)?;
+        tracing::Span::current().record("org_id", access.org.id.as_str());
+        Ok(access)
+    }
+}
+
+/// Resolves the path's `{org}` for any caller of it (user session or API token).
+impl FromRequestParts<AppState> for OrgAccess {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, Response> {
+        OrgAccess::extract(parts, state, |_| Ok(())).await
+    }
+}
+
+/// The path's organization for a user's own session: an API token gets 403 before the
+/// organization is looked up.
+pub struct UserAccess(pub OrgAccess);
+
+impl FromRequestParts<AppState> for UserAccess {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, Response> {
+        OrgAccess::extract(parts, state, |p| p.user_id().map(drop))
+            .await
+            .map(UserAccess)
     }
 }

@@ -3,15 +3,16 @@
 //! assertion consumer service).
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::LateJson;
-use super::accounts::client_ip;
-use super::principal::{OrgAccess, Principal};
+use super::client_ip;
+use super::principal::{OrgAccess, Principal, UserAccess};
 use crate::auth::Role;
 use crate::dashboard::session::CookiePolicy;
 use crate::error::{Error, Result};
@@ -33,16 +34,29 @@ pub fn binding_cookie(policy: &CookiePolicy, value: &str) -> cookie::Cookie<'sta
     c
 }
 
-/// An owner's access to `org` with a user session (API tokens cannot manage SSO).
-async fn owner(state: &AppState, principal: &Principal, org: &str) -> Result<OrgAccess> {
-    principal
-        .user_id()
-        .map_err(|_| Error::from(sso::SsoError::OwnerOnly))?;
-    let access = OrgAccess::resolve(state, principal, org).await?;
-    if access.role != Role::Owner {
-        return Err(sso::SsoError::OwnerOnly.into());
+/// An owner's access to the path's organization with a user session (API tokens cannot manage
+/// SSO): both refusals are 403 `OwnerOnly`, and an API token's comes before the lookup.
+pub struct Owner(pub OrgAccess);
+
+impl FromRequestParts<AppState> for Owner {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, Response> {
+        let access = OrgAccess::extract(parts, state, |principal| {
+            principal
+                .user_id()
+                .map(drop)
+                .map_err(|_| Error::from(sso::SsoError::OwnerOnly))
+        })
+        .await?;
+        if access.role != Role::Owner {
+            return Err(Error::from(sso::SsoError::OwnerOnly).into_response());
+        }
+        Ok(Owner(access))
     }
-    Ok(access)
 }
 
 /// A redirect to the IdP that also sets the login's binding cookie.
@@ -68,10 +82,8 @@ fn to_idp(state: &AppState, started: &sso::StartedLogin, status: StatusCode) -> 
     responses((status = 200, body = SsoConfig), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn get_config(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
 ) -> Result<axum::Json<SsoConfig>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
     Ok(axum::Json(
         sso::config(&state.db, &access.org, &state.public_url).await?,
@@ -85,11 +97,9 @@ pub async fn get_config(
     security(("bearer" = [])))]
 pub async fn put_config(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    Owner(access): Owner,
     body: LateJson<SsoSettings>,
 ) -> Result<axum::Json<SsoConfig>> {
-    let access = owner(&state, &principal, &org).await?;
     let settings = body.parse()?;
     let config = sso::configure(
         &state.db,
@@ -170,11 +180,10 @@ pub struct LinkStart {
 pub async fn start_link(
     State(state): State<AppState>,
     principal: Principal,
-    Path(org): Path<String>,
+    UserAccess(access): UserAccess,
     extensions: axum::http::Extensions,
 ) -> Result<Response> {
     let user_id = principal.user_id()?.to_string();
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     let started = start_link_for(&state, &access, &user_id, client_ip(&extensions)).await?;
     let mut response = to_idp(&state, &started, StatusCode::OK)?;
     response.headers_mut().remove(header::LOCATION);
@@ -223,10 +232,8 @@ pub async fn start_link_for(
     responses((status = 200, body = [Domain]), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn list_domains(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    Owner(access): Owner,
 ) -> Result<axum::Json<Vec<Domain>>> {
-    let access = owner(&state, &principal, &org).await?;
     Ok(axum::Json(domains::list(&state.db, &access.org.id).await?))
 }
 
@@ -236,11 +243,9 @@ pub async fn list_domains(
     responses((status = 201, body = Domain), (status = 400), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn add_domain(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    Owner(access): Owner,
     body: LateJson<AddDomain>,
 ) -> Result<(StatusCode, axum::Json<Domain>)> {
-    let access = owner(&state, &principal, &org).await?;
     let req = body.parse()?;
     let domain = domains::add(&state.db, &access.org.id, &req.domain).await?;
     Ok((StatusCode::CREATED, axum::Json(domain)))
@@ -254,10 +259,9 @@ pub async fn add_domain(
     security(("bearer" = [])))]
 pub async fn verify_domain(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, domain)): Path<(String, String)>,
+    Owner(access): Owner,
+    Path((_org, domain)): Path<(String, String)>,
 ) -> Result<axum::Json<Domain>> {
-    let access = owner(&state, &principal, &org).await?;
     Ok(axum::Json(
         domains::verify_by_dns(&state.db, &state.sso.dns, &access.org.id, &domain).await?,
     ))
@@ -269,10 +273,9 @@ pub async fn verify_domain(
     responses((status = 204), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn remove_domain(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, domain)): Path<(String, String)>,
+    Owner(access): Owner,
+    Path((_org, domain)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let access = owner(&state, &principal, &org).await?;
     domains::remove(&state.db, &access.org.id, &domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,11 +17,9 @@ use crate::state::AppState;
     responses((status = 200, body = Page<ApiToken>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     super::Query(query): super::Query<crate::pagination::PageQuery>,
 ) -> Result<axum::Json<Page<ApiToken>>> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
     let (limit, after) = query.parse()?;
     let items = api_tokens::list(&state.db, &access.org.id, &after, limit).await?;
@@ -39,10 +37,9 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
-    Path(org): Path<String>,
+    access: OrgAccess,
     body: LateJson<CreateToken>,
 ) -> Result<impl IntoResponse> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
     let req = body.parse()?;
     let token = api_tokens::create(
@@ -61,10 +58,9 @@ pub async fn create(
     responses((status = 204), (status = 404)), security(("bearer" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let access = OrgAccess::resolve(&state, &principal, &org).await?;
     access.require(Role::Admin)?;
     api_tokens::revoke(&state.db, &access.org.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,32 +1,30 @@
-//! Clusters: the list with status badges, the create form with the plan's limits and remaining
-//! quota, and a cluster's page with its connection snippet, data-plane tokens, backups with the
-//! recoverable window, and the restore form. Changing and deleting a cluster are in
-//! [`super::cluster_changes`].
+//! The clusters' pages (GET, rendering templates): the list with status badges, the create form
+//! with the plan's limits and remaining quota, and a cluster's page with its connection snippet,
+//! data-plane tokens, backups with the recoverable window, usage charts, and the restore, settings
+//! and delete forms. The POST handlers ([`super::actions`], [`super::changes`]) render these
+//! pages again with what they brought.
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect};
 use koru_dataplane::auth::Scope;
-use serde::Deserialize;
 
-use super::chart::Chart;
-use super::cluster_changes::SettingsForm;
-use super::connect;
-use super::session::{Flash, SignedIn, with_cookies};
-use super::view::{self, Layout, OrgContext};
-use super::{PageError, PageResult, render};
 use crate::auth::Role;
 use crate::backups;
-use crate::clusters::{self, Cluster, CreateCluster, DEFAULT_REGION};
+use crate::clusters::{self, Cluster, DEFAULT_REGION};
+use crate::dashboard::chart::Chart;
+use crate::dashboard::connect;
+use crate::dashboard::session::SignedIn;
+use crate::dashboard::view::{self, Layout, OrgContext};
+use crate::dashboard::{PageError, PageResult, render};
 use crate::data_tokens::{self, DataToken, DataTokenRequest};
 use crate::error::Error;
 use crate::operations;
-use crate::restores::{self, RestoreCluster};
 use crate::state::AppState;
 use crate::tiers::{self, TierName};
 use crate::usage;
+
+use super::{ClusterForm, RestoreForm, SettingsForm, cluster_href};
 
 /// Lifetime of the read token on a cluster's page, as in the API's cluster detail.
 const PAGE_TOKEN_TTL_SECS: u64 = 15 * 60;
@@ -34,12 +32,6 @@ const PAGE_TOKEN_TTL_SECS: u64 = 15 * 60;
 const BACKUP_LIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How far back the usage charts reach.
 const USAGE_WINDOW_MS: i64 = 24 * 3600 * 1000;
-
-/// The path of a cluster's page: by name, or by id for a cluster named like the `new` page.
-pub(super) fn cluster_href(slug: &str, c: &Cluster) -> String {
-    let id = if c.name == "new" { &c.id } else { &c.name };
-    format!("/orgs/{slug}/clusters/{id}")
-}
 
 /// A cluster in the list.
 struct ClusterRow {
@@ -135,19 +127,6 @@ struct TierOption {
     allowed: bool,
 }
 
-/// What the create form holds.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ClusterForm {
-    name: String,
-    tier: String,
-    #[serde(default)]
-    region: String,
-    replicas: u32,
-    /// Makes a double submission create one cluster.
-    #[serde(default)]
-    idempotency_key: String,
-}
-
 #[derive(Template)]
 #[template(path = "cluster_new.html")]
 struct NewPage {
@@ -161,7 +140,7 @@ struct NewPage {
     is_owner: bool,
 }
 
-async fn new_page(
+pub(super) async fn new_page(
     state: &AppState,
     ctx: OrgContext,
     form: ClusterForm,
@@ -193,7 +172,7 @@ fn tier_options(plan: TierName) -> Vec<TierOption> {
             ops: view::number(t.max_ops_per_sec),
             max_replicas: t.max_replicas,
             retention: t.backup_retention_days,
-            allowed: clusters::check_tier(plan, t.name).is_ok(),
+            allowed: crate::tiers::check_tier(plan, t.name).is_ok(),
         })
         .collect()
 }
@@ -213,90 +192,6 @@ pub async fn new(
         idempotency_key: crate::db::new_id(),
     };
     new_page(&state, ctx, form, StatusCode::OK, None).await
-}
-
-/// `POST /orgs/{org}/clusters`: creates the cluster (member) and goes to its page.
-pub async fn create(
-    State(state): State<AppState>,
-    user: SignedIn,
-    Path(org): Path<String>,
-    Form(form): Form<ClusterForm>,
-) -> PageResult {
-    let ctx = OrgContext::load(&state, &user, &org, "New cluster", "clusters").await?;
-    match try_create(&state, &ctx, &form).await {
-        Ok(cluster) => {
-            let flash = Flash::cookie(
-                &user.visitor.policy,
-                false,
-                &format!(
-                    "Cluster {} is being created; this page follows its progress.",
-                    cluster.name
-                ),
-            );
-            let to = cluster_href(ctx.slug(), &cluster);
-            Ok(with_cookies(Redirect::to(&to).into_response(), vec![flash]))
-        }
-        Err(e @ (Error::Database(_) | Error::Internal(_))) => Err(e.into()),
-        Err(e) => {
-            let (status, _) = e.status_and_code();
-            let error = Some(view::sentence(&e.to_string()));
-            new_page(&state, ctx, form, status, error).await
-        }
-    }
-}
-
-/// A form's idempotency key, when it carries a usable one.
-fn form_key(raw: &str) -> Option<&str> {
-    Some(raw).filter(|k| (1..=200).contains(&k.len()))
-}
-
-/// The cluster an earlier submission with the same idempotency key made, if there was one: a
-/// form sent twice (a double click, a reload) makes one cluster.
-async fn replayed(
-    state: &AppState,
-    org_id: &str,
-    key: Option<&str>,
-) -> Result<Option<Cluster>, Error> {
-    let Some(key) = key else {
-        return Ok(None);
-    };
-    match operations::by_idempotency_key(&state.db, org_id, key).await? {
-        Some(done) => Ok(Some(
-            clusters::get(&state.db, org_id, &done.cluster_id).await?,
-        )),
-        None => Ok(None),
-    }
-}
-
-async fn try_create(
-    state: &AppState,
-    ctx: &OrgContext,
-    form: &ClusterForm,
-) -> Result<Cluster, Error> {
-    ctx.access.require(Role::Member)?;
-    let org = &ctx.access.org;
-    let key = form_key(&form.idempotency_key);
-    if let Some(done) = replayed(state, &org.id, key).await? {
-        return Ok(done);
-    }
-    let tier = TierName::parse(&form.tier)
-        .ok_or_else(|| Error::BadRequest(format!("there is no tier {:?}", form.tier)))?;
-    let region = form.region.trim();
-    let request = CreateCluster {
-        name: form.name.trim().to_string(),
-        tier: Some(tier),
-        region: Some(
-            if region.is_empty() {
-                DEFAULT_REGION
-            } else {
-                region
-            }
-            .to_string(),
-        ),
-        replicas: Some(form.replicas),
-    };
-    let (cluster, _) = clusters::create(state, org, &request, None, key).await?;
-    Ok(cluster)
 }
 
 /// How to reach a cluster, with a token.
@@ -325,18 +220,6 @@ struct Backups {
     /// The latest restorable moment as RFC 3339, the restore form's default.
     latest_raw: String,
     drill: Option<String>,
-}
-
-/// The restore form, as submitted (or its defaults).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct RestoreForm {
-    name: String,
-    #[serde(default)]
-    target_time: String,
-    #[serde(default)]
-    backup_id: String,
-    #[serde(default)]
-    idempotency_key: String,
 }
 
 #[derive(Template)]
@@ -377,15 +260,15 @@ struct DetailPage {
 /// What a POST on a cluster's page brings to it.
 #[derive(Default)]
 pub(super) struct Outcome {
-    issued: Option<DataToken>,
-    token_error: Option<String>,
-    restore: Option<RestoreForm>,
-    restore_error: Option<String>,
+    pub(super) issued: Option<DataToken>,
+    pub(super) token_error: Option<String>,
+    pub(super) restore: Option<RestoreForm>,
+    pub(super) restore_error: Option<String>,
     /// The settings form as submitted, and why it was refused.
-    settings: Option<SettingsForm>,
-    settings_error: Option<String>,
+    pub(super) settings: Option<SettingsForm>,
+    pub(super) settings_error: Option<String>,
     /// Why the deletion was refused.
-    delete_error: Option<String>,
+    pub(super) delete_error: Option<String>,
 }
 
 impl Outcome {
@@ -546,7 +429,8 @@ fn restore_name(name: &str) -> String {
     format!("{}-restore", base.trim_end_matches('-'))
 }
 
-async fn issue(
+/// A data-plane token for `cluster` issued to the page's user.
+pub(super) async fn issue(
     state: &AppState,
     ctx: &OrgContext,
     cluster: &Cluster,
@@ -644,145 +528,6 @@ pub async fn detail(
     let ctx = OrgContext::load(&state, &user, &org, &id, "clusters").await?;
     let cluster = clusters::get(&state.db, &ctx.access.org.id, &id).await?;
     detail_page(&state, ctx, cluster, StatusCode::OK, Outcome::default()).await
-}
-
-/// The data-token form.
-#[derive(Debug, Deserialize)]
-pub struct TokenForm {
-    scope: String,
-    ttl_secs: u64,
-}
-
-/// `POST /orgs/{org}/clusters/{id}/data-tokens`: the cluster's page with a token of the chosen
-/// scope and lifetime in its snippet.
-pub async fn data_token(
-    State(state): State<AppState>,
-    user: SignedIn,
-    Path((org, id)): Path<(String, String)>,
-    Form(form): Form<TokenForm>,
-) -> PageResult {
-    let ctx = OrgContext::load(&state, &user, &org, &id, "clusters").await?;
-    let cluster = clusters::get(&state.db, &ctx.access.org.id, &id).await?;
-    let scope = match form.scope.as_str() {
-        "read" => Ok(Scope::Read),
-        "write" => Ok(Scope::Write),
-        "admin" => Ok(Scope::Admin),
-        other => Err(Error::BadRequest(format!("there is no scope {other:?}"))),
-    };
-    let issued = match scope {
-        Ok(s) => issue(&state, &ctx, &cluster, s, form.ttl_secs).await,
-        Err(e) => Err(e),
-    };
-    let (status, outcome) = match issued {
-        Ok(token) => (
-            StatusCode::CREATED,
-            Outcome {
-                issued: Some(token),
-                ..Outcome::default()
-            },
-        ),
-        Err(e) => (
-            e.status_and_code().0,
-            Outcome {
-                token_error: Some(view::sentence(&e.to_string())),
-                ..Outcome::default()
-            },
-        ),
-    };
-    detail_page(&state, ctx, cluster, status, outcome).await
-}
-
-/// `POST /orgs/{org}/clusters/{id}/backups`: takes a base backup now (member).
-pub async fn backup(
-    State(state): State<AppState>,
-    user: SignedIn,
-    Path((org, id)): Path<(String, String)>,
-) -> PageResult {
-    let ctx = OrgContext::load(&state, &user, &org, &id, "clusters").await?;
-    let cluster = clusters::get(&state.db, &ctx.access.org.id, &id).await?;
-    let taken = match ctx.access.require(Role::Member) {
-        Ok(()) => backups::take(&state, &cluster).await,
-        Err(e) => Err(e),
-    };
-    let flash = match taken {
-        Ok(b) => format!(
-            "Backup {} taken: it covers everything written up to {}.",
-            b.id,
-            b.last_time
-                .as_deref()
-                .map(view::rfc3339)
-                .unwrap_or_else(|| "now".into())
-        ),
-        Err(e @ (Error::Database(_) | Error::Internal(_))) => return Err(e.into()),
-        Err(e) => format!("No backup was taken. {}", view::sentence(&e.to_string())),
-    };
-    let error = flash.starts_with("No backup");
-    let cookie = Flash::cookie(&user.visitor.policy, error, &flash);
-    let to = format!("{}#backups", cluster_href(ctx.slug(), &cluster));
-    Ok(with_cookies(
-        Redirect::to(&to).into_response(),
-        vec![cookie],
-    ))
-}
-
-/// `POST /orgs/{org}/clusters/{id}/restore`: restores the cluster's backups into a new cluster as
-/// of the chosen moment (member), as `POST …/restore` does, and goes to the new cluster's page.
-pub async fn restore(
-    State(state): State<AppState>,
-    user: SignedIn,
-    Path((org, id)): Path<(String, String)>,
-    Form(form): Form<RestoreForm>,
-) -> PageResult {
-    let ctx = OrgContext::load(&state, &user, &org, &id, "clusters").await?;
-    let source = clusters::get(&state.db, &ctx.access.org.id, &id).await?;
-    match try_restore(&state, &ctx, &source, &form).await {
-        Ok(created) => {
-            let flash = Flash::cookie(
-                &user.visitor.policy,
-                false,
-                &format!(
-                    "Cluster {} is being restored from {}; this page follows its progress.",
-                    created.name, source.name
-                ),
-            );
-            let to = cluster_href(ctx.slug(), &created);
-            Ok(with_cookies(Redirect::to(&to).into_response(), vec![flash]))
-        }
-        Err(e @ (Error::Database(_) | Error::Internal(_))) => Err(e.into()),
-        Err(e) => {
-            let outcome = Outcome {
-                restore_error: Some(view::sentence(&e.to_string())),
-                restore: Some(form),
-                ..Outcome::default()
-            };
-            detail_page(&state, ctx, source, e.status_and_code().0, outcome).await
-        }
-    }
-}
-
-async fn try_restore(
-    state: &AppState,
-    ctx: &OrgContext,
-    source: &Cluster,
-    form: &RestoreForm,
-) -> Result<Cluster, Error> {
-    ctx.access.require(Role::Member)?;
-    let org = &ctx.access.org;
-    let key = form_key(&form.idempotency_key);
-    if let Some(done) = replayed(state, &org.id, key).await? {
-        return Ok(done);
-    }
-    let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let request = RestoreCluster {
-        name: form.name.trim().to_string(),
-        target_time: text(&form.target_time),
-        backup_id: text(&form.backup_id),
-        tier: None,
-        region: None,
-        replicas: None,
-    };
-    let (created, _) = restores::start(state, org, source, &request, key).await?;
-    Ok(created)
 }
 
 #[cfg(test)]

@@ -1,21 +1,18 @@
-//! Asynchronous operations on clusters: recorded first, carried out by a background task that
-//! drives the provisioner, and readable at `GET /api/v1/operations/{id}`.
+//! Asynchronous operations on clusters: their records, readable at `GET /api/v1/operations/{id}`.
+//! They are recorded first and carried out by a background task, the [`runner`].
 //!
 //! Each step is idempotent (the provisioner's `apply` and `delete` are), so an operation left
 //! running by a stopped control plane is simply run again at start-up.
 
-use std::time::Duration;
+pub mod runner;
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 use utoipa::ToSchema;
 
-use crate::clusters;
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
-use crate::orgs::{self, Organization};
-use crate::state::AppState;
 
 /// What an operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -172,7 +169,18 @@ pub async fn by_idempotency_key(
     row.as_ref().map(operation).transpose()
 }
 
-async fn finish(db: &AnyPool, id: &str, error: Option<&str>) -> Result<()> {
+/// The operations still running, as a stopped control plane may have left them.
+pub async fn running(db: &AnyPool) -> Result<Vec<Operation>> {
+    let rows = sqlx::query(
+        "SELECT id, org_id, cluster_id, kind, status, error, created_at, finished_at FROM operations WHERE status = 'running'",
+    )
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(operation).collect()
+}
+
+/// Records the end of an operation: succeeded, or failed with `error`.
+pub async fn finish(db: &AnyPool, id: &str, error: Option<&str>) -> Result<()> {
     sqlx::query("UPDATE operations SET status = $1, error = $2, finished_at = $3 WHERE id = $4")
         .bind(if error.is_some() {
             "failed"
@@ -185,104 +193,4 @@ async fn finish(db: &AnyPool, id: &str, error: Option<&str>) -> Result<()> {
         .execute(db)
         .await?;
     Ok(())
-}
-
-/// Carries out `op` in the background.
-pub fn spawn(state: AppState, org: Organization, op: Operation) {
-    tokio::spawn(async move {
-        let result = run(&state, &org, &op).await;
-        let error = result.as_ref().err().map(ToString::to_string);
-        if let Some(e) = &error {
-            tracing::warn!(operation = %op.id, cluster = %op.cluster_id, error = %e, "operation failed");
-            if op.kind != OperationKind::Delete {
-                let _ =
-                    clusters::set_state(&state.db, &op.cluster_id, "Failed", None, Some(e)).await;
-            }
-        }
-        let labels = crate::metrics::OperationLabels {
-            kind: op.kind.as_str().to_string(),
-            result: if error.is_some() {
-                "failed"
-            } else {
-                "succeeded"
-            }
-            .to_string(),
-        };
-        state.metrics.operations.get_or_create(&labels).inc();
-        if let Err(e) = finish(&state.db, &op.id, error.as_deref()).await {
-            tracing::error!(operation = %op.id, error = %e, "cannot record the end of an operation");
-        }
-    });
-}
-
-async fn run(state: &AppState, org: &Organization, op: &Operation) -> Result<()> {
-    let cluster = clusters::get(&state.db, &org.id, &op.cluster_id).await?;
-    // A cluster gets its own token key when it is first provisioned; one from before per-cluster
-    // keys gets it at its next change (the apply hands the data plane the new public key).
-    let key = match op.kind {
-        OperationKind::Delete => {
-            crate::cluster_keys::signing_key(&state.db, &state.dataplane_key, &cluster.id).await?
-        }
-        _ => crate::cluster_keys::ensure(&state.db, &cluster.id).await?,
-    };
-    let spec = clusters::spec(state, org, &cluster, key.public_pem);
-    let provisioning = |e: crate::provisioner::ProvisionError| Error::Internal(e.to_string());
-    match op.kind {
-        OperationKind::Delete => {
-            state
-                .provisioner
-                .delete(&spec)
-                .await
-                .map_err(provisioning)?;
-            clusters::forget(&state.db, &cluster.id).await
-        }
-        OperationKind::Create | OperationKind::Restore | OperationKind::Update => {
-            state.provisioner.apply(&spec).await.map_err(provisioning)?;
-            let deadline =
-                tokio::time::Instant::now() + Duration::from_secs(clusters::READY_TIMEOUT_SECS);
-            loop {
-                let seen = state.provisioner.state(&spec).await.map_err(provisioning)?;
-                clusters::set_state(
-                    &state.db,
-                    &cluster.id,
-                    &seen.phase,
-                    seen.endpoint.as_deref(),
-                    seen.message.as_deref(),
-                )
-                .await?;
-                if seen.phase == "Running" {
-                    return Ok(());
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(Error::Internal(format!(
-                        "the cluster was not ready after {} s: {}",
-                        clusters::READY_TIMEOUT_SECS,
-                        seen.message.unwrap_or(seen.phase)
-                    )));
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-}
-
-/// Runs again the operations a stopped control plane left running.
-pub async fn resume(state: &AppState) -> Result<usize> {
-    let rows = sqlx::query(
-        "SELECT id, org_id, cluster_id, kind, status, error, created_at, finished_at FROM operations WHERE status = 'running'",
-    )
-    .fetch_all(&state.db)
-    .await?;
-    let mut resumed = 0;
-    for row in &rows {
-        let op = operation(row)?;
-        match orgs::find(&state.db, &op.org_id).await? {
-            Some(org) => {
-                spawn(state.clone(), org, op);
-                resumed += 1;
-            }
-            None => finish(&state.db, &op.id, Some("the organization no longer exists")).await?,
-        }
-    }
-    Ok(resumed)
 }

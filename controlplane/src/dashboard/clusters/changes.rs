@@ -1,39 +1,23 @@
-//! Changing a cluster's tier and replicas, and deleting it, from its page: the same service calls
-//! as `PATCH` and `DELETE /api/v1/orgs/{org}/clusters/{id}`, with the same role checks (member to
-//! change, admin to delete), errors shown inline in the form that caused them.
+//! The form actions that change a cluster's tier and replicas, and delete it, from its page: the
+//! same service calls as `PATCH` and `DELETE /api/v1/orgs/{org}/clusters/{id}`, with the same role
+//! checks (member to change, admin to delete), errors shown inline in the form that caused them.
 
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 
-use super::PageResult;
-use super::clusters::{Outcome, cluster_href, detail_page};
-use super::session::{Flash, SignedIn, with_cookies};
-use super::view::{self, OrgContext};
+use super::pages::{Outcome, detail_page};
+use super::{SettingsForm, cluster_href};
 use crate::auth::Role;
 use crate::clusters::{self, Cluster, UpdateCluster};
+use crate::dashboard::PageResult;
+use crate::dashboard::session::{Flash, SignedIn, with_cookies};
+use crate::dashboard::view::{self, OrgContext};
 use crate::error::Error;
 use crate::operations;
 use crate::state::AppState;
 use crate::tiers::TierName;
-
-/// The settings form, as submitted, or the cluster's current tier and replicas.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SettingsForm {
-    pub(super) tier: String,
-    pub(super) replicas: u32,
-}
-
-impl SettingsForm {
-    /// The form filled with what `c` has now.
-    pub(super) fn of(c: &Cluster) -> SettingsForm {
-        SettingsForm {
-            tier: c.tier.as_str().to_string(),
-            replicas: c.replicas,
-        }
-    }
-}
 
 /// The deletion form: the cluster's name, typed to confirm.
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,63 @@
+//! Clusters in the dashboard: the pages ([`pages`]: GET handlers rendering templates) and the form
+//! actions ([`actions`], and [`changes`] for a cluster's settings and deletion: POST handlers),
+//! with the forms both share. The routes are in [`super::routes`].
+
+mod actions;
+mod changes;
+mod pages;
+
+use serde::Deserialize;
+
+use crate::clusters::Cluster;
+
+pub use actions::{backup, create, data_token, restore};
+pub use changes::{delete, update};
+pub use pages::{detail, list, new};
+
+/// The path of a cluster's page: by name, or by id for a cluster named like the `new` page.
+pub(super) fn cluster_href(slug: &str, c: &Cluster) -> String {
+    let id = if c.name == "new" { &c.id } else { &c.name };
+    format!("/orgs/{slug}/clusters/{id}")
+}
+
+/// What the create form holds.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterForm {
+    name: String,
+    tier: String,
+    #[serde(default)]
+    region: String,
+    replicas: u32,
+    /// Makes a double submission create one cluster.
+    #[serde(default)]
+    idempotency_key: String,
+}
+
+/// The restore form, as submitted (or its defaults).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RestoreForm {
+    name: String,
+    #[serde(default)]
+    target_time: String,
+    #[serde(default)]
+    backup_id: String,
+    #[serde(default)]
+    idempotency_key: String,
+}
+
+/// The settings form, as submitted, or the cluster's current tier and replicas.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SettingsForm {
+    tier: String,
+    replicas: u32,
+}
+
+impl SettingsForm {
+    /// The form filled with what `c` has now.
+    fn of(c: &Cluster) -> SettingsForm {
+        SettingsForm {
+            tier: c.tier.as_str().to_string(),
+            replicas: c.replicas,
+        }
+    }
+}
