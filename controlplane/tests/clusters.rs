@@ -2,6 +2,8 @@
 //! local provisioner running real `koru-dataplane` processes: create, follow the operation, write
 //! and read data with an issued token, quotas per tier, locking, idempotency, deletion.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use axum::http::StatusCode;

@@ -5,6 +5,8 @@
 //! organization's `orders` (even one claiming that cluster's id) is refused. On SQLite and
 //! PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::time::{Duration, Instant};

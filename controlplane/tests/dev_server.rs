@@ -2,6 +2,8 @@
 //! cluster, write and read it with an issued token, restart the control plane (the cluster keeps
 //! running at the same endpoint with its data), delete it.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::path::Path;

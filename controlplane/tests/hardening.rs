@@ -2,6 +2,8 @@
 //! real database (SQLite and PostgreSQL): slugs shaped like ids, tokens minting longer-lived
 //! tokens, racing cluster creates past the quota, and bodies that leak another tenant's paths.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use axum::body::Body;

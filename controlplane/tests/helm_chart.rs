@@ -4,6 +4,8 @@
 //! those objects apply, their pods pass the `restricted` Pod Security Standard, and the
 //! ServiceAccount gets exactly the access the Kubernetes provisioner needs.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use koru_controlplane::provisioner::kubernetes::{KubeProvisioner, KubeProvisionerConfig};
 use koru_controlplane::provisioner::{ClusterSpec, ProvisionError};
 use koru_testkit::{

@@ -1,6 +1,8 @@
 //! Identity over the real router and a real database (SQLite and PostgreSQL): sign-up, login,
 //! sessions, API tokens, roles, invitations, tenant isolation and error bodies.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use axum::http::StatusCode;

@@ -4,6 +4,8 @@
 //! count updates the KoruCluster; backups are requested as KoruBackups; delete removes what the
 //! cluster had and leaves the namespace; and what belongs to someone else is never touched.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use base64::Engine;
 use koru_controlplane::provisioner::kubernetes::{KubeProvisioner, KubeProvisionerConfig};
 use koru_controlplane::provisioner::{ClusterSpec, ClusterState, ProvisionError};

@@ -4,6 +4,8 @@
 //! provisioner wrote to the real API server, and the public key from the token Secret there), and
 //! refused by another organization's cluster of the same name.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::sync::Arc;

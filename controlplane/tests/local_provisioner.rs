@@ -6,6 +6,9 @@
 //! Every process a test starts has the test's temporary directory in its command line, and a guard
 //! SIGKILLs whatever still matches when the test ends, passing or not.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
+use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -96,7 +99,7 @@ async fn a_cluster_lives_through_a_crash_a_control_plane_restart_and_a_tier_chan
     );
 
     // 2. SIGKILL: reported while down, restarted on the same port, nothing lost (fsync always).
-    kill(first_pid, libc::SIGKILL);
+    kill(first_pid, Signal::SIGKILL);
     let down = wait_for(&provisioner, &spec, &cluster_dir, |s| s.phase != "Running").await;
     assert_eq!(down.phase, "Degraded", "{down:?}");
     let message = down.message.clone().unwrap_or_default();
@@ -262,7 +265,7 @@ async fn a_data_plane_that_cannot_start_backs_off_then_recovers_and_outlives_a_s
         vec![pid_before],
         "shutdown stopped the data plane"
     );
-    kill(pid_before, libc::SIGKILL);
+    kill(pid_before, Signal::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !serving(&cluster_dir).is_empty() {
         assert!(
@@ -350,7 +353,7 @@ impl Drop for Reaper {
                 std::thread::sleep(Duration::from_millis(200));
             }
             for pid in processes_naming(&self.0.display().to_string()) {
-                kill(pid, libc::SIGKILL);
+                kill(pid, Signal::SIGKILL);
             }
         }
     }
@@ -381,11 +384,10 @@ fn processes_naming(needle: &str) -> Vec<u32> {
 }
 
 /// Sends a signal to one process.
-fn kill(pid: u32, signal: libc::c_int) {
-    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+fn kill(pid: u32, signal: Signal) {
+    let pid = i32::try_from(pid).expect("pid fits pid_t");
     assert!(pid > 1, "refusing to signal pid {pid}");
-    // SAFETY: kill(2) reads no memory of ours; pid > 1 names one process, not a group.
-    unsafe { libc::kill(pid, signal) };
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
 }
 
 /// Polls the cluster's state until `done` holds, or fails with the last state and the log.

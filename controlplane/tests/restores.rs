@@ -3,6 +3,8 @@
 //! backups are restored into a new cluster as of a moment, which holds exactly the data of that
 //! moment, archives to a store of its own, and leaves its source untouched.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::time::Duration;

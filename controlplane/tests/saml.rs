@@ -2,6 +2,8 @@
 //! XML signatures by a test IdP: configuration, SP metadata, SP-initiated login, the ACS with
 //! just-in-time membership, "SSO required", and every attack the ACS must refuse.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 mod saml_idp;
 

@@ -3,6 +3,8 @@
 //! one organization cannot be verified by another; staff verification is audited. SQLite and
 //! PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 mod dnsmasq;
 mod saml_idp;

@@ -4,6 +4,8 @@
 //! downgrade, the link flow, owner-only configuration, the browser binding of a login and the
 //! limits of `/saml/{org}/login`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 mod saml_idp;
 

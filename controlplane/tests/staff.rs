@@ -2,6 +2,8 @@
 //! against the same database (SQLite and PostgreSQL) as a control plane's router, with each
 //! change checked through the API and the audit log.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::process::Command;

@@ -2,6 +2,8 @@
 //! recorded once the path's organization is resolved for the caller, and never for a caller
 //! it was refused to.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::sync::{Arc, Mutex};

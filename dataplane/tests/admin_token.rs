@@ -2,6 +2,8 @@
 //! token auth on, the secret opens every route with admin scope beside the signed tokens, a wrong
 //! one opens nothing, it never reaches the log, and a weak token file stops the server at start.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use common::{Server, client};

@@ -6,6 +6,8 @@
 //! fixture `tests/data/format-v1` (run it with `--ignored` only when a new archive format ships,
 //! into a new directory; never rewrite an old one).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 //! `<test>::s3`; see `common/stores.rs`): an oracle test restoring to many random moments, base
 //! backups, corrupt and missing objects, a store outage during writes, re-archiving after a restart.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -4,6 +4,8 @@
 //! it, no segment a restore needs is deleted, and restores inside (and before) the window still
 //! match what was written.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -3,6 +3,8 @@
 //! `GET /admin/backups` and `/metrics`, a damaged archive fails the drill naming the object, no
 //! scratch copy is left behind either way, and the last outcome survives a restart.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use common::{Server, client, put_text};

@@ -1,6 +1,8 @@
 //! What the store does when the disk fails under it: a failed fsync or a short write makes it
 //! refuse writes (readiness fails) while reads go on, and a restart recovers everything acknowledged.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use std::sync::Arc;
 
 use axum::body::Body;

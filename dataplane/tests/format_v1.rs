@@ -4,6 +4,8 @@
 //! The fixture was written once by `write_fixture` below (run it with `--ignored` only when a new
 //! format version ships, into a new directory; never rewrite an old one).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -4,6 +4,8 @@
 //! Random bytes alone rarely get past a checksum or a JSON parser, so most inputs are built to be
 //! nearly right: encoded records with one thing broken, and JSON bodies shaped like each route's.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 #[path = "../fuzz/src/lib.rs"]
 mod checks;
 

@@ -1,6 +1,8 @@
 //! Every route of the HTTP API and every error case, through the real router (no socket needed),
 //! checking the KoruDelta v1 response shapes field by field.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use std::sync::Arc;
 
 use axum::Router;

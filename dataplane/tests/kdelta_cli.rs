@@ -4,6 +4,8 @@
 //! The binary comes from `scripts/install-kdelta.sh` (run by `make test`); its path is in
 //! `KORU_KDELTA`. Without it the tests fail under `CI=true` and are skipped, loudly, elsewhere.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::path::PathBuf;

@@ -3,6 +3,8 @@
 //! `koru-dataplane` process, every body not declared JSON is refused with 415 and writes nothing,
 //! while JSON bodies and body-less requests (what the kdelta CLI sends) still work.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use common::{Server, client};

@@ -4,6 +4,8 @@
 //! and nothing is sent there; forwarded writes are charged to the leader's rate limit; a page of
 //! records stops at its byte budget.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::io::ErrorKind;

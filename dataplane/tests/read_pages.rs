@@ -2,6 +2,8 @@
 //! over `--max-read-bytes` come back in pages, each within the budget, whose union is everything in
 //! order; a history that fits keeps the KoruDelta v1 shape exactly.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use common::{Server, client, put_text};

@@ -1,6 +1,8 @@
 //! Property tests of log recovery: a crash may cut the log at any byte, and recovery must keep
 //! exactly the records that were completely written, while damage inside sealed segments stops it.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -4,6 +4,8 @@
 //! run lists exactly what the real run applies, a second rewind is a no-op, writers racing a
 //! rewind lose nothing, bad input, batch/rate/storage limits, a read-only store, and auth.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 #[path = "common/mod.rs"]
 mod common;
 #[path = "rewind/support.rs"]

@@ -5,6 +5,8 @@
 //! cluster's status shows the recoverable window; an unreachable data plane is retried until the
 //! deadline and a refusal fails at once, each with its event.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::io::{BufRead, BufReader};

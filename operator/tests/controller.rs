@@ -2,6 +2,8 @@
 //! KoruCluster gets its objects, conditions and events; re-reconciling it writes nothing; drift is
 //! repaired; deleting it removes its objects and keeps its volumes.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use common::{cluster_yaml, start_operator};

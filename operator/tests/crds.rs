@@ -1,6 +1,8 @@
 //! The CRDs: the committed YAML equals the generated one, and the real API server (testenv) accepts
 //! them and enforces their validation rules, seen through the real `kubectl`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use std::path::{Path, PathBuf};
 
 use koru_testkit::{kubeconfig, kubectl, wait_for_crds};

@@ -1,6 +1,8 @@
 //! Every manifest under `examples/` applied with the real kubectl to the real API server, with a
 //! real `koru-operator` watching: each makes the objects and status its comments promise.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use common::start_operator;

@@ -4,6 +4,8 @@
 //! and the ServiceAccount gets exactly the access the operator needs; and `helm install`, `upgrade`
 //! and `uninstall` work against that API server.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use koru_testkit::{
     assert_lint_refuses, assert_lints_strictly, assert_template_refuses, can_i_as, chart_path,
     delete_release_leftovers, documents, helm_available, helm_on, install_rendered, kinds,

@@ -2,6 +2,8 @@
 //! scaling, ordered rolling upgrades, pausing, volume reclaim policy and storage growth. Each test
 //! has its own namespace and its own operator watching only it.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use common::{cluster_yaml, event_reasons, patch_spec, start_operator};

@@ -3,6 +3,8 @@
 //! the CRD, and a cluster whose object name is taken by another KoruCluster's object applies
 //! nothing over it and says so (a `NameConflict` condition and event) until the name is free.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use common::{cluster_yaml, event_reasons, start_operator};

@@ -2,6 +2,8 @@
 //! election with handover on a crash and on SIGTERM, the probes and metrics, OTLP traces, and
 //! refusal of bad flags.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -6,6 +6,8 @@
 //! members in; scaling down lets members go before their pods are removed; the status shows the
 //! leader and each member's health.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use common::{

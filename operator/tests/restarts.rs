@@ -2,6 +2,8 @@
 //! same objects, with nothing duplicated. One test, since restarting the API server would disturb
 //! any other test running beside it in this binary.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! server. It prints the time to converge and the operator's peak memory (figures for the issue
 //! note, not targets: performance targets live in benchmarks, not in timed tests).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::time::{Duration, Instant};

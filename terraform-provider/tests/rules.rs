@@ -1,6 +1,8 @@
 //! The provider's plan-time rules accept exactly what the control plane accepts: both are run
 //! on the same inputs, so a rule changed on one side only fails here.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use koru_controlplane::clusters;
 use terraform_provider_koru::rules;
 

@@ -3,6 +3,8 @@
 //! a tier change is in place, a region change replaces, imports plan no change, destroy removes
 //! everything, and invalid input fails at plan naming the attribute.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod common;
 
 use std::time::Instant;

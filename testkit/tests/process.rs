@@ -1,6 +1,8 @@
 //! The process harness against small shell scripts standing in for our servers: the ready line,
 //! an early exit, a start that takes too long, a graceful stop, a kill and a restart.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 use std::time::Duration;
 
 use koru_testkit::{Process, ProcessSpec, StartError};

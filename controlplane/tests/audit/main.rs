@@ -3,6 +3,8 @@
 //! chain verification by the API and the real `koru-controlplane audit` binary, tampering,
 //! signed digests, and concurrent appends.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod chains;
 #[path = "../common/mod.rs"]
 mod common;

@@ -2,6 +2,8 @@
 //! (SQLite and PostgreSQL), and its journeys in a real headless Chromium against the real
 //! `koru-controlplane dev` process.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 mod browser;
 mod cluster_forms;
 #[path = "../common/mod.rs"]

@@ -6,6 +6,8 @@
 //! files. Random choices come from one seed printed at the start of each test; rerun a failure with
 //! `KORU_CRASH_SEED=<seed>`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 #[path = "../common/mod.rs"]
 mod common;
 

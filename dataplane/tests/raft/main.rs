@@ -4,6 +4,8 @@
 //! read/write/compare-and-set histories recorded while members are killed and partitioned.
 //! One module per topic; `support` holds what they share.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
 #[path = "../common/mod.rs"]
 mod common;
 

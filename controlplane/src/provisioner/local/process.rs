@@ -9,6 +9,9 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -225,26 +228,20 @@ fn process_state(stat: &str) -> Option<char> {
 }
 
 /// Sends `signal` to process `pid`.
-pub(super) fn send_signal(pid: u32, signal: libc::c_int) -> Result<(), ProvisionError> {
+pub(super) fn send_signal(pid: u32, signal: Signal) -> Result<(), ProvisionError> {
     // pid 0 and negative pids address process groups; only ever signal one real process.
-    let target = libc::pid_t::try_from(pid)
+    let target = i32::try_from(pid)
         .ok()
         .filter(|&p| p > 1)
+        .map(Pid::from_raw)
         .ok_or_else(|| ProvisionError::Local(format!("refusing to signal pid {pid}")))?;
-    // SAFETY: kill(2) takes two integers and touches no memory of ours; the pid was checked above
-    // to name a single process, not a group.
-    let rc = unsafe { libc::kill(target, signal) };
-    if rc == 0 {
-        return Ok(());
+    match nix::sys::signal::kill(target, signal) {
+        // Already gone (ESRCH): what the caller wanted.
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(ProvisionError::Local(format!(
+            "cannot signal data plane pid {pid}: {e}"
+        ))),
     }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ESRCH) {
-        // Already gone: what the caller wanted.
-        return Ok(());
-    }
-    Err(ProvisionError::Local(format!(
-        "cannot signal data plane pid {pid}: {e}"
-    )))
 }
 
 /// Stops a process that is not our child (an adopted data plane): SIGTERM, up to `grace` for it to
@@ -258,7 +255,7 @@ pub(super) async fn terminate_pid(
     if !still_ours(pid) {
         return Ok(());
     }
-    send_signal(pid, libc::SIGTERM)?;
+    send_signal(pid, Signal::SIGTERM)?;
     if wait_gone(pid, grace, &still_ours).await {
         return Ok(());
     }
@@ -267,7 +264,7 @@ pub(super) async fn terminate_pid(
         "data plane did not exit after SIGTERM; sending SIGKILL"
     );
     if still_ours(pid) {
-        send_signal(pid, libc::SIGKILL)?;
+        send_signal(pid, Signal::SIGKILL)?;
     }
     if wait_gone(pid, KILL_WAIT, &still_ours).await {
         Ok(())
@@ -469,7 +466,7 @@ mod tests {
 
     #[test]
     fn signalling_refuses_process_groups() {
-        assert!(send_signal(0, libc::SIGTERM).is_err());
-        assert!(send_signal(1, libc::SIGTERM).is_err());
+        assert!(send_signal(0, Signal::SIGTERM).is_err());
+        assert!(send_signal(1, Signal::SIGTERM).is_err());
     }
 }

@@ -339,7 +339,7 @@ impl Supervisor {
         let stopped = match running {
             Running::Child(child) => {
                 if let Some(pid) = child.id() {
-                    process::send_signal(pid, libc::SIGTERM)?;
+                    process::send_signal(pid, nix::sys::signal::Signal::SIGTERM)?;
                 }
                 match tokio::time::timeout(STOP_GRACE, child.wait()).await {
                     Ok(_) => Ok(()),
