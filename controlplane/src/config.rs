@@ -153,7 +153,7 @@ pub struct SsoArgs {
 
 /// Checks `--backup-destination` as the data plane will parse it.
 fn parse_destination(s: &str) -> Result<String, String> {
-    s.parse::<koru_dataplane::backup::BackupUrl>()
+    s.parse::<koru_dataplane_api::backup::BackupUrl>()
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
 }

@@ -222,9 +222,9 @@ impl RestoreCli {
         let from: BackupUrl = self.from.parse().map_err(|e| format!("--from: {e}"))?;
         let target = match (self.target_time, self.target_lsn) {
             (Some(t), _) => {
-                let at = chrono::DateTime::parse_from_rfc3339(&t)
+                let at = crate::clock::parse_micros(&t)
                     .map_err(|e| format!("--target-time {t:?} is not an RFC 3339 time: {e}"))?;
-                Target::TimeMicros(at.timestamp_micros())
+                Target::TimeMicros(at)
             }
             (None, Some(lsn)) => Target::Lsn(lsn),
             (None, None) => Target::End,
