@@ -15,8 +15,8 @@ use kube::{Client, ResourceExt};
 use rand::{RngExt, rng};
 use serde::Deserialize;
 
-use crate::crd::{ADMIN_ENDPOINT_ANNOTATION, KoruCluster};
 use crate::desired::{ADMIN_TOKEN_KEY, DesiredError, HTTP_PORT, admin_secret, admin_secret_name};
+use koru_crd::{ADMIN_ENDPOINT_ANNOTATION, KoruCluster};
 
 /// Random bytes in a new admin token (written as hex, twice as many characters).
 pub const TOKEN_BYTES: usize = 32;
@@ -416,7 +416,7 @@ fn unreachable(endpoint: &str, e: &reqwest::Error) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{KoruClusterSpec, Storage};
+    use koru_crd::{KoruClusterSpec, Storage};
 
     fn cluster() -> KoruCluster {
         let mut kc = KoruCluster::new(

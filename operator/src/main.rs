@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     // Bad flags end here with clap's message and exit code 2 (--help and --version with 0).
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Crd) => match koru_operator::crds_yaml() {
+        Some(Command::Crd) => match koru_crd::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS

@@ -4,7 +4,7 @@
 //! pods, so a majority of the group is never taken away by the StatefulSet.
 
 use crate::admin::{AdminClient, CallError, GroupView};
-use crate::crd::{MemberStatus, ReplicationStatus};
+use koru_crd::{MemberStatus, ReplicationStatus};
 
 /// What to do this reconcile, from the spec and the group as last seen.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use super::{BACKUP_VERIFIED, Notice, condition, set_status};
 use crate::admin::{ArchivedSpan, Drill, Listing};
-use crate::crd::{Condition, KoruClusterSpec, KoruClusterStatus, RecoveryStatus};
+use koru_crd::{Condition, KoruClusterSpec, KoruClusterStatus, RecoveryStatus};
 
 /// Reason of the Warning event published when the last restore drill turns out failed.
 pub const DRILL_FAILED_EVENT: &str = "BackupVerificationFailed";

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::admin::{ArchivedSpan, Drill, Listing};
-use crate::crd::{BackupSettings, KoruClusterSpec, RecoveryStatus, Storage};
+use koru_crd::{BackupSettings, KoruClusterSpec, RecoveryStatus, Storage};
 
 fn cluster(replicas: i32, version: &str, status: Option<KoruClusterStatus>) -> KoruCluster {
     let mut kc = KoruCluster::new(
