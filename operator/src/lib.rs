@@ -16,5 +16,4 @@ pub mod recovery;
 pub mod replication;
 pub mod resize;
 pub mod status;
-pub mod telemetry;
 pub mod upgrade;
