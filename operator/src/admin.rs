@@ -13,7 +13,6 @@ use koru_dataplane_api::rfc3339;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use rand::{RngExt, rng};
-use serde::Deserialize;
 
 use crate::desired::{ADMIN_TOKEN_KEY, DesiredError, HTTP_PORT, admin_secret, admin_secret_name};
 use koru_crd::{ADMIN_ENDPOINT_ANNOTATION, KoruCluster};
@@ -30,45 +29,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One member of a Raft group as `/raft/status` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct GroupMember {
-    /// Member id (the pod's ordinal).
-    pub id: u64,
-    /// Its address.
-    #[serde(default)]
-    pub addr: String,
-    /// Whether it votes (false while a new member catches up).
-    pub voter: bool,
-    /// Entries it is behind the leader (known only in the leader's answer).
-    pub lag: Option<u64>,
-}
-
+pub use koru_dataplane_api::raft::MemberStatus as GroupMember;
 /// A member's view of its Raft group (`/raft/status`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct GroupView {
-    /// The answering member.
-    pub id: u64,
-    /// Its role: leader, follower, candidate, learner or shutdown.
-    pub role: String,
-    /// The leader it knows.
-    pub leader: Option<u64>,
-    /// Every member, voters and learners.
-    pub members: Vec<GroupMember>,
-}
-
-impl GroupView {
-    /// Ids of the voting members, ascending.
-    pub fn voters(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self
-            .members
-            .iter()
-            .filter(|m| m.voter)
-            .map(|m| m.id)
-            .collect();
-        v.sort_unstable();
-        v
-    }
-}
+pub use koru_dataplane_api::raft::ReplicaStatus as GroupView;
 
 /// Reads a `/raft/status` answer.
 pub fn parse_group(body: &[u8]) -> Result<GroupView, CallError> {

@@ -126,6 +126,7 @@ mod tests {
             id,
             addr: String::new(),
             voter,
+            matched_index: None,
             lag: Some(lag),
         }
     }
@@ -135,7 +136,14 @@ mod tests {
         let view = GroupView {
             id: 0,
             role: "leader".into(),
+            term: 1,
             leader: Some(0),
+            last_log_index: 0,
+            applied_index: 0,
+            snapshot_index: None,
+            purged_index: None,
+            votes_held: false,
+            public_addr: None,
             members: vec![
                 member(0, true, 0),
                 member(1, true, 5000),

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod backup;
 pub mod error;
+pub mod raft;
 pub mod revocations;
 pub mod rfc3339;
 
