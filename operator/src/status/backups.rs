@@ -31,7 +31,7 @@ pub fn recovery(
     let backups = &listing.backups;
     let archive: Option<&ArchivedSpan> = listing.archive.as_ref();
     // Times compare as instants; one that does not parse loses to one that does.
-    let instant = |t: &String| t.parse::<k8s_openapi::jiff::Timestamp>().ok();
+    let instant = |t: &String| koru_dataplane_api::rfc3339::parse_micros(t).ok();
     let first = [
         backups.iter().find_map(|b| b.first_time.clone()),
         archive.map(|a| a.first_time.clone()),
