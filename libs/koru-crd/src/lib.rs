@@ -493,3 +493,22 @@ pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_crds_render_with_the_reserved_name_rule() {
+        let yaml = crds_yaml().unwrap();
+        assert_eq!(yaml.matches("kind: CustomResourceDefinition").count(), 2);
+        assert!(yaml.contains("name: koruclusters.koru.dev"), "{yaml}");
+        assert!(yaml.contains("name: korubackups.koru.dev"), "{yaml}");
+        for suffix in RESERVED_NAME_SUFFIXES {
+            assert!(
+                yaml.contains(&format!("!self.metadata.name.endsWith('{suffix}')")),
+                "{suffix}"
+            );
+        }
+    }
+}
