@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use koru_dataplane::auth::Scope;
-use koru_dataplane::backup::Manifest;
+use koru_dataplane_api::auth::Scope;
+use koru_dataplane_api::backup::{ListedBackup, Manifest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -76,37 +76,36 @@ pub struct Verification {
     pub message: String,
 }
 
-/// The data plane's `GET /admin/backups` body.
-#[derive(Deserialize)]
-struct Listed {
-    backups: Vec<Backup>,
-    /// What the archived log alone makes restorable (absent from older data planes).
-    #[serde(default)]
-    archive: Option<Archived>,
-    /// The last restore drill (absent from older data planes).
-    #[serde(default)]
-    verification: Option<Verification>,
+/// The span of the archived log, as the data plane lists it.
+pub use koru_dataplane_api::backup::ArchivedSpan as Archived;
+
+impl From<ListedBackup> for Backup {
+    fn from(b: ListedBackup) -> Backup {
+        Backup {
+            id: b.id,
+            created: b.created,
+            first_lsn: b.first_lsn,
+            last_lsn: b.last_lsn,
+            first_time: b.first_time,
+            last_time: b.last_time,
+        }
+    }
 }
 
-/// The span of the archived log, as the data plane lists it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Archived {
-    /// Commit time of the first archived record (RFC 3339).
-    pub first_time: String,
-    /// Commit time of the last record reachable through the archive (RFC 3339).
-    pub last_time: String,
+impl From<koru_dataplane_api::backup::Verification> for Verification {
+    fn from(v: koru_dataplane_api::backup::Verification) -> Verification {
+        Verification {
+            at: v.at,
+            backup_id: v.backup_id,
+            ok: v.ok,
+            message: v.message,
+        }
+    }
 }
 
 /// A manifest's summary, with its commit times as RFC 3339 (as the data plane lists them).
 pub fn summary(m: &Manifest) -> Backup {
-    Backup {
-        id: m.id.clone(),
-        created: m.created.clone(),
-        first_lsn: m.first_lsn,
-        last_lsn: m.last_lsn,
-        first_time: rfc3339(m.first_time_micros),
-        last_time: rfc3339(m.last_time_micros),
-    }
+    m.listed().into()
 }
 
 /// The recoverable window of `backups` (oldest first) and the archived log: from the first commit
@@ -121,7 +120,7 @@ pub fn window(backups: &[Backup], archive: Option<&Archived>) -> RecoveryWindow 
         backups.iter().rev().find_map(|b| b.last_time.clone()),
         archive.map(|a| a.last_time.clone()),
     ];
-    let instant = |t: &String| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let instant = |t: &String| koru_dataplane_api::rfc3339::parse_micros(t).ok();
     RecoveryWindow {
         earliest: earliest.into_iter().flatten().min_by_key(instant),
         latest: latest.into_iter().flatten().max_by_key(instant),
@@ -160,17 +159,18 @@ pub async fn verify(state: &AppState, cluster: &Cluster) -> Result<Verification>
 /// The base backups of `cluster` and the window they make recoverable.
 pub async fn list(state: &AppState, cluster: &Cluster) -> Result<BackupList> {
     let response = call(state, cluster, reqwest::Method::GET, "/admin/backups").await?;
-    let listed: Listed = response.json().await.map_err(|e| {
+    let listed: koru_dataplane_api::backup::BackupList = response.json().await.map_err(|e| {
         Error::Internal(format!(
             "cluster {}: reading the backup list: {e}",
             cluster.id
         ))
     })?;
-    let window = window(&listed.backups, listed.archive.as_ref());
+    let backups: Vec<Backup> = listed.backups.into_iter().map(Backup::from).collect();
+    let window = window(&backups, listed.archive.as_ref());
     Ok(BackupList {
-        backups: listed.backups,
+        backups,
         window,
-        verification: listed.verification,
+        verification: listed.verification.map(Verification::from),
     })
 }
 
@@ -237,14 +237,6 @@ async fn call(
     })
 }
 
-/// Micros since the epoch as the data plane writes them; none for 0 (an empty log).
-fn rfc3339(micros: i64) -> Option<String> {
-    (micros > 0)
-        .then(|| chrono::DateTime::from_timestamp_micros(micros))
-        .flatten()
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,8 +283,11 @@ mod tests {
             }
         );
         let archive = Archived {
+            first_lsn: 1,
+            last_lsn: 9,
             first_time: "2026-11-26T01:00:00Z".into(),
             last_time: "2026-11-26T04:00:00Z".into(),
+            segments: 2,
         };
         assert_eq!(
             window(&backups, Some(&archive)).latest.as_deref(),
@@ -310,7 +305,7 @@ mod tests {
         let s = summary(&m);
         assert_eq!((s.first_time, s.last_time), (None, None));
         assert_eq!(
-            rfc3339(1_000_000).as_deref(),
+            koru_dataplane_api::rfc3339::format_commit_micros(1_000_000).as_deref(),
             Some("1970-01-01T00:00:01.000000Z")
         );
     }

@@ -145,7 +145,7 @@ pub fn check_name(name: &str) -> Result<()> {
         )));
     }
     // Another cluster's objects carry these suffixes (`orders-peers` is `orders`'s Service).
-    let reserved = koru_operator::crd::RESERVED_NAME_SUFFIXES;
+    let reserved = koru_crd::RESERVED_NAME_SUFFIXES;
     if let Some(suffix) = reserved.iter().find(|s| name.ends_with(*s)) {
         return Err(Error::BadRequest(format!(
             "cluster name {name:?} must not end in {suffix:?}: names ending in {} are kept for the objects of other clusters",

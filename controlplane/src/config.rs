@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-pub use koru_operator::config::LogFormat;
+use koru_telemetry::TelemetryArgs;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -21,32 +21,6 @@ pub struct Cli {
     /// Logs and traces.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
-}
-
-/// Log and trace flags, shared with the operator's telemetry set-up.
-#[derive(Debug, Args)]
-pub struct TelemetryArgs {
-    /// Log format.
-    #[arg(long, global = true, env = "KORU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Log filter, in tracing's EnvFilter syntax (e.g. `info,koru_controlplane=debug`).
-    #[arg(long, global = true, env = "KORU_LOG", default_value = "info", value_parser = koru_operator::config::parse_log_filter)]
-    pub log_filter: String,
-    /// OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces go to <url>/v1/traces.
-    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = koru_operator::config::parse_otlp_endpoint)]
-    pub otlp_endpoint: Option<String>,
-}
-
-impl TelemetryArgs {
-    /// The telemetry configuration of the control plane.
-    pub fn config(&self) -> koru_operator::telemetry::TelemetryConfig {
-        koru_operator::telemetry::TelemetryConfig {
-            service_name: "koru-controlplane",
-            log_format: self.log_format,
-            log_filter: self.log_filter.clone(),
-            otlp_endpoint: self.otlp_endpoint.clone().filter(|e| !e.is_empty()),
-        }
-    }
 }
 
 /// The subcommands.
@@ -153,7 +127,7 @@ pub struct SsoArgs {
 
 /// Checks `--backup-destination` as the data plane will parse it.
 fn parse_destination(s: &str) -> Result<String, String> {
-    s.parse::<koru_dataplane::backup::BackupUrl>()
+    s.parse::<koru_dataplane_api::backup::BackupUrl>()
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
 }

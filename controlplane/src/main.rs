@@ -10,7 +10,10 @@ fn main() -> ExitCode {
     // Other crates in the build may enable a second rustls backend; naming one avoids rustls
     // refusing to guess at the first TLS connection (PostgreSQL, Kubernetes, OTLP).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let telemetry = match koru_operator::telemetry::init(&cli.telemetry.config()) {
+    let telemetry = match koru_telemetry::init(
+        &cli.telemetry
+            .config("koru-controlplane", koru_telemetry::DEFAULT_LOG_FILTER),
+    ) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("koru-controlplane: {e}");

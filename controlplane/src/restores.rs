@@ -2,6 +2,7 @@
 //! recovery). The source keeps running untouched; the new cluster archives to its own store, so
 //! its history after the restore point never mixes with the source's.
 
+use koru_dataplane_api::rfc3339;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -74,7 +75,7 @@ pub async fn start(
     let restore = RestoreSource {
         cluster_id: source.id.clone(),
         backup_id: req.backup_id.clone(),
-        target_time: target_time.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        target_time: target_time.map(|t| rfc3339::format_micros(t.timestamp_micros())),
     };
     clusters::create(state, org, &create, Some(restore), idempotency_key).await
 }
@@ -82,13 +83,11 @@ pub async fn start(
 /// Parses a target time: RFC 3339, and not in the future (that would be a restore to "now" that
 /// silently drops whatever is written between the request and the restore).
 fn parse_target(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    let t = chrono::DateTime::parse_from_rfc3339(text)
-        .map_err(|e| {
-            Error::BadRequest(format!(
-                "target_time {text:?} is not an RFC 3339 time such as 2026-11-26T10:00:00Z: {e}"
-            ))
-        })?
-        .with_timezone(&chrono::Utc);
+    let t = rfc3339::parse(text).map_err(|e| {
+        Error::BadRequest(format!(
+            "target_time {text:?} is not an RFC 3339 time such as 2026-11-26T10:00:00Z: {e}"
+        ))
+    })?;
     if t > chrono::Utc::now() {
         return Err(Error::BadRequest(format!(
             "target_time {text} is in the future; leave it out to restore everything archived"
@@ -114,10 +113,7 @@ fn check_against(
     let Some(target) = target else {
         return Ok(());
     };
-    let parse = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-    };
+    let parse = |t: &Option<String>| t.as_deref().and_then(|t| rfc3339::parse(t).ok());
     let (Some(earliest), Some(latest)) =
         (parse(&listed.window.earliest), parse(&listed.window.latest))
     else {

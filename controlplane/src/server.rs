@@ -130,7 +130,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     println!("koru-controlplane listening on http://{addr}");
     let app = crate::http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(koru_dataplane::server::shutdown_signal())
+        .with_graceful_shutdown(koru_telemetry::shutdown_signal())
         .await
         .map_err(|source| ServerError::Listen { addr, source })
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use common::{Api, backends, http};
 use jsonwebtoken::{Algorithm, Header};
-use koru_dataplane::auth::{Claims, Scope};
+use koru_dataplane_api::auth::{Claims, Scope};
 use serde_json::{Value, json};
 
 /// Serves the API on a loopback port (the data planes fetch their revocation lists there) and
@@ -263,7 +263,7 @@ async fn one_organizations_token_never_opens_anothers_cluster_of_the_same_name()
                 scope: Scope::Write,
                 exp: now + 600,
                 iat: now,
-                aud: koru_dataplane::auth::audience(&id_b),
+                aud: koru_dataplane_api::auth::audience(&id_b),
                 jti: "forged".into(),
             };
             jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key.encoding).unwrap()

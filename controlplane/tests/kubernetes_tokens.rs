@@ -18,7 +18,7 @@ use koru_controlplane::auth::session::Sessions;
 use koru_controlplane::provisioner::Provisioner;
 use koru_controlplane::provisioner::kubernetes::{KubeProvisioner, KubeProvisionerConfig};
 use koru_controlplane::state::{AppState, LoginLimiter};
-use koru_operator::crd::KoruCluster;
+use koru_crd::KoruCluster;
 use koru_testkit::{DataPlane, NamespaceGuard, eventually_async, install_crds, kubeconfig, unique};
 use reqwest::StatusCode;
 use serde_json::json;

@@ -17,7 +17,7 @@ use jsonwebtoken::{Algorithm, Header};
 use koru_controlplane::auth::keys::KeyPair;
 use koru_controlplane::provisioner::local::LocalProvisioner;
 use koru_controlplane::provisioner::{ClusterSpec, ClusterState, ProvisionError};
-use koru_dataplane::auth::{Claims, Scope};
+use koru_dataplane_api::auth::{Claims, Scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -462,7 +462,7 @@ fn token(keys: &KeyPair, cluster: &str, scope: Scope) -> String {
         scope,
         exp: now + 3600,
         iat: now,
-        aud: koru_dataplane::auth::audience(cluster),
+        aud: koru_dataplane_api::auth::audience(cluster),
         jti: "test-token".into(),
     };
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &keys.encoding)

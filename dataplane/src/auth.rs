@@ -10,62 +10,11 @@ use std::borrow::Cow;
 use std::fmt;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-/// What a token allows, each scope including the ones below it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Read keys, history, queries, views, status.
-    Read,
-    /// Everything `read` allows plus puts, deletes, batches and view changes.
-    Write,
-    /// Everything, including administrative endpoints.
-    Admin,
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-            Scope::Admin => "admin",
-        })
-    }
-}
-
-/// Longest lifetime (`exp - iat`) of an admin-scope token, in seconds: an admin token that leaks
-/// is useful for an hour at most, and the data plane refuses longer-lived ones whoever signed them.
-pub const MAX_ADMIN_TTL_SECS: u64 = 3600;
-
-/// The audience (`aud`) a data-plane token for cluster `cluster_id` carries, so a token signed for
-/// any other purpose (or another cluster) by the same key is never taken for one.
-pub fn audience(cluster_id: &str) -> String {
-    format!("koru-dataplane:{cluster_id}")
-}
-
-/// Claims of a data-plane token, shared with the control plane that issues them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    /// Who the token was issued to (user or API token id).
-    pub sub: String,
-    /// The cluster the token is valid for.
-    pub cluster: String,
-    /// The granted scope.
-    pub scope: Scope,
-    /// Expiry, seconds since the Unix epoch.
-    pub exp: u64,
-    /// Issue time, seconds since the Unix epoch.
-    #[serde(default)]
-    pub iat: u64,
-    /// The audience, [`audience`] of the cluster: required.
-    pub aud: String,
-    /// The token's id, by which the control plane revokes it: required.
-    pub jti: String,
-}
+pub use koru_dataplane_api::auth::{Claims, MAX_ADMIN_TTL_SECS, Scope, audience};
 
 /// Why a request was not let through.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -440,7 +389,7 @@ mod tests {
             .as_secs()
     }
 
-    fn sign(key: &jsonwebtoken::EncodingKey, claims: &impl Serialize) -> String {
+    fn sign(key: &jsonwebtoken::EncodingKey, claims: &impl serde::Serialize) -> String {
         let header = jsonwebtoken::Header::new(Algorithm::EdDSA);
         format!(
             "Bearer {}",

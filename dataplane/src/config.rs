@@ -17,6 +17,11 @@ use crate::store::{
 pub const DEFAULT_DATA_DIR: &str = "./koru-data";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// The data plane's `service.name` in exported traces.
+pub const SERVICE_NAME: &str = "koru-dataplane";
+/// Log filter when `KORU_LOG` / `--log-filter` is not given: openraft's per-message chatter at
+/// `warn`.
+pub const DEFAULT_LOG_FILTER: &str = "info,openraft=warn";
 
 /// KoruDelta data plane: a versioned, time-travelling key-value store speaking the KoruDelta HTTP API v1.
 #[derive(Debug, Clone, Parser)]
@@ -112,9 +117,9 @@ pub struct Cli {
     #[arg(long, env = "KORU_PEER_TOKEN_FILE")]
     pub peer_token_file: Option<PathBuf>,
 
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "KORU_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    /// Logs and traces (`--log-format`, `--log-filter`, `--otlp-endpoint`).
+    #[command(flatten)]
+    pub telemetry: koru_telemetry::TelemetryArgs,
 
     /// Archive sealed log segments to this store and allow base backups: `file:///path` or
     /// `s3://bucket/prefix` (S3 endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION,
@@ -222,9 +227,9 @@ impl RestoreCli {
         let from: BackupUrl = self.from.parse().map_err(|e| format!("--from: {e}"))?;
         let target = match (self.target_time, self.target_lsn) {
             (Some(t), _) => {
-                let at = chrono::DateTime::parse_from_rfc3339(&t)
+                let at = crate::clock::parse_micros(&t)
                     .map_err(|e| format!("--target-time {t:?} is not an RFC 3339 time: {e}"))?;
-                Target::TimeMicros(at.timestamp_micros())
+                Target::TimeMicros(at)
             }
             (None, Some(lsn)) => Target::Lsn(lsn),
             (None, None) => Target::End,
@@ -314,8 +319,8 @@ pub struct Config {
     pub revocations: Option<(crate::revocations::RevocationSource, Duration)>,
     /// The member credential's file (`--peer-token-file`), if any; else the admin token's.
     pub peer_token_file: Option<PathBuf>,
-    /// Emit JSON logs.
-    pub json_logs: bool,
+    /// Logs and traces.
+    pub telemetry: koru_telemetry::TelemetryConfig,
     /// Continuous archiving, when configured.
     pub archive: Option<ArchiveConfig>,
     /// Membership of a replicated cluster, when configured.
@@ -458,7 +463,7 @@ impl Cli {
             }
             .map(|source| (source, self.revocations_interval)),
             peer_token_file: self.peer_token_file,
-            json_logs: self.log_format == "json",
+            telemetry: self.telemetry.config(SERVICE_NAME, DEFAULT_LOG_FILTER),
             archive,
         })
     }

@@ -1,13 +1,14 @@
 //! KoruDelta's data plane: a versioned, time-travelling key-value store and its HTTP server.
 //!
 //! Layout: [`wal`] is the on-disk log, [`store`] the log plus the in-memory index, [`http`] the API
-//! v1 on top, [`config`] the command line, [`server`] the process around it all; [`rewind`] puts a
+//! v1 on top, [`config`] the command line, [`clock`] the time and its format, [`server`] the process around it all; [`rewind`] puts a
 //! key range back to an earlier moment; [`raft`] replicates the store across a cluster's members.
 
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod backup;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -1,12 +1,10 @@
 //! `koru-dataplane`: parses the configuration, sets up logging, and runs the server — or, as
 //! `koru-dataplane restore …`, rebuilds a data directory from a backup store.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use koru_dataplane::config::{Cli, RestoreCli};
-use tracing_subscriber::EnvFilter;
+use koru_dataplane::config::{Cli, DEFAULT_LOG_FILTER, RestoreCli, SERVICE_NAME};
 
 /// jemalloc instead of glibc malloc: request buffers are allocated on the HTTP workers and freed on
 /// the commit thread, a cross-thread pattern glibc handles slowly (measured +13–25% PUT, +45% batch).
@@ -27,37 +25,44 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logs(config.json_logs);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
+    // Outside the runtime: the OTLP exporter, when configured, builds a blocking HTTP client.
+    let telemetry = match koru_telemetry::init(&config.telemetry) {
+        Ok(t) => t,
         Err(e) => {
-            eprintln!("koru-dataplane: cannot start the async runtime: {e}");
+            eprintln!("koru-dataplane: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(koru_dataplane::server::run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => match runtime.block_on(koru_dataplane::server::run(config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("koru-dataplane: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Err(e) => {
-            eprintln!("koru-dataplane: {e}");
+            eprintln!("koru-dataplane: cannot start the async runtime: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
-/// Logs to stderr, filtered by `KORU_LOG` (default `info`, with openraft's per-message chatter at
-/// `warn`).
-fn init_logs(json: bool) {
-    let filter = EnvFilter::try_from_env("KORU_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+/// The logs of `restore`: text on stderr, filtered by `KORU_LOG` when it holds a valid filter
+/// (the server's default otherwise); no trace export for a one-shot command.
+fn restore_telemetry() -> Result<koru_telemetry::Telemetry, koru_telemetry::TelemetryError> {
+    let log_filter = std::env::var("KORU_LOG")
+        .ok()
+        .filter(|f| koru_telemetry::parse_log_filter(f).is_ok())
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_string());
+    koru_telemetry::init(&koru_telemetry::TelemetryConfig {
+        service_name: SERVICE_NAME,
+        log_format: koru_telemetry::LogFormat::Text,
+        log_filter,
+        otlp_endpoint: None,
+    })
 }
 
 /// `koru-dataplane restore …`: exit 0 with a summary on stdout, 1 with the error on stderr.
@@ -78,7 +83,13 @@ fn restore() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logs(false);
+    let telemetry = match restore_telemetry() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("koru-dataplane restore: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -86,7 +97,7 @@ fn restore() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(koru_dataplane::backup::restore::restore(&request)) {
+    let code = match runtime.block_on(koru_dataplane::backup::restore::restore(&request)) {
         Ok(report) => {
             println!(
                 "{}",
@@ -98,5 +109,7 @@ fn restore() -> ExitCode {
             eprintln!("koru-dataplane restore: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }

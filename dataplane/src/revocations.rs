@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::auth::Verifier;
@@ -22,33 +21,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest list accepted, in bytes (a list holds unexpired revocations only).
 pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
 
-/// The audience (`aud`) of cluster `cluster_id`'s revocation list: never a token's audience, so a
-/// list can never be presented as a token, nor a token as a list.
-pub fn audience(cluster_id: &str) -> String {
-    format!("koru-revocations:{cluster_id}")
-}
-
-/// The claims of a revocation list (a JWT signed with the cluster's token key).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevocationList {
-    /// [`audience`] of the cluster.
-    pub aud: String,
-    /// When the control plane made the list, seconds since the epoch; lists only move forward.
-    pub iat: u64,
-    /// When the list stops being accepted, seconds since the epoch.
-    pub exp: u64,
-    /// The revoked tokens that have not expired yet.
-    pub revoked: Vec<RevokedToken>,
-}
-
-/// One revoked token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevokedToken {
-    /// The token's id (`jti`).
-    pub jti: String,
-    /// The token's expiry; after it the token is refused anyway and leaves the list.
-    pub exp: u64,
-}
+pub use koru_dataplane_api::revocations::{RevocationList, RevokedToken, audience};
 
 /// The revoked token ids a verifier refuses, from the newest list applied.
 #[derive(Debug, Default)]

@@ -12,10 +12,10 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::clock::rfc3339;
 use crate::error::StoreError;
 use crate::names;
 use crate::store::{Committed, RangeGuard, Store, Version, WriteOp};
@@ -181,13 +181,6 @@ pub enum RewindError {
     /// The planning task died.
     #[error("the rewind planner stopped unexpectedly")]
     Internal,
-}
-
-/// RFC 3339 UTC with microseconds, as the API writes times.
-fn rfc3339(micros: i64) -> String {
-    DateTime::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// Checks a request against the names rules and what the store can answer: the moment must lie
@@ -371,7 +364,7 @@ pub async fn run<E: From<RewindError>>(
 ) -> Result<Outcome, E> {
     validate(
         &req,
-        crate::store::commit::now_micros(),
+        crate::clock::now_micros(),
         store.first_timestamp_micros(),
         store.stats().applied_lsn,
     )?;

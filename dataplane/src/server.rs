@@ -224,7 +224,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         tokio::spawn(std::future::IntoFuture::into_future(serving))
     });
     let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(koru_telemetry::shutdown_signal())
         .await;
     // Members keep answering each other until the API has drained.
     stop_peers.notify_one();
@@ -245,26 +245,6 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         context: "serving HTTP".into(),
         source,
     })
-}
-
-/// Resolves on SIGTERM or Ctrl-C (the control plane waits on it too).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown requested: finishing requests in flight");
 }
 
 /// Reads a secret file (`--admin-token-file`, `--peer-token-file`): the checked token and its text.

@@ -286,9 +286,7 @@ fn hidden_entries(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    koru_dataplane::clock::rfc3339(micros)
 }
 
 async fn restores_to_any_moment_match_the_oracle(kind: StoreKind) {

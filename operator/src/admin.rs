@@ -2,18 +2,20 @@
 //! in the `<cluster>-admin` Secret, and the calls (`POST`/`GET /admin/backups`, `GET /readyz`)
 //! with what their answers mean (base backups, the archived span, the last restore drill).
 //!
-//! The answers are read as `dataplane/API.md` documents them, only the fields the operator needs.
+//! The answers are read with the data plane's own wire types (`koru-dataplane-api`).
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use koru_dataplane_api::ErrorBody;
+use koru_dataplane_api::backup::ManifestSummary;
+use koru_dataplane_api::rfc3339;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use rand::{RngExt, rng};
-use serde::Deserialize;
 
-use crate::crd::{ADMIN_ENDPOINT_ANNOTATION, KoruCluster};
 use crate::desired::{ADMIN_TOKEN_KEY, DesiredError, HTTP_PORT, admin_secret, admin_secret_name};
+use koru_crd::{ADMIN_ENDPOINT_ANNOTATION, KoruCluster};
 
 /// Random bytes in a new admin token (written as hex, twice as many characters).
 pub const TOKEN_BYTES: usize = 32;
@@ -27,45 +29,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One member of a Raft group as `/raft/status` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct GroupMember {
-    /// Member id (the pod's ordinal).
-    pub id: u64,
-    /// Its address.
-    #[serde(default)]
-    pub addr: String,
-    /// Whether it votes (false while a new member catches up).
-    pub voter: bool,
-    /// Entries it is behind the leader (known only in the leader's answer).
-    pub lag: Option<u64>,
-}
-
+pub use koru_dataplane_api::raft::MemberStatus as GroupMember;
 /// A member's view of its Raft group (`/raft/status`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct GroupView {
-    /// The answering member.
-    pub id: u64,
-    /// Its role: leader, follower, candidate, learner or shutdown.
-    pub role: String,
-    /// The leader it knows.
-    pub leader: Option<u64>,
-    /// Every member, voters and learners.
-    pub members: Vec<GroupMember>,
-}
-
-impl GroupView {
-    /// Ids of the voting members, ascending.
-    pub fn voters(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self
-            .members
-            .iter()
-            .filter(|m| m.voter)
-            .map(|m| m.id)
-            .collect();
-        v.sort_unstable();
-        v
-    }
-}
+pub use koru_dataplane_api::raft::ReplicaStatus as GroupView;
 
 /// Reads a `/raft/status` answer.
 pub fn parse_group(body: &[u8]) -> Result<GroupView, CallError> {
@@ -179,18 +145,9 @@ pub enum CallError {
 
 /// What an unsuccessful HTTP status means, with the data plane's error message when it sent one.
 pub fn classify(status: u16, body: &str) -> CallError {
-    #[derive(Deserialize)]
-    struct Body {
-        error: Detail,
-    }
-    #[derive(Deserialize)]
-    struct Detail {
-        code: String,
-        message: String,
-    }
-    let detail = match serde_json::from_slice::<Body>(body.as_bytes()) {
-        Ok(b) => format!("{} ({}): {}", status, b.error.code, b.error.message),
-        Err(_) => format!("{status}: {}", body.chars().take(200).collect::<String>()),
+    let detail = match ErrorBody::parse(body.as_bytes()) {
+        Some(b) => format!("{} ({}): {}", status, b.error.code, b.error.message),
+        None => format!("{status}: {}", body.chars().take(200).collect::<String>()),
     };
     let message = format!("the data plane answered {detail}");
     if status >= 500 || status == 408 || status == 429 {
@@ -217,15 +174,7 @@ pub struct TakenBackup {
 
 /// Reads a manifest into a [`TakenBackup`].
 pub fn parse_manifest(body: &[u8]) -> Result<TakenBackup, CallError> {
-    #[derive(Deserialize)]
-    struct Manifest {
-        id: String,
-        first_lsn: u64,
-        last_lsn: u64,
-        first_time_micros: i64,
-        last_time_micros: i64,
-    }
-    let m: Manifest = serde_json::from_slice(body).map_err(|e| {
+    let m: ManifestSummary = serde_json::from_slice(body).map_err(|e| {
         CallError::Permanent(format!(
             "the data plane's backup manifest is unreadable: {e}"
         ))
@@ -234,86 +183,16 @@ pub fn parse_manifest(body: &[u8]) -> Result<TakenBackup, CallError> {
         id: m.id,
         first_lsn: m.first_lsn,
         last_lsn: m.last_lsn,
-        first_time: rfc3339_micros(m.first_time_micros),
-        last_time: rfc3339_micros(m.last_time_micros),
+        first_time: rfc3339::format_commit_micros(m.first_time_micros),
+        last_time: rfc3339::format_commit_micros(m.last_time_micros),
     })
 }
 
-/// Microseconds since the epoch as the data plane writes times (`2026-11-26T05:00:00.000001Z`);
-/// None for 0, an empty log.
-pub fn rfc3339_micros(micros: i64) -> Option<String> {
-    if micros <= 0 {
-        return None;
-    }
-    let t = k8s_openapi::jiff::Timestamp::from_microsecond(micros).ok()?;
-    Some(t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
-}
-
-/// One base backup as `GET /admin/backups` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ListedBackup {
-    /// Backup id.
-    pub id: String,
-    /// First LSN covered.
-    pub first_lsn: u64,
-    /// Last LSN covered.
-    pub last_lsn: u64,
-    /// Commit time of the first write covered; none for an empty log.
-    #[serde(default)]
-    pub first_time: Option<String>,
-    /// Commit time of the last write covered; none for an empty log.
-    #[serde(default)]
-    pub last_time: Option<String>,
-}
-
-/// The span the archived log alone makes restorable, as `GET /admin/backups` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ArchivedSpan {
-    /// Commit time of the first archived write (RFC 3339).
-    pub first_time: String,
-    /// Commit time of the last write the archive reaches (RFC 3339).
-    pub last_time: String,
-}
-
-/// The outcome of a restore drill (the newest base backup restored into a scratch directory and
-/// checked against its manifest), as `GET /admin/backups` reports the last one.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Drill {
-    /// When it finished (RFC 3339).
-    pub at: String,
-    /// The base backup restored; none when there was none to restore.
-    #[serde(default)]
-    pub backup_id: Option<String>,
-    /// Whether the restored copy opened and matched its manifest.
-    pub ok: bool,
-    /// What was checked, or what went wrong.
-    #[serde(default)]
-    pub message: String,
-    /// LSN the restored copy reached.
-    #[serde(default)]
-    pub last_lsn: u64,
-    /// Versions in the restored copy.
-    #[serde(default)]
-    pub versions: u64,
-    /// Seconds it took.
-    #[serde(default)]
-    pub seconds: f64,
-}
-
-/// A `GET /admin/backups` answer.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Listing {
-    /// The base backups, oldest first.
-    pub backups: Vec<ListedBackup>,
-    /// What the archived log makes restorable; none before anything is archived, and from data
-    /// planes older than this field.
-    #[serde(default)]
-    pub archive: Option<ArchivedSpan>,
-    /// The last restore drill since the data plane started; none before one ran (the data plane
-    /// keeps it in memory only), and from data planes older than this field.
-    #[serde(default)]
-    pub verification: Option<Drill>,
-}
+/// A `GET /admin/backups` answer (the data plane's [`BackupList`](koru_dataplane_api::backup::BackupList)).
+pub use koru_dataplane_api::backup::BackupList as Listing;
+/// A restore drill's outcome (the data plane's [`Verification`](koru_dataplane_api::backup::Verification)).
+pub use koru_dataplane_api::backup::Verification as Drill;
+pub use koru_dataplane_api::backup::{ArchivedSpan, ListedBackup};
 
 /// Reads a `GET /admin/backups` answer.
 pub fn parse_list(body: &[u8]) -> Result<Listing, CallError> {
@@ -500,7 +379,7 @@ fn unreachable(endpoint: &str, e: &reqwest::Error) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{KoruClusterSpec, Storage};
+    use koru_crd::{KoruClusterSpec, Storage};
 
     fn cluster() -> KoruCluster {
         let mut kc = KoruCluster::new(
@@ -648,8 +527,11 @@ mod tests {
         assert_eq!(
             with_archive.archive,
             Some(ArchivedSpan {
+                first_lsn: 1,
+                last_lsn: 9,
                 first_time: "2026-11-26T01:00:00.000000Z".into(),
                 last_time: "2026-11-26T04:00:00.000000Z".into(),
+                segments: 2,
             })
         );
         assert_eq!(with_archive.verification, None);

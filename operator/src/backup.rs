@@ -25,8 +25,8 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::admin::{self, AdminClient, CallError, TakenBackup};
-use crate::crd::{KoruBackup, KoruBackupStatus, KoruCluster};
 use crate::status::{Notice, serving};
+use koru_crd::{KoruBackup, KoruBackupStatus, KoruCluster};
 
 /// Default `--backup-deadline-secs`: how long a backup may keep retrying.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);

@@ -4,13 +4,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand};
+use koru_telemetry::{DEFAULT_LOG_FILTER, TelemetryArgs, TelemetryConfig};
 use rand::distr::Alphanumeric;
 use rand::{RngExt, rng};
-use tracing_subscriber::EnvFilter;
 
 use crate::leader::LeaseConfig;
-use crate::telemetry::TelemetryConfig;
+
+/// The operator's `service.name` in exported traces.
+pub const SERVICE_NAME: &str = "koru-operator";
 
 /// Default address of the `/healthz`, `/readyz` and `/metrics` server.
 pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:8080";
@@ -20,8 +22,6 @@ pub const DEFAULT_LEASE_NAME: &str = "koru-operator";
 pub const DEFAULT_LEASE_NAMESPACE: &str = "default";
 /// Default lease duration in seconds (client-go's default too).
 pub const DEFAULT_LEASE_DURATION_SECS: u64 = 15;
-/// Default log filter when `KORU_LOG` is not set.
-pub const DEFAULT_LOG_FILTER: &str = "info";
 /// Default seconds a KoruBackup may keep retrying (or wait for its cluster) before it fails.
 pub const DEFAULT_BACKUP_DEADLINE_SECS: u64 = crate::backup::DEFAULT_DEADLINE.as_secs();
 /// Default seconds between two reads of a cluster's backups (window and last restore drill).
@@ -44,15 +44,6 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Flags (with environment fallbacks) of the controller process.
@@ -86,9 +77,6 @@ pub struct RunArgs {
     #[arg(long, env = "KORU_OPERATOR_LEASE_DURATION_SECS", default_value_t = DEFAULT_LEASE_DURATION_SECS,
           value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub lease_duration_secs: u64,
-    /// OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces go to <url>/v1/traces.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint)]
-    pub otlp_endpoint: Option<String>,
     /// Seconds a KoruBackup may keep retrying an unreachable or failing data plane (counted from
     /// its start, or from its creation while it waits for its cluster) before it fails.
     #[arg(long, env = "KORU_OPERATOR_BACKUP_DEADLINE_SECS", default_value_t = DEFAULT_BACKUP_DEADLINE_SECS,
@@ -100,12 +88,9 @@ pub struct RunArgs {
     #[arg(long, env = "KORU_OPERATOR_BACKUP_STATUS_INTERVAL_SECS", default_value_t = DEFAULT_BACKUP_STATUS_INTERVAL_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub backup_status_interval_secs: u64,
-    /// Log format.
-    #[arg(long, env = "KORU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Log filter, in tracing's EnvFilter syntax (e.g. `info,koru_operator=debug`).
-    #[arg(long, env = "KORU_LOG", default_value = DEFAULT_LOG_FILTER, value_parser = parse_log_filter)]
-    pub log_filter: String,
+    /// Logs and traces.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 /// The validated configuration of a controller process.
@@ -146,12 +131,7 @@ impl RunArgs {
             leader_election,
             backup_deadline: Duration::from_secs(self.backup_deadline_secs),
             backup_status_interval: Duration::from_secs(self.backup_status_interval_secs),
-            telemetry: TelemetryConfig {
-                service_name: crate::telemetry::SERVICE_NAME,
-                log_format: self.log_format,
-                log_filter: self.log_filter,
-                otlp_endpoint: self.otlp_endpoint.filter(|e| !e.is_empty()),
-            },
+            telemetry: self.telemetry.config(SERVICE_NAME, DEFAULT_LOG_FILTER),
         }
     }
 }
@@ -211,33 +191,10 @@ fn parse_identity(s: &str) -> Result<String, String> {
     }
 }
 
-/// An http:// or https:// URL with a host; empty means unset, as the OpenTelemetry
-/// specification says of an empty `OTEL_EXPORTER_OTLP_ENDPOINT`.
-pub fn parse_otlp_endpoint(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Ok(String::new());
-    }
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"));
-    match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {
-            Ok(s.trim_end_matches('/').to_string())
-        }
-        _ => Err("must be an http:// or https:// URL such as http://otel-collector:4318".into()),
-    }
-}
-
-/// A filter that tracing-subscriber's EnvFilter accepts.
-pub fn parse_log_filter(s: &str) -> Result<String, String> {
-    EnvFilter::try_new(s)
-        .map(|_| s.to_string())
-        .map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use koru_telemetry::LogFormat;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("koru-operator").chain(args.iter().copied()))

@@ -23,7 +23,6 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::admin::{self, AdminClient, SecretError};
-use crate::crd::{KoruCluster, KoruClusterStatus};
 use crate::desired::{DesiredError, desired};
 use crate::metrics::Metrics;
 use crate::names;
@@ -34,6 +33,7 @@ use crate::status::{
     Notice, Observed, StatefulSetState, apply_backup_report, next_status, notices, serving,
 };
 use crate::upgrade;
+use koru_crd::{KoruCluster, KoruClusterStatus};
 
 /// The field manager of every object the operator applies.
 pub const FIELD_MANAGER: &str = "koru-operator";

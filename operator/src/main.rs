@@ -10,7 +10,7 @@ use koru_operator::admin::AdminClient;
 use koru_operator::config::{Cli, Command, Config};
 use koru_operator::http::{self, AppState, Health};
 use koru_operator::metrics::Metrics;
-use koru_operator::{controller, leader, telemetry};
+use koru_operator::{controller, leader};
 use tokio_util::sync::CancellationToken;
 
 /// Pause between attempts to reach the API server at start-up.
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     // Bad flags end here with clap's message and exit code 2 (--help and --version with 0).
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Crd) => match koru_operator::crds_yaml() {
+        Some(Command::Crd) => match koru_crd::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS
@@ -40,7 +40,7 @@ fn run(config: Config) -> ExitCode {
     // refusing to guess at the first TLS connection (kube's, and the OTLP exporter's).
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Outside the runtime: the OTLP exporter builds a blocking HTTP client.
-    let telemetry = match telemetry::init(&config.telemetry) {
+    let telemetry = match koru_telemetry::init(&config.telemetry) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("koru-operator: {e}");

@@ -13,8 +13,8 @@ use kube::api::Api;
 use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::crd::{Condition, GROUP, KoruCluster, KoruClusterStatus};
 use crate::desired::admin_secret_name;
+use koru_crd::{Condition, GROUP, KoruCluster, KoruClusterStatus};
 
 /// The condition type saying a cluster's objects' names are taken by another cluster.
 pub const NAME_CONFLICT: &str = "NameConflict";

@@ -12,8 +12,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 
 use crate::admin::{self, AdminClient, Listing};
-use crate::crd::KoruCluster;
 use crate::status::recovery;
+use koru_crd::KoruCluster;
 
 /// Default of how often a cluster with backups is reconciled, and so how often its window and
 /// last drill are read.

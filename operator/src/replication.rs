@@ -4,7 +4,7 @@
 //! pods, so a majority of the group is never taken away by the StatefulSet.
 
 use crate::admin::{AdminClient, CallError, GroupView};
-use crate::crd::{MemberStatus, ReplicationStatus};
+use koru_crd::{MemberStatus, ReplicationStatus};
 
 /// What to do this reconcile, from the spec and the group as last seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +126,7 @@ mod tests {
             id,
             addr: String::new(),
             voter,
+            matched_index: None,
             lag: Some(lag),
         }
     }
@@ -135,7 +136,14 @@ mod tests {
         let view = GroupView {
             id: 0,
             role: "leader".into(),
+            term: 1,
             leader: Some(0),
+            last_log_index: 0,
+            applied_index: 0,
+            snapshot_index: None,
+            purged_index: None,
+            votes_held: false,
+            public_addr: None,
             members: vec![
                 member(0, true, 0),
                 member(1, true, 5000),

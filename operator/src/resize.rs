@@ -8,9 +8,9 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
 use kube::{Client, ResourceExt};
 
-use crate::crd::KoruCluster;
 use crate::desired::{DesiredError, claim_template_size, selector_string, set_claim_template_size};
 use crate::quantity;
+use koru_crd::KoruCluster;
 
 /// The annotation that marks the cluster's default StorageClass.
 const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";

@@ -13,7 +13,7 @@ fn committed_path() -> PathBuf {
 
 #[test]
 fn the_committed_crd_yaml_matches_the_types() {
-    let generated = koru_operator::crds_yaml().expect("render CRDs");
+    let generated = koru_crd::crds_yaml().expect("render CRDs");
     let committed = std::fs::read_to_string(committed_path()).expect("read committed CRDs");
     assert!(
         generated == committed,
@@ -277,7 +277,7 @@ fn the_api_server_checks_backup_schedules_timeouts_and_timelines() {
 
 #[test]
 fn the_api_server_accepts_every_desired_object() {
-    use koru_operator::crd::{KoruCluster, KoruClusterSpec, Storage};
+    use koru_crd::{KoruCluster, KoruClusterSpec, Storage};
     let Some(k) = kubeconfig() else { return };
     kubectl(&k, &["create", "namespace", "desired-test"], "");
     let mut kc = KoruCluster::new(
@@ -286,20 +286,20 @@ fn the_api_server_accepts_every_desired_object() {
             version: "0.1.0".into(),
             image: None,
             replicas: 3,
-            resources: Some(koru_operator::crd::Resources {
+            resources: Some(koru_crd::Resources {
                 cpu: Some("500m".into()),
                 memory: Some("1Gi".into()),
             }),
             storage: Storage {
                 size: "10Gi".into(),
                 storage_class_name: Some("fast".into()),
-                reclaim_policy: Some(koru_operator::crd::ReclaimPolicy::Delete),
+                reclaim_policy: Some(koru_crd::ReclaimPolicy::Delete),
             },
             durability: None,
             limits: None,
             auth: None,
             // Backups and a restore at start-up, so the init container is checked too.
-            backup: Some(koru_operator::crd::BackupSettings {
+            backup: Some(koru_crd::BackupSettings {
                 destination: "s3://backups/orders".into(),
                 credentials_secret: Some("orders-s3".into()),
                 schedule: Some("0 3 * * *".into()),
@@ -307,8 +307,8 @@ fn the_api_server_accepts_every_desired_object() {
                 archive_timeout: Some("30s".into()),
                 verify_schedule: Some("0 4 * * *".into()),
             }),
-            bootstrap: Some(koru_operator::crd::Bootstrap {
-                from_backup: Some(koru_operator::crd::FromBackup {
+            bootstrap: Some(koru_crd::Bootstrap {
+                from_backup: Some(koru_crd::FromBackup {
                     source: "s3://backups/old-orders".into(),
                     backup_id: None,
                     target_time: Some("2026-11-26T05:00:00Z".into()),

@@ -1,7 +1,7 @@
 //! The connection snippets of a cluster's page: shell lines that use a fresh data-plane token with
 //! curl, and the same read with the published `kdelta` CLI.
 
-use koru_dataplane::auth::Scope;
+use koru_dataplane_api::auth::Scope;
 
 /// A shell snippet that uses `token` against `endpoint`: it writes a key when the token may,
 /// and reads it back.

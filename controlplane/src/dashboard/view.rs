@@ -198,12 +198,8 @@ pub fn time_ms(ms: i64) -> String {
 
 /// An RFC 3339 time, in UTC to the second; the text itself when it does not parse.
 pub fn rfc3339(text: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%d %H:%M:%S UTC")
-                .to_string()
-        })
+    koru_dataplane_api::rfc3339::parse(text)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|_| text.to_string())
 }
 

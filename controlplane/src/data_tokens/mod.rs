@@ -6,8 +6,8 @@
 pub mod store;
 
 use jsonwebtoken::{Algorithm, Header};
-use koru_dataplane::auth::{Claims, MAX_ADMIN_TTL_SECS, Scope};
-use koru_dataplane::revocations::{RevocationList, RevokedToken};
+use koru_dataplane_api::auth::{Claims, MAX_ADMIN_TTL_SECS, Scope};
+use koru_dataplane_api::revocations::{RevocationList, RevokedToken};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -89,7 +89,7 @@ pub fn issue(
         scope: req.scope,
         exp: now_secs + ttl,
         iat: now_secs,
-        aud: koru_dataplane::auth::audience(cluster_id),
+        aud: koru_dataplane_api::auth::audience(cluster_id),
         jti: crate::db::new_id(),
     };
     let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key.encoding)
@@ -114,7 +114,7 @@ pub fn revocation_list(
     now_secs: u64,
 ) -> Result<String> {
     let list = RevocationList {
-        aud: koru_dataplane::revocations::audience(cluster_id),
+        aud: koru_dataplane_api::revocations::audience(cluster_id),
         iat: now_secs,
         exp: now_secs + REVOCATION_LIST_TTL_SECS,
         revoked,

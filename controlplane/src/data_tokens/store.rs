@@ -1,8 +1,8 @@
 //! Issued data-plane tokens in the database: issuing records each token by its id, so it can be
 //! listed and revoked until it expires; each cluster's signed revocation list is read from here.
 
-use koru_dataplane::auth::Scope;
-use koru_dataplane::revocations::RevokedToken;
+use koru_dataplane_api::auth::Scope;
+use koru_dataplane_api::revocations::RevokedToken;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};

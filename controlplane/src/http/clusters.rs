@@ -178,7 +178,7 @@ pub async fn get(
     let connection = match &cluster.endpoint {
         Some(endpoint) => {
             let request = DataTokenRequest {
-                scope: koru_dataplane::auth::Scope::Read,
+                scope: koru_dataplane_api::auth::Scope::Read,
                 ttl_secs: Some(15 * 60),
             };
             let data_token = data_tokens::store::issue(

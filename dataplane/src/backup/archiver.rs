@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::layout::{self, SegmentMeta};
 use super::{BackupError, BackupStore};
+use crate::clock::rfc3339;
 use crate::store::{SealState, Store};
 use crate::wal::segment;
 
@@ -131,7 +132,7 @@ impl ArchiveStatus {
             (None, a) if a > 0 => a,
             _ => return 0.0,
         };
-        ((crate::store::commit::now_micros() - oldest) as f64 / 1e6).max(0.0)
+        ((crate::clock::now_micros() - oldest) as f64 / 1e6).max(0.0)
     }
 
     /// The last restore drill's outcome, if one ran since start.
@@ -229,16 +230,8 @@ impl ArchiveStatus {
 
     fn failed(&self, error: &BackupError) {
         self.metrics.errors.inc();
-        self.state.lock().last_error =
-            Some((error.to_string(), crate::store::commit::now_micros()));
+        self.state.lock().last_error = Some((error.to_string(), crate::clock::now_micros()));
     }
-}
-
-/// Formats µs since the epoch as RFC 3339 with microseconds.
-pub(crate) fn rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_default()
 }
 
 /// The background uploader.
@@ -328,7 +321,7 @@ impl Archiver {
         if first == 0 {
             return;
         }
-        let age = crate::store::commit::now_micros() - first;
+        let age = crate::clock::now_micros() - first;
         if age >= self.timeout.as_micros() as i64 {
             match self.status.seal().await {
                 Ok(_) => {}

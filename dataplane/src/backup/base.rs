@@ -25,11 +25,7 @@ pub async fn create(status: &ArchiveStatus, wait: Duration) -> Result<Manifest, 
     })?;
     let now = chrono::Utc::now();
     let id = format!("{}-{lsn:012}", now.format("%Y%m%dT%H%M%S%6fZ"));
-    let manifest = Manifest::new(
-        id,
-        now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        segments,
-    );
+    let manifest = Manifest::new(id, crate::clock::rfc3339(now.timestamp_micros()), segments);
     let key = layout::manifest_key(&manifest.id);
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io {
         context: "encoding a manifest".into(),

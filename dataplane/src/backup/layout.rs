@@ -3,14 +3,12 @@
 //!
 //! Nothing here does I/O, so every rule is unit-tested by feeding it bytes and metadata.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::wal::record;
 use crate::wal::segment::{self, HEADER_LEN};
 
-/// Version of the sidecar and manifest JSON documents (see FORMAT.md, "Archive layout").
-pub const ARCHIVE_FORMAT_VERSION: u32 = 1;
+pub use koru_dataplane_api::backup::{ARCHIVE_FORMAT_VERSION, Manifest, SegmentMeta};
 
 /// Key (under the store's prefix) of segment `seq`'s bytes: `wal/<20-digit seq>.wal`.
 pub fn segment_key(seq: u64) -> String {
@@ -38,66 +36,6 @@ pub fn manifest_key(id: &str) -> String {
 /// Key of the last restore drill's outcome: `verify/last.json`, rewritten by every drill so the
 /// outcome outlives the process that ran it.
 pub const VERIFICATION_KEY: &str = "verify/last.json";
-
-/// What the archive knows about one sealed segment: its sidecar document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SegmentMeta {
-    /// [`ARCHIVE_FORMAT_VERSION`].
-    pub format_version: u32,
-    /// Segment sequence number.
-    pub seq: u64,
-    /// LSN of its first record.
-    pub first_lsn: u64,
-    /// LSN of its last record.
-    pub last_lsn: u64,
-    /// Commit time (µs since the epoch) of its first record.
-    pub first_time_micros: i64,
-    /// Commit time (µs since the epoch) of its last record.
-    pub last_time_micros: i64,
-    /// File size in bytes.
-    pub size: u64,
-    /// SHA-256 of the whole file, lowercase hex.
-    pub sha256: String,
-}
-
-/// One base backup: a consistent point of the log, and the segments that reach it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// [`ARCHIVE_FORMAT_VERSION`].
-    pub format_version: u32,
-    /// Backup id (also its folder name under `base/`).
-    pub id: String,
-    /// When the backup was taken (RFC 3339).
-    pub created: String,
-    /// First LSN covered (1, or 0 for an empty log).
-    pub first_lsn: u64,
-    /// Last LSN covered: restoring this backup without a target stops here.
-    pub last_lsn: u64,
-    /// Commit time (µs) of the first record, 0 for an empty log.
-    pub first_time_micros: i64,
-    /// Commit time (µs) of the last record, 0 for an empty log.
-    pub last_time_micros: i64,
-    /// The segments, in log order, with their checksums.
-    pub segments: Vec<SegmentMeta>,
-}
-
-impl Manifest {
-    /// Builds the manifest of a backup whose segments are `segments` (in log order).
-    pub fn new(id: String, created: String, segments: Vec<SegmentMeta>) -> Manifest {
-        let first = segments.first();
-        let last = segments.last();
-        Manifest {
-            format_version: ARCHIVE_FORMAT_VERSION,
-            id,
-            created,
-            first_lsn: first.map_or(0, |s| s.first_lsn),
-            last_lsn: last.map_or(0, |s| s.last_lsn),
-            first_time_micros: first.map_or(0, |s| s.first_time_micros),
-            last_time_micros: last.map_or(0, |s| s.last_time_micros),
-            segments,
-        }
-    }
-}
 
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -269,11 +207,7 @@ pub fn plan_retention(
     segments: &[SegmentMeta],
     horizon_micros: i64,
 ) -> RetentionPlan {
-    let created = |m: &Manifest| {
-        chrono::DateTime::parse_from_rfc3339(&m.created)
-            .map(|t| t.timestamp_micros())
-            .ok()
-    };
+    let created = |m: &Manifest| crate::clock::parse_micros(&m.created).ok();
     let mut expired: Vec<(i64, &Manifest)> = backups
         .iter()
         .filter_map(|m| created(m).filter(|&t| t < horizon_micros).map(|t| (t, m)))

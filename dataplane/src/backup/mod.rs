@@ -102,6 +102,15 @@ pub enum BackupError {
     Log(#[from] crate::error::StoreError),
 }
 
+impl From<koru_dataplane_api::BackupUrlError> for BackupError {
+    fn from(e: koru_dataplane_api::BackupUrlError) -> Self {
+        BackupError::InvalidUrl {
+            url: e.url,
+            reason: e.reason,
+        }
+    }
+}
+
 /// Wraps an `io::Error` with context.
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
     let context = context.into();

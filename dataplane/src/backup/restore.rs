@@ -311,7 +311,7 @@ pub fn summary(req: &RestoreRequest, r: &RestoreReport) -> String {
         "records": r.records,
         "versions": r.versions,
         "last_lsn": r.last_lsn,
-        "last_time": (r.last_time_micros > 0).then(|| super::archiver::rfc3339(r.last_time_micros)),
+        "last_time": crate::clock::format_commit_micros(r.last_time_micros),
         "target_after_newest_archived_write": beyond_archive,
         "downloaded_bytes": r.downloaded_bytes,
         "elapsed_seconds": secs,

@@ -1,8 +1,6 @@
 //! The backup store: one object-store handle (local directory or S3-compatible bucket) plus the key
 //! prefix every archive object lives under.
 
-use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,75 +32,7 @@ fn s3_retry() -> RetryConfig {
     }
 }
 
-/// Where backups live, parsed from `--backup-store` / `--from`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackupUrl {
-    /// `file:///absolute/path`: a local directory.
-    File(PathBuf),
-    /// `s3://bucket/prefix`: an S3 bucket (endpoint, region and credentials from `AWS_*`).
-    S3 {
-        /// Bucket name.
-        bucket: String,
-        /// Key prefix inside the bucket, without leading or trailing slashes (may be empty).
-        prefix: String,
-    },
-}
-
-impl std::str::FromStr for BackupUrl {
-    type Err = BackupError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| BackupError::InvalidUrl {
-            url: s.to_string(),
-            reason: reason.to_string(),
-        };
-        let url = url::Url::parse(s)
-            .map_err(|e| bad(&format!("{e}; expected file:///path or s3://bucket/prefix")))?;
-        match url.scheme() {
-            "file" => {
-                if url
-                    .host_str()
-                    .is_some_and(|h| !h.is_empty() && h != "localhost")
-                {
-                    return Err(bad("a file URL names no host: use file:///absolute/path"));
-                }
-                let path = url
-                    .to_file_path()
-                    .map_err(|()| bad("not an absolute local path"))?;
-                if path.parent().is_none() {
-                    return Err(bad("refusing the file-system root as a backup store"));
-                }
-                Ok(BackupUrl::File(path))
-            }
-            "s3" => {
-                let bucket = url
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| bad("an s3 URL needs a bucket: s3://bucket/prefix"))?;
-                if url.query().is_some() || url.fragment().is_some() {
-                    return Err(bad("query strings and fragments are not supported"));
-                }
-                Ok(BackupUrl::S3 {
-                    bucket: bucket.to_string(),
-                    prefix: url.path().trim_matches('/').to_string(),
-                })
-            }
-            other => Err(bad(&format!(
-                "scheme {other:?} is not supported; use file:///path or s3://bucket/prefix"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for BackupUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BackupUrl::File(path) => write!(f, "file://{}", path.display()),
-            BackupUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
-            BackupUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
-}
+pub use koru_dataplane_api::backup::BackupUrl;
 
 /// A handle on the backup store; clones share the connection pool.
 #[derive(Debug, Clone)]
@@ -286,37 +216,6 @@ fn s3(url: &BackupUrl, bucket: &str) -> Result<object_store::aws::AmazonS3, Back
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_file_and_s3_urls() {
-        assert_eq!(
-            "file:///var/backups/c1".parse::<BackupUrl>().unwrap(),
-            BackupUrl::File(PathBuf::from("/var/backups/c1"))
-        );
-        assert_eq!(
-            "s3://bucket/a/b/".parse::<BackupUrl>().unwrap(),
-            BackupUrl::S3 {
-                bucket: "bucket".into(),
-                prefix: "a/b".into()
-            }
-        );
-        let s3 = "s3://bucket".parse::<BackupUrl>().unwrap();
-        assert_eq!(s3.to_string(), "s3://bucket");
-    }
-
-    #[test]
-    fn refuses_bad_urls_with_a_reason() {
-        for (url, says) in [
-            ("/var/backups", "expected file:///path"),
-            ("file://host/path", "names no host"),
-            ("gs://bucket/x", "not supported"),
-            ("s3:///prefix", "needs a bucket"),
-            ("file:///", "root"),
-        ] {
-            let err = url.parse::<BackupUrl>().unwrap_err().to_string();
-            assert!(err.contains(says), "{url}: {err}");
-        }
-    }
 
     #[test]
     fn builds_an_s3_store_without_network() {

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
 use super::layout::VERIFICATION_KEY;
 use super::restore::{RestoreRequest, restore};
@@ -21,24 +20,7 @@ use crate::store::{FsyncMode, Store, StoreConfig};
 /// Scratch directories of concurrent drills in one process get distinct names.
 static DRILLS: AtomicU64 = AtomicU64::new(0);
 
-/// The outcome of one restore drill.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verification {
-    /// When the drill finished (RFC 3339).
-    pub at: String,
-    /// The base backup restored; none when there was none to restore.
-    pub backup_id: Option<String>,
-    /// Whether the restored copy opened and matched its manifest.
-    pub ok: bool,
-    /// What was checked, or what went wrong.
-    pub message: String,
-    /// LSN the restored copy reached.
-    pub last_lsn: u64,
-    /// Versions in the restored copy.
-    pub versions: u64,
-    /// Seconds the drill took.
-    pub seconds: f64,
-}
+pub use koru_dataplane_api::backup::Verification;
 
 /// Restores the newest base backup into a scratch directory inside [`ArchiveStatus::drill_dir`],
 /// opens it, and checks that it reaches the manifest's last LSN. Never fails: a failure is the
@@ -73,7 +55,7 @@ pub async fn drill(status: &ArchiveStatus) -> Verification {
         tracing::warn!(dir = %scratch.display(), error = %e, "cannot remove a restore drill's scratch copy");
     }
     v.seconds = started.elapsed().as_secs_f64();
-    v.at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    v.at = crate::clock::now_rfc3339();
     let result = if v.ok { "ok" } else { "error" };
     status
         .metrics
@@ -125,9 +107,12 @@ pub async fn load_last(status: &ArchiveStatus) {
         return;
     }
     if v.ok
-        && let Ok(at) = chrono::DateTime::parse_from_rfc3339(&v.at)
+        && let Ok(at) = crate::clock::parse_micros(&v.at)
     {
-        status.metrics.verified_timestamp.set(at.timestamp());
+        status
+            .metrics
+            .verified_timestamp
+            .set(at.div_euclid(1_000_000));
     }
     status.set_verification(v);
 }

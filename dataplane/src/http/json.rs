@@ -2,7 +2,6 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat};
 use serde_json::value::RawValue;
 
 use super::ApiError;
@@ -10,20 +9,16 @@ use crate::store::{Fetched, VersionId};
 
 /// Formats microseconds since the epoch as RFC 3339 UTC with microseconds.
 pub fn timestamp(micros: i64) -> String {
-    DateTime::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Micros, true)
+    crate::clock::rfc3339(micros)
 }
 
 /// Parses an RFC 3339 timestamp into microseconds since the epoch.
 pub fn parse_timestamp(s: &str) -> Result<i64, ApiError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_micros())
-        .map_err(|e| {
-            ApiError::bad_request(format!(
-                "invalid timestamp {s:?}: {e} (use RFC 3339, e.g. 2026-01-31T12:00:00Z)"
-            ))
-        })
+    crate::clock::parse_micros(s).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid timestamp {s:?}: {e} (use RFC 3339, e.g. 2026-01-31T12:00:00Z)"
+        ))
+    })
 }
 
 /// Stored JSON text as a raw value; the text passed a parse when written and a checksum since.

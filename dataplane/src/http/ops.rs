@@ -6,8 +6,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use koru_dataplane_api::backup::{ArchivedSpan, BackupList};
+
 use super::{ApiError, AppState};
 use crate::backup::{BackupError, base};
+use crate::clock::rfc3339;
 
 /// `GET /healthz`: the process is serving.
 pub async fn healthz() -> Json<Value> {
@@ -148,34 +151,27 @@ pub async fn list_backups(State(state): State<AppState>) -> Result<Json<Value>, 
     let sidecars = base::read_sidecars(&archive.store)
         .await
         .map_err(backup_error)?;
-    let recoverable = crate::backup::layout::recoverable(&sidecars).map(|r| {
-        json!({
-            "first_lsn": r.first_lsn,
-            "last_lsn": r.last_lsn,
-            "first_time": crate::backup::archiver::rfc3339(r.first_time_micros),
-            "last_time": crate::backup::archiver::rfc3339(r.last_time_micros),
-            "segments": r.segments,
-        })
+    let recoverable = crate::backup::layout::recoverable(&sidecars).map(|r| ArchivedSpan {
+        first_lsn: r.first_lsn,
+        last_lsn: r.last_lsn,
+        first_time: rfc3339(r.first_time_micros),
+        last_time: rfc3339(r.last_time_micros),
+        segments: r.segments,
     });
-    let backups: Vec<Value> = manifests
-        .into_iter()
-        .map(|m| {
-            json!({
-                "id": m.id,
-                "created": m.created,
-                "first_lsn": m.first_lsn,
-                "last_lsn": m.last_lsn,
-                "first_time": (m.first_time_micros > 0).then(|| crate::backup::archiver::rfc3339(m.first_time_micros)),
-                "last_time": (m.last_time_micros > 0).then(|| crate::backup::archiver::rfc3339(m.last_time_micros)),
-                "segments": m.segments.len(),
-            })
-        })
-        .collect();
-    Ok(Json(json!({
-        "backups": backups,
-        "archive": recoverable,
-        "verification": archive.verification(),
-    })))
+    let list = BackupList {
+        backups: manifests.iter().map(|m| m.listed()).collect(),
+        archive: recoverable,
+        verification: archive.verification(),
+    };
+    let body = list.to_json().map_err(|e| {
+        tracing::error!(error = %e, "cannot encode the backup list");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the backup list could not be encoded",
+        )
+    })?;
+    Ok(Json(body))
 }
 
 /// `POST /admin/backups/verify`: a restore drill now (the newest base backup restored into a

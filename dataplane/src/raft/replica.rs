@@ -173,49 +173,7 @@ impl Drop for Proposal<'_> {
     }
 }
 
-/// One member in [`ReplicaStatus`].
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct MemberStatus {
-    /// Member id.
-    pub id: NodeId,
-    /// Its address.
-    pub addr: String,
-    /// Whether it votes (false for a learner being caught up).
-    pub voter: bool,
-    /// Highest log index known to be replicated to it (leader only).
-    pub matched_index: Option<u64>,
-    /// Entries it is behind the leader's log (leader only).
-    pub lag: Option<u64>,
-}
-
-/// The member's view of the cluster, for `/raft/status`, `/readyz` and `/metrics`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct ReplicaStatus {
-    /// This member's id.
-    pub id: NodeId,
-    /// leader, follower, candidate, learner or shutdown.
-    pub role: String,
-    /// Current term.
-    pub term: u64,
-    /// The leader this member knows, if any.
-    pub leader: Option<NodeId>,
-    /// Index of the last entry in this member's log.
-    pub last_log_index: u64,
-    /// Index of the last entry applied to this member's store.
-    pub applied_index: u64,
-    /// Index of the last entry this member's latest snapshot covers.
-    pub snapshot_index: Option<u64>,
-    /// Index of the last entry dropped from this member's log (covered by a snapshot).
-    pub purged_index: Option<u64>,
-    /// This member came back on an empty data directory and does not vote until caught up.
-    #[serde(default)]
-    pub votes_held: bool,
-    /// Where clients reach this member (`host:port` of its API), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_addr: Option<String>,
-    /// The voting members and, on the leader, how far each is replicated.
-    pub members: Vec<MemberStatus>,
-}
+pub use koru_dataplane_api::raft::{MemberStatus, ReplicaStatus};
 
 impl Replica {
     /// Starts this member's Raft node over `store` (Raft state in `<data_dir>/raft`).

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::oneshot;
@@ -412,7 +412,7 @@ impl CommitThread {
             }
             let timestamp_micros = match pending.fixed {
                 Some(fixed) => fixed.timestamp_micros,
-                None => now_micros().max(self.last_timestamp_micros + 1),
+                None => crate::clock::now_micros().max(self.last_timestamp_micros + 1),
             };
             self.last_timestamp_micros = timestamp_micros;
             let record_offset = segment_len + buf.len() as u64;
@@ -520,13 +520,6 @@ impl CommitThread {
         }
         true
     }
-}
-
-/// Microseconds since the Unix epoch.
-pub(crate) fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// The default fsync interval: at most this much acknowledged data is lost on power failure.

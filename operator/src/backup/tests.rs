@@ -1,7 +1,7 @@
 //! Unit tests of the KoruBackup decisions.
 
 use super::*;
-use crate::crd::{
+use koru_crd::{
     ADMIN_ENDPOINT_ANNOTATION, BackupSettings, Condition, KoruBackupSpec, KoruClusterSpec,
     KoruClusterStatus, Storage,
 };

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
-use crate::crd::{KoruCluster, ReclaimPolicy};
+use koru_crd::{KoruCluster, ReclaimPolicy};
 
 /// Image repository used when the spec names none.
 pub const DEFAULT_IMAGE: &str = "ghcr.io/koru/koru-dataplane";
@@ -306,7 +306,7 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
 
 /// The cluster id tokens must name: the control plane's (`spec.auth.clusterId`), or
 /// `<namespace>/<name>` for a cluster applied by hand, unique in the Kubernetes cluster.
-fn cluster_id(auth: &crate::crd::Auth, id: &Identity) -> String {
+fn cluster_id(auth: &koru_crd::Auth, id: &Identity) -> String {
     auth.cluster_id
         .clone()
         .unwrap_or_else(|| format!("{}/{}", id.namespace, id.name))

@@ -1,7 +1,7 @@
 //! Unit tests of the desired objects.
 
 use super::*;
-use crate::crd::{Durability, KoruClusterSpec, Limits, Storage};
+use koru_crd::{Durability, KoruClusterSpec, Limits, Storage};
 
 fn cluster(replicas: i32) -> KoruCluster {
     let mut kc = KoruCluster::new(
@@ -196,7 +196,7 @@ fn a_configuration_change_rolls_the_pods_and_nothing_else_does() {
 #[test]
 fn backups_archive_with_credentials_and_a_bootstrap_restores_first() {
     let mut kc = cluster(3);
-    kc.spec.backup = Some(crate::crd::BackupSettings {
+    kc.spec.backup = Some(koru_crd::BackupSettings {
         destination: "s3://backups/orders".into(),
         credentials_secret: Some("orders-s3".into()),
         schedule: None,
@@ -218,8 +218,8 @@ fn backups_archive_with_credentials_and_a_bootstrap_restores_first() {
         "/var/lib/koru"
     );
 
-    kc.spec.bootstrap = Some(crate::crd::Bootstrap {
-        from_backup: Some(crate::crd::FromBackup {
+    kc.spec.bootstrap = Some(koru_crd::Bootstrap {
+        from_backup: Some(koru_crd::FromBackup {
             source: "s3://backups/old".into(),
             backup_id: Some("b1".into()),
             target_time: Some("2026-11-26T05:00:00Z".into()),
@@ -283,7 +283,7 @@ fn backup_schedules_retention_and_drills_reach_the_data_plane() {
     );
 
     // Archiving only: the data plane's defaults (60 s timeout, no schedule, keep everything).
-    kc.spec.backup = Some(crate::crd::BackupSettings {
+    kc.spec.backup = Some(koru_crd::BackupSettings {
         destination: "s3://backups/orders".into(),
         credentials_secret: None,
         schedule: None,
@@ -331,8 +331,8 @@ fn backup_schedules_retention_and_drills_reach_the_data_plane() {
 #[test]
 fn auth_mounts_the_key_secret_and_names_the_cluster() {
     let mut kc = cluster(1);
-    kc.spec.auth = Some(crate::crd::Auth {
-        public_key_secret: crate::crd::SecretKeyRef {
+    kc.spec.auth = Some(koru_crd::Auth {
+        public_key_secret: koru_crd::SecretKeyRef {
             name: "orders-token-key".into(),
             key: "public.pem".into(),
         },
@@ -361,8 +361,8 @@ fn auth_mounts_the_key_secret_and_names_the_cluster() {
 #[test]
 fn the_control_planes_cluster_id_and_revocation_list_reach_the_data_plane() {
     let mut kc = cluster(1);
-    kc.spec.auth = Some(crate::crd::Auth {
-        public_key_secret: crate::crd::SecretKeyRef {
+    kc.spec.auth = Some(koru_crd::Auth {
+        public_key_secret: koru_crd::SecretKeyRef {
             name: "orders-token-key".into(),
             key: "public.pem".into(),
         },
@@ -402,8 +402,8 @@ fn a_cluster_without_a_namespace_is_an_error_not_a_panic() {
 #[test]
 fn every_cluster_mounts_its_admin_token_read_only_and_names_the_file() {
     let mut kc = cluster(3);
-    kc.spec.auth = Some(crate::crd::Auth {
-        public_key_secret: crate::crd::SecretKeyRef {
+    kc.spec.auth = Some(koru_crd::Auth {
+        public_key_secret: koru_crd::SecretKeyRef {
             name: "orders-token-key".into(),
             key: "public.pem".into(),
         },

@@ -4,7 +4,7 @@
 
 use super::{BACKUP_VERIFIED, Notice, condition, set_status};
 use crate::admin::{ArchivedSpan, Drill, Listing};
-use crate::crd::{Condition, KoruClusterSpec, KoruClusterStatus, RecoveryStatus};
+use koru_crd::{Condition, KoruClusterSpec, KoruClusterStatus, RecoveryStatus};
 
 /// Reason of the Warning event published when the last restore drill turns out failed.
 pub const DRILL_FAILED_EVENT: &str = "BackupVerificationFailed";
@@ -31,7 +31,7 @@ pub fn recovery(
     let backups = &listing.backups;
     let archive: Option<&ArchivedSpan> = listing.archive.as_ref();
     // Times compare as instants; one that does not parse loses to one that does.
-    let instant = |t: &String| t.parse::<k8s_openapi::jiff::Timestamp>().ok();
+    let instant = |t: &String| koru_dataplane_api::rfc3339::parse_micros(t).ok();
     let first = [
         backups.iter().find_map(|b| b.first_time.clone()),
         archive.map(|a| a.first_time.clone()),

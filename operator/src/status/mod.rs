@@ -6,18 +6,10 @@ mod backups;
 
 pub use backups::{DRILL_FAILED_EVENT, apply_backup_report, recovery};
 
-use crate::crd::{Condition, KoruCluster, KoruClusterStatus};
 use crate::desired::HTTP_PORT;
+use koru_crd::{Condition, KoruCluster, KoruClusterStatus};
 
-/// Condition type: a majority of replicas serve.
-pub const READY: &str = "Ready";
-/// Condition type: the cluster is moving towards its spec (creating, scaling, upgrading, resizing).
-pub const PROGRESSING: &str = "Progressing";
-/// Condition type: something is wrong that needs attention (replicas down, a blocked resize).
-pub const DEGRADED: &str = "Degraded";
-/// Condition type: the last restore drill of the cluster's backups passed (True), failed
-/// (False), or none has run yet though drills are scheduled (Unknown). Only with `spec.backup`.
-pub const BACKUP_VERIFIED: &str = "BackupVerified";
+pub use koru_crd::conditions::{BACKUP_VERIFIED, DEGRADED, PROGRESSING, READY};
 
 /// What the controller saw of a cluster's StatefulSet.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

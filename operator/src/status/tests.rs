@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::admin::{ArchivedSpan, Drill, Listing};
-use crate::crd::{BackupSettings, KoruClusterSpec, RecoveryStatus, Storage};
+use koru_crd::{BackupSettings, KoruClusterSpec, RecoveryStatus, Storage};
 
 fn cluster(replicas: i32, version: &str, status: Option<KoruClusterStatus>) -> KoruCluster {
     let mut kc = KoruCluster::new(
@@ -167,10 +167,12 @@ fn a_blocked_resize_is_degraded_with_the_reason() {
 fn listed(id: &str, first: Option<&str>, last: Option<&str>) -> crate::admin::ListedBackup {
     crate::admin::ListedBackup {
         id: id.into(),
+        created: "2026-11-26T00:00:00Z".into(),
         first_lsn: 1,
         last_lsn: 2,
         first_time: first.map(Into::into),
         last_time: last.map(Into::into),
+        segments: 1,
     }
 }
 
@@ -220,8 +222,11 @@ fn the_window_runs_from_the_oldest_backups_first_write_to_the_newests_last() {
 
     // The archived log reaches past the newest base backup.
     listing.archive = Some(ArchivedSpan {
+        first_lsn: 1,
+        last_lsn: 9,
         first_time: "2026-11-26T01:00:00Z".into(),
         last_time: "2026-11-26T03:30:00.5Z".into(),
+        segments: 2,
     });
     let window = recovery(&listing, None, None);
     assert_eq!(

@@ -37,13 +37,7 @@ pub(crate) fn attribute(
 
 /// Milliseconds since the epoch as RFC 3339 (UTC), as Terraform configurations compare times.
 pub(crate) fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
+    koru_dataplane_api::rfc3339::format_millis(ms).unwrap_or_else(|| ms.to_string())
 }
 
 #[cfg(test)]

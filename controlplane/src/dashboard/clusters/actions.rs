@@ -6,7 +6,7 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use koru_dataplane::auth::Scope;
+use koru_dataplane_api::auth::Scope;
 use serde::Deserialize;
 
 use crate::auth::Role;

@@ -7,7 +7,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use koru_dataplane::auth::Scope;
+use koru_dataplane_api::auth::Scope;
 
 use crate::auth::Role;
 use crate::backups;

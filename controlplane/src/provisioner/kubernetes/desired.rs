@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use koru_operator::crd::{
+use koru_crd::{
     Auth, BackupSettings, Bootstrap, Durability, FromBackup, KoruBackup, KoruBackupSpec,
     KoruCluster, KoruClusterSpec, Limits, ReclaimPolicy, SecretKeyRef, Storage,
 };
@@ -363,8 +363,8 @@ pub fn observed_state(kc: &KoruCluster) -> ClusterState {
     let message = if phase == "Running" {
         None
     } else {
-        condition(koru_operator::status::DEGRADED)
-            .or_else(|| condition(koru_operator::status::PROGRESSING))
+        condition(koru_crd::conditions::DEGRADED)
+            .or_else(|| condition(koru_crd::conditions::PROGRESSING))
     };
     ClusterState {
         phase,
@@ -377,7 +377,7 @@ pub fn observed_state(kc: &KoruCluster) -> ClusterState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use koru_operator::crd::{Condition, KoruClusterStatus};
+    use koru_crd::{Condition, KoruClusterStatus};
 
     fn spec() -> ClusterSpec {
         ClusterSpec {

@@ -12,7 +12,7 @@
 pub mod desired;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use koru_operator::crd::{KoruBackup, KoruBackupStatus, KoruCluster};
+use koru_crd::{KoruBackup, KoruBackupStatus, KoruCluster};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Client, Resource};
 use serde::Serialize;

@@ -10,18 +10,6 @@ use super::{NodeId, Replica, ReplicaError, ReplicaStatus};
 /// How long asking the leader for its status may take.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
-impl ReplicaStatus {
-    /// The same view without the members' addresses, for answers anyone may read (`/readyz`):
-    /// they name hosts and ports of the provider's network.
-    pub fn without_addresses(mut self) -> ReplicaStatus {
-        self.public_addr = None;
-        for member in &mut self.members {
-            member.addr.clear();
-        }
-        self
-    }
-}
-
 impl Replica {
     /// Whether this member leads now.
     pub fn is_leader(&self) -> bool {

@@ -1,10 +1,17 @@
-//! The custom resources: `KoruCluster` (a KoruDelta cluster) and `KoruBackup` (an on-demand backup).
+//! The operator's custom resources, `KoruCluster` (a KoruDelta cluster) and `KoruBackup` (an
+//! on-demand backup), with their condition names and the CRD YAML generated from them: the contract
+//! between the operator, the control plane that writes these objects, and the chart.
 //!
 //! The schemas, validation rules included, are generated from these types; the YAML committed under
-//! `charts/koru-operator/crds/` must equal what `koru-operator crd` prints (a test checks it).
-//! Validation lives in the schema (ranges and CEL rules) so the API server itself rejects bad specs.
+//! `charts/koru-operator/crds/` must equal what [`crds_yaml`] renders (`koru-operator crd` prints it;
+//! a test in the operator checks it). Validation lives in the schema (ranges and CEL rules) so the
+//! API server itself rejects bad specs.
 
-use kube::{CustomResource, KubeSchema};
+#![warn(missing_docs)]
+
+pub mod conditions;
+
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 /// API group of both resources.
@@ -475,4 +482,33 @@ pub struct KoruBackupStatus {
     /// Commit time of the last write it covers (RFC 3339); unset for an empty log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_time: Option<String>,
+}
+
+/// Both CRDs as one multi-document YAML, as committed under `charts/koru-operator/crds/`.
+pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    let mut out = String::new();
+    for crd in [KoruCluster::crd(), KoruBackup::crd()] {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&crd)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_crds_render_with_the_reserved_name_rule() {
+        let yaml = crds_yaml().unwrap();
+        assert_eq!(yaml.matches("kind: CustomResourceDefinition").count(), 2);
+        assert!(yaml.contains("name: koruclusters.koru.dev"), "{yaml}");
+        assert!(yaml.contains("name: korubackups.koru.dev"), "{yaml}");
+        for suffix in RESERVED_NAME_SUFFIXES {
+            assert!(
+                yaml.contains(&format!("!self.metadata.name.endsWith('{suffix}')")),
+                "{suffix}"
+            );
+        }
+    }
 }

@@ -1,5 +1,9 @@
 //! Logs (text or JSON on stderr) and, when an OTLP endpoint is configured, traces exported over
-//! OTLP/HTTP (protobuf). The control plane sets its telemetry up with this module too.
+//! OTLP/HTTP (protobuf); the flags that configure them; and the signal that stops a server. Every
+//! KoruDelta binary sets its telemetry up with this crate, so their flags and log lines agree.
+
+mod args;
+mod signal;
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -12,16 +16,16 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::LogFormat;
-
-/// The operator's `service.name` in exported traces.
-pub const SERVICE_NAME: &str = "koru-operator";
+pub use args::{
+    DEFAULT_LOG_FILTER, LogFormat, TelemetryArgs, parse_log_filter, parse_otlp_endpoint,
+};
+pub use signal::shutdown_signal;
 
 /// How long shutdown waits for the last spans to reach the collector.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where logs and traces go.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelemetryConfig {
     /// The `service.name` of exported traces.
     pub service_name: &'static str,

@@ -1,0 +1,12 @@
+//! The condition types a `KoruCluster`'s status carries: the operator sets them, the control
+//! plane reads them to tell a cluster's phase.
+
+/// Condition type: a majority of replicas serve.
+pub const READY: &str = "Ready";
+/// Condition type: the cluster is moving towards its spec (creating, scaling, upgrading, resizing).
+pub const PROGRESSING: &str = "Progressing";
+/// Condition type: something is wrong that needs attention (replicas down, a blocked resize).
+pub const DEGRADED: &str = "Degraded";
+/// Condition type: the last restore drill of the cluster's backups passed (True), failed
+/// (False), or none has run yet though drills are scheduled (Unknown). Only with `spec.backup`.
+pub const BACKUP_VERIFIED: &str = "BackupVerified";
