@@ -189,12 +189,20 @@ fn sibling_dataplane() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("koru-dataplane"))
 }
 
+/// Why a command line cannot become a server's [`Config`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `audit` and `admin` are tools: they run no server.
+    #[error("`{0}` is a tool and runs no server")]
+    NotAServer(&'static str),
+}
+
 impl Command {
-    /// The configuration of the server this command runs; `None` for the tools (`audit`,
-    /// `admin`).
-    pub fn into_config(self) -> Option<Config> {
-        Some(match self {
-            Command::Audit { .. } | Command::Admin { .. } => return None,
+    /// The configuration of the server this command runs (`dev`, `serve`).
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        Ok(match self {
+            Command::Audit { .. } => return Err(ConfigError::NotAServer("audit")),
+            Command::Admin { .. } => return Err(ConfigError::NotAServer("admin")),
             Command::Dev {
                 data_dir,
                 listen,

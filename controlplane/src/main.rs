@@ -31,14 +31,17 @@ fn main() -> ExitCode {
         Command::Audit { command } => audit(&runtime, command),
         Command::Admin { command } => admin(&runtime, command),
         command => match command.into_config() {
-            Some(config) => match runtime.block_on(koru_controlplane::server::run(config)) {
+            Ok(config) => match runtime.block_on(koru_controlplane::server::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("koru-controlplane: {e}");
                     ExitCode::FAILURE
                 }
             },
-            None => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("koru-controlplane: {e}");
+                ExitCode::from(2)
+            }
         },
     };
     drop(runtime);

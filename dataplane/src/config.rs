@@ -327,9 +327,27 @@ pub struct Config {
     pub replication: Option<ReplicationConfig>,
 }
 
+/// A command line clap accepted whose values or combination are invalid; the message names
+/// the flags.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        ConfigError(message)
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(message: &str) -> Self {
+        ConfigError(message.to_string())
+    }
+}
+
 impl Cli {
     /// Checks combinations clap cannot and builds the [`Config`].
-    pub fn into_config(self) -> Result<Config, String> {
+    pub fn into_config(self) -> Result<Config, ConfigError> {
         if self.max_batch_ops == 0 || self.max_batch_ops > 65_535 {
             return Err("--max-batch-ops must be between 1 and 65535".into());
         }
@@ -388,7 +406,7 @@ impl Cli {
                 if let Some(t) = &template
                     && !t.contains("{id}")
                 {
-                    return Err(format!("--peer-template {t:?} has no {{id}} in it"));
+                    return Err(format!("--peer-template {t:?} has no {{id}} in it").into());
                 }
                 let mut peers = crate::raft::Peers::parse(&peers, template.as_deref())
                     .map_err(|e| format!("{e}"))?;
@@ -400,7 +418,7 @@ impl Cli {
                         .or_insert_with(|| crate::raft::address_from_template(t, node_id));
                 }
                 if !peers.0.contains_key(&node_id) {
-                    return Err(format!("--node-id {node_id} is not among --peers {peers}"));
+                    return Err(format!("--node-id {node_id} is not among --peers {peers}").into());
                 }
                 let peer_listen = self.peer_listen.ok_or(
                     "--peers needs --peer-listen: members talk to each other on a listener of \
@@ -498,7 +516,7 @@ mod tests {
         assert_eq!(archive.timeout, Duration::from_millis(250));
         assert_eq!(archive.store.to_string(), "s3://b/p");
         let bad = Cli::parse_from(["koru-dataplane", "--backup-store", "ftp://x"]).into_config();
-        assert!(bad.unwrap_err().contains("--backup-store"));
+        assert!(bad.unwrap_err().to_string().contains("--backup-store"));
         assert_eq!(
             Cli::parse_from(["koru-dataplane"]).archive_timeout,
             DEFAULT_ARCHIVE_TIMEOUT
@@ -533,14 +551,16 @@ mod tests {
             "0 3 * *",
         ])
         .into_config()
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             bad.contains("--backup-schedule") && bad.contains("five-field"),
             "{bad}"
         );
         let no_store = Cli::parse_from(["koru-dataplane", "--backup-retention", "1d"])
             .into_config()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(no_store.contains("needs --backup-store"), "{no_store}");
         assert!(Cli::try_parse_from(["koru-dataplane", "--backup-retention", "7w"]).is_err());
     }
@@ -607,7 +627,7 @@ mod tests {
             "d",
         ])
         .into_request();
-        assert!(bad_time.unwrap_err().contains("RFC 3339"));
+        assert!(bad_time.unwrap_err().to_string().contains("RFC 3339"));
     }
 
     #[test]
@@ -623,7 +643,7 @@ mod tests {
         assert!(parse("interval=0").is_err());
         let no_cluster =
             Cli::parse_from(["koru-dataplane", "--auth-public-key", "k.pem"]).into_config();
-        assert!(no_cluster.unwrap_err().contains("--cluster-id"));
+        assert!(no_cluster.unwrap_err().to_string().contains("--cluster-id"));
         let admin = Cli::parse_from(["koru-dataplane", "--admin-token-file", "/etc/koru/admin"])
             .into_config()
             .unwrap();
@@ -640,9 +660,11 @@ mod tests {
             args.extend_from_slice(extra);
             Cli::try_parse_from(args).unwrap().into_config()
         };
-        let e = parse(&[]).unwrap_err();
+        let e = parse(&[]).unwrap_err().to_string();
         assert!(e.contains("--peers needs --peer-listen"), "{e}");
-        let e = parse(&["--peer-listen", DEFAULT_LISTEN]).unwrap_err();
+        let e = parse(&["--peer-listen", DEFAULT_LISTEN])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must differ from --listen"), "{e}");
         let member = parse(&["--peer-listen", "0.0.0.0:7879"]).unwrap();
         assert_eq!(
@@ -657,7 +679,8 @@ mod tests {
             "--cluster-id",
             "c",
         ])
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("needs --peer-token-file"), "{e}");
         let with_token = parse(&[
             "--peer-listen",
@@ -675,7 +698,13 @@ mod tests {
             Some(PathBuf::from("/etc/koru/peer"))
         );
         let single = Cli::parse_from(["koru-dataplane", "--peer-listen", "0.0.0.0:7879"]);
-        assert!(single.into_config().unwrap_err().contains("need --peers"));
+        assert!(
+            single
+                .into_config()
+                .unwrap_err()
+                .to_string()
+                .contains("need --peers")
+        );
     }
 
     #[test]

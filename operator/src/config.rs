@@ -110,9 +110,14 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
 }
 
+/// Why a command line cannot become a [`Config`]: never, today — clap's value parsers check
+/// every flag and no combination is invalid — but every binary's `into_config` has this shape.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {}
+
 impl RunArgs {
     /// The validated configuration; picks this replica's identity when none was given.
-    pub fn into_config(self) -> Config {
+    pub fn into_config(self) -> Result<Config, ConfigError> {
         let identity = self
             .identity
             .filter(|i| !i.is_empty())
@@ -125,14 +130,14 @@ impl RunArgs {
                 Duration::from_secs(self.lease_duration_secs),
             )
         });
-        Config {
+        Ok(Config {
             metrics_addr: self.metrics_addr,
             watch_namespace: self.watch_namespace,
             leader_election,
             backup_deadline: Duration::from_secs(self.backup_deadline_secs),
             backup_status_interval: Duration::from_secs(self.backup_status_interval_secs),
             telemetry: self.telemetry.config(SERVICE_NAME, DEFAULT_LOG_FILTER),
-        }
+        })
     }
 }
 
@@ -227,7 +232,7 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.command.is_none());
-        let config = cli.run.into_config();
+        let config = cli.run.into_config().unwrap();
         assert_eq!(config.metrics_addr.port(), 0);
         assert_eq!(config.watch_namespace.as_deref(), Some("team-a"));
         assert_eq!(config.backup_deadline, Duration::from_secs(30));
@@ -288,7 +293,8 @@ mod tests {
         let config = parse(&["--identity", "", "--otlp-endpoint", "", "--leader-election"])
             .unwrap()
             .run
-            .into_config();
+            .into_config()
+            .unwrap();
         assert!(config.telemetry.otlp_endpoint.is_none());
         assert!(!config.leader_election.unwrap().identity.is_empty());
     }

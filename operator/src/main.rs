@@ -30,7 +30,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        None => run(cli.run.into_config()),
+        None => match cli.run.into_config() {
+            Ok(config) => run(config),
+            Err(e) => {
+                eprintln!("koru-operator: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
