@@ -204,8 +204,8 @@ pub fn parse_list(body: &[u8]) -> Result<Listing, CallError> {
 /// The archive lag (seconds of writes not yet archived) in a `/readyz` answer; None when the
 /// data plane does not archive or does not report it.
 pub fn parse_archive_lag(body: &[u8]) -> Option<f64> {
-    let ready: serde_json::Value = serde_json::from_slice(body).ok()?;
-    ready.get("archive")?.get("lag_seconds")?.as_f64()
+    let ready: koru_dataplane_api::Readiness = serde_json::from_slice(body).ok()?;
+    ready.archive.map(|a| a.lag_seconds)
 }
 
 /// An HTTP client for the admin APIs of every cluster.

@@ -15,7 +15,6 @@ use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use serde::Serialize;
 use tokio::sync::watch;
 
 use super::layout::{self, SegmentMeta};
@@ -100,26 +99,7 @@ struct StatusInner {
     last_error: Option<(String, i64)>,
 }
 
-/// The `/readyz` view of the archiver.
-#[derive(Debug, Clone, Serialize)]
-pub struct ArchiveReport {
-    /// The backup store URL.
-    pub store: String,
-    /// Age in seconds of the oldest write not yet archived.
-    pub lag_seconds: f64,
-    /// Newest archived segment (0 when none).
-    pub last_archived_segment: u64,
-    /// LSN of the newest archived record (0 when none).
-    pub last_archived_lsn: u64,
-    /// Commit time of the newest archived record (RFC 3339), the recovery point.
-    pub last_archived_time: Option<String>,
-    /// Sealed segments waiting for upload.
-    pub pending_segments: u64,
-    /// The last upload error and when it happened (RFC 3339); cleared by the next success.
-    pub last_error: Option<String>,
-    /// When the last error happened.
-    pub last_error_at: Option<String>,
-}
+pub use koru_dataplane_api::ready::ArchiveReport;
 
 impl ArchiveStatus {
     /// Age in seconds of the oldest write not in the archive.

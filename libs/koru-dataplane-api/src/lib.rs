@@ -8,9 +8,11 @@ pub mod auth;
 pub mod backup;
 pub mod error;
 pub mod raft;
+pub mod ready;
 pub mod revocations;
 pub mod rfc3339;
 
 pub use auth::{Claims, MAX_ADMIN_TTL_SECS, Scope};
 pub use backup::{BackupUrl, BackupUrlError, Manifest, SegmentMeta};
 pub use error::{ErrorBody, ErrorDetail};
+pub use ready::{ArchiveReport, Readiness};
