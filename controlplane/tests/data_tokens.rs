@@ -19,12 +19,27 @@ use serde_json::{Value, json};
 
 /// Serves the API on a loopback port (the data planes fetch their revocation lists there) and
 /// makes it the control plane's URL.
-async fn serve(api: &mut Api) {
+async fn serve(api: &mut Api) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     api.state.public_url = format!("http://{}", listener.local_addr().unwrap());
     let app = koru_controlplane::http::app(api.state.clone())
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    Served(tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    }))
+}
+
+/// The served API. Its copy of the state keeps the provisioner supervising, which would restart
+/// the data planes the `Api` kills when dropped (and leave them running after the test), so it
+/// is stopped first.
+struct Served(tokio::task::JoinHandle<()>);
+
+impl Served {
+    /// Stops the server and waits until its copy of the state is gone.
+    async fn stop(self) {
+        self.0.abort();
+        let _ = self.0.await;
+    }
 }
 
 /// Creates the cluster `orders` of `org` and waits until it runs; returns (id, endpoint).
@@ -79,7 +94,7 @@ async fn put(endpoint: &str, token: &str) -> u16 {
 async fn a_revoked_token_is_refused_within_the_poll_interval_and_others_keep_working() {
     for backend in backends().await {
         let mut api = Api::new(&backend).await;
-        serve(&mut api).await;
+        let served = serve(&mut api).await;
         let b = api.backend;
         let (owner, org, _) = api.signup("rev@tokens.example", "Revokers").await;
         let (id, endpoint) = orders(&api, &owner, &org).await;
@@ -182,6 +197,7 @@ async fn a_revoked_token_is_refused_within_the_poll_interval_and_others_keep_wor
             .await
             .unwrap();
         assert_eq!(unknown.status().as_u16(), 404);
+        served.stop().await;
     }
 }
 
