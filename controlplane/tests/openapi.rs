@@ -13,6 +13,11 @@ fn committed_path() -> PathBuf {
 fn the_committed_openapi_document_matches_the_handlers() {
     let generated = koru_controlplane::http::openapi_json().expect("render the OpenAPI document");
     if std::env::var_os("KORU_BLESS").is_some_and(|v| v == "1") {
+        // CI checks the committed document; it never writes it.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "KORU_BLESS=1 rewrites controlplane/openapi.json: not under CI=true"
+        );
         std::fs::write(committed_path(), &generated).expect("write controlplane/openapi.json");
         return;
     }
