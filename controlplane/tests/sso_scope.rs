@@ -20,8 +20,8 @@ use koru_controlplane::sso::domains;
 use koru_controlplane::sso::limiter::SamlLoginLimiter;
 use koru_controlplane::state::SsoState;
 use saml_idp::harness::{
-    IDP_ENTITY, Org, configure, enterprise_org, message, percent_decode, percent_encode, post_acs,
-    send, valid_assertion,
+    IDP_ENTITY, Org, configure, enterprise_org, message, percent_encode, post_acs,
+    request_id as request_id_of, send, valid_assertion,
 };
 use saml_idp::{Idp, encode};
 use serde_json::{Value, json};
@@ -392,30 +392,6 @@ async fn a_member_links_their_own_account_and_nobody_elses() {
         let (status, _) = sso_login(&api, &org, &idp, "lin.w@idp-users.example").await;
         assert_eq!(status, StatusCode::FORBIDDEN, "[{b}]");
     }
-}
-
-/// The AuthnRequest ID in a redirect URL to the IdP.
-fn request_id_of(url: &str) -> String {
-    use std::io::Read;
-    let query = url.split_once('?').unwrap().1;
-    let saml_request = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("SAMLRequest="))
-        .unwrap();
-    let deflated = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        percent_decode(saml_request),
-    )
-    .unwrap();
-    let mut xml = String::new();
-    flate2::read::DeflateDecoder::new(deflated.as_slice())
-        .read_to_string(&mut xml)
-        .unwrap();
-    xml.split(" ID=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string()
 }
 
 /// Starts a login from `ip`; returns the status, the request ID and the binding cookie.

@@ -1,38 +1,13 @@
 //! Single sign-on in the dashboard: the settings page (enterprise only) and a browser logged in
 //! through a real SAML exchange with the test IdP, landing in session cookies.
 
-use std::io::Read;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 
 use super::common::{Api, backends};
-use super::saml_idp::harness::{IDP_ENTITY, percent_decode, percent_encode};
+use super::saml_idp::harness::{IDP_ENTITY, percent_encode, request_id};
 use super::saml_idp::{Idp, encode};
 use super::{Browser, HOST};
-
-/// The AuthnRequest ID in our SP's redirect to the IdP.
-fn request_id(location: &str) -> String {
-    let query = location.split_once('?').unwrap().1;
-    let saml_request = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("SAMLRequest="))
-        .unwrap();
-    let deflated = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        percent_decode(saml_request),
-    )
-    .unwrap();
-    let mut xml = String::new();
-    flate2::read::DeflateDecoder::new(deflated.as_slice())
-        .read_to_string(&mut xml)
-        .unwrap();
-    xml.split(" ID=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string()
-}
 
 #[tokio::test]
 async fn sso_is_set_up_on_its_page_and_logs_a_browser_in() {

@@ -153,17 +153,11 @@ pub async fn start_login(api: &Api, org: &Org, idp: &Idp) -> String {
             (k, percent_decode(v))
         })
         .collect();
-    let saml_request = &params.iter().find(|(k, _)| *k == "SAMLRequest").unwrap().1;
     assert_eq!(
         params.iter().find(|(k, _)| *k == "RelayState").unwrap().1,
         "/clusters"
     );
-    let deflated =
-        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, saml_request).unwrap();
-    let mut xml = String::new();
-    flate2::read::DeflateDecoder::new(deflated.as_slice())
-        .read_to_string(&mut xml)
-        .unwrap();
+    let xml = authn_request_xml(location);
     assert!(
         xml.contains(&format!("AssertionConsumerServiceURL=\"{}\"", org.acs_url)),
         "[{b}] {xml}"
@@ -176,19 +170,45 @@ pub async fn start_login(api: &Api, org: &Org, idp: &Idp) -> String {
         xml.contains(&org.entity_id),
         "[{b}] the Issuer is our entity id: {xml}"
     );
-    let id = xml
-        .split(" ID=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = id_of(&xml);
     assert!(
         id.len() >= 33 && id[1..].chars().all(|c| c.is_ascii_hexdigit()),
         "[{b}] at least 128 random bits: {id}"
     );
     id
+}
+
+/// The AuthnRequest (XML) in a redirect URL to the IdP, decoded as the IdP reads it.
+pub fn authn_request_xml(url: &str) -> String {
+    let query = url.split_once('?').unwrap().1;
+    let saml_request = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("SAMLRequest="))
+        .unwrap();
+    let deflated = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        percent_decode(saml_request),
+    )
+    .unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(deflated.as_slice())
+        .read_to_string(&mut xml)
+        .unwrap();
+    xml
+}
+
+/// The AuthnRequest ID in a redirect URL to the IdP.
+pub fn request_id(url: &str) -> String {
+    id_of(&authn_request_xml(url))
+}
+
+/// The ID attribute of an AuthnRequest.
+fn id_of(xml: &str) -> String {
+    xml.split(" ID=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string()
 }
 
 /// Posts a response (XML) to `slug`'s ACS.
