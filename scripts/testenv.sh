@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds and runs a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) on
-# loopback for the operator tests. See testenv/README.md.
+# loopback for the operator tests, and with --nodes real nodes too. See testenv/README.md.
 #
-#   scripts/testenv.sh build        build the binaries of the pinned release if they are missing
-#   scripts/testenv.sh up [dir]     start a control plane; the last stdout line is `export KUBECONFIG=...`
-#   scripts/testenv.sh down [dir]   stop the control plane of that state dir (default: the last `up`)
+#   scripts/testenv.sh build [--nodes]        build the binaries of the pinned release if they are missing
+#   scripts/testenv.sh up [--nodes[=N]] [dir] start a control plane; the last stdout line is `export KUBECONFIG=...`
+#   scripts/testenv.sh down [dir]             stop the Kubernetes of that state dir (default: the last `up`)
+#
+# --nodes adds kube-scheduler, N (default 1) kubelets on containerd with CNI bridge networking,
+# kube-proxy, CoreDNS and a pool of local volumes (scripts/testenv-nodes.sh); it needs root.
 #
 # Only the `export KUBECONFIG=...` line goes to stdout, so `eval "$(scripts/testenv.sh up)"` works.
 set -euo pipefail
@@ -16,10 +19,14 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/koru-delta-cloud/testenv"
 K8S_VERSION="$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$MODULE/go.mod")"
 BIN="$CACHE/$K8S_VERSION/bin"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager)
+# How many nodes `up --nodes` starts; 0 is the API-server-only environment.
+NODE_COUNT=0
 # Seconds each component gets to become ready.
 TIMEOUT="${KORU_TESTENV_TIMEOUT:-90}"
 
 log() { echo "testenv: $*" >&2; }
+# shellcheck source=scripts/testenv-nodes.sh
+source "$ROOT/scripts/testenv-nodes.sh"
 die() {
   log "error: $*"
   exit 1
@@ -105,7 +112,7 @@ make_pki() {
     sign apiserver "/CN=kube-apiserver" "$(printf '%s\n' \
       "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
       "extendedKeyUsage=serverAuth" \
-      "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local")"
+      "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.244.0.1,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local")"
     local client="basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
@@ -145,8 +152,16 @@ EOF
 start() {
   local name="$1"
   shift
+  start_as "$name" "$name" "$@"
+}
+
+# Starts command $2 (from $BIN, else the PATH) under the name $1, with args.
+start_as() {
+  local name="$1" cmd="$2"
+  shift 2
+  [[ -x "$BIN/$cmd" ]] && cmd="$BIN/$cmd"
   # No inherited stdout: a caller's $(scripts/testenv.sh up) must not wait for the servers to exit.
-  setsid "$BIN/$name" "$@" </dev/null >"$DIR/logs/$name.log" 2>&1 &
+  setsid "$cmd" "$@" </dev/null >"$DIR/logs/$name.log" 2>&1 &
   echo $! >"$DIR/pids/$name.pid"
   log "started $name (pid $!), log $DIR/logs/$name.log"
 }
@@ -176,6 +191,9 @@ stop() {
 
 stop_all() {
   local dir="$1"
+  if [[ -d "$dir/nodes" ]]; then
+    nodes_down "$dir"
+  fi
   stop kube-controller-manager "$dir"
   stop kube-apiserver "$dir"
   stop etcd "$dir"
@@ -208,7 +226,20 @@ fail_component() {
 
 cmd_up() {
   local begin=$SECONDS
+  while [[ "${1:-}" == --nodes* ]]; do
+    NODE_COUNT="${1#--nodes}"
+    NODE_COUNT="${NODE_COUNT#=}"
+    NODE_COUNT="${NODE_COUNT:-${KORU_TESTENV_NODES:-1}}"
+    [[ "$NODE_COUNT" =~ ^[1-4]$ ]] || die "--nodes takes 1 to 4 nodes, not $NODE_COUNT"
+    shift
+  done
   cmd_build
+  if ((NODE_COUNT > 0)); then
+    nodes_check_system
+    nodes_build
+    PAUSE_TAR="${KORU_PAUSE_IMAGE_TAR:-$("$ROOT/scripts/images.sh" pause)}"
+    [[ -f "$PAUSE_TAR" ]] || die "scripts/images.sh pause made no image archive"
+  fi
   if [[ $# -ge 1 ]]; then
     DIR="$1"
     mkdir -p "$DIR"
@@ -232,8 +263,28 @@ cmd_up() {
     make_pki "$DIR"
     touch "$DIR/pki/complete"
   fi
-  local pki="$DIR/pki" ports etcd_port peer_port api_port kcm_port
+  local pki="$DIR/pki" etcd_port peer_port api_port kcm_port
   read -r etcd_port peer_port api_port kcm_port <<<"$(free_ports 4)"
+  # Without nodes everything listens on loopback; with nodes the API server listens on the first
+  # bridge, which pods reach (the `kubernetes` Service's endpoint) and this host too.
+  local api_ip=127.0.0.1 api_flags=(--endpoint-reconciler-type none --authorization-mode RBAC)
+  if ((NODE_COUNT > 0)); then
+    mkdir -p "$DIR/nodes"
+    nodes_pki
+    local i
+    for ((i = 0; i < NODE_COUNT; i++)); do
+      nodes_bridge "$i"
+    done
+    if ((NODE_COUNT > 1)); then
+      # Pods of one node reach another's through this host.
+      cat /proc/sys/net/ipv4/ip_forward >"$DIR/nodes/ip_forward"
+      echo 1 >/proc/sys/net/ipv4/ip_forward
+    fi
+    api_ip="$NODES_HOST_IP"
+    api_flags=(--endpoint-reconciler-type lease --authorization-mode "Node,RBAC"
+      --kubelet-client-certificate "$pki/kubelet-client.crt" --kubelet-client-key "$pki/kubelet-client.key"
+      --kubelet-preferred-address-types InternalIP)
+  fi
 
   start etcd --name testenv --data-dir "$DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -242,18 +293,18 @@ cmd_up() {
     --unsafe-no-fsync --log-level warn
   wait_ready etcd healthy curl -fsS --max-time 5 "http://127.0.0.1:$etcd_port/health"
 
-  local server="https://127.0.0.1:$api_port"
+  local server="https://$api_ip:$api_port"
+  SERVER="$server"
   start kube-apiserver \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --endpoint-reconciler-type none \
+    --bind-address "$api_ip" --advertise-address "$api_ip" --secure-port "$api_port" \
+    "${api_flags[@]}" \
     --cert-dir "$DIR/apiserver" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --client-ca-file "$pki/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
-    --authorization-mode RBAC \
     --allow-privileged=true --profiling=false
   wait_ready kube-apiserver ready curl -fsS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz"
 
@@ -274,7 +325,10 @@ cmd_up() {
   wait_ready kube-controller-manager "running controllers" curl -fsS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
     "$server/api/v1/namespaces/default/serviceaccounts/default"
 
-  log "control plane up in $((SECONDS - begin))s: $server (stop it with: scripts/testenv.sh down $DIR)"
+  if ((NODE_COUNT > 0)); then
+    nodes_up
+  fi
+  log "up in $((SECONDS - begin))s: $server (stop it with: scripts/testenv.sh down $DIR)"
   echo "export KUBECONFIG=$DIR/admin.kubeconfig"
 }
 
@@ -295,7 +349,12 @@ cmd_down() {
 }
 
 case "${1:-}" in
-build) cmd_build ;;
+build)
+  cmd_build
+  if [[ "${2:-}" == --nodes ]]; then
+    nodes_build
+  fi
+  ;;
 up)
   shift
   cmd_up "$@"
@@ -305,7 +364,7 @@ down)
   cmd_down "$@"
   ;;
 *)
-  echo "usage: $0 build | up [state-dir] | down [state-dir]" >&2
+  echo "usage: $0 build [--nodes] | up [--nodes[=N]] [state-dir] | down [state-dir]" >&2
   exit 2
   ;;
 esac
