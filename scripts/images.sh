@@ -222,12 +222,12 @@ build_pause() {
   local out="$IMAGES/pause.tar" go start=$SECONDS
   go="$(go_bin)"
   work_dir
-  mkdir -p "$WORK/pause/root/pause" "$IMAGES"
+  mkdir -p "$WORK/pause/root" "$IMAGES"
   # No VCS stamp, so the binary (and the image) change only when the program does.
   (cd "$ROOT/images/pause" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 "$go" build -trimpath -buildvcs=false \
-    -ldflags "-s -w" -o "$WORK/pause/root/pause/pause" .) >&2 || die "go build of images/pause failed"
+    -ldflags "-s -w" -o "$WORK/pause/root/pause" .) >&2 || die "go build of images/pause failed"
   local stamp
-  stamp="$(stamp_of "$WORK/pause/root/pause/pause" "$PAUSE_TAG")"
+  stamp="$(stamp_of "$WORK/pause/root/pause" "$PAUSE_TAG")"
   ARCHIVES+=("$out")
   if [[ -f "$out" && -f "$out.stamp" && "$(cat "$out.stamp")" == "$stamp" ]]; then
     return 0
