@@ -304,17 +304,28 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+# Tests may run this script several at a time; one builds, the others wait and then find the
+# archives up to date.
+lock() {
+  mkdir -p "$IMAGES"
+  exec 7>"$IMAGES/.lock"
+  flock 7
+}
+
 case "$command" in
   build)
+    lock
     build_all "$profile"
     printf '%s\n' "${ARCHIVES[@]}"
     ;;
   pause)
+    lock
     build_pause
     printf '%s\n' "${ARCHIVES[@]}"
     ;;
   import)
     find_nodes
+    lock
     build_all "$profile"
     import_all "${ARCHIVES[@]}"
     ;;
