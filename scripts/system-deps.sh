@@ -8,6 +8,8 @@
 #     chromium from node (nodejs).
 #   dns: the control plane's domain-verification tests (controlplane/tests/sso_domains.rs) run
 #     dnsmasq (dnsmasq-base: the binary only, no system service) as a real DNS server on loopback.
+#   nodes: the test Kubernetes' nodes (scripts/testenv.sh up --nodes) run pods on containerd + runc
+#     with CNI bridge networking; scripts/images.sh imports the images with containerd's `ctr`.
 # Idempotent: installs only what is missing, with apt-get as root or through sudo. scripts/run.sh
 # calls it for `build`, scripts/test.sh for `build browser dns`.
 set -euo pipefail
@@ -22,7 +24,8 @@ for group in "${@:-build}"; do
       command -v npm >/dev/null 2>&1 || packages+=(npm)
       ;;
     dns) packages+=(dnsmasq-base) ;;
-    *) echo "system-deps: unknown group $group (build, browser, dns)" >&2; exit 2 ;;
+    nodes) packages+=(containerd runc containernetworking-plugins) ;;
+    *) echo "system-deps: unknown group $group (build, browser, dns, nodes)" >&2; exit 2 ;;
   esac
 done
 missing=()
