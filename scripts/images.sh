@@ -85,6 +85,9 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+# exit runs the EXIT trap, so an interrupted run stops its registry and removes its files too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 work_dir() {
   if [[ -z "$WORK" ]]; then
@@ -194,6 +197,7 @@ build_binary_image() {
   stamp="$(stamp_of "$bin" "$version")"
   ARCHIVES+=("$out")
   if [[ -f "$out" && -f "$out.stamp" && "$(cat "$out.stamp")" == "$stamp" ]]; then
+    log "$REGISTRY/$name:$version ($profile) is up to date: $out"
     return 0
   fi
   local start=$SECONDS root
@@ -230,6 +234,7 @@ build_pause() {
   stamp="$(stamp_of "$WORK/pause/root/pause" "$PAUSE_TAG")"
   ARCHIVES+=("$out")
   if [[ -f "$out" && -f "$out.stamp" && "$(cat "$out.stamp")" == "$stamp" ]]; then
+    log "$REGISTRY/pause:$PAUSE_TAG is up to date: $out"
     return 0
   fi
   write_layer "$WORK/pause/root" "$WORK/pause/layer.tar"

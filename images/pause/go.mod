@@ -2,4 +2,4 @@
 // nothing else. scripts/images.sh builds it statically into ghcr.io/koru/pause (see ../README.md).
 module github.com/korudelta/koru-delta-cloud/images/pause
 
-go 1.26.0
+go 1.22
