@@ -179,7 +179,7 @@ fn the_chart_renders_exactly_the_operator_objects() {
                 "persistentvolumeclaims",
                 &["get", "list", "watch", "patch", "update", "delete"]
             ),
-            rule("", "pods", &["get", "list", "watch"]),
+            rule("", "pods", &["get", "list", "watch", "delete"]),
             rule("", "secrets", &["get", "create"]),
             rule(
                 "",
@@ -372,6 +372,8 @@ fn the_rendered_chart_applies_and_grants_exactly_the_operators_access() {
         &["create", "services", "-n", "default"],
         &["patch", "persistentvolumeclaims", "-n", "default"],
         &["watch", "pods", "--all-namespaces"],
+        // An upgrade replaces the pods one by one (the StatefulSet is OnDelete).
+        &["delete", "pods", "-n", "default"],
         &["list", "storageclasses.storage.k8s.io"],
         &["create", "leases.coordination.k8s.io", "-n", NAMESPACE],
         &["get", "secrets", "-n", "default"],
@@ -394,7 +396,6 @@ fn the_rendered_chart_applies_and_grants_exactly_the_operators_access() {
         &["create", "koruclusters.koru.dev", "-n", "default"],
         &["delete", "koruclusters.koru.dev", "-n", "default"],
         &["create", "persistentvolumeclaims", "-n", "default"],
-        &["delete", "pods", "-n", "default"],
         &["create", "pods", "-n", "default"],
         &["create", "deployments.apps", "-n", "default"],
         &["create", "clusterrolebindings.rbac.authorization.k8s.io"],
