@@ -481,11 +481,18 @@ async fn change_membership(
 fn statefulset_state(sts: &StatefulSet) -> StatefulSetState {
     let status = sts.status.clone().unwrap_or_default();
     let want = sts.spec.replicas.unwrap_or(1);
+    // Until the StatefulSet controller has seen the new template, its counts are the old one's:
+    // no pod runs the new template yet.
+    let observed = status.observed_generation >= sts.metadata.generation;
     StatefulSetState {
         replicas: status.replicas,
         ready: status.ready_replicas.unwrap_or(0),
-        updated: status.updated_replicas.unwrap_or(0),
-        rolled_out: status.observed_generation >= sts.metadata.generation
+        updated: if observed {
+            status.updated_replicas.unwrap_or(0)
+        } else {
+            0
+        },
+        rolled_out: observed
             && status.current_revision.is_some()
             && status.current_revision == status.update_revision
             && status.updated_replicas.unwrap_or(0) == want,
