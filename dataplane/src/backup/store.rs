@@ -164,9 +164,22 @@ impl BackupStore {
     }
 }
 
+/// Whether a plain-http S3 endpoint may be used: on loopback (a test server), or when the operator
+/// of the deployment said so with `AWS_ALLOW_HTTP=true` (an object store inside the same cluster
+/// network, such as MinIO without TLS); elsewhere credentials would cross the network unencrypted
+/// without anyone having chosen it.
+fn plain_http_allowed(endpoint: &url::Url, allow_http: Option<&str>) -> bool {
+    let loopback = match endpoint.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    loopback || allow_http.is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
 /// Builds the S3 client from `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`; plain http is allowed only for a loopback
-/// endpoint (a test server), since credentials would otherwise cross the network unencrypted.
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` and `AWS_ALLOW_HTTP` (see [`plain_http_allowed`]).
 fn s3(url: &BackupUrl, bucket: &str) -> Result<object_store::aws::AmazonS3, BackupError> {
     // reqwest is built without a provider of its own; ring is the workspace's (main installs it
     // too, this covers library users such as tests).
@@ -181,21 +194,16 @@ fn s3(url: &BackupUrl, bucket: &str) -> Result<object_store::aws::AmazonS3, Back
             url: endpoint.clone(),
             reason: format!("AWS_ENDPOINT_URL: {e}"),
         })?;
-        let loopback = match parsed.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d == "localhost",
-            None => false,
-        };
-        if parsed.scheme() == "http" && !loopback {
+        let allow_http = plain_http_allowed(&parsed, env("AWS_ALLOW_HTTP").as_deref());
+        if parsed.scheme() == "http" && !allow_http {
             return Err(BackupError::InvalidUrl {
                 url: endpoint,
-                reason: "AWS_ENDPOINT_URL: plain http is only allowed on loopback".into(),
+                reason: "AWS_ENDPOINT_URL: plain http is only allowed on loopback, or with AWS_ALLOW_HTTP=true".into(),
             });
         }
         builder = builder
             .with_endpoint(endpoint)
-            .with_allow_http(loopback)
+            .with_allow_http(allow_http)
             .with_virtual_hosted_style_request(false);
     }
     if let Some(key) = env("AWS_ACCESS_KEY_ID") {
@@ -216,6 +224,34 @@ fn s3(url: &BackupUrl, bucket: &str) -> Result<object_store::aws::AmazonS3, Back
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_needs_loopback_or_an_explicit_allow() {
+        let url = |s: &str| url::Url::parse(s).unwrap();
+        assert!(plain_http_allowed(&url("http://127.0.0.1:9000"), None));
+        assert!(plain_http_allowed(&url("http://[::1]:9000"), None));
+        assert!(plain_http_allowed(&url("http://localhost:9000"), None));
+        assert!(!plain_http_allowed(
+            &url("http://minio.storage.svc:9000"),
+            None
+        ));
+        assert!(!plain_http_allowed(
+            &url("http://10.0.0.5:9000"),
+            Some("false")
+        ));
+        assert!(!plain_http_allowed(
+            &url("http://10.0.0.5:9000"),
+            Some("yes")
+        ));
+        assert!(plain_http_allowed(
+            &url("http://minio.storage.svc:9000"),
+            Some("true")
+        ));
+        assert!(plain_http_allowed(
+            &url("http://10.0.0.5:9000"),
+            Some("TRUE")
+        ));
+    }
 
     #[test]
     fn builds_an_s3_store_without_network() {
