@@ -9,6 +9,7 @@
 #
 # `eval "$(scripts/s3env.sh up)"` sets KORU_TEST_S3_ENDPOINT and KORU_TEST_S3_BUCKET (which switch
 # the backup tests' S3 variants on) and the AWS_* variables the data plane reads for an s3:// store.
+# KORU_S3ENV_ADDRESS=<ip> listens on that address instead of 127.0.0.1 (pods reach the nodes' host).
 # MinIO because it is the most widely used S3-compatible server and checks requests as strictly as
 # S3 does (SigV4, ListObjectsV2); its module has no `replace` directives, so `go install` builds it
 # (about 3.5 minutes cold on 2 cores; later runs reuse the cached binary and start in under a second).
@@ -111,11 +112,14 @@ cmd_up() {
   rm -rf "$dir/data"
   mkdir -p "$dir/data"
   port="$(free_port)"
-  endpoint="http://127.0.0.1:$port"
+  # Loopback unless told otherwise: the end-to-end tests give the nodes' host address, which pods
+  # reach.
+  local address="${KORU_S3ENV_ADDRESS:-127.0.0.1}"
+  endpoint="http://$address:$port"
   start=$SECONDS
   # No inherited stdout: a caller's $(scripts/s3env.sh up) must not wait for the server to exit.
   MINIO_ROOT_USER="$ACCESS_KEY" MINIO_ROOT_PASSWORD="$SECRET_KEY" MINIO_BROWSER=off MINIO_UPDATE=off \
-    setsid "$BIN/minio" server --quiet --anonymous --address "127.0.0.1:$port" "$dir/data" \
+    setsid "$BIN/minio" server --quiet --anonymous --address "$address:$port" "$dir/data" \
     </dev/null >"$dir/minio.log" 2>&1 &
   pid=$!
   echo "$pid" >"$dir/minio.pid"

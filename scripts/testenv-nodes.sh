@@ -418,3 +418,33 @@ remove_kubelet_chains() {
     done
   done
 }
+
+# Node $2 of state dir $1 loses power: its kubelet, its containers and its containerd are killed
+# at once (SIGKILL, no pod is stopped gracefully); the node's pods stay in the API until the
+# control plane notices, as with a real machine.
+nodes_stop_node() {
+  local dir="$1" i="$2" nd pid name
+  nd="$dir/nodes/$(node_name "$i")"
+  [[ -d "$nd" ]] || die "no node $i in $dir"
+  for name in "kubelet-$i" "containerd-$i"; do
+    pid="$(cat "$dir/pids/$name.pid" 2>/dev/null || true)"
+    if [[ -n "$pid" ]]; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  kill_shims "$nd"
+  log "node $i ($(node_name "$i")) stopped"
+}
+
+# Starts node $2 of state dir $1 again after nodes_stop_node: containerd cleans up the sandboxes it
+# knew, and the kubelet restarts the node's pods that still exist.
+nodes_start_node() {
+  DIR="$1"
+  local i="$2"
+  [[ -d "$DIR/nodes/$(node_name "$i")" ]] || die "no node $i in $DIR"
+  SERVER="$(awk '/server:/ { print $2; exit }' "$DIR/admin.kubeconfig")"
+  PAUSE_TAR="${KORU_PAUSE_IMAGE_TAR:-$("$ROOT/scripts/images.sh" pause)}"
+  nodes_containerd "$i"
+  nodes_kubelet "$i"
+  wait_ready "kubelet-$i" "node Ready" node_ready "$(node_name "$i")"
+}

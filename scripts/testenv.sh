@@ -5,6 +5,8 @@
 #   scripts/testenv.sh build [--nodes]        build the binaries of the pinned release if they are missing
 #   scripts/testenv.sh up [--nodes[=N]] [dir] start a control plane; the last stdout line is `export KUBECONFIG=...`
 #   scripts/testenv.sh down [dir]             stop the Kubernetes of that state dir (default: the last `up`)
+#   scripts/testenv.sh stop-node|start-node dir N   cut node N's power (kill its kubelet, containers
+#                                             and containerd) / start it again
 #
 # --nodes adds kube-scheduler, N (default 1) kubelets on containerd with CNI bridge networking,
 # kube-proxy, CoreDNS and a pool of local volumes (scripts/testenv-nodes.sh); it needs root.
@@ -363,8 +365,16 @@ down)
   shift
   cmd_down "$@"
   ;;
+stop-node)
+  [[ $# -eq 3 ]] || die "usage: $0 stop-node <state-dir> <node index>"
+  nodes_stop_node "$(cd "$2" && pwd)" "$3"
+  ;;
+start-node)
+  [[ $# -eq 3 ]] || die "usage: $0 start-node <state-dir> <node index>"
+  nodes_start_node "$(cd "$2" && pwd)" "$3"
+  ;;
 *)
-  echo "usage: $0 build [--nodes] | up [--nodes[=N]] [state-dir] | down [state-dir]" >&2
+  echo "usage: $0 build [--nodes] | up [--nodes[=N]] [state-dir] | down [state-dir] | stop-node|start-node state-dir N" >&2
   exit 2
   ;;
 esac
