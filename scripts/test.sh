@@ -6,8 +6,8 @@ source scripts/env.sh
 # Every clone builds the workspace's crates under a new fingerprint, so incremental caches would
 # only pile up (several GB a run) without ever being reused; third-party crates are unaffected.
 export CARGO_INCREMENTAL=0
-echo "==> system packages (scripts/system-deps.sh: libraries for samael, protoc, chromium and node, dnsmasq)"
-scripts/system-deps.sh build browser dns
+echo "==> system packages (scripts/system-deps.sh: libraries for samael, protoc, chromium and node, dnsmasq, containerd/runc/CNI)"
+scripts/system-deps.sh build browser dns nodes
 echo "==> pruning stale build output (scripts/prune-cache.sh)"
 scripts/prune-cache.sh
 echo "==> test tools"
@@ -25,19 +25,44 @@ echo "==> formatting"
 cargo fmt --all -- --check
 echo "==> clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# Every environment started below is stopped and removed however the run ends.
+testenv_dir="" nodes_dir="" pgenv_dir="" s3env_dir=""
+cleanup() {
+  if [[ -n "$nodes_dir" ]]; then
+    scripts/testenv.sh down "$nodes_dir" >/dev/null 2>&1 || true
+    rm -rf --one-file-system "$nodes_dir"
+  fi
+  if [[ -n "$testenv_dir" ]]; then
+    scripts/testenv.sh down "$testenv_dir" >/dev/null 2>&1 || true
+    rm -rf "$testenv_dir"
+  fi
+  if [[ -n "$pgenv_dir" ]]; then
+    scripts/pgenv.sh down "$pgenv_dir" >/dev/null 2>&1 || true
+    rm -rf "$pgenv_dir"
+  fi
+  if [[ -n "$s3env_dir" ]]; then
+    scripts/s3env.sh down "$s3env_dir" >/dev/null 2>&1 || true
+    rm -rf "$s3env_dir"
+  fi
+}
+trap cleanup EXIT
 echo "==> test control plane (etcd, kube-apiserver, kube-controller-manager; see testenv/README.md)"
-eval "$(scripts/testenv.sh up)"
-testenv_dir="$(dirname "$KUBECONFIG")"
-trap 'scripts/testenv.sh down "$testenv_dir" >/dev/null 2>&1 || true; rm -rf "$testenv_dir"' EXIT
+# Each environment gets a state dir of our own, so a concurrent run's `up` cannot swap it, and is
+# assigned first so a failed `up` stops the run here (an `eval` of nothing would succeed).
+testenv_dir="$(mktemp -d "${TMPDIR:-/tmp}/koru-testenv.XXXX")"
+testenv_exports="$(scripts/testenv.sh up "$testenv_dir")"
+eval "$testenv_exports"
+echo "==> test Kubernetes with two real nodes for the end-to-end journeys (scripts/testenv.sh up --nodes=2)"
+nodes_dir="$(mktemp -d "${TMPDIR:-/tmp}/koru-nodes.XXXX")"
+nodes_exports="$(scripts/testenv.sh up --nodes=2 "$nodes_dir")"
+KORU_NODES_KUBECONFIG="${nodes_exports#export KUBECONFIG=}"
+export KORU_NODES_KUBECONFIG
 echo "==> PostgreSQL for the control plane's tests (scripts/pgenv.sh)"
-eval "$(scripts/pgenv.sh up)"
+pgenv_exports="$(scripts/pgenv.sh up)"
+eval "$pgenv_exports"
 pgenv_dir="$(cat "${XDG_CACHE_HOME:-$HOME/.cache}/koru-delta-cloud/pgenv-last")"
-trap 'scripts/testenv.sh down "$testenv_dir" >/dev/null 2>&1 || true; rm -rf "$testenv_dir"; scripts/pgenv.sh down "$pgenv_dir" >/dev/null 2>&1 || true; rm -rf "$pgenv_dir"' EXIT
 echo "==> MinIO for the data plane's S3 backup tests (scripts/s3env.sh)"
-# Our own state dir, so a concurrent run's `up` cannot swap it.
 s3env_dir="$(mktemp -d "${TMPDIR:-/tmp}/koru-s3env.XXXX")"
-trap 'scripts/testenv.sh down "$testenv_dir" >/dev/null 2>&1 || true; rm -rf "$testenv_dir"; scripts/pgenv.sh down "$pgenv_dir" >/dev/null 2>&1 || true; rm -rf "$pgenv_dir"; scripts/s3env.sh down "$s3env_dir" >/dev/null 2>&1 || true; rm -rf "$s3env_dir"' EXIT
-# Assigned first so a failed `up` stops the run here (an `eval` of nothing would succeed).
 s3env_exports="$(scripts/s3env.sh up "$s3env_dir")"
 eval "$s3env_exports"
 echo "==> tests"

@@ -1,0 +1,187 @@
+//! Journey 2 through the hosted path, on real pods: the control plane (a `koru-controlplane serve`
+//! process with the Kubernetes provisioner) creates a three-member cluster that the operator
+//! (installed by its chart, watching every namespace) runs; a data token the control plane issues
+//! writes and reads through the endpoint the control plane reports — the token names the control
+//! plane's cluster id, which the operator must configure (a mismatch locked users out before);
+//! a revoked token stops working once the pods fetch the control plane's revocation list; and
+//! deleting the cluster through the API removes it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use koru_e2e::{ControlPlane, OperatorRelease, cluster_field, wait_cluster};
+use koru_testkit::{NamespaceGuard, fresh_namespace, get, unique, wait_until};
+use serde_json::{Value, json};
+
+/// An HTTP client that reaches `endpoint` (`http://<svc>.<ns>.svc:7878`, the in-cluster name the
+/// control plane reports) at its Service's ClusterIP, as the cluster's DNS would answer a pod.
+fn client_for(kubeconfig: &str, endpoint: &str) -> reqwest::Client {
+    let host = endpoint
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut parts = host.split('.');
+    let (service, namespace) = (parts.next().unwrap(), parts.next().unwrap());
+    let ip = get(
+        kubeconfig,
+        &[
+            "get",
+            "service",
+            service,
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+    )
+    .unwrap();
+    let addr: SocketAddr = format!("{ip}:7878").parse().unwrap();
+    reqwest::Client::builder()
+        .resolve(&host, addr)
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_created_through_the_control_plane_runs_on_real_pods_and_takes_its_tokens() {
+    let Some(k) = koru_e2e::nodes() else {
+        return;
+    };
+    let ns = unique("e2e-cp");
+    fresh_namespace(&k, &ns);
+    let _namespace = NamespaceGuard {
+        kubeconfig: k.clone(),
+        name: ns.clone(),
+    };
+    // The operator watches only the namespace the control plane will make for the organization
+    // (`<prefix><slug>`), so journeys running beside this one keep their own operators.
+    let prefix = format!("{ns}-");
+    let org_ns = format!("{prefix}e2e-co");
+    let _operator = OperatorRelease::install_watching(&k, &ns, &org_ns);
+    let cp = ControlPlane::start(&k, &prefix);
+    let (org, session) = cp.signup("owner@e2e.example", "E2E Co").await;
+    assert_eq!(format!("{prefix}{org}"), org_ns);
+    let _org_namespace = NamespaceGuard {
+        kubeconfig: k.clone(),
+        name: org_ns.clone(),
+    };
+
+    let started = Instant::now();
+    let clusters = format!("/api/v1/orgs/{org}/clusters");
+    let (status, created) = cp
+        .call(
+            "POST",
+            &clusters,
+            &session,
+            Some(json!({"name": "orders", "tier": "pro", "replicas": 3})),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let op = cp
+        .wait_operation(&session, created["operation"]["id"].as_str().unwrap(), 300)
+        .await;
+    assert_eq!(op["status"], "succeeded", "{op}");
+    wait_cluster(&k, &org_ns, "orders", 3, "0.1.0", 300);
+    let (_, cluster) = cp
+        .call("GET", &format!("{clusters}/orders"), &session, None)
+        .await;
+    eprintln!(
+        "control plane's cluster Running with 3 voters after {:?}: {cluster}",
+        started.elapsed()
+    );
+    assert_eq!(cluster["phase"], "Running", "{cluster}");
+    let id = cluster["id"].as_str().unwrap().to_string();
+    // The operator configured the pods for the id the control plane signs tokens for.
+    assert_eq!(
+        cluster_field(&k, &org_ns, "orders", "/spec/auth/clusterId"),
+        Value::String(id.clone())
+    );
+    let endpoint = cluster["endpoint"].as_str().unwrap().to_string();
+    assert_eq!(endpoint, format!("http://orders.{org_ns}.svc:7878"));
+
+    // A data token from the control plane writes and reads through the reported endpoint.
+    let (status, issued) = cp
+        .call(
+            "POST",
+            &format!("{clusters}/{id}/data-tokens"),
+            &session,
+            Some(json!({"scope": "write"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let token = issued["token"].as_str().unwrap().to_string();
+    let http = client_for(&k, &endpoint);
+    let key = format!("{endpoint}/api/v1/shop/cart-1");
+    let put = http
+        .put(&key)
+        .bearer_auth(&token)
+        .json(&json!({"value": {"items": 3}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200, "{}", put.text().await.unwrap());
+    let got: Value = http
+        .get(&key)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["value"], json!({"items": 3}), "{got}");
+    // The connection help's read token works too, and no token opens nothing.
+    let read = cluster["connection"]["data_token"]["token"]
+        .as_str()
+        .unwrap();
+    let status = http
+        .get(&key)
+        .bearer_auth(read)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 200);
+    let status = http.get(&key).send().await.unwrap().status();
+    assert_eq!(status.as_u16(), 401);
+
+    // Revoked, the token stops working once the pods have fetched the control plane's list.
+    let token_id = issued["id"].as_str().unwrap();
+    let (status, body) = cp
+        .call(
+            "DELETE",
+            &format!("{clusters}/{id}/data-tokens/{token_id}"),
+            &session,
+            None,
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let revoked = Instant::now();
+    koru_testkit::eventually_async(60, "the revoked token to be refused", || {
+        let (http, key, token) = (&http, &key, &token);
+        async move {
+            let status = http
+                .get(key)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            (status == 401).then_some(())
+        }
+    })
+    .await;
+    eprintln!("revoked token refused after {:?}", revoked.elapsed());
+
+    // Deleted through the API, the cluster goes from Kubernetes.
+    let (status, deleted) = cp
+        .call("DELETE", &format!("{clusters}/orders"), &session, None)
+        .await;
+    assert_eq!(status, 202, "{deleted}");
+    wait_until(180, "the KoruCluster to be deleted", || {
+        get(&k, &["get", "korucluster", "orders", "-n", &org_ns]).is_none()
+    });
+}
