@@ -1,5 +1,5 @@
 # One entry per workflow. `make test` is exactly what CI runs.
-.PHONY: run run-dataplane test bench fuzz fmt lint
+.PHONY: run run-dataplane test images bench fuzz fmt lint
 
 # Runs KoruDelta Cloud on its embedded defaults (control plane at http://127.0.0.1:8080, ./koru-cloud).
 run:
@@ -12,6 +12,10 @@ run-dataplane:
 # Runs every test: formatting, clippy, unit, property, HTTP and crash tests.
 test:
 	./scripts/test.sh
+
+# Builds the container images (release binaries) as image archives, without a daemon (images/).
+images:
+	./scripts/images.sh build
 
 # Runs the benchmarks and prints the figures (see dataplane/BENCHMARKS.md).
 bench:

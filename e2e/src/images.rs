@@ -1,5 +1,6 @@
-//! Our images in the nodes' containerd: built from this checkout's binaries and imported once per
-//! test process by `scripts/images.sh import`, and tagged anew for upgrades.
+//! Our images in the nodes' containerd: built from this checkout's binaries, checked by
+//! `images/check.sh` and imported once per test process by `scripts/images.sh`, and tagged anew
+//! for upgrades.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +13,32 @@ use koru_testkit::root;
 pub fn import_images(kubeconfig: &str) {
     static IMPORTED: Once = Once::new();
     IMPORTED.call_once(|| {
+        // The archives are built (a no-op when current) and checked before any node runs them.
+        let built = Command::new(root().join("scripts/images.sh"))
+            .args(["build", "--profile", "dev"])
+            .current_dir(root())
+            .output()
+            .expect("running scripts/images.sh");
+        assert!(
+            built.status.success(),
+            "scripts/images.sh build failed:\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let archives: Vec<String> = String::from_utf8_lossy(&built.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(archives.len(), 4, "four image archives: {archives:?}");
+        let checked = Command::new(root().join("images/check.sh"))
+            .args(&archives)
+            .output()
+            .expect("running images/check.sh");
+        assert!(
+            checked.status.success(),
+            "images/check.sh refused the images:\n{}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
         let out = Command::new(root().join("scripts/images.sh"))
             .args(["import", "--profile", "dev"])
             .env("KUBECONFIG", kubeconfig)
