@@ -19,6 +19,11 @@ NODES_CLUSTER_CIDR=10.244.0.0/16
 NODES_VOLUMES="${KORU_TESTENV_VOLUMES:-40}"
 # The sandbox image every pod's network namespace is held by, built by scripts/images.sh.
 PAUSE_IMAGE=ghcr.io/koru/pause:3.10
+# A network namespace on node 0's bridge whose resolver is the cluster's DNS: `ip netns exec
+# koru-client <command>` runs a command where a pod would, seeing Service names and VIPs (the
+# dashboard journey runs a copied snippet there). Its address is above the pods' range.
+CLIENT_NETNS=koru-client
+CLIENT_IP=10.244.0.250
 
 node_name() { echo "koru-node$1"; }
 node_bridge() { echo "koru-br$1"; }
@@ -152,7 +157,7 @@ EOF
       "ipam": {
         "type": "host-local",
         "dataDir": "$nd/cni/ipam",
-        "ranges": [[{"subnet": "10.244.$i.0/24", "gateway": "$(node_ip "$i")"}]],
+        "ranges": [[{"subnet": "10.244.$i.0/24", "gateway": "$(node_ip "$i")", "rangeEnd": "10.244.$i.239"}]],
         "routes": [{"dst": "0.0.0.0/0"}]
       }
     },
@@ -304,7 +309,26 @@ nodes_up() {
     nodes_volumes "$i"
   done
   nodes_proxy_and_dns
+  nodes_client
   log "$NODE_COUNT node(s) up in $((SECONDS - begin))s"
+}
+
+nodes_client() {
+  if ip netns list | grep -qw "$CLIENT_NETNS"; then
+    die "network namespace $CLIENT_NETNS exists: another test Kubernetes with nodes runs (or a crashed one left it); delete it with: ip netns del $CLIENT_NETNS"
+  fi
+  ip netns add "$CLIENT_NETNS"
+  echo "$CLIENT_NETNS" >"$DIR/nodes/client-netns"
+  ip link add koru-cl0 type veth peer name eth0 netns "$CLIENT_NETNS"
+  ip link set koru-cl0 master "$(node_bridge 0)" up
+  ip -n "$CLIENT_NETNS" addr add "$CLIENT_IP/24" dev eth0
+  ip -n "$CLIENT_NETNS" link set eth0 up
+  ip -n "$CLIENT_NETNS" link set lo up
+  ip -n "$CLIENT_NETNS" route add default via "$NODES_HOST_IP"
+  # `ip netns exec` mounts this over /etc/resolv.conf for the commands it runs.
+  mkdir -p "/etc/netns/$CLIENT_NETNS"
+  printf 'nameserver %s\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n' \
+    "$NODES_HOST_IP" >"/etc/netns/$CLIENT_NETNS/resolv.conf"
 }
 
 node_ready() {
@@ -345,6 +369,11 @@ nodes_down() {
   stop kube-scheduler "$dir"
   unmount_under "$dir"
   remove_netns "$dir"
+  if [[ -f "$dir/nodes/client-netns" ]]; then
+    ip netns del "$CLIENT_NETNS" 2>/dev/null || true
+    rm -rf "/etc/netns/$CLIENT_NETNS"
+    rm -f "$dir/nodes/client-netns"
+  fi
   if [[ -f "$dir/nodes/bridges" ]]; then
     local br
     while read -r br; do

@@ -23,8 +23,9 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts it against `kubeconfig` with organization namespaces named `<prefix><org>`.
-    pub fn start(kubeconfig: &str, namespace_prefix: &str) -> ControlPlane {
+    /// Starts it against `kubeconfig` with organization namespaces named `<prefix><org>`, and
+    /// `extra` arguments of `serve`.
+    pub fn start(kubeconfig: &str, namespace_prefix: &str, extra: &[&str]) -> ControlPlane {
         let dir = tempfile::tempdir().expect("a scratch directory");
         let session = dir.path().join("session.pem");
         let dataplane = dir.path().join("dataplane.pem");
@@ -51,6 +52,7 @@ impl ControlPlane {
                 .arg(&session)
                 .arg("--dataplane-key")
                 .arg(&dataplane)
+                .args(extra)
                 .env("KUBECONFIG", kubeconfig)
                 .log_file(dir.path().join("controlplane.log")),
         );

@@ -18,6 +18,10 @@ pub use cluster::{
     wait_cluster, wait_pod_replaced, wait_pods_gone,
 };
 pub use controlplane::{ControlPlane, NODES_HOST_IP};
+
+/// The network namespace of the test Kubernetes where the cluster's DNS names resolve, as in a
+/// pod (`scripts/testenv-nodes.sh`): `ip netns exec koru-client <command>`.
+pub const CLIENT_NETNS: &str = "koru-client";
 pub use images::{import_images, node_sockets, tag_image};
 pub use operator::OperatorRelease;
 pub use s3::ObjectStore;
@@ -29,6 +33,9 @@ use std::path::Path;
 /// The kubeconfig of the test Kubernetes with nodes, its images imported; None (after saying so
 /// loudly) outside CI when none runs. Under `CI=true` a missing one fails the test.
 pub fn nodes() -> Option<String> {
+    // reqwest is built without a TLS provider of its own (the workspace's features): ring's, as
+    // every binary of ours installs it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match std::env::var("KORU_NODES_KUBECONFIG") {
         Ok(k) if Path::new(&k).is_file() => {
             import_images(&k);

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use koru_dataplane_api::auth::Scope;
-use koru_e2e::{OperatorRelease, TokenKey, Writer, apply, client_url, wait_cluster};
+use koru_e2e::{OperatorRelease, TokenKey, Writer, apply, client_url, leader_pod, wait_cluster};
 use koru_testkit::{NamespaceGuard, fresh_namespace, get, root, unique};
 
 /// Runs `scripts/testenv.sh <command> <state dir> <node>` on the test Kubernetes of `kubeconfig`.
@@ -84,11 +84,11 @@ spec:
             "-l",
             "app.kubernetes.io/instance=orders",
             "-o",
-            "jsonpath={.items[*].spec.nodeName}",
+            "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
         ],
     )
     .unwrap();
-    let on = |n: &str| placement.split_whitespace().filter(|p| *p == n).count();
+    let on = |n: &str| placement.lines().filter(|l| l.ends_with(n)).count();
     let (lone, count) = [("koru-node0", 0), ("koru-node1", 1)]
         .into_iter()
         .map(|(name, index)| (index, on(name)))
@@ -98,6 +98,13 @@ spec:
         count, 1,
         "the pods are not spread over both nodes: {placement}"
     );
+    let lost_pod = placement
+        .lines()
+        .find(|l| l.ends_with(&format!("koru-node{lone}")))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let leader = leader_pod(&k, &ns, "orders");
 
     let url = client_url(&k, &ns, "orders");
     let token = key.token(&format!("{ns}/orders"), Scope::Write);
@@ -114,7 +121,8 @@ spec:
         .map(|a| a.n)
         .collect();
     eprintln!(
-        "node {lone} lost: {} writes acknowledged ({} in the last 10 s), {} failed, longest stretch of failures {:?}",
+        "node {lone} lost with {lost_pod} (the leader: {}): {} writes acknowledged ({} in the last 10 s), {} failed, longest stretch of failures {:?}",
+        leader == lost_pod,
         log_down.acknowledged().len(),
         during.len(),
         log_down.failed().len(),

@@ -7,6 +7,7 @@
 //! except where a benchmark needs the error ([`Process::try_start`]).
 
 mod binaries;
+mod browser;
 mod dataplane;
 mod helm;
 mod kubectl;
@@ -18,6 +19,7 @@ mod wait;
 use std::path::{Path, PathBuf};
 
 pub use binaries::{binary, controlplane_binary, dataplane_binary};
+pub use browser::{JourneyRun, run_browser_journeys};
 pub use dataplane::DataPlane;
 pub use helm::{
     assert_lint_refuses, assert_lints_strictly, assert_template_refuses, chart_path, documents,

@@ -6,12 +6,10 @@
 //!
 //! Without node or chromium the test fails under `CI=true` and is skipped loudly elsewhere.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use koru_testkit::{Process, ProcessSpec};
+use koru_testkit::{Process, ProcessSpec, root, run_browser_journeys};
 
 use super::common;
 
@@ -51,24 +49,6 @@ impl Drop for Server {
     }
 }
 
-/// A program on the PATH (or at an absolute path), if present.
-fn find(program: &str) -> Option<PathBuf> {
-    let path = Path::new(program);
-    if path.is_absolute() {
-        return path.exists().then(|| path.to_path_buf());
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
-}
-
-/// The workspace root.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Where the screenshots go.
 fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -77,85 +57,28 @@ fn screenshot_dir() -> PathBuf {
     target.join("dashboard-screenshots")
 }
 
-/// Node, Chromium and the driver's npm packages, or why not.
-fn tools() -> Result<(PathBuf, PathBuf, String), String> {
-    let chromium_name = std::env::var("KORU_CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let chromium = find(&chromium_name).ok_or_else(|| {
-        format!("no {chromium_name}: scripts/system-deps.sh installs Debian's chromium")
-    })?;
-    let node = find("node").ok_or("no node: install Debian's nodejs")?;
-    let out = Command::new("bash")
-        .arg(root().join("scripts/browser-test-deps.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run scripts/browser-test-deps.sh: {e}"))?;
-    if !out.status.success() {
-        return Err("scripts/browser-test-deps.sh failed".into());
-    }
-    let node_modules = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Ok((node, chromium, node_modules))
-}
-
 #[test]
 fn the_journeys_work_in_a_real_chromium() {
-    let (node, chromium, node_modules) = match tools() {
-        Ok(t) => t,
-        Err(why) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "the browser test cannot run: {why}"
-            );
-            eprintln!("\n!!! SKIPPING the dashboard's browser journeys: {why} !!!\n");
-            return;
-        }
-    };
     let server = Server::start();
     let shots = screenshot_dir();
     let _ = std::fs::remove_dir_all(&shots);
     let started = Instant::now();
-    let mut driver = Command::new(node)
-        .arg(root().join("dashboard/tests/browser/journeys.cjs"))
-        .env("NODE_PATH", &node_modules)
-        .env("KORU_URL", &server.url)
-        .env("KORU_CHROMIUM", &chromium)
-        .env("KORU_SCREENSHOTS", &shots)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting node");
-    let (mut out, mut err) = (String::new(), String::new());
-    let mut stdout = driver.stdout.take().unwrap();
-    let mut stderr = driver.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut err = String::new();
-        let _ = stderr.read_to_string(&mut err);
-        err
-    });
-    let watchdog_pid = driver.id();
-    let watchdog = std::thread::spawn(move || {
-        let deadline = Instant::now() + JOURNEY_TIMEOUT;
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(200));
-            if !Path::new(&format!("/proc/{watchdog_pid}")).exists() {
-                return false;
-            }
-        }
-        let _ = Command::new("kill")
-            .args(["-9", &watchdog_pid.to_string()])
-            .status();
-        true
-    });
-    let _ = stdout.read_to_string(&mut out);
-    let status = driver.wait().unwrap();
-    err.push_str(&reader.join().unwrap_or_default());
-    let timed_out = watchdog.join().unwrap_or(false);
-    println!("{out}");
-    eprintln!("{err}");
+    let Some(run) = run_browser_journeys(
+        &[
+            ("KORU_URL", &server.url),
+            ("KORU_SCREENSHOTS", &shots.display().to_string()),
+        ],
+        JOURNEY_TIMEOUT,
+    ) else {
+        return;
+    };
+    println!("{}", run.stdout);
+    eprintln!("{}", run.stderr);
     assert!(
-        !timed_out,
+        !run.timed_out,
         "the journeys took longer than {JOURNEY_TIMEOUT:?}"
     );
-    assert!(status.success(), "the browser journeys failed: {err}");
+    assert!(run.success, "the browser journeys failed: {}", run.stderr);
     let taken = std::fs::read_dir(&shots)
         .map(|d| d.filter_map(Result::ok).count())
         .unwrap_or(0);

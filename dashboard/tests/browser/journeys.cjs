@@ -3,6 +3,11 @@
 //   KORU_URL         the control plane, e.g. http://127.0.0.1:40123
 //   KORU_CHROMIUM    the chromium binary (Debian's /usr/bin/chromium)
 //   KORU_SCREENSHOTS where each page's screenshot goes
+//   KORU_JOURNEYS    "local" (default: the journeys above, against `koru-controlplane dev`) or
+//                    "kubernetes" (a cluster created with the Kubernetes provisioner runs on real
+//                    pods; e2e/tests/journeys/dashboard.rs)
+//   KORU_SNIPPET_NETNS  a network namespace to run copied snippets in, where the cluster's DNS
+//                    names resolve (the test Kubernetes's `koru-client`)
 // Exits non-zero at the first failed step, naming it.
 "use strict";
 
@@ -31,7 +36,10 @@ async function shot(page, name) {
 
 /** Runs a copied shell snippet as a user would paste it; returns each output line. */
 function runSnippet(snippet) {
-  const out = execFileSync("bash", ["-euo", "pipefail", "-c", snippet], {
+  const shell = ["bash", "-euo", "pipefail", "-c", snippet];
+  const netns = process.env.KORU_SNIPPET_NETNS;
+  const [program, ...args] = netns ? ["ip", "netns", "exec", netns, ...shell] : shell;
+  const out = execFileSync(program, args, {
     encoding: "utf8",
     timeout: 20000,
   });
@@ -234,14 +242,46 @@ async function restoreJourney(browser) {
   await context.close();
 }
 
+/** Journey 6 of the real-pods issue: a cluster made on the dashboard runs on Kubernetes. */
+async function kubernetesJourney(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+
+  log("kubernetes: sign up and create a cluster");
+  const slug = await signUp(page, `kube-${Date.now()}@example.com`, "Kubernetes Journey", "free");
+  assert.equal(slug, "kubernetes-journey");
+  await createCluster(page, slug, "hello");
+  await page.waitForURL(`${base}/orgs/${slug}/clusters/hello`);
+  await waitRunning(page);
+  await shot(page, "kubernetes-cluster-running");
+
+  log("kubernetes: copy the connection snippet and run it where the cluster's names resolve");
+  const snippet = await copySnippet(page, "write");
+  assert.match(exported(snippet, "KORU_URL"), /^http:\/\/hello\.[a-z0-9-]+\.svc:7878$/);
+  const lines = runSnippet(snippet);
+  const read = JSON.parse(lines[lines.length - 1]);
+  assert.deepEqual(read.value, { name: "Alice" }, `the snippet read back the write: ${lines}`);
+  await shot(page, "kubernetes-cluster-connect");
+  await context.close();
+}
+
 async function main() {
   assert.ok(base, "KORU_URL names the control plane");
   fs.mkdirSync(shots, { recursive: true });
   // As root (CI) Chromium's sandbox cannot start; the pages are our own.
-  const browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox"] });
+  // The clipboard needs a secure context: loopback is one, the nodes' host address (the
+  // Kubernetes journey's control plane, which pods must reach) is made one.
+  const args = ["--no-sandbox", `--unsafely-treat-insecure-origin-as-secure=${new URL(base).origin}`];
+  const browser = await chromium.launch({ executablePath, headless: true, args });
   try {
-    await freeJourney(browser);
-    await restoreJourney(browser);
+    if (process.env.KORU_JOURNEYS === "kubernetes") {
+      await kubernetesJourney(browser);
+    } else {
+      await freeJourney(browser);
+      await restoreJourney(browser);
+    }
   } finally {
     await browser.close();
   }

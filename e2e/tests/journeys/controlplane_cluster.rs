@@ -3,13 +3,15 @@
 //! (installed by its chart, watching every namespace) runs; a data token the control plane issues
 //! writes and reads through the endpoint the control plane reports — the token names the control
 //! plane's cluster id, which the operator must configure (a mismatch locked users out before);
-//! a revoked token stops working once the pods fetch the control plane's revocation list; and
+//! its backups go to MinIO and its restore journey makes a new cluster as of a past moment; a
+//! revoked token stops working once the pods fetch the control plane's revocation list; and
 //! deleting the cluster through the API removes it.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use koru_e2e::{ControlPlane, OperatorRelease, cluster_field, wait_cluster};
+use koru_dataplane_api::rfc3339::{format_millis, parse_micros};
+use koru_e2e::{ControlPlane, ObjectStore, OperatorRelease, apply, cluster_field, wait_cluster};
 use koru_testkit::{NamespaceGuard, fresh_namespace, get, unique, wait_until};
 use serde_json::{Value, json};
 
@@ -61,7 +63,22 @@ async fn a_cluster_created_through_the_control_plane_runs_on_real_pods_and_takes
     let prefix = format!("{ns}-");
     let org_ns = format!("{prefix}e2e-co");
     let _operator = OperatorRelease::install_watching(&k, &ns, &org_ns);
-    let cp = ControlPlane::start(&k, &prefix);
+    // Clusters archive to MinIO (its credentials copied by the control plane into the
+    // organization's namespace), for the restore below.
+    let store = ObjectStore::start();
+    apply(&k, &ns, &store.credentials_secret("s3-credentials"));
+    let destination = format!("s3://{}/cloud", store.bucket());
+    let credentials = format!("{ns}/s3-credentials");
+    let cp = ControlPlane::start(
+        &k,
+        &prefix,
+        &[
+            "--backup-destination",
+            &destination,
+            "--backup-credentials-secret",
+            &credentials,
+        ],
+    );
     let (org, session) = cp.signup("owner@e2e.example", "E2E Co").await;
     assert_eq!(format!("{prefix}{org}"), org_ns);
     let _org_namespace = NamespaceGuard {
@@ -133,6 +150,94 @@ async fn a_cluster_created_through_the_control_plane_runs_on_real_pods_and_takes
         .await
         .unwrap();
     assert_eq!(got["value"], json!({"items": 3}), "{got}");
+
+    // The control plane's restore journey: a base backup, a moment, a second write, and a new
+    // cluster restored to that moment holding the first value.
+    let (status, backup) = cp
+        .call("POST", &format!("{clusters}/{id}/backups"), &session, None)
+        .await;
+    assert_eq!(status, 201, "{backup}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let target = format_millis(now.as_millis() as i64).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let put = http
+        .put(&key)
+        .bearer_auth(&token)
+        .json(&json!({"value": {"items": 4}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    // The archive passes the target once the open log segment is sealed (the data plane's
+    // default archive timeout, 60 s).
+    let waited = Instant::now();
+    let target_micros = parse_micros(&target).unwrap();
+    koru_testkit::eventually_async(150, "the recoverable window to pass the target", || {
+        let (cp, clusters, id, session) = (&cp, &clusters, &id, &session);
+        async move {
+            let (_, listed) = cp
+                .call("GET", &format!("{clusters}/{id}/backups"), session, None)
+                .await;
+            let latest = listed["window"]["latest"]
+                .as_str()
+                .and_then(|t| parse_micros(t).ok());
+            latest.is_some_and(|l| l > target_micros).then_some(())
+        }
+    })
+    .await;
+    eprintln!("window past the target after {:?}", waited.elapsed());
+    let started = Instant::now();
+    let (status, restoring) = cp
+        .call(
+            "POST",
+            &format!("{clusters}/{id}/restore"),
+            &session,
+            Some(json!({"name": "orders-then", "target_time": target})),
+        )
+        .await;
+    assert_eq!(status, 202, "{restoring}");
+    let op = cp
+        .wait_operation(
+            &session,
+            restoring["operation"]["id"].as_str().unwrap(),
+            300,
+        )
+        .await;
+    assert_eq!(op["status"], "succeeded", "{op}");
+    wait_cluster(&k, &org_ns, "orders-then", 3, "0.1.0", 300);
+    let (_, then) = cp
+        .call("GET", &format!("{clusters}/orders-then"), &session, None)
+        .await;
+    let then_id = then["id"].as_str().unwrap();
+    let (status, then_token) = cp
+        .call(
+            "POST",
+            &format!("{clusters}/{then_id}/data-tokens"),
+            &session,
+            Some(json!({"scope": "read"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{then_token}");
+    let then_endpoint = then["endpoint"].as_str().unwrap();
+    let got: Value = client_for(&k, then_endpoint)
+        .get(format!("{then_endpoint}/api/v1/shop/cart-1"))
+        .bearer_auth(then_token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        got["value"],
+        json!({"items": 3}),
+        "restored as of {target}: {got}"
+    );
+    eprintln!(
+        "restored through the control plane in {:?}",
+        started.elapsed()
+    );
     // The connection help's read token works too, and no token opens nothing.
     let read = cluster["connection"]["data_token"]["token"]
         .as_str()

@@ -6,4 +6,5 @@
 
 mod backups;
 mod controlplane_cluster;
+mod dashboard;
 mod production_cluster;
