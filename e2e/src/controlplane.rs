@@ -1,6 +1,8 @@
 //! The control plane as a process (`koru-controlplane serve`) with the Kubernetes provisioner,
-//! against the test Kubernetes with nodes, on the nodes' host address so pods reach it (the
-//! revocation lists they poll), and its API as users call it.
+//! against the test Kubernetes with nodes, and its API as users call it. It runs in the
+//! `koru-client` network namespace, where it stands as a pod of the cluster would: it resolves
+//! the clusters' Service names (its calls to their admin API) and pods reach it (the revocation
+//! lists they poll), as when its chart deploys it.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -8,7 +10,10 @@ use std::time::Duration;
 use koru_testkit::{Process, ProcessSpec, controlplane_binary};
 use serde_json::{Value, json};
 
-use crate::TokenKey;
+use crate::{CLIENT_NETNS, TokenKey};
+
+/// The address of the `koru-client` network namespace on the first node's bridge.
+pub const CLIENT_IP: &str = "10.244.0.250";
 
 /// The address pods reach this host at: the first node's bridge (scripts/testenv-nodes.sh).
 pub const NODES_HOST_IP: &str = "10.244.0.1";
@@ -31,21 +36,24 @@ impl ControlPlane {
         let dataplane = dir.path().join("dataplane.pem");
         std::fs::write(&session, TokenKey::new(21).private_pem).expect("writing the session key");
         std::fs::write(&dataplane, TokenKey::new(22).private_pem).expect("writing the data key");
-        // The port is chosen first so the public URL (which pods poll) can name it.
-        let port = TcpListener::bind((NODES_HOST_IP, 0))
+        // The port is chosen first so the public URL (which pods poll) can name it; the namespace
+        // is shared by the journeys, so a port the kernel just handed out here keeps them apart.
+        let port = TcpListener::bind(("127.0.0.1", 0))
             .and_then(|l| l.local_addr())
-            .expect("a free port on the nodes' host address")
+            .expect("a free port")
             .port();
-        let url = format!("http://{NODES_HOST_IP}:{port}");
+        let url = format!("http://{CLIENT_IP}:{port}");
         let database = format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("cloud.db").display()
         );
         let process = Process::start(
-            ProcessSpec::controlplane(controlplane_binary())
+            ProcessSpec::controlplane("ip")
                 .clear_koru_env()
+                .args(["netns", "exec", CLIENT_NETNS])
+                .arg(controlplane_binary())
                 .args(["serve", "--provisioner", "kubernetes", "--listen"])
-                .arg(format!("{NODES_HOST_IP}:{port}"))
+                .arg(format!("{CLIENT_IP}:{port}"))
                 .args(["--public-url", &url, "--database-url", &database])
                 .args(["--namespace-prefix", namespace_prefix])
                 .arg("--session-key")
