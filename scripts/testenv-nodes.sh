@@ -9,7 +9,7 @@
 # address (10.244.0.1), which pods reach through their default route and the host itself locally.
 
 # Built beside the control plane's binaries, from the same module (CoreDNS from testenv/coredns).
-NODE_COMPONENTS=(kube-scheduler kubelet kube-proxy coredns crictl)
+NODE_COMPONENTS=(kube-scheduler kubelet kube-proxy coredns crictl expandable-provisioner)
 # crictl stops pods through the CRI at `down`, so CNI releases what it made for each.
 CRICTL_VERSION=v1.37.0
 # The host's address on the first node's bridge: the API server, CoreDNS and the first kubelet.
@@ -29,39 +29,42 @@ node_name() { echo "koru-node$1"; }
 node_bridge() { echo "koru-br$1"; }
 node_ip() { echo "10.244.$1.1"; }
 
-nodes_binaries_present() {
-  local c
-  for c in "${NODE_COMPONENTS[@]}"; do
-    [[ -x "$BIN/$c" ]] || return 1
-  done
+# Builds node component $1 into dir $2 with go $3.
+build_component() {
+  local c="$1" out="$2" go="$3" v=k8s.io/component-base/version
+  case "$c" in
+  kube-scheduler | kubelet | kube-proxy)
+    (cd "$MODULE" && "$go" build -trimpath \
+      -ldflags "-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=$(echo "$K8S_VERSION" | cut -d. -f1 | tr -d v) -X $v.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X $v.gitTreeState=clean" \
+      -o "$out/$c" "k8s.io/kubernetes/cmd/$c")
+    ;;
+  coredns) (cd "$MODULE/coredns" && "$go" build -trimpath -ldflags "-s -w" -o "$out/coredns" .) ;;
+  expandable-provisioner) (cd "$MODULE" && "$go" build -trimpath -ldflags "-s -w" -o "$out/$c" ./cmd/expandable-provisioner) ;;
+  crictl) GOBIN="$out" "$go" install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" ;;
+  esac
 }
 
+# Builds the node components that are missing, each moved into place only once built.
 nodes_build() {
-  if nodes_binaries_present; then
-    return 0
-  fi
-  local go partial start v
+  local go partial start c missing=()
+  for c in "${NODE_COMPONENTS[@]}"; do
+    [[ -x "$BIN/$c" ]] || missing+=("$c")
+  done
+  ((${#missing[@]} == 0)) && return 0
   go="$(go_bin)"
   partial="$BIN.nodes.partial.$$"
-  mkdir -p "$partial"
+  mkdir -p "$partial" "$BIN"
   start=$SECONDS
-  log "building kube-scheduler, kubelet, kube-proxy and CoreDNS (about 2 minutes after the control plane's build)"
-  v=k8s.io/component-base/version
-  if ! (cd "$MODULE" && "$go" build -trimpath \
-    -ldflags "-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=$(echo "$K8S_VERSION" | cut -d. -f1 | tr -d v) -X $v.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X $v.gitTreeState=clean" \
-    -o "$partial/" k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy) ||
-    ! (cd "$MODULE/coredns" && "$go" build -trimpath -ldflags "-s -w" -o "$partial/coredns" .) ||
-    ! GOBIN="$partial" "$go" install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"; then
-    rm -rf "$partial"
-    die "build of the node components failed"
-  fi
-  mkdir -p "$BIN"
-  local c
-  for c in "${NODE_COMPONENTS[@]}"; do
+  log "building ${missing[*]} (about 3 minutes after the control plane's build)"
+  for c in "${missing[@]}"; do
+    if ! build_component "$c" "$partial" "$go"; then
+      rm -rf "$partial"
+      die "build of $c failed"
+    fi
     mv -f "$partial/$c" "$BIN/$c"
   done
   rm -rf "$partial"
-  log "built the node components in $((SECONDS - start))s into $BIN"
+  log "built ${missing[*]} in $((SECONDS - start))s into $BIN"
 }
 
 # Fails with what to install when a system part of the nodes is missing.
@@ -231,6 +234,17 @@ metadata:
 provisioner: kubernetes.io/no-provisioner
 volumeBindingMode: WaitForFirstConsumer
 reclaimPolicy: Retain
+---
+# Volumes that really grow: a tmpfs per claim, made and grown under the running pod by
+# testenv/cmd/expandable-provisioner.
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: expandable
+provisioner: koru.dev/expandable
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Retain
+allowVolumeExpansion: true
 EOF
   else
     : >"$manifest"
@@ -310,6 +324,8 @@ nodes_up() {
   done
   nodes_proxy_and_dns
   nodes_client
+  start expandable-provisioner --kubeconfig "$DIR/admin.kubeconfig" --dir "$DIR/expandable"
+  wait_ready expandable-provisioner ready grep -q "expandable-provisioner ready" "$DIR/logs/expandable-provisioner.log"
   log "$NODE_COUNT node(s) up in $((SECONDS - begin))s"
 }
 
@@ -340,6 +356,7 @@ node_ready() {
 # namespaces, iptables rules and bridges. Safe to run twice and on a half-started state dir.
 nodes_down() {
   local dir="$1" nd sock ids
+  stop expandable-provisioner "$dir"
   stop coredns "$dir"
   # Pods are stopped through the CRI so that CNI releases each one's address, veth, namespace and
   # port mappings; only then do the kubelets and containerds go.

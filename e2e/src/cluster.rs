@@ -28,8 +28,8 @@ pub fn cluster_field(kubeconfig: &str, namespace: &str, name: &str, pointer: &st
         .unwrap_or(Value::Null)
 }
 
-/// Waits until the KoruCluster is Running with `replicas` ready pods, the version `version`, a
-/// leader and `replicas` healthy voters; returns its status.
+/// Waits until the KoruCluster is Running with `replicas` ready pods, the version `version`, and
+/// (with several replicas) a leader and `replicas` healthy voters; returns its status.
 pub fn wait_cluster(
     kubeconfig: &str,
     namespace: &str,
@@ -57,9 +57,11 @@ pub fn wait_cluster(
             && status["phase"] == "Running"
             && status["readyReplicas"].as_u64() == Some(replicas)
             && status["currentVersion"] == version
-            && status["replication"]["leader"].is_string()
-            && members.len() as u64 == replicas
-            && healthy_voters == replicas
+            // A single member reports no replication status.
+            && (replicas == 1
+                || (status["replication"]["leader"].is_string()
+                    && members.len() as u64 == replicas
+                    && healthy_voters == replicas))
             && pod_names(kubeconfig, namespace, name).len() as u64 == replicas
         {
             return status;
@@ -175,8 +177,9 @@ pub fn wait_pods_gone(
     );
 }
 
-/// `http://<ClusterIP>:7878` of the cluster's client Service: this host reaches Service VIPs
-/// through kube-proxy's rules, as a pod would.
+/// `http://<ClusterIP>:7878` of the cluster's client Service, once it takes connections: this
+/// host reaches Service VIPs through kube-proxy's rules, as a pod would (kube-proxy programs a
+/// Service's endpoints a moment after its pods turn ready, and refuses connections until then).
 pub fn client_url(kubeconfig: &str, namespace: &str, name: &str) -> String {
     let ip = get(
         kubeconfig,
@@ -191,7 +194,18 @@ pub fn client_url(kubeconfig: &str, namespace: &str, name: &str) -> String {
         ],
     )
     .unwrap_or_else(|| panic!("no Service {namespace}/{name}"));
-    format!("http://{ip}:7878")
+    let address: std::net::SocketAddr = format!("{ip}:7878")
+        .parse()
+        .unwrap_or_else(|e| panic!("Service {namespace}/{name} has no address ({ip}): {e}"));
+    wait_until(
+        60,
+        &format!("Service {namespace}/{name} to take connections"),
+        || {
+            std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2))
+                .is_ok()
+        },
+    );
+    format!("http://{address}")
 }
 
 /// The last lines of every operator pod's log, for failure messages.

@@ -8,3 +8,4 @@ mod backups;
 mod controlplane_cluster;
 mod dashboard;
 mod production_cluster;
+mod storage;
