@@ -83,6 +83,26 @@ pub fn wait_cluster(
     }
 }
 
+/// `kubectl patch` of the KoruCluster's spec with the JSON object `spec` (a merge patch).
+pub fn patch_cluster(kubeconfig: &str, namespace: &str, name: &str, spec: &str) {
+    let (ok, out) = kubectl(
+        kubeconfig,
+        &[
+            "patch",
+            "korucluster",
+            name,
+            "-n",
+            namespace,
+            "--type",
+            "merge",
+            "-p",
+            &format!("{{\"spec\": {spec}}}"),
+        ],
+        "",
+    );
+    assert!(ok, "patching {namespace}/{name} with {spec}: {out}");
+}
+
 /// The pod leading the cluster's Raft group, as the status names it.
 pub fn leader_pod(kubeconfig: &str, namespace: &str, name: &str) -> String {
     cluster_field(kubeconfig, namespace, name, "/status/replication/leader")

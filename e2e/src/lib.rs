@@ -7,6 +7,7 @@
 
 mod cluster;
 mod controlplane;
+mod http;
 mod images;
 mod operator;
 mod s3;
@@ -14,14 +15,11 @@ mod tokens;
 mod writes;
 
 pub use cluster::{
-    apply, client_url, cluster_field, delete_pod, leader_pod, operator_logs, pod_names, pod_uid,
-    wait_cluster, wait_pod_replaced, wait_pods_gone,
+    apply, client_url, cluster_field, delete_pod, leader_pod, operator_logs, patch_cluster,
+    pod_names, pod_uid, wait_cluster, wait_pod_replaced, wait_pods_gone,
 };
-pub use controlplane::{ControlPlane, NODES_HOST_IP};
-
-/// The network namespace of the test Kubernetes where the cluster's DNS names resolve, as in a
-/// pod (`scripts/testenv-nodes.sh`): `ip netns exec koru-client <command>`.
-pub const CLIENT_NETNS: &str = "koru-client";
+pub use controlplane::{CLIENT_IP, ControlPlane, NODES_HOST_IP};
+pub use http::{get_value, put_value};
 pub use images::{import_images, node_sockets, tag_image};
 pub use operator::OperatorRelease;
 pub use s3::ObjectStore;
@@ -29,6 +27,23 @@ pub use tokens::TokenKey;
 pub use writes::{WriteLog, Writer};
 
 use std::path::Path;
+
+use koru_testkit::{NamespaceGuard, fresh_namespace, unique};
+
+/// The network namespace of the test Kubernetes where the cluster's DNS names resolve, as in a
+/// pod (`scripts/testenv-nodes.sh`): `ip netns exec koru-client <command>`.
+pub const CLIENT_NETNS: &str = "koru-client";
+
+/// A namespace of the test's own, `<stem>-<8 hex digits>`, made afresh and deleted (with all in
+/// it) when the guard drops.
+pub fn namespace(kubeconfig: &str, stem: &str) -> NamespaceGuard {
+    let name = unique(stem);
+    fresh_namespace(kubeconfig, &name);
+    NamespaceGuard {
+        kubeconfig: kubeconfig.to_string(),
+        name,
+    }
+}
 
 /// The kubeconfig of the test Kubernetes with nodes, its images imported; None (after saying so
 /// loudly) outside CI when none runs. Under `CI=true` a missing one fails the test.

@@ -34,6 +34,18 @@ impl TokenKey {
         }
     }
 
+    /// A Secret `name` holding the public half as `public.pem`, for `spec.auth.publicKeySecret`.
+    pub fn secret(&self, name: &str) -> String {
+        let indented: String = self
+            .public_pem
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect();
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:\n  public.pem: |\n{indented}"
+        )
+    }
+
     /// A token for `cluster` (its cluster id) with `scope`, valid for an hour.
     pub fn token(&self, cluster: &str, scope: Scope) -> String {
         let now = std::time::SystemTime::now()

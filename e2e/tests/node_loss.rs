@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use koru_dataplane_api::auth::Scope;
 use koru_e2e::{OperatorRelease, TokenKey, Writer, apply, client_url, leader_pod, wait_cluster};
-use koru_testkit::{NamespaceGuard, fresh_namespace, get, root, unique};
+use koru_testkit::{get, root};
 
 /// Runs `scripts/testenv.sh <command> <state dir> <node>` on the test Kubernetes of `kubeconfig`.
 fn node(kubeconfig: &str, command: &str, index: usize) {
@@ -34,24 +34,15 @@ async fn a_cluster_keeps_its_writes_through_the_loss_of_a_node() {
     let Some(k) = koru_e2e::nodes() else {
         return;
     };
-    let ns = unique("e2e-node");
-    fresh_namespace(&k, &ns);
-    let _namespace = NamespaceGuard {
-        kubeconfig: k.clone(),
-        name: ns.clone(),
-    };
+    let namespace = koru_e2e::namespace(&k, "e2e-node");
+    let ns = namespace.name.clone();
     let _operator = OperatorRelease::install(&k, &ns, 1);
     let key = TokenKey::new(51);
-    let indented: String = key
-        .public_pem
-        .lines()
-        .map(|l| format!("    {l}\n"))
-        .collect();
     apply(
         &k,
         &ns,
         &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token-key\nstringData:\n  public.pem: |\n{indented}---
+            "{}---
 apiVersion: koru.dev/v1alpha1
 kind: KoruCluster
 metadata:
@@ -67,7 +58,8 @@ spec:
     publicKeySecret:
       name: token-key
       key: public.pem
-"
+",
+            key.secret("token-key")
         ),
     );
     wait_cluster(&k, &ns, "orders", 3, "0.1.0", 300);

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use koru_dataplane_api::auth::Scope;
 use koru_dataplane_api::rfc3339::format_millis;
-use koru_e2e::{ObjectStore, OperatorRelease, TokenKey, apply, client_url, wait_cluster};
-use koru_testkit::{NamespaceGuard, fresh_namespace, get, unique, wait_until};
+use koru_e2e::{
+    ObjectStore, OperatorRelease, TokenKey, apply, client_url, get_value, put_value, wait_cluster,
+};
+use koru_testkit::{get, wait_until};
 use serde_json::{Value, json};
 
 /// A KoruCluster of three pods verifying tokens of `key`, archiving to `destination`, with
@@ -43,14 +45,8 @@ spec:
 async fn write_round(url: &str, token: &str, keys: std::ops::Range<u32>, round: &str) {
     let http = reqwest::Client::new();
     for i in keys {
-        let r = http
-            .put(format!("{url}/api/v1/shop/k-{i}"))
-            .bearer_auth(token)
-            .json(&json!({"value": {"n": i, "round": round}}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let value = json!({"n": i, "round": round});
+        put_value(&http, url, &format!("shop/k-{i}"), token, value).await;
     }
 }
 
@@ -84,25 +80,17 @@ async fn backups_go_to_minio_from_real_pods_and_a_new_cluster_restores_to_a_mome
     let Some(k) = koru_e2e::nodes() else {
         return;
     };
-    let ns = unique("e2e-backup");
-    fresh_namespace(&k, &ns);
-    let _namespace = NamespaceGuard {
-        kubeconfig: k.clone(),
-        name: ns.clone(),
-    };
+    let namespace = koru_e2e::namespace(&k, "e2e-backup");
+    let ns = namespace.name.clone();
     let _operator = OperatorRelease::install(&k, &ns, 1);
     let store = ObjectStore::start();
     let key = TokenKey::new(41);
-    let indented: String = key
-        .public_pem
-        .lines()
-        .map(|l| format!("    {l}\n"))
-        .collect();
     apply(
         &k,
         &ns,
         &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token-key\nstringData:\n  public.pem: |\n{indented}---\n{}",
+            "{}---\n{}",
+            key.secret("token-key"),
             store.credentials_secret("s3-credentials")
         ),
     );
@@ -177,22 +165,12 @@ async fn backups_go_to_minio_from_real_pods_and_a_new_cluster_restores_to_a_mome
     let token = key.token(&format!("{ns}/restored"), Scope::Read);
     let http = reqwest::Client::new();
     for i in 0..30 {
-        let r = http
-            .get(format!("{restored}/api/v1/shop/k-{i}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let (status, body) = get_value(&http, &restored, &format!("shop/k-{i}"), &token).await;
         if i < 20 {
-            assert_eq!(r.status().as_u16(), 200, "k-{i}");
-            let body: Value = r.json().await.unwrap();
+            assert_eq!(status, 200, "k-{i}: {body}");
             assert_eq!(body["value"], json!({"n": i, "round": "a"}), "k-{i}");
         } else {
-            assert_eq!(
-                r.status().as_u16(),
-                404,
-                "k-{i} was written after the target"
-            );
+            assert_eq!(status, 404, "k-{i} was written after the target: {body}");
         }
     }
 }

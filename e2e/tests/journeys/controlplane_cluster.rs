@@ -11,8 +11,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use koru_dataplane_api::rfc3339::{format_millis, parse_micros};
-use koru_e2e::{ControlPlane, ObjectStore, OperatorRelease, apply, cluster_field, wait_cluster};
-use koru_testkit::{NamespaceGuard, fresh_namespace, get, unique, wait_until};
+use koru_e2e::{
+    ControlPlane, ObjectStore, OperatorRelease, apply, cluster_field, get_value, put_value,
+    wait_cluster,
+};
+use koru_testkit::{NamespaceGuard, get, wait_until};
 use serde_json::{Value, json};
 
 /// An HTTP client that reaches `endpoint` (`http://<svc>.<ns>.svc:7878`, the in-cluster name the
@@ -52,12 +55,8 @@ async fn a_cluster_created_through_the_control_plane_runs_on_real_pods_and_takes
     let Some(k) = koru_e2e::nodes() else {
         return;
     };
-    let ns = unique("e2e-cp");
-    fresh_namespace(&k, &ns);
-    let _namespace = NamespaceGuard {
-        kubeconfig: k.clone(),
-        name: ns.clone(),
-    };
+    let namespace = koru_e2e::namespace(&k, "e2e-cp");
+    let ns = namespace.name.clone();
     // The operator watches only the namespace the control plane will make for the organization
     // (`<prefix><slug>`), so journeys running beside this one keep their own operators.
     let prefix = format!("{ns}-");
@@ -132,23 +131,8 @@ async fn a_cluster_created_through_the_control_plane_runs_on_real_pods_and_takes
     let token = issued["token"].as_str().unwrap().to_string();
     let http = client_for(&k, &endpoint);
     let key = format!("{endpoint}/api/v1/shop/cart-1");
-    let put = http
-        .put(&key)
-        .bearer_auth(&token)
-        .json(&json!({"value": {"items": 3}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status().as_u16(), 200, "{}", put.text().await.unwrap());
-    let got: Value = http
-        .get(&key)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    put_value(&http, &endpoint, "shop/cart-1", &token, json!({"items": 3})).await;
+    let (_, got) = get_value(&http, &endpoint, "shop/cart-1", &token).await;
     assert_eq!(got["value"], json!({"items": 3}), "{got}");
 
     // The control plane's restore journey: a base backup, a moment, a second write, and a new
@@ -161,16 +145,9 @@ async fn a_cluster_created_through_the_control_plane_runs_on_real_pods_and_takes
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let target = format_millis(now.as_millis() as i64).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let put = http
-        .put(&key)
-        .bearer_auth(&token)
-        .json(&json!({"value": {"items": 4}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status().as_u16(), 200);
-    // The archive passes the target once the open log segment is sealed (the data plane's
-    // default archive timeout, 60 s).
+    put_value(&http, &endpoint, "shop/cart-1", &token, json!({"items": 4})).await;
+    // The archive passes the target once the open log segment is sealed (hosted clusters
+    // archive at least every 10 s while written).
     let waited = Instant::now();
     let target_micros = parse_micros(&target).unwrap();
     koru_testkit::eventually_async(150, "the recoverable window to pass the target", || {
@@ -220,15 +197,9 @@ async fn a_cluster_created_through_the_control_plane_runs_on_real_pods_and_takes
         .await;
     assert_eq!(status, 201, "{then_token}");
     let then_endpoint = then["endpoint"].as_str().unwrap();
-    let got: Value = client_for(&k, then_endpoint)
-        .get(format!("{then_endpoint}/api/v1/shop/cart-1"))
-        .bearer_auth(then_token["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let then_token = then_token["token"].as_str().unwrap();
+    let then_http = client_for(&k, then_endpoint);
+    let (_, got) = get_value(&then_http, then_endpoint, "shop/cart-1", then_token).await;
     assert_eq!(
         got["value"],
         json!({"items": 3}),

@@ -6,19 +6,15 @@
 use std::time::{Duration, Instant};
 
 use koru_e2e::{CLIENT_NETNS, ControlPlane, OperatorRelease};
-use koru_testkit::{NamespaceGuard, fresh_namespace, run_browser_journeys, unique};
+use koru_testkit::{NamespaceGuard, run_browser_journeys, unique};
 
 #[test]
 fn a_cluster_created_on_the_dashboard_runs_on_real_pods_and_its_snippet_works() {
     let Some(k) = koru_e2e::nodes() else {
         return;
     };
-    let ns = unique("e2e-ui");
-    fresh_namespace(&k, &ns);
-    let _namespace = NamespaceGuard {
-        kubeconfig: k.clone(),
-        name: ns.clone(),
-    };
+    let namespace = koru_e2e::namespace(&k, "e2e-ui");
+    let ns = namespace.name.clone();
     // The journey signs up "Kubernetes Journey", whose namespace the operator watches.
     let prefix = format!("{ns}-");
     let org_ns = format!("{prefix}kubernetes-journey");

@@ -6,9 +6,12 @@
 use std::process::Command;
 
 use koru_dataplane_api::auth::Scope;
-use koru_e2e::{OperatorRelease, TokenKey, apply, client_url, pod_uid, wait_cluster};
-use koru_testkit::{NamespaceGuard, fresh_namespace, get, kubectl, unique, wait_until};
-use serde_json::{Value, json};
+use koru_e2e::{
+    OperatorRelease, TokenKey, apply, client_url, get_value, patch_cluster, pod_uid, put_value,
+    wait_cluster,
+};
+use koru_testkit::{get, wait_until};
+use serde_json::json;
 
 /// The size in bytes of the file system mounted at `path`, as `df` reports it.
 fn filesystem_bytes(path: &str) -> u64 {
@@ -28,24 +31,15 @@ async fn a_cluster_grows_its_storage_on_a_really_expandable_volume() {
     let Some(k) = koru_e2e::nodes() else {
         return;
     };
-    let ns = unique("e2e-grow");
-    fresh_namespace(&k, &ns);
-    let _namespace = NamespaceGuard {
-        kubeconfig: k.clone(),
-        name: ns.clone(),
-    };
+    let namespace = koru_e2e::namespace(&k, "e2e-grow");
+    let ns = namespace.name.clone();
     let _operator = OperatorRelease::install(&k, &ns, 1);
     let key = TokenKey::new(61);
-    let indented: String = key
-        .public_pem
-        .lines()
-        .map(|l| format!("    {l}\n"))
-        .collect();
     apply(
         &k,
         &ns,
         &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token-key\nstringData:\n  public.pem: |\n{indented}---
+            "{}---
 apiVersion: koru.dev/v1alpha1
 kind: KoruCluster
 metadata:
@@ -60,21 +54,15 @@ spec:
     publicKeySecret:
       name: token-key
       key: public.pem
-"
+",
+            key.secret("token-key")
         ),
     );
     wait_cluster(&k, &ns, "grow", 1, "0.1.0", 300);
     let url = client_url(&k, &ns, "grow");
     let token = key.token(&format!("{ns}/grow"), Scope::Write);
     let http = reqwest::Client::new();
-    let put = http
-        .put(format!("{url}/api/v1/shop/cart-1"))
-        .bearer_auth(&token)
-        .json(&json!({"value": {"items": 3}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status().as_u16(), 200);
+    put_value(&http, &url, "shop/cart-1", &token, json!({"items": 3})).await;
     let volume = get(
         &k,
         &[
@@ -97,22 +85,7 @@ spec:
     assert!(before <= 1 << 30, "a 1Gi volume holds {before} bytes");
     let uid = pod_uid(&k, &ns, "grow-0").unwrap();
 
-    let (ok, out) = kubectl(
-        &k,
-        &[
-            "patch",
-            "korucluster",
-            "grow",
-            "-n",
-            &ns,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec": {"storage": {"size": "2Gi"}}}"#,
-        ],
-        "",
-    );
-    assert!(ok, "{out}");
+    patch_cluster(&k, &ns, "grow", r#"{"storage": {"size": "2Gi"}}"#);
     wait_until(180, "the claim to report 2Gi", || {
         get(
             &k,
@@ -141,14 +114,7 @@ spec:
         uid,
         "the pod was replaced"
     );
-    let got: Value = http
-        .get(format!("{url}/api/v1/shop/cart-1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, got) = get_value(&http, &url, "shop/cart-1", &token).await;
+    assert_eq!(status, 200, "{got}");
     assert_eq!(got["value"], json!({"items": 3}));
 }

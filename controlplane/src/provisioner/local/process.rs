@@ -35,6 +35,10 @@ pub(super) const BACKUP_SCHEDULE: &str = "0 * * * *";
 /// between two hourly backups, so a backup nobody could restore is noticed within a day.
 pub(super) const VERIFY_SCHEDULE: &str = "30 4 * * *";
 
+/// How soon a cluster's writes reach its backup store, as on Kubernetes
+/// (`kubernetes::desired::ARCHIVE_TIMEOUT`): a restore can reach to within seconds of now.
+pub(super) const ARCHIVE_TIMEOUT: &str = "10s";
+
 /// The arguments after the program name that start the data plane of `spec` on `port`.
 ///
 /// Limits of 0 mean "no limit" (the data plane refuses `--max-ops-per-sec 0`), and a rate above
@@ -75,6 +79,8 @@ pub(super) fn dataplane_args(dir: &ClusterDir, port: u16, spec: &ClusterSpec) ->
         BACKUP_SCHEDULE.into(),
         "--verify-schedule".into(),
         VERIFY_SCHEDULE.into(),
+        "--archive-timeout".into(),
+        ARCHIVE_TIMEOUT.into(),
     ]);
     if spec.backup_retention_days > 0 {
         args.extend([
@@ -380,6 +386,8 @@ mod tests {
                 "0 * * * *",
                 "--verify-schedule",
                 "30 4 * * *",
+                "--archive-timeout",
+                "10s",
                 "--backup-retention",
                 "7d",
                 "--fsync",
