@@ -83,6 +83,14 @@ pub fn wait_cluster(
     }
 }
 
+/// A KoruCluster `name` on version 0.1.0 whose tokens are checked with the key of the Secret
+/// `token-key` ([`crate::TokenKey::secret`]), with `spec` lines (indented two spaces) for the rest.
+pub fn cluster_yaml(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: koru.dev/v1alpha1\nkind: KoruCluster\nmetadata:\n  name: {name}\nspec:\n  version: \"0.1.0\"\n  auth:\n    publicKeySecret:\n      name: token-key\n      key: public.pem\n{spec}"
+    )
+}
+
 /// `kubectl patch` of the KoruCluster's spec with the JSON object `spec` (a merge patch).
 pub fn patch_cluster(kubeconfig: &str, namespace: &str, name: &str, spec: &str) {
     let (ok, out) = kubectl(

@@ -15,8 +15,8 @@ mod tokens;
 mod writes;
 
 pub use cluster::{
-    apply, client_url, cluster_field, delete_pod, leader_pod, operator_logs, patch_cluster,
-    pod_names, pod_uid, wait_cluster, wait_pod_replaced, wait_pods_gone,
+    apply, client_url, cluster_field, cluster_yaml, delete_pod, leader_pod, operator_logs,
+    patch_cluster, pod_names, pod_uid, wait_cluster, wait_pod_replaced, wait_pods_gone,
 };
 pub use controlplane::{CLIENT_IP, ControlPlane, NODES_HOST_IP};
 pub use http::{get_value, put_value};

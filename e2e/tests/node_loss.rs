@@ -10,7 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use koru_dataplane_api::auth::Scope;
-use koru_e2e::{OperatorRelease, TokenKey, Writer, apply, client_url, leader_pod, wait_cluster};
+use koru_e2e::{
+    OperatorRelease, TokenKey, Writer, apply, client_url, cluster_yaml, leader_pod, wait_cluster,
+};
 use koru_testkit::{get, root};
 
 /// Runs `scripts/testenv.sh <command> <state dir> <node>` on the test Kubernetes of `kubeconfig`.
@@ -42,24 +44,12 @@ async fn a_cluster_keeps_its_writes_through_the_loss_of_a_node() {
         &k,
         &ns,
         &format!(
-            "{}---
-apiVersion: koru.dev/v1alpha1
-kind: KoruCluster
-metadata:
-  name: orders
-spec:
-  version: \"0.1.0\"
-  replicas: 3
-  storage:
-    size: 1Gi
-  durability:
-    fsync: always
-  auth:
-    publicKeySecret:
-      name: token-key
-      key: public.pem
-",
-            key.secret("token-key")
+            "{}---\n{}",
+            key.secret("token-key"),
+            cluster_yaml(
+                "orders",
+                "  replicas: 3\n  storage:\n    size: 1Gi\n  durability:\n    fsync: always\n"
+            )
         ),
     );
     wait_cluster(&k, &ns, "orders", 3, "0.1.0", 300);

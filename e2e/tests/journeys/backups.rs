@@ -9,35 +9,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use koru_dataplane_api::auth::Scope;
 use koru_dataplane_api::rfc3339::format_millis;
 use koru_e2e::{
-    ObjectStore, OperatorRelease, TokenKey, apply, client_url, get_value, put_value, wait_cluster,
+    ObjectStore, OperatorRelease, TokenKey, apply, client_url, cluster_yaml, get_value, put_value,
+    wait_cluster,
 };
 use koru_testkit::{get, wait_until};
 use serde_json::{Value, json};
 
-/// A KoruCluster of three pods verifying tokens of `key`, archiving to `destination`, with
-/// `extra` spec lines (indented two spaces).
+/// A KoruCluster of three pods verifying tokens of the Secret `token-key`, archiving to
+/// `destination`, with `extra` spec lines (indented two spaces).
 fn cluster(name: &str, destination: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: koru.dev/v1alpha1
-kind: KoruCluster
-metadata:
-  name: {name}
-spec:
-  version: \"0.1.0\"
-  replicas: 3
-  storage:
-    size: 1Gi
-  durability:
-    fsync: always
-  auth:
-    publicKeySecret:
-      name: token-key
-      key: public.pem
-  backup:
-    destination: {destination}
-    credentialsSecret: s3-credentials
-    archiveTimeout: 2s
-{extra}"
+    cluster_yaml(
+        name,
+        &format!(
+            "  replicas: 3\n  storage:\n    size: 1Gi\n  durability:\n    fsync: always\n  backup:\n    destination: {destination}\n    credentialsSecret: s3-credentials\n    archiveTimeout: 2s\n{extra}"
+        ),
     )
 }
 

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use koru_dataplane_api::auth::Scope;
 use koru_e2e::{
-    OperatorRelease, TokenKey, apply, client_url, get_value, patch_cluster, pod_uid, put_value,
-    wait_cluster,
+    OperatorRelease, TokenKey, apply, client_url, cluster_yaml, get_value, patch_cluster, pod_uid,
+    put_value, wait_cluster,
 };
 use koru_testkit::{get, wait_until};
 use serde_json::json;
@@ -39,23 +39,12 @@ async fn a_cluster_grows_its_storage_on_a_really_expandable_volume() {
         &k,
         &ns,
         &format!(
-            "{}---
-apiVersion: koru.dev/v1alpha1
-kind: KoruCluster
-metadata:
-  name: grow
-spec:
-  version: \"0.1.0\"
-  replicas: 1
-  storage:
-    size: 1Gi
-    storageClassName: expandable
-  auth:
-    publicKeySecret:
-      name: token-key
-      key: public.pem
-",
-            key.secret("token-key")
+            "{}---\n{}",
+            key.secret("token-key"),
+            cluster_yaml(
+                "grow",
+                "  replicas: 1\n  storage:\n    size: 1Gi\n    storageClassName: expandable\n"
+            )
         ),
     );
     wait_cluster(&k, &ns, "grow", 1, "0.1.0", 300);
