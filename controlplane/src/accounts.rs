@@ -202,6 +202,21 @@ pub async fn issue_sso_session(
     issue(db, sessions, user_id, Some(org_id), &new_id()).await
 }
 
+/// Opens a session (a new token family) for the person who approved a device authorization,
+/// with their approving session's scope (`org` for an SSO session), never a wider one.
+pub async fn issue_device_session(
+    db: &AnyPool,
+    sessions: &Sessions,
+    user_id: &str,
+    org: Option<&str>,
+) -> Result<Tokens> {
+    user(db, user_id).await?;
+    if let Some(org) = org {
+        crate::sso::check_session_scope(db, org).await?;
+    }
+    issue(db, sessions, user_id, org, &new_id()).await
+}
+
 /// An access token and a refresh token of `family` (one family per login, so reuse of a
 /// rotated refresh token revokes exactly that login's tokens), scoped to `org` for SSO.
 async fn issue(

@@ -45,6 +45,43 @@ pub enum Error {
     /// Something else broke inside; logged, never shown.
     #[error("internal: {0}")]
     Internal(String),
+    /// A device-authorization poll that yields no session (yet); its code is the RFC 8628 one.
+    #[error("{0}")]
+    Grant(GrantError),
+}
+
+/// Why a device-authorization poll (`POST /api/v1/device/token`) gave no session: 400 with
+/// the RFC 8628 error as the code, so a terminal branches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    /// Nobody has approved or denied the code yet; poll again after the interval.
+    #[error("waiting for the code to be approved in the dashboard")]
+    AuthorizationPending,
+    /// Polled before the interval passed; the new interval in seconds.
+    #[error("polling too fast; wait {0} s between polls")]
+    SlowDown(i64),
+    /// The code pair expired before it was used.
+    #[error("the code has expired; start again")]
+    ExpiredToken,
+    /// The person denied the request.
+    #[error("the request was denied in the dashboard")]
+    AccessDenied,
+    /// The device code is unknown or its session was already handed out.
+    #[error("unknown or already used device code")]
+    InvalidGrant,
+}
+
+impl GrantError {
+    /// The RFC 8628 error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GrantError::AuthorizationPending => "authorization_pending",
+            GrantError::SlowDown(_) => "slow_down",
+            GrantError::ExpiredToken => "expired_token",
+            GrantError::AccessDenied => "access_denied",
+            GrantError::InvalidGrant => "invalid_grant",
+        }
+    }
 }
 
 /// Results of the control plane's services.
@@ -68,6 +105,7 @@ impl Error {
             Error::Database(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
+            Error::Grant(g) => (StatusCode::BAD_REQUEST, g.code()),
         }
     }
 
@@ -97,6 +135,9 @@ impl IntoResponse for Error {
         let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
         if let Error::Locked(id) = &self {
             body["error"]["operation_id"] = serde_json::Value::String(id.clone());
+        }
+        if let Error::Grant(GrantError::SlowDown(interval)) = &self {
+            body["error"]["interval"] = serde_json::Value::from(*interval);
         }
         let mut response = (status, axum::Json(body)).into_response();
         if let Error::RateLimited(secs) = self {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod dashboard;
 pub mod data_tokens;
 pub mod db;
+pub mod device;
 pub mod error;
 pub mod http;
 pub mod metrics;

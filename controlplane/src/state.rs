@@ -87,14 +87,17 @@ impl Default for LoginLimiter {
     }
 }
 
-/// What SAML single sign-on needs besides the database: where domain TXT lookups go, and the
-/// limits of unauthenticated login starts.
+/// What SAML single sign-on needs besides the database: where domain TXT lookups go, the
+/// limits of unauthenticated login starts, and those of the device flow that signs SSO users in
+/// on a terminal.
 #[derive(Debug, Default)]
 pub struct SsoState {
     /// The resolver of domain verification.
     pub dns: crate::sso::domains::DnsConfig,
     /// Rate limits of `/saml/{org}/login`.
     pub login_limiter: crate::sso::limiter::SamlLoginLimiter,
+    /// Rate limits of device authorization (user-code guessing, code requests).
+    pub device_limiter: crate::device::DeviceLimiter,
 }
 
 /// The state behind every handler; cheap to clone.

@@ -20,6 +20,7 @@ mod auth;
 pub mod chart;
 mod clusters;
 mod connect;
+mod device;
 mod members;
 mod orgs;
 pub mod session;
@@ -74,6 +75,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/orgs/{org}/members/{user}/role", post(members::set_role))
         .route("/orgs/{org}/members/{user}/remove", post(members::remove))
         .route("/orgs/{org}/audit", get(audit::list))
+        .route("/device", get(device::enter))
+        .route("/device/{code}", get(device::link))
+        .route("/device/approve", post(device::approve))
+        .route("/device/deny", post(device::deny))
         .route("/invitations/accept", post(members::accept))
         .route("/invitations/{token}", get(members::show))
         .route_layer(axum::middleware::from_fn_with_state(

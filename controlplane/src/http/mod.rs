@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod clusters;
+pub mod device;
 pub mod meta;
 pub mod orgs;
 pub mod principal;
@@ -32,6 +33,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/token/refresh", post(accounts::refresh))
         .route("/api/v1/logout", post(accounts::logout))
         .route("/api/v1/me", get(accounts::me))
+        .route("/api/v1/device/code", post(device::code))
+        .route("/api/v1/device/token", post(device::token))
         .route("/api/v1/invitations/accept", post(orgs::accept_invitation))
         .route(
             "/api/v1/orgs/{org}",
@@ -245,6 +248,8 @@ where
         accounts::refresh,
         accounts::logout,
         accounts::me,
+        device::code,
+        device::token,
         orgs::get_org,
         orgs::set_plan,
         orgs::list_members,
