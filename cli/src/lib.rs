@@ -1,0 +1,11 @@
+//! `koru`, the command-line client of KoruDelta Cloud: the command tree ([`args`]), profiles in
+//! a config file ([`config`]), an API client that refreshes sessions ([`client`]), output as
+//! table, JSON or YAML ([`output`]), and one module per group of commands ([`commands`]).
+
+pub mod args;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod output;
+pub mod wait;
