@@ -6,12 +6,15 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
 
 mod common;
+mod saml_idp;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{Api, backends};
 use http_body_util::BodyExt;
 use koru_controlplane::device::USER_CODE_TRIES_BURST;
+use saml_idp::Idp;
+use saml_idp::harness::{IDP_ENTITY, configure, enterprise_org};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -453,5 +456,60 @@ async fn polling_too_fast_slows_the_terminal_down() {
             sso["verification_uri_complete"],
             format!("http://127.0.0.1:8080/login/sso?org=acme&next=/device/{code}")
         );
+    }
+}
+
+#[tokio::test]
+async fn an_sso_sessions_scope_carries_over_to_the_terminal() {
+    for backend in backends().await {
+        let api = Api::new(&backend).await;
+        let org = enterprise_org(&api, "owner@corp.example", "Corp").await;
+        let idp = Idp::new(IDP_ENTITY);
+        let (status, body) = configure(&api, &org, &idp.metadata(), "member", false).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, me) = api.call("GET", "/api/v1/me", Some(&org.owner), None).await;
+        let user_id = me["user"]["id"].as_str().unwrap();
+        // A session SSO opened: scoped to the organization.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let (scoped, _) = api
+            .state
+            .sessions
+            .issue(user_id, Some(&org.id), now)
+            .unwrap();
+        let flow = start(&api).await;
+        let done = approve(&api, Some(&scoped), flow["user_code"].as_str().unwrap()).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+        let (status, tokens) = poll(&api, flow["device_code"].as_str().unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        let (_, me) = api
+            .call("GET", "/api/v1/me", tokens["access_token"].as_str(), None)
+            .await;
+        assert_eq!(
+            me["session_organization"],
+            org.id.as_str(),
+            "never wider than the approval"
+        );
+        // The refreshed session keeps the scope.
+        let (status, refreshed) = api
+            .call(
+                "POST",
+                "/api/v1/token/refresh",
+                None,
+                Some(json!({"refresh_token": tokens["refresh_token"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, me) = api
+            .call(
+                "GET",
+                "/api/v1/me",
+                refreshed["access_token"].as_str(),
+                None,
+            )
+            .await;
+        assert_eq!(me["session_organization"], org.id.as_str());
     }
 }
