@@ -177,10 +177,13 @@ pub enum ClustersCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Delete a cluster (its backups are kept).
+    /// Delete a cluster (its backups are kept). On a terminal, asks to type its name first.
     Delete {
         /// Name or id.
         cluster: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// How to wait.
         #[command(flatten)]
         wait: WaitArgs,

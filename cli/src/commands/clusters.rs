@@ -1,5 +1,6 @@
 //! `koru clusters …` and `koru restore`: the commands that start operations and wait for them.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -161,7 +162,10 @@ pub async fn run(ctx: &mut Ctx, command: ClustersCommand) -> Result<()> {
                 .await?;
             finish(ctx, &org, started, &wait, &format!("changing {cluster}")).await
         }
-        ClustersCommand::Delete { cluster, wait } => {
+        ClustersCommand::Delete { cluster, yes, wait } => {
+            if !yes && std::io::stdin().is_terminal() {
+                confirm_delete(&cluster)?;
+            }
             let op = ctx
                 .client
                 .call(Method::DELETE, &format!("{base}/{}", seg(&cluster)), None)
@@ -183,6 +187,25 @@ pub async fn run(ctx: &mut Ctx, command: ClustersCommand) -> Result<()> {
             });
             ctx.print(&done, &[])
         }
+    }
+}
+
+/// Asks the person at the terminal to type the cluster's name before deleting it.
+fn confirm_delete(cluster: &str) -> Result<()> {
+    use std::io::{BufRead, Write};
+    eprint!("Delete cluster {cluster} and its data? Type its name to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Local(format!("cannot read standard input: {e}")))?;
+    if line.trim() == cluster {
+        Ok(())
+    } else {
+        Err(CliError::Usage(
+            "not confirmed; nothing was deleted (pass --yes to skip the question)".into(),
+        ))
     }
 }
 
