@@ -193,7 +193,8 @@ async fn decide(
                 pending: None,
                 done: Some(match decision {
                     Decision::Approve => {
-                        "Approved. Go back to your terminal: it is signed in now.".into()
+                        "Approved. Go back to your terminal: it signs in within a few seconds."
+                            .into()
                     }
                     Decision::Deny => {
                         "Denied. The terminal that asked was told so and got no access.".into()
