@@ -75,6 +75,13 @@ fn completions_help_and_bad_input_need_no_server() {
         "{}",
         run.output()
     );
+    // `..` is no cluster name (a URL would resolve it to the organization's path).
+    let run = koru.run_with(
+        &["clusters", "get", "..", "--org", "a"],
+        &[("KORU_TOKEN", "x")],
+        "",
+    );
+    assert_eq!(run.code, EXIT_USAGE, "{}", run.output());
     // Unknown flags and commands are clap's usage errors.
     assert_eq!(koru.run(&["clusters", "explode"]).code, EXIT_USAGE);
     // An API token needs its organization.

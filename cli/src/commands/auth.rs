@@ -136,7 +136,7 @@ async fn login_with_token(ctx: &mut Ctx, global: &Global, token: String) -> Resu
         .client
         .send(
             Method::GET,
-            &format!("/api/v1/orgs/{}", seg(&org)),
+            &format!("/api/v1/orgs/{}", seg(&org)?),
             Some(&token),
             None,
         )
@@ -307,4 +307,21 @@ pub async fn orgs(ctx: &mut Ctx) -> Result<()> {
             ("ID", "id"),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sso_session_starts_in_its_own_organization() {
+        let me = json!({
+            "organizations": [{"id": "o1", "slug": "first"}, {"id": "o2", "slug": "second"}],
+            "session_organization": "o2",
+        });
+        assert_eq!(first_org(&me).as_deref(), Some("second"));
+        let me = json!({"organizations": [{"id": "o1", "slug": "first"}]});
+        assert_eq!(first_org(&me).as_deref(), Some("first"));
+        assert_eq!(first_org(&json!({"organizations": []})), None);
+    }
 }

@@ -47,8 +47,8 @@ const STARTED: &[Column] = &[
     ("status", "operation.status"),
 ];
 
-fn clusters_path(org: &str) -> String {
-    format!("/api/v1/orgs/{}/clusters", seg(org))
+fn clusters_path(org: &str) -> Result<String> {
+    Ok(format!("/api/v1/orgs/{}/clusters", seg(org)?))
 }
 
 /// Waits for the operation in `started` (unless `--no-wait`), then prints the cluster as it is.
@@ -81,7 +81,7 @@ async fn finish(
         .client
         .call(
             Method::GET,
-            &format!("{}/{}", clusters_path(org), seg(&id)),
+            &format!("{}/{}", clusters_path(org)?, seg(&id)?),
             None,
         )
         .await?;
@@ -91,7 +91,7 @@ async fn finish(
 /// `koru clusters …`.
 pub async fn run(ctx: &mut Ctx, command: ClustersCommand) -> Result<()> {
     let org = ctx.org().await?;
-    let base = clusters_path(&org);
+    let base = clusters_path(&org)?;
     match command {
         ClustersCommand::List => {
             let list = ctx.list_all(&base).await?;
@@ -100,7 +100,7 @@ pub async fn run(ctx: &mut Ctx, command: ClustersCommand) -> Result<()> {
         ClustersCommand::Get { cluster } => {
             let found = ctx
                 .client
-                .call(Method::GET, &format!("{base}/{}", seg(&cluster)), None)
+                .call(Method::GET, &format!("{base}/{}", seg(&cluster)?), None)
                 .await?;
             ctx.print(&found, ONE)
         }
@@ -156,7 +156,7 @@ pub async fn run(ctx: &mut Ctx, command: ClustersCommand) -> Result<()> {
                 .client
                 .call(
                     Method::PATCH,
-                    &format!("{base}/{}", seg(&cluster)),
+                    &format!("{base}/{}", seg(&cluster)?),
                     Some(&body),
                 )
                 .await?;
@@ -168,7 +168,7 @@ pub async fn run(ctx: &mut Ctx, command: ClustersCommand) -> Result<()> {
             }
             let op = ctx
                 .client
-                .call(Method::DELETE, &format!("{base}/{}", seg(&cluster)), None)
+                .call(Method::DELETE, &format!("{base}/{}", seg(&cluster)?), None)
                 .await?;
             let id = op["id"].as_str().unwrap_or_default().to_string();
             if !wait.no_wait {
@@ -220,7 +220,7 @@ pub async fn restore(ctx: &mut Ctx, args: RestoreArgs) -> Result<()> {
         body["backup_id"] = json!(b);
     }
     let key = uuid::Uuid::new_v4().to_string();
-    let path = format!("{}/{}/restore", clusters_path(&org), seg(&args.from));
+    let path = format!("{}/{}/restore", clusters_path(&org)?, seg(&args.from)?);
     let started = ctx
         .client
         .call_with(

@@ -8,14 +8,14 @@ use crate::args::{AuditCommand, BackupsCommand, ConnectArgs, Format, TokensComma
 use crate::client::now_secs;
 use crate::error::{CliError, Result};
 
-fn org_path(org: &str, rest: &str) -> String {
-    format!("/api/v1/orgs/{}{rest}", seg(org))
+fn org_path(org: &str, rest: &str) -> Result<String> {
+    Ok(format!("/api/v1/orgs/{}{rest}", seg(org)?))
 }
 
 /// `koru tokens …`.
 pub async fn tokens(ctx: &mut Ctx, command: TokensCommand) -> Result<()> {
     let org = ctx.org().await?;
-    let base = org_path(&org, "/tokens");
+    let base = org_path(&org, "/tokens")?;
     match command {
         TokensCommand::List => {
             let list = ctx.list_all(&base).await?;
@@ -55,7 +55,7 @@ pub async fn tokens(ctx: &mut Ctx, command: TokensCommand) -> Result<()> {
         }
         TokensCommand::Revoke { id } => {
             ctx.client
-                .call(Method::DELETE, &format!("{base}/{}", seg(&id)), None)
+                .call(Method::DELETE, &format!("{base}/{}", seg(&id)?), None)
                 .await?;
             ctx.print(&json!({"revoked": id}), &[])
         }
@@ -74,12 +74,12 @@ pub async fn backups(ctx: &mut Ctx, command: BackupsCommand) -> Result<()> {
     ];
     match command {
         BackupsCommand::Create { cluster } => {
-            let path = org_path(&org, &format!("/clusters/{}/backups", seg(&cluster)));
+            let path = org_path(&org, &format!("/clusters/{}/backups", seg(&cluster)?))?;
             let backup = ctx.client.call(Method::POST, &path, None).await?;
             ctx.print(&backup, &[])
         }
         BackupsCommand::List { cluster } => {
-            let path = org_path(&org, &format!("/clusters/{}/backups", seg(&cluster)));
+            let path = org_path(&org, &format!("/clusters/{}/backups", seg(&cluster)?))?;
             let list = ctx.client.call(Method::GET, &path, None).await?;
             if ctx.format == Format::Table {
                 ctx.print(&list["backups"], &columns)?;
@@ -104,7 +104,7 @@ fn shell_quote(s: &str) -> String {
 /// `koru connect <cluster>`.
 pub async fn connect(ctx: &mut Ctx, args: ConnectArgs) -> Result<()> {
     let org = ctx.org().await?;
-    let cluster_path = org_path(&org, &format!("/clusters/{}", seg(&args.cluster)));
+    let cluster_path = org_path(&org, &format!("/clusters/{}", seg(&args.cluster)?))?;
     let cluster = ctx.client.call(Method::GET, &cluster_path, None).await?;
     let Some(endpoint) = cluster["endpoint"].as_str().map(str::to_string) else {
         return Err(CliError::Api {
@@ -176,7 +176,7 @@ pub async fn usage(ctx: &mut Ctx, args: UsageArgs) -> Result<()> {
         .client
         .call(
             Method::GET,
-            &org_path(&org, &format!("/usage?since={since}")),
+            &org_path(&org, &format!("/usage?since={since}"))?,
             None,
         )
         .await?;
@@ -223,7 +223,7 @@ pub async fn audit(ctx: &mut Ctx, command: AuditCommand) -> Result<()> {
         AuditCommand::Export { file } => {
             let text = ctx
                 .client
-                .get_text(&org_path(&org, "/audit/export"))
+                .get_text(&org_path(&org, "/audit/export")?)
                 .await?;
             match file {
                 Some(path) => {
@@ -243,7 +243,7 @@ pub async fn audit(ctx: &mut Ctx, command: AuditCommand) -> Result<()> {
         AuditCommand::Verify => {
             let verification = ctx
                 .client
-                .call(Method::GET, &org_path(&org, "/audit/verify"), None)
+                .call(Method::GET, &org_path(&org, "/audit/verify")?, None)
                 .await?;
             ctx.print(&verification, &[])?;
             if verification["intact"] == json!(true) {
@@ -255,5 +255,16 @@ pub async fn audit(ctx: &mut Ctx, command: AuditCommand) -> Result<()> {
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_are_quoted_for_a_posix_shell() {
+        assert_eq!(shell_quote("http://127.0.0.1:1"), "'http://127.0.0.1:1'");
+        assert_eq!(shell_quote("a'b; rm -rf /"), r"'a'\''b; rm -rf /'");
     }
 }

@@ -142,9 +142,12 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 /// A path segment, percent-encoded (names and ids are plain, but a typo must not change the
-/// path).
-pub fn seg(s: &str) -> String {
-    s.bytes()
+/// path); empty, `.` and `..` are refused, since URLs resolve them to another path.
+pub fn seg(s: &str) -> Result<String> {
+    if s.is_empty() || s == "." || s == ".." {
+        return Err(CliError::Usage(format!("{s:?} is not a name or id")));
+    }
+    Ok(s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
                 char::from(b).to_string()
@@ -152,5 +155,19 @@ pub fn seg(s: &str) -> String {
                 format!("%{b:02X}")
             }
         })
-        .collect()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_cannot_change_the_path() {
+        assert_eq!(seg("orders-1").unwrap(), "orders-1");
+        assert_eq!(seg("../admin?x=1").unwrap(), "..%2Fadmin%3Fx%3D1");
+        for bad in ["", ".", ".."] {
+            assert!(seg(bad).is_err(), "{bad:?}");
+        }
+    }
 }
