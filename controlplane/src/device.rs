@@ -373,6 +373,10 @@ pub const USER_CODE_TRIES_BURST: u32 = 10;
 pub const USER_CODE_TRY_PERIOD: Duration = Duration::from_secs(60);
 /// Code pairs a client address may ask for per minute (each writes a row).
 pub const CODES_PER_IP_PER_MINUTE: u32 = 20;
+/// Polls a client address may make per minute, whatever the device codes (a poll is a database
+/// read and an audit event; a terminal polls about 12 times a minute, so this leaves room for
+/// ten behind one address).
+pub const POLLS_PER_IP_PER_MINUTE: u32 = 120;
 
 /// Rate limits of the device flow: user-code look-ups (brute force) per person and per address,
 /// and code requests per address. In memory, per replica: with N replicas an attacker gets N
@@ -381,6 +385,7 @@ pub struct DeviceLimiter {
     lookups_by_user: DefaultKeyedRateLimiter<String>,
     lookups_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     codes_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    polls_by_ip: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl std::fmt::Debug for DeviceLimiter {
@@ -400,10 +405,13 @@ impl Default for DeviceLimiter {
         let per_ip = Quota::per_minute(burst.saturating_mul(NonZeroU32::MIN.saturating_add(2)));
         let codes =
             Quota::per_minute(NonZeroU32::new(CODES_PER_IP_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
+        let polls =
+            Quota::per_minute(NonZeroU32::new(POLLS_PER_IP_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
         DeviceLimiter {
             lookups_by_user: RateLimiter::keyed(per_user),
             lookups_by_ip: RateLimiter::keyed(per_ip),
             codes_by_ip: RateLimiter::keyed(codes),
+            polls_by_ip: RateLimiter::keyed(polls),
         }
     }
 }
@@ -437,6 +445,15 @@ impl DeviceLimiter {
             self.codes_by_ip.retain_recent();
         }
         self.codes_by_ip.check_key(&ip).map_err(wait)
+    }
+
+    /// Takes one poll from `ip`, or says how many seconds to wait.
+    pub fn check_poll(&self, ip: Option<IpAddr>) -> Result<(), u64> {
+        let Some(ip) = ip else { return Ok(()) };
+        if self.polls_by_ip.len() >= crate::sso::limiter::MAX_KEYS {
+            self.polls_by_ip.retain_recent();
+        }
+        self.polls_by_ip.check_key(&ip).map_err(wait)
     }
 }
 
@@ -481,5 +498,15 @@ mod tests {
         }
         assert!(limiter.check_lookup("u1", None).is_err());
         assert!(limiter.check_lookup("u2", None).is_ok(), "per person");
+        let ip = Some(IpAddr::from([192, 0, 2, 1]));
+        for _ in 0..POLLS_PER_IP_PER_MINUTE {
+            assert!(limiter.check_poll(ip).is_ok());
+        }
+        assert!(limiter.check_poll(ip).is_err());
+        assert!(
+            limiter
+                .check_poll(Some(IpAddr::from([192, 0, 2, 2])))
+                .is_ok()
+        );
     }
 }

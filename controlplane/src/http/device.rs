@@ -36,14 +36,20 @@ pub async fn code(
 /// Polls a device authorization: the session tokens once a signed-in person approved the code
 /// (handed out once), else 400 with the code `authorization_pending`, `slow_down` (polled
 /// before the interval; `interval` in the error is the new one), `expired_token`,
-/// `access_denied` or `invalid_grant` (unknown or already used device code).
+/// `access_denied` or `invalid_grant` (unknown or already used device code). Also limited to
+/// 120 polls a minute per client address (429).
 #[utoipa::path(post, path = "/api/v1/device/token", request_body = TokenRequest,
-    responses((status = 200, body = Tokens), (status = 400)))]
+    responses((status = 200, body = Tokens), (status = 400), (status = 429)))]
 pub async fn token(
     State(state): State<AppState>,
     extensions: Extensions,
     Json(req): Json<TokenRequest>,
 ) -> Result<axum::Json<Tokens>> {
+    state
+        .sso
+        .device_limiter
+        .check_poll(client_ip(&extensions))
+        .map_err(Error::RateLimited)?;
     let (user_id, tokens) = device::poll(&state.db, &state.sessions, &req.device_code).await?;
     AuditSlot::note_actor(&extensions, format!("user:{user_id}"));
     Ok(axum::Json(tokens))
