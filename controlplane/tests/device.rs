@@ -13,8 +13,8 @@ use axum::http::{Request, StatusCode};
 use common::{Api, backends};
 use http_body_util::BodyExt;
 use koru_controlplane::device::USER_CODE_TRIES_BURST;
-use saml_idp::Idp;
-use saml_idp::harness::{IDP_ENTITY, configure, enterprise_org};
+use saml_idp::harness::{IDP_ENTITY, configure, enterprise_org, percent_encode, send};
+use saml_idp::{Idp, encode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -510,6 +510,109 @@ async fn an_sso_sessions_scope_carries_over_to_the_terminal() {
                 None,
             )
             .await;
+        assert_eq!(me["session_organization"], org.id.as_str());
+    }
+}
+
+/// The value of cookie `name` set by a response.
+fn set_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .and_then(|rest| rest.split(';').next())
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn the_complete_link_signs_in_through_sso_and_lands_on_the_approval() {
+    for backend in backends().await {
+        let api = Api::new(&backend).await;
+        let b = api.backend;
+        let org = enterprise_org(&api, "owner@corp.example", "Corp").await;
+        let idp = Idp::new(IDP_ENTITY);
+        configure(&api, &org, &idp.metadata(), "member", false).await;
+        koru_controlplane::sso::domains::verify_by_staff(
+            &api.state.db,
+            &org.id,
+            "corp.example",
+            "ops",
+        )
+        .await
+        .unwrap();
+        // The terminal asks to sign in through the organization's SSO.
+        let (status, flow) = api
+            .call(
+                "POST",
+                "/api/v1/device/code",
+                None,
+                Some(json!({"client_name": "koru CLI", "organization": org.slug})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "[{b}] {flow}");
+        let user_code = flow["user_code"].as_str().unwrap();
+        let complete = flow["verification_uri_complete"].as_str().unwrap();
+        let path = complete.strip_prefix("http://127.0.0.1:8080").unwrap();
+        // The browser follows it: the dashboard's SSO start, the IdP, the ACS, the approval page.
+        let start = Request::get(path).body(Body::empty()).unwrap();
+        let (status, headers, _) = send(&api, start).await;
+        assert!(status.is_redirection(), "[{b}] {status}");
+        let saml_login = headers["location"].to_str().unwrap().to_string();
+        assert!(
+            saml_login.starts_with(&format!("/saml/{}/login", org.slug)),
+            "{saml_login}"
+        );
+        let (status, headers, body) =
+            send(&api, Request::get(&saml_login).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::FOUND, "[{b}] {body}");
+        let binding = set_cookie(&headers, "koru_saml").unwrap();
+        let to_idp = headers["location"].to_str().unwrap();
+        let request_id = saml_idp::harness::request_id(to_idp);
+        let assertion = idp.assertion_for(
+            &org.entity_id,
+            &org.acs_url,
+            &request_id,
+            "owner@corp.example",
+        );
+        let response = idp.response_with_signed_assertion(&assertion, &org.acs_url);
+        let acs = Request::post(format!("/saml/{}/acs", org.slug))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html")
+            .header("cookie", format!("koru_saml={binding}"))
+            .body(Body::from(format!(
+                "SAMLResponse={}",
+                percent_encode(&encode(&response))
+            )))
+            .unwrap();
+        let (status, headers, body) = send(&api, acs).await;
+        assert!(status.is_redirection(), "[{b}] {status} {body}");
+        assert_eq!(headers["location"], format!("/device/{user_code}").as_str());
+        let session = set_cookie(&headers, "koru_session").unwrap();
+        // Approved with the SSO session the ACS opened.
+        let shown = page(
+            &api,
+            "GET",
+            &format!("/device/{user_code}"),
+            Some(&session),
+            None,
+        )
+        .await;
+        assert_eq!(shown.status, StatusCode::OK, "[{b}] {}", shown.body);
+        assert!(
+            shown.body.contains(&org.slug),
+            "the organization asked for is shown"
+        );
+        assert_eq!(
+            approve(&api, Some(&session), user_code).await.status,
+            StatusCode::OK
+        );
+        let (status, tokens) = poll(&api, flow["device_code"].as_str().unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "[{b}] {tokens}");
+        let (_, me) = api
+            .call("GET", "/api/v1/me", tokens["access_token"].as_str(), None)
+            .await;
+        assert_eq!(me["user"]["email"], "owner@corp.example");
         assert_eq!(me["session_organization"], org.id.as_str());
     }
 }
