@@ -13,6 +13,9 @@ use crate::body::{Body, full};
 /// Why the gateway answered a request itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
+    /// No route table has been loaded yet (just started, control plane not reached yet).
+    #[error("the gateway has no route table yet; retry shortly")]
+    NotReady,
     /// No cluster matches the host or path.
     #[error(
         "no cluster is reachable at this host or path (route by host `<cluster>.<org>.<domain>` or path `/c/<org>/<cluster>/...`)"
@@ -68,7 +71,9 @@ impl GatewayError {
             GatewayError::BadBody(_) => StatusCode::BAD_REQUEST,
             GatewayError::Unauthorized(_) | GatewayError::Revoked => StatusCode::UNAUTHORIZED,
             GatewayError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            GatewayError::Waking(_) | GatewayError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Waking(_) | GatewayError::Unavailable | GatewayError::NotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             GatewayError::Upstream(_) => StatusCode::BAD_GATEWAY,
         }
     }
@@ -76,6 +81,7 @@ impl GatewayError {
     /// The machine-readable code of the body.
     pub fn code(&self) -> &'static str {
         match self {
+            GatewayError::NotReady => "not_ready",
             GatewayError::UnknownCluster => "cluster_not_found",
             GatewayError::ForbiddenRoute => "not_found",
             GatewayError::AddressNotAllowed(_) => "address_not_allowed",
@@ -108,6 +114,7 @@ impl GatewayError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             GatewayError::RateLimited(wait) => Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            GatewayError::NotReady => Some(1),
             GatewayError::Waking(_) | GatewayError::Unavailable => {
                 Some(RETRY_AFTER_WAKING.as_secs())
             }

@@ -78,6 +78,7 @@ pub async fn handle(
                     request,
                     path_and_query,
                     client,
+                    peer.ip().to_canonical(),
                     peer_trusted,
                     proto,
                     &request_id,
@@ -162,6 +163,9 @@ fn find(
         .and_then(|v| v.to_str().ok())
         .or_else(|| request.uri().authority().map(|a| a.as_str()));
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    if !gateway.routes.loaded() {
+        return Err(GatewayError::NotReady);
+    }
     let resolved = resolve(host, gateway.config.domain.as_deref(), path_and_query)
         .ok_or(GatewayError::UnknownCluster)?;
     let entry = gateway
@@ -180,6 +184,7 @@ async fn serve(
     request: Request<Incoming>,
     path_and_query: String,
     client: std::net::IpAddr,
+    peer: std::net::IpAddr,
     peer_trusted: bool,
     proto: &str,
     request_id: &str,
@@ -228,8 +233,7 @@ async fn serve(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| parts.uri.authority().map(|a| a.to_string()));
-    let mut headers =
-        forwarded_headers(parts.headers, client, peer_trusted, proto, host.as_deref());
+    let mut headers = forwarded_headers(parts.headers, peer, peer_trusted, proto, host.as_deref());
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(REQUEST_ID, v);
     }

@@ -114,6 +114,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     match (&gateway.config.source, control) {
         (Source::File(path), _) => {
             tracing::info!(file = %path.display(), "standalone mode: routes from a file");
+            // Serve from the first request on when the file is there; the loop keeps it fresh.
+            if let Ok(table) = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            {
+                gateway.routes.install(table);
+            }
             tokio::spawn(sync::file_loop(Arc::clone(&gateway.routes), path.clone()));
         }
         (Source::ControlPlane { url, .. }, Some(control)) => {

@@ -76,10 +76,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The headers a member receives: the client's without hop-by-hop ones and without `Host` (the
 /// member's own is set), plus `X-Forwarded-For` / `-Proto` / `-Host`. A client's own
-/// `X-Forwarded-*` are kept only when it is a trusted proxy.
+/// `X-Forwarded-*` are kept only when it is a trusted proxy; the connection's `peer` is
+/// appended to `X-Forwarded-For`.
 pub fn forwarded_headers(
     mut headers: HeaderMap,
-    client: IpAddr,
+    peer: IpAddr,
     peer_trusted: bool,
     proto: &str,
     host: Option<&str>,
@@ -98,8 +99,8 @@ pub fn forwarded_headers(
         .map(str::to_string)
         .filter(|_| peer_trusted);
     let forwarded_for = match prior_for {
-        Some(prior) => format!("{prior}, {client}"),
-        None => client.to_string(),
+        Some(prior) => format!("{prior}, {peer}"),
+        None => peer.to_string(),
     };
     let mut set = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
