@@ -39,7 +39,7 @@ pub async fn handle(
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+        .map_or_else(new_request_id, str::to_string);
     let peer_trusted = gateway
         .config
         .trusted_proxies
@@ -150,6 +150,16 @@ pub async fn handle(
         );
     });
     response
+}
+
+/// A request id unique across replicas and restarts: a random per-process prefix and a counter
+/// (no random draw per request).
+fn new_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{n:x}")
 }
 
 /// The cluster a request is for and the path to forward, or 404.

@@ -87,8 +87,12 @@ pub async fn until_serving(gateway: &Gateway, id: &str) -> Result<Arc<Entry>, Ga
                 deadline
             }
             Readiness::NotYet => {
-                held |= entry.route.state == RouteState::Waking;
-                gateway.routes.hurry_until(deadline);
+                // Waking: sync fast to see it run. Running but not yet polled: the poller was
+                // woken by the table that named the members.
+                if entry.route.state == RouteState::Waking {
+                    held = true;
+                    gateway.routes.hurry_until(deadline);
+                }
                 deadline
             }
             Readiness::NoReadyMember if held => deadline,

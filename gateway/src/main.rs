@@ -6,6 +6,11 @@ use clap::Parser;
 
 use koru_gateway::config::Cli;
 
+/// The data plane's allocator: a proxy allocates and frees small buffers on every request, which
+/// glibc's malloc does at a tenth of the gateway's CPU.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match cli.config() {

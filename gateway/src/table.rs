@@ -184,14 +184,18 @@ impl Routes {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Syncs fast (see `config::FAST_SYNC_INTERVAL`) until `until`, starting now.
+    /// Syncs fast (see `config::FAST_SYNC_INTERVAL`) until `until`, starting now if that is
+    /// news (every held request calls it on every change; only the first hurries the loop).
     pub fn hurry_until(&self, until: Instant) {
         let mut current = self.hurry_until.lock();
+        let already = current.is_some_and(|c| c > Instant::now());
         if current.is_none_or(|c| c < until) {
             *current = Some(until);
         }
         drop(current);
-        self.hurry.notify_one();
+        if !already {
+            self.hurry.notify_one();
+        }
     }
 
     /// Whether syncs should be fast now.

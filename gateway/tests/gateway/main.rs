@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap fails the test
 
+mod chart;
 mod edge;
 mod forwarding;
 mod kdelta;
