@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ipnet::IpNet;
-use koru_gateway_api::{ClusterActivity, ClusterRoute, RouteTable};
+use koru_gateway_api::{ClusterActivity, ClusterRoute, RouteState, RouteTable};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
@@ -210,9 +210,14 @@ impl Routes {
         let mut next = Snapshot::default();
         let mut new_members = false;
         for route in table.clusters {
-            let live = old
-                .by_id(&route.id)
-                .map_or_else(Arc::default, |e| Arc::clone(&e.live));
+            let previous = old.by_id(&route.id);
+            // A cluster that just came back (members named the same, e.g. Kubernetes Service
+            // names) is polled at once, so held requests need not wait for the next tick.
+            new_members |= route.state == RouteState::Running
+                && previous
+                    .as_ref()
+                    .is_some_and(|e| e.route.state != RouteState::Running);
+            let live = previous.map_or_else(Arc::default, |e| Arc::clone(&e.live));
             live.limiter.set(route.max_ops_per_sec, route.ops_share);
             {
                 let mut verifier = live.verifier.write();
@@ -282,8 +287,6 @@ impl Routes {
 
 #[cfg(test)]
 mod tests {
-    use koru_gateway_api::RouteState;
-
     use super::*;
 
     fn route(id: &str, members: &[&str]) -> ClusterRoute {
