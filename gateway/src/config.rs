@@ -29,7 +29,7 @@ pub struct Cli {
     #[arg(long, env = "KORU_GATEWAY_ADMIN_LISTEN")]
     pub admin_listen: SocketAddr,
     /// The control plane's base URL; the route table is synced from it (needs KORU_GATEWAY_SECRET).
-    #[arg(long, env = "KORU_CONTROLPLANE_URL")]
+    #[arg(long, env = "KORU_GATEWAY_CONTROLPLANE_URL")]
     pub controlplane_url: Option<String>,
     /// Standalone mode: a RouteTable JSON file, re-read when it changes (no control plane).
     #[arg(long, env = "KORU_GATEWAY_ROUTES_FILE")]

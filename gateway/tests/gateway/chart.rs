@@ -51,7 +51,7 @@ fn the_chart_runs_the_gateway_with_its_secret_tls_files_and_a_public_only_servic
             .clone()
     };
     assert_eq!(
-        env("KORU_CONTROLPLANE_URL")["value"],
+        env("KORU_GATEWAY_CONTROLPLANE_URL")["value"],
         "http://r-koru-controlplane.koru.svc:8080"
     );
     assert_eq!(
