@@ -349,4 +349,46 @@ mod tests {
         );
         assert!(moved.revoked.contains("t1"));
     }
+
+    /// Whether `notify` holds a permit (was notified with nobody waiting).
+    async fn notified(notify: &Notify) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(10), notify.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_cluster_back_to_running_is_polled_at_once_and_hurrying_notifies_once() {
+        let routes = Routes::default();
+        let mut asleep = route("c1", &["http://a"]);
+        asleep.state = RouteState::Suspended;
+        routes.install(RouteTable {
+            clusters: vec![asleep.clone()],
+            live_gateways: 1,
+        });
+        assert!(notified(&routes.poll_now).await, "new members");
+        routes.install(RouteTable {
+            clusters: vec![asleep],
+            live_gateways: 1,
+        });
+        assert!(!notified(&routes.poll_now).await, "nothing new");
+        routes.install(RouteTable {
+            clusters: vec![route("c1", &["http://a"])],
+            live_gateways: 1,
+        });
+        assert!(
+            notified(&routes.poll_now).await,
+            "back to running under the same names"
+        );
+
+        let until = Instant::now() + std::time::Duration::from_secs(5);
+        routes.hurry_until(until);
+        assert!(routes.hurrying());
+        assert!(notified(&routes.hurry).await);
+        routes.hurry_until(until);
+        assert!(
+            !notified(&routes.hurry).await,
+            "already hurrying: no second wake-up"
+        );
+    }
 }
