@@ -51,7 +51,8 @@ if [[ "${BENCH_SKIP_KDELTA:-0}" != 1 ]]; then
 fi
 
 echo "==> building (release)"
-cargo build --release -p koru-dataplane --bin koru-dataplane -p koru-bench --bin koru-bench
+cargo build --release -p koru-dataplane --bin koru-dataplane -p koru-bench --bin koru-bench \
+  -p koru-gateway --bin koru-gateway
 BENCH="$CARGO_TARGET_DIR/release/koru-bench"
 SERVER="$CARGO_TARGET_DIR/release/koru-dataplane"
 
@@ -249,6 +250,11 @@ echo "==> archive throughput, restore speed, recovery point"
 echo "==> replication: 3-member cluster vs one node (fsync always), leader failover"
 "$BENCH" raft --work-dir "$WORK/raft" --server "$SERVER" --json >>"$RESULTS/raft.json" \
   || echo "raft: measurement failed" >&2
+
+# --- gateway -------------------------------------------------------------------------------------
+echo "==> gateway: PUT and GET through koru-gateway vs direct"
+"$BENCH" gateway --server "$SERVER" --gateway "$CARGO_TARGET_DIR/release/koru-gateway" --secs "$SECS" --json \
+  >>"$RESULTS/gateway.json" || echo "gateway: measurement failed" >&2
 
 # --- table ---------------------------------------------------------------------------------------
 KEEP="$KORU_CACHE/bench-last"

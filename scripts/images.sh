@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the container images of koru-dataplane, koru-operator and koru-controlplane, and the pods'
+# Builds the container images of koru-dataplane, koru-operator, koru-controlplane and koru-gateway, and the pods'
 # sandbox (pause) image, as image archives without a container daemon, and imports them into the
 # nodes of the test Kubernetes. See images/README.md.
 #
-#   scripts/images.sh build [--profile dev|release]    binaries + all four archives; prints their paths
+#   scripts/images.sh build [--profile dev|release]    binaries + all five archives; prints their paths
 #   scripts/images.sh pause                             the pause archive only; prints its path
 #   scripts/images.sh import [--profile dev|release]   build, then import every image into each node's
 #                                                       containerd of the test Kubernetes at $KUBECONFIG
@@ -29,7 +29,7 @@ SOURCE_URL=https://github.com/korudelta/koru-delta-cloud
 PLATFORM=linux/amd64
 # The sandbox image's tag follows the upstream pause release it stands in for.
 PAUSE_TAG=3.10
-BINARIES=(koru-dataplane koru-operator koru-controlplane)
+BINARIES=(koru-dataplane koru-operator koru-controlplane koru-gateway)
 IMAGES="$CARGO_TARGET_DIR/images"
 # Every file in a layer gets this time, so the same inputs give the same layer digest.
 EPOCH=0
@@ -243,7 +243,7 @@ build_pause() {
   log "built $REGISTRY/pause:$PAUSE_TAG in $((SECONDS - start))s: $out ($(du -h "$out" | cut -f1))"
 }
 
-# Compiles the three binaries in PROFILE and builds all four archives.
+# Compiles the four binaries in PROFILE and builds all five archives.
 build_all() {
   local profile="$1" dir cargo_profile=()
   case "$profile" in

@@ -93,6 +93,9 @@ pub struct HttpArgs {
     /// Also print the result as one JSON line on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Prefix of every path, e.g. `/c/<org>/<cluster>` to load a cluster through the gateway.
+    #[arg(long, default_value = "")]
+    pub path_prefix: String,
 }
 
 /// Checks ranges clap cannot, and that the target is on this machine.
@@ -192,6 +195,8 @@ struct Plan {
     batch_size: usize,
     /// Filler that brings each value to about `--value-bytes`.
     pad: String,
+    /// `--path-prefix`.
+    prefix: String,
 }
 
 impl Plan {
@@ -201,7 +206,7 @@ impl Plan {
     }
 
     fn key_path(&self, key: u64) -> String {
-        format!("/api/v1/{}/k{key}", self.namespace)
+        format!("{}/api/v1/{}/k{key}", self.prefix, self.namespace)
     }
 
     fn request(
@@ -329,7 +334,7 @@ async fn preload(
         let request = match how {
             Preload::Batch => plan.request(
                 Method::POST,
-                "/api/v1/batch",
+                &format!("{}/api/v1/batch", plan.prefix),
                 plan.batch_body(first..last, first),
             )?,
             Preload::Put | Preload::None => plan.put(first, first)?,
@@ -384,7 +389,8 @@ async fn drive(
             Mode::Get => plan.request(Method::GET, &plan.key_path(key), Bytes::new()),
             Mode::Batch => {
                 next_batch = (next_batch + 1) % batches.len();
-                plan.request(Method::POST, "/api/v1/batch", batches[next_batch].clone())
+                let path = format!("{}/api/v1/batch", plan.prefix);
+                plan.request(Method::POST, &path, batches[next_batch].clone())
             }
         };
         let request = match built {
@@ -466,6 +472,7 @@ async fn measure(args: &HttpArgs, addr: SocketAddr, host: String) -> Result<Figu
         keys: args.keys,
         batch_size: args.batch_size,
         pad,
+        prefix: args.path_prefix.trim_end_matches('/').to_string(),
     });
     let mut senders = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
@@ -591,6 +598,7 @@ mod tests {
             keys: 10,
             batch_size: 3,
             pad: "xx".into(),
+            prefix: String::new(),
         };
         let body: serde_json::Value =
             serde_json::from_slice(&plan.batch_body([1, 2, 3].into_iter(), 7)).unwrap();

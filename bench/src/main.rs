@@ -1,10 +1,11 @@
 //! `koru-bench`: the data plane's benchmark tool (HTTP load generator, bare-axum ceiling server,
-//! embedded, restart and backup benchmarks, and the final table); see dataplane/BENCHMARKS.md.
+//! embedded, restart, backup, replication and gateway benchmarks, and the final table); see dataplane/BENCHMARKS.md.
 
 mod backup;
 mod ceiling;
 mod embedded;
 mod error;
+mod gateway;
 mod histogram;
 mod load;
 mod raft;
@@ -46,6 +47,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Replicated write throughput against one node, and failover time after killing the leader.
     Raft(raft::RaftArgs),
+    /// PUT and GET through koru-gateway against direct to the data plane, in the same run.
+    Gateway(gateway::GatewayArgs),
     /// Prints the table of targets from a directory of JSON results; exits 1 if one failed.
     Table {
         /// Directory holding one `<measurement>.json` file per result.
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Restart(args) => restart::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Raft(args) => raft::run(args),
+        Command::Gateway(args) => gateway::run(args),
         Command::Table { dir } => match report::table(&dir) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

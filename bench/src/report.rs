@@ -516,6 +516,25 @@ fn rows(r: &Results<'_>) -> Vec<Row> {
         "both fsync every write; informational".into(),
         (Goal::AtLeast(0.30), ">= 0.30x"),
     ));
+    let gateway = |field: &str| r.field("gateway", field);
+    let through = gateway("put_ratio")
+        .zip(gateway("get_ratio"))
+        .map(|(p, g)| p.min(g));
+    let shown =
+        |v: Option<f64>, unit: &str| v.map_or_else(|| "n/a".into(), |v| format!("{v:.2}{unit}"));
+    rows.push(absolute_row(
+        "through the gateway / direct",
+        through,
+        shown(through, "x"),
+        format!(
+            "PUT {}, GET {}; added p99 PUT {} ms, GET {} ms",
+            shown(gateway("put_ratio"), "x"),
+            shown(gateway("get_ratio"), "x"),
+            shown(gateway("put_added_p99_us").map(|v| v / 1000.0), ""),
+            shown(gateway("get_added_p99_us").map(|v| v / 1000.0), ""),
+        ),
+        (Goal::AtLeast(0.70), ">= 0.70x"),
+    ));
     rows.extend(RATIOS[6..].iter().map(|spec| ratio_row(r, spec)));
     rows
 }
@@ -539,7 +558,7 @@ pub fn table(dir: &Path) -> Result<bool, BenchError> {
         let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
             continue;
         };
-        if name == "restart" || name == "backup" || name == "raft" {
+        if name == "restart" || name == "backup" || name == "raft" || name == "gateway" {
             continue;
         }
         let f = |field: &str| r.field(name, field);

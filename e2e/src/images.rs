@@ -28,7 +28,7 @@ pub fn import_images(kubeconfig: &str) {
             .lines()
             .map(str::to_string)
             .collect();
-        assert_eq!(archives.len(), 4, "four image archives: {archives:?}");
+        assert_eq!(archives.len(), 5, "five image archives: {archives:?}");
         let checked = Command::new(root().join("images/check.sh"))
             .args(&archives)
             .output()

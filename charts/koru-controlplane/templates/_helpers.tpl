@@ -78,3 +78,29 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s://%s" (ternary "https" "http" (gt (len .Values.ingress.tls) 0)) $host }}
 {{- end }}
 {{- end }}
+
+{{/* The gateway's object names: <fullname>-gateway. */}}
+{{- define "koru-controlplane.gateway.fullname" -}}
+{{- printf "%s-gateway" (include "koru-controlplane.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/* Labels that select the gateway pods (never the control plane's: its selector lacks the component). */}}
+{{- define "koru-controlplane.gateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "koru-controlplane.name" . }}-gateway
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels on the gateway's objects. */}}
+{{- define "koru-controlplane.gateway.labels" -}}
+helm.sh/chart: {{ include "koru-controlplane.chart" . }}
+{{ include "koru-controlplane.gateway.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.gateway.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/component: gateway
+app.kubernetes.io/part-of: koru-delta
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The Secret holding the shared gateway secret (read by the gateway and the control plane). */}}
+{{- define "koru-controlplane.gateway.secret" -}}
+{{- default (printf "%s-gateway" (include "koru-controlplane.fullname" .)) .Values.gateway.secret.existingSecret }}
+{{- end }}

@@ -1,0 +1,149 @@
+//! Scale to zero without errors: a request for a suspended cluster is held while the cluster
+//! wakes (one wake call per cluster however many requests wait), then forwarded; only a wake
+//! longer than the deadline is answered 503 `waking`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use koru_gateway_api::RouteState;
+
+use crate::Gateway;
+use crate::error::GatewayError;
+use crate::metrics::ClusterLabel;
+use crate::table::Entry;
+
+/// How long a request for a running cluster with no ready member waits for one (a leader
+/// election, a member restarting) before 503.
+const NOT_READY_HOLD: Duration = Duration::from_secs(5);
+/// A wake call is repeated at most this often for one cluster while requests wait.
+const WAKE_REPEAT: Duration = Duration::from_secs(10);
+
+/// Whether a route can take the request now: running, with a member known to be ready.
+fn serving(entry: &Entry) -> Readiness {
+    match entry.route.state {
+        RouteState::Running => {
+            let health = entry.live.health.read();
+            if entry.route.members.is_empty() || !health.polled {
+                Readiness::NotYet
+            } else if health.ready.is_empty() {
+                Readiness::NoReadyMember
+            } else {
+                Readiness::Yes
+            }
+        }
+        RouteState::Suspended => Readiness::Asleep,
+        RouteState::Waking => Readiness::NotYet,
+        RouteState::Unavailable => Readiness::Never,
+    }
+}
+
+/// What [`serving`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    /// Forward now.
+    Yes,
+    /// Suspended: ask for a wake and hold.
+    Asleep,
+    /// On its way (waking, or running but its members not yet polled): hold.
+    NotYet,
+    /// Running but no member is ready: hold briefly.
+    NoReadyMember,
+    /// Not serving: refuse.
+    Never,
+}
+
+/// Waits until cluster `id` can take a request and returns its current route; holds it while
+/// the cluster is suspended or waking, up to the wake deadline.
+pub async fn until_serving(gateway: &Gateway, id: &str) -> Result<Arc<Entry>, GatewayError> {
+    let start = Instant::now();
+    let deadline = start + gateway.config.wake_deadline;
+    let mut changes = gateway.routes.subscribe();
+    let mut held = false;
+    loop {
+        changes.borrow_and_update();
+        let entry = gateway
+            .routes
+            .snapshot()
+            .by_id(id)
+            .ok_or(GatewayError::UnknownCluster)?;
+        let limit = match serving(&entry) {
+            Readiness::Yes => {
+                if held {
+                    gateway
+                        .metrics
+                        .wake_duration
+                        .get_or_create(&ClusterLabel {
+                            cluster: id.to_string(),
+                        })
+                        .observe(start.elapsed().as_secs_f64());
+                    tracing::info!(cluster = %id, held_ms = start.elapsed().as_millis() as u64, "cluster awake; forwarding the held request");
+                }
+                return Ok(entry);
+            }
+            Readiness::Never => return Err(GatewayError::Unavailable),
+            Readiness::Asleep => {
+                held = true;
+                ask_wake(gateway, &entry, deadline);
+                deadline
+            }
+            Readiness::NotYet => {
+                // Waking: sync fast to see it run. Running but not yet polled: the poller was
+                // woken by the table that named the members.
+                if entry.route.state == RouteState::Waking {
+                    held = true;
+                    gateway.routes.hurry_until(deadline);
+                }
+                deadline
+            }
+            Readiness::NoReadyMember if held => deadline,
+            Readiness::NoReadyMember => (start + NOT_READY_HOLD).min(deadline),
+        };
+        let now = Instant::now();
+        if now >= limit {
+            return Err(if held {
+                GatewayError::Waking(gateway.config.wake_deadline)
+            } else {
+                GatewayError::Unavailable
+            });
+        }
+        // A table or health change, or the limit: whichever first.
+        let _ = tokio::time::timeout(limit - now, changes.changed()).await;
+    }
+}
+
+/// Asks the control plane to wake the cluster, once per [`WAKE_REPEAT`] however many requests
+/// wait, and syncs fast until the deadline so the wake is seen at once. In routes-file mode
+/// there is no one to ask: the request is held until the file says the cluster runs.
+fn ask_wake(gateway: &Gateway, entry: &Entry, deadline: Instant) {
+    gateway.routes.hurry_until(deadline);
+    let Some(control) = gateway.control.clone() else {
+        return;
+    };
+    {
+        let mut asked = entry.live.wake_asked.lock();
+        if asked.is_some_and(|t| t.elapsed() < WAKE_REPEAT) {
+            return;
+        }
+        *asked = Some(Instant::now());
+    }
+    let id = entry.route.id.clone();
+    gateway
+        .metrics
+        .wakes
+        .get_or_create(&ClusterLabel {
+            cluster: id.clone(),
+        })
+        .inc();
+    let routes = Arc::clone(&gateway.routes);
+    tokio::spawn(async move {
+        match control.wake(&id).await {
+            Ok(state) => {
+                tracing::info!(cluster = %id, ?state, "asked the control plane to wake the cluster")
+            }
+            Err(e) => {
+                tracing::warn!(cluster = %id, error = %e, "the wake call failed; held requests keep waiting for the next sync")
+            }
+        }
+        routes.hurry.notify_one();
+    });
+}
