@@ -62,7 +62,7 @@ pub async fn handle(
         request_id = %request_id,
         cluster = tracing::field::Empty,
     );
-    crate::trace::join(&span, request.headers());
+    koru_telemetry::context::join(&span, request.headers());
     let (cluster, result) = async {
         let found = find(&gateway, &request);
         let cluster = found.as_ref().ok().map(|(e, _)| e.route.id.clone());
@@ -247,7 +247,7 @@ async fn serve(
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(REQUEST_ID, v);
     }
-    crate::trace::inject(&tracing::Span::current(), &mut headers);
+    koru_telemetry::context::inject(&tracing::Span::current(), &mut headers);
     let outgoing = Outgoing {
         method: parts.method,
         path_and_query,

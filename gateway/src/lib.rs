@@ -18,7 +18,6 @@ pub mod server;
 pub mod sync;
 pub mod table;
 pub mod tls;
-pub mod trace;
 
 use std::future::IntoFuture;
 use std::io::Write;

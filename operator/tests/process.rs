@@ -409,78 +409,13 @@ fn metrics_count_reconciles() {
     cleanup(&k, ns);
 }
 
-/// A request the fake collector received.
-#[derive(Debug)]
-struct Received {
-    method: String,
-    path: String,
-    body: Vec<u8>,
-}
-
-/// A tiny OTLP/HTTP collector: records each request and answers 200 with an empty body (an
-/// empty ExportTraceServiceResponse).
-fn fake_collector() -> (u16, Arc<Mutex<Vec<Received>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let log = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let log = log.clone();
-            std::thread::spawn(move || serve_collector(stream, &log));
-        }
-    });
-    (port, received)
-}
-
-/// Serves one keep-alive connection of the fake collector.
-fn serve_collector(stream: TcpStream, log: &Mutex<Vec<Received>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = request_line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let path = parts.next().unwrap_or_default().to_string();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line.trim().is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        log.lock().unwrap().push(Received { method, path, body });
-        let answer =
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
-        if writer.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
 #[test]
 fn reconcile_spans_reach_an_otlp_collector() {
     let Some(k) = kubeconfig() else { return };
     let _serial = serial();
     let ns = &setup(&k, "process-otlp");
-    let (port, received) = fake_collector();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let collector = koru_testkit::otlp::Collector::start();
+    let endpoint = collector.endpoint.clone();
     let operator = Operator::start(
         &k,
         "traced",
@@ -498,15 +433,12 @@ fn reconcile_spans_reach_an_otlp_collector() {
     // Shutdown flushes the spans still batched.
     let status = operator.terminate(20);
     assert!(status.success(), "SIGTERM should exit 0, got {status}");
-    let received = received.lock().unwrap();
-    let traces: Vec<&Received> = received
-        .iter()
-        .filter(|r| r.method == "POST" && r.path == "/v1/traces")
-        .collect();
+    let traces = collector.trace_exports();
     assert!(
         !traces.is_empty(),
         "no POST /v1/traces; received {:?}",
-        received
+        collector
+            .received()
             .iter()
             .map(|r| format!("{} {}", r.method, r.path))
             .collect::<Vec<_>>()
@@ -514,7 +446,7 @@ fn reconcile_spans_reach_an_otlp_collector() {
     let contains = |needle: &[u8]| {
         traces
             .iter()
-            .any(|r| r.body.windows(needle.len()).any(|w| w == needle))
+            .any(|body| koru_testkit::otlp::contains_bytes(body, needle))
     };
     assert!(contains(b"reconcile"), "no span named reconcile");
     assert!(contains(b"traced"), "no span carrying the cluster name");

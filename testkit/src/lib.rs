@@ -12,6 +12,7 @@ mod dataplane;
 mod helm;
 mod kubectl;
 mod operator;
+pub mod otlp;
 mod process;
 mod release;
 mod wait;

@@ -22,6 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tracing::Instrument;
 
 use crate::auth::{AdminToken, Scope, Verifier};
 use crate::backup::ArchiveStatus;
@@ -385,7 +386,15 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().as_str().to_string();
-    let response = next.run(request).await;
+    // A span only for a request that carries a trace context (the gateway passes the client's on,
+    // or its own): one trace then spans gateway → data plane, and untraced requests pay nothing.
+    let response = if request.headers().contains_key("traceparent") {
+        let span = tracing::info_span!("request", http.method = %method, http.route = %route);
+        koru_telemetry::context::join(&span, request.headers());
+        next.run(request).instrument(span).await
+    } else {
+        next.run(request).await
+    };
     let status = response.status().as_u16();
     state
         .metrics

@@ -3,6 +3,7 @@
 //! KoruDelta binary sets its telemetry up with this crate, so their flags and log lines agree.
 
 mod args;
+pub mod context;
 mod signal;
 
 use std::io::IsTerminal;

@@ -1,8 +1,8 @@
-//! W3C trace context: the gateway's span joins the client's trace (`traceparent`), and the
-//! member gets the gateway's span as its parent when traces are exported (the client's own
-//! `traceparent` passes through unchanged otherwise).
+//! W3C trace context (`traceparent`, `tracestate`) across our processes: a server's request span
+//! joins the caller's trace, and a proxy passes its own span on, so one trace spans gateway →
+//! data plane when both export to a collector.
 
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -34,14 +34,18 @@ impl Injector for Write<'_> {
     }
 }
 
-/// Makes `span` a child of the trace the client's headers carry, if any.
+/// Makes `span` a child of the trace the caller's headers carry, if any.
 pub fn join(span: &tracing::Span, headers: &HeaderMap) {
+    if !headers.contains_key("traceparent") {
+        return;
+    }
     let parent = TraceContextPropagator::new().extract(&Read(headers));
+    // Fails only when no OpenTelemetry layer is installed (traces not exported): nothing to join.
     let _ = span.set_parent(parent);
 }
 
-/// Puts `span`'s context in the member's headers (replacing the client's `traceparent`) when the
-/// span is exported; leaves the headers alone otherwise.
+/// Puts `span`'s context into outgoing headers (replacing the caller's `traceparent`) when the
+/// span is exported; leaves the headers alone otherwise, so the caller's context passes through.
 pub fn inject(span: &tracing::Span, headers: &mut HeaderMap) {
     TraceContextPropagator::new().inject_context(&span.context(), &mut Write(headers));
 }
