@@ -289,11 +289,13 @@ fn the_api_server_accepts_every_desired_object() {
             resources: Some(koru_crd::Resources {
                 cpu: Some("500m".into()),
                 memory: Some("1Gi".into()),
+                autoscale: None,
             }),
             storage: Storage {
                 size: "10Gi".into(),
                 storage_class_name: Some("fast".into()),
                 reclaim_policy: Some(koru_crd::ReclaimPolicy::Delete),
+                autoscale: None,
             },
             durability: None,
             limits: None,
@@ -315,6 +317,7 @@ fn the_api_server_accepts_every_desired_object() {
                 }),
             }),
             paused: false,
+            suspended: false,
         },
     );
     kc.metadata.namespace = Some("desired-test".into());

@@ -16,6 +16,7 @@ fn cluster(replicas: i32, version: &str, status: Option<KoruClusterStatus>) -> K
                 size: "10Gi".into(),
                 storage_class_name: None,
                 reclaim_policy: None,
+                autoscale: None,
             },
             durability: None,
             limits: None,
@@ -23,6 +24,7 @@ fn cluster(replicas: i32, version: &str, status: Option<KoruClusterStatus>) -> K
             backup: None,
             bootstrap: None,
             paused: false,
+            suspended: false,
         },
     );
     kc.metadata.generation = Some(4);
