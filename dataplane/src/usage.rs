@@ -15,6 +15,8 @@ pub struct VolumeUsage {
 }
 
 /// The usage of the file system holding `path`; None where it cannot be read.
+// The block counts are u64 on 64-bit Linux but narrower elsewhere.
+#[allow(clippy::useless_conversion)]
 pub fn volume(path: &Path) -> Option<VolumeUsage> {
     let stat = nix::sys::statvfs::statvfs(path).ok()?;
     let block = u64::from(stat.fragment_size());
@@ -86,6 +88,9 @@ mod tests {
         let p = process().unwrap();
         assert!(p.resident_bytes > 0 && p.cpu_seconds >= 0.0, "{p:?}");
         let v = volume(Path::new(".")).unwrap();
-        assert!(v.capacity_bytes > 0 && v.used_bytes <= v.capacity_bytes, "{v:?}");
+        assert!(
+            v.capacity_bytes > 0 && v.used_bytes <= v.capacity_bytes,
+            "{v:?}"
+        );
     }
 }

@@ -299,11 +299,7 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     }
     // The spec's size, or the size storage autoscaling grew the volumes to when larger.
     let wanted = match observed.storage.as_ref().and_then(|s| s.size.clone()) {
-        Some(grown)
-            if autoscale::bytes(&grown) > autoscale::bytes(&kc.spec.storage.size) =>
-        {
-            grown
-        }
+        Some(grown) if autoscale::bytes(&grown) > autoscale::bytes(&kc.spec.storage.size) => grown,
         _ => kc
             .status
             .as_ref()

@@ -41,10 +41,14 @@ impl Bounds {
     /// `r` within the bounds.
     pub fn clamp(&self, r: Requests) -> Requests {
         Requests {
-            cpu_milli: r.cpu_milli.clamp(self.min.cpu_milli, self.max.cpu_milli.max(self.min.cpu_milli)),
-            memory_bytes: r
-                .memory_bytes
-                .clamp(self.min.memory_bytes, self.max.memory_bytes.max(self.min.memory_bytes)),
+            cpu_milli: r.cpu_milli.clamp(
+                self.min.cpu_milli,
+                self.max.cpu_milli.max(self.min.cpu_milli),
+            ),
+            memory_bytes: r.memory_bytes.clamp(
+                self.min.memory_bytes,
+                self.max.memory_bytes.max(self.min.memory_bytes),
+            ),
         }
     }
 }
@@ -156,13 +160,25 @@ pub fn decide(
     // in one direction, so a move never undoes the one before it.
     let (cpu, memory) = if up {
         (
-            if let Move::Up(_) = cpu { cpu } else { Move::Stay },
-            if let Move::Up(_) = memory { memory } else { Move::Stay },
+            if let Move::Up(_) = cpu {
+                cpu
+            } else {
+                Move::Stay
+            },
+            if let Move::Up(_) = memory {
+                memory
+            } else {
+                Move::Stay
+            },
         )
     } else {
         (cpu, memory)
     };
-    let cooldown = if up { policy.up_cooldown } else { policy.down_cooldown };
+    let cooldown = if up {
+        policy.up_cooldown
+    } else {
+        policy.down_cooldown
+    };
     if since_change < cooldown {
         return None;
     }
@@ -204,7 +220,7 @@ fn round_up(n: u64, step: u64) -> u64 {
 
 /// A CPU quantity in millicores, as Kubernetes writes it (`2`, `750m`).
 pub fn cpu_quantity(milli: u64) -> String {
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         (milli / 1000).to_string()
     } else {
         format!("{milli}m")
@@ -214,7 +230,7 @@ pub fn cpu_quantity(milli: u64) -> String {
 /// A memory quantity in bytes, in the largest binary unit that divides it (`1Gi`, `272Mi`).
 pub fn memory_quantity(bytes: u64) -> String {
     for (unit, size) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }

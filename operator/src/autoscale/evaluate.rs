@@ -60,7 +60,9 @@ pub async fn evaluate(
             true
         });
         let mut storage = old.storage.clone().unwrap_or_default();
-        storage.used_percent = fullest.map(|(p, _)| p.round() as i32).or(storage.used_percent);
+        storage.used_percent = fullest
+            .map(|(p, _)| p.round() as i32)
+            .or(storage.used_percent);
         let ceiling = size_quantity(max);
         match decide_storage(size, fullest.map(|f| f.0), threshold, max, growing) {
             StorageDecision::Grow(to) => {

@@ -78,7 +78,12 @@ pub async fn resize_pods(
         if has != Some(want) {
             let patch = resize_patch(want);
             match pods_api
-                .patch_subresource("resize", &name, &PatchParams::default(), &Patch::Strategic(&patch))
+                .patch_subresource(
+                    "resize",
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(&patch),
+                )
                 .await
             {
                 Ok(_) => {

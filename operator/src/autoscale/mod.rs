@@ -283,7 +283,11 @@ mod tests {
     #[test]
     fn samples_take_the_busiest_pods_rate_and_skip_restarted_counters() {
         let history = History::default();
-        assert!(history.record("ns/a", 100.0, &[report("a-0", 10.0, 5.0)]).is_empty());
+        assert!(
+            history
+                .record("ns/a", 100.0, &[report("a-0", 10.0, 5.0)])
+                .is_empty()
+        );
         let s = history.record(
             "ns/a",
             110.0,
@@ -299,7 +303,11 @@ mod tests {
         );
         assert_eq!(s[1].cpu_cores, 0.2);
         history.forget("ns/a");
-        assert!(history.record("ns/a", 130.0, &[report("a-0", 2.0, 1.0)]).is_empty());
+        assert!(
+            history
+                .record("ns/a", 130.0, &[report("a-0", 2.0, 1.0)])
+                .is_empty()
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub fn decide_storage(
         return StorageDecision::AtCeiling;
     }
     let step = (size.saturating_mul(GROWTH_PERCENT) / 100).max(1 << 20);
-    let grown = size.saturating_add(step).div_ceil(1 << 20).saturating_mul(1 << 20);
+    let grown = size
+        .saturating_add(step)
+        .div_ceil(1 << 20)
+        .saturating_mul(1 << 20);
     StorageDecision::Grow(grown.min(max))
 }
 

@@ -576,7 +576,11 @@ pub fn set_resources(sts: &mut StatefulSet, cpu: &str, memory: &str) {
         ("memory".to_string(), Quantity(memory.into())),
     ]);
     if let Some(spec) = sts.spec.template.spec.as_mut() {
-        for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
             c.resources = Some(ResourceRequirements {
                 requests: Some(quantities.clone()),
                 limits: Some(quantities.clone()),
@@ -629,7 +633,8 @@ fn retention(kc: &KoruCluster) -> StatefulSetPersistentVolumeClaimRetentionPolic
     };
     StatefulSetPersistentVolumeClaimRetentionPolicy {
         when_deleted: Some(policy.into()),
-        when_scaled: Some(policy.into()),
+        // Suspension scales to zero pods: with `Delete` that would delete every volume.
+        when_scaled: Some(if kc.spec.suspended { "Retain" } else { policy }.into()),
     }
 }
 

@@ -125,12 +125,16 @@ fn api_peers(own_pods: &LabelSelector, access: &ApiAccess) -> Vec<NetworkPolicyP
             ..LabelSelector::default()
         }),
         // An empty selector is every namespace; without one, only the policy's own.
-        namespace_selector: Some(LabelSelector {
-            match_labels: c.namespace.as_ref().map(|ns| {
-                BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), ns.clone())])
-            }),
-            ..LabelSelector::default()
-        }),
+        namespace_selector:
+            Some(
+                LabelSelector {
+                    match_labels:
+                        c.namespace.as_ref().map(|ns| {
+                            BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), ns.clone())])
+                        }),
+                    ..LabelSelector::default()
+                },
+            ),
         ..NetworkPolicyPeer::default()
     }));
     peers

@@ -577,11 +577,23 @@ fn a_restricted_api_port_admits_only_own_pods_and_the_named_clients() {
         .unwrap();
     let from = api.from.as_ref().expect("restricted");
     assert_eq!(from.len(), 3, "own pods, the gateway, the operator");
-    assert_eq!(from[0].pod_selector.as_ref().unwrap().match_labels, Some(own));
-    assert!(from[0].namespace_selector.is_none(), "own pods: this namespace");
+    assert_eq!(
+        from[0].pod_selector.as_ref().unwrap().match_labels,
+        Some(own)
+    );
+    assert!(
+        from[0].namespace_selector.is_none(),
+        "own pods: this namespace"
+    );
     let gateway = &from[1];
     assert_eq!(
-        gateway.pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap()["app.kubernetes.io/name"],
+        gateway
+            .pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["app.kubernetes.io/name"],
         "koru-gateway"
     );
     assert_eq!(
@@ -600,7 +612,11 @@ fn a_restricted_api_port_admits_only_own_pods_and_the_named_clients() {
         .iter()
         .find(|r| r.ports.as_ref().unwrap()[0].port == Some(IntOrString::Int(PEER_PORT)))
         .unwrap();
-    assert_eq!(peer.from.as_ref().unwrap().len(), 1, "the peer port: own pods only");
+    assert_eq!(
+        peer.from.as_ref().unwrap().len(),
+        1,
+        "the peer port: own pods only"
+    );
     // Open: anyone reaches the API port, as before.
     let open = desired_with(&kc, &ApiAccess::default()).unwrap();
     let rules = open.network_policy.spec.unwrap().ingress.unwrap();
@@ -611,6 +627,8 @@ fn a_restricted_api_port_admits_only_own_pods_and_the_named_clients() {
 fn a_suspended_cluster_has_no_pods_and_no_budget_but_keeps_its_volumes() {
     let mut kc = cluster(3);
     kc.spec.suspended = true;
+    // Hosted clusters delete their volumes with them, and on scale-down; never on suspension.
+    kc.spec.storage.reclaim_policy = Some(ReclaimPolicy::Delete);
     let d = desired(&kc).unwrap();
     assert_eq!(d.statefulset.spec.replicas, Some(0));
     assert!(d.pdb.is_none(), "a budget must not block the scale to zero");
@@ -651,7 +669,11 @@ fn autoscaled_sizes_come_from_the_status_within_the_bounds() {
         let q = r.requests.unwrap();
         (q["cpu"].0.clone(), q["memory"].0.clone())
     };
-    assert_eq!(resources(&kc), ("250m".into(), "256Mi".into()), "the spec's cpu raised to minCpu");
+    assert_eq!(
+        resources(&kc),
+        ("250m".into(), "256Mi".into()),
+        "the spec's cpu raised to minCpu"
+    );
     kc.status = Some(koru_crd::KoruClusterStatus {
         resources: Some(koru_crd::ResourcesStatus {
             cpu: Some("850m".into()),
@@ -666,8 +688,16 @@ fn autoscaled_sizes_come_from_the_status_within_the_bounds() {
     });
     assert_eq!(resources(&kc), ("850m".into(), "512Mi".into()));
     let sts = desired(&kc).unwrap().statefulset;
-    assert_eq!(claim_template_size(&sts).as_deref(), Some("15Gi"), "the grown size");
+    assert_eq!(
+        claim_template_size(&sts).as_deref(),
+        Some("15Gi"),
+        "the grown size"
+    );
     kc.spec.storage.size = "20Gi".into();
     let sts = desired(&kc).unwrap().statefulset;
-    assert_eq!(claim_template_size(&sts).as_deref(), Some("20Gi"), "the spec's when larger");
+    assert_eq!(
+        claim_template_size(&sts).as_deref(),
+        Some("20Gi"),
+        "the spec's when larger"
+    );
 }

@@ -129,10 +129,7 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
                     "growing volumes to {}",
                     crate::autoscale::compute::memory_quantity(crate::autoscale::storage_size(
                         kc,
-                        observed
-                            .storage
-                            .as_ref()
-                            .and_then(|s| s.size.as_deref())
+                        observed.storage.as_ref().and_then(|s| s.size.as_deref())
                     ))
                 ),
             )),

@@ -41,7 +41,14 @@ fn play(series: &[(f64, f64)]) -> Vec<(f64, Requests)> {
             cpu_cores: cpu.min(current.cpu_milli as f64 / 1000.0),
             memory_bytes: memory * MI as f64,
         });
-        if let Some(d) = decide(current, &bounds(), &samples, last_change, now, &DEFAULT_POLICY) {
+        if let Some(d) = decide(
+            current,
+            &bounds(),
+            &samples,
+            last_change,
+            now,
+            &DEFAULT_POLICY,
+        ) {
             assert!(!d.why.is_empty());
             current = d.to;
             last_change = Some(now);
@@ -59,9 +66,8 @@ fn monotonic(changes: &[(f64, Requests)]) -> bool {
         cpu.push(r.cpu_milli);
         memory.push(r.memory_bytes);
     }
-    let one_way = |v: &[u64]| {
-        v.windows(2).all(|w| w[0] <= w[1]) || v.windows(2).all(|w| w[0] >= w[1])
-    };
+    let one_way =
+        |v: &[u64]| v.windows(2).all(|w| w[0] <= w[1]) || v.windows(2).all(|w| w[0] >= w[1]);
     one_way(&cpu) && one_way(&memory)
 }
 
@@ -86,7 +92,10 @@ fn a_sustained_rise_moves_up_in_steps_a_cooldown_apart_and_stops_at_the_bound() 
     assert!(changes.len() >= 2, "{changes:?}");
     assert!(monotonic(&changes), "{changes:?}");
     for pair in changes.windows(2) {
-        assert!(pair[1].0 - pair[0].0 >= DEFAULT_POLICY.up_cooldown, "{changes:?}");
+        assert!(
+            pair[1].0 - pair[0].0 >= DEFAULT_POLICY.up_cooldown,
+            "{changes:?}"
+        );
     }
     let last = changes.last().unwrap().1;
     assert_eq!(last.cpu_milli, 2000, "capped at maxCpu: {changes:?}");
@@ -100,7 +109,13 @@ fn a_sustained_rise_moves_up_in_steps_a_cooldown_apart_and_stops_at_the_bound() 
 fn an_oscillating_load_never_flaps() {
     // Busy one sample, idle the next, for an hour.
     let series: Vec<(f64, f64)> = (0..120)
-        .map(|i| if i % 2 == 0 { (0.9, 300.0) } else { (0.05, 300.0) })
+        .map(|i| {
+            if i % 2 == 0 {
+                (0.9, 300.0)
+            } else {
+                (0.05, 300.0)
+            }
+        })
         .collect();
     let changes = play(&series);
     assert!(monotonic(&changes), "{changes:?}");
@@ -112,15 +127,15 @@ fn load_that_falls_away_moves_down_once_after_a_whole_quiet_window() {
     let mut series = vec![(1.2, 600.0); 20];
     series.extend(vec![(0.05, 120.0); 40]);
     let changes = play(&series);
-    let downs: Vec<_> = changes
-        .iter()
-        .filter(|(_, r)| r.cpu_milli < 500)
-        .collect();
+    let downs: Vec<_> = changes.iter().filter(|(_, r)| r.cpu_milli < 500).collect();
     assert_eq!(downs.len(), 1, "{changes:?}");
     let (at, to) = downs[0];
     // The quiet stretch started at sample 20; the move waits for five minutes of it.
     let quiet_from = 1_000_000.0 + 20.0 * EVERY;
-    assert!(at - quiet_from >= DEFAULT_POLICY.down_window - EVERY, "{changes:?}");
+    assert!(
+        at - quiet_from >= DEFAULT_POLICY.down_window - EVERY,
+        "{changes:?}"
+    );
     assert_eq!(to.cpu_milli, 250, "down to minCpu: {changes:?}");
     assert_eq!(to.memory_bytes, 256 * MI, "down to minMemory: {changes:?}");
 }
@@ -159,7 +174,10 @@ fn too_few_samples_decide_nothing() {
         cpu_cores: 5.0,
         memory_bytes: 1e9,
     }];
-    assert_eq!(decide(start(), &bounds(), &one, None, 10.0, &DEFAULT_POLICY), None);
+    assert_eq!(
+        decide(start(), &bounds(), &one, None, 10.0, &DEFAULT_POLICY),
+        None
+    );
 }
 
 #[test]
