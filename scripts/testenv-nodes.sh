@@ -181,13 +181,21 @@ nodes_kubelet() {
   nd="$DIR/nodes/$name"
   read -r port <<<"$(free_ports 1)"
   write_kubeconfig testenv "$SERVER" "$name"
+  # Pods get cgroups of their own, as on a real node, under a root per node (/<node> in every
+  # hierarchy), so two kubelets on this host never clean up each other's: an in-place pod resize
+  # changes the pod's cgroup, and without pod cgroups the kubelet crashes on one.
+  local hierarchy
+  for hierarchy in /sys/fs/cgroup/*/; do
+    mkdir -p "$hierarchy$name" 2>/dev/null || true
+  done
   cat >"$nd/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # PID 1 is not systemd and the hierarchy is cgroup v1 on the machines this runs on.
 cgroupDriver: cgroupfs
 failCgroupV1: false
-cgroupsPerQOS: false
+cgroupsPerQOS: true
+cgroupRoot: /$name
 enforceNodeAllocatable: []
 failSwapOn: false
 address: $(node_ip "$i")

@@ -21,6 +21,7 @@ pub mod revocations;
 pub mod rewind;
 pub mod server;
 pub mod store;
+pub mod usage;
 pub mod wal;
 
 pub use error::StoreError;

@@ -113,6 +113,43 @@ pub struct Metrics {
     pub raft: Arc<RaftMetrics>,
     /// Continuous-archiving handles (idle unless `--backup-store` is set).
     pub archive: Arc<crate::backup::archiver::ArchiveMetrics>,
+    /// The volume and the process, refreshed at each scrape.
+    pub usage: UsageMetrics,
+}
+
+/// What the volume and the process use, refreshed at each scrape (see [`crate::usage`]): the
+/// operator grows volumes and sets CPU and memory from them.
+#[derive(Debug, Default)]
+pub struct UsageMetrics {
+    /// Bytes used on the data directory's file system.
+    pub volume_used_bytes: Gauge,
+    /// Size of that file system in bytes.
+    pub volume_capacity_bytes: Gauge,
+    /// CPU seconds (user and system) the process used since start.
+    pub cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Resident memory of the process in bytes.
+    pub resident_memory_bytes: Gauge,
+}
+
+impl UsageMetrics {
+    /// Reads the volume holding `data_dir` and this process's usage into the gauges.
+    pub fn refresh(&self, data_dir: &std::path::Path) {
+        if let Some(v) = crate::usage::volume(data_dir) {
+            self.volume_used_bytes
+                .set(i64::try_from(v.used_bytes).unwrap_or(i64::MAX));
+            self.volume_capacity_bytes
+                .set(i64::try_from(v.capacity_bytes).unwrap_or(i64::MAX));
+        }
+        if let Some(p) = crate::usage::process() {
+            // A counter only moves forward: add what was used since the last scrape.
+            let delta = p.cpu_seconds - self.cpu_seconds.get();
+            if delta > 0.0 {
+                self.cpu_seconds.inc_by(delta);
+            }
+            self.resident_memory_bytes
+                .set(i64::try_from(p.resident_bytes).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -247,7 +284,29 @@ impl Default for Metrics {
             "On the leader: Raft entries each member is behind the leader's log",
             raft.replication_lag.clone(),
         );
+        let usage = UsageMetrics::default();
+        registry.register(
+            "volume_used_bytes",
+            "Bytes used on the file system holding the data directory",
+            usage.volume_used_bytes.clone(),
+        );
+        registry.register(
+            "volume_capacity_bytes",
+            "Size in bytes of the file system holding the data directory",
+            usage.volume_capacity_bytes.clone(),
+        );
+        registry.register(
+            "process_cpu_seconds",
+            "CPU seconds (user and system) the process used since start",
+            usage.cpu_seconds.clone(),
+        );
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the process in bytes",
+            usage.resident_memory_bytes.clone(),
+        );
         Metrics {
+            usage,
             raft,
             archive,
             registry,

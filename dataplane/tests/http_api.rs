@@ -855,9 +855,26 @@ async fn health_readiness_and_metrics() {
         "koru_log_bytes ",
         "koru_keys 1",
         "koru_versions 1",
+        "koru_process_cpu_seconds_total ",
     ] {
         assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
     }
+    // What the operator's autoscalers read: the data directory's volume and this process.
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let (used, capacity) = (
+        value("koru_volume_used_bytes"),
+        value("koru_volume_capacity_bytes"),
+    );
+    assert!(
+        capacity > 0.0 && used > 0.0 && used <= capacity,
+        "{used} of {capacity}"
+    );
+    assert!(value("koru_process_resident_memory_bytes") > 0.0);
 }
 
 #[tokio::test]

@@ -24,36 +24,54 @@ impl OperatorRelease {
         Self::install_with(kubeconfig, namespace, 1, watch)
     }
 
+    /// Installs one pod of the chart into `namespace`, watching it, with extra chart values
+    /// (`key=value`, as `helm --set` takes them).
+    pub fn install_setting(kubeconfig: &str, namespace: &str, values: &[&str]) -> OperatorRelease {
+        Self::install_with_values(kubeconfig, namespace, 1, namespace, values)
+    }
+
     fn install_with(
         kubeconfig: &str,
         namespace: &str,
         replicas: u32,
         watch: &str,
     ) -> OperatorRelease {
+        Self::install_with_values(kubeconfig, namespace, replicas, watch, &[])
+    }
+
+    fn install_with_values(
+        kubeconfig: &str,
+        namespace: &str,
+        replicas: u32,
+        watch: &str,
+        values: &[&str],
+    ) -> OperatorRelease {
         let release = namespace.to_string();
         let watch = format!("watchNamespace={watch}");
         let replica_count = format!("replicaCount={replicas}");
-        let (ok, out, err) = helm_on(
-            Some(kubeconfig),
-            &[
-                "install",
-                &release,
-                &chart_path("koru-operator"),
-                "-n",
-                namespace,
-                "--set",
-                "image.pullPolicy=Never",
-                "--set",
-                &watch,
-                "--set",
-                &replica_count,
-                "--set",
-                "logging.format=text",
-                "--wait",
-                "--timeout",
-                "180s",
-            ],
-        );
+        let chart = chart_path("koru-operator");
+        let mut args = vec![
+            "install",
+            &release,
+            &chart,
+            "-n",
+            namespace,
+            "--set",
+            "image.pullPolicy=Never",
+            "--set",
+            &watch,
+            "--set",
+            &replica_count,
+            "--set",
+            "logging.format=text",
+            "--wait",
+            "--timeout",
+            "180s",
+        ];
+        for value in values {
+            args.extend(["--set", value]);
+        }
+        let (ok, out, err) = helm_on(Some(kubeconfig), &args);
         let operator = OperatorRelease {
             kubeconfig: kubeconfig.to_string(),
             namespace: namespace.to_string(),

@@ -299,6 +299,16 @@ impl AdminClient {
         parse_group(&body)
     }
 
+    /// `GET /metrics` of one member (no token needed): the text the autoscalers read.
+    pub async fn metrics(&self, endpoint: &str) -> Result<String, CallError> {
+        let request = self
+            .http
+            .get(format!("{endpoint}/metrics"))
+            .timeout(READ_TIMEOUT);
+        let body = send(request, endpoint).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// The archive lag from `GET /readyz` (which needs no token and answers 503 with the same
     /// body while the store is read-only).
     pub async fn archive_lag(&self, endpoint: &str) -> Result<Option<f64>, CallError> {
@@ -393,6 +403,7 @@ mod tests {
                     size: "1Gi".into(),
                     storage_class_name: None,
                     reclaim_policy: None,
+                    autoscale: None,
                 },
                 durability: None,
                 limits: None,
@@ -400,6 +411,7 @@ mod tests {
                 backup: None,
                 bootstrap: None,
                 paused: false,
+                suspended: false,
             },
         );
         kc.metadata.namespace = Some("team-a".into());

@@ -27,6 +27,29 @@ pub const DEFAULT_BACKUP_DEADLINE_SECS: u64 = crate::backup::DEFAULT_DEADLINE.as
 /// Default seconds between two reads of a cluster's backups (window and last restore drill).
 pub const DEFAULT_BACKUP_STATUS_INTERVAL_SECS: u64 = crate::recovery::DEFAULT_REFRESH.as_secs();
 
+/// Default seconds between two samples of an autoscaled cluster's members.
+pub const DEFAULT_AUTOSCALE_INTERVAL_SECS: u64 = 30;
+/// Default seconds after a change of CPU or memory before another move up.
+pub const DEFAULT_COMPUTE_UP_COOLDOWN_SECS: u64 = 60;
+/// Default seconds after a change of CPU or memory before a move down, and of low load a move
+/// down needs.
+pub const DEFAULT_COMPUTE_DOWN_COOLDOWN_SECS: u64 = 300;
+/// Default labels of the gateway's pods (the control plane chart's).
+pub const DEFAULT_GATEWAY_SELECTOR: &str = "app.kubernetes.io/name=koru-gateway";
+/// Default labels of the control plane's pods (its chart's).
+pub const DEFAULT_CONTROLPLANE_SELECTOR: &str = "app.kubernetes.io/name=koru-controlplane";
+/// Default labels of the operator's own pods (its chart's).
+pub const DEFAULT_OPERATOR_SELECTOR: &str = "app.kubernetes.io/name=koru-operator";
+
+/// Who may reach a cluster's API port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApiIngress {
+    /// The cluster's own pods, the gateway, the control plane and the operator only.
+    Restricted,
+    /// Anyone (clusters whose applications call them directly).
+    Open,
+}
+
 /// The KoruDelta Kubernetes operator.
 #[derive(Debug, Parser)]
 #[command(name = "koru-operator", version, about)]
@@ -88,9 +111,78 @@ pub struct RunArgs {
     #[arg(long, env = "KORU_OPERATOR_BACKUP_STATUS_INTERVAL_SECS", default_value_t = DEFAULT_BACKUP_STATUS_INTERVAL_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub backup_status_interval_secs: u64,
+    /// Seconds between two samples of the members of a cluster with storage or compute
+    /// autoscaling (their `/metrics`); each such cluster is reconciled this often.
+    #[arg(long, env = "KORU_OPERATOR_AUTOSCALE_INTERVAL_SECS", default_value_t = DEFAULT_AUTOSCALE_INTERVAL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub autoscale_interval_secs: u64,
+    /// Seconds after a change of a cluster's CPU or memory before another move up.
+    #[arg(long, env = "KORU_OPERATOR_COMPUTE_UP_COOLDOWN_SECS", default_value_t = DEFAULT_COMPUTE_UP_COOLDOWN_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub compute_up_cooldown_secs: u64,
+    /// Seconds after a change of a cluster's CPU or memory before a move down; a move down also
+    /// needs this long of low load.
+    #[arg(long, env = "KORU_OPERATOR_COMPUTE_DOWN_COOLDOWN_SECS", default_value_t = DEFAULT_COMPUTE_DOWN_COOLDOWN_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub compute_down_cooldown_secs: u64,
+    /// Who may reach a cluster's API port (its NetworkPolicy).
+    #[arg(long, env = "KORU_OPERATOR_API_INGRESS", value_enum, default_value_t = ApiIngress::Restricted)]
+    pub api_ingress: ApiIngress,
+    /// Labels of the gateway's pods (`key=value,...`), admitted to the API port.
+    #[arg(long, env = "KORU_OPERATOR_GATEWAY_SELECTOR", default_value = DEFAULT_GATEWAY_SELECTOR, value_parser = parse_selector)]
+    pub gateway_selector: Selector,
+    /// Labels of the control plane's pods (`key=value,...`), admitted to the API port.
+    #[arg(long, env = "KORU_OPERATOR_CONTROLPLANE_SELECTOR", default_value = DEFAULT_CONTROLPLANE_SELECTOR, value_parser = parse_selector)]
+    pub controlplane_selector: Selector,
+    /// The namespace of the control plane and its gateway [default: any namespace].
+    #[arg(long, env = "KORU_OPERATOR_CONTROLPLANE_NAMESPACE", value_parser = parse_optional_namespace)]
+    pub controlplane_namespace: Option<String>,
+    /// Labels of the operator's own pods (`key=value,...`, in the namespace of `POD_NAMESPACE`),
+    /// admitted to the API port.
+    #[arg(long, env = "KORU_OPERATOR_SELECTOR", default_value = DEFAULT_OPERATOR_SELECTOR, value_parser = parse_selector)]
+    pub operator_selector: Selector,
     /// Logs and traces.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+}
+
+/// Pod labels to match, parsed from `key=value,...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector(pub std::collections::BTreeMap<String, String>);
+
+/// Reads `key=value,...` (at least one pair, no empty keys).
+fn parse_selector(s: &str) -> Result<Selector, String> {
+    let mut labels = std::collections::BTreeMap::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                labels.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            _ => return Err(format!("{pair:?} is not key=value")),
+        }
+    }
+    if labels.is_empty() {
+        return Err("must name at least one label, key=value".into());
+    }
+    Ok(Selector(labels))
+}
+
+/// A namespace, or empty for none.
+fn parse_optional_namespace(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Ok(String::new())
+    } else {
+        parse_namespace(s)
+    }
+}
+
+/// How autoscaling runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoscaleConfig {
+    /// How often an autoscaled cluster's members are sampled.
+    pub interval: Duration,
+    /// The compute decision's tuning.
+    pub policy: crate::autoscale::compute::Policy,
 }
 
 /// The validated configuration of a controller process.
@@ -106,6 +198,10 @@ pub struct Config {
     pub backup_deadline: Duration,
     /// How often a serving cluster's backups are read through its data plane.
     pub backup_status_interval: Duration,
+    /// How autoscaling runs.
+    pub autoscale: AutoscaleConfig,
+    /// Who may reach a cluster's API port.
+    pub api_access: crate::desired::ApiAccess,
     /// Logs and traces.
     pub telemetry: TelemetryConfig,
 }
@@ -122,6 +218,34 @@ impl RunArgs {
             .identity
             .filter(|i| !i.is_empty())
             .unwrap_or_else(default_identity);
+        let controlplane_namespace = self.controlplane_namespace.filter(|n| !n.is_empty());
+        let api_access = crate::desired::ApiAccess {
+            restricted: self.api_ingress == ApiIngress::Restricted,
+            clients: vec![
+                crate::desired::ApiClient {
+                    namespace: controlplane_namespace.clone(),
+                    labels: self.gateway_selector.0,
+                },
+                crate::desired::ApiClient {
+                    namespace: controlplane_namespace,
+                    labels: self.controlplane_selector.0,
+                },
+                crate::desired::ApiClient {
+                    namespace: Some(self.lease_namespace.clone()),
+                    labels: self.operator_selector.0,
+                },
+            ],
+        };
+        let policy = crate::autoscale::compute::Policy {
+            up_cooldown: self.compute_up_cooldown_secs as f64,
+            down_cooldown: self.compute_down_cooldown_secs as f64,
+            down_window: self.compute_down_cooldown_secs as f64,
+            ..crate::autoscale::compute::DEFAULT_POLICY
+        };
+        let autoscale = AutoscaleConfig {
+            interval: Duration::from_secs(self.autoscale_interval_secs),
+            policy,
+        };
         let leader_election = self.leader_election.then(|| {
             LeaseConfig::new(
                 self.lease_name,
@@ -136,6 +260,8 @@ impl RunArgs {
             leader_election,
             backup_deadline: Duration::from_secs(self.backup_deadline_secs),
             backup_status_interval: Duration::from_secs(self.backup_status_interval_secs),
+            autoscale,
+            api_access,
             telemetry: self.telemetry.config(SERVICE_NAME, DEFAULT_LOG_FILTER),
         })
     }
@@ -257,6 +383,53 @@ mod tests {
     }
 
     #[test]
+    fn api_access_defaults_to_our_charts_labels_and_can_be_opened() {
+        let config = parse(&["--lease-namespace", "koru-system"])
+            .unwrap()
+            .run
+            .into_config()
+            .unwrap();
+        let access = &config.api_access;
+        assert!(access.restricted);
+        let names: Vec<(&Option<String>, &str)> = access
+            .clients
+            .iter()
+            .map(|c| (&c.namespace, c.labels["app.kubernetes.io/name"].as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (&None, "koru-gateway"),
+                (&None, "koru-controlplane"),
+                (&Some("koru-system".to_string()), "koru-operator")
+            ]
+        );
+        assert_eq!(config.autoscale.interval, Duration::from_secs(30));
+        let config = parse(&[
+            "--api-ingress",
+            "open",
+            "--controlplane-namespace",
+            "koru-cloud",
+            "--gateway-selector",
+            "app=gw, tier=edge",
+            "--autoscale-interval-secs",
+            "5",
+            "--compute-up-cooldown-secs",
+            "10",
+        ])
+        .unwrap()
+        .run
+        .into_config()
+        .unwrap();
+        assert!(!config.api_access.restricted);
+        let gateway = &config.api_access.clients[0];
+        assert_eq!(gateway.namespace.as_deref(), Some("koru-cloud"));
+        assert_eq!(gateway.labels.len(), 2);
+        assert_eq!(gateway.labels["tier"], "edge");
+        assert_eq!(config.autoscale.policy.up_cooldown, 10.0);
+    }
+
+    #[test]
     fn the_crd_subcommand_still_parses() {
         let cli = parse(&["crd"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Crd)));
@@ -276,6 +449,11 @@ mod tests {
             &["--backup-deadline-secs", "0"],
             &["--backup-status-interval-secs", "0"],
             &["--backup-status-interval-secs", "3601"],
+            &["--autoscale-interval-secs", "0"],
+            &["--api-ingress", "sometimes"],
+            &["--gateway-selector", "novalue"],
+            &["--controlplane-selector", ""],
+            &["--controlplane-namespace", "Bad_NS"],
         ] {
             let err = parse(args).unwrap_err();
             assert!(

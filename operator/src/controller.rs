@@ -23,7 +23,12 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::admin::{self, AdminClient, SecretError};
-use crate::desired::{DesiredError, desired};
+use crate::autoscale::{self, History, inplace};
+use crate::config::AutoscaleConfig;
+use crate::desired::{
+    ApiAccess, Desired, DesiredError, claim_template_size, desired_with, set_claim_template_size,
+    set_resources,
+};
 use crate::metrics::Metrics;
 use crate::names;
 use crate::recovery::{self, Checks};
@@ -67,6 +72,10 @@ pub struct Settings {
     pub backup_status_interval: Duration,
     /// The client of the data planes' admin APIs.
     pub admin: AdminClient,
+    /// How autoscaling runs.
+    pub autoscale: AutoscaleConfig,
+    /// Who may reach a cluster's API port.
+    pub api_access: ApiAccess,
 }
 
 /// What reconciles share.
@@ -84,6 +93,14 @@ pub struct Context {
     recovery_every: Duration,
     /// When each cluster's recoverable window was last read.
     recovery_checks: Checks,
+    /// How autoscaling runs.
+    autoscale: AutoscaleConfig,
+    /// When each autoscaled cluster's members were last sampled.
+    autoscale_checks: Checks,
+    /// The autoscaled clusters' load samples.
+    history: History,
+    /// Who may reach a cluster's API port.
+    api_access: ApiAccess,
 }
 
 /// First retry delay after a failed reconcile; it doubles with each further failure.
@@ -98,8 +115,8 @@ pub fn retry_delay(failures: u32) -> Duration {
         .min(RETRY_MAX)
 }
 
-/// The key of a cluster in the failure counts.
-fn key(kc: &KoruCluster) -> String {
+/// The key of a cluster in the failure counts and the autoscalers' records: `namespace/name`.
+pub fn key(kc: &KoruCluster) -> String {
     format!("{}/{}", kc.namespace().unwrap_or_default(), kc.name_any())
 }
 
@@ -140,6 +157,10 @@ pub async fn run(
         admin: settings.admin.clone(),
         recovery_every: settings.backup_status_interval,
         recovery_checks: Checks::new(settings.backup_status_interval),
+        autoscale_checks: Checks::new(settings.autoscale.interval),
+        autoscale: settings.autoscale.clone(),
+        history: History::default(),
+        api_access: settings.api_access.clone(),
     });
     let clusters = Controller::new(clusters, watcher::Config::default())
         .owns(scoped::<StatefulSet>(&client, ns), owned())
@@ -238,7 +259,7 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
         publish(ctx, kc, &notice).await;
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
-    let mut d = desired(kc)?;
+    let mut d = desired_with(kc, &ctx.api_access)?;
     let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), &ns);
     let existing = statefulsets.get_opt(&name).await?;
     if existing
@@ -248,9 +269,47 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
         // Being replaced for a storage growth: the new one is made once the old one is gone.
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    if kc.spec.suspended {
+        return reconcile_suspended(ctx, kc, d, existing).await;
+    }
     let mut observed = Observed::default();
+    let live_size = existing.as_ref().and_then(claim_template_size);
+    if existing.is_some() && autoscaled(kc) && ctx.autoscale_checks.due(&key(kc)) {
+        let e = autoscale::evaluate::evaluate(
+            client,
+            &ctx.admin,
+            &ctx.history,
+            &ctx.autoscale.policy,
+            kc,
+            live_size.as_deref(),
+            &now(),
+        )
+        .await;
+        for notice in &e.notices {
+            publish(ctx, kc, notice).await;
+        }
+        if let Some(r) = &e.resources
+            && let (Some(cpu), Some(memory)) = (&r.cpu, &r.memory)
+        {
+            set_resources(&mut d.statefulset, cpu, memory);
+        }
+        observed.storage = e.storage;
+        observed.at_ceiling = e.at_ceiling;
+        observed.resources = e.resources;
+    }
+    // The spec's size, or the size storage autoscaling grew the volumes to when larger.
+    let wanted = match observed.storage.as_ref().and_then(|s| s.size.clone()) {
+        Some(grown) if autoscale::bytes(&grown) > autoscale::bytes(&kc.spec.storage.size) => grown,
+        _ => kc
+            .status
+            .as_ref()
+            .and_then(|s| s.storage.as_ref())
+            .and_then(|s| s.size.clone())
+            .filter(|g| autoscale::bytes(g) > autoscale::bytes(&kc.spec.storage.size))
+            .unwrap_or_else(|| kc.spec.storage.size.clone()),
+    };
     if let Some(sts) = &existing {
-        match resize::grow(client, kc, sts, &mut d.statefulset).await? {
+        match resize::grow(client, kc, &wanted, sts, &mut d.statefulset).await? {
             Growth::None => {}
             Growth::Blocked(why) => observed.storage_blocked = Some(why),
             Growth::Started => {
@@ -298,19 +357,35 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     );
     d.statefulset.spec.replicas = Some(plan.statefulset_replicas);
     let sts = apply(&statefulsets, &name, &d.statefulset).await?;
-    let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns);
-    match &d.pdb {
-        Some(pdb) => {
-            apply(&pdbs, &name, pdb).await?;
-        }
-        // Scaled down to one replica: a budget would block every voluntary eviction.
-        None => match pdbs.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        },
-    }
+    // Scaled down to one replica: a budget would block every voluntary eviction.
+    apply_budget(client, &ns, &name, d.pdb.as_ref()).await?;
     observed.statefulset = Some(statefulset_state(&sts));
+    // Autoscaled CPU and memory reach the running pods in place before any pod is picked for
+    // replacement, so a resized pod is not rolled for the change of template.
+    let requests = observed
+        .resources
+        .as_ref()
+        .and_then(autoscale::requests_of)
+        .or_else(|| autoscale::current_requests(kc));
+    if let Some(want) = requests {
+        let outcome = inplace::resize_pods(client, &sts, want).await?;
+        for (pod, why) in &outcome.refused {
+            let notice = Notice {
+                warning: true,
+                reason: "InPlaceResizeRefused",
+                note: format!("{pod} cannot be resized in place ({why}); it is replaced instead"),
+            };
+            publish(ctx, kc, &notice).await;
+        }
+        if let Some(pod) = &outcome.replaced {
+            let notice = Notice {
+                warning: true,
+                reason: "InPlaceResizeInfeasible",
+                note: format!("{pod}'s node cannot fit the new size; the pod was replaced"),
+            };
+            publish(ctx, kc, &notice).await;
+        }
+    }
     let leader = group
         .as_ref()
         .and_then(|g| g.leader)
@@ -353,6 +428,12 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
         };
         return Ok(Action::requeue(next));
     }
+    // Autoscaled clusters are sampled every interval.
+    let sample_every = if autoscaled(kc) {
+        ctx.autoscale.interval
+    } else {
+        Duration::MAX
+    };
     if kc.spec.backup.is_none() {
         update_status(ctx, kc, status).await?;
         // A replicated cluster's status shows its leader and members' health: keep it fresh.
@@ -361,7 +442,7 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
         } else {
             Duration::from_secs(300)
         };
-        return Ok(Action::requeue(every));
+        return Ok(Action::requeue(every.min(sample_every)));
     }
     if serving(Some(&status))
         && ctx.recovery_checks.due(&key(kc))
@@ -376,7 +457,83 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
         );
     }
     update_status(ctx, kc, status).await?;
-    Ok(Action::requeue(ctx.recovery_every))
+    Ok(Action::requeue(ctx.recovery_every.min(sample_every)))
+}
+
+/// Whether the cluster has storage or compute autoscaling.
+fn autoscaled(kc: &KoruCluster) -> bool {
+    kc.spec.storage.autoscale.is_some()
+        || kc
+            .spec
+            .resources
+            .as_ref()
+            .is_some_and(|r| r.autoscale.is_some())
+}
+
+/// Applies the cluster's disruption budget, or deletes it when it should have none.
+async fn apply_budget(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    pdb: Option<&PodDisruptionBudget>,
+) -> Result<(), kube::Error> {
+    let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns);
+    match pdb {
+        Some(pdb) => apply(&pdbs, name, pdb).await.map(|_| ()),
+        None => match pdbs.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// A suspended cluster: its objects stay, its StatefulSet goes to zero pods (volumes and the Raft
+/// group's membership kept, for the pods to find again), its budget goes; nothing asks its data
+/// plane (no membership change, no backup status, no sampling), so no alarm rises from a
+/// cluster that is down on purpose.
+async fn reconcile_suspended(
+    ctx: &Context,
+    kc: &KoruCluster,
+    mut d: Desired,
+    existing: Option<StatefulSet>,
+) -> Result<Action, Error> {
+    let ns = kc.namespace().ok_or(DesiredError::Missing("namespace"))?;
+    let name = kc.name_any();
+    let client = &ctx.client;
+    // A claim template cannot change; a growth waits for the pods to return.
+    if let Some(size) = existing.as_ref().and_then(claim_template_size) {
+        set_claim_template_size(&mut d.statefulset, &size);
+    }
+    admin::ensure_secret(client, kc).await?;
+    apply(
+        &Api::<ConfigMap>::namespaced(client.clone(), &ns),
+        &format!("{name}-config"),
+        &d.config,
+    )
+    .await?;
+    let services = Api::<Service>::namespaced(client.clone(), &ns);
+    apply(&services, &format!("{name}-peers"), &d.headless).await?;
+    apply(&services, &name, &d.client).await?;
+    apply(
+        &Api::<NetworkPolicy>::namespaced(client.clone(), &ns),
+        &name,
+        &d.network_policy,
+    )
+    .await?;
+    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), &ns);
+    let sts = apply(&statefulsets, &name, &d.statefulset).await?;
+    apply_budget(client, &ns, &name, None).await?;
+    // Its next pods start afresh: old CPU counters would read as a burst.
+    ctx.history.forget(&key(kc));
+    let observed = Observed {
+        statefulset: Some(statefulset_state(&sts)),
+        ..Observed::default()
+    };
+    let mut status = next_status(kc, &observed, &now());
+    names::resolved(&mut status);
+    update_status(ctx, kc, status).await?;
+    Ok(Action::requeue(Duration::from_secs(300)))
 }
 
 /// How often a replicated cluster is reconciled to refresh `status.replication`.

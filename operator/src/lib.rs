@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod autoscale;
 pub mod backup;
 pub mod config;
 pub mod controller;

@@ -84,6 +84,8 @@ async fn serve(config: Config) -> ExitCode {
         backup_deadline: config.backup_deadline,
         backup_status_interval: config.backup_status_interval,
         admin,
+        autoscale: config.autoscale.clone(),
+        api_access: config.api_access.clone(),
     };
     let health = Arc::new(Health::default());
     let listener = match http::bind(config.metrics_addr).await {

@@ -37,12 +37,14 @@ pub enum ResizeError {
     Kube(#[from] kube::Error),
 }
 
-/// Compares the spec's storage size with the live StatefulSet's and, when it grew and the storage
-/// class allows it, resizes the claims and starts replacing the StatefulSet. `desired` always
-/// leaves with the live template size, since the template cannot be changed by an apply.
+/// Compares the wanted storage size (the spec's, or the size autoscaling chose when larger) with
+/// the live StatefulSet's and, when it grew and the storage class allows it, resizes the claims
+/// and starts replacing the StatefulSet. `desired` always leaves with the live template size,
+/// since the template cannot be changed by an apply.
 pub async fn grow(
     client: &Client,
     kc: &KoruCluster,
+    wanted: &str,
     live: &StatefulSet,
     desired: &mut StatefulSet,
 ) -> Result<Growth, ResizeError> {
@@ -50,7 +52,6 @@ pub async fn grow(
         return Ok(Growth::None);
     };
     set_claim_template_size(desired, &current);
-    let wanted = &kc.spec.storage.size;
     let grows = match (quantity::value(wanted), quantity::value(&current)) {
         (Some(w), Some(c)) => w > c,
         _ => false,

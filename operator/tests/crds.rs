@@ -42,6 +42,10 @@ fn the_api_server_enforces_the_schema() {
         &cluster("good", 3, "10Gi", "fast"),
     );
     assert!(ok, "a valid cluster was refused: {out}");
+    let autoscaled = cluster("auto", 1, "1Gi", "fast")
+        + "    autoscale:\n      thresholdPercent: 80\n      maxSize: 2Gi\n  suspended: true\n  resources:\n    cpu: 500m\n    autoscale:\n      minCpu: 250m\n      maxCpu: \"2\"\n      minMemory: 256Mi\n      maxMemory: 1Gi\n";
+    let (ok, out) = kubectl(&k, &["apply", "-f", "-"], &autoscaled);
+    assert!(ok, "a suspended, autoscaled cluster was refused: {out}");
     let (ok, out) = kubectl(&k, &["get", "kc", "-n", "crd-test"], "");
     assert!(
         ok && [
@@ -80,6 +84,20 @@ fn the_api_server_enforces_the_schema() {
         (
             cluster("odd", 1, "1Gi", "fast") + "    reclaimPolicy: Recycle\n",
             "Unsupported value: \"Recycle\"",
+        ),
+        (
+            cluster("ceil", 1, "10Gi", "fast") + "    autoscale:\n      maxSize: 5Gi\n",
+            "maxSize must be at least storage.size",
+        ),
+        (
+            cluster("full", 1, "1Gi", "fast")
+                + "    autoscale:\n      thresholdPercent: 100\n      maxSize: 2Gi\n",
+            "should be less than or equal to 99",
+        ),
+        (
+            cluster("bounds", 1, "1Gi", "fast")
+                + "  resources:\n    autoscale:\n      minCpu: \"2\"\n      maxCpu: 500m\n      minMemory: 256Mi\n      maxMemory: 1Gi\n",
+            "minCpu must not exceed maxCpu",
         ),
     ] {
         let (ok, out) = kubectl(&k, &["apply", "-f", "-"], &manifest);
@@ -289,11 +307,13 @@ fn the_api_server_accepts_every_desired_object() {
             resources: Some(koru_crd::Resources {
                 cpu: Some("500m".into()),
                 memory: Some("1Gi".into()),
+                autoscale: None,
             }),
             storage: Storage {
                 size: "10Gi".into(),
                 storage_class_name: Some("fast".into()),
                 reclaim_policy: Some(koru_crd::ReclaimPolicy::Delete),
+                autoscale: None,
             },
             durability: None,
             limits: None,
@@ -315,6 +335,7 @@ fn the_api_server_accepts_every_desired_object() {
                 }),
             }),
             paused: false,
+            suspended: false,
         },
     );
     kc.metadata.namespace = Some("desired-test".into());

@@ -179,7 +179,8 @@ fn the_chart_renders_exactly_the_operator_objects() {
                 "persistentvolumeclaims",
                 &["get", "list", "watch", "patch", "update", "delete"]
             ),
-            rule("", "pods", &["get", "list", "watch", "delete"]),
+            rule("", "pods", &["get", "list", "watch", "delete", "patch"]),
+            rule("", "pods/resize", &["patch"]),
             rule("", "secrets", &["get", "create"]),
             rule(
                 "",
@@ -188,6 +189,7 @@ fn the_chart_renders_exactly_the_operator_objects() {
                     "get", "list", "watch", "create", "patch", "update", "delete"
                 ]
             ),
+            rule("apps", "controllerrevisions", &["get"]),
             rule(
                 "apps",
                 "statefulsets",
@@ -374,6 +376,9 @@ fn the_rendered_chart_applies_and_grants_exactly_the_operators_access() {
         &["watch", "pods", "--all-namespaces"],
         // An upgrade replaces the pods one by one (the StatefulSet is OnDelete).
         &["delete", "pods", "-n", "default"],
+        // Compute autoscaling resizes pods in place.
+        &["patch", "pods", "--subresource=resize", "-n", "default"],
+        &["get", "controllerrevisions.apps", "-n", "default"],
         &["list", "storageclasses.storage.k8s.io"],
         &["create", "leases.coordination.k8s.io", "-n", NAMESPACE],
         &["get", "secrets", "-n", "default"],

@@ -154,6 +154,75 @@ fn reclaim_policy_delete_removes_volumes_on_scale_down_and_deletion() {
     kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
 }
 
+#[test]
+fn a_suspended_cluster_has_no_pods_keeps_every_volume_and_resumes() {
+    let Some(k) = kubeconfig() else { return };
+    install_crds(&k);
+    let ns = "lifecycle-suspend";
+    fresh_namespace(&k, ns);
+    let mut operator = start_operator(&k, ns);
+    // Delete, as hosted clusters have it: a scale to zero must still keep the volumes.
+    apply(
+        &k,
+        ns,
+        &cluster_yaml(
+            "idle",
+            "  version: \"0.1.0\"\n  replicas: 3\n  storage:\n    size: 1Gi\n    reclaimPolicy: Delete\n",
+        ),
+    );
+    settle(&k, ns, "idle", &mut operator, "Running/3/0.1.0");
+    let claims = || get(&k, &["get", "pvc", "-n", ns, "-o", "name"]).unwrap_or_default();
+    let before = claims();
+    assert_eq!(before.lines().count(), 3, "{before}");
+    patch_spec(&k, ns, "idle", r#"{"suspended":true}"#);
+    eventually(&mut operator, 60, "Suspended with no pods", || {
+        let pods = get(&k, &["get", "pods", "-n", ns, "-o", "name"]).unwrap_or_default();
+        let phase = field(&k, ns, "kc/idle", "{.status.phase}")?;
+        (phase == "Suspended" && pods.trim().is_empty()).then_some(())
+    });
+    assert_eq!(
+        field(&k, ns, "statefulset/idle", "{.spec.replicas}").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        field(
+            &k,
+            ns,
+            "statefulset/idle",
+            "{.spec.persistentVolumeClaimRetentionPolicy.whenScaled}"
+        )
+        .as_deref(),
+        Some("Retain")
+    );
+    assert!(
+        get(&k, &["get", "pdb", "idle", "-n", ns]).is_none(),
+        "no budget"
+    );
+    assert_eq!(
+        field(
+            &k,
+            ns,
+            "kc/idle",
+            "{.status.conditions[?(@.type==\"Degraded\")].status}"
+        )
+        .as_deref(),
+        Some("False")
+    );
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(claims(), before, "every volume kept");
+    assert!(event_reasons(&k, ns, "idle").contains("ClusterSuspended"));
+
+    patch_spec(&k, ns, "idle", r#"{"suspended":false}"#);
+    settle(&k, ns, "idle", &mut operator, "Running/3/0.1.0");
+    assert_eq!(claims(), before, "the same volumes");
+    assert_eq!(
+        field(&k, ns, "pdb/idle", "{.spec.maxUnavailable}").as_deref(),
+        Some("1"),
+        "the budget is back"
+    );
+    kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
+}
+
 /// A cluster-scoped StorageClass for one test, with or without volume expansion.
 fn storage_class(k: &str, name: &str, expandable: bool) {
     kubectl(

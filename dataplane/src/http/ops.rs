@@ -60,6 +60,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     m.versions.set(stats.versions as i64);
     m.last_lsn.set(stats.applied_lsn as i64);
     m.read_only.set(i64::from(state.store.is_read_only()));
+    m.usage.refresh(&state.store.config().data_dir);
     if let Some(archive) = &state.archive {
         m.archive.lag_seconds.set(archive.lag_seconds());
     }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
 
+mod autoscaling;
 mod backups;
 mod controlplane_cluster;
 mod dashboard;

@@ -10,3 +10,6 @@ pub const DEGRADED: &str = "Degraded";
 /// Condition type: the last restore drill of the cluster's backups passed (True), failed
 /// (False), or none has run yet though drills are scheduled (Unknown). Only with `spec.backup`.
 pub const BACKUP_VERIFIED: &str = "BackupVerified";
+/// Condition type: with `storage.autoscale`, the volumes are past their fill threshold and at
+/// `maxSize`, so they cannot grow any more (True); False while they can.
+pub const STORAGE_AT_CEILING: &str = "StorageAtCeiling";

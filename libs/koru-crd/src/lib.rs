@@ -92,6 +92,9 @@ pub struct KoruClusterSpec {
     /// Stop reconciling this cluster (objects are left as they are).
     #[serde(default)]
     pub paused: bool,
+    /// Scaled to zero: no pods, volumes kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
 }
 
 /// A restored cluster archives into a store other than the one it was restored from: its log
@@ -113,12 +116,50 @@ pub struct Resources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("memory must be a positive quantity such as 512Mi or 4Gi"))]
     pub memory: Option<String>,
+    /// Let the operator set CPU and memory from observed load within these bounds (in place,
+    /// through the pods' `resize` subresource); `cpu` and `memory` are then the starting point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<ComputeAutoscale>,
+}
+
+/// Bounds within which the operator sets each pod's CPU and memory from observed load.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("quantity(self.minCpu).compareTo(quantity(self.maxCpu)) <= 0").message("autoscale.minCpu must not exceed maxCpu"))]
+#[x_kube(validation = Rule::new("quantity(self.minMemory).compareTo(quantity(self.maxMemory)) <= 0").message("autoscale.minMemory must not exceed maxMemory"))]
+pub struct ComputeAutoscale {
+    /// The least CPU a pod is given (e.g. `250m`).
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("minCpu must be a positive quantity such as 250m"))]
+    pub min_cpu: String,
+    /// The most CPU a pod is given (e.g. `2`).
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("maxCpu must be a positive quantity such as 2"))]
+    pub max_cpu: String,
+    /// The least memory a pod is given (e.g. `256Mi`).
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("minMemory must be a positive quantity such as 256Mi"))]
+    pub min_memory: String,
+    /// The most memory a pod is given (e.g. `4Gi`).
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("maxMemory must be a positive quantity such as 4Gi"))]
+    pub max_memory: String,
+}
+
+/// Growing the volumes by themselves as they fill.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageAutoscale {
+    /// Grow once a member's volume is this full, in percent (default 80).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 99))]
+    pub threshold_percent: Option<i32>,
+    /// The ceiling: volumes never grow past it (the tier's limit).
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("maxSize must be a positive quantity such as 100Gi"))]
+    pub max_size: String,
 }
 
 /// The persistent volume of each pod.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName)").message("storageClassName is immutable (it cannot be added or removed either)"))]
+#[x_kube(validation = Rule::new("!has(self.autoscale) || quantity(self.autoscale.maxSize).compareTo(quantity(self.size)) >= 0").message("storage.autoscale.maxSize must be at least storage.size"))]
 pub struct Storage {
     /// Volume size, a quantity such as `10Gi`; it may grow but never shrink.
     #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("storage size must be a positive quantity such as 10Gi"))]
@@ -131,6 +172,10 @@ pub struct Storage {
     /// What happens to the volumes when pods are scaled away or the cluster is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reclaim_policy: Option<ReclaimPolicy>,
+    /// Grow the volumes by themselves past a fill threshold, up to a ceiling. The grown size is
+    /// kept in `status.storage.size` (the spec stays what its writer set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<StorageAutoscale>,
 }
 
 /// The fate of a cluster's volumes once no pod uses them.
@@ -319,7 +364,8 @@ pub struct FromBackup {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct KoruClusterStatus {
-    /// Pending, Provisioning, Running, Degraded, or Paused.
+    /// Pending, Provisioning, Running, Scaling, Upgrading, Resizing, Degraded, Paused,
+    /// Suspending, Suspended or Resuming.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Pods passing readiness.
@@ -334,7 +380,8 @@ pub struct KoruClusterStatus {
     /// Generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Progressing and Degraded, and with backups BackupVerified, each with a reason.
+    /// Ready, Progressing and Degraded, with backups BackupVerified, with storage autoscaling
+    /// StorageAtCeiling, each with a reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// With `spec.backup`: what the backups make recoverable, as the data plane last reported it
@@ -345,6 +392,43 @@ pub struct KoruClusterStatus {
     /// health (kept as it was while unreachable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
+    /// The volumes as the operator last saw them (with `storage.autoscale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageStatus>,
+    /// The CPU and memory each pod is given (with `resources.autoscale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourcesStatus>,
+}
+
+/// A cluster's volumes as the operator last saw them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageStatus {
+    /// The size the operator grew the volumes to (a quantity); the volumes' size is the larger of
+    /// it and `spec.storage.size`. Unset until the first growth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// How full the fullest member's volume is, in percent, as its data plane last reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_percent: Option<i32>,
+    /// When the operator last grew the volumes (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_growth_time: Option<String>,
+}
+
+/// The CPU and memory each of a cluster's pods is given.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcesStatus {
+    /// CPU request (and limit) of each pod, a quantity such as `500m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory request (and limit) of each pod, a quantity such as `512Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// When the operator last changed them (RFC 3339): the cool-down counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change_time: Option<String>,
 }
 
 /// The leader and members of a cluster's Raft group.
@@ -407,7 +491,7 @@ pub struct RecoveryStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// Ready, Progressing, Degraded or BackupVerified.
+    /// Ready, Progressing, Degraded, BackupVerified or StorageAtCeiling.
     #[serde(rename = "type")]
     pub type_: String,
     /// True, False or Unknown.

@@ -24,6 +24,7 @@ fn cluster(backup: bool, ready: bool) -> KoruCluster {
                 size: "1Gi".into(),
                 storage_class_name: None,
                 reclaim_policy: None,
+                autoscale: None,
             },
             durability: None,
             limits: None,
@@ -38,6 +39,7 @@ fn cluster(backup: bool, ready: bool) -> KoruCluster {
             }),
             bootstrap: None,
             paused: false,
+            suspended: false,
         },
     );
     kc.metadata.namespace = Some("team-a".into());

@@ -20,7 +20,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
+use crate::autoscale::compute::{cpu_quantity, memory_quantity};
 use koru_crd::{KoruCluster, ReclaimPolicy};
+
+pub use network::{ApiAccess, ApiClient};
 
 /// Image repository used when the spec names none.
 pub const DEFAULT_IMAGE: &str = "ghcr.io/koru/koru-dataplane";
@@ -135,7 +138,7 @@ pub struct Desired {
     pub statefulset: StatefulSet,
     /// At most a minority of pods down at once (multi-replica clusters only).
     pub pdb: Option<PodDisruptionBudget>,
-    /// Only the cluster's own pods reach its peer port.
+    /// Who reaches the pods on which port.
     pub network_policy: k8s_openapi::api::networking::v1::NetworkPolicy,
 }
 
@@ -161,8 +164,15 @@ pub fn admin_secret(kc: &KoruCluster, token: &str) -> Result<Secret, DesiredErro
     })
 }
 
-/// Builds every object of a cluster from its spec.
+/// Builds every object of a cluster from its spec, its API port open to anyone (see
+/// [`desired_with`]).
 pub fn desired(kc: &KoruCluster) -> Result<Desired, DesiredError> {
+    desired_with(kc, &ApiAccess::default())
+}
+
+/// Builds every object of a cluster from its spec (and the sizes autoscaling chose, in its
+/// status), its API port reachable as `access` says.
+pub fn desired_with(kc: &KoruCluster, access: &ApiAccess) -> Result<Desired, DesiredError> {
     let id = identity(kc)?;
     let config = config_map(kc, &id);
     let mut statefulset = statefulset(kc, &id);
@@ -179,8 +189,13 @@ pub fn desired(kc: &KoruCluster) -> Result<Desired, DesiredError> {
         headless: service(&id, format!("{}-peers", id.name), true),
         client: service(&id, id.name.clone(), false),
         statefulset,
-        pdb: pdb(kc, &id),
-        network_policy: network::policy(&id),
+        // A suspended cluster has no pods, and a budget must not stand in the way of that.
+        pdb: if kc.spec.suspended {
+            None
+        } else {
+            pdb(kc, &id)
+        },
+        network_policy: network::policy(&id, access),
     })
 }
 
@@ -348,7 +363,14 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
         spec.version
     );
     let mut quantities = BTreeMap::new();
-    if let Some(r) = &spec.resources {
+    if let Some(r) = crate::autoscale::current_requests(kc) {
+        // Autoscaled: what the operator chose (in the status), within the bounds.
+        quantities.insert("cpu".to_string(), Quantity(cpu_quantity(r.cpu_milli)));
+        quantities.insert(
+            "memory".to_string(),
+            Quantity(memory_quantity(r.memory_bytes)),
+        );
+    } else if let Some(r) = &spec.resources {
         if let Some(cpu) = &r.cpu {
             quantities.insert("cpu".to_string(), Quantity(cpu.clone()));
         }
@@ -480,7 +502,7 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_string(),
-                    Quantity(spec.storage.size.clone()),
+                    Quantity(storage_size(kc)),
                 )])),
                 ..VolumeResourceRequirements::default()
             }),
@@ -491,7 +513,9 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
     StatefulSet {
         metadata: id.meta(id.name.clone()),
         spec: StatefulSetSpec {
-            replicas: Some(spec.replicas),
+            // Suspended: no pods; the volumes stay (and so does the Raft group's membership,
+            // which the pods find again on their volumes when the cluster wakes).
+            replicas: Some(if spec.suspended { 0 } else { spec.replicas }),
             service_name: Some(format!("{}-peers", id.name)),
             selector: LabelSelector {
                 match_labels: Some(id.selector()),
@@ -531,6 +555,38 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
             ..StatefulSetSpec::default()
         },
         ..StatefulSet::default()
+    }
+}
+
+/// The size of a new volume: the spec's, or the size storage autoscaling grew the volumes to when
+/// larger, as the spec's string when it is the spec's.
+fn storage_size(kc: &KoruCluster) -> String {
+    let spec = &kc.spec.storage.size;
+    let grown = crate::autoscale::storage_size(kc, None);
+    match crate::autoscale::bytes(spec) {
+        Some(bytes) if bytes >= grown => spec.clone(),
+        _ => memory_quantity(grown),
+    }
+}
+
+/// Sets the data plane container's requests and limits (autoscaling chose new ones).
+pub fn set_resources(sts: &mut StatefulSet, cpu: &str, memory: &str) {
+    let quantities = BTreeMap::from([
+        ("cpu".to_string(), Quantity(cpu.into())),
+        ("memory".to_string(), Quantity(memory.into())),
+    ]);
+    if let Some(spec) = sts.spec.template.spec.as_mut() {
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            c.resources = Some(ResourceRequirements {
+                requests: Some(quantities.clone()),
+                limits: Some(quantities.clone()),
+                ..ResourceRequirements::default()
+            });
+        }
     }
 }
 
@@ -577,7 +633,8 @@ fn retention(kc: &KoruCluster) -> StatefulSetPersistentVolumeClaimRetentionPolic
     };
     StatefulSetPersistentVolumeClaimRetentionPolicy {
         when_deleted: Some(policy.into()),
-        when_scaled: Some(policy.into()),
+        // Suspension scales to zero pods: with `Delete` that would delete every volume.
+        when_scaled: Some(if kc.spec.suspended { "Retain" } else { policy }.into()),
     }
 }
 

@@ -15,6 +15,7 @@ fn cluster(replicas: i32) -> KoruCluster {
                 size: "10Gi".into(),
                 storage_class_name: Some("fast".into()),
                 reclaim_policy: None,
+                autoscale: None,
             },
             durability: Some(Durability {
                 fsync: "always".into(),
@@ -27,6 +28,7 @@ fn cluster(replicas: i32) -> KoruCluster {
             backup: None,
             bootstrap: None,
             paused: false,
+            suspended: false,
         },
     );
     kc.metadata.namespace = Some("team-a".into());
@@ -537,5 +539,165 @@ fn the_peer_port_is_exposed_to_the_clusters_own_pods_only() {
         from[0].pod_selector.as_ref().unwrap().match_labels.as_ref(),
         Some(&own),
         "only this cluster's pods (in its namespace) reach the peer port"
+    );
+}
+
+#[test]
+fn a_restricted_api_port_admits_only_own_pods_and_the_named_clients() {
+    let kc = cluster(3);
+    let access = ApiAccess {
+        restricted: true,
+        clients: vec![
+            ApiClient {
+                namespace: Some("koru-system".into()),
+                labels: BTreeMap::from([(
+                    "app.kubernetes.io/name".to_string(),
+                    "koru-gateway".to_string(),
+                )]),
+            },
+            ApiClient {
+                namespace: None,
+                labels: BTreeMap::from([(
+                    "app.kubernetes.io/name".to_string(),
+                    "koru-operator".to_string(),
+                )]),
+            },
+        ],
+    };
+    let spec = desired_with(&kc, &access)
+        .unwrap()
+        .network_policy
+        .spec
+        .unwrap();
+    let own = spec.pod_selector.unwrap().match_labels.unwrap();
+    let rules = spec.ingress.unwrap();
+    let api = rules
+        .iter()
+        .find(|r| r.ports.as_ref().unwrap()[0].port == Some(IntOrString::Int(HTTP_PORT)))
+        .unwrap();
+    let from = api.from.as_ref().expect("restricted");
+    assert_eq!(from.len(), 3, "own pods, the gateway, the operator");
+    assert_eq!(
+        from[0].pod_selector.as_ref().unwrap().match_labels,
+        Some(own)
+    );
+    assert!(
+        from[0].namespace_selector.is_none(),
+        "own pods: this namespace"
+    );
+    let gateway = &from[1];
+    assert_eq!(
+        gateway
+            .pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["app.kubernetes.io/name"],
+        "koru-gateway"
+    );
+    assert_eq!(
+        gateway
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["kubernetes.io/metadata.name"],
+        "koru-system"
+    );
+    let anywhere = from[2].namespace_selector.as_ref().unwrap();
+    assert_eq!(anywhere, &LabelSelector::default(), "any namespace");
+    let peer = rules
+        .iter()
+        .find(|r| r.ports.as_ref().unwrap()[0].port == Some(IntOrString::Int(PEER_PORT)))
+        .unwrap();
+    assert_eq!(
+        peer.from.as_ref().unwrap().len(),
+        1,
+        "the peer port: own pods only"
+    );
+    // Open: anyone reaches the API port, as before.
+    let open = desired_with(&kc, &ApiAccess::default()).unwrap();
+    let rules = open.network_policy.spec.unwrap().ingress.unwrap();
+    assert!(rules[0].from.is_none());
+}
+
+#[test]
+fn a_suspended_cluster_has_no_pods_and_no_budget_but_keeps_its_volumes() {
+    let mut kc = cluster(3);
+    kc.spec.suspended = true;
+    // Hosted clusters delete their volumes with them, and on scale-down; never on suspension.
+    kc.spec.storage.reclaim_policy = Some(ReclaimPolicy::Delete);
+    let d = desired(&kc).unwrap();
+    assert_eq!(d.statefulset.spec.replicas, Some(0));
+    assert!(d.pdb.is_none(), "a budget must not block the scale to zero");
+    assert_eq!(
+        d.statefulset
+            .spec
+            .persistent_volume_claim_retention_policy
+            .unwrap()
+            .when_scaled
+            .as_deref(),
+        Some("Retain")
+    );
+    assert_eq!(
+        d.config.data.unwrap()[PEERS_KEY],
+        "0,1,2",
+        "the members stay what they were"
+    );
+}
+
+#[test]
+fn autoscaled_sizes_come_from_the_status_within_the_bounds() {
+    let mut kc = cluster(1);
+    kc.spec.resources = Some(koru_crd::Resources {
+        cpu: Some("100m".into()),
+        memory: None,
+        autoscale: Some(koru_crd::ComputeAutoscale {
+            min_cpu: "250m".into(),
+            max_cpu: "2".into(),
+            min_memory: "256Mi".into(),
+            max_memory: "1Gi".into(),
+        }),
+    });
+    let resources = |kc: &KoruCluster| {
+        let sts = desired(kc).unwrap().statefulset;
+        let c = sts.spec.template.spec.unwrap().containers[0].clone();
+        let r = c.resources.unwrap();
+        assert_eq!(r.requests, r.limits, "limits equal requests");
+        let q = r.requests.unwrap();
+        (q["cpu"].0.clone(), q["memory"].0.clone())
+    };
+    assert_eq!(
+        resources(&kc),
+        ("250m".into(), "256Mi".into()),
+        "the spec's cpu raised to minCpu"
+    );
+    kc.status = Some(koru_crd::KoruClusterStatus {
+        resources: Some(koru_crd::ResourcesStatus {
+            cpu: Some("850m".into()),
+            memory: Some("512Mi".into()),
+            last_change_time: None,
+        }),
+        storage: Some(koru_crd::StorageStatus {
+            size: Some("15Gi".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert_eq!(resources(&kc), ("850m".into(), "512Mi".into()));
+    let sts = desired(&kc).unwrap().statefulset;
+    assert_eq!(
+        claim_template_size(&sts).as_deref(),
+        Some("15Gi"),
+        "the grown size"
+    );
+    kc.spec.storage.size = "20Gi".into();
+    let sts = desired(&kc).unwrap().statefulset;
+    assert_eq!(
+        claim_template_size(&sts).as_deref(),
+        Some("20Gi"),
+        "the spec's when larger"
     );
 }

@@ -7,9 +7,9 @@ mod backups;
 pub use backups::{DRILL_FAILED_EVENT, apply_backup_report, recovery};
 
 use crate::desired::HTTP_PORT;
-use koru_crd::{Condition, KoruCluster, KoruClusterStatus};
+use koru_crd::{Condition, KoruCluster, KoruClusterStatus, ResourcesStatus, StorageStatus};
 
-pub use koru_crd::conditions::{BACKUP_VERIFIED, DEGRADED, PROGRESSING, READY};
+pub use koru_crd::conditions::{BACKUP_VERIFIED, DEGRADED, PROGRESSING, READY, STORAGE_AT_CEILING};
 
 /// What the controller saw of a cluster's StatefulSet.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -33,7 +33,17 @@ pub struct Observed {
     pub storage_blocked: Option<String>,
     /// A storage growth in progress (volumes being resized, StatefulSet being replaced).
     pub storage_growing: bool,
+    /// With storage autoscaling, a new `status.storage` (None: keep the old one).
+    pub storage: Option<StorageStatus>,
+    /// With storage autoscaling, whether the volumes are full at their ceiling, and why (None:
+    /// not looked at in this reconcile, the condition stays as it was).
+    pub at_ceiling: Option<(bool, String)>,
+    /// With compute autoscaling, a new `status.resources` (None: keep the old one).
+    pub resources: Option<ResourcesStatus>,
 }
+
+/// The phases of a suspended cluster and of one waking up.
+const SUSPENDED_PHASES: [&str; 3] = ["Suspending", "Suspended", "Resuming"];
 
 /// A Kubernetes Event the controller should publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +93,29 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
         .iter()
         .any(|c| (c.type_ == READY || c.type_ == DEGRADED) && c.status == "True");
 
-    let (phase, progressing) = if !exists {
+    let resuming = !spec.suspended
+        && old
+            .phase
+            .as_deref()
+            .is_some_and(|p| SUSPENDED_PHASES.contains(&p))
+        && !(settled && ready >= want);
+    // Suspended: scaled to zero on purpose, so not ready is not degraded.
+    let suspension = spec.suspended.then(|| {
+        if exists && sts.replicas > 0 {
+            (
+                "Suspending",
+                Some((
+                    "Suspending",
+                    format!("stopping the pods ({} left); volumes kept", sts.replicas),
+                )),
+            )
+        } else {
+            ("Suspended", None)
+        }
+    });
+    let (phase, progressing) = if let Some(suspension) = suspension {
+        suspension
+    } else if !exists {
         (
             "Pending",
             Some(("Creating", "creating the cluster's objects".to_string())),
@@ -93,7 +125,13 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
             "Resizing",
             Some((
                 "StorageGrowing",
-                format!("growing volumes to {}", spec.storage.size),
+                format!(
+                    "growing volumes to {}",
+                    crate::autoscale::compute::memory_quantity(crate::autoscale::storage_size(
+                        kc,
+                        observed.storage.as_ref().and_then(|s| s.size.as_deref())
+                    ))
+                ),
             )),
         )
     } else if upgrading {
@@ -106,6 +144,14 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
                     "rolling from {from} to {}: {} of {want} pods updated",
                     spec.version, sts.updated
                 ),
+            )),
+        )
+    } else if resuming {
+        (
+            "Resuming",
+            Some((
+                "Resuming",
+                format!("waking from suspension: {ready} of {want} pods ready"),
             )),
         )
     } else if scaling {
@@ -131,12 +177,14 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
     };
 
     let mut conditions = old.conditions.clone();
-    let serving = exists && ready >= quorum(want);
+    let serving = exists && ready >= quorum(want) && !spec.suspended;
     set(
         &mut conditions,
         READY,
         serving,
-        if serving {
+        if spec.suspended {
+            "Suspended"
+        } else if serving {
             "QuorumReady"
         } else {
             "QuorumUnavailable"
@@ -148,9 +196,14 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
         generation,
         now,
     );
-    let (reason, message) = progressing
-        .clone()
-        .unwrap_or(("Stable", "the cluster matches its spec".to_string()));
+    let (reason, message) = progressing.clone().unwrap_or(if spec.suspended {
+        (
+            "Suspended",
+            "scaled to zero on purpose: no pods, volumes kept".to_string(),
+        )
+    } else {
+        ("Stable", "the cluster matches its spec".to_string())
+    });
     set(
         &mut conditions,
         PROGRESSING,
@@ -160,9 +213,15 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
         generation,
         now,
     );
-    let (degraded, reason, message) = if let Some(why) = &observed.storage_blocked {
+    let (degraded, reason, message) = if spec.suspended {
+        (
+            false,
+            "Suspended",
+            "suspended: no pods by design".to_string(),
+        )
+    } else if let Some(why) = &observed.storage_blocked {
         (true, "StorageGrowthBlocked", why.clone())
-    } else if exists && was_up && ready < want && !upgrading && !scaling {
+    } else if exists && was_up && ready < want && !upgrading && !scaling && !resuming {
         (
             true,
             "ReplicasUnavailable",
@@ -181,6 +240,23 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
         now,
     );
     backups::expect_drills(&mut conditions, spec, generation, now);
+    if spec.storage.autoscale.is_none() {
+        conditions.retain(|c| c.type_ != STORAGE_AT_CEILING);
+    } else if let Some((at_ceiling, why)) = &observed.at_ceiling {
+        set(
+            &mut conditions,
+            STORAGE_AT_CEILING,
+            *at_ceiling,
+            if *at_ceiling {
+                "AtMaxSize"
+            } else {
+                "RoomToGrow"
+            },
+            why.clone(),
+            generation,
+            now,
+        );
+    }
 
     KoruClusterStatus {
         phase: Some(phase.to_string()),
@@ -196,6 +272,13 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
         backup: spec.backup.as_ref().and(old.backup),
         // Refreshed from the data plane by the controller.
         replication: old.replication,
+        // The grown size stays even if autoscaling is turned off: the volumes keep it.
+        storage: observed.storage.clone().or(old.storage),
+        resources: spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.autoscale.as_ref())
+            .and(observed.resources.clone().or(old.resources)),
     }
 }
 
@@ -261,7 +344,22 @@ fn condition<'a>(status: &'a KoruClusterStatus, type_: &str) -> Option<&'a Condi
 pub fn notices(old: &KoruClusterStatus, new: &KoruClusterStatus) -> Vec<Notice> {
     let mut notices: Vec<Notice> = phase_notice(old, new).into_iter().collect();
     notices.extend(backups::drill_notice(old, new));
+    notices.extend(ceiling_notice(old, new));
     notices
+}
+
+/// A warning when the volumes reach their ceiling full (once, on the transition).
+fn ceiling_notice(old: &KoruClusterStatus, new: &KoruClusterStatus) -> Option<Notice> {
+    let at = |s: &KoruClusterStatus| {
+        condition(s, STORAGE_AT_CEILING).is_some_and(|c| c.status == "True")
+    };
+    (at(new) && !at(old)).then(|| Notice {
+        warning: true,
+        reason: "StorageAtCeiling",
+        note: condition(new, STORAGE_AT_CEILING)
+            .map(|c| c.message.clone())
+            .unwrap_or_default(),
+    })
 }
 
 /// The event for a change of phase, if it is worth one.
@@ -304,6 +402,16 @@ fn phase_notice(old: &KoruClusterStatus, new: &KoruClusterStatus) -> Option<Noti
         "Resizing" => Notice {
             warning: false,
             reason: "StorageGrowthStarted",
+            note: message(PROGRESSING),
+        },
+        "Suspended" => Notice {
+            warning: false,
+            reason: "ClusterSuspended",
+            note: "scaled to zero: no pods, volumes kept".into(),
+        },
+        "Resuming" => Notice {
+            warning: false,
+            reason: "ClusterResuming",
             note: message(PROGRESSING),
         },
         "Paused" => Notice {

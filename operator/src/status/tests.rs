@@ -16,6 +16,7 @@ fn cluster(replicas: i32, version: &str, status: Option<KoruClusterStatus>) -> K
                 size: "10Gi".into(),
                 storage_class_name: None,
                 reclaim_policy: None,
+                autoscale: None,
             },
             durability: None,
             limits: None,
@@ -23,6 +24,7 @@ fn cluster(replicas: i32, version: &str, status: Option<KoruClusterStatus>) -> K
             backup: None,
             bootstrap: None,
             paused: false,
+            suspended: false,
         },
     );
     kc.metadata.generation = Some(4);
@@ -470,4 +472,74 @@ fn an_unchanged_cluster_gets_an_identical_status() {
     let kc = cluster(3, "1.0", Some(running.clone()));
     assert_eq!(next_status(&kc, &sts(3, 3, 3, true), "t9"), running);
     assert!(notices(&running, &running).is_empty());
+}
+
+#[test]
+fn a_suspended_cluster_is_suspended_not_degraded_and_resumes_to_running() {
+    let running = next_status(&cluster(3, "1.0", None), &sts(3, 3, 3, true), "t1");
+    let mut kc = cluster(3, "1.0", Some(running));
+    kc.spec.suspended = true;
+    let suspending = next_status(&kc, &sts(3, 1, 3, true), "t2");
+    assert_eq!(suspending.phase.as_deref(), Some("Suspending"));
+    let mut kc = cluster(3, "1.0", Some(suspending));
+    kc.spec.suspended = true;
+    let suspended = next_status(&kc, &sts(0, 0, 0, true), "t3");
+    assert_eq!(suspended.phase.as_deref(), Some("Suspended"));
+    assert_eq!(condition(&suspended, READY).reason, "Suspended");
+    assert_eq!(condition(&suspended, DEGRADED).status, "False");
+    assert_eq!(condition(&suspended, PROGRESSING).status, "False");
+    let events: Vec<_> = notices(kc.status.as_ref().unwrap(), &suspended)
+        .into_iter()
+        .map(|n| (n.reason, n.warning))
+        .collect();
+    assert_eq!(events, [("ClusterSuspended", false)]);
+    // Nothing changes while it stays suspended: no write, no event.
+    let mut kc = cluster(3, "1.0", Some(suspended.clone()));
+    kc.spec.suspended = true;
+    assert_eq!(next_status(&kc, &sts(0, 0, 0, true), "t4"), suspended);
+
+    let kc = cluster(3, "1.0", Some(suspended));
+    let resuming = next_status(&kc, &sts(3, 1, 3, false), "t5");
+    assert_eq!(resuming.phase.as_deref(), Some("Resuming"));
+    assert_eq!(
+        condition(&resuming, DEGRADED).status,
+        "False",
+        "waking is no fault"
+    );
+    let kc = cluster(3, "1.0", Some(resuming.clone()));
+    let back = next_status(&kc, &sts(3, 3, 3, true), "t6");
+    assert_eq!(back.phase.as_deref(), Some("Running"));
+    assert_eq!(notices(&resuming, &back)[0].reason, "ClusterReady");
+}
+
+#[test]
+fn storage_at_its_ceiling_warns_once() {
+    let mut kc = cluster(1, "1.0", None);
+    kc.spec.storage.autoscale = Some(koru_crd::StorageAutoscale {
+        threshold_percent: Some(80),
+        max_size: "20Gi".into(),
+    });
+    let mut observed = sts(1, 1, 1, true);
+    observed.at_ceiling = Some((false, "room".into()));
+    let fine = next_status(&kc, &observed, "t1");
+    assert_eq!(condition(&fine, STORAGE_AT_CEILING).status, "False");
+    observed.at_ceiling = Some((true, "full at 20Gi".into()));
+    kc.status = Some(fine.clone());
+    let full = next_status(&kc, &observed, "t2");
+    assert_eq!(condition(&full, STORAGE_AT_CEILING).reason, "AtMaxSize");
+    let warnings: Vec<_> = notices(&fine, &full)
+        .into_iter()
+        .filter(|n| n.warning)
+        .map(|n| n.reason)
+        .collect();
+    assert_eq!(warnings, ["StorageAtCeiling"]);
+    kc.status = Some(full.clone());
+    let again = next_status(&kc, &observed, "t3");
+    assert!(notices(&full, &again).is_empty(), "once per transition");
+    // Not looked at in a reconcile: the condition stays.
+    let kept = next_status(&kc, &sts(1, 1, 1, true), "t4");
+    assert_eq!(condition(&kept, STORAGE_AT_CEILING).status, "True");
+    kc.spec.storage.autoscale = None;
+    let off = next_status(&kc, &sts(1, 1, 1, true), "t5");
+    assert!(off.conditions.iter().all(|c| c.type_ != STORAGE_AT_CEILING));
 }

@@ -236,6 +236,7 @@ pub fn koru_cluster(
                 size: spec.storage_bytes.to_string(),
                 storage_class_name: config.storage_class.clone(),
                 reclaim_policy: Some(ReclaimPolicy::Delete),
+                autoscale: None,
             },
             durability: Some(Durability {
                 fsync: FSYNC.to_string(),
@@ -257,6 +258,7 @@ pub fn koru_cluster(
             backup: backup_settings(spec, config),
             bootstrap: bootstrap(spec, config)?,
             paused: false,
+            suspended: false,
         },
     );
     kc.metadata.namespace = Some(namespace.to_string());
