@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod allow_lists;
 pub mod api_tokens;
 pub mod audit;
 pub mod auth;
