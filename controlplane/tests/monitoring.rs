@@ -486,3 +486,69 @@ async fn a_real_prometheus_scrapes_the_binaries_with_every_metric_the_dashboards
     drop(controlplane);
     drop(dataplane);
 }
+
+#[test]
+fn the_chart_ships_the_dashboards_and_rules_only_when_asked() {
+    use koru_testkit::{chart_path, documents, helm_available, kinds, one, render};
+    if !helm_available() {
+        return;
+    }
+    let chart = chart_path("koru-controlplane");
+    let plain = documents(&render(&chart, "mon", "koru-cloud", &[]));
+    assert!(
+        !kinds(&plain)
+            .iter()
+            .any(|k| k == "ConfigMap" || k == "PrometheusRule"),
+        "off by default"
+    );
+    let docs = documents(&render(
+        &chart,
+        "mon",
+        "koru-cloud",
+        &[
+            "--set",
+            "monitoring.grafanaDashboards.enabled=true",
+            "--set",
+            "monitoring.grafanaDashboards.namespace=grafana",
+            "--set",
+            "monitoring.prometheusRule.enabled=true",
+            "--set",
+            "monitoring.prometheusRule.labels.release=prometheus",
+        ],
+    ));
+    // One ConfigMap per dashboard file, labelled for the sidecar, holding the file unchanged.
+    let maps: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ConfigMap").collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(monitoring().join("dashboards"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(maps.len(), files.len());
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let map = maps
+            .iter()
+            .find(|m| m["data"].get(&name).is_some())
+            .unwrap_or_else(|| panic!("no ConfigMap holds {name}"));
+        assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+        assert_eq!(map["metadata"]["namespace"], "grafana");
+        let shipped: Value = serde_json::from_str(map["data"][&name].as_str().unwrap()).unwrap();
+        let committed: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(shipped, committed, "{name}");
+    }
+    // The PrometheusRule carries the rules file's groups.
+    let rule = one(&docs, "PrometheusRule");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(rule["metadata"]["namespace"], "koru-cloud");
+    let file: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(monitoring().join("rules/koru.rules.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rule["spec"]["groups"], file["groups"]);
+    koru_testkit::assert_template_refuses(
+        &chart,
+        "mon",
+        &["monitoring.prometheusRule.enabled=yes"],
+        "at '/monitoring/prometheusRule/enabled': got string, want boolean",
+    );
+}
