@@ -26,5 +26,6 @@ pub mod restores;
 pub mod server;
 pub mod sso;
 pub mod state;
+pub mod storage_ceiling;
 pub mod tiers;
 pub mod usage;
