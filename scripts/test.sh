@@ -16,6 +16,9 @@ scripts/install-kdelta.sh
 scripts/helm.sh version
 # MinIO for the data plane's S3 backup tests, built once from its Go module (about 3.5 minutes cold).
 scripts/s3env.sh build
+# Prometheus and promtool for the monitoring tests, built once from their Go module (about 13 minutes
+# cold on 2 busy cores; see charts/koru-controlplane/README.md, "Monitoring").
+scripts/prometheus.sh build
 # playwright-core for the dashboard's browser test, installed once per lockfile under ~/.cache.
 scripts/browser-test-deps.sh >/dev/null
 # protoc for the Terraform provider's build, and the terraform (or OpenTofu, built once) its tests run.

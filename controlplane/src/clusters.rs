@@ -57,13 +57,19 @@ pub struct Cluster {
     /// The backups it was restored from, for a cluster created by a restore.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<RestoreSource>,
+    /// CIDRs whose clients may reach it through the gateway, normalised; empty allows everyone.
+    pub allowed_cidrs: Vec<String>,
+    /// Since when (ms since the epoch) its storage has been at the tier's ceiling: it cannot grow
+    /// further, so writes will soon be refused. Absent while it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_at_ceiling_since: Option<i64>,
 }
 
 /// What every cluster query selects, in [`cluster`]'s terms: the cluster, and its
 /// organization's plan and custom limits (which set the cluster's effective limits).
 const SELECT_CLUSTERS: &str = "SELECT c.id, c.org_id, c.name, c.tier, c.region, c.replicas, c.version, c.phase, \
      c.endpoint, c.message, c.created_at, c.updated_at, c.restore_cluster_id, c.restore_backup_id, \
-     c.restore_target_time, o.tier AS org_tier, o.limit_max_storage_bytes, o.limit_max_ops_per_sec, \
+     c.restore_target_time, c.allowed_cidrs, c.storage_at_ceiling_since, o.tier AS org_tier, o.limit_max_storage_bytes, o.limit_max_ops_per_sec, \
      o.limit_max_clusters, o.limit_max_replicas, o.limit_backup_retention_days \
      FROM clusters c JOIN organizations o ON o.id = c.org_id";
 
@@ -101,6 +107,10 @@ fn cluster(row: &AnyRow) -> Result<Cluster> {
                 })
             })
             .transpose()?,
+        allowed_cidrs: crate::allow_lists::from_column(
+            &row.try_get::<String, _>("allowed_cidrs")?,
+        )?,
+        storage_at_ceiling_since: row.try_get("storage_at_ceiling_since")?,
     })
 }
 
@@ -118,6 +128,10 @@ pub struct CreateCluster {
     /// Replicas: 1, 3, 5 or 7 (a Raft group needs a majority), within the tier.
     #[serde(default)]
     pub replicas: Option<u32>,
+    /// IPv4/IPv6 CIDRs (or single addresses) allowed to reach the cluster through the gateway, at
+    /// most 100; empty or absent allows every address.
+    #[serde(default)]
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 /// `PATCH /api/v1/orgs/{org}/clusters/{id}`.
@@ -129,6 +143,10 @@ pub struct UpdateCluster {
     /// New replica count.
     #[serde(default)]
     pub replicas: Option<u32>,
+    /// New allow list, replacing the old one (`[]` allows every address again); unchanged when
+    /// absent.
+    #[serde(default)]
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 /// Checks a cluster name: it names Kubernetes objects and DNS records.
@@ -290,6 +308,8 @@ pub async fn create(
     check_region(&region)?;
     let replicas = req.replicas.unwrap_or(1);
     check_replicas(replicas)?;
+    let allowed_cidrs =
+        crate::allow_lists::normalize(req.allowed_cidrs.as_deref().unwrap_or_default())?;
     let mut tx = state.db.begin().await?;
     // The organization as of the lock: its plan, custom limits and suspension may have changed.
     let org = &crate::orgs::lock(&mut tx, &org.id).await?;
@@ -323,12 +343,14 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         restored_from: restore,
+        allowed_cidrs,
+        storage_at_ceiling_since: None,
     };
     let restore = c.restored_from.as_ref();
     sqlx::query(
         "INSERT INTO clusters (id, org_id, name, tier, region, replicas, version, phase, created_at, updated_at, \
-         restore_cluster_id, restore_backup_id, restore_target_time) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         restore_cluster_id, restore_backup_id, restore_target_time, allowed_cidrs) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&c.id)
     .bind(&c.org_id)
@@ -343,6 +365,7 @@ pub async fn create(
     .bind(restore.map(|r| r.cluster_id.as_str()))
     .bind(restore.and_then(|r| r.backup_id.as_deref()))
     .bind(restore.and_then(|r| r.target_time.as_deref()))
+    .bind(crate::allow_lists::to_column(&c.allowed_cidrs))
     .execute(&mut *tx)
     .await
     .map_err(|e| Error::unique(e, format!("a cluster named {:?} already exists in this organization", c.name)))?;
@@ -363,8 +386,8 @@ pub async fn create(
     Ok((c, op))
 }
 
-/// Changes a cluster's tier or replicas (checked against the plan and the tier) and starts the
-/// operation that applies it.
+/// Changes a cluster's tier, replicas or allow list (checked against the plan and the tier) and
+/// starts the operation that applies it.
 pub async fn update(
     state: &AppState,
     org: &Organization,
@@ -380,13 +403,19 @@ pub async fn update(
         check_replicas(replicas)?;
         c.replicas = replicas;
     }
+    if let Some(cidrs) = &req.allowed_cidrs {
+        c.allowed_cidrs = crate::allow_lists::normalize(cidrs)?;
+    }
     tiers::check_cluster(&org.limits(c.tier), 0, c.replicas)
         .map_err(|e| Error::QuotaExceeded(e.to_string()))?;
     let mut tx = state.db.begin().await?;
     let op = operations::start(&mut tx, &org.id, &c.id, OperationKind::Update, None).await?;
-    sqlx::query("UPDATE clusters SET tier = $1, replicas = $2, updated_at = $3 WHERE id = $4")
+    sqlx::query(
+        "UPDATE clusters SET tier = $1, replicas = $2, allowed_cidrs = $3, updated_at = $4 WHERE id = $5",
+    )
         .bind(c.tier.as_str())
         .bind(i64::from(c.replicas))
+        .bind(crate::allow_lists::to_column(&c.allowed_cidrs))
         .bind(now_ms())
         .bind(&c.id)
         .execute(&mut *tx)

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod allow_lists;
 pub mod api_tokens;
 pub mod audit;
 pub mod auth;
@@ -26,5 +27,6 @@ pub mod restores;
 pub mod server;
 pub mod sso;
 pub mod state;
+pub mod storage_ceiling;
 pub mod tiers;
 pub mod usage;

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::clusters;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
+use crate::provisioner::Provisioner;
 use crate::state::AppState;
 
 /// How often the collector samples every cluster.
@@ -90,8 +91,37 @@ pub async fn collect_once(state: &AppState) -> Result<usize> {
         .execute(&state.db)
         .await?;
         sampled += 1;
+        if let Err(e) = check_ceiling(state, &org_id, &id, scrape.stored_bytes).await {
+            tracing::warn!(cluster = %id, error = %e, "cannot tell whether the cluster's storage is at its ceiling");
+        }
     }
     Ok(sampled)
+}
+
+/// Records whether a sampled cluster is at its storage ceiling: the operator's condition on
+/// Kubernetes, its stored bytes against the tier's storage with the local provisioner.
+async fn check_ceiling(state: &AppState, org_id: &str, id: &str, stored_bytes: i64) -> Result<()> {
+    let cluster = clusters::get(&state.db, org_id, id).await?;
+    let at_ceiling = match &*state.provisioner {
+        Provisioner::Local(_) => Some(crate::storage_ceiling::local_at_ceiling(
+            stored_bytes,
+            cluster.max_storage_bytes,
+        )),
+        Provisioner::Kubernetes(p) => {
+            let Some(org) = crate::orgs::find(&state.db, org_id).await? else {
+                return Ok(());
+            };
+            // Only the namespace, name and id are read: no token key is needed.
+            let spec = clusters::spec(state, &org, &cluster, String::new());
+            p.storage_at_ceiling(&spec)
+                .await
+                .map_err(|e| Error::Unavailable(e.to_string()))?
+        }
+    };
+    if let Some(at_ceiling) = at_ceiling {
+        crate::storage_ceiling::observe(&state.db, org_id, id, at_ceiling).await?;
+    }
+    Ok(())
 }
 
 fn reqwest_client() -> Result<reqwest::Client> {

@@ -106,7 +106,7 @@ async fn a_cluster_is_restored_into_a_new_cluster_as_of_a_moment() {
                 "POST",
                 &clusters,
                 Some(&owner),
-                Some(json!({"name": "ledger"})),
+                Some(json!({"name": "ledger", "allowed_cidrs": ["198.51.100.0/24"]})),
             )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "[{b}] {created}");
@@ -237,6 +237,11 @@ async fn a_cluster_is_restored_into_a_new_cluster_as_of_a_moment() {
         assert_eq!(
             restored["cluster"]["tier"], "pro",
             "[{b}] the source's tier"
+        );
+        assert_eq!(
+            restored["cluster"]["allowed_cidrs"],
+            json!(["198.51.100.0/24"]),
+            "[{b}] the source's allow list"
         );
         let (status, again) = api
             .call_with_headers("POST", &restore, Some(&owner), Some(body), &headers)

@@ -128,6 +128,9 @@ pub struct Cluster {
     pub max_ops_per_sec: u64,
     /// Creation time, ms since the epoch.
     pub created_at: i64,
+    /// CIDRs allowed to reach it through the gateway; empty allows everyone.
+    #[serde(default)]
+    pub allowed_cidrs: Vec<String>,
 }
 
 /// An asynchronous operation on a cluster.
@@ -166,6 +169,9 @@ pub struct CreateCluster {
     /// Replicas; 1 when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
+    /// Allow list; everyone when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 /// `PATCH /api/v1/orgs/{org}/clusters/{id}`: what changes in place.
@@ -177,12 +183,15 @@ pub struct UpdateCluster {
     /// New replica count.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
+    /// New allow list (replacing the old one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 impl UpdateCluster {
     /// Whether nothing changes.
     pub fn is_empty(&self) -> bool {
-        self.tier.is_none() && self.replicas.is_none()
+        self.tier.is_none() && self.replicas.is_none() && self.allowed_cidrs.is_none()
     }
 }
 

@@ -33,6 +33,44 @@ pub fn check_cluster_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The most CIDRs a cluster's allow list may hold (the control plane's `MAX_ALLOWED_CIDRS`).
+pub const MAX_ALLOWED_CIDRS: usize = 100;
+
+/// Checks an allow list: at most [`MAX_ALLOWED_CIDRS`] distinct CIDRs, each written the way the
+/// control plane stores it (an address with its prefix length, no bits past it, IPv6 in its
+/// canonical lower-case form), so the state Terraform reads back is exactly the configuration.
+pub fn check_allowed_cidrs(cidrs: &[String]) -> Result<(), String> {
+    if cidrs.len() > MAX_ALLOWED_CIDRS {
+        return Err(format!(
+            "allowed_cidrs may hold at most {MAX_ALLOWED_CIDRS} entries, not {}",
+            cidrs.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for cidr in cidrs {
+        let canonical = match cidr.trim().parse::<ipnet::IpNet>() {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => match cidr.trim().parse::<std::net::IpAddr>() {
+                Ok(addr) => ipnet::IpNet::from(addr).to_string(),
+                Err(_) => {
+                    return Err(format!(
+                        "allowed_cidrs entry {cidr:?} is not an IPv4 or IPv6 CIDR such as 203.0.113.0/24 or 2001:db8::/32"
+                    ));
+                }
+            },
+        };
+        if &canonical != cidr {
+            return Err(format!(
+                "allowed_cidrs entry {cidr:?} must be written as {canonical:?}"
+            ));
+        }
+        if !seen.insert(canonical) {
+            return Err(format!("allowed_cidrs lists {cidr:?} more than once"));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a region label.
 pub fn check_region(region: &str) -> Result<(), String> {
     if (1..=32).contains(&region.len())

@@ -51,6 +51,49 @@ fn cluster_names_regions_and_replicas_match_the_control_plane() {
 }
 
 #[test]
+fn allow_lists_match_the_control_plane() {
+    use koru_controlplane::allow_lists;
+    assert_eq!(rules::MAX_ALLOWED_CIDRS, allow_lists::MAX_ALLOWED_CIDRS);
+    let lists: Vec<Vec<&str>> = vec![
+        vec![],
+        vec![
+            "10.0.0.0/8",
+            "2001:db8::/32",
+            "203.0.113.7/32",
+            "::1/128",
+            "0.0.0.0/0",
+        ],
+        vec!["10.0.0.0/33"],
+        vec!["office"],
+        vec!["10.1.2.3/8"],
+        vec!["10.0.0.0/8", "10.0.0.0/8"],
+    ];
+    for list in lists {
+        let list: Vec<String> = list.into_iter().map(str::to_string).collect();
+        assert_eq!(
+            rules::check_allowed_cidrs(&list).is_ok(),
+            allow_lists::normalize(&list).is_ok(),
+            "{list:?}"
+        );
+    }
+    // What the provider accepts, the control plane stores unchanged: no diff after apply.
+    let canonical: Vec<String> = ["192.0.2.0/24", "2001:db8:1::/48"].map(String::from).into();
+    assert!(rules::check_allowed_cidrs(&canonical).is_ok());
+    assert_eq!(allow_lists::normalize(&canonical).unwrap(), canonical);
+    // Forms the control plane would rewrite are refused at plan time with the form to write.
+    for (written, stored) in [
+        ("203.0.113.7", "203.0.113.7/32"),
+        ("2001:DB8::/32", "2001:db8::/32"),
+    ] {
+        let e = rules::check_allowed_cidrs(&[written.to_string()]).unwrap_err();
+        assert!(e.contains(&format!("{stored:?}")), "{e}");
+        assert_eq!(allow_lists::normalize_one(written).unwrap(), stored);
+    }
+    let many: Vec<String> = (0..=100).map(|i| format!("10.0.{i}.0/24")).collect();
+    assert!(rules::check_allowed_cidrs(&many).is_err() && allow_lists::normalize(&many).is_err());
+}
+
+#[test]
 fn token_roles_match_the_control_plane() {
     use koru_controlplane::auth::Role;
     let roles = [Role::Viewer, Role::Member, Role::Admin, Role::Owner];

@@ -12,11 +12,18 @@ use std::time::Instant;
 use common::{ControlPlane, Terraform, resource, terraform_cli};
 use serde_json::{Value, json};
 
-/// The configuration of the journey; `tier`, `replicas` and `region` are the cluster's.
+/// The allow list the journey's cluster gets with its update to the pro tier.
+const ALLOWED: &str = r#"["203.0.113.0/24", "2001:db8::/32"]"#;
+
+/// The configuration of the journey; `tier`, `replicas` and `region` are the cluster's, which
+/// has the allow list [`ALLOWED`] on the pro tier (none before).
 fn main_tf(tier: &str, replicas: u32, region: Option<&str>, imported: bool) -> String {
-    let region = region
+    let mut region = region
         .map(|r| format!("  region   = \"{r}\"\n"))
         .unwrap_or_default();
+    if tier == "pro" {
+        region.push_str(&format!("  allowed_cidrs = {ALLOWED}\n"));
+    }
     let mut tf = format!(
         r#"terraform {{
   required_providers {{
@@ -58,6 +65,7 @@ output "storage" {{ value = koru_cluster.main.storage }}
 output "backup_id" {{ value = koru_backup.first.backup_id }}
 output "tiers" {{ value = [for t in data.koru_tiers.all.tiers : t.name] }}
 output "looked_up_status" {{ value = data.koru_cluster.main.status }}
+output "looked_up_cidrs" {{ value = data.koru_cluster.main.allowed_cidrs }}
 output "ci_token" {{
   value     = koru_api_token.ci.token
   sensitive = true
@@ -113,6 +121,8 @@ async fn apply_plan_update_import_and_destroy_against_a_real_control_plane() {
     assert_eq!(out("endpoint"), cluster["endpoint"]);
     assert_eq!(out("storage"), json!("1GB"));
     assert_eq!(out("looked_up_status"), json!("Running"));
+    assert_eq!(out("looked_up_cidrs"), json!([]), "no allow list: everyone");
+    assert_eq!(cluster["allowed_cidrs"], json!([]));
     assert_eq!(out("tiers"), json!(["free", "pro", "enterprise"]));
     let cluster_id = cluster["id"].as_str().unwrap().to_string();
     let (_, backups) = cp
@@ -167,8 +177,11 @@ async fn apply_plan_update_import_and_destroy_against_a_real_control_plane() {
     assert!(
         plan.stdout
             .contains("koru_cluster.main will be updated in-place")
-            && plan.stdout.contains(r#"~ tier     = "free" -> "pro""#)
-            && plan.stdout.contains(r#"~ storage  = "1GB" -> "100GB""#)
+            && plan.stdout.contains(r#"~ tier          = "free" -> "pro""#)
+            && plan
+                .stdout
+                .contains(r#"~ storage       = "1GB" -> "100GB""#)
+            && plan.stdout.contains(r#"+ "203.0.113.0/24","#)
             && !plan.stdout.contains("must be replaced"),
         "{}",
         plan.output()
@@ -187,6 +200,11 @@ async fn apply_plan_update_import_and_destroy_against_a_real_control_plane() {
         (&cluster["id"], &json!("pro"), &json!(3), &json!("Running")),
         "{updated}"
     );
+    assert_eq!(
+        updated["allowed_cidrs"],
+        json!(["203.0.113.0/24", "2001:db8::/32"]),
+        "{updated}"
+    );
     let plan = tf.plan();
     assert_eq!(
         plan.code,
@@ -203,7 +221,7 @@ async fn apply_plan_update_import_and_destroy_against_a_real_control_plane() {
         plan.stdout.contains("koru_cluster.main must be replaced")
             && plan
                 .stdout
-                .contains(r#"~ region   = "local" -> "eu-west-1" # forces replacement"#),
+                .contains(r#"~ region        = "local" -> "eu-west-1" # forces replacement"#),
         "{}",
         plan.output()
     );
@@ -315,6 +333,7 @@ async fn invalid_input_fails_at_plan_naming_the_attribute() {
 resource "koru_cluster" "bad" {{
   name     = "Bad_Name"
   replicas = 2
+  allowed_cidrs = ["10.0.0.0/8", "10.1.2.3/8"]
   timeouts {{
     create = "soon"
   }}
@@ -335,6 +354,8 @@ resource "koru_api_token" "bad" {{
         r#"name     = "Bad_Name""#,
         "Error: Invalid replicas",
         "replicas must be 1, 3, 5 or 7, not 2",
+        "Error: Invalid allow list",
+        r#"allowed_cidrs entry "10.1.2.3/8" must be written as "10.0.0.0/8""#,
         "Error: Invalid timeout",
         r#""soon" is not a duration"#,
         "Error: Invalid role",

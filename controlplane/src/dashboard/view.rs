@@ -45,6 +45,8 @@ pub struct Layout {
     pub flash: Option<Flash>,
     /// Changes whenever the CSS or JavaScript does, so browsers fetch the new one.
     pub asset_version: &'static str,
+    /// The organization's clusters whose storage is at its tier's ceiling (a banner warns).
+    pub storage_at_ceiling: Vec<String>,
 }
 
 impl Layout {
@@ -60,6 +62,7 @@ impl Layout {
             can_admin: false,
             flash: visitor.flash.clone(),
             asset_version: super::assets::version(),
+            storage_at_ceiling: Vec::new(),
         }
     }
 
@@ -75,6 +78,7 @@ impl Layout {
             can_admin: false,
             flash: None,
             asset_version: super::assets::version(),
+            storage_at_ceiling: Vec::new(),
         }
     }
 }
@@ -132,6 +136,8 @@ impl OrgContext {
             can_admin: current.role >= Role::Admin,
             flash: user.visitor.flash.clone(),
             asset_version: super::assets::version(),
+            storage_at_ceiling: crate::storage_ceiling::of_org(&state.db, &current.organization.id)
+                .await?,
         };
         Ok(OrgContext {
             access: OrgAccess {

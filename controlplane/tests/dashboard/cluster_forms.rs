@@ -1,5 +1,5 @@
-//! The cluster page's settings and danger-zone forms over the real router and database: tier and
-//! replica changes with the API's refusals inline, deletion confirmed by name and kept for
+//! The cluster page's settings and danger-zone forms over the real router and database: tier,
+//! replica and allow-list changes with the API's refusals inline, deletion confirmed by name and kept for
 //! admins, CSRF on both.
 
 use std::time::Duration;
@@ -114,7 +114,7 @@ async fn a_clusters_tier_and_replicas_change_from_its_page() {
                 "free",
                 "1",
                 StatusCode::BAD_REQUEST,
-                "Nothing to change: choose another tier or number of replicas.",
+                "Nothing to change: choose another tier, number of replicas or allow list.",
             ),
         ] {
             let page = ada
@@ -208,6 +208,103 @@ async fn a_clusters_tier_and_replicas_change_from_its_page() {
             "[{b}] {}",
             page.body
         );
+    }
+}
+
+#[tokio::test]
+async fn a_clusters_allow_list_changes_from_its_page() {
+    for backend in backends().await {
+        let api = Api::new(&backend).await;
+        let b = api.backend;
+        let mut ada = Browser::new(&api);
+        let slug = ada.sign_up("ada@example.com", "Acme", "pro").await;
+        let id = running_cluster(&api, &mut ada, &slug, "guarded").await;
+        let href = format!("/orgs/{slug}/clusters/guarded");
+        let settings = format!("{href}/settings");
+        let page = ada.get(&href).await;
+        assert!(
+            page.body
+                .contains("<dd id=\"allowed-cidrs\">every address</dd>"),
+            "[{b}] {}",
+            page.body
+        );
+
+        // A bad entry is refused inline, naming it, and the text typed is kept.
+        let typed = "203.0.113.0/24\n10.1.2.3/8";
+        let page = ada
+            .post(
+                &settings,
+                &[
+                    ("tier", "free"),
+                    ("replicas", "1"),
+                    ("allowed_cidrs", typed),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "[{b}]");
+        let error = inline_error(&page.body, "settings-error");
+        assert!(error.contains("write the network"), "[{b}] {error}");
+        assert!(page.body.contains(typed), "[{b}] kept what was typed");
+
+        // Lines, commas and spaces all separate entries; the list is stored normalised.
+        let page = ada
+            .post(
+                &settings,
+                &[
+                    ("tier", "free"),
+                    ("replicas", "1"),
+                    (
+                        "allowed_cidrs",
+                        "203.0.113.0/24, 2001:DB8::/32\r\n198.51.100.7",
+                    ),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "[{b}] {}", page.body);
+        let page = ada.get(&href).await;
+        assert!(
+            page.body.contains("reachable from 3 networks"),
+            "[{b}] flash: {}",
+            page.body
+        );
+        assert_eq!(settle(&api, &id).await.as_deref(), Some("Running"), "[{b}]");
+        let page = ada.get(&href).await;
+        assert!(
+            page.body.contains(
+                "<dd id=\"allowed-cidrs\"><code>203.0.113.0/24</code>, <code>2001:db8::/32</code>, <code>198.51.100.7/32</code></dd>"
+            ),
+            "[{b}] {}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains(">203.0.113.0/24\n2001:db8::/32\n198.51.100.7/32</textarea>"),
+            "[{b}] the form shows the list"
+        );
+
+        // The same list again is nothing to change; an empty one opens the cluster again.
+        let same = "203.0.113.0/24\n2001:db8::/32\n198.51.100.7/32";
+        let page = ada
+            .post(
+                &settings,
+                &[("tier", "free"), ("replicas", "1"), ("allowed_cidrs", same)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "[{b}]");
+        let page = ada
+            .post(
+                &settings,
+                &[("tier", "free"), ("replicas", "1"), ("allowed_cidrs", "")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "[{b}] {}", page.body);
+        assert_eq!(settle(&api, &id).await.as_deref(), Some("Running"), "[{b}]");
+        let row = sqlx::query("SELECT allowed_cidrs FROM clusters WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&api.state.db)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String, _>("allowed_cidrs"), "[]", "[{b}]");
     }
 }
 

@@ -12,6 +12,7 @@ mod forms;
 #[path = "../saml_idp/mod.rs"]
 mod saml_idp;
 mod sso;
+mod storage_ceiling;
 
 use std::collections::BTreeMap;
 

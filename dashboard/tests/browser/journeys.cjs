@@ -225,6 +225,14 @@ async function restoreJourney(browser) {
   await page.getByText("Restored from", { exact: true }).waitFor();
   await shot(page, "restored");
 
+  log("pro: let only two networks reach the restored cluster");
+  await page.getByLabel("Allowed networks").fill("203.0.113.0/24\n2001:DB8::/32");
+  await page.getByRole("button", { name: "Apply changes" }).click();
+  await page.getByText("reachable from 2 networks").waitFor();
+  await page.locator("#allowed-cidrs", { hasText: "203.0.113.0/24, 2001:db8::/32" }).waitFor();
+  await waitRunning(page);
+  await shot(page, "allow-list");
+
   log("pro: the plan, members and audit pages");
   await page.goto(`${base}/orgs/${slug}/plan`);
   await page.locator("#current-plan", { hasText: "pro" }).waitFor();
@@ -238,6 +246,7 @@ async function restoreJourney(browser) {
   await page.getByRole("button", { name: "Verify the chain" }).click();
   await page.locator("#verification", { hasText: "The chain is intact" }).waitFor();
   await page.locator("#audit-list").getByText("POST /orgs/{org}/clusters/{id}/restore").waitFor();
+  await page.locator("#audit-list").getByText("POST /orgs/{org}/clusters/{id}/settings").waitFor();
   await shot(page, "audit");
   await context.close();
 }

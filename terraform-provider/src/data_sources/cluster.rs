@@ -41,6 +41,8 @@ pub struct ClusterDataState {
     pub version: Value<String>,
     /// Creation time (RFC 3339).
     pub created_at: Value<String>,
+    /// CIDRs allowed to reach the cluster through the gateway; empty allows everyone.
+    pub allowed_cidrs: Value<Vec<Value<String>>>,
 }
 
 impl ClusterDataState {
@@ -58,6 +60,7 @@ impl ClusterDataState {
             status: Value::Value(c.phase.clone()),
             message: c.message.clone().into(),
             version: Value::Value(c.version.clone()),
+            allowed_cidrs: crate::resources::cidrs_value(&c.allowed_cidrs),
             created_at: Value::Value(rfc3339(c.created_at)),
         }
     }
@@ -109,6 +112,14 @@ impl DataSource for ClusterDataSource {
                 attribute(String, Computed, "Region label."),
             ),
             ("replicas".into(), attribute(Number, Computed, "Replicas.")),
+            (
+                "allowed_cidrs".into(),
+                attribute(
+                    AttributeType::List(Box::new(String)),
+                    Computed,
+                    "CIDRs allowed to reach the cluster through the gateway; empty allows every address.",
+                ),
+            ),
             (
                 "storage".into(),
                 attribute(

@@ -1,4 +1,4 @@
-//! `koru_cluster`: a cluster of the organization. Tier and replicas change in place; a new name
+//! `koru_cluster`: a cluster of the organization. Tier, replicas and the allow list change in place; a new name
 //! or region replaces the cluster (the API cannot change them). Create, update and delete wait
 //! for the control plane's operation, so a created cluster is Running when apply returns.
 
@@ -48,6 +48,8 @@ pub struct ClusterState {
     pub region: Value<String>,
     /// Replicas; 1 when not set.
     pub replicas: Value<i64>,
+    /// CIDRs allowed to reach the cluster through the gateway; empty (the default) allows all.
+    pub allowed_cidrs: Value<Vec<Value<String>>>,
     /// The tier's storage per cluster, e.g. `100GB`.
     pub storage: Value<String>,
     /// The data plane's URL.
@@ -67,6 +69,7 @@ impl ClusterState {
             tier: Value::Value(cluster.tier.clone()),
             region: Value::Value(cluster.region.clone()),
             replicas: Value::Value(i64::from(cluster.replicas)),
+            allowed_cidrs: super::cidrs_value(&cluster.allowed_cidrs),
             storage: Value::Value(rules::storage_label(cluster.max_storage_bytes)),
             endpoint: cluster.endpoint.clone().into(),
             status: Value::Value(cluster.phase.clone()),
@@ -115,6 +118,14 @@ pub fn plan_change(prior: &ClusterState, proposed: &ClusterState) -> ClusterChan
         }
         Value::Unknown => change.unknown = true,
         _ => {}
+    }
+    if proposed.allowed_cidrs != prior.allowed_cidrs {
+        match super::known_cidrs(&proposed.allowed_cidrs) {
+            Some(cidrs) => change.patch.allowed_cidrs = Some(cidrs),
+            // Unset in the configuration: the API's list stays (Optional + Computed).
+            None if proposed.allowed_cidrs.is_null() => {}
+            None => change.unknown = true,
+        }
     }
     change
 }
@@ -265,6 +276,14 @@ impl Resource for ClusterResource {
                 ),
             ),
             (
+                "allowed_cidrs".into(),
+                attribute(
+                    AttributeType::List(Box::new(String)),
+                    OptionalComputed,
+                    "IPv4/IPv6 CIDRs allowed to reach the cluster through the gateway, e.g. [\"203.0.113.0/24\", \"2001:db8::/32\", \"198.51.100.7/32\"] (at most 100, each written with its prefix length); every address when empty or not set. Set [] to open a restricted cluster again. Changes in place.",
+                ),
+            ),
+            (
                 "storage".into(),
                 attribute(
                     String,
@@ -355,6 +374,14 @@ impl Resource for ClusterResource {
                 rules::check_replicas(*replicas),
             );
         }
+        if let Some(cidrs) = super::known_cidrs(&config.allowed_cidrs) {
+            check_attribute(
+                diags,
+                AttributePath::new("allowed_cidrs"),
+                "Invalid allow list",
+                rules::check_allowed_cidrs(&cidrs),
+            );
+        }
         if let Some(t) = known(&config.timeouts) {
             for (step, value) in [
                 ("create", &t.create),
@@ -418,6 +445,12 @@ impl Resource for ClusterResource {
                 Value::Unknown
             } else {
                 proposed.replicas
+            },
+            // Not set: the API allows everyone.
+            allowed_cidrs: if proposed.allowed_cidrs.is_null() {
+                super::cidrs_value(&[])
+            } else {
+                proposed.allowed_cidrs
             },
             name: proposed.name,
             timeouts: proposed.timeouts,
@@ -483,6 +516,7 @@ impl Resource for ClusterResource {
             tier: known(&planned.tier).cloned(),
             region: known(&planned.region).cloned(),
             replicas: known(&planned.replicas).map(|r| u32::try_from(*r).unwrap_or(u32::MAX)),
+            allowed_cidrs: super::known_cidrs(&planned.allowed_cidrs),
         };
         let (cluster, operation) = match self.send_create(&conn, &request).await {
             Ok(created) => created,
@@ -622,6 +656,7 @@ mod tests {
             tier: Value::Value("free".into()),
             region: Value::Value("local".into()),
             replicas: Value::Value(1),
+            allowed_cidrs: Value::Value(vec![]),
             storage: Value::Value("1GB".into()),
             endpoint: Value::Value("http://127.0.0.1:9000".into()),
             status: Value::Value("Running".into()),
@@ -656,13 +691,33 @@ mod tests {
             change.patch,
             UpdateCluster {
                 tier: Some("pro".into()),
-                replicas: Some(3)
+                replicas: Some(3),
+                allowed_cidrs: None,
             }
         );
         let mut unknown = prior.clone();
         unknown.tier = Value::Unknown;
         let change = plan_change(&prior, &unknown);
         assert!(change.unknown && change.patch.is_empty() && change.changes_cluster());
+    }
+
+    #[test]
+    fn the_allow_list_changes_in_place() {
+        let prior = running();
+        let mut proposed = prior.clone();
+        proposed.allowed_cidrs = crate::resources::cidrs_value(&["10.0.0.0/8".into()]);
+        let change = plan_change(&prior, &proposed);
+        assert!(change.replace.is_empty(), "{change:?}");
+        assert_eq!(
+            change.patch.allowed_cidrs,
+            Some(vec!["10.0.0.0/8".to_string()])
+        );
+        // Unset keeps what the API has; an unknown entry is a change known only at apply.
+        proposed.allowed_cidrs = Value::Null;
+        assert!(!plan_change(&prior, &proposed).changes_cluster());
+        proposed.allowed_cidrs = Value::Value(vec![Value::Unknown]);
+        let change = plan_change(&prior, &proposed);
+        assert!(change.unknown && change.patch.is_empty());
     }
 
     #[test]
@@ -713,6 +768,7 @@ mod tests {
             max_storage_bytes: 1_000_000_000,
             max_ops_per_sec: 100,
             created_at: 0,
+            allowed_cidrs: vec![],
         };
         assert_eq!(
             ClusterState::from_api(&cluster, Value::Value(Timeouts::default())),

@@ -35,6 +35,16 @@ pub(crate) fn attribute(
     }
 }
 
+/// An allow list as a Terraform list value.
+pub(crate) fn cidrs_value(cidrs: &[String]) -> Value<Vec<Value<String>>> {
+    Value::Value(cidrs.iter().cloned().map(Value::Value).collect())
+}
+
+/// An allow list when it and every entry are known.
+pub(crate) fn known_cidrs(value: &Value<Vec<Value<String>>>) -> Option<Vec<String>> {
+    known(value)?.iter().map(|v| known(v).cloned()).collect()
+}
+
 /// Milliseconds since the epoch as RFC 3339 (UTC), as Terraform configurations compare times.
 pub(crate) fn rfc3339(ms: i64) -> String {
     koru_dataplane_api::rfc3339::format_millis(ms).unwrap_or_else(|| ms.to_string())

@@ -103,6 +103,7 @@ async fn try_create(
             .to_string(),
         ),
         replicas: Some(form.replicas),
+        allowed_cidrs: None,
     };
     let (cluster, _) = clusters::create(state, org, &request, None, key).await?;
     Ok(cluster)

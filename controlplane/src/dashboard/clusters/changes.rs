@@ -42,11 +42,16 @@ pub async fn update(
                 &user.visitor.policy,
                 false,
                 &format!(
-                    "Cluster {} is changing to the {} tier with {} replica{}; this page follows its progress.",
+                    "Cluster {} is changing to the {} tier with {} replica{}, {}; this page follows its progress.",
                     changed.name,
                     changed.tier.as_str(),
                     changed.replicas,
-                    if changed.replicas == 1 { "" } else { "s" }
+                    if changed.replicas == 1 { "" } else { "s" },
+                    match changed.allowed_cidrs.len() {
+                        0 => "reachable from every address".to_string(),
+                        1 => "reachable from 1 network".to_string(),
+                        n => format!("reachable from {n} networks"),
+                    }
                 ),
             );
             let to = cluster_href(ctx.slug(), &changed);
@@ -72,13 +77,21 @@ async fn try_update(
         .ok_or_else(|| Error::BadRequest(format!("there is no tier {:?}", form.tier)))?;
     // Only what changed is sent, so a cluster left on a tier above a downgraded plan can still
     // change its replicas, as through the API.
+    let allowed_cidrs = match form.cidrs() {
+        Some(typed) => {
+            let cidrs = crate::allow_lists::normalize(&typed)?;
+            Some(cidrs).filter(|c| *c != cluster.allowed_cidrs)
+        }
+        None => None,
+    };
     let request = UpdateCluster {
         tier: Some(tier).filter(|t| *t != cluster.tier),
         replicas: Some(form.replicas).filter(|r| *r != cluster.replicas),
+        allowed_cidrs,
     };
-    if request.tier.is_none() && request.replicas.is_none() {
+    if request.tier.is_none() && request.replicas.is_none() && request.allowed_cidrs.is_none() {
         return Err(Error::BadRequest(
-            "nothing to change: choose another tier or number of replicas".into(),
+            "nothing to change: choose another tier, number of replicas or allow list".into(),
         ));
     }
     let (changed, _) = clusters::update(state, &ctx.access.org, &cluster.id, &request).await?;

@@ -45,11 +45,15 @@ pub struct RestoreForm {
     idempotency_key: String,
 }
 
-/// The settings form, as submitted, or the cluster's current tier and replicas.
+/// The settings form, as submitted, or the cluster's current tier, replicas and allow list.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SettingsForm {
     tier: String,
     replicas: u32,
+    /// The allow list as typed: CIDRs separated by new lines, commas or spaces. A form from a
+    /// page without the field leaves the list alone.
+    #[serde(default)]
+    allowed_cidrs: Option<String>,
 }
 
 impl SettingsForm {
@@ -58,6 +62,22 @@ impl SettingsForm {
         SettingsForm {
             tier: c.tier.as_str().to_string(),
             replicas: c.replicas,
+            allowed_cidrs: Some(c.allowed_cidrs.join("\n")),
         }
+    }
+
+    /// The allow list typed into the form, one entry per CIDR (unchecked).
+    fn cidrs(&self) -> Option<Vec<String>> {
+        self.allowed_cidrs.as_ref().map(|text| {
+            text.split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+    }
+
+    /// The allow list as the form's text area shows it.
+    fn cidrs_text(&self) -> &str {
+        self.allowed_cidrs.as_deref().unwrap_or_default()
     }
 }

@@ -354,6 +354,22 @@ pub fn belongs_to(labels: Option<&BTreeMap<String, String>>, spec: &ClusterSpec)
         .is_some_and(|id| id == &spec.id)
 }
 
+/// The condition type the operator sets (`True`) on a KoruCluster whose storage autoscaling has
+/// reached the tier's ceiling.
+// TODO(coordinator): use koru_crd::conditions' constant once the operator's branch adds it.
+pub const STORAGE_AT_CEILING: &str = "StorageAtCeiling";
+
+/// Whether the operator says the cluster's storage is at its ceiling: `None` while the status
+/// carries no such condition (an operator that does not grow volumes, or has not looked yet).
+pub fn storage_at_ceiling(kc: &KoruCluster) -> Option<bool> {
+    kc.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == STORAGE_AT_CEILING)
+        .map(|c| c.status == "True")
+}
+
 /// What the control plane reports of a KoruCluster: its phase (Pending until the operator has
 /// written a status), ready replicas and endpoint, and, when it is not Running, why.
 pub fn observed_state(kc: &KoruCluster) -> ClusterState {
@@ -600,6 +616,28 @@ mod tests {
             message: message.into(),
             last_transition_time: "2026-01-01T00:00:00Z".into(),
             observed_generation: None,
+        }
+    }
+
+    #[test]
+    fn the_storage_ceiling_is_read_from_its_condition() {
+        let mut kc = koru_cluster("ns", &spec(), &KubeProvisionerConfig::default()).unwrap();
+        assert_eq!(storage_at_ceiling(&kc), None, "no status yet");
+        kc.status = Some(KoruClusterStatus {
+            conditions: vec![condition("Ready", "True", "3 of 3 ready")],
+            ..KoruClusterStatus::default()
+        });
+        assert_eq!(storage_at_ceiling(&kc), None, "no such condition");
+        for (status, at) in [("True", true), ("False", false), ("Unknown", false)] {
+            kc.status = Some(KoruClusterStatus {
+                conditions: vec![condition(
+                    STORAGE_AT_CEILING,
+                    status,
+                    "volume 100Gi of 100Gi",
+                )],
+                ..KoruClusterStatus::default()
+            });
+            assert_eq!(storage_at_ceiling(&kc), Some(at), "{status}");
         }
     }
 

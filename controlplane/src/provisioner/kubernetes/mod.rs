@@ -144,6 +144,22 @@ impl KubeProvisioner {
         }
     }
 
+    /// Whether the operator reports the cluster's storage at its tier's ceiling (`None`: it
+    /// says nothing about it).
+    pub async fn storage_at_ceiling(
+        &self,
+        spec: &ClusterSpec,
+    ) -> Result<Option<bool>, ProvisionError> {
+        let ns = self.namespace_of(spec)?;
+        let clusters: Api<KoruCluster> = Api::namespaced(self.client.clone(), &ns);
+        match get_opt(&clusters, &spec.name).await? {
+            Some(kc) if desired::belongs_to(kc.metadata.labels.as_ref(), spec) => {
+                Ok(desired::storage_at_ceiling(&kc))
+            }
+            _ => Err(ProvisionError::NotFound(spec.id.clone())),
+        }
+    }
+
     /// Requests an on-demand backup of the cluster as a KoruBackup named `backup_name`
     /// (idempotent: applying the same name again changes nothing; its spec is immutable).
     pub async fn backup(
