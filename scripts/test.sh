@@ -16,8 +16,7 @@ scripts/install-kdelta.sh
 scripts/helm.sh version
 # MinIO for the data plane's S3 backup tests, built once from its Go module (about 3.5 minutes cold).
 scripts/s3env.sh build
-# Prometheus and promtool for the monitoring tests, built once from their Go module (about 13 minutes
-# cold on 2 busy cores; see charts/koru-controlplane/README.md, "Monitoring").
+# Prometheus and promtool for the monitoring tests, unpacked once from Debian's package (seconds).
 scripts/prometheus.sh build
 # playwright-core for the dashboard's browser test, installed once per lockfile under ~/.cache.
 scripts/browser-test-deps.sh >/dev/null

@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
 
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use koru_testkit::{get, kubeconfig, kubectl};

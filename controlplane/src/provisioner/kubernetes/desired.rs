@@ -356,8 +356,7 @@ pub fn belongs_to(labels: Option<&BTreeMap<String, String>>, spec: &ClusterSpec)
 
 /// The condition type the operator sets (`True`) on a KoruCluster whose storage autoscaling has
 /// reached the tier's ceiling.
-// TODO(coordinator): use koru_crd::conditions' constant once the operator's branch adds it.
-pub const STORAGE_AT_CEILING: &str = "StorageAtCeiling";
+pub const STORAGE_AT_CEILING: &str = koru_crd::conditions::STORAGE_AT_CEILING;
 
 /// Whether the operator says the cluster's storage is at its ceiling: `None` while the status
 /// carries no such condition (an operator that does not grow volumes, or has not looked yet).
