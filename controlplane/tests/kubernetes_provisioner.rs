@@ -30,6 +30,7 @@ fn spec(slug: &str, name: &str) -> ClusterSpec {
         max_stored_bytes: 512 * 1024 * 1024,
         backup_retention_days: 1,
         restore: None,
+        suspended: false,
         token_public_key_pem: PEM.to_string(),
         revocations_url: None,
     }

@@ -437,6 +437,7 @@ fn spec(id: &str, public_pem: &str, max_ops_per_sec: u64) -> ClusterSpec {
         max_stored_bytes: 1_000_000_000,
         backup_retention_days: 1,
         restore: None,
+        suspended: false,
         token_public_key_pem: public_pem.into(),
         revocations_url: None,
     }
