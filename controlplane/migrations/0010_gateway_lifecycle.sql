@@ -5,6 +5,9 @@
 -- (ms) is the latest request a gateway reported or the usage sampler counted.
 ALTER TABLE clusters ADD COLUMN suspended BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE clusters ADD COLUMN last_active_at BIGINT;
+-- Requests clients made of a data plane (without the control plane's and gateway's probes):
+-- a rise between two samples is activity of a cluster reached directly.
+ALTER TABLE usage_samples ADD COLUMN client_requests BIGINT NOT NULL DEFAULT 0;
 
 -- What each gateway replica served per cluster per second (bucket = ms / 1000), kept for a
 -- minute: the rate shares are computed from every replica's last seconds, so several
