@@ -91,9 +91,14 @@ pub fn used_since(previous: Option<i64>, now: i64) -> bool {
 }
 
 /// Samples every running cluster once; returns how many were sampled. A cluster that cannot be
-/// reached is skipped (and logged), never failing the others.
+/// reached is skipped (and logged), never failing the others; suspended clusters are not sampled
+/// (their series simply has no points while they sleep).
 pub async fn collect_once(state: &AppState) -> Result<usize> {
-    let rows = sqlx::query("SELECT id, org_id, endpoint FROM clusters WHERE phase = 'Running' AND endpoint IS NOT NULL")
+    // A cluster being suspended may still say Running while its process stops: skipped too, so
+    // scale to zero never shows up as an unreachable data plane.
+    let rows = sqlx::query(
+        "SELECT id, org_id, endpoint FROM clusters WHERE phase = 'Running' AND suspended = 0 AND endpoint IS NOT NULL",
+    )
         .fetch_all(&state.db)
         .await?;
     let client = reqwest_client()?;
