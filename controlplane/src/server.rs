@@ -127,7 +127,6 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         Err(e) => tracing::error!(error = %e, "cannot resume operations left running"),
     }
     crate::usage::spawn_collector(state.clone(), crate::usage::DEFAULT_INTERVAL);
-    crate::lifecycle::spawn_idle_check(state.clone());
     crate::audit::digest::spawn_periodic(
         state.db.clone(),
         state.sessions.key_pair().signing.clone(),
@@ -175,6 +174,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         }
         _ => None,
     };
+    // Only a gateway wakes a cluster on a request: without one in front of the users, a suspended
+    // cluster would refuse its clients' connections until someone resumes it by hand.
+    let behind_gateway = state.gateway.routing != crate::gateway::Routing::Direct;
+    if !behind_gateway {
+        tracing::warn!("no gateway in front of the clusters: idle clusters are not suspended");
+    }
+    crate::lifecycle::spawn_idle_check(state.clone(), behind_gateway);
     println!("koru-controlplane listening on http://{addr}");
     let provisioner = Arc::clone(&state.provisioner);
     let app = crate::http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

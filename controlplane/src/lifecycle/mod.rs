@@ -217,20 +217,23 @@ async fn audit_idle_suspend(state: &AppState, org: &Organization, c: &Cluster, o
     }
 }
 
-/// Runs the idle check and prunes old gateway reports every [`IDLE_CHECK_INTERVAL`], forever.
-pub fn spawn_idle_check(state: AppState) {
+/// Runs the idle check (when `suspend_idle`) and prunes old gateway reports every
+/// [`IDLE_CHECK_INTERVAL`], forever.
+pub fn spawn_idle_check(state: AppState, suspend_idle: bool) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(IDLE_CHECK_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let now = now_ms();
-            match suspend_idle_once(&state, &state.suspend_policy, now).await {
-                Ok(ids) if !ids.is_empty() => {
-                    tracing::info!(clusters = ?ids, "suspended idle clusters")
+            if suspend_idle {
+                match suspend_idle_once(&state, &state.suspend_policy, now).await {
+                    Ok(ids) if !ids.is_empty() => {
+                        tracing::info!(clusters = ?ids, "suspended idle clusters")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "the idle check failed"),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "the idle check failed"),
             }
             if let Err(e) = crate::gateway::reports::prune(&state.db, now).await {
                 tracing::warn!(error = %e, "cannot prune gateway reports");
