@@ -200,6 +200,8 @@ async fn ctrl_c_on_dev_stops_its_gateway_and_local_clusters_and_says_so() {
                 "127.0.0.1:0",
                 "--gateway-listen",
                 "127.0.0.1:0",
+                "--suspend-after",
+                "free=2s",
                 "--data-dir",
             ])
             .arg(&data_dir)
@@ -228,21 +230,55 @@ async fn ctrl_c_on_dev_stops_its_gateway_and_local_clusters_and_says_so() {
         "{args:?}"
     );
     assert!(args.contains(&"--admin-listen"), "{args:?}");
-    // The secret opens the internal API; the cluster is in the route table.
-    let (status, table) = send(
-        http.post(format!("{}/internal/v1/gateway/sync", server.url()))
-            .bearer_auth(secret.trim())
-            .json(&json!({"gateway_id": "test"})),
+    // Idle for two seconds, the free cluster suspends by itself.
+    let api = format!("{}/api/v1", server.url());
+    let detail = format!("{api}/orgs/me/clusters/hello");
+    let mut phase = Value::Null;
+    for _ in 0..300 {
+        let (_, c) = send(http.get(&detail).bearer_auth(&token)).await;
+        phase = c["phase"].clone();
+        if phase == "Suspended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        phase, "Suspended",
+        "the idle free cluster was not suspended"
+    );
+    // The secret opens the internal API: a wake, as the gateway sends for a held request, and
+    // the route table until the cluster runs again.
+    let (status, woken) = send(
+        http.post(format!(
+            "{}/internal/v1/gateway/clusters/{}/wake",
+            server.url(),
+            cluster["id"].as_str().unwrap()
+        ))
+        .bearer_auth(secret.trim()),
     )
     .await;
-    assert_eq!(status, 200, "{table}");
-    let member = table["clusters"][0]["members"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_eq!(status, 200, "{woken}");
+    let mut member = String::new();
+    for _ in 0..300 {
+        let (status, table) = send(
+            http.post(format!("{}/internal/v1/gateway/sync", server.url()))
+                .bearer_auth(secret.trim())
+                .json(&json!({"gateway_id": "test"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{table}");
+        if table["clusters"][0]["state"] == "running" {
+            member = table["clusters"][0]["members"][0]
+                .as_str()
+                .unwrap()
+                .to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!member.is_empty(), "the woken cluster never ran again");
     let (status, _) = send(http.get(format!("{member}/healthz"))).await;
     assert_eq!(status, 200);
-    let _ = token;
 
     // Ctrl-C.
     nix::sys::signal::kill(
