@@ -140,6 +140,24 @@ async fn the_internal_api_refuses_callers_without_the_gateway_secret() {
         }
         let table = sync(&api, body).await;
         assert_eq!(table["live_gateways"], 1, "[{b}] {table}");
+        // Refused calls are in the audit log; the successful sync, once a second, is not.
+        let count = |outcome: &'static str| {
+            let db = api.state.db.clone();
+            async move {
+                use sqlx::Row;
+                sqlx::query(
+                    "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'POST /internal/v1/gateway/sync' AND outcome = $1",
+                )
+                .bind(outcome)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+                .try_get::<i64, _>("n")
+                .unwrap()
+            }
+        };
+        assert_eq!(count("success").await, 0, "[{b}]");
+        assert_eq!(count("failure:401").await, 8, "[{b}]");
     }
 }
 
@@ -509,6 +527,13 @@ async fn a_suspended_cluster_keeps_its_data_and_concurrent_wakes_start_one_resum
                 None,
             )
             .await;
+        let woken_by_gateway = audit["events"].as_array().unwrap().iter().any(|e| {
+            e["action"] == "POST /internal/v1/gateway/clusters/{id}/wake" && e["actor"] == "gateway"
+        });
+        assert!(
+            woken_by_gateway,
+            "[{b}] the gateway's wake is audited in the organization: {audit}"
+        );
         let actions: Vec<&str> = audit["events"]
             .as_array()
             .unwrap()
