@@ -636,5 +636,39 @@ async fn idle_clusters_are_suspended_unless_a_gateway_reported_requests() {
             phase, "Suspended",
             "[{b}] the idle cluster never reached Suspended"
         );
+        // A resume that ended without bringing it back (the wish says running, the phase
+        // Suspended, nothing running): the next wake tries again instead of holding requests.
+        sqlx::query("UPDATE clusters SET suspended = 0 WHERE id = $1")
+            .bind(&id)
+            .execute(&api.state.db)
+            .await
+            .unwrap();
+        let (status, woken) = wake(&api, &id).await;
+        assert_eq!(
+            (status, &woken["state"]),
+            (StatusCode::OK, &json!("waking")),
+            "[{b}] {woken}"
+        );
+        assert_eq!(operations_of(&api, &id, "resume").await, 1, "[{b}]");
+        let mut phase = Value::Null;
+        for _ in 0..300 {
+            let (_, c) = api
+                .call(
+                    "GET",
+                    &format!("/api/v1/orgs/{org}/clusters/{id}"),
+                    Some(&owner),
+                    None,
+                )
+                .await;
+            phase = c["phase"].clone();
+            if phase == "Running" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            phase, "Running",
+            "[{b}] the retried resume did not bring it back"
+        );
     }
 }

@@ -124,9 +124,22 @@ pub async fn wake(state: &AppState, id: &str) -> Result<RouteState> {
         .await?
         .ok_or_else(|| Error::NotFound(format!("no cluster {id:?}")))?;
     if !c.suspended {
-        let resuming = operations::running_on(&state.db, &c.id)
-            .await?
-            .is_some_and(|op| op.kind == OperationKind::Resume);
+        let running = operations::running_on(&state.db, &c.id).await?;
+        if running.is_none() && c.phase == "Suspended" {
+            // A resume that ended without bringing the cluster back (a control plane stopped
+            // mid-way, a failed start): try again rather than hold requests for nothing.
+            let mut tx = state.db.begin().await?;
+            match operations::start(&mut tx, &org.id, &c.id, OperationKind::Resume, None).await {
+                Ok(op) => {
+                    tx.commit().await?;
+                    crate::clusters::carry_out(state, &org, &op);
+                }
+                Err(Error::Locked(_)) => {}
+                Err(e) => return Err(e),
+            }
+            return Ok(RouteState::Waking);
+        }
+        let resuming = running.is_some_and(|op| op.kind == OperationKind::Resume);
         return Ok(crate::gateway::routes::route_state(
             false, &c.phase, resuming,
         ));
