@@ -182,6 +182,14 @@ async fn call(
     method: reqwest::Method,
     path: &str,
 ) -> Result<reqwest::Response> {
+    if cluster.suspended || cluster.phase == "Suspended" {
+        return Err(Error::Conflict(format!(
+            "cluster {} is suspended (scaled to zero): nothing has been written since it suspended, \
+             so its recovery point is unchanged; resume it (POST …/clusters/{}/resume, or any \
+             request through the gateway) to take a backup, list its backups or run a drill",
+            cluster.name, cluster.id
+        )));
+    }
     let endpoint = match (&cluster.endpoint, cluster.phase.as_str()) {
         (Some(endpoint), "Running") => endpoint,
         _ => {

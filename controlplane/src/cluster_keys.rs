@@ -24,6 +24,16 @@ pub async fn find(db: &AnyPool, cluster_id: &str) -> Result<Option<KeyPair>> {
     .transpose()
 }
 
+/// Every cluster's own public key (PEM) by cluster id; clusters without one are absent.
+pub async fn public_keys(db: &AnyPool) -> Result<std::collections::HashMap<String, String>> {
+    sqlx::query("SELECT cluster_id, public_pem FROM cluster_keys")
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("cluster_id")?, r.try_get("public_pem")?)))
+        .collect()
+}
+
 /// The key the cluster's tokens are signed with: its own, or `global` for a cluster that has none
 /// yet.
 pub async fn signing_key(db: &AnyPool, global: &KeyPair, cluster_id: &str) -> Result<KeyPair> {

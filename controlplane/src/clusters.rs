@@ -40,8 +40,11 @@ pub struct Cluster {
     pub replicas: u32,
     /// Data-plane version.
     pub version: String,
-    /// Pending, Provisioning, Running, Degraded, Failed or Deleting.
+    /// Pending, Provisioning, Running, Degraded, Suspended, Failed or Deleting.
     pub phase: String,
+    /// Whether it is to be scaled to zero (suspended, or on its way there); the first request
+    /// through the gateway, or `POST …/resume`, wakes it.
+    pub suspended: bool,
     /// Where the data plane is reached, once known.
     pub endpoint: Option<String>,
     /// Why it is not running, when it is not.
@@ -68,7 +71,7 @@ pub struct Cluster {
 /// What every cluster query selects, in [`cluster`]'s terms: the cluster, and its
 /// organization's plan and custom limits (which set the cluster's effective limits).
 const SELECT_CLUSTERS: &str = "SELECT c.id, c.org_id, c.name, c.tier, c.region, c.replicas, c.version, c.phase, \
-     c.endpoint, c.message, c.created_at, c.updated_at, c.restore_cluster_id, c.restore_backup_id, \
+     c.endpoint, c.message, c.suspended, c.created_at, c.updated_at, c.restore_cluster_id, c.restore_backup_id, \
      c.restore_target_time, c.allowed_cidrs, c.storage_at_ceiling_since, o.tier AS org_tier, o.limit_max_storage_bytes, o.limit_max_ops_per_sec, \
      o.limit_max_clusters, o.limit_max_replicas, o.limit_backup_retention_days \
      FROM clusters c JOIN organizations o ON o.id = c.org_id";
@@ -91,6 +94,7 @@ fn cluster(row: &AnyRow) -> Result<Cluster> {
         replicas: u32::try_from(replicas).unwrap_or(1),
         version: row.try_get("version")?,
         phase: row.try_get("phase")?,
+        suspended: row.try_get::<i64, _>("suspended")? != 0,
         endpoint: row.try_get("endpoint")?,
         message: row.try_get("message")?,
         max_storage_bytes: limits.max_storage_bytes,
@@ -229,7 +233,28 @@ pub fn spec(
         revocations_url: Some(revocations_url(&state.public_url, &c.id)),
         backup_retention_days: limits.backup_retention_days,
         restore: c.restored_from.clone(),
+        suspended: c.suspended,
     }
+}
+
+/// Every cluster of every organization, oldest first (the gateway's route table).
+pub async fn all(db: &AnyPool) -> Result<Vec<Cluster>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{SELECT_CLUSTERS} ORDER BY c.created_at, c.id"
+    )))
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(cluster).collect()
+}
+
+/// A cluster by id, whatever its organization (internal callers: the gateway, the idle check).
+pub async fn by_id(db: &AnyPool, id: &str) -> Result<Cluster> {
+    let row = sqlx::query(AssertSqlSafe(format!("{SELECT_CLUSTERS} WHERE c.id = $1")))
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no cluster {id:?}")))?;
+    cluster(&row)
 }
 
 /// The clusters of an organization, oldest first.
@@ -336,6 +361,7 @@ pub async fn create(
         replicas,
         version: DEFAULT_VERSION.into(),
         phase: "Pending".into(),
+        suspended: false,
         endpoint: None,
         message: None,
         max_storage_bytes: limits.max_storage_bytes,
@@ -442,7 +468,7 @@ pub async fn delete(state: &AppState, org: &Organization, id: &str) -> Result<Op
 }
 
 /// Carries out `op` on its cluster in the background (the operation runner).
-fn carry_out(state: &AppState, org: &Organization, op: &Operation) {
+pub(crate) fn carry_out(state: &AppState, org: &Organization, op: &Operation) {
     let (task_state, org, task_op) = (state.clone(), org.clone(), op.clone());
     operations::runner::spawn(state.clone(), op.clone(), async move {
         provisioner_view(&task_state, &org, &task_op).await

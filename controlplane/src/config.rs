@@ -8,6 +8,8 @@ use koru_telemetry::TelemetryArgs;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default address of the gateway `dev` runs.
+pub const DEFAULT_GATEWAY_LISTEN: &str = "127.0.0.1:8081";
 /// Default data directory of `dev`.
 pub const DEFAULT_DATA_DIR: &str = "./koru-cloud";
 
@@ -41,6 +43,18 @@ pub enum Command {
         /// Single sign-on settings.
         #[command(flatten)]
         sso: SsoArgs,
+        /// Address of the gateway `dev` runs in front of the clusters (port 0: any free port).
+        #[arg(long, env = "KORU_GATEWAY_LISTEN", default_value = DEFAULT_GATEWAY_LISTEN)]
+        gateway_listen: SocketAddr,
+        /// Run no gateway: clusters are shown at their data planes' own endpoints.
+        #[arg(long)]
+        no_gateway: bool,
+        /// The `koru-gateway` binary [default: next to this binary].
+        #[arg(long, env = "KORU_GATEWAY_BIN")]
+        gateway_bin: Option<PathBuf>,
+        /// Scale to zero.
+        #[command(flatten)]
+        lifecycle: LifecycleArgs,
     },
     /// The production server: database URL, keys and provisioner from flags or environment.
     Serve(Box<ServeArgs>),
@@ -114,6 +128,32 @@ pub struct ServeArgs {
     /// Single sign-on settings.
     #[command(flatten)]
     pub sso: SsoArgs,
+    /// File holding the secret the gateway presents on the internal API [default: the
+    /// environment's KORU_GATEWAY_SECRET; neither: the internal API is off].
+    #[arg(long, env = "KORU_GATEWAY_SECRET_FILE")]
+    pub gateway_secret_file: Option<PathBuf>,
+    /// The gateway's secret itself (environment only, never a flag: command lines are visible).
+    #[arg(long, env = koru_gateway_api::SECRET_ENV, hide = true, hide_env_values = true, conflicts_with = "gateway_secret_file")]
+    pub gateway_secret: Option<String>,
+    /// Base URL of a gateway routing by path: clusters are shown at `<URL>/c/<org>/<cluster>`.
+    #[arg(long, env = "KORU_GATEWAY_URL", conflicts_with = "gateway_domain")]
+    pub gateway_url: Option<String>,
+    /// Domain of a gateway routing by host name: clusters are shown at
+    /// `https://<cluster>.<org>.<DOMAIN>`.
+    #[arg(long, env = "KORU_GATEWAY_DOMAIN")]
+    pub gateway_domain: Option<String>,
+    /// Scale to zero.
+    #[command(flatten)]
+    pub lifecycle: LifecycleArgs,
+}
+
+/// Flags of scale to zero, shared by `dev` and `serve`.
+#[derive(Debug, Args)]
+pub struct LifecycleArgs {
+    /// Idle time before a tier's clusters are suspended, replacing the tier table's
+    /// (`free=5m`, `pro=2h`, `free=off`, `free=30s`); repeatable.
+    #[arg(long = "suspend-after", value_parser = crate::lifecycle::policy::parse_suspend_after)]
+    pub suspend_after: Vec<crate::lifecycle::SuspendAfter>,
 }
 
 /// Flags of single sign-on, shared by `dev` and `serve`.
@@ -156,6 +196,39 @@ pub enum Keys {
     Generated(PathBuf),
 }
 
+/// Where the gateway's shared secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewaySecret {
+    /// No gateway: the internal API is off.
+    None,
+    /// Given (from the environment).
+    Value(String),
+    /// Read from this file.
+    File(PathBuf),
+    /// Generated into this file when missing (dev only).
+    Generated(PathBuf),
+}
+
+/// The gateway `dev` runs as a child process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayChild {
+    /// The `koru-gateway` binary.
+    pub bin: PathBuf,
+    /// Its public address.
+    pub listen: SocketAddr,
+}
+
+/// The gateway settings of a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// Its secret.
+    pub secret: GatewaySecret,
+    /// How users reach clusters (for `dev`, set once the child listens).
+    pub routing: crate::gateway::Routing,
+    /// The child `dev` runs, if any.
+    pub child: Option<GatewayChild>,
+}
+
 /// The validated configuration of a server.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -179,14 +252,23 @@ pub struct Config {
     pub dev: bool,
     /// Where verified-domain TXT lookups go (`None`: the system's resolvers).
     pub dns_resolver: Option<SocketAddr>,
+    /// The gateway.
+    pub gateway: GatewaySettings,
+    /// Per-tier overrides of the idle time before suspension.
+    pub suspend_after: Vec<crate::lifecycle::SuspendAfter>,
 }
 
 /// The data-plane binary next to the running one.
 fn sibling_dataplane() -> PathBuf {
+    sibling("koru-dataplane")
+}
+
+/// The binary `name` next to the running one (or the bare name, looked up in `PATH`).
+fn sibling(name: &str) -> PathBuf {
     std::env::current_exe()
         .ok()
-        .and_then(|p| p.parent().map(|d| d.join("koru-dataplane")))
-        .unwrap_or_else(|| PathBuf::from("koru-dataplane"))
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// Why a command line cannot become a server's [`Config`].
@@ -208,7 +290,24 @@ impl Command {
                 listen,
                 dataplane_bin,
                 sso,
+                gateway_listen,
+                no_gateway,
+                gateway_bin,
+                lifecycle,
             } => Config {
+                gateway: GatewaySettings {
+                    secret: if no_gateway {
+                        GatewaySecret::None
+                    } else {
+                        GatewaySecret::Generated(data_dir.join("keys").join("gateway.secret"))
+                    },
+                    routing: crate::gateway::Routing::Direct,
+                    child: (!no_gateway).then(|| GatewayChild {
+                        bin: gateway_bin.unwrap_or_else(|| sibling("koru-gateway")),
+                        listen: gateway_listen,
+                    }),
+                },
+                suspend_after: lifecycle.suspend_after,
                 database_url: crate::db::sqlite_url(&data_dir),
                 listen,
                 keys: Keys::Generated(data_dir.join("keys")),
@@ -223,6 +322,20 @@ impl Command {
             Command::Serve(a) => {
                 let a = *a;
                 Config {
+                    gateway: GatewaySettings {
+                        secret: match (a.gateway_secret, a.gateway_secret_file) {
+                            (Some(v), _) if !v.is_empty() => GatewaySecret::Value(v),
+                            (_, Some(f)) => GatewaySecret::File(f),
+                            _ => GatewaySecret::None,
+                        },
+                        routing: match (a.gateway_url, a.gateway_domain) {
+                            (Some(url), _) => crate::gateway::Routing::Path(url),
+                            (_, Some(domain)) => crate::gateway::Routing::Host(domain),
+                            _ => crate::gateway::Routing::Direct,
+                        },
+                        child: None,
+                    },
+                    suspend_after: a.lifecycle.suspend_after,
                     public_url: a
                         .public_url
                         .unwrap_or_else(|| format!("http://{}", a.listen)),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::auth::keys::{KeyError, KeyPair};
 use crate::auth::session::Sessions;
-use crate::config::{Config, Keys, ProvisionerKind};
+use crate::config::{Config, GatewaySecret, Keys, ProvisionerKind};
 use crate::provisioner::{ProvisionError, Provisioner};
 use crate::state::{AppState, LoginLimiter};
 
@@ -29,6 +29,9 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The gateway's secret or child process.
+    #[error("gateway: {0}")]
+    Gateway(String),
     /// Listening or serving.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -73,7 +76,26 @@ pub async fn state(config: &Config) -> Result<AppState, ServerError> {
             ))
         }
     };
+    let secret = match &config.gateway.secret {
+        GatewaySecret::None => None,
+        GatewaySecret::Value(v) => Some(v.clone()),
+        GatewaySecret::File(path) => Some(crate::gateway::read_secret(path).map_err(|e| {
+            ServerError::Gateway(format!("cannot read the secret {}: {e}", path.display()))
+        })?),
+        GatewaySecret::Generated(path) => {
+            Some(crate::gateway::load_or_generate_secret(path).map_err(|e| {
+                ServerError::Gateway(format!("cannot write the secret {}: {e}", path.display()))
+            })?)
+        }
+    };
     Ok(AppState {
+        gateway: Arc::new(crate::gateway::GatewayConfig {
+            secret,
+            routing: config.gateway.routing.clone(),
+        }),
+        suspend_policy: Arc::new(crate::lifecycle::SuspendPolicy::with_overrides(
+            &config.suspend_after,
+        )),
         db,
         sessions: Sessions::new(session_key),
         dataplane_key,
@@ -127,10 +149,100 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if config.listen.port() == 0 && state.public_url == format!("http://{}", config.listen) {
         state.public_url = format!("http://{addr}");
     }
+    let gateway = match (&config.gateway.child, &state.gateway.secret) {
+        (Some(child), Some(secret)) => {
+            let started = crate::gateway::child::spawn(
+                &child.bin,
+                child.listen,
+                &format!("http://{addr}"),
+                secret,
+            )
+            .await
+            .map_err(|e| ServerError::Gateway(e.to_string()))?;
+            if let Some(g) = &started {
+                // Clusters are shown behind the gateway only once it really runs.
+                state.gateway = Arc::new(crate::gateway::GatewayConfig {
+                    secret: state.gateway.secret.clone(),
+                    routing: crate::gateway::Routing::Path(format!("http://{}", g.addr)),
+                });
+                println!(
+                    "koru-gateway listening on http://{} (clusters at http://{}/c/<org>/<cluster>)",
+                    g.addr, g.addr
+                );
+            }
+            started
+        }
+        _ => None,
+    };
+    // Only a gateway wakes a cluster on a request: without one in front of the users, a suspended
+    // cluster would refuse its clients' connections until someone resumes it by hand.
+    let behind_gateway = state.gateway.routing != crate::gateway::Routing::Direct;
+    if !behind_gateway {
+        tracing::warn!("no gateway in front of the clusters: idle clusters are not suspended");
+    }
+    crate::lifecycle::spawn_idle_check(state.clone(), behind_gateway);
     println!("koru-controlplane listening on http://{addr}");
+    let provisioner = Arc::clone(&state.provisioner);
     let app = crate::http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(koru_telemetry::shutdown_signal())
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = signal_tx.send(stop_signal().await);
+        })
         .await
-        .map_err(|source| ServerError::Listen { addr, source })
+        .map_err(|source| ServerError::Listen { addr, source });
+    if let Some(g) = gateway {
+        let pid = g.pid();
+        g.stop().await;
+        println!(
+            "stopped the gateway (pid {})",
+            pid.map_or("?".into(), |p| p.to_string())
+        );
+    }
+    let signal = signal_rx.await.ok();
+    if let Provisioner::Local(local) = provisioner.as_ref() {
+        if config.dev && signal == Some(StopSignal::Interrupt) {
+            let stopped = local.stop_all().await;
+            for (id, port) in &stopped {
+                println!(
+                    "stopped cluster {id} (data plane on 127.0.0.1:{port}); its data is kept for the next start"
+                );
+            }
+            println!("stopped {} local cluster(s)", stopped.len());
+        } else {
+            println!(
+                "local clusters keep running and are adopted at the next start; stop them with Ctrl-C on `koru-controlplane dev`, \
+                 or `pkill -f 'koru-dataplane.*{}'`",
+                config.data_dir.display()
+            );
+        }
+    }
+    served
+}
+
+/// Which signal stopped the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGINT (Ctrl-C): `dev` also stops its local clusters.
+    Interrupt,
+    /// SIGTERM (a service manager, a restart): local clusters keep running, to be adopted.
+    Terminate,
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn stop_signal() -> StopSignal {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => StopSignal::Interrupt,
+            _ = term.recv() => StopSignal::Terminate,
+        },
+        _ => {
+            koru_telemetry::shutdown_signal().await;
+            StopSignal::Terminate
+        }
+    }
 }

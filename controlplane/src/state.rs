@@ -119,4 +119,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// SAML single sign-on's resolver and limits.
     pub sso: Arc<SsoState>,
+    /// The gateway in front of the clusters: its secret and how users reach clusters.
+    pub gateway: Arc<crate::gateway::GatewayConfig>,
+    /// How long each tier's clusters may stay idle before they are suspended.
+    pub suspend_policy: Arc<crate::lifecycle::SuspendPolicy>,
 }

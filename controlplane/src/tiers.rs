@@ -56,9 +56,21 @@ pub struct Tier {
     pub backup_retention_days: u32,
     /// Whether SAML single sign-on is available.
     pub sso: bool,
+    /// The largest request body the gateway lets through, bytes (below the data plane's own
+    /// body limit, [`DATAPLANE_BODY_LIMIT`], so the tier's limit is the one clients meet).
+    pub max_request_bytes: u64,
+    /// Seconds without requests after which a cluster is suspended (scaled to zero); `None`:
+    /// never. The control plane's `--suspend-after` may override it per tier.
+    pub suspend_after_idle_secs: Option<u64>,
 }
 
 const GB: u64 = 1_000_000_000;
+const MIB: u64 = 1024 * 1024;
+
+/// The data plane's request body limit with its default `--max-value-bytes` (four times 1 MiB,
+/// at least 64 MiB, plus 1 MiB of slack: `koru_dataplane::http::max_batch_bytes`). Every tier's
+/// `max_request_bytes` stays below it.
+pub const DATAPLANE_BODY_LIMIT: u64 = 65 * MIB;
 
 /// Every tier, in upgrade order. Enterprise limits are defaults an operator admin may raise per
 /// organization.
@@ -71,6 +83,8 @@ pub const TIERS: [Tier; 3] = [
         max_replicas: 1,
         backup_retention_days: 1,
         sso: false,
+        max_request_bytes: MIB,
+        suspend_after_idle_secs: Some(5 * 60),
     },
     Tier {
         name: TierName::Pro,
@@ -80,6 +94,8 @@ pub const TIERS: [Tier; 3] = [
         max_replicas: 5,
         backup_retention_days: 7,
         sso: false,
+        max_request_bytes: 8 * MIB,
+        suspend_after_idle_secs: None,
     },
     Tier {
         name: TierName::Enterprise,
@@ -89,6 +105,8 @@ pub const TIERS: [Tier; 3] = [
         max_replicas: 7,
         backup_retention_days: 30,
         sso: true,
+        max_request_bytes: 32 * MIB,
+        suspend_after_idle_secs: None,
     },
 ];
 
@@ -230,7 +248,11 @@ mod tests {
         assert!(tier(TierName::Enterprise).sso && !pro.sso && !free.sso);
         for t in TIERS {
             assert_eq!(TierName::parse(t.name.as_str()), Some(t.name));
+            assert!(t.max_request_bytes < DATAPLANE_BODY_LIMIT, "{:?}", t.name);
         }
+        assert_eq!(free.max_request_bytes, MIB);
+        assert_eq!(free.suspend_after_idle_secs, Some(300));
+        assert_eq!(pro.suspend_after_idle_secs, None);
     }
 
     #[test]

@@ -25,6 +25,34 @@ pub struct Scrape {
     pub stored_bytes: i64,
     /// HTTP requests served since the data plane started (`koru_http_requests_total`, summed).
     pub requests_total: i64,
+    /// Of those, the ones clients made: without [`PROBE_ROUTES`] and the `/admin` routes, which
+    /// the control plane, the supervisor and the gateway call on their own. Scale to zero counts
+    /// its rise as activity.
+    pub client_requests: i64,
+}
+
+/// Routes that the control plane (usage samples, readiness probes) and the gateway (member
+/// health, leader discovery) call by themselves: never a sign that a client uses the cluster.
+pub const PROBE_ROUTES: [&str; 4] = ["/metrics", "/healthz", "/readyz", "/api/v1/status"];
+
+/// The `route` label of a Prometheus series, if any.
+fn route_label(series: &str) -> Option<&str> {
+    let labels = series.split_once('{')?.1;
+    let rest = labels.split("route=\"").nth(1)?;
+    rest.split('"').next()
+}
+
+/// Whether a series of `koru_http_requests_total` counts client requests.
+fn is_client_route(series: &str) -> bool {
+    match route_label(series) {
+        Some(route) => {
+            !PROBE_ROUTES.contains(&route)
+                && !route.starts_with("/admin")
+                && !route.starts_with("/raft")
+        }
+        // No route label (an unmatched path): a client's request.
+        None => true,
+    }
 }
 
 /// Reads the two figures out of Prometheus/OpenMetrics text.
@@ -40,17 +68,38 @@ pub fn parse_metrics(text: &str) -> Scrape {
         };
         match name {
             "koru_log_bytes" => scrape.stored_bytes = value as i64,
-            "koru_http_requests_total" => scrape.requests_total += value as i64,
+            "koru_http_requests_total" => {
+                scrape.requests_total += value as i64;
+                if is_client_route(series) {
+                    scrape.client_requests += value as i64;
+                }
+            }
             _ => {}
         }
     }
     scrape
 }
 
+/// Whether clients used a data plane between a sample counting `previous` client requests and one
+/// counting `now`: the count rose, or fell (the data plane restarted) to above zero. Without a
+/// previous sample nothing can be said.
+pub fn used_since(previous: Option<i64>, now: i64) -> bool {
+    match previous {
+        Some(p) if now >= p => now > p,
+        Some(_) => now > 0,
+        None => false,
+    }
+}
+
 /// Samples every running cluster once; returns how many were sampled. A cluster that cannot be
-/// reached is skipped (and logged), never failing the others.
+/// reached is skipped (and logged), never failing the others; suspended clusters are not sampled
+/// (their series simply has no points while they sleep).
 pub async fn collect_once(state: &AppState) -> Result<usize> {
-    let rows = sqlx::query("SELECT id, org_id, endpoint FROM clusters WHERE phase = 'Running' AND endpoint IS NOT NULL")
+    // A cluster being suspended may still say Running while its process stops: skipped too, so
+    // scale to zero never shows up as an unreachable data plane.
+    let rows = sqlx::query(
+        "SELECT id, org_id, endpoint FROM clusters WHERE phase = 'Running' AND suspended = 0 AND endpoint IS NOT NULL",
+    )
         .fetch_all(&state.db)
         .await?;
     let client = reqwest_client()?;
@@ -77,10 +126,25 @@ pub async fn collect_once(state: &AppState) -> Result<usize> {
             }
         };
         let now = now_ms();
+        let previous = sqlx::query(
+            "SELECT client_requests FROM usage_samples WHERE cluster_id = $1 AND bucket < $2 ORDER BY bucket DESC LIMIT 1",
+        )
+        .bind(&id)
+        .bind(now / BUCKET_MS)
+        .fetch_optional(&state.db)
+        .await?
+        .map(|r| r.try_get::<i64, _>("client_requests"))
+        .transpose()?;
+        if used_since(previous, scrape.client_requests) {
+            let mut tx = state.db.begin().await?;
+            crate::lifecycle::mark_active(&mut tx, &id, now).await?;
+            tx.commit().await?;
+        }
         sqlx::query(
-            "INSERT INTO usage_samples (cluster_id, org_id, bucket, at, stored_bytes, requests_total) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (cluster_id, bucket) DO UPDATE SET \
-             at = excluded.at, stored_bytes = excluded.stored_bytes, requests_total = excluded.requests_total",
+            "INSERT INTO usage_samples (cluster_id, org_id, bucket, at, stored_bytes, requests_total, client_requests) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cluster_id, bucket) DO UPDATE SET \
+             at = excluded.at, stored_bytes = excluded.stored_bytes, requests_total = excluded.requests_total, \
+             client_requests = excluded.client_requests",
         )
         .bind(&id)
         .bind(&org_id)
@@ -88,6 +152,7 @@ pub async fn collect_once(state: &AppState) -> Result<usize> {
         .bind(now)
         .bind(scrape.stored_bytes)
         .bind(scrape.requests_total)
+        .bind(scrape.client_requests)
         .execute(&state.db)
         .await?;
         sampled += 1;
@@ -244,10 +309,26 @@ mod tests {
             parse_metrics(text),
             Scrape {
                 stored_bytes: 4096,
-                requests_total: 10
+                requests_total: 10,
+                client_requests: 7,
             }
         );
         assert_eq!(parse_metrics("garbage\n{}"), Scrape::default());
+    }
+
+    #[test]
+    fn probes_are_not_client_requests() {
+        let text = "koru_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"200\"} 50\n\
+            koru_http_requests_total{route=\"/readyz\",method=\"GET\",status=\"200\"} 900\n\
+            koru_http_requests_total{route=\"/api/v1/status\",method=\"GET\",status=\"200\"} 9\n\
+            koru_http_requests_total{route=\"/admin/backups\",method=\"POST\",status=\"201\"} 2\n\
+            koru_http_requests_total{route=\"/api/v1/{namespace}/{key}\",method=\"GET\",status=\"200\"} 3\n\
+            koru_http_requests_total{method=\"GET\",status=\"404\"} 1\n";
+        let s = parse_metrics(text);
+        assert_eq!((s.requests_total, s.client_requests), (965, 4));
+        assert!(used_since(Some(3), 4) && !used_since(Some(4), 4));
+        assert!(used_since(Some(40), 2), "restarted and used since");
+        assert!(!used_since(Some(40), 0) && !used_since(None, 5));
     }
 
     #[test]

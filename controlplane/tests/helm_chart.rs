@@ -513,6 +513,7 @@ async fn provision_as_the_service_account(k: &str) {
         max_stored_bytes: 1 << 28,
         backup_retention_days: 1,
         restore: None,
+        suspended: false,
         token_public_key_pem: "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n".into(),
         revocations_url: None,
     };

@@ -48,6 +48,8 @@ async fn api_on_kubernetes(backend: &common::Backend, prefix: &str) -> Api {
         public_url: "http://127.0.0.1:9".into(),
         metrics: koru_controlplane::metrics::Metrics::new(),
         sso: Default::default(),
+        gateway: Default::default(),
+        suspend_policy: Default::default(),
     };
     Api {
         state,

@@ -293,6 +293,101 @@ async fn a_data_plane_that_cannot_start_backs_off_then_recovers_and_outlives_a_s
 // Helpers.
 // ---------------------------------------------------------------------------------------------
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_cluster_stays_down_across_a_restart_and_resumes_with_its_data() {
+    let bin = dataplane_bin();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().canonicalize().expect("temp dir path");
+    let _reaper = Reaper(root.clone());
+    let data_dir = root.join("controlplane");
+    let keys = KeyPair::load_or_generate(&root.join("dataplane-tokens.pem")).expect("key pair");
+    let spec = spec("c-sleep", &keys.public_pem, 100);
+    let cluster_dir = data_dir.join("clusters").join(&spec.id);
+    let http = client();
+    let write = token(&keys, &spec.id, Scope::Write);
+    let provisioner = LocalProvisioner::start(data_dir.clone(), bin.clone())
+        .await
+        .expect("starting the provisioner");
+    provisioner.apply(&spec).await.expect("apply");
+    let running = wait_for(&provisioner, &spec, &cluster_dir, |s| s.phase == "Running").await;
+    let endpoint = running.endpoint.clone().expect("endpoint");
+    assert_eq!(
+        put(&http, &endpoint, Some(&write), "k", &json!("kept")).await,
+        StatusCode::OK
+    );
+
+    // Suspend: the process stops; directory and port stay.
+    let mut asleep = spec.clone();
+    asleep.suspended = true;
+    provisioner.apply(&asleep).await.expect("suspend");
+    let state = wait_for(&provisioner, &asleep, &cluster_dir, |s| {
+        s.phase == "Suspended"
+    })
+    .await;
+    assert_eq!(state.endpoint.as_deref(), Some(endpoint.as_str()));
+    assert_eq!(state.ready_replicas, 0);
+    assert!(
+        serving(&cluster_dir).is_empty(),
+        "the data plane still runs"
+    );
+    assert!(cluster_dir.join("data").exists() && cluster_dir.join("port").exists());
+
+    // A control-plane restart does not start it, even when a stray process serves it.
+    provisioner.shutdown().await;
+    drop(provisioner);
+    let stray = std::process::Command::new(&bin)
+        .args(["--data-dir"])
+        .arg(cluster_dir.join("data"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a stray data plane");
+    let provisioner = LocalProvisioner::start(data_dir.clone(), bin.clone())
+        .await
+        .expect("restarting the provisioner");
+    let state = wait_for(&provisioner, &asleep, &cluster_dir, |s| {
+        s.phase == "Suspended"
+    })
+    .await;
+    assert_eq!(state.phase, "Suspended");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !serving(&cluster_dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the stray data plane of a suspended cluster still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stray);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        serving(&cluster_dir).is_empty(),
+        "a suspended cluster was started"
+    );
+
+    // Resume: the same port, the same data.
+    let started = Instant::now();
+    provisioner.apply(&spec).await.expect("resume");
+    let state = wait_for(&provisioner, &spec, &cluster_dir, |s| s.phase == "Running").await;
+    assert_eq!(state.endpoint.as_deref(), Some(endpoint.as_str()));
+    assert_eq!(get(&http, &endpoint, &write, "k").await, json!("kept"));
+    println!(
+        "local resume, apply to Running and the first read answered: {:?}",
+        started.elapsed()
+    );
+
+    // Stopping every cluster (dev's Ctrl-C) stops the process and keeps the files.
+    let stopped = provisioner.stop_all().await;
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert_eq!(stopped[0].0, spec.id);
+    assert!(
+        serving(&cluster_dir).is_empty(),
+        "stop_all left the data plane running"
+    );
+    assert!(cluster_dir.join("spec.json").exists() && cluster_dir.join("data").exists());
+}
+
 /// The `koru-dataplane` binary, built once per test run. Cargo is asked every time (a no-op when
 /// it is fresh) so the tests never run a data plane older than its source.
 fn dataplane_bin() -> PathBuf {
@@ -437,6 +532,7 @@ fn spec(id: &str, public_pem: &str, max_ops_per_sec: u64) -> ClusterSpec {
         max_stored_bytes: 1_000_000_000,
         backup_retention_days: 1,
         restore: None,
+        suspended: false,
         token_public_key_pem: public_pem.into(),
         revocations_url: None,
     }

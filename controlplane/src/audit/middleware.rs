@@ -180,6 +180,12 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
     let target = req.uri().path().to_string();
     let source_ip = crate::http::client_ip(req.extensions()).map(|ip| ip.to_string());
     let mut response = next.run(req).instrument(span.clone()).await;
+    // A gateway's sync, about once a second per replica, changes no tenant's state (it reads the
+    // route table and reports traffic): only refused ones, attempts on the internal API, are kept.
+    if template == koru_gateway_api::SYNC_PATH && response.status().is_success() {
+        set_request_id(&mut response, &request_id);
+        return response;
+    }
     let facts = slot.facts();
     let org_id = match facts.org_id {
         Some(org_id) => Some(org_id),

@@ -65,6 +65,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/orgs/{org}/clusters/{id}/restore", post(clusters::restore))
         .route("/orgs/{org}/clusters/{id}/settings", post(clusters::update))
         .route("/orgs/{org}/clusters/{id}/delete", post(clusters::delete))
+        .route("/orgs/{org}/clusters/{id}/suspend", post(clusters::suspend))
+        .route("/orgs/{org}/clusters/{id}/resume", post(clusters::resume))
         .route("/orgs/{org}/tokens", get(tokens::list).post(tokens::create))
         .route("/orgs/{org}/tokens/{id}/revoke", post(tokens::revoke))
         .route("/orgs/{org}/plan", get(orgs::plan).post(orgs::set_plan))

@@ -216,6 +216,7 @@ pub fn phase_class(phase: &str) -> &'static str {
         "Pending" | "Provisioning" | "Restoring" => "busy",
         "Degraded" => "warn",
         "Failed" => "bad",
+        // Suspended (scaled to zero) is a quiet, expected state.
         _ => "muted",
     }
 }

@@ -137,6 +137,26 @@ pub async fn revoke(
         .ok_or_else(not_found)
 }
 
+/// The ids of every cluster's revoked, unexpired tokens, by cluster id (the gateway's route
+/// table).
+pub async fn revoked_by_cluster(
+    db: &AnyPool,
+) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let rows = sqlx::query(
+        "SELECT cluster_id, id FROM data_tokens WHERE revoked_at IS NOT NULL AND expires_at >= $1 ORDER BY id",
+    )
+    .bind(now_ms())
+    .fetch_all(db)
+    .await?;
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for r in rows {
+        out.entry(r.try_get("cluster_id")?)
+            .or_default()
+            .push(r.try_get("id")?);
+    }
+    Ok(out)
+}
+
 /// The signed list of the cluster's revoked, unexpired tokens (what its data plane polls).
 /// Not found for an unknown cluster.
 pub async fn revocation_list(state: &AppState, cluster_id: &str) -> Result<String> {

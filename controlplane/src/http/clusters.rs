@@ -35,7 +35,11 @@ pub async fn list(
     super::Query(query): super::Query<crate::pagination::PageQuery>,
 ) -> Result<axum::Json<Page<Cluster>>> {
     let (limit, after) = query.parse()?;
-    let items = clusters::page(&state.db, &access.org.id, &after, limit).await?;
+    let items = clusters::page(&state.db, &access.org.id, &after, limit)
+        .await?
+        .into_iter()
+        .map(|c| present(&state, &access, c))
+        .collect();
     Ok(axum::Json(Page::from_fetched(items, limit, |c| {
         (c.created_at, c.id.clone())
     })))
@@ -60,6 +64,7 @@ pub async fn create(
         return Ok((StatusCode::OK, axum::Json(done)));
     }
     let (cluster, operation) = clusters::create(&state, &access.org, &req, None, key).await?;
+    let cluster = present(&state, &access, cluster);
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(ClusterWithOperation { cluster, operation }),
@@ -89,6 +94,7 @@ pub async fn restore(
     }
     let (cluster, operation) =
         crate::restores::start(&state, &access.org, &source, &req, key).await?;
+    let cluster = present(&state, &access, cluster);
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(ClusterWithOperation { cluster, operation }),
@@ -174,7 +180,11 @@ pub async fn get(
     access: OrgAccess,
     Path((_org, id)): Path<(String, String)>,
 ) -> Result<axum::Json<ClusterDetail>> {
-    let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
+    let cluster = present(
+        &state,
+        &access,
+        clusters::get(&state.db, &access.org.id, &id).await?,
+    );
     let connection = match &cluster.endpoint {
         Some(endpoint) => {
             let request = DataTokenRequest {
@@ -224,6 +234,7 @@ pub async fn update(
     clusters::get(&state.db, &access.org.id, &id).await?;
     let req = body.parse()?;
     let (cluster, operation) = clusters::update(&state, &access.org, &id, &req).await?;
+    let cluster = present(&state, &access, cluster);
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(ClusterWithOperation { cluster, operation }),
@@ -364,6 +375,70 @@ pub async fn list_backups(
 ) -> Result<axum::Json<crate::backups::BackupList>> {
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
     Ok(axum::Json(crate::backups::list(&state, &cluster).await?))
+}
+
+/// Suspends (scales to zero) a cluster now (member): its data is kept, and the first request
+/// through the gateway, or `POST …/resume`, wakes it. Asynchronous: follow the operation (kind
+/// `suspend`). 409 when it is already suspended.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/clusters/{id}/suspend", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 202, body = ClusterWithOperation), (status = 403), (status = 404), (status = 409), (status = 423)),
+    security(("bearer" = [])))]
+pub async fn suspend(
+    State(state): State<AppState>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
+) -> Result<impl IntoResponse> {
+    access.require(Role::Member)?;
+    let (cluster, operation) = crate::lifecycle::suspend(&state, &access.org, &id).await?;
+    let cluster = present(&state, &access, cluster);
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(ClusterWithOperation { cluster, operation }),
+    ))
+}
+
+/// Resumes a suspended cluster (member). Asynchronous: follow the operation (kind `resume`).
+/// 409 when it is not suspended.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/clusters/{id}/resume", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 202, body = ClusterWithOperation), (status = 403), (status = 404), (status = 409), (status = 423)),
+    security(("bearer" = [])))]
+pub async fn resume(
+    State(state): State<AppState>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
+) -> Result<impl IntoResponse> {
+    access.require(Role::Member)?;
+    let (cluster, operation) = crate::lifecycle::resume(&state, &access.org, &id).await?;
+    let cluster = present(&state, &access, cluster);
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(ClusterWithOperation { cluster, operation }),
+    ))
+}
+
+/// The cluster's availability and latency SLOs over 24 hours and 30 days, from the requests the
+/// gateway answered for it.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/clusters/{id}/slo", params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = crate::lifecycle::slo::ClusterSlo), (status = 404)), security(("bearer" = [])))]
+pub async fn slo(
+    State(state): State<AppState>,
+    access: OrgAccess,
+    Path((_org, id)): Path<(String, String)>,
+) -> Result<axum::Json<crate::lifecycle::slo::ClusterSlo>> {
+    let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
+    Ok(axum::Json(
+        crate::lifecycle::slo::of_cluster(&state.db, &cluster.id, crate::db::now_ms()).await?,
+    ))
+}
+
+/// The cluster as users see it: its endpoint is the gateway's when one is in front.
+pub fn present(state: &AppState, access: &OrgAccess, mut cluster: Cluster) -> Cluster {
+    cluster.endpoint = state.gateway.routing.endpoint(
+        &access.org.slug,
+        &cluster.name,
+        cluster.endpoint.as_deref(),
+    );
+    cluster
 }
 
 /// An operation of an organization the caller belongs to.

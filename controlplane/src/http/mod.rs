@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod clusters;
 pub mod device;
+pub mod gateway;
 pub mod meta;
 pub mod orgs;
 pub mod principal;
@@ -90,6 +91,20 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/orgs/{org}/clusters/{id}/restore",
             post(clusters::restore),
+        )
+        .route(
+            "/api/v1/orgs/{org}/clusters/{id}/suspend",
+            post(clusters::suspend),
+        )
+        .route(
+            "/api/v1/orgs/{org}/clusters/{id}/resume",
+            post(clusters::resume),
+        )
+        .route("/api/v1/orgs/{org}/clusters/{id}/slo", get(clusters::slo))
+        .route(koru_gateway_api::SYNC_PATH, post(gateway::sync))
+        .route(
+            "/internal/v1/gateway/clusters/{id}/wake",
+            post(gateway::wake),
         )
         .route("/api/v1/operations/{id}", get(clusters::operation))
         .route(
@@ -278,6 +293,9 @@ where
         clusters::list_backups,
         clusters::verify_backup,
         clusters::restore,
+        clusters::suspend,
+        clusters::resume,
+        clusters::slo,
         clusters::operation,
         sso::get_config,
         sso::put_config,

@@ -26,6 +26,10 @@ pub enum OperationKind {
     Update,
     /// Deprovision a cluster.
     Delete,
+    /// Scale a cluster to zero, keeping its data (idle, or asked for).
+    Suspend,
+    /// Bring a suspended cluster back (a request through the gateway, or asked for).
+    Resume,
 }
 
 impl OperationKind {
@@ -36,6 +40,8 @@ impl OperationKind {
             OperationKind::Restore => "restore",
             OperationKind::Update => "update",
             OperationKind::Delete => "delete",
+            OperationKind::Suspend => "suspend",
+            OperationKind::Resume => "resume",
         }
     }
 
@@ -45,6 +51,8 @@ impl OperationKind {
             "restore" => Some(OperationKind::Restore),
             "update" => Some(OperationKind::Update),
             "delete" => Some(OperationKind::Delete),
+            "suspend" => Some(OperationKind::Suspend),
+            "resume" => Some(OperationKind::Resume),
             _ => None,
         }
     }

@@ -67,8 +67,19 @@ async fn run(
                 .map_err(provisioning)?;
             forget(&state.db, &spec.id).await
         }
-        OperationKind::Create | OperationKind::Restore | OperationKind::Update => {
+        OperationKind::Create
+        | OperationKind::Restore
+        | OperationKind::Update
+        | OperationKind::Suspend
+        | OperationKind::Resume => {
             state.provisioner.apply(&spec).await.map_err(provisioning)?;
+            let target = spec.target_phase();
+            // A wake holds a client's request: look often, so it is answered as soon as it can be.
+            let poll = if op.kind == OperationKind::Resume {
+                Duration::from_millis(50)
+            } else {
+                Duration::from_millis(500)
+            };
             let deadline = tokio::time::Instant::now() + Duration::from_secs(READY_TIMEOUT_SECS);
             loop {
                 let seen = state.provisioner.state(&spec).await.map_err(provisioning)?;
@@ -80,17 +91,18 @@ async fn run(
                     seen.message.as_deref(),
                 )
                 .await?;
-                if seen.phase == "Running" {
+                if seen.phase == target {
                     return Ok(());
                 }
                 if tokio::time::Instant::now() >= deadline {
                     return Err(Error::Internal(format!(
-                        "the cluster was not ready after {} s: {}",
+                        "the cluster was not {} after {} s: {}",
+                        target.to_lowercase(),
                         READY_TIMEOUT_SECS,
                         seen.message.unwrap_or(seen.phase)
                     )));
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(poll).await;
             }
         }
     }

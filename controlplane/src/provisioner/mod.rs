@@ -42,6 +42,21 @@ pub struct ClusterSpec {
     /// Only read when the cluster is first created; later applies leave its data alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreSource>,
+    /// Scaled to zero: no process (local) or no pods (Kubernetes), data and volumes kept. Specs
+    /// written before scale-to-zero read as false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
+}
+
+impl ClusterSpec {
+    /// The phase an operation on this spec waits for: Suspended or Running.
+    pub fn target_phase(&self) -> &'static str {
+        if self.suspended {
+            "Suspended"
+        } else {
+            "Running"
+        }
+    }
 }
 
 /// A new cluster's starting data: another cluster's archive, restored to a point in time.
@@ -61,7 +76,7 @@ pub struct RestoreSource {
 /// What a provisioner reports about a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
-    /// Pending, Provisioning, Running, Degraded, Failed, or Deleted.
+    /// Pending, Provisioning, Running, Degraded, Suspended, Failed, or Deleted.
     pub phase: String,
     /// Replicas passing readiness.
     pub ready_replicas: u32,
@@ -107,6 +122,15 @@ impl Provisioner {
         match self {
             Provisioner::Local(p) => p.delete(spec).await,
             Provisioner::Kubernetes(p) => p.delete(spec).await,
+        }
+    }
+
+    /// The base URL of each member of `cluster` (of organization `org_slug`) that a gateway
+    /// forwards to: the local data plane's endpoint, or each pod's stable DNS name on Kubernetes.
+    pub fn members(&self, org_slug: &str, cluster: &crate::clusters::Cluster) -> Vec<String> {
+        match self {
+            Provisioner::Local(_) => cluster.endpoint.iter().cloned().collect(),
+            Provisioner::Kubernetes(p) => p.members(org_slug, cluster),
         }
     }
 

@@ -129,6 +129,8 @@ impl Api {
             public_url: "http://127.0.0.1:8080".into(),
             metrics: koru_controlplane::metrics::Metrics::new(),
             sso: Default::default(),
+            gateway: Default::default(),
+            suspend_policy: Default::default(),
         };
         Api {
             state,

@@ -413,3 +413,62 @@ async fn deleting_a_cluster_needs_its_name_typed_and_an_admin() {
         assert_eq!(status, "succeeded", "[{b}]");
     }
 }
+
+#[tokio::test]
+async fn a_cluster_is_suspended_and_resumed_from_its_page_which_shows_its_slos() {
+    for backend in backends().await {
+        let api = Api::new(&backend).await;
+        let b = api.backend;
+        let mut ada = Browser::new(&api);
+        let slug = ada.sign_up("ada@example.com", "Acme", "free").await;
+        let id = running_cluster(&api, &mut ada, &slug, "orders").await;
+        let href = format!("/orgs/{slug}/clusters/orders");
+        let page = ada.get(&href).await;
+        assert!(
+            page.body.contains("id=\"slo\"") && page.body.contains("Last 30 days"),
+            "[{b}]"
+        );
+        assert!(page.body.contains("no requests"), "[{b}] no traffic yet");
+        assert!(page.body.contains("id=\"suspend-now\""), "[{b}]");
+        assert!(!page.body.contains("id=\"resume\""), "[{b}]");
+        // Without the form's CSRF token, nothing happens.
+        let refused = ada.post_raw(&format!("{href}/suspend"), &[], HOST).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "[{b}]");
+
+        let page = ada.post(&format!("{href}/suspend"), &[]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "[{b}] {}", page.body);
+        assert_eq!(
+            settle(&api, &id).await.as_deref(),
+            Some("Suspended"),
+            "[{b}]"
+        );
+        let page = ada.get(&href).await;
+        assert!(
+            page.body.contains("badge-muted\" id=\"phase\">Suspended<"),
+            "[{b}] {}",
+            page.body
+        );
+        assert!(page.body.contains("id=\"resume\""), "[{b}] a Resume button");
+        assert!(
+            page.body.contains("its recovery point is"),
+            "[{b}] backups explain the pause"
+        );
+        let list = ada.get(&format!("/orgs/{slug}/clusters")).await;
+        assert!(
+            list.body.contains(">Suspended</span>"),
+            "[{b}] {}",
+            list.body
+        );
+
+        let page = ada.post(&format!("{href}/resume"), &[]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "[{b}] {}", page.body);
+        assert_eq!(settle(&api, &id).await.as_deref(), Some("Running"), "[{b}]");
+        let page = ada.get(&href).await;
+        assert!(!page.body.contains("id=\"resume\""), "[{b}]");
+        // Resuming a running cluster is refused with the reason, as a flash.
+        let page = ada.post(&format!("{href}/resume"), &[]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "[{b}]");
+        let page = ada.get(&href).await;
+        assert!(page.body.contains("not suspended"), "[{b}] {}", page.body);
+    }
+}

@@ -149,6 +149,63 @@ async fn try_delete(
     Ok(())
 }
 
+/// `POST /orgs/{org}/clusters/{id}/suspend`: scales the cluster to zero now (member), as the API's
+/// `POST …/suspend` does, and goes back to its page, which follows the operation.
+pub async fn suspend(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path((org, id)): Path<(String, String)>,
+) -> PageResult {
+    lifecycle_action(state, user, org, id, true).await
+}
+
+/// `POST /orgs/{org}/clusters/{id}/resume`: wakes a suspended cluster (member), as the API's
+/// `POST …/resume` does, and goes back to its page, which follows the operation.
+pub async fn resume(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path((org, id)): Path<(String, String)>,
+) -> PageResult {
+    lifecycle_action(state, user, org, id, false).await
+}
+
+async fn lifecycle_action(
+    state: AppState,
+    user: SignedIn,
+    org: String,
+    id: String,
+    suspend: bool,
+) -> PageResult {
+    let ctx = OrgContext::load(&state, &user, &org, &id, "clusters").await?;
+    let cluster = clusters::get(&state.db, &ctx.access.org.id, &id).await?;
+    let done = match ctx.access.require(Role::Member) {
+        Err(e) => Err(e),
+        Ok(()) if suspend => crate::lifecycle::suspend(&state, &ctx.access.org, &cluster.id).await,
+        Ok(()) => crate::lifecycle::resume(&state, &ctx.access.org, &cluster.id).await,
+    };
+    let (error, text) = match done {
+        Ok(_) if suspend => (
+            false,
+            format!(
+                "Cluster {} is being suspended; its data is kept.",
+                cluster.name
+            ),
+        ),
+        Ok(_) => (
+            false,
+            format!(
+                "Cluster {} is waking up; this page follows it.",
+                cluster.name
+            ),
+        ),
+        Err(e @ (Error::Database(_) | Error::Internal(_))) => return Err(e.into()),
+        Err(e) => (true, explain(&state, e).await?),
+    };
+    let flash = Flash::cookie(&user.visitor.policy, error, &text);
+    let to = cluster_href(ctx.slug(), &cluster);
+    Ok(with_cookies(Redirect::to(&to).into_response(), vec![flash]))
+}
+
 /// A refused change as a sentence; for 423, which operation is in the way.
 async fn explain(state: &AppState, e: Error) -> Result<String, Error> {
     Ok(match &e {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::clusters::Cluster;
 
 pub use actions::{backup, create, data_token, restore};
-pub use changes::{delete, update};
+pub use changes::{delete, resume, suspend, update};
 pub use pages::{detail, list, new};
 
 /// The path of a cluster's page: by name, or by id for a cluster named like the `new` page.

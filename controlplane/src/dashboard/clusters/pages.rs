@@ -108,7 +108,18 @@ pub async fn list(
     };
     let page = ListPage {
         new_href: format!("/orgs/{}/clusters/new", ctx.slug()),
-        clusters: all.iter().map(|c| row(ctx.slug(), c)).collect(),
+        clusters: all
+            .iter()
+            .map(|c| {
+                let mut r = row(ctx.slug(), c);
+                r.endpoint =
+                    state
+                        .gateway
+                        .routing
+                        .endpoint(ctx.slug(), &c.name, c.endpoint.as_deref());
+                r
+            })
+            .collect(),
         quota: quota(ctx.access.org.tier, all.len()),
         can_create: ctx.access.role >= Role::Member,
         live,
@@ -210,6 +221,36 @@ struct BackupRow {
     lsns: String,
 }
 
+/// One SLO window on a cluster's page.
+struct SloRow {
+    window: String,
+    requests: String,
+    availability: String,
+    availability_met: bool,
+    latency: String,
+    latency_met: bool,
+}
+
+fn slo_rows(slo: &crate::lifecycle::slo::ClusterSlo) -> Vec<SloRow> {
+    let pct =
+        |v: Option<f64>| v.map_or("no requests".to_string(), |v| format!("{:.3} %", v * 100.0));
+    slo.windows
+        .iter()
+        .map(|w| SloRow {
+            window: if w.window == "24h" {
+                "Last 24 hours".into()
+            } else {
+                "Last 30 days".into()
+            },
+            requests: view::number(w.requests),
+            availability: pct(w.availability),
+            availability_met: w.availability_met,
+            latency: pct(w.latency),
+            latency_met: w.latency_met,
+        })
+        .collect()
+}
+
 /// What the page says about backups.
 struct Backups {
     /// Why they are not listed, when they are not.
@@ -246,6 +287,10 @@ struct DetailPage {
     restore_error: Option<String>,
     /// Operations per second and stored bytes over the last day, as SVG.
     usage_charts: Option<(String, String)>,
+    /// Availability and latency against their targets, per window.
+    slo: Vec<SloRow>,
+    /// Whether the cluster is suspended or on its way there.
+    suspended: bool,
     /// The tiers the settings form offers, with their limits.
     tiers: Vec<TierOption>,
     plan: &'static str,
@@ -322,6 +367,15 @@ pub(super) async fn detail_page(
         .map(|op| op.kind.as_str());
     let backups = backups_of(state, &cluster).await;
     let usage_charts = usage_charts(state, &cluster).await?;
+    let slo = slo_rows(
+        &crate::lifecycle::slo::of_cluster(&state.db, &cluster.id, crate::db::now_ms()).await?,
+    );
+    let mut cluster = cluster;
+    cluster.endpoint =
+        state
+            .gateway
+            .routing
+            .endpoint(&org.slug, &cluster.name, cluster.endpoint.as_deref());
     let restored_from = match &cluster.restored_from {
         Some(r) => Some(
             match clusters::get(&state.db, &org.id, &r.cluster_id).await {
@@ -364,6 +418,8 @@ pub(super) async fn detail_page(
         restore,
         restore_error: outcome.restore_error,
         usage_charts,
+        slo,
+        suspended: cluster.suspended || cluster.phase == "Suspended",
         tiers: tier_options(org.tier),
         plan: org.tier.as_str(),
         is_owner: ctx.access.role >= Role::Owner,
@@ -459,6 +515,14 @@ async fn backups_of(state: &AppState, cluster: &Cluster) -> Backups {
         latest_raw: String::new(),
         drill: None,
     };
+    if cluster.suspended || cluster.phase == "Suspended" {
+        out.note = Some(
+            "The cluster is suspended: nothing has been written since, so its recovery point is \
+             unchanged. Resume it to list its backups, take one or run a drill."
+                .into(),
+        );
+        return out;
+    }
     if cluster.phase != "Running" {
         out.note = Some("Backups are listed here once the cluster is running.".into());
         return out;

@@ -104,6 +104,9 @@ pub enum SpecError {
     /// A number does not fit the CRD's integer type.
     #[error("{0} is too large for a KoruCluster")]
     TooLarge(&'static str),
+    /// The KoruCluster could not be written as JSON.
+    #[error("cannot encode the KoruCluster: {0}")]
+    Encode(String),
     /// A restore was asked of a control plane that keeps no backups.
     #[error(
         "this control plane has no backup destination (--backup-destination), so it cannot restore"
@@ -266,6 +269,38 @@ pub fn koru_cluster(
     Ok(kc)
 }
 
+/// The data plane's client port in every pod (the operator's `HTTP_PORT`).
+pub const DATAPLANE_HTTP_PORT: u16 = 7878;
+
+/// The KoruCluster as applied: [`koru_cluster`], with `spec.suspended: true` while the cluster is
+/// scaled to zero (the operator keeps the volumes and runs no pods). Absent otherwise, so a
+/// resume's apply removes the field this manager owns. Set on the JSON, so it does not depend on
+/// the typed spec carrying the field.
+pub fn koru_cluster_manifest(
+    namespace: &str,
+    spec: &ClusterSpec,
+    config: &KubeProvisionerConfig,
+) -> Result<serde_json::Value, SpecError> {
+    let kc = koru_cluster(namespace, spec, config)?;
+    let mut manifest = serde_json::to_value(&kc).map_err(|e| SpecError::Encode(e.to_string()))?;
+    if let Some(fields) = manifest.get_mut("spec").and_then(|s| s.as_object_mut()) {
+        if spec.suspended {
+            fields.insert("suspended".into(), serde_json::Value::Bool(true));
+        } else {
+            fields.remove("suspended");
+        }
+    }
+    Ok(manifest)
+}
+
+/// Each member's base URL, for the gateway: pod `<name>-<i>`'s stable DNS name under the
+/// headless Service `<name>-peers` in `namespace`, on the client port.
+pub fn member_urls(namespace: &str, name: &str, replicas: u32) -> Vec<String> {
+    (0..replicas)
+        .map(|i| format!("http://{name}-{i}.{name}-peers.{namespace}.svc:{DATAPLANE_HTTP_PORT}"))
+        .collect()
+}
+
 /// Archiving to the cluster's own store with hourly base backups kept for the tier's retention
 /// (a retention of 0 days, from a spec older than backups, keeps every backup) and a daily restore
 /// drill; none without a configured destination.
@@ -413,10 +448,30 @@ mod tests {
             max_stored_bytes: 1024 * 1024 * 1024,
             backup_retention_days: 1,
             restore: None,
+            suspended: false,
             token_public_key_pem: "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n"
                 .into(),
             revocations_url: None,
         }
+    }
+
+    #[test]
+    fn a_suspended_cluster_says_so_and_members_are_pod_names() {
+        let config = KubeProvisionerConfig::default();
+        let mut s = spec();
+        let running = koru_cluster_manifest("ns", &s, &config).unwrap();
+        assert!(running["spec"].get("suspended").is_none(), "{running}");
+        s.suspended = true;
+        let suspended = koru_cluster_manifest("ns", &s, &config).unwrap();
+        assert_eq!(suspended["spec"]["suspended"], serde_json::json!(true));
+        assert_eq!(suspended["spec"]["replicas"], running["spec"]["replicas"]);
+        assert_eq!(
+            member_urls("koru-acme", "orders", 2),
+            [
+                "http://orders-0.orders-peers.koru-acme.svc:7878",
+                "http://orders-1.orders-peers.koru-acme.svc:7878"
+            ]
+        );
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl KubeProvisioner {
     pub async fn apply(&self, spec: &ClusterSpec) -> Result<(), ProvisionError> {
         let ns = self.namespace_of(spec)?;
         // Build everything first, so an invalid spec writes nothing.
-        let cluster = desired::koru_cluster(&ns, spec, &self.config)?;
+        let cluster = desired::koru_cluster_manifest(&ns, spec, &self.config)?;
         let secret = desired::token_secret(&ns, spec);
         self.ensure_namespace(&ns, spec).await?;
 
@@ -102,6 +102,14 @@ impl KubeProvisioner {
             apply(&secrets, desired::BACKUP_CREDENTIALS_SECRET, &copy).await?;
         }
         apply(&clusters, &spec.name, &cluster).await
+    }
+
+    /// Each member's URL for the gateway (pods by their stable DNS names); none when the
+    /// organization's namespace cannot be named.
+    pub fn members(&self, org_slug: &str, cluster: &crate::clusters::Cluster) -> Vec<String> {
+        desired::namespace_name(&self.config.namespace_prefix, org_slug, &cluster.org_id)
+            .map(|ns| desired::member_urls(&ns, &cluster.name, cluster.replicas))
+            .unwrap_or_default()
     }
 
     /// Removes the cluster: its KoruCluster (the operator's objects and, with `reclaimPolicy:
@@ -219,9 +227,10 @@ impl KubeProvisioner {
 
 /// Server-side applies `object` as `name`, taking over fields other managers set (the control
 /// plane is the source of truth for the spec).
-async fn apply<K>(api: &Api<K>, name: &str, object: &K) -> Result<(), ProvisionError>
+async fn apply<K, O>(api: &Api<K>, name: &str, object: &O) -> Result<(), ProvisionError>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    O: Serialize + std::fmt::Debug,
 {
     api.patch(
         name,

@@ -269,6 +269,7 @@ mod tests {
             max_stored_bytes: 1 << 30,
             backup_retention_days: 1,
             restore: None,
+            suspended: false,
             token_public_key_pem: "-----BEGIN PUBLIC KEY-----\n".into(),
             revocations_url: None,
         }

@@ -29,6 +29,11 @@
 //!   directory filled by `koru-dataplane restore` from the source's store before the spec is
 //!   written and its data plane first starts; it then archives to its own store, so its history
 //!   after the restore point never mixes with the source's.
+//! - **Scale to zero.** A spec with `suspended` stops the data plane (SIGTERM, as for a delete)
+//!   and keeps its directory and port; the supervisor then waits, with no process, for a spec
+//!   without it, and starts the data plane again. `state()` reports `Suspended`. The spec on disk
+//!   carries the flag, so a control plane started later does not start (and stops, if one is
+//!   found) a suspended cluster's data plane.
 //! - **Deletion.** [`LocalProvisioner::delete`] stops the data plane (SIGTERM, 10 s, SIGKILL) and
 //!   removes the directory; afterwards [`LocalProvisioner::state`] answers
 //!   [`ProvisionError::NotFound`], as for any cluster it does not know.
@@ -231,6 +236,34 @@ impl LocalProvisioner {
         Ok(status::cluster_state(&observed, &endpoint, Instant::now()))
     }
 
+    /// Stops every cluster's data plane (SIGTERM, then SIGKILL after the grace) and its supervisor,
+    /// keeping their files, so the next start brings them up again on the same ports (`dev`'s
+    /// Ctrl-C). Returns the id and port of each cluster whose data plane was running or starting.
+    /// Afterwards this provisioner knows no clusters.
+    pub async fn stop_all(&self) -> Vec<(String, u16)> {
+        let _changes = self.changes.lock().await;
+        let handles: Vec<(String, Handle)> = lock(&self.clusters).drain().collect();
+        let mut stopped = Vec::new();
+        for (id, handle) in handles {
+            let had_process = !matches!(
+                lock(&handle.observed).process,
+                Process::Suspended | Process::Stopped
+            );
+            let (reply, done) = oneshot::channel();
+            if handle.commands.send(Command::Stop(reply)).is_ok() {
+                match done.await {
+                    Ok(Err(e)) => {
+                        tracing::error!(cluster = %id, error = %e, "cannot stop the data plane")
+                    }
+                    _ if had_process => stopped.push((id, handle.port)),
+                    _ => {}
+                }
+            }
+            let _ = handle.task.await;
+        }
+        stopped
+    }
+
     /// Stops supervising every cluster and leaves the data planes running, for a control-plane
     /// shutdown; the next [`LocalProvisioner::start`] adopts them. Afterwards this provisioner
     /// knows no clusters. Dropping the provisioner does the same without waiting.
@@ -324,13 +357,15 @@ fn endpoint(port: u16) -> String {
 }
 
 /// Whether going from `old` to `new` needs the data plane restarted: it reads its limits, its
-/// backup retention, its token key and its revocation list URL only at start. Name, version, replicas and volume size mean nothing to a local process.
+/// backup retention, its token key and its revocation list URL only at start; suspending stops it
+/// and resuming starts it. Name, version, replicas and volume size mean nothing to a local process.
 fn needs_restart(old: &ClusterSpec, new: &ClusterSpec) -> bool {
     old.max_ops_per_sec != new.max_ops_per_sec
         || old.max_stored_bytes != new.max_stored_bytes
         || old.token_public_key_pem != new.token_public_key_pem
         || old.revocations_url != new.revocations_url
         || old.backup_retention_days != new.backup_retention_days
+        || old.suspended != new.suspended
 }
 
 /// How a cluster found on disk (or re-applied without a supervisor) begins: adopt the process its
@@ -386,6 +421,7 @@ mod tests {
             revocations_url: None,
             backup_retention_days: 7,
             restore: None,
+            suspended: false,
         }
     }
 
@@ -401,6 +437,7 @@ mod tests {
         assert!(restart(|s| s.max_stored_bytes = 1));
         assert!(restart(|s| s.token_public_key_pem = "other".into()));
         assert!(restart(|s| s.backup_retention_days = 30));
+        assert!(restart(|s| s.suspended = true));
         assert!(!restart(|s| s.name = "renamed".into()));
         assert!(!restart(|s| s.replicas = 3));
         assert!(!restart(|s| s.version = "0.2.0".into()));

@@ -354,6 +354,7 @@ mod tests {
             revocations_url: None,
             backup_retention_days: 7,
             restore: None,
+            suspended: false,
         }
     }
 

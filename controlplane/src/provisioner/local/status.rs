@@ -78,6 +78,8 @@ pub(super) enum Process {
         /// The backoff chosen for it.
         delay: Duration,
     },
+    /// Scaled to zero: no process until the cluster is resumed.
+    Suspended,
     /// Stopped for deletion.
     Stopped,
 }
@@ -125,6 +127,14 @@ pub(super) fn cluster_state(observed: &Observed, endpoint: &str, now: Instant) -
                 )),
             )
         }
+        Process::Suspended => (
+            "Suspended",
+            Some(
+                "scaled to zero: no process runs, the data is kept; the first request through the \
+                 gateway, or POST …/resume, starts it"
+                    .to_string(),
+            ),
+        ),
         Process::Stopped => ("Deleted", Some("the data plane was stopped".to_string())),
     };
     ClusterState {
@@ -218,6 +228,18 @@ mod tests {
         observed.last_exit = None;
         let state = cluster_state(&observed, ENDPOINT, Instant::now());
         assert_eq!(state.phase, "Provisioning");
+    }
+
+    #[test]
+    fn a_suspended_cluster_is_suspended_with_no_ready_replica() {
+        let observed = Observed {
+            process: Process::Suspended,
+            ..Observed::default()
+        };
+        let state = cluster_state(&observed, ENDPOINT, Instant::now());
+        assert_eq!(state.phase, "Suspended");
+        assert_eq!(state.ready_replicas, 0);
+        assert!(state.message.unwrap().contains("resume"));
     }
 
     #[test]

@@ -32,7 +32,7 @@ const ADOPT_WAIT: Duration = Duration::from_secs(10);
 
 /// Readiness probe interval until the current process is first ready: quick, so a new cluster
 /// turns Running soon after it can serve.
-const PROBE_WHILE_STARTING: Duration = Duration::from_millis(100);
+const PROBE_WHILE_STARTING: Duration = Duration::from_millis(50);
 
 /// Readiness probe interval once ready.
 const PROBE_WHILE_READY: Duration = Duration::from_secs(1);
@@ -46,6 +46,7 @@ const MAX_QUOTED_LOG: usize = 300;
 /// What the provisioner asks of a supervisor.
 pub(super) enum Command {
     /// The spec changed in a way the data plane reads only at start: restart it with this spec.
+    /// A spec with `suspended` stops the data plane and starts none until one without it comes.
     Restart(Box<ClusterSpec>),
     /// Stop the data plane for good (delete); answers once the process is gone.
     Stop(oneshot::Sender<Result<(), ProvisionError>>),
@@ -110,10 +111,30 @@ impl Supervisor {
     ) {
         let mut backoff = Backoff::default();
         let mut current = match start {
+            // A suspended cluster stays down across control-plane restarts, whatever is found.
+            Start::Adopt(pid) if self.spec.suspended => {
+                self.stop_found(pid).await;
+                None
+            }
             Start::Adopt(pid) => self.adopt_or_replace(pid).await,
             Start::Spawn => None,
         };
         loop {
+            if self.spec.suspended {
+                self.update(|o| {
+                    o.process = Process::Suspended;
+                    o.ready = false;
+                    o.was_ready = false;
+                    o.last_exit = None;
+                });
+                match self.sleep_suspended(&mut commands).await {
+                    After::Start => {
+                        backoff = Backoff::default();
+                        continue;
+                    }
+                    After::Leave => return,
+                }
+            }
             let mut running = match current.take() {
                 Some(running) => running,
                 None => match self.spawn() {
@@ -149,7 +170,11 @@ impl Supervisor {
                     }
                 }
                 Event::Command(Some(Command::Restart(spec))) => {
-                    tracing::info!(cluster = %self.spec.id, "restarting the data plane with new limits");
+                    if spec.suspended {
+                        tracing::info!(cluster = %self.spec.id, "suspending: stopping the data plane, keeping its data");
+                    } else {
+                        tracing::info!(cluster = %self.spec.id, "restarting the data plane with new limits");
+                    }
                     self.stop(&mut running).await.unwrap_or_else(|e| {
                         // The new process will fail on the data directory's lock and back off,
                         // with the reason in its log and the cluster's state.
@@ -225,6 +250,41 @@ impl Supervisor {
             o.was_ready = false;
         });
         Ok(Running::Child(child))
+    }
+
+    /// Waits, with no process, until the cluster is resumed (a spec without `suspended`),
+    /// stopped or detached.
+    async fn sleep_suspended(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> After {
+        loop {
+            match commands.recv().await {
+                Some(Command::Restart(spec)) => {
+                    self.spec = *spec;
+                    if !self.spec.suspended {
+                        tracing::info!(cluster = %self.spec.id, "resuming: starting the data plane");
+                        self.update(|o| o.process = Process::Starting);
+                        return After::Start;
+                    }
+                }
+                Some(Command::Stop(reply)) => {
+                    self.update(|o| o.process = Process::Stopped);
+                    let _ = reply.send(Ok(()));
+                    return After::Leave;
+                }
+                Some(Command::Detach) | None => return After::Leave,
+            }
+        }
+    }
+
+    /// Stops a data plane found running for a suspended cluster (one left by a suspend that a
+    /// control-plane crash interrupted).
+    async fn stop_found(&self, pid: u32) {
+        tracing::info!(cluster = %self.spec.id, pid, "the cluster is suspended; stopping the data plane found running");
+        let dir = self.dir.clone();
+        if let Err(e) = process::terminate_pid(pid, STOP_GRACE, |p| process::serves(p, &dir)).await
+        {
+            tracing::error!(cluster = %self.spec.id, error = %e, "cannot stop the data plane found running");
+        }
+        self.dir.remove_pid();
     }
 
     /// Adopts a data plane found running at start-up, or stops it when it is not one we would
