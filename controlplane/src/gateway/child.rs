@@ -34,8 +34,12 @@ pub enum GatewayChildError {
     },
 }
 
-/// Reads `<addr>` out of the gateway's `listening on <addr>` line (`http://` allowed).
+/// Reads `<addr>` out of the gateway's `listening on <addr>` line (`http://` allowed); its
+/// `admin listening on` line, printed first, is not where clients go.
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {
+    if line.contains("admin listening on ") {
+        return None;
+    }
     let rest = line.split_once("listening on ")?.1;
     let word = rest.split_whitespace().next()?;
     let word = word.trim_start_matches("http://").trim_end_matches('/');
@@ -153,6 +157,10 @@ mod tests {
     fn the_listening_line_names_the_address() {
         let addr: SocketAddr = "127.0.0.1:8081".parse().unwrap();
         assert_eq!(listening_addr("listening on 127.0.0.1:8081"), Some(addr));
+        assert_eq!(
+            listening_addr("koru-gateway admin listening on http://127.0.0.1:9090"),
+            None
+        );
         assert_eq!(
             listening_addr("koru-gateway listening on http://127.0.0.1:8081/ (h1, h2)"),
             Some(addr)

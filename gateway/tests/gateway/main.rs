@@ -9,6 +9,7 @@
 mod chart;
 mod edge;
 mod forwarding;
+mod hosted;
 mod kdelta;
 mod raft;
 mod support;
