@@ -70,7 +70,7 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<OrgsCommand>,
     },
-    /// Create, list, inspect, scale and delete clusters.
+    /// Create, list, inspect, scale, suspend, resume and delete clusters.
     #[command(subcommand)]
     Clusters(ClustersCommand),
     /// API tokens of the organization (for CI and Terraform).
@@ -163,7 +163,7 @@ pub enum ClustersCommand {
         /// Name or id.
         cluster: String,
     },
-    /// Change a cluster's replicas or tier.
+    /// Change a cluster's replicas, tier or allow list.
     Scale {
         /// Name or id.
         cluster: String,
@@ -173,6 +173,28 @@ pub enum ClustersCommand {
         /// New tier.
         #[arg(long)]
         tier: Option<String>,
+        /// Allow only these networks (CIDRs, repeatable or comma-separated) through the gateway.
+        #[arg(long = "allow", value_delimiter = ',', conflicts_with = "allow_any")]
+        allow: Vec<String>,
+        /// Remove the allow list: every address may connect.
+        #[arg(long)]
+        allow_any: bool,
+        /// How to wait.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Scale a cluster to zero (volumes kept); the next request through the gateway wakes it.
+    Suspend {
+        /// Name or id.
+        cluster: String,
+        /// How to wait.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Wake a suspended cluster.
+    Resume {
+        /// Name or id.
+        cluster: String,
         /// How to wait.
         #[command(flatten)]
         wait: WaitArgs,

@@ -41,7 +41,9 @@ fn completions_help_and_bad_input_need_no_server() {
     let run = koru.run(&["completion", "tcsh"]);
     assert_eq!(run.code, EXIT_USAGE, "{}", run.output());
     let help = koru.run(&["clusters", "--help"]).ok();
-    for sub in ["create", "list", "get", "scale", "delete"] {
+    for sub in [
+        "create", "list", "get", "scale", "suspend", "resume", "delete",
+    ] {
         assert!(help.stdout.contains(sub), "{}", help.output());
     }
     // Not logged in: said plainly, exit 3.
@@ -186,6 +188,39 @@ async fn every_command_against_the_dev_control_plane() {
         .ok()
         .json();
     assert_eq!(scaled["replicas"], 3, "{scaled}");
+    let allowed = koru
+        .run(&[
+            "clusters",
+            "scale",
+            "db1",
+            "--allow",
+            "10.0.0.0/8,2001:db8::/32",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        allowed["allowed_cidrs"],
+        serde_json::json!(["10.0.0.0/8", "2001:db8::/32"]),
+        "{allowed}"
+    );
+    let open = koru
+        .run(&["clusters", "scale", "db1", "--allow-any"])
+        .ok()
+        .json();
+    assert_eq!(open["allowed_cidrs"], serde_json::json!([]), "{open}");
+    let both = koru.run(&[
+        "clusters",
+        "scale",
+        "db1",
+        "--allow",
+        "10.0.0.0/8",
+        "--allow-any",
+    ]);
+    assert_eq!(both.code, EXIT_USAGE, "{}", both.output());
+    let suspended = koru.run(&["clusters", "suspend", "db1"]).ok().json();
+    assert_eq!(suspended["phase"], "Suspended", "{suspended}");
+    let resumed = koru.run(&["clusters", "resume", "db1"]).ok().json();
+    assert_eq!(resumed["phase"], "Running", "{resumed}");
     let started = koru
         .run(&["clusters", "scale", "db1", "--replicas", "5", "--no-wait"])
         .ok()

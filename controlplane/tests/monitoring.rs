@@ -271,7 +271,14 @@ async fn a_real_prometheus_scrapes_the_binaries_with_every_metric_the_dashboards
     let controlplane = Process::start(
         ProcessSpec::controlplane(koru_testkit::controlplane_binary())
             .clear_koru_env()
-            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--gateway-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(dir.path().join("cloud"))
             .env("KORU_DATAPLANE_BIN", koru_testkit::dataplane_binary()),
     );

@@ -34,6 +34,7 @@ const ONE: &[Column] = &[
     ("version", "version"),
     ("endpoint", "endpoint"),
     ("message", "message"),
+    ("allowed_cidrs", "allowed_cidrs"),
     ("max_storage_bytes", "max_storage_bytes"),
     ("max_ops_per_sec", "max_ops_per_sec"),
 ];
@@ -138,11 +139,13 @@ pub async fn run(ctx: &mut Ctx, command: ClustersCommand) -> Result<()> {
             cluster,
             replicas,
             tier,
+            allow,
+            allow_any,
             wait,
         } => {
-            if replicas.is_none() && tier.is_none() {
+            if replicas.is_none() && tier.is_none() && allow.is_empty() && !allow_any {
                 return Err(CliError::Usage(
-                    "nothing to change: pass --replicas and/or --tier".into(),
+                    "nothing to change: pass --replicas, --tier, --allow or --allow-any".into(),
                 ));
             }
             let mut body = json!({});
@@ -151,6 +154,9 @@ pub async fn run(ctx: &mut Ctx, command: ClustersCommand) -> Result<()> {
             }
             if let Some(t) = tier {
                 body["tier"] = json!(t);
+            }
+            if allow_any || !allow.is_empty() {
+                body["allowed_cidrs"] = json!(allow);
             }
             let started = ctx
                 .client
@@ -161,6 +167,16 @@ pub async fn run(ctx: &mut Ctx, command: ClustersCommand) -> Result<()> {
                 )
                 .await?;
             finish(ctx, &org, started, &wait, &format!("changing {cluster}")).await
+        }
+        ClustersCommand::Suspend { cluster, wait } => {
+            let path = format!("{base}/{}/suspend", seg(&cluster)?);
+            let started = ctx.client.call(Method::POST, &path, None).await?;
+            finish(ctx, &org, started, &wait, &format!("suspending {cluster}")).await
+        }
+        ClustersCommand::Resume { cluster, wait } => {
+            let path = format!("{base}/{}/resume", seg(&cluster)?);
+            let started = ctx.client.call(Method::POST, &path, None).await?;
+            finish(ctx, &org, started, &wait, &format!("resuming {cluster}")).await
         }
         ClustersCommand::Delete { cluster, yes, wait } => {
             if !yes && std::io::stdin().is_terminal() {

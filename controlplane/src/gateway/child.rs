@@ -110,7 +110,7 @@ pub async fn spawn(
     .flatten()
     .ok_or_else(|| {
         fail(format!(
-            "it did not print `listening on <addr>` within {START_TIMEOUT:?}"
+            "it exited or did not print `listening on <addr>` within {START_TIMEOUT:?} (its own error, if any, is above)"
         ))
     })?;
     // Its later output goes on to ours.

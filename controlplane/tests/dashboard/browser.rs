@@ -28,7 +28,14 @@ impl Server {
         let data_dir = tempfile::tempdir().unwrap();
         let process = Process::start(
             ProcessSpec::controlplane(env!("CARGO_BIN_EXE_koru-controlplane"))
-                .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+                .args([
+                    "dev",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--gateway-listen",
+                    "127.0.0.1:0",
+                    "--data-dir",
+                ])
                 .arg(data_dir.path())
                 .env("KORU_DATAPLANE_BIN", common::dataplane_bin())
                 .env("KORU_LOG", "warn"),

@@ -80,7 +80,14 @@ impl ControlPlane {
         let process = Process::start(
             ProcessSpec::controlplane(controlplane)
                 .clear_koru_env()
-                .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+                .args([
+                    "dev",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--gateway-listen",
+                    "127.0.0.1:0",
+                    "--data-dir",
+                ])
                 .arg(dir.path().join("cloud"))
                 .env("KORU_DATAPLANE_BIN", dataplane)
                 .log_file(dir.path().join("controlplane.log")),

@@ -346,7 +346,13 @@ pub(super) async fn detail_page(
     let org = &ctx.access.org;
     let limits = org.limits(cluster.tier);
     let issued = outcome.issued.is_some();
-    let connection = match &cluster.endpoint {
+    // Clients go where the API says: through the gateway when there is one.
+    let shown =
+        state
+            .gateway
+            .routing
+            .endpoint(&org.slug, &cluster.name, cluster.endpoint.as_deref());
+    let connection = match &shown {
         Some(endpoint) => {
             let token = match outcome.issued {
                 Some(t) => t,
@@ -371,11 +377,7 @@ pub(super) async fn detail_page(
         &crate::lifecycle::slo::of_cluster(&state.db, &cluster.id, crate::db::now_ms()).await?,
     );
     let mut cluster = cluster;
-    cluster.endpoint =
-        state
-            .gateway
-            .routing
-            .endpoint(&org.slug, &cluster.name, cluster.endpoint.as_deref());
+    cluster.endpoint = shown;
     let restored_from = match &cluster.restored_from {
         Some(r) => Some(
             match clusters::get(&state.db, &org.id, &r.cluster_id).await {
