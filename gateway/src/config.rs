@@ -56,6 +56,10 @@ pub struct Cli {
     /// Without one, the client address is the connection's peer and X-Forwarded-For is ignored.
     #[arg(long, env = "KORU_GATEWAY_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxy: Vec<IpNet>,
+    /// Stop when the process that started this one exits, however it exits (`koru-controlplane
+    /// dev` passes it, so a killed `dev` leaves no gateway behind).
+    #[arg(long)]
+    pub exit_with_parent: bool,
     /// Log and trace flags.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -105,6 +109,8 @@ pub struct Config {
     pub sync_interval: Duration,
     /// Proxies whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Stop when the parent process exits.
+    pub exit_with_parent: bool,
 }
 
 /// Why the command line cannot be used.
@@ -178,6 +184,7 @@ impl Cli {
             wake_deadline: self.wake_deadline,
             sync_interval: self.sync_interval,
             trusted_proxies: self.trusted_proxy.clone(),
+            exit_with_parent: self.exit_with_parent,
         })
     }
 }

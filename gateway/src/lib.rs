@@ -144,14 +144,30 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     println!("{ADMIN_LINE}http://{admin_addr}");
     println!("{READY_LINE}{scheme}://{public_addr}");
     let _ = std::io::stdout().flush();
-    server::serve_public(
-        Arc::clone(&gateway),
-        public,
-        tls,
-        koru_telemetry::shutdown_signal(),
-    )
-    .await;
+    let exit_with_parent = gateway.config.exit_with_parent;
+    let stop = async move {
+        tokio::select! {
+            () = koru_telemetry::shutdown_signal() => {}
+            () = parent_exit(), if exit_with_parent => {
+                tracing::info!("the process that started the gateway exited; stopping");
+            }
+        }
+    };
+    server::serve_public(Arc::clone(&gateway), public, tls, stop).await;
     admin_served.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves once this process's parent has exited (it is then re-parented, so its parent id
+/// changes): a gateway started by `dev` must not outlive a `dev` that was killed.
+async fn parent_exit() {
+    let parent = std::os::unix::process::parent_id();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+    }
 }

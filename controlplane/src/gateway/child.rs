@@ -77,7 +77,9 @@ pub async fn spawn(
         .arg("--admin-listen")
         .arg(admin.to_string())
         .arg("--controlplane-url")
-        .arg(controlplane_url);
+        .arg(controlplane_url)
+        // A `dev` killed outright (SIGKILL, a crash) cannot stop it; it stops itself.
+        .arg("--exit-with-parent");
     // Only our arguments and the secret configure it, not the KORU_* settings meant for us.
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("KORU_") && name != "KORU_LOG" {
