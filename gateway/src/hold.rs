@@ -15,6 +15,10 @@ use crate::table::Entry;
 /// How long a request for a running cluster with no ready member waits for one (a leader
 /// election, a member restarting) before 503.
 const NOT_READY_HOLD: Duration = Duration::from_secs(5);
+/// How long a request for a cluster the table calls unavailable waits for a fresher table: the
+/// cluster may have started since this replica's last sync (a client that saw it Running in the
+/// API and used it at once met 503 here).
+const STALE_TABLE_HOLD: Duration = Duration::from_secs(3);
 /// A wake call is repeated at most this often for one cluster while requests wait.
 const WAKE_REPEAT: Duration = Duration::from_secs(10);
 
@@ -80,7 +84,11 @@ pub async fn until_serving(gateway: &Gateway, id: &str) -> Result<Arc<Entry>, Ga
                 }
                 return Ok(entry);
             }
-            Readiness::Never => return Err(GatewayError::Unavailable),
+            Readiness::Never => {
+                let limit = (start + STALE_TABLE_HOLD).min(deadline);
+                gateway.routes.hurry_until(limit);
+                limit
+            }
             Readiness::Asleep => {
                 held = true;
                 ask_wake(gateway, &entry, deadline);
