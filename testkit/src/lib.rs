@@ -14,6 +14,7 @@ mod kubectl;
 mod operator;
 pub mod otlp;
 mod process;
+mod procs;
 mod release;
 mod wait;
 
@@ -35,6 +36,7 @@ pub use process::{
     CONTROLPLANE_READY, DATAPLANE_READY, Exited, Process, ProcessSpec, START_TIMEOUT, STOP_TIMEOUT,
     StartError,
 };
+pub use procs::{kill_dataplanes_under, pids_where};
 pub use release::{
     can_i_as, delete_release_leftovers, install_rendered, object_names, remove_release,
     wait_for_pods,

@@ -94,22 +94,7 @@ impl Drop for ControlPlane {
     fn drop(&mut self) {
         self.process.kill();
         // The data planes it started, found by their data directory under ours.
-        let dir = self.dir.path().display().to_string();
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for entry in procs.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                continue;
-            };
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            if cmdline.contains("koru-dataplane") && cmdline.contains(&dir) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
+        koru_testkit::kill_dataplanes_under(self.dir.path());
     }
 }
 

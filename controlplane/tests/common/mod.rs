@@ -76,27 +76,7 @@ impl Drop for Api {
     }
 }
 
-/// Kills (SIGKILL) every `koru-dataplane` process whose command line names a path under `dir`.
-pub fn kill_dataplanes_under(dir: &std::path::Path) {
-    let dir = dir.display().to_string();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in procs.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.contains("koru-dataplane") && cmdline.contains(&dir) {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
-        }
-    }
-}
+pub use koru_testkit::kill_dataplanes_under;
 
 /// The data-plane binary, built from its current sources.
 pub fn dataplane_bin() -> std::path::PathBuf {

@@ -263,31 +263,16 @@ async fn a_hosted_cluster_is_reached_guarded_suspended_and_woken_through_the_gat
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Its data planes keep serving by design (a restarted control plane adopts them).
+    koru_testkit::kill_dataplanes_under(dir.path());
 }
 
 /// The pids of koru-gateway processes syncing with the control plane at `url`.
 fn gateway_pids_for(url: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let is_gateway = args.first().is_some_and(|a| a.ends_with("koru-gateway"));
-        // A zombie has an empty command line: it is gone for this purpose.
-        if is_gateway
+    koru_testkit::pids_where(|args| {
+        args[0].ends_with("koru-gateway")
             && args
                 .windows(2)
                 .any(|w| w[0] == "--controlplane-url" && w[1] == url)
-        {
-            pids.push(pid);
-        }
-    }
-    pids
+    })
 }
