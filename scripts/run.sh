@@ -7,8 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 scripts/system-deps.sh
-# The gateway `dev` runs in front of the clusters (on 127.0.0.1:8081), where it is part of the tree.
-gateway=()
-if [ -f gateway/Cargo.toml ]; then gateway=(-p koru-gateway --bin koru-gateway); fi
-cargo build --release -p koru-dataplane --bin koru-dataplane -p koru-controlplane --bin koru-controlplane "${gateway[@]}"
+# `dev` runs the gateway (koru-gateway, on 127.0.0.1:8081) in front of the clusters.
+cargo build --release -p koru-dataplane --bin koru-dataplane -p koru-controlplane --bin koru-controlplane \
+  -p koru-gateway --bin koru-gateway
 exec "$CARGO_TARGET_DIR/release/koru-controlplane" dev "$@"
