@@ -4,7 +4,6 @@
 //! real child process on loopback; the loads are `koru-bench http` child processes.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use clap::Args;
 use koru_gateway_api::{ClusterRoute, RouteState, RouteTable};
@@ -92,35 +91,26 @@ async fn load(
     args: &GatewayArgs,
     preload: &str,
 ) -> Result<Figures, BenchError> {
-    let exe = std::env::current_exe().map_err(BenchError::io("finding this executable"))?;
-    let output = tokio::process::Command::new(exe)
-        .arg("http")
-        .args(["--url", url, "--mode", mode, "--name", name, "--json"])
-        .args(["--path-prefix", prefix, "--preload", preload])
-        .args(["--connections", &args.connections.to_string()])
-        .args(["--duration-secs", &args.secs.to_string()])
-        .args(["--keys", &KEYS.to_string()])
-        .args(["--value-bytes", &VALUE_BYTES.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(BenchError::io("running koru-bench http"))?
-        .wait_with_output()
-        .await
-        .map_err(BenchError::io("running koru-bench http"))?;
-    if !output.status.success() {
-        return Err(BenchError::Target(format!(
-            "the {name} load failed ({})",
-            output.status
-        )));
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Figures>(l).ok())
-        .ok_or_else(|| BenchError::Target(format!("the {name} load printed no result: {text}")))
+    let args = [
+        "--url",
+        url,
+        "--mode",
+        mode,
+        "--path-prefix",
+        prefix,
+        "--preload",
+        preload,
+        "--connections",
+        &args.connections.to_string(),
+        "--duration-secs",
+        &args.secs.to_string(),
+        "--keys",
+        &KEYS.to_string(),
+        "--value-bytes",
+        &VALUE_BYTES.to_string(),
+    ]
+    .map(String::from);
+    crate::child_load::run(name, &args).await
 }
 
 /// Starts a child process, mapping its failure to start.

@@ -3,6 +3,7 @@
 
 mod backup;
 mod ceiling;
+mod child_load;
 mod embedded;
 mod error;
 mod gateway;

@@ -8,7 +8,6 @@
 //! `koru-bench http` child processes, the same load as the other HTTP figures.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -236,37 +235,24 @@ fn work_dir(args: &RaftArgs) -> Result<PathBuf, BenchError> {
 
 /// Runs `koru-bench http` against `url` and reads its JSON record.
 async fn load(url: &str, name: &str, mode: &str, args: &RaftArgs) -> Result<Figures, BenchError> {
-    let exe = std::env::current_exe().map_err(BenchError::io("finding this executable"))?;
-    let output = tokio::process::Command::new(exe)
-        .arg("http")
-        .args(["--url", url, "--mode", mode, "--name", name, "--json"])
-        .args(["--connections", &args.connections.to_string()])
-        .args(["--duration-secs", &args.secs.to_string()])
-        .args(["--batch-size", &args.batch_size.to_string()])
-        .args(["--keys", &KEYS.to_string()])
-        .args(["--value-bytes", &VALUE_BYTES.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        // Its human line is this run's progress.
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(BenchError::io("running koru-bench http"))?
-        // Not `output()`, which would capture stderr too.
-        .wait_with_output()
-        .await
-        .map_err(BenchError::io("running koru-bench http"))?;
-    if !output.status.success() {
-        return Err(BenchError::Target(format!(
-            "the {name} load failed ({})",
-            output.status
-        )));
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Figures>(l).ok())
-        .ok_or_else(|| BenchError::Target(format!("the {name} load printed no result: {text}")))
+    let args = [
+        "--url",
+        url,
+        "--mode",
+        mode,
+        "--connections",
+        &args.connections.to_string(),
+        "--duration-secs",
+        &args.secs.to_string(),
+        "--batch-size",
+        &args.batch_size.to_string(),
+        "--keys",
+        &KEYS.to_string(),
+        "--value-bytes",
+        &VALUE_BYTES.to_string(),
+    ]
+    .map(String::from);
+    crate::child_load::run(name, &args).await
 }
 
 /// The eight throughput figures: PUT and batch against one node, then against the leader, with
