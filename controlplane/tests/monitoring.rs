@@ -30,8 +30,8 @@ fn monitoring() -> PathBuf {
     root().join("charts/koru-controlplane/monitoring")
 }
 
-/// The directory holding `prometheus` and `promtool`, built on first use. Under `CI=true` a
-/// failed build fails the test; elsewhere it is skipped loudly (no Go on the machine).
+/// The directory holding `prometheus` and `promtool`, fetched on first use. Under `CI=true` a
+/// failed fetch fails the test; elsewhere it is skipped loudly (no apt on the machine).
 fn prometheus_bin_dir() -> Option<PathBuf> {
     let out = Command::new(root().join("scripts/prometheus.sh"))
         .arg("bin-dir")

@@ -8,58 +8,18 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::Path;
 
 use common::Server;
-
-/// The kdelta binary, or None (after saying so) when it is missing outside CI.
-fn kdelta() -> Option<PathBuf> {
-    let path = std::env::var_os("KORU_KDELTA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(".cache/koru-delta-cloud/kdelta/bin/kdelta")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    let message = format!(
-        "kdelta not found at {}: run scripts/install-kdelta.sh",
-        path.display()
-    );
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-    eprintln!("\n!!! SKIPPING the kdelta compatibility test: {message} !!!\n");
-    None
-}
+use koru_testkit::{kdelta_binary, run_kdelta};
 
 /// Runs `kdelta --url <server> <args>` and returns (success, stdout + stderr).
-fn run(kdelta: &PathBuf, server: &Server, args: &[&str]) -> (bool, String) {
-    run_at(kdelta, &server.url, args)
-}
-
-/// Runs `kdelta --url <url> <args>` and returns (success, stdout + stderr).
-fn run_at(kdelta: &PathBuf, url: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(kdelta)
-        .arg("--url")
-        .arg(url)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("HOME", std::env::temp_dir())
-        .output()
-        .expect("running kdelta");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+fn run(kdelta: &Path, server: &Server, args: &[&str]) -> (bool, String) {
+    run_kdelta(kdelta, &server.url, args)
 }
 
 /// Runs a command that must succeed and returns its output.
-fn ok(kdelta: &PathBuf, server: &Server, args: &[&str]) -> String {
+fn ok(kdelta: &Path, server: &Server, args: &[&str]) -> String {
     let (success, text) = run(kdelta, server, args);
     assert!(success, "kdelta {args:?} failed:\n{text}");
     text
@@ -67,7 +27,7 @@ fn ok(kdelta: &PathBuf, server: &Server, args: &[&str]) -> String {
 
 #[test]
 fn every_remote_kdelta_command_works_against_the_data_plane() {
-    let Some(k) = kdelta() else { return };
+    let Some(k) = kdelta_binary() else { return };
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
 
@@ -177,7 +137,7 @@ fn kdelta_reaches_a_cluster_with_token_auth_through_the_url() {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use koru_dataplane::auth::{Claims, Scope};
 
-    let Some(k) = kdelta() else { return };
+    let Some(k) = kdelta_binary() else { return };
     let dir = tempfile::tempdir().unwrap();
     let signing = SigningKey::from_bytes(&[5; 32]);
     let public = signing
@@ -219,16 +179,16 @@ fn kdelta_reaches_a_cluster_with_token_auth_through_the_url() {
             .replacen("http://", &format!("http://token:{t}@"), 1)
     };
 
-    let (success, text) = run_at(&k, &server.url, &["set", "users/alice", "1"]);
+    let (success, text) = run_kdelta(&k, &server.url, &["set", "users/alice", "1"]);
     assert!(!success, "no token must be refused: {text}");
-    let (success, text) = run_at(&k, &with(&token(Scope::Read)), &["set", "users/alice", "1"]);
+    let (success, text) = run_kdelta(&k, &with(&token(Scope::Read)), &["set", "users/alice", "1"]);
     assert!(!success, "a read token must not write: {text}");
-    let (success, text) = run_at(
+    let (success, text) = run_kdelta(
         &k,
         &with(&token(Scope::Write)),
         &["set", "users/alice", "1"],
     );
     assert!(success && text.contains("Stored: users/alice"), "{text}");
-    let (success, text) = run_at(&k, &with(&token(Scope::Read)), &["get", "users/alice"]);
+    let (success, text) = run_kdelta(&k, &with(&token(Scope::Read)), &["get", "users/alice"]);
     assert!(success && text.contains('1'), "{text}");
 }

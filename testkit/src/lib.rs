@@ -10,6 +10,7 @@ mod binaries;
 mod browser;
 mod dataplane;
 mod helm;
+mod kdelta;
 mod kubectl;
 mod operator;
 pub mod otlp;
@@ -27,6 +28,7 @@ pub use helm::{
     assert_lint_refuses, assert_lints_strictly, assert_template_refuses, chart_path, documents,
     helm, helm_available, helm_on, kinds, one, render, rule, rules,
 };
+pub use kdelta::{kdelta_binary, run_kdelta};
 pub use kubectl::{
     NamespaceGuard, apply, field, fresh_namespace, get, install_crds, kubeconfig, kubectl,
     mark_pods_ready, unique, wait_for_crds,
