@@ -43,6 +43,27 @@ async fn running_cluster(api: &Api, owner: &str, org: &str, name: &str) -> Value
     cluster
 }
 
+/// The cluster's phase once it is `want`, or its last phase after 30 s of polling.
+async fn phase_within_30s(api: &Api, owner: &str, org: &str, id: &str, want: &str) -> Value {
+    let mut phase = Value::Null;
+    for _ in 0..300 {
+        let (_, c) = api
+            .call(
+                "GET",
+                &format!("/api/v1/orgs/{org}/clusters/{id}"),
+                Some(owner),
+                None,
+            )
+            .await;
+        phase = c["phase"].clone();
+        if phase == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    phase
+}
+
 /// A sync through the router with `auth` as the Authorization header.
 async fn sync_as(api: &Api, auth: Option<&str>, body: Value) -> (StatusCode, Value) {
     let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
@@ -616,22 +637,7 @@ async fn idle_clusters_are_suspended_unless_a_gateway_reported_requests() {
             "[{b}] {audit}"
         );
         // Waiting for the suspend to finish leaves the cluster Suspended.
-        let mut phase = Value::Null;
-        for _ in 0..300 {
-            let (_, c) = api
-                .call(
-                    "GET",
-                    &format!("/api/v1/orgs/{org}/clusters/{id}"),
-                    Some(&owner),
-                    None,
-                )
-                .await;
-            phase = c["phase"].clone();
-            if phase == "Suspended" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let phase = phase_within_30s(&api, &owner, &org, &id, "Suspended").await;
         assert_eq!(
             phase, "Suspended",
             "[{b}] the idle cluster never reached Suspended"
@@ -650,22 +656,7 @@ async fn idle_clusters_are_suspended_unless_a_gateway_reported_requests() {
             "[{b}] {woken}"
         );
         assert_eq!(operations_of(&api, &id, "resume").await, 1, "[{b}]");
-        let mut phase = Value::Null;
-        for _ in 0..300 {
-            let (_, c) = api
-                .call(
-                    "GET",
-                    &format!("/api/v1/orgs/{org}/clusters/{id}"),
-                    Some(&owner),
-                    None,
-                )
-                .await;
-            phase = c["phase"].clone();
-            if phase == "Running" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let phase = phase_within_30s(&api, &owner, &org, &id, "Running").await;
         assert_eq!(
             phase, "Running",
             "[{b}] the retried resume did not bring it back"
