@@ -221,15 +221,7 @@ async fn other_tenants_and_viewers_cannot_read_or_change_an_allow_list() {
             );
             assert!(!e.to_string().contains("198.51.100.0"), "[{b}] {e}");
         }
-        let (_, viewer) = api
-            .call(
-                "POST",
-                &format!("/api/v1/orgs/{a_org}/tokens"),
-                Some(&a_owner),
-                Some(json!({"name": "v", "role": "viewer"})),
-            )
-            .await;
-        let viewer = viewer["token"].as_str().unwrap().to_string();
+        let viewer = api.api_token(&a_owner, &a_org, "v", "viewer").await;
         let (status, seen) = api
             .call("GET", &format!("{a_clusters}/{id}"), Some(&viewer), None)
             .await;

@@ -455,15 +455,7 @@ async fn other_tenants_and_small_roles_cannot_touch_clusters() {
         let b = api.backend;
         let (a_owner, a_org, _) = api.signup("owner@ca.example", "Clusters A").await;
         let (b_owner, b_org, _) = api.signup("owner@cb.example", "Clusters B").await;
-        let (_, b_token) = api
-            .call(
-                "POST",
-                &format!("/api/v1/orgs/{b_org}/tokens"),
-                Some(&b_owner),
-                Some(json!({"name": "b", "role": "admin"})),
-            )
-            .await;
-        let b_token = b_token["token"].as_str().unwrap().to_string();
+        let b_token = api.api_token(&b_owner, &b_org, "b", "admin").await;
         let a_clusters = format!("/api/v1/orgs/{a_org}/clusters");
         let (_, created) = api
             .call(
@@ -522,15 +514,7 @@ async fn other_tenants_and_small_roles_cannot_touch_clusters() {
             }
         }
         // Roles inside A: a viewer token reads and gets read data tokens only.
-        let (_, viewer) = api
-            .call(
-                "POST",
-                &format!("/api/v1/orgs/{a_org}/tokens"),
-                Some(&a_owner),
-                Some(json!({"name": "v", "role": "viewer"})),
-            )
-            .await;
-        let viewer = viewer["token"].as_str().unwrap().to_string();
+        let viewer = api.api_token(&a_owner, &a_org, "v", "viewer").await;
         let (status, _) = api
             .call("GET", &format!("{a_clusters}/{id}"), Some(&viewer), None)
             .await;
@@ -683,15 +667,7 @@ async fn backups_are_taken_and_listed_through_the_data_plane() {
         );
 
         // A viewer lists but may not take backups; another organization sees no such cluster.
-        let (_, viewer) = api
-            .call(
-                "POST",
-                &format!("/api/v1/orgs/{org}/tokens"),
-                Some(&owner),
-                Some(json!({"name": "v", "role": "viewer"})),
-            )
-            .await;
-        let viewer = viewer["token"].as_str().unwrap().to_string();
+        let viewer = api.api_token(&owner, &org, "v", "viewer").await;
         let (status, _) = api.call("GET", &backups, Some(&viewer), None).await;
         assert_eq!(status, StatusCode::OK, "[{b}] viewer lists");
         let (status, e) = api.call("POST", &backups, Some(&viewer), None).await;

@@ -400,15 +400,7 @@ async fn a_suspended_cluster_keeps_its_data_and_concurrent_wakes_start_one_resum
         assert!(put.status().is_success());
 
         // A viewer may not suspend; a member may.
-        let (_, viewer) = api
-            .call(
-                "POST",
-                &format!("/api/v1/orgs/{org}/tokens"),
-                Some(&owner),
-                Some(json!({"name": "ro", "role": "viewer"})),
-            )
-            .await;
-        let viewer = viewer["token"].as_str().unwrap().to_string();
+        let viewer = api.api_token(&owner, &org, "ro", "viewer").await;
         let (status, _) = api
             .call("POST", &format!("{base}/suspend"), Some(&viewer), None)
             .await;

@@ -448,15 +448,7 @@ async fn other_tenants_see_nothing() {
         let b = api.backend;
         let (a_owner, a_org, _) = api.signup("owner@tenant-a.example", "Tenant A").await;
         let (b_owner, b_org, _) = api.signup("owner@tenant-b.example", "Tenant B").await;
-        let (_, b_token) = api
-            .call(
-                "POST",
-                &format!("/api/v1/orgs/{b_org}/tokens"),
-                Some(&b_owner),
-                Some(json!({"name": "b", "role": "admin"})),
-            )
-            .await;
-        let b_token = b_token["token"].as_str().unwrap().to_string();
+        let b_token = api.api_token(&b_owner, &b_org, "b", "admin").await;
         let (_, a_token) = api
             .call(
                 "POST",

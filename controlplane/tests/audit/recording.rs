@@ -414,15 +414,7 @@ async fn admins_see_their_organizations_events_only() {
         let b = api.backend;
         let (a_owner, a_org) = org_with_events(&api, "a@a.example", "Tenant A", 3).await;
         let (b_owner, b_org) = org_with_events(&api, "b@b.example", "Tenant B", 4).await;
-        let (_, b_token) = api
-            .call(
-                "POST",
-                &format!("/api/v1/orgs/{b_org}/tokens"),
-                Some(&b_owner),
-                Some(json!({"name": "audit", "role": "admin"})),
-            )
-            .await;
-        let b_token = b_token["token"].as_str().unwrap().to_string();
+        let b_token = api.api_token(&b_owner, &b_org, "audit", "admin").await;
 
         let (status, page) = api
             .call(

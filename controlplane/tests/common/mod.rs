@@ -226,6 +226,26 @@ impl Api {
             body["refresh_token"].as_str().unwrap().to_string(),
         )
     }
+
+    /// Creates an API token `name` with `role` in organization `org` as `owner`; returns its
+    /// secret.
+    pub async fn api_token(&self, owner: &str, org: &str, name: &str, role: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                &format!("/api/v1/orgs/{org}/tokens"),
+                Some(owner),
+                Some(serde_json::json!({"name": name, "role": role})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "[{}] API token: {body}",
+            self.backend
+        );
+        body["token"].as_str().unwrap().to_string()
+    }
 }
 
 impl Api {
