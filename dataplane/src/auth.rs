@@ -161,35 +161,12 @@ impl Verifier {
     }
 }
 
-/// The token of an `Authorization` header value: `Bearer <token>`, or `Basic` auth whose
-/// password is the token (the user name is ignored). Basic lets clients that only take a URL send
-/// a token as `http://token:<token>@host`, the published `kdelta` CLI among them.
+/// The token of an `Authorization` header value (see [`koru_dataplane_api::auth::token_of`] for
+/// the forms accepted).
 pub fn bearer(header: Option<&str>) -> Result<Cow<'_, str>, AuthError> {
-    let header = header.ok_or(AuthError::Missing)?;
-    let token = if let Some(t) = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-    {
-        Cow::Borrowed(t.trim())
-    } else if let Some(encoded) = header
-        .strip_prefix("Basic ")
-        .or_else(|| header.strip_prefix("basic "))
-    {
-        use base64::Engine;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or(AuthError::Missing)?;
-        let (_, password) = decoded.split_once(':').ok_or(AuthError::Missing)?;
-        Cow::Owned(password.trim().to_string())
-    } else {
-        return Err(AuthError::Missing);
-    };
-    if token.is_empty() {
-        return Err(AuthError::Missing);
-    }
-    Ok(token)
+    header
+        .and_then(koru_dataplane_api::auth::token_of)
+        .ok_or(AuthError::Missing)
 }
 
 /// Why an admin token file could not be used.

@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use base64::Engine;
 use ipnet::IpNet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use koru_dataplane_api::auth::{Claims, audience};
@@ -68,27 +67,10 @@ pub fn allowed(ip: IpAddr, nets: &[IpNet], configured: bool) -> bool {
     !configured || nets.iter().any(|net| net.contains(&ip.to_canonical()))
 }
 
-/// The token of an `Authorization` value: `Bearer <token>`, or Basic auth whose password is the
-/// token (what the kdelta CLI sends for `http://token:<token>@host`), as the data plane reads it.
+/// The token of an `Authorization` value, in the forms the data plane accepts
+/// ([`koru_dataplane_api::auth::token_of`]).
 pub fn bearer(header: Option<&str>) -> Option<Cow<'_, str>> {
-    let header = header?;
-    let token = if let Some(t) = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-    {
-        Cow::Borrowed(t.trim())
-    } else {
-        let encoded = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))?;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())?;
-        let (_, password) = decoded.split_once(':')?;
-        Cow::Owned(password.trim().to_string())
-    };
-    (!token.is_empty()).then_some(token)
+    header.and_then(koru_dataplane_api::auth::token_of)
 }
 
 /// Verifies one cluster's data tokens with its public key.

@@ -1,7 +1,10 @@
 //! Data-plane tokens as they cross the wire: the JWT claims the control plane signs and the data
 //! plane checks (the checking itself, with jsonwebtoken, stays in the data plane).
 
+use std::borrow::Cow;
 use std::fmt;
+
+use base64::Engine;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +59,30 @@ pub struct Claims {
     pub aud: String,
     /// The token's id, by which the control plane revokes it: required.
     pub jti: String,
+}
+
+/// The token an `Authorization` header value carries: `Bearer <token>`, or `Basic` auth whose
+/// password is the token (the user name is ignored), so clients that only take a URL can send
+/// `http://token:<token>@host` (the published `kdelta` CLI among them). None when there is none.
+/// The data plane and the gateway read tokens with it, so both accept the same forms.
+pub fn token_of(header: &str) -> Option<Cow<'_, str>> {
+    let token = if let Some(t) = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+    {
+        Cow::Borrowed(t.trim())
+    } else {
+        let encoded = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())?;
+        let (_, password) = decoded.split_once(':')?;
+        Cow::Owned(password.trim().to_string())
+    };
+    (!token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]
