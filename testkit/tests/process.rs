@@ -23,9 +23,11 @@ fn a_child_is_ready_at_its_listening_line_and_its_output_is_kept() {
     ));
     assert_eq!(process.url(), "http://127.0.0.1:1");
     assert!(process.pid() > 0);
+    // Stdout and stderr are drained by separate threads, so each is awaited on its own.
     koru_testkit::wait_until(10, "the line after the ready line", || {
         process.stdout().contains("after")
     });
+    koru_testkit::wait_until(10, "the line on stderr", || !process.stderr().is_empty());
     assert!(process.stdout().starts_with("booting\ndemo listening on"));
     assert_eq!(process.stderr(), "starting\n");
     assert_eq!(process.exited(), None, "still running");
