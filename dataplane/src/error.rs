@@ -60,6 +60,37 @@ pub enum StoreError {
         /// The LSN the write was planned at.
         since_lsn: u64,
     },
+    /// A write would give a second live key the value a unique index already holds; nothing
+    /// was written.
+    #[error(
+        "unique index {index:?} of namespace {namespace:?} already holds {value} (key {existing:?}); nothing was written"
+    )]
+    UniqueViolation {
+        /// The namespace written.
+        namespace: String,
+        /// The unique index.
+        index: String,
+        /// The value, as JSON text.
+        value: String,
+        /// The live key holding it.
+        existing: String,
+    },
+    /// No index of that name is defined on the namespace.
+    #[error("namespace {namespace:?} has no index {name:?}")]
+    NoSuchIndex {
+        /// The namespace.
+        namespace: String,
+        /// The index asked for.
+        name: String,
+    },
+    /// An index of that name is already defined on the namespace.
+    #[error("namespace {namespace:?} already has an index {name:?}")]
+    IndexExists {
+        /// The namespace.
+        namespace: String,
+        /// The index's name.
+        name: String,
+    },
     /// The store is shutting down.
     #[error("the store is shutting down")]
     Closed,

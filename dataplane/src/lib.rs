@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod indexes;
 pub mod json_check;
 pub mod metrics;
 pub mod names;
@@ -25,4 +26,4 @@ pub mod usage;
 pub mod wal;
 
 pub use error::StoreError;
-pub use store::{FsyncMode, Store, StoreConfig, WriteOp};
+pub use store::{Document, FsyncMode, Store, StoreConfig, WriteOp};

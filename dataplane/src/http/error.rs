@@ -85,6 +85,13 @@ impl From<StoreError> for ApiError {
                 message,
             ),
             StoreError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
+            StoreError::UniqueViolation { .. } => {
+                Self::new(StatusCode::CONFLICT, "unique_violation", message)
+            }
+            StoreError::IndexExists { .. } => {
+                Self::new(StatusCode::CONFLICT, "already_exists", message)
+            }
+            StoreError::NoSuchIndex { .. } => Self::not_found(message),
             StoreError::ReadOnly => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", message)
             }

@@ -9,6 +9,7 @@ pub mod media;
 mod ops;
 mod raft;
 mod rewind;
+mod rows;
 mod views;
 
 use std::num::NonZeroU32;

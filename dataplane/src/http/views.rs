@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::error::{ApiPath, JsonBody};
+use super::rows::Row;
 use super::{ApiError, AppState, blocking, json};
 use crate::names;
 use crate::query::{Filter, Sort};
@@ -33,17 +33,6 @@ pub struct QueryBody {
     /// Extension: evaluate as of this RFC 3339 time.
     #[serde(default)]
     at: Option<String>,
-}
-
-/// One result row; the value goes out as the exact stored text, the parsed form is for filtering.
-#[derive(Serialize)]
-struct Row {
-    key: String,
-    value: Box<RawValue>,
-    version_id: String,
-    timestamp: String,
-    #[serde(skip)]
-    parsed: Value,
 }
 
 /// The body of a query or view response.
@@ -75,17 +64,11 @@ fn run_query(
     };
     let mut rows = Vec::new();
     for (key, version) in store.snapshot(namespace, at) {
-        let fetched = store.fetch(version, None)?;
-        let text = fetched.value.unwrap_or_else(|| "null".into());
+        let mut fetched = store.fetch(version, None)?;
+        let text = fetched.value.take().unwrap_or_else(|| "null".into());
         let parsed: Value = serde_json::from_str(&text).map_err(|_| unreadable())?;
         if filter.is_none_or(|f| f.matches(&parsed)) {
-            rows.push(Row {
-                key,
-                value: json::raw(text)?,
-                version_id: fetched.version.to_string(),
-                timestamp: json::timestamp(fetched.timestamp_micros),
-                parsed,
-            });
+            rows.push(Row::new(key, &fetched, text, parsed)?);
         }
     }
     let total = rows.len();

@@ -7,7 +7,9 @@ mod changes;
 pub mod commit;
 pub mod index;
 pub mod pages;
+mod secondary;
 mod syncer;
+mod text;
 
 use std::fmt;
 use std::fs::File;
@@ -189,6 +191,19 @@ pub struct Fetched {
     pub previous: Option<VersionId>,
     /// The value's JSON text; None when this version is a delete.
     pub value: Option<String>,
+}
+
+/// A live key's value, parsed, with the version it is: what index lookups and queries hand back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The key.
+    pub key: String,
+    /// The version read.
+    pub version: VersionId,
+    /// That version's commit time, microseconds since the Unix epoch.
+    pub timestamp_micros: i64,
+    /// The value.
+    pub value: serde_json::Value,
 }
 
 /// A handle on an open store; clones share it.

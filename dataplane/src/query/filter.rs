@@ -1,6 +1,4 @@
-//! Query evaluation over JSON values: the filter, sort and limit of `POST /api/v1/{ns}/query`.
-//!
-//! Field paths use dots (`address.city`, `tags.0`), as KoruDelta clients expect.
+//! Filters and sort orders over JSON values: the v1 filter, sort and limit of `POST /api/v1/{ns}/query`.
 
 use std::cmp::Ordering;
 

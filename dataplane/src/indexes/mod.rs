@@ -1,0 +1,10 @@
+//! Secondary indexes: value indexes (equality, ranges, prefixes, unique) and full-text indexes,
+//! each answerable as of any moment of the retained history.
+//!
+//! An index's definition is a key of the internal namespace [`def::INDEXES_NAMESPACE`], written
+//! through the log like any value, so definitions are versioned, durable, replicated and restored
+//! by point-in-time recovery; the entries themselves are derived from the log and rebuilt from it.
+
+pub mod def;
+
+pub use def::{IndexDef, IndexInfo, IndexKind, IndexStatus, IndexType, Probe, TextHit};
