@@ -1,10 +1,36 @@
 //! Equi-joins across namespaces (inner and left) on field = field or field = key, using an index on
 //! the joined field when there is one, else a hash join; never a per-row scan.
 //!
-//! CONTRACT STUB (issue 18): the types' JSON shape is fixed; the evaluation is the
-//! aggregate-and-join helper's.
+//! Semantics (also in API.md, "Joins"):
+//! - The left side is the queried namespace's documents, already filtered by the conditions that
+//!   name only them; `on.left` is a dotted path of their values. The right side is
+//!   `join.namespace` as of the same moment `at`; `on.right` is a dotted path of its values, or
+//!   `_key` for its keys.
+//! - Values match when equal as scalars: strings, booleans, and numbers by value (`1` meets
+//!   `1.0`). `null`, a missing field, arrays and objects never match. Against `_key`, a string
+//!   matches the key it spells and an integer the key of its decimal digits (`42` meets `"42"`).
+//! - For each left document in order, one row per matching right document in key order; a left
+//!   join adds one row with no right document where nothing matched, an inner join drops it.
+//! - Plans, cheapest first: `_key` reads each distinct left value's key directly; a ready value
+//!   index on the right field is probed with the distinct left values in batches (`Probe::In`),
+//!   each candidate rechecked; otherwise one pass over the right namespace's snapshot builds a
+//!   hash table of the right documents whose value some left document holds.
+//! - Memory is bounded by [`JoinLimits`]: right documents held, and bytes of right documents in
+//!   the rows returned; past either the join stops with [`JoinError::TooLarge`].
+
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+use super::aggregate::values::{ValueKey, approx_bytes};
+use super::filter::field;
+use crate::error::StoreError;
+use crate::indexes::{IndexKind, IndexStatus, Probe};
+use crate::names;
+use crate::store::{Document, Fetched, Store};
+use crate::wal::WalError;
 
 /// `{"namespace": "users", "on": {"left": "user_id", "right": "id"}, "kind": "inner"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,3 +64,432 @@ pub enum JoinKind {
     /// Every row, the joined side null where nothing matched.
     Left,
 }
+
+/// The right field naming the joined namespace's keys.
+pub const KEY_FIELD: &str = "_key";
+/// Default most documents of the joined namespace one join holds.
+pub const DEFAULT_MAX_JOIN_RIGHT_DOCS: usize = 100_000;
+/// Default most bytes of joined documents in one join's rows (an estimate).
+pub const DEFAULT_MAX_JOIN_BYTES: usize = 64 * 1024 * 1024;
+/// Distinct left values per index probe, so one probe stays small.
+const PROBE_BATCH: usize = 1024;
+/// Bytes counted per joined document for its key, version and row, on top of its value.
+const DOC_OVERHEAD_BYTES: usize = 96;
+
+/// How much one join may hold in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinLimits {
+    /// Most distinct documents of the joined namespace held (matches only: the hash join keeps
+    /// just the right documents some left document points at).
+    pub max_right_docs: usize,
+    /// Most bytes of joined documents in the rows returned (a document in several rows counts
+    /// each time).
+    pub max_bytes: usize,
+}
+
+impl Default for JoinLimits {
+    fn default() -> Self {
+        JoinLimits {
+            max_right_docs: DEFAULT_MAX_JOIN_RIGHT_DOCS,
+            max_bytes: DEFAULT_MAX_JOIN_BYTES,
+        }
+    }
+}
+
+/// Why a join was refused or stopped.
+#[derive(Debug, Error)]
+pub enum JoinError {
+    /// The join is malformed (a client error: 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The join went past one of its limits (422).
+    #[error(
+        "the join holds more than {limit} {what}; filter the queried namespace further or join fewer documents"
+    )]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+        /// What was counted, naming the limit.
+        what: &'static str,
+    },
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const RIGHT_DOCS: &str = "documents of the joined namespace (the limit max_right_docs)";
+const BYTES: &str = "bytes of joined documents (the limit max_bytes)";
+
+/// One joined row: the index of the left document in the slice given, and the joined document
+/// (None only in a left join with no match).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinedRow {
+    /// Position of the left document in the slice given to [`run`].
+    pub left: usize,
+    /// The joined document.
+    pub right: Option<Document>,
+}
+
+/// How a join found its right documents, for EXPLAIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinMethod {
+    /// Read by key, one read per distinct left value.
+    Key,
+    /// Probed the named ready value index with batches of distinct left values.
+    Index(String),
+    /// Scanned the joined namespace once into a hash table.
+    Hash,
+}
+
+/// What a join did, for EXPLAIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinPlan {
+    /// The method used.
+    pub method: JoinMethod,
+    /// Right documents read (every live one for a hash join, candidates for an index).
+    pub right_read: usize,
+    /// Distinct right documents that matched.
+    pub right_matched: usize,
+}
+
+impl Join {
+    /// An inner join of `namespace` on `left` (a field of the queried namespace) = `right` (a
+    /// field of `namespace`, or `_key`): what the roadmap's `Query::join("orders", "user_id",
+    /// "users", "id")` builds for the query of `orders`.
+    pub fn new(
+        namespace: impl Into<String>,
+        left: impl Into<String>,
+        right: impl Into<String>,
+    ) -> Join {
+        Join {
+            namespace: namespace.into(),
+            on: JoinOn {
+                left: left.into(),
+                right: right.into(),
+            },
+            kind: JoinKind::Inner,
+        }
+    }
+
+    /// The same join as a left join: rows without a match are kept.
+    pub fn left_join(mut self) -> Join {
+        self.kind = JoinKind::Left;
+        self
+    }
+
+    /// Refuses what cannot be evaluated, with a message a client can act on.
+    pub fn validate(&self) -> Result<(), JoinError> {
+        names::validate_namespace(&self.namespace)
+            .map_err(|e| JoinError::Invalid(format!("join: {e}")))?;
+        if !is_path(&self.on.left) {
+            return Err(JoinError::Invalid(format!(
+                "join: on.left {:?} is not a dotted path of the queried documents such as \"user_id\"",
+                self.on.left
+            )));
+        }
+        if self.on.right != KEY_FIELD && !is_path(&self.on.right) {
+            return Err(JoinError::Invalid(format!(
+                "join: on.right {:?} is neither \"_key\" nor a dotted path of {:?}'s documents",
+                self.on.right, self.namespace
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn is_path(f: &str) -> bool {
+    !f.is_empty() && f.split('.').all(|p| !p.is_empty())
+}
+
+/// Joins `left` (values of the queried namespace) with `join.namespace` as of `at` (now when
+/// None); see the module doc.
+pub fn run(
+    store: &Store,
+    left: &[Value],
+    join: &Join,
+    at: Option<i64>,
+    limits: &JoinLimits,
+) -> Result<Vec<JoinedRow>, JoinError> {
+    run_planned(store, left, join, at, limits).map(|(rows, _)| rows)
+}
+
+/// [`run`], also telling how the right documents were found.
+pub fn run_planned(
+    store: &Store,
+    left: &[Value],
+    join: &Join,
+    at: Option<i64>,
+    limits: &JoinLimits,
+) -> Result<(Vec<JoinedRow>, JoinPlan), JoinError> {
+    join.validate()?;
+    let by_key = join.on.right == KEY_FIELD;
+    let keys: Vec<Option<ValueKey>> = left
+        .iter()
+        .map(|v| {
+            let k = ValueKey::scalar(field(v, &join.on.left));
+            if by_key { k.and_then(key_text) } else { k }
+        })
+        .collect();
+    // One representative value per distinct key: what an index is probed with.
+    let mut wanted: HashMap<&ValueKey, &Value> = HashMap::new();
+    for (key, value) in keys.iter().zip(left) {
+        if let (Some(k), Some(v)) = (key, field(value, &join.on.left)) {
+            wanted.entry(k).or_insert(v);
+        }
+    }
+    let mut right = Matches::new(limits);
+    let method = if wanted.is_empty() {
+        JoinMethod::Hash
+    } else if by_key {
+        key_join(store, &join.namespace, &wanted, at, &mut right)?;
+        JoinMethod::Key
+    } else if let Some(name) = index_join(store, join, &wanted, at, &mut right)? {
+        JoinMethod::Index(name)
+    } else {
+        right = Matches::new(limits);
+        hash_join(store, join, &wanted, at, &mut right)?;
+        JoinMethod::Hash
+    };
+    let plan = JoinPlan {
+        method,
+        right_read: right.read,
+        right_matched: right.held,
+    };
+    Ok((right.rows(&keys, join.kind)?, plan))
+}
+
+/// A join value as the key it names: strings as they are, integers in decimal.
+fn key_text(k: ValueKey) -> Option<ValueKey> {
+    match k {
+        ValueKey::Str(_) => Some(k),
+        ValueKey::Int(i) => Some(ValueKey::Str(i.to_string())),
+        _ => None,
+    }
+}
+
+/// The right documents found so far, by the value they matched on, within the limits.
+struct Matches<'a> {
+    limits: &'a JoinLimits,
+    by_value: HashMap<ValueKey, Vec<Document>>,
+    held: usize,
+    bytes: usize,
+    read: usize,
+}
+
+impl<'a> Matches<'a> {
+    fn new(limits: &'a JoinLimits) -> Self {
+        Matches {
+            limits,
+            by_value: HashMap::new(),
+            held: 0,
+            bytes: 0,
+            read: 0,
+        }
+    }
+
+    fn add(&mut self, value: ValueKey, doc: Document) -> Result<(), JoinError> {
+        self.held += 1;
+        if self.held > self.limits.max_right_docs {
+            return Err(JoinError::TooLarge {
+                limit: self.limits.max_right_docs,
+                what: RIGHT_DOCS,
+            });
+        }
+        self.bytes += doc_bytes(&doc);
+        if self.bytes > self.limits.max_bytes {
+            return Err(JoinError::TooLarge {
+                limit: self.limits.max_bytes,
+                what: BYTES,
+            });
+        }
+        self.by_value.entry(value).or_default().push(doc);
+        Ok(())
+    }
+
+    /// The joined rows, each left document's matches in key order.
+    fn rows(
+        mut self,
+        keys: &[Option<ValueKey>],
+        kind: JoinKind,
+    ) -> Result<Vec<JoinedRow>, JoinError> {
+        for docs in self.by_value.values_mut() {
+            docs.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        let mut rows = Vec::with_capacity(keys.len());
+        let mut bytes = 0usize;
+        for (i, key) in keys.iter().enumerate() {
+            match key.as_ref().and_then(|k| self.by_value.get(k)) {
+                Some(docs) => {
+                    for doc in docs {
+                        bytes += doc_bytes(doc);
+                        if bytes > self.limits.max_bytes {
+                            return Err(JoinError::TooLarge {
+                                limit: self.limits.max_bytes,
+                                what: BYTES,
+                            });
+                        }
+                        rows.push(JoinedRow {
+                            left: i,
+                            right: Some(doc.clone()),
+                        });
+                    }
+                }
+                None if kind == JoinKind::Left => rows.push(JoinedRow {
+                    left: i,
+                    right: None,
+                }),
+                None => {}
+            }
+        }
+        Ok(rows)
+    }
+}
+
+fn doc_bytes(doc: &Document) -> usize {
+    DOC_OVERHEAD_BYTES + doc.key.len() + approx_bytes(&doc.value)
+}
+
+/// Reads the key of each distinct left value directly.
+fn key_join(
+    store: &Store,
+    namespace: &str,
+    wanted: &HashMap<&ValueKey, &Value>,
+    at: Option<i64>,
+    right: &mut Matches<'_>,
+) -> Result<(), JoinError> {
+    let mut keys: Vec<&str> = wanted
+        .keys()
+        .filter_map(|k| match k {
+            ValueKey::Str(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    keys.sort_unstable();
+    for key in keys {
+        // A value that is no valid key names no document.
+        if names::validate_key(key).is_err() {
+            continue;
+        }
+        right.read += 1;
+        if let Some(doc) = read(store, namespace, key, at)? {
+            right.add(ValueKey::Str(key.to_string()), doc)?;
+        }
+    }
+    Ok(())
+}
+
+/// Probes a ready value index on the right field; None when there is none (or it stopped being
+/// ready part way), for the caller to hash-join instead.
+fn index_join(
+    store: &Store,
+    join: &Join,
+    wanted: &HashMap<&ValueKey, &Value>,
+    at: Option<i64>,
+    right: &mut Matches<'_>,
+) -> Result<Option<String>, JoinError> {
+    let Some(index) = store.indexes(&join.namespace).into_iter().find(|i| {
+        i.def.kind == IndexKind::Value
+            && i.def.field == join.on.right
+            && i.status == IndexStatus::Ready
+    }) else {
+        return Ok(None);
+    };
+    let name = index.def.name;
+    let mut values: Vec<(&ValueKey, &Value)> = wanted.iter().map(|(k, v)| (*k, *v)).collect();
+    values.sort_by(|a, b| super::aggregate::values::total_order(a.1, b.1));
+    let mut seen: HashSet<String> = HashSet::new();
+    for batch in values.chunks(PROBE_BATCH) {
+        let probe = Probe::In(batch.iter().map(|(_, v)| (*v).clone()).collect());
+        let budget = right.limits.max_right_docs.saturating_sub(right.held) + 1;
+        let Some(keys) = store.index_lookup(&join.namespace, &name, &probe, at, budget)? else {
+            return Ok(None);
+        };
+        // A full answer may have been cut at the budget: refuse rather than miss matches.
+        if keys.len() >= budget {
+            return Err(JoinError::TooLarge {
+                limit: right.limits.max_right_docs,
+                what: RIGHT_DOCS,
+            });
+        }
+        for key in keys {
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            right.read += 1;
+            let Some(doc) = read(store, &join.namespace, &key, at)? else {
+                continue;
+            };
+            // Index answers are candidates: keep the document only if its value matches exactly
+            // as the hash join would.
+            if let Some(k) = ValueKey::scalar(field(&doc.value, &join.on.right))
+                && wanted.contains_key(&k)
+            {
+                right.add(k, doc)?;
+            }
+        }
+    }
+    Ok(Some(name))
+}
+
+/// One pass over the right namespace as of `at`, keeping the documents some left value names.
+fn hash_join(
+    store: &Store,
+    join: &Join,
+    wanted: &HashMap<&ValueKey, &Value>,
+    at: Option<i64>,
+    right: &mut Matches<'_>,
+) -> Result<(), JoinError> {
+    for (key, version) in store.snapshot(&join.namespace, at) {
+        right.read += 1;
+        let fetched = store.fetch(version, None)?;
+        let Some(doc) = document(&join.namespace, key, fetched)? else {
+            continue;
+        };
+        if let Some(k) = ValueKey::scalar(field(&doc.value, &join.on.right))
+            && wanted.contains_key(&k)
+        {
+            right.add(k, doc)?;
+        }
+    }
+    Ok(())
+}
+
+/// A key's live document as of `at` (now when None).
+fn read(
+    store: &Store,
+    namespace: &str,
+    key: &str,
+    at: Option<i64>,
+) -> Result<Option<Document>, JoinError> {
+    let fetched = match at {
+        None => store.get(namespace, key)?,
+        Some(t) => store.get_at(namespace, key, t)?,
+    };
+    match fetched {
+        Some(f) => document(namespace, key.to_string(), f),
+        None => Ok(None),
+    }
+}
+
+/// Parses a fetched version; None for a delete.
+fn document(namespace: &str, key: String, f: Fetched) -> Result<Option<Document>, JoinError> {
+    let Some(text) = f.value else {
+        return Ok(None);
+    };
+    // Values were checked as JSON when written, so this is damage, reported as a log error.
+    let value = serde_json::from_str(&text).map_err(|e| {
+        StoreError::Wal(WalError::Io {
+            context: format!("reading {namespace}/{key}: the stored value is not JSON"),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })
+    })?;
+    Ok(Some(Document {
+        key,
+        version: f.version,
+        timestamp_micros: f.timestamp_micros,
+        value,
+    }))
+}
+
+#[cfg(test)]
+mod tests;
