@@ -210,16 +210,24 @@ pub fn run(
     at: Option<i64>,
     limits: &JoinLimits,
 ) -> Result<Vec<JoinedRow>, JoinError> {
-    run_planned(store, left, join, at, limits).map(|(rows, _)| rows)
+    run_planned(store, left, join, at, limits, None).map(|(rows, _)| rows)
 }
 
-/// [`run`], also telling how the right documents were found.
+/// A condition on the joined documents, checked as they are found.
+pub type RightFilter<'f> = &'f dyn Fn(&Value) -> bool;
+
+/// [`run`], also telling how the right documents were found. Right documents failing `keep` are
+/// treated as absent from the joined namespace: neither held nor counted against the limits.
+/// For an inner join whose filter requires a condition naming only the joined side, passing that
+/// condition gives the same rows with less memory; for a left join it turns rows whose match
+/// fails it into rows without a match, which only the caller can know to be equivalent.
 pub fn run_planned(
     store: &Store,
     left: &[Value],
     join: &Join,
     at: Option<i64>,
     limits: &JoinLimits,
+    keep: Option<RightFilter<'_>>,
 ) -> Result<(Vec<JoinedRow>, JoinPlan), JoinError> {
     join.validate()?;
     let by_key = join.on.right == KEY_FIELD;
@@ -237,7 +245,7 @@ pub fn run_planned(
             wanted.entry(k).or_insert(v);
         }
     }
-    let mut right = Matches::new(limits);
+    let mut right = Matches::new(limits, keep);
     let method = if wanted.is_empty() {
         JoinMethod::Hash
     } else if by_key {
@@ -246,7 +254,7 @@ pub fn run_planned(
     } else if let Some(name) = index_join(store, join, &wanted, at, &mut right)? {
         JoinMethod::Index(name)
     } else {
-        right = Matches::new(limits);
+        right = Matches::new(limits, keep);
         hash_join(store, join, &wanted, at, &mut right)?;
         JoinMethod::Hash
     };
@@ -270,6 +278,7 @@ fn key_text(k: ValueKey) -> Option<ValueKey> {
 /// The right documents found so far, by the value they matched on, within the limits.
 struct Matches<'a> {
     limits: &'a JoinLimits,
+    keep: Option<RightFilter<'a>>,
     by_value: HashMap<ValueKey, Vec<Document>>,
     held: usize,
     bytes: usize,
@@ -277,9 +286,10 @@ struct Matches<'a> {
 }
 
 impl<'a> Matches<'a> {
-    fn new(limits: &'a JoinLimits) -> Self {
+    fn new(limits: &'a JoinLimits, keep: Option<RightFilter<'a>>) -> Self {
         Matches {
             limits,
+            keep,
             by_value: HashMap::new(),
             held: 0,
             bytes: 0,
@@ -288,6 +298,9 @@ impl<'a> Matches<'a> {
     }
 
     fn add(&mut self, value: ValueKey, doc: Document) -> Result<(), JoinError> {
+        if self.keep.is_some_and(|keep| !keep(&doc.value)) {
+            return Ok(());
+        }
         self.held += 1;
         if self.held > self.limits.max_right_docs {
             return Err(JoinError::TooLarge {

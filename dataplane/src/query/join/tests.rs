@@ -132,7 +132,8 @@ fn key_joins_read_keys_directly() {
         json!({"user": "u2"}),
     ];
     let by_key = Join::new("users", "user", KEY_FIELD).left_join();
-    let (rows, plan) = run_planned(&store, &orders, &by_key, None, &JoinLimits::default()).unwrap();
+    let (rows, plan) =
+        run_planned(&store, &orders, &by_key, None, &JoinLimits::default(), None).unwrap();
     assert_eq!(
         pairs(&rows),
         vec![
@@ -218,7 +219,7 @@ fn stops_at_its_limits_counting_only_matches() {
         max_right_docs: 2,
         ..JoinLimits::default()
     };
-    let (rows, plan) = run_planned(&store, &one, &on_id, None, &two_docs).unwrap();
+    let (rows, plan) = run_planned(&store, &one, &on_id, None, &two_docs, None).unwrap();
     assert_eq!(
         rows.len(),
         2,
@@ -277,7 +278,7 @@ fn hash_only(store: &Store, left: &[Value], j: &Join, at: Option<i64>) -> Vec<Jo
             wanted.entry(k).or_insert(v);
         }
     }
-    let mut right = Matches::new(&limits);
+    let mut right = Matches::new(&limits, None);
     hash_join(store, j, &wanted, at, &mut right).unwrap();
     right.rows(&keys, j.kind).unwrap()
 }
@@ -322,7 +323,7 @@ fn the_index_path_and_the_hash_path_agree() {
     ] {
         for at in [None, Some(before.timestamp_micros)] {
             let (rows, plan) =
-                run_planned(&store, &orders, &j, at, &JoinLimits::default()).unwrap();
+                run_planned(&store, &orders, &j, at, &JoinLimits::default(), None).unwrap();
             eprintln!("join {:?} at {at:?}: {:?}", j.kind, plan.method);
             let expected = if indexed {
                 JoinMethod::Index("id".into())
@@ -347,4 +348,48 @@ fn the_index_path_and_the_hash_path_agree() {
             (7, Some("u2".into())),
         ]
     );
+}
+
+#[test]
+fn a_right_filter_drops_documents_before_they_are_held() {
+    let (_dir, store) = open();
+    for i in 0..6 {
+        let status = if i % 2 == 0 { "premium" } else { "basic" };
+        put(
+            &store,
+            "users",
+            &format!("u{i}"),
+            json!({"id": i / 2, "status": status}),
+        );
+    }
+    let orders = [
+        json!({"user_id": 0}),
+        json!({"user_id": 1}),
+        json!({"user_id": 2}),
+    ];
+    let premium = |v: &Value| v["status"] == "premium";
+    let one_each = JoinLimits {
+        max_right_docs: 3,
+        ..JoinLimits::default()
+    };
+    let on_id = Join::new("users", "user_id", "id");
+    assert!(
+        run(&store, &orders, &on_id, None, &one_each).is_err(),
+        "six matches without the filter"
+    );
+    let (rows, plan) =
+        run_planned(&store, &orders, &on_id, None, &one_each, Some(&premium)).unwrap();
+    assert_eq!(
+        pairs(&rows),
+        vec![
+            (0, Some("u0".into())),
+            (1, Some("u2".into())),
+            (2, Some("u4".into()))
+        ]
+    );
+    assert_eq!((plan.right_read, plan.right_matched), (6, 3));
+    let by_key = Join::new("users", "k", KEY_FIELD).left_join();
+    let keyed = [json!({"k": "u0"}), json!({"k": "u1"})];
+    let (rows, _) = run_planned(&store, &keyed, &by_key, None, &one_each, Some(&premium)).unwrap();
+    assert_eq!(pairs(&rows), vec![(0, Some("u0".into())), (1, None)]);
 }
