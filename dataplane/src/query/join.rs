@@ -413,7 +413,11 @@ fn index_join(
     let mut seen: HashSet<String> = HashSet::new();
     for batch in values.chunks(PROBE_BATCH) {
         let probe = Probe::In(batch.iter().map(|(_, v)| (*v).clone()).collect());
-        let budget = right.limits.max_right_docs.saturating_sub(right.held) + 1;
+        let budget = right
+            .limits
+            .max_right_docs
+            .saturating_sub(right.held)
+            .saturating_add(1);
         let Some(keys) = store.index_lookup(&join.namespace, &name, &probe, at, budget)? else {
             return Ok(None);
         };

@@ -259,3 +259,94 @@ fn refuses_malformed_aggregations() {
     assert!(Aggregator::new(&Aggregation::pipeline(), AggregateLimits::default()).is_err());
     assert!(Aggregation::pipeline().group_by("g").validate().is_ok());
 }
+
+proptest::proptest! {
+    /// Grouped counts, sums, means, minima and maxima equal brute force over the same documents.
+    #[test]
+    fn equals_brute_force(docs in proptest::collection::vec((0u8..5, 0u8..4, -1000i64..1000, "[a-c]{0,2}"), 0..60)) {
+        let group = |g: u8| match g {
+            0 => Some(json!(0)),
+            1 => Some(json!(1)),
+            2 => Some(json!("a")),
+            3 => Some(Value::Null),
+            _ => None,
+        };
+        let values: Vec<Value> = docs
+            .iter()
+            .map(|(g, kind, i, s)| {
+                let mut doc = Map::new();
+                if let Some(g) = group(*g) {
+                    doc.insert("g".into(), g);
+                }
+                match kind {
+                    0 => {
+                        doc.insert("n".into(), json!(i));
+                    }
+                    1 => {
+                        doc.insert("n".into(), json!(s));
+                    }
+                    2 => {
+                        doc.insert("n".into(), Value::Null);
+                    }
+                    _ => {}
+                }
+                Value::Object(doc)
+            })
+            .collect();
+        let spec = Aggregation::pipeline()
+            .group_by("g")
+            .count()
+            .count_field("n")
+            .sum("n")
+            .avg("n")
+            .min("n")
+            .max("n");
+        let rows = agg(&spec, &values);
+        let mut keys: Vec<Value> = Vec::new();
+        for v in &values {
+            let g = v.get("g").cloned().unwrap_or(Value::Null);
+            if !keys.contains(&g) {
+                keys.push(g);
+            }
+        }
+        keys.sort_by(values::total_order);
+        proptest::prop_assert_eq!(rows.len(), keys.len());
+        for (row, key) in rows.iter().zip(&keys) {
+            let members: Vec<&Value> = values
+                .iter()
+                .filter(|v| v.get("g").cloned().unwrap_or(Value::Null) == *key)
+                .collect();
+            let ns: Vec<&Value> = members.iter().filter_map(|v| v.get("n")).collect();
+            let ints: Vec<i64> = ns.iter().filter_map(|n| n.as_i64()).collect();
+            let strs: Vec<&str> = ns.iter().filter_map(|n| n.as_str()).collect();
+            let sum: i64 = ints.iter().sum();
+            let avg = if ints.is_empty() {
+                Value::Null
+            } else {
+                json!(sum as f64 / ints.len() as f64)
+            };
+            let min = ints
+                .iter()
+                .min()
+                .map(|i| json!(i))
+                .or_else(|| strs.iter().min().map(|s| json!(s)))
+                .unwrap_or(Value::Null);
+            let max = strs
+                .iter()
+                .max()
+                .map(|s| json!(s))
+                .or_else(|| ints.iter().max().map(|i| json!(i)))
+                .unwrap_or(Value::Null);
+            let expected = json!({
+                "g": key,
+                "count": members.len(),
+                "count_n": ns.iter().filter(|n| !n.is_null()).count(),
+                "sum_n": sum,
+                "avg_n": avg,
+                "min_n": min,
+                "max_n": max,
+            });
+            proptest::prop_assert_eq!(row, &expected);
+        }
+    }
+}

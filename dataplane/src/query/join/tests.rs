@@ -393,3 +393,116 @@ fn a_right_filter_drops_documents_before_they_are_held() {
     let (rows, _) = run_planned(&store, &keyed, &by_key, None, &one_each, Some(&premium)).unwrap();
     assert_eq!(pairs(&rows), vec![(0, Some("u0".into())), (1, None)]);
 }
+
+/// What a join should give, by brute force over a model of the joined namespace.
+fn naive(
+    model: &std::collections::BTreeMap<String, Value>,
+    left: &[Value],
+    j: &Join,
+) -> Vec<(usize, Option<(String, Value)>)> {
+    let scalar_eq = |a: &Value, b: &Value| match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        _ => false,
+    };
+    let mut out = Vec::new();
+    for (i, l) in left.iter().enumerate() {
+        let lv = field(l, &j.on.left);
+        let mut any = false;
+        for (key, value) in model {
+            let hit = match lv {
+                None => false,
+                Some(lv) if j.on.right == KEY_FIELD => match lv {
+                    Value::String(s) => s == key,
+                    Value::Number(n) => n
+                        .as_f64()
+                        .is_some_and(|f| f.fract() == 0.0 && format!("{}", f as i64) == *key),
+                    _ => false,
+                },
+                Some(lv) => field(value, &j.on.right).is_some_and(|rv| scalar_eq(lv, rv)),
+            };
+            if hit {
+                any = true;
+                out.push((i, Some((key.clone(), value.clone()))));
+            }
+        }
+        if !any && j.kind == JoinKind::Left {
+            out.push((i, None));
+        }
+    }
+    out
+}
+
+fn id_value(choice: u8) -> Option<Value> {
+    match choice {
+        0 => Some(json!(1)),
+        1 => Some(json!(1.0)),
+        2 => Some(json!(2)),
+        3 => Some(json!("1")),
+        4 => Some(json!("k3")),
+        5 => Some(Value::Null),
+        6 => Some(json!(true)),
+        _ => None,
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Every join form, now and at a random moment of a random history, equals brute force.
+    #[test]
+    fn joins_equal_brute_force_over_any_history(
+        ops in proptest::collection::vec((0usize..4, proptest::option::of(0u8..8)), 1..16),
+        left_ids in proptest::collection::vec(0u8..8, 0..8),
+        moment in 0usize..16,
+    ) {
+        const KEYS: [&str; 4] = ["1", "2", "k3", "k4"];
+        let (_dir, store) = open();
+        let mut model = std::collections::BTreeMap::new();
+        let mut models = Vec::new();
+        let mut times = Vec::new();
+        for (k, op) in &ops {
+            let key = KEYS[*k].to_string();
+            let committed = match op {
+                Some(c) => {
+                    let value = match id_value(*c) {
+                        Some(id) => json!({"id": id, "n": c}),
+                        None => json!({"n": c}),
+                    };
+                    model.insert(key.clone(), value.clone());
+                    put(&store, "users", &key, value)
+                }
+                None => {
+                    model.remove(&key);
+                    store.write_blocking(vec![WriteOp::delete("users", key)]).unwrap()
+                }
+            };
+            models.push(model.clone());
+            times.push(committed.timestamp_micros);
+        }
+        let left: Vec<Value> = left_ids
+            .iter()
+            .map(|c| match id_value(*c) {
+                Some(v) => json!({"ref": v}),
+                None => json!({}),
+            })
+            .collect();
+        let at = moment.min(ops.len() - 1);
+        for j in [
+            Join::new("users", "ref", "id"),
+            Join::new("users", "ref", "id").left_join(),
+            Join::new("users", "ref", KEY_FIELD),
+            Join::new("users", "ref", KEY_FIELD).left_join(),
+        ] {
+            for (when, model) in [(None, &model), (Some(times[at]), &models[at])] {
+                let rows = run(&store, &left, &j, when, &JoinLimits::default()).unwrap();
+                let got: Vec<(usize, Option<(String, Value)>)> = rows
+                    .into_iter()
+                    .map(|r| (r.left, r.right.map(|d| (d.key, d.value))))
+                    .collect();
+                proptest::prop_assert_eq!(got, naive(model, &left, &j), "{:?} at {:?}", j, when);
+            }
+        }
+    }
+}
