@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
+use smallvec::SmallVec;
 use thiserror::Error;
 
 use super::filter::field;
@@ -260,7 +261,7 @@ pub struct Aggregator<'a> {
     spec: &'a Aggregation,
     outputs: Vec<(&'a str, &'a Aggregate)>,
     limits: AggregateLimits,
-    index: HashMap<Vec<ValueKey>, usize>,
+    index: HashMap<Vec<ValueKey<'static>>, usize>,
     groups: Vec<GroupState>,
     bytes: usize,
 }
@@ -370,12 +371,14 @@ impl<'a> Aggregator<'a> {
         let slot = if self.spec.group_by.is_empty() {
             0
         } else {
-            let found: Vec<Option<&Value>> =
+            // Borrowed keys on the stack: finding an existing group allocates nothing.
+            let found: SmallVec<[Option<&Value>; 4]> =
                 self.spec.group_by.iter().map(|g| field(doc, g)).collect();
-            let key: Vec<ValueKey> = found.iter().map(|v| ValueKey::of(*v)).collect();
-            match self.index.get(&key) {
+            let key: SmallVec<[ValueKey<'_>; 4]> = found.iter().map(|v| ValueKey::of(*v)).collect();
+            match self.index.get(key.as_slice()) {
                 Some(&slot) => slot,
                 None => {
+                    let key = key.into_iter().map(ValueKey::into_owned).collect();
                     let values = found
                         .into_iter()
                         .map(|v| v.cloned().unwrap_or(Value::Null))
@@ -416,7 +419,7 @@ impl<'a> Aggregator<'a> {
 
     fn new_group(
         &mut self,
-        key: Vec<ValueKey>,
+        key: Vec<ValueKey<'static>>,
         values: Vec<Value>,
     ) -> Result<usize, AggregateError> {
         if self.groups.len() >= self.limits.max_groups {

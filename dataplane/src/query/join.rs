@@ -18,6 +18,7 @@
 //! - Memory is bounded by [`JoinLimits`]: right documents held, and bytes of right documents in
 //!   the rows returned; past either the join stops with [`JoinError::TooLarge`].
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -267,10 +268,10 @@ pub fn run_planned(
 }
 
 /// A join value as the key it names: strings as they are, integers in decimal.
-fn key_text(k: ValueKey) -> Option<ValueKey> {
+fn key_text(k: ValueKey<'_>) -> Option<ValueKey<'_>> {
     match k {
         ValueKey::Str(_) => Some(k),
-        ValueKey::Int(i) => Some(ValueKey::Str(i.to_string())),
+        ValueKey::Int(i) => Some(ValueKey::Str(Cow::Owned(i.to_string()))),
         _ => None,
     }
 }
@@ -279,7 +280,7 @@ fn key_text(k: ValueKey) -> Option<ValueKey> {
 struct Matches<'a> {
     limits: &'a JoinLimits,
     keep: Option<RightFilter<'a>>,
-    by_value: HashMap<ValueKey, Vec<Document>>,
+    by_value: HashMap<ValueKey<'static>, Vec<Document>>,
     held: usize,
     bytes: usize,
     read: usize,
@@ -297,7 +298,7 @@ impl<'a> Matches<'a> {
         }
     }
 
-    fn add(&mut self, value: ValueKey, doc: Document) -> Result<(), JoinError> {
+    fn add(&mut self, value: ValueKey<'static>, doc: Document) -> Result<(), JoinError> {
         if self.keep.is_some_and(|keep| !keep(&doc.value)) {
             return Ok(());
         }
@@ -366,14 +367,14 @@ fn doc_bytes(doc: &Document) -> usize {
 fn key_join(
     store: &Store,
     namespace: &str,
-    wanted: &HashMap<&ValueKey, &Value>,
+    wanted: &HashMap<&ValueKey<'_>, &Value>,
     at: Option<i64>,
     right: &mut Matches<'_>,
 ) -> Result<(), JoinError> {
     let mut keys: Vec<&str> = wanted
         .keys()
         .filter_map(|k| match k {
-            ValueKey::Str(s) => Some(s.as_str()),
+            ValueKey::Str(s) => Some(s.as_ref()),
             _ => None,
         })
         .collect();
@@ -385,7 +386,7 @@ fn key_join(
         }
         right.read += 1;
         if let Some(doc) = read(store, namespace, key, at)? {
-            right.add(ValueKey::Str(key.to_string()), doc)?;
+            right.add(ValueKey::Str(Cow::Owned(key.to_string())), doc)?;
         }
     }
     Ok(())
@@ -396,7 +397,7 @@ fn key_join(
 fn index_join(
     store: &Store,
     join: &Join,
-    wanted: &HashMap<&ValueKey, &Value>,
+    wanted: &HashMap<&ValueKey<'_>, &Value>,
     at: Option<i64>,
     right: &mut Matches<'_>,
 ) -> Result<Option<String>, JoinError> {
@@ -438,9 +439,7 @@ fn index_join(
             };
             // Index answers are candidates: keep the document only if its value matches exactly
             // as the hash join would.
-            if let Some(k) = ValueKey::scalar(field(&doc.value, &join.on.right))
-                && wanted.contains_key(&k)
-            {
+            if let Some(k) = matched(&doc, join, wanted) {
                 right.add(k, doc)?;
             }
         }
@@ -452,7 +451,7 @@ fn index_join(
 fn hash_join(
     store: &Store,
     join: &Join,
-    wanted: &HashMap<&ValueKey, &Value>,
+    wanted: &HashMap<&ValueKey<'_>, &Value>,
     at: Option<i64>,
     right: &mut Matches<'_>,
 ) -> Result<(), JoinError> {
@@ -462,13 +461,22 @@ fn hash_join(
         let Some(doc) = document(&join.namespace, key, fetched)? else {
             continue;
         };
-        if let Some(k) = ValueKey::scalar(field(&doc.value, &join.on.right))
-            && wanted.contains_key(&k)
-        {
+        if let Some(k) = matched(&doc, join, wanted) {
             right.add(k, doc)?;
         }
     }
     Ok(())
+}
+
+/// The value a right document matched on, if some left value names it (owned only then).
+fn matched(
+    doc: &Document,
+    join: &Join,
+    wanted: &HashMap<&ValueKey<'_>, &Value>,
+) -> Option<ValueKey<'static>> {
+    ValueKey::scalar(field(&doc.value, &join.on.right))
+        .filter(|k| wanted.contains_key(k))
+        .map(ValueKey::into_owned)
 }
 
 /// A key's live document as of `at` (now when None).

@@ -2,14 +2,16 @@
 //! (`1` and `1.0` are one group and join each other), a total order for sorting groups, and the
 //! order `min`/`max` use.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::{Number, Value};
 
 /// A JSON value as a hash key. Integral numbers are one integer whatever their spelling, so
-/// `1`, `1.0` and `1e0` meet; other values meet only when equal as JSON.
+/// `1`, `1.0` and `1e0` meet; other values meet only when equal as JSON. Strings are borrowed
+/// from the value keyed, so looking a key up costs no allocation; `into_owned` keeps one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum ValueKey {
+pub(crate) enum ValueKey<'a> {
     /// `null`, or a missing field.
     Null,
     /// `true` or `false`.
@@ -19,7 +21,7 @@ pub(crate) enum ValueKey {
     /// A non-integral number, by its bits (JSON has no NaN, and -0.0 is integral).
     Float(u64),
     /// A string.
-    Str(String),
+    Str(Cow<'a, str>),
     /// An array or object, by its JSON text.
     Json(String),
 }
@@ -27,37 +29,50 @@ pub(crate) enum ValueKey {
 /// Floats at or beyond this magnitude are keyed by their bits, not as integers.
 const INTEGRAL_FLOAT_LIMIT: f64 = 18_446_744_073_709_551_616.0; // 2^64
 
-impl ValueKey {
+impl<'a> ValueKey<'a> {
     /// The key of a value; a missing value is `Null`.
-    pub(crate) fn of(value: Option<&Value>) -> ValueKey {
+    pub(crate) fn of(value: Option<&'a Value>) -> ValueKey<'a> {
         match value {
             None | Some(Value::Null) => ValueKey::Null,
             Some(Value::Bool(b)) => ValueKey::Bool(*b),
             Some(Value::Number(n)) => number_key(n),
-            Some(Value::String(s)) => ValueKey::Str(s.clone()),
+            Some(Value::String(s)) => ValueKey::Str(Cow::Borrowed(s)),
             Some(other) => ValueKey::Json(other.to_string()),
         }
     }
 
     /// The key of a value a join may match on: strings, numbers and booleans; None for null,
     /// missing, arrays and objects, which never match.
-    pub(crate) fn scalar(value: Option<&Value>) -> Option<ValueKey> {
+    pub(crate) fn scalar(value: Option<&'a Value>) -> Option<ValueKey<'a>> {
         match value? {
             Value::Bool(_) | Value::Number(_) | Value::String(_) => Some(ValueKey::of(value)),
             _ => None,
         }
     }
 
+    /// The key owning its string.
+    pub(crate) fn into_owned(self) -> ValueKey<'static> {
+        match self {
+            ValueKey::Null => ValueKey::Null,
+            ValueKey::Bool(b) => ValueKey::Bool(b),
+            ValueKey::Int(i) => ValueKey::Int(i),
+            ValueKey::Float(f) => ValueKey::Float(f),
+            ValueKey::Str(s) => ValueKey::Str(Cow::Owned(s.into_owned())),
+            ValueKey::Json(j) => ValueKey::Json(j),
+        }
+    }
+
     /// Rough bytes this key holds on the heap, for memory budgets.
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
-            ValueKey::Str(s) | ValueKey::Json(s) => s.len(),
+            ValueKey::Str(s) => s.len(),
+            ValueKey::Json(s) => s.len(),
             _ => 0,
         }
     }
 }
 
-fn number_key(n: &Number) -> ValueKey {
+fn number_key(n: &Number) -> ValueKey<'static> {
     if let Some(i) = n.as_i64() {
         ValueKey::Int(i128::from(i))
     } else if let Some(u) = n.as_u64() {
@@ -148,7 +163,7 @@ mod tests {
 
     #[test]
     fn numbers_meet_by_value() {
-        let key = |v: Value| ValueKey::of(Some(&v));
+        let key = |v: Value| ValueKey::of(Some(&v)).into_owned();
         assert_eq!(key(json!(1)), key(json!(1.0)));
         assert_eq!(key(json!(-0.0)), key(json!(0)));
         assert_eq!(key(json!(u64::MAX)), ValueKey::Int(i128::from(u64::MAX)));
