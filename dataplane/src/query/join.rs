@@ -134,6 +134,8 @@ pub struct JoinedRow {
 /// How a join found its right documents, for EXPLAIN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinMethod {
+    /// No left document holds a value that can match: nothing was read.
+    Nothing,
     /// Read by key, one read per distinct left value.
     Key,
     /// Probed the named ready value index with batches of distinct left values.
@@ -248,7 +250,7 @@ pub fn run_planned(
     }
     let mut right = Matches::new(limits, keep);
     let method = if wanted.is_empty() {
-        JoinMethod::Hash
+        JoinMethod::Nothing
     } else if by_key {
         key_join(store, &join.namespace, &wanted, at, &mut right)?;
         JoinMethod::Key

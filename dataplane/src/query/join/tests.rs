@@ -94,6 +94,22 @@ fn inner_and_left_joins_match_scalars_by_value() {
     assert!(right.timestamp_micros > 0);
     assert!(join(&store, &orders, &Join::new("nobody", "user_id", "id"), None).is_empty());
     assert!(join(&store, &[], &inner, None).is_empty());
+    let nulls = [json!({"user_id": null}), json!({})];
+    let (rows, plan) = run_planned(
+        &store,
+        &nulls,
+        &inner.clone().left_join(),
+        None,
+        &JoinLimits::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(pairs(&rows), vec![(0, None), (1, None)]);
+    assert_eq!(
+        (plan.method, plan.right_read),
+        (JoinMethod::Nothing, 0),
+        "nothing to look up"
+    );
 }
 
 #[test]
