@@ -2,7 +2,7 @@
 //! named outputs, evaluated in one streaming pass with a bounded number of groups. `having`,
 //! sorting by an output and the limit are the query's own, applied to the rows this returns.
 //!
-//! Semantics (also in API.md, "Aggregation"):
+//! Semantics (also in API.md, "Aggregation and joins: semantics"):
 //! - Fields are dotted paths into each document's value. A document missing a `group_by` field
 //!   (or holding `null` there) falls in that field's `null` group. Numbers group by value (`1`
 //!   and `1.0` are one group, shown as first seen); arrays and objects group by equality.

@@ -1,7 +1,7 @@
 //! Equi-joins across namespaces (inner and left) on field = field or field = key, using an index on
 //! the joined field when there is one, else a hash join; never a per-row scan.
 //!
-//! Semantics (also in API.md, "Joins"):
+//! Semantics (also in API.md, "Aggregation and joins: semantics"):
 //! - The left side is the queried namespace's documents, already filtered by the conditions that
 //!   name only them; `on.left` is a dotted path of their values. The right side is
 //!   `join.namespace` as of the same moment `at`; `on.right` is a dotted path of its values, or
