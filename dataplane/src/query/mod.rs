@@ -7,4 +7,6 @@ pub mod aggregate;
 pub mod filter;
 pub mod join;
 
-pub use filter::{Filter, OPERATORS, Sort, compare, field, sort};
+pub use filter::{
+    Filter, FilterExpr, OPERATORS, Sort, Sources, compare, field, resolve, sort,
+};
