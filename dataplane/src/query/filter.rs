@@ -135,8 +135,11 @@ impl Filter {
             "lte" => matches!(ord(), Some(Ordering::Less | Ordering::Equal)),
             "contains" => field.is_some_and(|f| contains(f, &self.value)),
             "exists" => field.is_some_and(|f| !f.is_null()),
-            "in" => field.is_some_and(|f| matches!(&self.value, Value::Array(items) if items.contains(f))),
-            "prefix" => matches!((field, &self.value), (Some(Value::String(s)), Value::String(p)) if s.starts_with(p.as_str())),
+            "in" => field
+                .is_some_and(|f| matches!(&self.value, Value::Array(items) if items.contains(f))),
+            "prefix" => {
+                matches!((field, &self.value), (Some(Value::String(s)), Value::String(p)) if s.starts_with(p.as_str()))
+            }
             _ => false,
         }
     }
@@ -551,7 +554,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn trees_parse_validate_and_match() {
         let f: FilterExpr = serde_json::from_value(json!({"and": [
@@ -577,10 +579,21 @@ mod tests {
         ] {
             assert!(serde_json::from_value::<FilterExpr>(bad).is_err());
         }
-        let deep = (0..40).fold(json!({"field": "a", "op": "exists"}), |f, _| json!({"not": f}));
+        let deep = (0..40).fold(
+            json!({"field": "a", "op": "exists"}),
+            |f, _| json!({"not": f}),
+        );
         assert!(serde_json::from_value::<FilterExpr>(deep).is_err());
-        assert!(FilterExpr::Leaf(Filter::new("a", "in", 1)).validate().is_err());
-        assert!(FilterExpr::Leaf(Filter::new("a", "prefix", 1)).validate().is_err());
+        assert!(
+            FilterExpr::Leaf(Filter::new("a", "in", 1))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            FilterExpr::Leaf(Filter::new("a", "prefix", 1))
+                .validate()
+                .is_err()
+        );
         assert!(FilterExpr::and([]).matches(&json!({})));
         assert!(!FilterExpr::or([]).matches(&json!({})));
     }
@@ -606,7 +619,10 @@ mod tests {
             ..s
         };
         assert!(!f.matches_in(&unmatched));
-        assert_eq!(split_name("users:a.b", "orders", Some("users")), (Some("users"), "a.b"));
+        assert_eq!(
+            split_name("users:a.b", "orders", Some("users")),
+            (Some("users"), "a.b")
+        );
         assert_eq!(split_name("orders:a", "orders", Some("users")), (None, "a"));
         let mut row = Map::new();
         row.insert("address.city".into(), json!("Oslo"));

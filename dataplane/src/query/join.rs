@@ -38,3 +38,66 @@ pub enum JoinKind {
     /// Every row, the joined side null where nothing matched.
     Left,
 }
+
+// ---------------------------------------------------------------------------------------------
+// STUB (query-engine branch): the interface of QUERY_INTERFACES.md, answering "not built yet",
+// so the engine's wiring builds here. On merge, keep the aggregate-join branch's version.
+// ---------------------------------------------------------------------------------------------
+
+use serde_json::Value;
+
+use crate::error::StoreError;
+use crate::store::{Document, Store};
+
+/// One joined row: the index of the left document, and the joined document (None only in a
+/// left join with no match).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinedRow {
+    /// Index into the left documents given.
+    pub left: usize,
+    /// The joined document.
+    pub right: Option<Document>,
+}
+
+/// Limits of one join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinLimits {
+    /// Most documents of the joined namespace read.
+    pub max_right_docs: usize,
+    /// Most bytes of joined documents held.
+    pub max_bytes: usize,
+}
+
+/// Why a join failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The join is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// A limit was reached.
+    #[error("the join reads more than {limit} {what}")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+        /// What it counts.
+        what: &'static str,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Joins `left` with `join.namespace` as of `at` (see QUERY_INTERFACES.md).
+pub fn run(
+    store: &Store,
+    left: &[Value],
+    join: &Join,
+    at: Option<i64>,
+    limits: &JoinLimits,
+) -> Result<Vec<JoinedRow>, JoinError> {
+    let _ = (store, left, at, limits);
+    Err(JoinError::Invalid(format!(
+        "joins (here with {:?}) are not built in this build yet",
+        join.namespace
+    )))
+}
