@@ -62,6 +62,9 @@ impl Store {
     }
 }
 
+/// Most hits one text search reads, whatever the scan budget.
+pub const MAX_TEXT_HITS: usize = 100_000;
+
 /// One document that passed the (left side of the) filter.
 struct Matched {
     row: Row,
@@ -89,11 +92,8 @@ pub fn execute(
     };
     let mut explain = Explain::default();
     let mut matched = Vec::new();
-    let mut aggregator = match (q.is_aggregation(), &q.join) {
-        (true, None) => Some(q.aggregation()),
-        _ => None,
-    };
-    let spec = aggregator.take();
+    // Without a join, documents go straight into the aggregation; with one, after it.
+    let spec = (q.is_aggregation() && q.join.is_none()).then(|| q.aggregation());
     let mut agg = spec
         .as_ref()
         .map(|s| Aggregator::new(s, aggregate_limits(limits)))
@@ -294,16 +294,26 @@ fn gather(
     let max_candidates = budget.limits.max_scan;
     if let Some(ts) = &q.text_search {
         let index = text_index(store, namespace, &ts.field)?;
+        // A search engine's top-k collector may reserve room for all it is asked for, so the
+        // hits asked for are capped apart from the scan budget.
+        let cap = max_candidates.min(MAX_TEXT_HITS);
         let hits = store
             .text_search(
                 namespace,
                 &index,
                 &ts.query,
                 at,
-                max_candidates.saturating_add(1),
+                cap.saturating_add(1),
                 ts.highlight,
             )?
             .ok_or_else(|| no_text_index(namespace, &ts.field, "is not ready"))?;
+        if hits.len() > cap {
+            return Err(QueryError::limit(
+                Limit::Scan,
+                format!("the text search matches more than {cap} documents"),
+                "make the search more specific (+required words, phrases) or filter it",
+            ));
+        }
         explain.text_index = Some(index);
         for hit in hits {
             budget.read_one()?;

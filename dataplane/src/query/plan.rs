@@ -39,11 +39,6 @@ pub enum Access {
     Scan,
     /// The keys one or more index probes return (several: their union).
     Index(Vec<IndexProbe>),
-    /// The hits of a text search.
-    Text {
-        /// The text index.
-        index: String,
-    },
 }
 
 /// A plan the planner considered and did not take.
