@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 
 use super::aggregate::{AggregateError, AggregateLimits, Aggregator, Group};
 use super::error::{Limit, QueryError};
-use super::filter::{FilterExpr, Sort, Sources, compare, resolve, row_field, split_name};
-use super::join::{self, JoinError, JoinLimits};
+use super::filter::{FilterExpr, Sort, Sources, compare, field, resolve, row_field, split_name};
+use super::join::{self, JoinError, JoinKind, JoinLimits, JoinMethod};
 use super::limits::{Budget, QueryLimits};
 use super::plan::{self, Access, Catalog, Plan, Usable};
 use super::row::{ResultRow, Row};
@@ -135,8 +135,39 @@ pub fn execute(
             max_right_docs: limits.max_scan,
             max_bytes: limits.max_memory_bytes.saturating_sub(budget.held),
         };
-        let joined = join::run(store, &left, j, at, &join_limits).map_err(join_error)?;
-        explain.join = Some(json!({"namespace": j.namespace, "rows": joined.len()}));
+        // An inner join may drop joined documents failing the conditions on their side alone
+        // (a left join may not: a dropped match would become a row joined to nothing).
+        let right_filter = match j.kind {
+            JoinKind::Inner => right_only(q.filter.as_ref(), namespace, &j.namespace),
+            JoinKind::Left => None,
+        };
+        let keep = |doc: &Value| {
+            right_filter.as_ref().is_none_or(|f| {
+                f.matches_by(
+                    &|name| match split_name(name, namespace, Some(&j.namespace)) {
+                        (Some(_), path) => field(doc, path),
+                        (None, _) => None,
+                    },
+                )
+            })
+        };
+        let keep: join::RightFilter<'_> = &keep;
+        let (joined, how) =
+            join::run_planned(store, &left, j, at, &join_limits, Some(keep)).map_err(join_error)?;
+        let (method, index) = match &how.method {
+            JoinMethod::Nothing => ("nothing", None),
+            JoinMethod::Key => ("key", None),
+            JoinMethod::Index(name) => ("index", Some(name.as_str())),
+            JoinMethod::Hash => ("hash", None),
+        };
+        explain.join = Some(json!({
+            "namespace": j.namespace,
+            "method": method,
+            "index": index,
+            "right_read": how.right_read,
+            "right_matched": how.right_matched,
+            "rows": joined.len(),
+        }));
         let mut slots: Vec<Option<ResultRow>> = matched.into_iter().map(Some).collect();
         let spec = q.is_aggregation().then(|| q.aggregation());
         let mut agg = spec
@@ -252,19 +283,32 @@ impl Explain {
 
 /// The conjuncts of `filter` naming only the queried namespace's fields.
 fn left_only(filter: Option<&FilterExpr>, namespace: &str, joined: &str) -> Option<FilterExpr> {
-    let is_left = |f: &FilterExpr| {
-        let mut left = true;
-        f.for_each_leaf(&mut |leaf| {
-            left &= split_name(&leaf.field, namespace, Some(joined)).0.is_none();
-        });
-        left
+    conjuncts(filter, &|name| {
+        split_name(name, namespace, Some(joined)).0.is_none()
+    })
+}
+
+/// The conjuncts of `filter` naming only the joined namespace's fields.
+fn right_only(filter: Option<&FilterExpr>, namespace: &str, joined: &str) -> Option<FilterExpr> {
+    conjuncts(filter, &|name| {
+        split_name(name, namespace, Some(joined)).0.is_some()
+    })
+}
+
+/// The conjuncts of `filter` (the filter itself, when not an `and`) whose every field name
+/// passes `side`.
+fn conjuncts(filter: Option<&FilterExpr>, side: &dyn Fn(&str) -> bool) -> Option<FilterExpr> {
+    let on_side = |f: &FilterExpr| {
+        let mut all = true;
+        f.for_each_leaf(&mut |leaf| all &= side(&leaf.field));
+        all
     };
     match filter? {
         FilterExpr::And { and } => {
-            let kept: Vec<FilterExpr> = and.iter().filter(|b| is_left(b)).cloned().collect();
+            let kept: Vec<FilterExpr> = and.iter().filter(|b| on_side(b)).cloned().collect();
             (!kept.is_empty()).then(|| FilterExpr::and(kept))
         }
-        f => is_left(f).then(|| f.clone()),
+        f => on_side(f).then(|| f.clone()),
     }
 }
 

@@ -87,6 +87,33 @@ pub enum JoinError {
     Store(#[from] StoreError),
 }
 
+/// How a join found its right documents, for EXPLAIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinMethod {
+    /// Nothing was read.
+    Nothing,
+    /// Read by key.
+    Key,
+    /// Probed the named ready value index.
+    Index(String),
+    /// Scanned the joined namespace once into a hash table.
+    Hash,
+}
+
+/// What a join did, for EXPLAIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinPlan {
+    /// The method used.
+    pub method: JoinMethod,
+    /// Right documents read.
+    pub right_read: usize,
+    /// Distinct right documents that matched.
+    pub right_matched: usize,
+}
+
+/// A condition on the joined documents, checked as they are found.
+pub type RightFilter<'f> = &'f dyn Fn(&Value) -> bool;
+
 /// Joins `left` with `join.namespace` as of `at` (see QUERY_INTERFACES.md).
 pub fn run(
     store: &Store,
@@ -95,7 +122,19 @@ pub fn run(
     at: Option<i64>,
     limits: &JoinLimits,
 ) -> Result<Vec<JoinedRow>, JoinError> {
-    let _ = (store, left, at, limits);
+    run_planned(store, left, join, at, limits, None).map(|(rows, _)| rows)
+}
+
+/// [`run`], keeping only right documents passing `keep`, and saying how it went.
+pub fn run_planned(
+    store: &Store,
+    left: &[Value],
+    join: &Join,
+    at: Option<i64>,
+    limits: &JoinLimits,
+    keep: Option<RightFilter<'_>>,
+) -> Result<(Vec<JoinedRow>, JoinPlan), JoinError> {
+    let _ = (store, left, at, limits, keep);
     Err(JoinError::Invalid(format!(
         "joins (here with {:?}) are not built in this build yet",
         join.namespace
