@@ -532,6 +532,36 @@ mod tests {
     use crate::backup::DEFAULT_ARCHIVE_TIMEOUT;
 
     #[test]
+    fn query_limits_default_and_come_from_their_flags() {
+        let config = Cli::parse_from(["koru-dataplane"]).into_config().unwrap();
+        assert_eq!(config.store.query, QueryLimits::default());
+        let config = Cli::parse_from([
+            "koru-dataplane",
+            "--query-max-scan",
+            "10",
+            "--query-max-result-bytes",
+            "2048",
+            "--query-max-groups",
+            "3",
+            "--query-memory",
+            "2000000",
+        ])
+        .into_config()
+        .unwrap();
+        assert_eq!(
+            config.store.query,
+            QueryLimits {
+                max_scan: 10,
+                max_result_bytes: 2048,
+                max_groups: 3,
+                max_memory_bytes: 2_000_000,
+            }
+        );
+        let zero = Cli::parse_from(["koru-dataplane", "--query-max-scan", "0"]).into_config();
+        assert!(zero.is_err());
+    }
+
+    #[test]
     fn defaults_match_the_readme() {
         let config = Cli::parse_from(["koru-dataplane"]).into_config().unwrap();
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
