@@ -299,7 +299,6 @@ async fn the_embedded_api_answers_the_http_body() {
 }
 
 #[tokio::test]
-#[ignore = "needs the aggregate-join branch's join::run (a stub here); un-ignore after merging it"]
 async fn joins_filter_both_sides_group_and_answer_as_of_a_moment() {
     let api = users(QueryLimits::default()).await;
     for (key, user, amount) in [

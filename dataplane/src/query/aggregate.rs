@@ -1,13 +1,39 @@
 //! The aggregation pipeline: `group_by` one or more fields, `sum`/`avg`/`count`/`min`/`max` as
-//! named outputs, `having`, sorting by an aggregate, a limit.
+//! named outputs, evaluated in one streaming pass with a bounded number of groups. `having`,
+//! sorting by an output and the limit are the query's own, applied to the rows this returns.
 //!
-//! CONTRACT STUB (issue 18): the types' JSON shape is fixed; the evaluation is the
-//! aggregate-and-join helper's.
+//! Semantics (also in API.md, "Aggregation and joins: semantics"):
+//! - Fields are dotted paths into each document's value. A document missing a `group_by` field
+//!   (or holding `null` there) falls in that field's `null` group. Numbers group by value (`1`
+//!   and `1.0` are one group, shown as first seen); arrays and objects group by equality.
+//! - Without `group_by` there is exactly one group, even over no documents.
+//! - `sum` adds the numbers of the field and skips everything else; the sum of none is `0`. A
+//!   sum of integers is exact and stays an integer while it fits in 64 bits (signed, or unsigned
+//!   when positive), else it is a float; one float among the numbers makes it a float.
+//! - `avg` is the mean of the numbers (a float), `null` when there are none.
+//! - `count` of `"*"` counts the group's documents; `count` of a field counts the documents where
+//!   the field exists and is not `null`.
+//! - `min`/`max` consider numbers and strings only: numbers by value, strings by bytes, and every
+//!   number orders before every string (so `max` over mixed values is a string). `null` when the
+//!   group has none. The value is returned as stored (an integer stays an integer).
+//! - Rows hold the `group_by` fields by name (`"address.city": …`) and the outputs by name, and
+//!   come ordered by the `group_by` values (null, booleans, numbers, strings, arrays, objects).
+//! - Memory is bounded by [`AggregateLimits`]: more groups than `max_groups`, or group keys and
+//!   `min`/`max` values taking more than `max_bytes`, stop the pass with an [`AggregateError`].
 
-use std::collections::BTreeMap;
+pub(crate) mod values;
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
+use smallvec::SmallVec;
+use thiserror::Error;
+
+use super::filter::field;
+use values::{ValueKey, approx_bytes, cmp_min_max, total_order};
 
 /// One aggregate output: the function and the field it reads (`"*"` for `count`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,47 +66,81 @@ pub struct Aggregation {
 /// One group's row: its `group_by` fields and its named outputs.
 pub type Group = Map<String, Value>;
 
-// ---------------------------------------------------------------------------------------------
-// STUB (query-engine branch): a small stand-in with the aggregate-join helper's interface (see
-// QUERY_INTERFACES.md), so the engine's wiring builds and is tested here. On merge, keep the
-// aggregate-join branch's version of this file.
-// ---------------------------------------------------------------------------------------------
-
-use std::cmp::Ordering;
-
-use crate::query::filter::field;
+/// Default most groups one aggregation may hold.
+pub const DEFAULT_MAX_GROUPS: usize = 100_000;
+/// Default most bytes of group keys and `min`/`max` values one aggregation may hold.
+pub const DEFAULT_MAX_AGGREGATE_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes counted per group for its bookkeeping, on top of its keys and values.
+const GROUP_OVERHEAD_BYTES: usize = 128;
 
 /// How much one aggregation may hold in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AggregateLimits {
     /// Most groups.
     pub max_groups: usize,
-    /// Most bytes of group keys and values (an estimate).
+    /// Most bytes of group keys, `min`/`max` values and per-group bookkeeping (an estimate).
     pub max_bytes: usize,
 }
 
+impl Default for AggregateLimits {
+    fn default() -> Self {
+        AggregateLimits {
+            max_groups: DEFAULT_MAX_GROUPS,
+            max_bytes: DEFAULT_MAX_AGGREGATE_BYTES,
+        }
+    }
+}
+
 /// Why an aggregation was refused or stopped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AggregateError {
-    /// The aggregation is malformed.
+    /// The aggregation is malformed (a client error: 400).
     #[error("{0}")]
     Invalid(String),
-    /// More groups than `max_groups`.
-    #[error("the aggregation makes more than {limit} groups")]
+    /// More groups than `max_groups` (422).
+    #[error(
+        "the aggregation makes more than {limit} groups (the limit max_groups); group by fewer distinct values or filter first"
+    )]
     TooManyGroups {
         /// The limit.
         limit: usize,
     },
-    /// Group keys past `max_bytes`.
-    #[error("the aggregation's groups hold more than {limit} bytes")]
+    /// Group keys and values past `max_bytes` (422).
+    #[error(
+        "the aggregation's groups hold more than {limit} bytes (the limit max_bytes); group by smaller or fewer values or filter first"
+    )]
     TooManyBytes {
         /// The limit.
         limit: usize,
     },
 }
 
+impl Aggregate {
+    /// The field read (`"*"` for counting documents).
+    pub fn field(&self) -> &str {
+        match self {
+            Aggregate::Sum(f)
+            | Aggregate::Avg(f)
+            | Aggregate::Count(f)
+            | Aggregate::Min(f)
+            | Aggregate::Max(f) => f,
+        }
+    }
+
+    /// The function's name, as in JSON.
+    pub fn function(&self) -> &'static str {
+        match self {
+            Aggregate::Sum(_) => "sum",
+            Aggregate::Avg(_) => "avg",
+            Aggregate::Count(_) => "count",
+            Aggregate::Min(_) => "min",
+            Aggregate::Max(_) => "max",
+        }
+    }
+}
+
 impl Aggregation {
-    /// An empty pipeline.
+    /// An empty pipeline, to add outputs to: the roadmap's `Aggregation::pipeline().sum("amount")`.
     pub fn pipeline() -> Aggregation {
         Aggregation::default()
     }
@@ -91,136 +151,369 @@ impl Aggregation {
         self
     }
 
-    /// Adds `sum_<field>`.
-    pub fn sum(mut self, field: &str) -> Aggregation {
-        let name = format!("sum_{}", field.replace('.', "_"));
-        self.aggregate.insert(name, Aggregate::Sum(field.into()));
+    /// Adds an output under an explicit name.
+    pub fn output(mut self, name: impl Into<String>, aggregate: Aggregate) -> Aggregation {
+        self.aggregate.insert(name.into(), aggregate);
         self
     }
 
-    /// Adds `count`.
-    pub fn count(mut self) -> Aggregation {
-        self.aggregate
-            .insert("count".into(), Aggregate::Count("*".into()));
-        self
+    /// Adds `sum_<field>` (dots in the field become `_`).
+    pub fn sum(self, field: &str) -> Aggregation {
+        self.output(default_name("sum", field), Aggregate::Sum(field.into()))
     }
 
-    /// Refuses an empty aggregation.
+    /// Adds `avg_<field>`.
+    pub fn avg(self, field: &str) -> Aggregation {
+        self.output(default_name("avg", field), Aggregate::Avg(field.into()))
+    }
+
+    /// Adds `count`: the documents of each group.
+    pub fn count(self) -> Aggregation {
+        self.output("count", Aggregate::Count("*".into()))
+    }
+
+    /// Adds `count_<field>`: the documents where the field exists and is not null.
+    pub fn count_field(self, field: &str) -> Aggregation {
+        self.output(default_name("count", field), Aggregate::Count(field.into()))
+    }
+
+    /// Adds `min_<field>`.
+    pub fn min(self, field: &str) -> Aggregation {
+        self.output(default_name("min", field), Aggregate::Min(field.into()))
+    }
+
+    /// Adds `max_<field>`.
+    pub fn max(self, field: &str) -> Aggregation {
+        self.output(default_name("max", field), Aggregate::Max(field.into()))
+    }
+
+    /// Refuses what cannot be evaluated, with a message a client can act on.
     pub fn validate(&self) -> Result<(), AggregateError> {
+        let invalid = |m: String| Err(AggregateError::Invalid(m));
         if self.group_by.is_empty() && self.aggregate.is_empty() {
-            return Err(AggregateError::Invalid(
-                "an aggregation needs group_by fields or aggregate outputs".into(),
-            ));
+            return invalid("an aggregation needs group_by fields or aggregate outputs".into());
         }
-        Ok(())
-    }
-}
-
-/// A group's key values and, per output: sum, count, all integers, best value.
-type GroupState = (Vec<Value>, Vec<(f64, u64, bool, Option<Value>)>);
-
-/// An aggregation in progress, fed one document at a time.
-#[derive(Debug)]
-pub struct Aggregator<'a> {
-    spec: &'a Aggregation,
-    limits: AggregateLimits,
-    groups: BTreeMap<String, GroupState>,
-}
-
-impl<'a> Aggregator<'a> {
-    /// A new aggregation.
-    pub fn new(spec: &'a Aggregation, limits: AggregateLimits) -> Result<Self, AggregateError> {
-        spec.validate()?;
-        Ok(Aggregator {
-            spec,
-            limits,
-            groups: BTreeMap::new(),
-        })
-    }
-
-    /// Adds one document.
-    pub fn add(&mut self, doc: &Value) -> Result<(), AggregateError> {
-        let keys: Vec<Value> = self
-            .spec
-            .group_by
-            .iter()
-            .map(|g| field(doc, g).cloned().unwrap_or(Value::Null))
-            .collect();
-        let id = Value::Array(keys.clone()).to_string();
-        if !self.groups.contains_key(&id) && self.groups.len() >= self.limits.max_groups {
-            return Err(AggregateError::TooManyGroups {
-                limit: self.limits.max_groups,
-            });
+        for (i, g) in self.group_by.iter().enumerate() {
+            if !is_path(g) {
+                return invalid(format!(
+                    "group_by field {g:?} is not a dotted path such as \"address.city\""
+                ));
+            }
+            if self.group_by[..i].contains(g) {
+                return invalid(format!("group_by names {g:?} twice"));
+            }
         }
-        let n = self.spec.aggregate.len();
-        let (_, states) = self
-            .groups
-            .entry(id)
-            .or_insert_with(|| (keys, vec![(0.0, 0, true, None); n]));
-        for ((_, agg), state) in self.spec.aggregate.iter().zip(states.iter_mut()) {
-            let (Aggregate::Sum(f)
-            | Aggregate::Avg(f)
-            | Aggregate::Count(f)
-            | Aggregate::Min(f)
-            | Aggregate::Max(f)) = agg;
-            let v = if f == "*" { Some(doc) } else { field(doc, f) };
-            match (agg, v) {
-                (Aggregate::Sum(_) | Aggregate::Avg(_), Some(Value::Number(x))) => {
-                    state.0 += x.as_f64().unwrap_or(0.0);
-                    state.1 += 1;
-                    state.2 &= x.is_i64();
-                }
-                (Aggregate::Count(_), Some(v)) if !v.is_null() => state.1 += 1,
-                (
-                    Aggregate::Min(_) | Aggregate::Max(_),
-                    Some(v @ (Value::Number(_) | Value::String(_))),
-                ) => {
-                    let better = match &state.3 {
-                        None => true,
-                        Some(cur) => {
-                            let ord = match (v, cur) {
-                                (Value::Number(_), Value::String(_)) => Ordering::Less,
-                                (Value::String(_), Value::Number(_)) => Ordering::Greater,
-                                _ => super::compare(v, cur).unwrap_or(Ordering::Equal),
-                            };
-                            (ord == Ordering::Less) == matches!(agg, Aggregate::Min(_))
-                                && ord != Ordering::Equal
-                        }
-                    };
-                    if better {
-                        state.3 = Some(v.clone());
-                    }
-                }
-                _ => {}
+        for (name, agg) in &self.aggregate {
+            if name.is_empty() {
+                return invalid("an aggregate output needs a name".into());
+            }
+            if self.group_by.contains(name) {
+                return invalid(format!(
+                    "output {name:?} has the name of a group_by field; rename it"
+                ));
+            }
+            let f = agg.field();
+            let star_ok = matches!(agg, Aggregate::Count(_));
+            let ok = if f == "*" { star_ok } else { is_path(f) };
+            if !ok {
+                return invalid(format!(
+                    "output {name:?}: {} of {f:?}: name a dotted field path{}",
+                    agg.function(),
+                    if star_ok { " or \"*\"" } else { "" }
+                ));
             }
         }
         Ok(())
     }
+}
 
-    /// The group rows.
-    pub fn finish(self) -> Vec<Group> {
-        let spec = self.spec;
-        let mut groups = self.groups.into_values().collect::<Vec<_>>();
-        if groups.is_empty() && spec.group_by.is_empty() {
-            groups.push((Vec::new(), vec![(0.0, 0, true, None); spec.aggregate.len()]));
+/// `sum_amount`, `avg_address_city`: the roadmap's output names.
+fn default_name(function: &str, field: &str) -> String {
+    format!("{function}_{}", field.replace('.', "_"))
+}
+
+fn is_path(f: &str) -> bool {
+    !f.is_empty() && f.split('.').all(|p| !p.is_empty())
+}
+
+/// Aggregates `docs` in one pass (see the module doc): the rows of every group, ordered by their
+/// `group_by` values.
+pub fn run<I>(
+    docs: I,
+    spec: &Aggregation,
+    limits: &AggregateLimits,
+) -> Result<Vec<Group>, AggregateError>
+where
+    I: IntoIterator,
+    I::Item: Borrow<Value>,
+{
+    let mut aggregator = Aggregator::new(spec, *limits)?;
+    for doc in docs {
+        aggregator.add(doc.borrow())?;
+    }
+    Ok(aggregator.finish())
+}
+
+/// An aggregation in progress, fed one document at a time: for sources that can fail between
+/// documents (reads from the log), where [`run`] would need them all up front.
+#[derive(Debug)]
+pub struct Aggregator<'a> {
+    spec: &'a Aggregation,
+    outputs: Vec<(&'a str, &'a Aggregate)>,
+    limits: AggregateLimits,
+    index: HashMap<Vec<ValueKey<'static>>, usize>,
+    groups: Vec<GroupState>,
+    bytes: usize,
+}
+
+/// One group: its `group_by` values as first seen and one accumulator per output.
+#[derive(Debug)]
+struct GroupState {
+    values: Vec<Value>,
+    accs: Vec<Acc>,
+}
+
+/// The running state of one output of one group.
+#[derive(Debug)]
+enum Acc {
+    Sum(NumSum),
+    Avg(NumSum),
+    Count(u64),
+    Min(Option<Value>),
+    Max(Option<Value>),
+}
+
+/// An exact integer sum beside a compensated float sum.
+#[derive(Debug, Default)]
+struct NumSum {
+    /// Integers, exact: 2^64 additions of 64-bit values cannot overflow an i128.
+    int: i128,
+    /// Floats, with Neumaier's compensation term.
+    float: f64,
+    compensation: f64,
+    any_float: bool,
+    count: u64,
+}
+
+impl NumSum {
+    fn add(&mut self, n: &Number) {
+        self.count += 1;
+        match values::integer(n) {
+            Some(i) => self.int += i,
+            None => {
+                let x = n.as_f64().unwrap_or(0.0);
+                let t = self.float + x;
+                self.compensation += if self.float.abs() >= x.abs() {
+                    (self.float - t) + x
+                } else {
+                    (x - t) + self.float
+                };
+                self.float = t;
+                self.any_float = true;
+            }
         }
+    }
+
+    fn total_f64(&self) -> f64 {
+        self.int as f64 + (self.float + self.compensation)
+    }
+
+    fn sum(&self) -> Value {
+        if !self.any_float {
+            if let Ok(i) = i64::try_from(self.int) {
+                return Value::from(i);
+            }
+            if let Ok(u) = u64::try_from(self.int) {
+                return Value::from(u);
+            }
+        }
+        float(self.total_f64())
+    }
+
+    fn avg(&self) -> Value {
+        if self.count == 0 {
+            return Value::Null;
+        }
+        float(self.total_f64() / self.count as f64)
+    }
+}
+
+/// A float as JSON; null past f64's range (JSON has no infinity).
+fn float(x: f64) -> Value {
+    Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+impl<'a> Aggregator<'a> {
+    /// Starts an aggregation after validating it.
+    pub fn new(spec: &'a Aggregation, limits: AggregateLimits) -> Result<Self, AggregateError> {
+        spec.validate()?;
+        let mut aggregator = Aggregator {
+            spec,
+            outputs: spec
+                .aggregate
+                .iter()
+                .map(|(n, a)| (n.as_str(), a))
+                .collect(),
+            limits,
+            index: HashMap::new(),
+            groups: Vec::new(),
+            bytes: 0,
+        };
+        if spec.group_by.is_empty() {
+            // Without group_by there is one group, present even when no document comes.
+            aggregator.new_group(Vec::new(), Vec::new())?;
+        }
+        Ok(aggregator)
+    }
+
+    /// Adds one document's value to its group.
+    pub fn add(&mut self, doc: &Value) -> Result<(), AggregateError> {
+        let slot = if self.spec.group_by.is_empty() {
+            0
+        } else {
+            // Borrowed keys on the stack: finding an existing group allocates nothing.
+            let found: SmallVec<[Option<&Value>; 4]> =
+                self.spec.group_by.iter().map(|g| field(doc, g)).collect();
+            let key: SmallVec<[ValueKey<'_>; 4]> = found.iter().map(|v| ValueKey::of(*v)).collect();
+            match self.index.get(key.as_slice()) {
+                Some(&slot) => slot,
+                None => {
+                    let key = key.into_iter().map(ValueKey::into_owned).collect();
+                    let values = found
+                        .into_iter()
+                        .map(|v| v.cloned().unwrap_or(Value::Null))
+                        .collect();
+                    self.new_group(key, values)?
+                }
+            }
+        };
+        let mut grown = 0usize;
+        let mut shrunk = 0usize;
+        let group = &mut self.groups[slot];
+        for ((_, agg), acc) in self.outputs.iter().zip(group.accs.iter_mut()) {
+            let value = match agg.field() {
+                "*" => None,
+                f => field(doc, f),
+            };
+            match (acc, value) {
+                (Acc::Count(n), _) if agg.field() == "*" => *n += 1,
+                (Acc::Count(n), Some(v)) if !v.is_null() => *n += 1,
+                (Acc::Sum(s) | Acc::Avg(s), Some(Value::Number(n))) => s.add(n),
+                (Acc::Min(best), Some(v)) => {
+                    replace_if(best, v, Ordering::Less, &mut grown, &mut shrunk)
+                }
+                (Acc::Max(best), Some(v)) => {
+                    replace_if(best, v, Ordering::Greater, &mut grown, &mut shrunk)
+                }
+                _ => {}
+            }
+        }
+        self.bytes = (self.bytes + grown).saturating_sub(shrunk);
+        if self.bytes > self.limits.max_bytes {
+            return Err(AggregateError::TooManyBytes {
+                limit: self.limits.max_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn new_group(
+        &mut self,
+        key: Vec<ValueKey<'static>>,
+        values: Vec<Value>,
+    ) -> Result<usize, AggregateError> {
+        if self.groups.len() >= self.limits.max_groups {
+            return Err(AggregateError::TooManyGroups {
+                limit: self.limits.max_groups,
+            });
+        }
+        self.bytes += GROUP_OVERHEAD_BYTES
+            + key.iter().map(ValueKey::heap_bytes).sum::<usize>()
+            + values.iter().map(approx_bytes).sum::<usize>();
+        if self.bytes > self.limits.max_bytes {
+            return Err(AggregateError::TooManyBytes {
+                limit: self.limits.max_bytes,
+            });
+        }
+        let accs = self
+            .outputs
+            .iter()
+            .map(|(_, agg)| match agg {
+                Aggregate::Sum(_) => Acc::Sum(NumSum::default()),
+                Aggregate::Avg(_) => Acc::Avg(NumSum::default()),
+                Aggregate::Count(_) => Acc::Count(0),
+                Aggregate::Min(_) => Acc::Min(None),
+                Aggregate::Max(_) => Acc::Max(None),
+            })
+            .collect();
+        let slot = self.groups.len();
+        self.groups.push(GroupState { values, accs });
+        if !key.is_empty() {
+            self.index.insert(key, slot);
+        }
+        Ok(slot)
+    }
+
+    /// Groups so far.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The rows of every group, ordered by their `group_by` values.
+    pub fn finish(self) -> Vec<Group> {
+        let Aggregator {
+            spec,
+            outputs,
+            mut groups,
+            ..
+        } = self;
+        groups.sort_by(|a, b| {
+            a.values
+                .iter()
+                .zip(&b.values)
+                .map(|(x, y)| total_order(x, y))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        });
         groups
             .into_iter()
-            .map(|(keys, states)| {
-                let mut row: Group = spec.group_by.iter().cloned().zip(keys).collect();
-                for ((name, agg), (sum, n, ints, best)) in spec.aggregate.iter().zip(states) {
-                    let v = match agg {
-                        Aggregate::Sum(_) if ints => Value::from(sum as i64),
-                        Aggregate::Sum(_) => Value::from(sum),
-                        Aggregate::Avg(_) if n == 0 => Value::Null,
-                        Aggregate::Avg(_) => Value::from(sum / n as f64),
-                        Aggregate::Count(_) => Value::from(n),
-                        Aggregate::Min(_) | Aggregate::Max(_) => best.unwrap_or(Value::Null),
+            .map(|g| {
+                let mut row: Group = spec.group_by.iter().cloned().zip(g.values).collect();
+                for ((name, _), acc) in outputs.iter().zip(g.accs) {
+                    let value = match acc {
+                        Acc::Sum(s) => s.sum(),
+                        Acc::Avg(s) => s.avg(),
+                        Acc::Count(n) => Value::from(n),
+                        Acc::Min(v) | Acc::Max(v) => v.unwrap_or(Value::Null),
                     };
-                    row.insert(name.clone(), v);
+                    row.insert((*name).to_string(), value);
                 }
                 row
             })
             .collect()
     }
 }
+
+/// Keeps `candidate` in `best` when it orders `want` of it (numbers and strings only), counting
+/// the bytes taken and released.
+fn replace_if(
+    best: &mut Option<Value>,
+    candidate: &Value,
+    want: Ordering,
+    grown: &mut usize,
+    shrunk: &mut usize,
+) {
+    let better = match best {
+        None => cmp_min_max(candidate, candidate).is_some(),
+        Some(current) => cmp_min_max(candidate, current) == Some(want),
+    };
+    if better {
+        *grown += approx_bytes(candidate);
+        if let Some(old) = best.replace(candidate.clone()) {
+            *shrunk += approx_bytes(&old);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -130,7 +130,12 @@ pub fn execute(
         &mut sink,
     )?;
     let (total, results, groups) = if let Some(j) = &q.join {
-        let left: Vec<Value> = matched.iter().map(|r| r.row.parsed.clone()).collect();
+        // The parsed documents move to the join's input and back into the rows answered, so
+        // each is held once.
+        let mut left: Vec<Value> = matched
+            .iter_mut()
+            .map(|r| std::mem::take(&mut r.row.parsed))
+            .collect();
         let join_limits = JoinLimits {
             max_right_docs: limits.max_scan,
             max_bytes: limits.max_memory_bytes.saturating_sub(budget.held),
@@ -168,6 +173,8 @@ pub fn execute(
             "right_matched": how.right_matched,
             "rows": joined.len(),
         }));
+        // The rows answered are counted again as they are pushed.
+        budget.release(matched.iter().map(ResultRow::bytes).sum());
         let mut slots: Vec<Option<ResultRow>> = matched.into_iter().map(Some).collect();
         let spec = q.is_aggregation().then(|| q.aggregation());
         let mut agg = spec
@@ -176,12 +183,12 @@ pub fn execute(
             .transpose()
             .map_err(aggregate_error)?;
         for (n, jr) in joined.iter().enumerate() {
-            let Some(Some(base)) = slots.get(jr.left) else {
+            let (Some(Some(base)), Some(doc)) = (slots.get(jr.left), left.get(jr.left)) else {
                 continue;
             };
             let sources = Sources {
                 namespace,
-                doc: &base.row.parsed,
+                doc,
                 joined: Some((&j.namespace, jr.right.as_ref().map(|d| &d.value))),
             };
             if !q.filter.as_ref().is_none_or(|f| f.matches_in(&sources)) {
@@ -194,9 +201,18 @@ pub fn execute(
             // The last joined row of a left document takes it; earlier ones copy it.
             let last = joined.get(n + 1).is_none_or(|next| next.left != jr.left);
             let row = if last {
-                slots.get_mut(jr.left).and_then(Option::take)
+                slots
+                    .get_mut(jr.left)
+                    .and_then(Option::take)
+                    .map(|mut row| {
+                        row.row.parsed = left
+                            .get_mut(jr.left)
+                            .map(std::mem::take)
+                            .unwrap_or_default();
+                        row
+                    })
             } else {
-                Some(copy_row(base)?)
+                Some(copy_row(base, doc))
             };
             if let Some(mut row) = row {
                 row.joined = Some((j.namespace.clone(), jr.right.clone()));
@@ -608,19 +624,20 @@ fn project(spec: &super::aggregate::Aggregation, sources: &Sources<'_>) -> Value
     out
 }
 
-fn copy_row(r: &ResultRow) -> Result<ResultRow, QueryError> {
-    Ok(ResultRow {
+/// A copy of a row whose parsed document moved to the join's input, for a second joined row.
+fn copy_row(r: &ResultRow, parsed: &Value) -> ResultRow {
+    ResultRow {
         row: Row {
             key: r.row.key.clone(),
             value: r.row.value.clone(),
             version_id: r.row.version_id.clone(),
             timestamp: r.row.timestamp.clone(),
-            parsed: r.row.parsed.clone(),
+            parsed: parsed.clone(),
         },
         relevance: r.relevance,
         highlight: r.highlight.clone(),
         joined: None,
-    })
+    }
 }
 
 /// Orders by one key as v1 did: present values in order, missing ones last; `descending`
