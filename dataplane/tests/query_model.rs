@@ -29,9 +29,9 @@ enum Step {
     CreateIndex(&'static str),
     Reopen,
     Ask(FilterExpr, Moment, Option<usize>),
-    // Aggregation and join cases go here: an `Ask`-like step whose answer the naive evaluator
-    // computes from `model_at` (group the matched documents, or pair them with a second
-    // namespace's state), checked like `check` does for rows.
+    // Aggregation cases go here: an `Ask`-like step whose answer the naive evaluator computes
+    // from `model_at` (group the matched documents), checked like `check` does for rows; joins
+    // have their own driver below (`JoinStep`).
 }
 
 /// When a query asks about: now, or as of the state after the n-th write (modulo their count).
@@ -71,7 +71,12 @@ fn doc() -> impl Strategy<Value = Value> {
 }
 
 fn leaf() -> impl Strategy<Value = FilterExpr> {
-    let field = prop_oneof![Just("status"), Just("n"), Just("name"), Just("m:n")];
+    leaf_on(&["status", "n", "name", "m:n"])
+}
+
+/// A leaf comparing one of `fields`.
+fn leaf_on(fields: &'static [&'static str]) -> impl Strategy<Value = FilterExpr> {
+    let field = proptest::sample::select(fields);
     let op = prop_oneof![
         Just("eq"),
         Just("ne"),
@@ -155,12 +160,17 @@ fn ordered(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 fn naive(f: &FilterExpr, doc: &Value) -> bool {
+    naive_by(f, &|name| path(doc, name))
+}
+
+/// The naive evaluator with field names read through `lookup`.
+fn naive_by<'v>(f: &FilterExpr, lookup: &dyn Fn(&str) -> Option<&'v Value>) -> bool {
     match f {
-        FilterExpr::And { and } => and.iter().all(|b| naive(b, doc)),
-        FilterExpr::Or { or } => or.iter().any(|b| naive(b, doc)),
-        FilterExpr::Not { not } => !naive(not, doc),
+        FilterExpr::And { and } => and.iter().all(|b| naive_by(b, lookup)),
+        FilterExpr::Or { or } => or.iter().any(|b| naive_by(b, lookup)),
+        FilterExpr::Not { not } => !naive_by(not, lookup),
         FilterExpr::Leaf(l) => {
-            let v = path(doc, &l.field);
+            let v = lookup(&l.field);
             let o = v.and_then(|v| ordered(v, &l.value));
             match l.op.as_str() {
                 "eq" => v == Some(&l.value),
@@ -476,4 +486,156 @@ fn a_ready_index_serves_selective_filters_and_unions_with_the_scans_answers() {
         plan["access"], "scan",
         "ne is never served by an index: {plan}"
     );
+}
+
+// ----- Joins: orders `o` (with `ref`, a user's key) joined to users `u` on `_key`. -----
+
+#[derive(Debug, Clone)]
+enum JoinStep {
+    Order(usize, Option<Value>),
+    User(usize, Option<Value>),
+    Ask(FilterExpr, Moment, bool),
+}
+
+fn join_step() -> impl Strategy<Value = JoinStep> {
+    let order = (
+        proptest::option::of(0..KEYS.len() + 1),
+        proptest::option::of(scalar()),
+    )
+        .prop_map(|(r, n)| {
+            let mut m = serde_json::Map::new();
+            // KEYS.len() names a user that never exists.
+            if let Some(r) = r {
+                m.insert("ref".into(), json!(KEYS.get(r).copied().unwrap_or("ghost")));
+            }
+            if let Some(n) = n {
+                m.insert("n".into(), n);
+            }
+            Value::Object(m)
+        });
+    let user = proptest::option::of(scalar()).prop_map(|s| match s {
+        Some(s) => json!({"status": s}),
+        None => json!({}),
+    });
+    let filter = leaf_on(&["n", "o:n", "u:status", "u:n"]).prop_recursive(2, 6, 3, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..3).prop_map(FilterExpr::and),
+            proptest::collection::vec(inner.clone(), 0..3).prop_map(FilterExpr::or),
+            inner.prop_map(FilterExpr::negate),
+        ]
+    });
+    prop_oneof![
+        4 => (0..KEYS.len(), proptest::option::of(order)).prop_map(|(k, v)| JoinStep::Order(k, v)),
+        3 => (0..KEYS.len(), proptest::option::of(user)).prop_map(|(k, v)| JoinStep::User(k, v)),
+        3 => (
+            filter,
+            prop_oneof![Just(Moment::Now), any::<usize>().prop_map(Moment::After)],
+            any::<bool>(),
+        )
+            .prop_map(|(f, m, left)| JoinStep::Ask(f, m, left)),
+    ]
+}
+
+/// Orders and users after each write.
+type JoinHistory = Vec<(i64, BTreeMap<String, Value>, BTreeMap<String, Value>)>;
+
+fn run_joins(steps: Vec<JoinStep>) {
+    let subject = Subject::new();
+    let mut history: JoinHistory = Vec::new();
+    let (mut orders, mut users) = (BTreeMap::new(), BTreeMap::new());
+    for step in steps {
+        let (ns, k, v) = match step {
+            JoinStep::Order(k, v) => ("o", k, v),
+            JoinStep::User(k, v) => ("u", k, v),
+            JoinStep::Ask(f, moment, left) => {
+                check_join(&subject, &history, &f, moment, left);
+                continue;
+            }
+        };
+        let model = if ns == "o" { &mut orders } else { &mut users };
+        let op = match &v {
+            Some(v) => {
+                model.insert(KEYS[k].to_string(), v.clone());
+                WriteOp::put(ns, KEYS[k], serde_json::value::to_raw_value(v).unwrap())
+            }
+            None => {
+                model.remove(KEYS[k]);
+                WriteOp::delete(ns, KEYS[k])
+            }
+        };
+        let ts = subject
+            .store
+            .write_blocking(vec![op])
+            .unwrap()
+            .timestamp_micros;
+        history.push((ts, orders.clone(), users.clone()));
+    }
+}
+
+fn check_join(
+    subject: &Subject,
+    history: &JoinHistory,
+    f: &FilterExpr,
+    moment: Moment,
+    left: bool,
+) {
+    let at = match moment {
+        Moment::After(n) if !history.is_empty() => Some(history[n % history.len()].0),
+        _ => None,
+    };
+    let (orders, users) = match at {
+        None => history.last().map(|(_, o, u)| (o.clone(), u.clone())),
+        Some(t) => history[..history.partition_point(|(ts, ..)| *ts <= t)]
+            .last()
+            .map(|(_, o, u)| (o.clone(), u.clone())),
+    }
+    .unwrap_or_default();
+    let mut expected = Vec::new();
+    for (key, order) in &orders {
+        let user_key = order.get("ref").and_then(Value::as_str);
+        let user = user_key.and_then(|k| users.get(k));
+        if user.is_none() && !left {
+            continue;
+        }
+        let lookup = |name: &str| match name.split_once(':') {
+            Some(("u", p)) => user.and_then(|u| u.get(p)),
+            Some(("o", p)) => order.get(p),
+            _ => order.get(name),
+        };
+        if naive_by(f, &lookup) {
+            expected.push((key.clone(), user.and(user_key).map(str::to_string)));
+        }
+    }
+    let mut query = Query::new().filter(f.clone()).join("o", "ref", "u", "_key");
+    if left {
+        query = query.left_join();
+    }
+    if let Some(t) = at {
+        query = query.at(t);
+    }
+    let answer = subject.store.query_blocking("o", &query).unwrap();
+    let got: Vec<(String, Option<String>)> = answer
+        .results
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let joined = r.joined.expect("a joined row says what it joined");
+            (r.row.key, joined.1.map(|d| d.key))
+        })
+        .collect();
+    assert_eq!(
+        got, expected,
+        "join (left: {left}) filtered by {f:?} at {at:?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_join_matches_a_naive_join_over_the_history(
+        steps in proptest::collection::vec(join_step(), 1..40)
+    ) {
+        run_joins(steps);
+    }
 }
