@@ -655,6 +655,8 @@ fn order(a: Option<&Value>, b: Option<&Value>, by: &Sort) -> Ordering {
 /// Collects result rows, keeping at most what the sort and limit need.
 struct RowSink<'q> {
     rows: Vec<ResultRow>,
+    /// Bytes of the rows kept.
+    bytes: usize,
     total: usize,
     limit: Option<usize>,
     sort: Vec<Sort>,
@@ -673,6 +675,7 @@ impl<'q> RowSink<'q> {
         }
         RowSink {
             rows: Vec::new(),
+            bytes: 0,
             total: 0,
             limit: q.limit,
             sort,
@@ -686,8 +689,15 @@ impl<'q> RowSink<'q> {
         if self.sort.is_empty() && self.limit.is_some_and(|l| self.rows.len() >= l) {
             return Ok(());
         }
-        budget.hold(row.bytes())?;
+        let bytes = row.bytes();
+        budget.hold(bytes)?;
+        self.bytes += bytes;
         self.rows.push(row);
+        // Unless a sort and a limit will drop rows, every row kept is answered: past the answer's
+        // budget, say so now (413) rather than reading on until memory runs out (422).
+        if self.sort.is_empty() || self.limit.is_none() {
+            check_result_size(self.bytes, budget)?;
+        }
         if let Some(limit) = self.limit
             && !self.sort.is_empty()
             && self.rows.len() >= limit.saturating_mul(2).max(1024)
@@ -703,7 +713,9 @@ impl<'q> RowSink<'q> {
         self.sort_rows();
         if let Some(limit) = self.limit {
             for dropped in self.rows.drain(limit.min(self.rows.len())..) {
-                budget.release(dropped.bytes());
+                let bytes = dropped.bytes();
+                budget.release(bytes);
+                self.bytes -= bytes;
             }
         }
     }
@@ -741,7 +753,7 @@ impl<'q> RowSink<'q> {
 
     fn finish(mut self, budget: &mut Budget) -> Result<(usize, Vec<ResultRow>), QueryError> {
         self.compact(budget);
-        check_result_size(self.rows.iter().map(ResultRow::bytes).sum(), budget)?;
+        check_result_size(self.bytes, budget)?;
         Ok((self.total, self.rows))
     }
 }
