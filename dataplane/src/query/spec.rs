@@ -102,7 +102,7 @@ impl Query {
         self
     }
 
-    /// Sorts by `field` (then by the previous sort keys' ties... in call order).
+    /// Sorts by `field`; each call adds a key that orders the ties of the keys before it.
     pub fn sort_by(mut self, field: impl Into<String>, ascending: bool) -> Query {
         self.sort.push(Sort {
             field: field.into(),
