@@ -389,3 +389,73 @@ async fn joins_filter_both_sides_group_and_answer_as_of_a_moment() {
     assert_eq!(order_keys(&left), ["o5"]);
     assert_eq!(left["results"][0]["joined"], Value::Null);
 }
+
+#[tokio::test]
+async fn text_search_rows_carry_relevance_and_highlights_and_a_filter_narrows_them() {
+    use koru_dataplane::indexes::{IndexDef, IndexType};
+    let api = Api::new(QueryLimits::default());
+    for (key, bio, age) in [
+        ("p1", "fast database with performance tuning", 30),
+        ("p2", "a slow database", 40),
+        ("p3", "database performance at scale", 50),
+        ("p4", "gardening", 60),
+    ] {
+        api.put("people", key, json!({"bio": bio, "age": age}))
+            .await;
+    }
+    let def = IndexDef::new("people", "bio", IndexType::Text);
+    if let Err(e) = api.store.create_index_def(def).await {
+        eprintln!("SKIPPING: this build has no text indexes ({e})");
+        return;
+    }
+    let search = json!({"text_search": {"field": "bio", "query": "database +performance -slow", "highlight": true},
+                        "explain": true});
+    // A write is searchable once the indexer commits it (a bounded delay).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = api
+            .call(Method::POST, "/api/v1/people/query", search.clone())
+            .await;
+        if status == StatusCode::OK && body["total"] == 2 {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never searchable: {status} {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let mut found: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, ["p1", "p3"]);
+    let first = &body["results"][0];
+    assert!(
+        first["_relevance"].as_f64().unwrap() >= body["results"][1]["_relevance"].as_f64().unwrap()
+    );
+    assert!(
+        first["highlight"].as_str().unwrap().contains("<b>"),
+        "{first}"
+    );
+    assert_eq!(body["plan"]["access"], "text");
+    let (_, narrowed) = api
+        .call(
+            Method::POST,
+            "/api/v1/people/query",
+            json!({"text_search": {"field": "bio", "query": "database"},
+                   "filter": {"field": "age", "op": "gte", "value": 40},
+                   "sort": {"field": "age"}}),
+        )
+        .await;
+    let keys: Vec<&str> = narrowed["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["p2", "p3"], "{narrowed}");
+}
