@@ -21,7 +21,7 @@ export CARGO_TARGET_DIR="$KORU_CACHE/fuzz-target"
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(record_decode request_bodies)
+    targets=(record_decode request_bodies query_parse)
 fi
 
 cd dataplane

@@ -8,6 +8,10 @@ use clap::Parser;
 
 use crate::backup::{BackupUrl, Schedule, Target};
 
+use crate::query::limits::{
+    DEFAULT_MAX_GROUPS, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_SCAN,
+    QueryLimits,
+};
 use crate::store::{
     DEFAULT_MAX_BATCH_OPS, DEFAULT_MAX_READ_BYTES, DEFAULT_MAX_VALUE_BYTES, DEFAULT_SEGMENT_SIZE,
     FsyncMode, StoreConfig,
@@ -62,6 +66,24 @@ pub struct Cli {
     /// change feed); longer answers come in pages.
     #[arg(long, env = "KORU_MAX_READ_BYTES", default_value_t = DEFAULT_MAX_READ_BYTES)]
     pub max_read_bytes: usize,
+
+    /// Most documents one query reads (scanned, or fetched as index candidates); a query that
+    /// would scan more with no usable index answers 400 `no_plan`.
+    #[arg(long, env = "KORU_QUERY_MAX_SCAN", default_value_t = DEFAULT_MAX_SCAN)]
+    pub query_max_scan: usize,
+
+    /// Most bytes of one query's answer (413 `result_too_large` past it).
+    #[arg(long, env = "KORU_QUERY_MAX_RESULT_BYTES", default_value_t = DEFAULT_MAX_RESULT_BYTES)]
+    pub query_max_result_bytes: usize,
+
+    /// Most groups of one aggregation (422 `query_limit_exceeded` past it).
+    #[arg(long, env = "KORU_QUERY_MAX_GROUPS", default_value_t = DEFAULT_MAX_GROUPS)]
+    pub query_max_groups: usize,
+
+    /// Most bytes of documents one query holds at once (rows awaiting sort, joined documents,
+    /// groups; 422 `query_limit_exceeded` past it).
+    #[arg(long, env = "KORU_QUERY_MEMORY", default_value_t = DEFAULT_MAX_MEMORY_BYTES)]
+    pub query_memory: usize,
 
     /// Operations per second allowed across all clients (token bucket); unlimited when unset.
     #[arg(long, env = "KORU_MAX_OPS_PER_SEC")]
@@ -354,6 +376,17 @@ impl Cli {
         if self.max_value_bytes == 0 || self.max_value_bytes > 64 * 1024 * 1024 {
             return Err("--max-value-bytes must be between 1 and 67108864".into());
         }
+        if self.query_max_scan == 0
+            || self.query_max_result_bytes < 1024
+            || self.query_max_groups == 0
+            || self.query_memory < 1024 * 1024
+        {
+            return Err(
+                "--query-max-scan and --query-max-groups must be at least 1, \
+                        --query-max-result-bytes at least 1024, --query-memory at least 1048576"
+                    .into(),
+            );
+        }
         if self.max_read_bytes < 1024 {
             return Err("--max-read-bytes must be at least 1024".into());
         }
@@ -469,6 +502,12 @@ impl Cli {
                 max_stored_bytes: self.max_stored_bytes,
                 max_read_bytes: self.max_read_bytes,
                 faults: None,
+                query: QueryLimits {
+                    max_scan: self.query_max_scan,
+                    max_result_bytes: self.query_max_result_bytes,
+                    max_groups: self.query_max_groups,
+                    max_memory_bytes: self.query_memory,
+                },
             },
             listen: self.listen,
             max_ops_per_sec: self.max_ops_per_sec,
@@ -491,6 +530,36 @@ impl Cli {
 mod tests {
     use super::*;
     use crate::backup::DEFAULT_ARCHIVE_TIMEOUT;
+
+    #[test]
+    fn query_limits_default_and_come_from_their_flags() {
+        let config = Cli::parse_from(["koru-dataplane"]).into_config().unwrap();
+        assert_eq!(config.store.query, QueryLimits::default());
+        let config = Cli::parse_from([
+            "koru-dataplane",
+            "--query-max-scan",
+            "10",
+            "--query-max-result-bytes",
+            "2048",
+            "--query-max-groups",
+            "3",
+            "--query-memory",
+            "2000000",
+        ])
+        .into_config()
+        .unwrap();
+        assert_eq!(
+            config.store.query,
+            QueryLimits {
+                max_scan: 10,
+                max_result_bytes: 2048,
+                max_groups: 3,
+                max_memory_bytes: 2_000_000,
+            }
+        );
+        let zero = Cli::parse_from(["koru-dataplane", "--query-max-scan", "0"]).into_config();
+        assert!(zero.is_err());
+    }
 
     #[test]
     fn defaults_match_the_readme() {

@@ -414,3 +414,127 @@ fn the_change_feed_carries_floats_exactly() {
     let api = checks::Api::new();
     api.check_route(0, br#"{"value":5.263890588913874e+90}"#);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Query bodies (the `query_parse` target).
+// ---------------------------------------------------------------------------------------------
+
+fn query_filter() -> impl Strategy<Value = Value> {
+    let op = prop_oneof![
+        Just("eq"),
+        Just("ne"),
+        Just("gt"),
+        Just("lte"),
+        Just("in"),
+        Just("prefix"),
+        Just("exists"),
+        Just("contains"),
+        Just("nope"),
+    ];
+    let field = prop_oneof![
+        Just("age".to_string()),
+        Just("name".to_string()),
+        Just("users:status".to_string()),
+        Just("fz:age".to_string()),
+        "[a-z.:_]{0,8}",
+    ];
+    let leaf = (field, op, json_value())
+        .prop_map(|(field, op, value)| json!({ "field": field, "op": op, "value": value }));
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| json!({ "and": v })),
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| json!({ "or": v })),
+            inner.clone().prop_map(|v| json!({ "not": v })),
+            (inner, json_value()).prop_map(|(v, extra)| json!({ "not": v, "and": extra })),
+        ]
+    })
+}
+
+fn query_body() -> impl Strategy<Value = Value> {
+    let sort = ("[a-z_]{0,8}", any::<bool>())
+        .prop_map(|(field, d)| json!({ "field": field, "descending": d }));
+    let function = prop_oneof![
+        Just("sum"),
+        Just("avg"),
+        Just("count"),
+        Just("min"),
+        Just("max")
+    ];
+    let aggregate = proptest::collection::btree_map(
+        "[a-z_]{1,6}",
+        (
+            function,
+            prop_oneof![Just("*"), Just("age"), Just("users:status")],
+        )
+            .prop_map(|(f, field)| json!({ f: field })),
+        0..3,
+    );
+    let join = (
+        prop_oneof![Just("users"), Just("fz"), Just("x y")],
+        any::<bool>(),
+    )
+        .prop_map(|(ns, left)| {
+            json!({"namespace": ns, "on": {"left": "user_id", "right": "id"},
+                   "kind": if left { "left" } else { "inner" }})
+        });
+    (
+        proptest::option::of(query_filter()),
+        proptest::option::of(prop_oneof![
+            sort.clone(),
+            proptest::collection::vec(sort, 0..3).prop_map(Value::from)
+        ]),
+        proptest::option::of(0..6u64),
+        proptest::option::of(timestamp()),
+        proptest::option::of(proptest::collection::vec("[a-z]{1,5}", 0..3)),
+        proptest::option::of(aggregate),
+        proptest::option::of(query_filter()),
+        proptest::option::of(join),
+        proptest::option::of(("[a-z]{0,5}", "\\PC{0,12}")),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(filter, sort, limit, at, group_by, aggregate, having, join, text, explain)| {
+                let q = with(json!({}), "filter", filter);
+                let q = with(q, "sort", sort);
+                let q = with(q, "limit", limit.map(Value::from));
+                let q = with(q, "at", at.map(Value::from));
+                let q = with(q, "group_by", group_by.map(Value::from));
+                let q = with(q, "aggregate", aggregate.map(|a| json!(a)));
+                let q = with(q, "having", having);
+                let q = with(q, "join", join);
+                let text = text.map(|(field, query)| json!({"field": field, "query": query}));
+                let q = with(q, "text_search", text);
+                with(q, "explain", explain.then_some(Value::Bool(true)))
+            },
+        )
+}
+
+#[test]
+fn random_query_bodies_parse_round_trip_and_run_without_a_server_failure() {
+    let queries = checks::Queries::new();
+    let bodies = prop_oneof![
+        1 => proptest::collection::vec(any::<u8>(), 0..64),
+        6 => (query_body(), proptest::option::of(any::<usize>())).prop_map(|(v, cut)| {
+            let mut bytes = v.to_string().into_bytes();
+            if let Some(cut) = cut.filter(|c| c % 4 == 0) {
+                bytes.truncate(cut % (bytes.len() + 1));
+            }
+            bytes
+        }),
+    ];
+    run(3_000, bodies, |body| queries.check(&body));
+}
+
+#[test]
+fn every_query_parse_seed_passes_the_check_and_most_parse() {
+    let queries = checks::Queries::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/query_parse");
+    let mut parsed = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        queries.check(&bytes);
+        parsed +=
+            usize::from(serde_json::from_slice::<koru_dataplane::query::Query>(&bytes).is_ok());
+    }
+    assert!(parsed >= 7, "the seeds are valid queries ({parsed} parsed)");
+}

@@ -5,6 +5,10 @@
 //! the write and query routes through the real router: the answer must never be a 5xx and must be
 //! JSON, and whatever a write accepted must be readable back through the read routes.
 //!
+//! [`Queries::check`] parses bytes as a v2 query body: a parse never panics, what parses serializes
+//! back to the same query, and running it over a small store answers or refuses as a client
+//! error, never as a server failure.
+//!
 //! The smoke test includes this file as a module (`#[path]`), so it uses only crates that the
 //! data plane's tests can use too.
 
@@ -480,5 +484,87 @@ fn canonical(text: &str, depth: usize) -> Canonical {
             }
         }
         _ => serde_json::from_str::<Value>(text).map_or_else(|_| as_text(), Canonical::Scalar),
+    }
+}
+
+/// A small store of documents for [`Queries::check`] to run parsed queries over.
+pub struct Queries {
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+impl Default for Queries {
+    fn default() -> Self {
+        Queries::new()
+    }
+}
+
+impl Queries {
+    /// A store holding a few documents in namespace `fz` (and `users`, for joins).
+    pub fn new() -> Queries {
+        let dir = tempfile::tempdir().expect("creating a temp dir");
+        let mut config = StoreConfig::new(dir.path());
+        config.fsync = FsyncMode::Off;
+        // Small budgets, so the limits' refusals are reached too.
+        config.query.max_scan = 8;
+        config.query.max_groups = 3;
+        config.query.max_result_bytes = 4096;
+        let metrics = Arc::new(Metrics::default());
+        let (store, _) =
+            Store::open(config, Arc::clone(&metrics.store)).expect("opening a fresh store");
+        let docs = [
+            (
+                "fz",
+                "a",
+                r#"{"age":30,"name":"alice","tags":["x"],"user_id":"u1"}"#,
+            ),
+            (
+                "fz",
+                "b",
+                r#"{"age":2.5,"name":"bob","nested":{"k":null},"user_id":"u2"}"#,
+            ),
+            ("fz", "c", r#"{"age":"old","status":true}"#),
+            ("fz", "d", r#"[1,2,3]"#),
+            ("users", "u1", r#"{"id":"u1","status":"premium"}"#),
+        ];
+        let ops = docs
+            .iter()
+            .map(|(ns, key, value)| {
+                let raw = RawValue::from_string((*value).to_string()).expect("valid JSON");
+                koru_dataplane::WriteOp::put(*ns, *key, raw)
+            })
+            .collect();
+        store.write_blocking(ops).expect("seeding the store");
+        Queries { store, _dir: dir }
+    }
+
+    /// Parses `data` as a query body and checks the parse, the round trip and the run.
+    pub fn check(&self, data: &[u8]) {
+        use koru_dataplane::query::{Query, QueryError};
+        let Ok(query) = serde_json::from_slice::<Query>(data) else {
+            return;
+        };
+        let text = serde_json::to_string(&query).expect("a parsed query serializes");
+        let again: Query = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("a serialized query does not parse back: {e}\n{text}"));
+        assert_eq!(again, query, "a query changes through a round trip: {text}");
+        let query = query.from_kdelta();
+        match self.store.query_blocking("fz", &query) {
+            Ok(answer) => {
+                let body = serde_json::to_vec(&answer).expect("an answer serializes");
+                assert!(
+                    serde_json::from_slice::<IgnoredAny>(&body).is_ok(),
+                    "an answer is not JSON"
+                );
+            }
+            Err(
+                QueryError::Invalid(_)
+                | QueryError::NoPlan(_)
+                | QueryError::NoTextIndex(_)
+                | QueryError::Unsupported(_)
+                | QueryError::LimitExceeded { .. },
+            ) => {}
+            Err(e) => panic!("query {text} failed as the server's fault: {e:?}"),
+        }
     }
 }

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::AuthError;
 use crate::error::StoreError;
+use crate::query::{Limit, QueryError};
 use crate::raft::ReplicaError;
 use crate::rewind::RewindError;
 
@@ -107,6 +108,40 @@ impl From<StoreError> for ApiError {
                     "internal storage error; see the server log",
                 )
             }
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        let message = e.to_string();
+        match e {
+            QueryError::Invalid(_) => Self::bad_request(message),
+            QueryError::NoPlan(_) => Self::new(StatusCode::BAD_REQUEST, "no_plan", message),
+            QueryError::NoTextIndex(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "no_text_index", message)
+            }
+            QueryError::Unsupported(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "not_supported", message)
+            }
+            QueryError::LimitExceeded {
+                limit: Limit::ResultBytes,
+                ..
+            } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "result_too_large", message),
+            QueryError::LimitExceeded { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "query_limit_exceeded",
+                message,
+            ),
+            QueryError::Unreadable(_) | QueryError::Interrupted => {
+                tracing::error!(error = %message, "a query failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the query failed; see the server log",
+                )
+            }
+            QueryError::Store(e) => e.into(),
         }
     }
 }

@@ -7,6 +7,7 @@ mod json;
 mod kv;
 pub mod media;
 mod ops;
+mod query;
 mod raft;
 mod rewind;
 mod rows;
@@ -241,7 +242,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/views/{name}/refresh", post(views::refresh))
         .route("/api/v1/{namespace}/keys", get(kv::keys))
-        .route("/api/v1/{namespace}/query", post(views::query_namespace))
+        .route("/api/v1/{namespace}/query", post(query::query_namespace))
         .route(
             "/api/v1/{namespace}/{key}",
             get(kv::get).put(kv::put).delete(kv::delete),

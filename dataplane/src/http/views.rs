@@ -1,4 +1,4 @@
-//! Queries over a namespace and named views: stored queries answered as of their last refresh.
+//! Named views: stored queries (any v2 query) answered as of their last refresh.
 //!
 //! A view's definition is a key in the internal namespace `_koru_views`. Refreshing writes the
 //! definition again, and a query of the view reads the source namespace as of that version's
@@ -12,110 +12,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::{ApiPath, JsonBody};
-use super::rows::Row;
 use super::{ApiError, AppState, blocking, json};
 use crate::names;
-use crate::query::{Filter, Sort};
+use crate::query::{Filter, FilterExpr, Query, QueryAnswer};
 use crate::store::{Store, WriteOp};
 
 /// Internal namespace holding view definitions.
 const VIEWS_NAMESPACE: &str = "_koru_views";
 
-/// Body of `POST /api/v1/{ns}/query`.
-#[derive(Deserialize, Default)]
-pub struct QueryBody {
-    #[serde(default)]
-    filter: Option<Filter>,
-    #[serde(default)]
-    sort: Option<Sort>,
-    #[serde(default)]
-    limit: Option<usize>,
-    /// Extension: evaluate as of this RFC 3339 time.
-    #[serde(default)]
-    at: Option<String>,
-}
-
-/// The body of a query or view response.
-#[derive(Serialize)]
-pub struct QueryResult {
-    results: Vec<Row>,
-    total: usize,
-    namespace: String,
-}
-
-/// Evaluates a filter/sort/limit over a namespace as of `at`.
-fn run_query(
-    store: &Store,
-    namespace: &str,
-    filter: Option<&Filter>,
-    sort: Option<&Sort>,
-    limit: Option<usize>,
-    at: Option<i64>,
-) -> Result<QueryResult, ApiError> {
-    if let Some(f) = filter {
-        f.validate().map_err(ApiError::bad_request)?;
-    }
-    let unreadable = || {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "stored value could not be read",
-        )
-    };
-    let mut rows = Vec::new();
-    for (key, version) in store.snapshot(namespace, at) {
-        let mut fetched = store.fetch(version, None)?;
-        let text = fetched.value.take().unwrap_or_else(|| "null".into());
-        let parsed: Value = serde_json::from_str(&text).map_err(|_| unreadable())?;
-        if filter.is_none_or(|f| f.matches(&parsed)) {
-            rows.push(Row::new(key, &fetched, text, parsed)?);
-        }
-    }
-    let total = rows.len();
-    if let Some(by) = sort {
-        crate::query::sort(&mut rows, by, |r| &r.parsed);
-    }
-    if let Some(limit) = limit {
-        rows.truncate(limit);
-    }
-    Ok(QueryResult {
-        results: rows,
-        total,
-        namespace: namespace.to_string(),
-    })
-}
-
-/// `POST /api/v1/{ns}/query`.
-pub async fn query_namespace(
-    State(state): State<AppState>,
-    ApiPath(namespace): ApiPath<String>,
-    JsonBody(body): JsonBody<QueryBody>,
-) -> Result<Json<QueryResult>, ApiError> {
-    names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
-    let at = body.at.as_deref().map(json::parse_timestamp).transpose()?;
-    let filter = body.filter.map(Filter::from_kdelta_expression);
-    let store = state.store.clone();
-    blocking::read(move || {
-        run_query(
-            &store,
-            &namespace,
-            filter.as_ref(),
-            body.sort.as_ref(),
-            body.limit,
-            at,
-        )
-    })
-    .await
-    .map(Json)
-}
-
-/// A view definition, as stored and as created.
+/// A view definition, as stored and as created: a v1 `filter`, or a whole v2 `query` (both: they
+/// must both hold). Definitions stored before v2 hold only `filter` and still load.
 #[derive(Serialize, Deserialize)]
 pub struct ViewDef {
     name: String,
     source: String,
     #[serde(default)]
-    filter: Option<Filter>,
+    filter: Option<FilterExpr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<Query>,
     #[serde(default)]
     auto_refresh: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,11 +93,21 @@ pub async fn create(
     State(state): State<AppState>,
     JsonBody(mut def): JsonBody<ViewDef>,
 ) -> Result<Json<Value>, ApiError> {
-    def.filter = def.filter.map(Filter::from_kdelta_expression);
+    def.filter = def
+        .filter
+        .map(|f| f.map_leaves(&Filter::from_kdelta_expression));
     names::validate_key(&def.name).map_err(crate::StoreError::from)?;
     names::validate_namespace(&def.source).map_err(crate::StoreError::from)?;
     if let Some(f) = &def.filter {
         f.validate().map_err(ApiError::bad_request)?;
+    }
+    if let Some(q) = &def.query {
+        if q.at.is_some() {
+            return Err(ApiError::bad_request(
+                "a view answers as of its last refresh: its query cannot hold \"at\"",
+            ));
+        }
+        q.validate(&def.source)?;
     }
     if state.store.is_live(VIEWS_NAMESPACE, &def.name) {
         return Err(ApiError::new(
@@ -200,12 +124,18 @@ pub async fn create(
 pub async fn query(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
-) -> Result<Json<QueryResult>, ApiError> {
+) -> Result<Json<QueryAnswer>, ApiError> {
     let store = state.store.clone();
     blocking::read(move || {
         let (def, refreshed) = load(&store, &name)?;
-        let at = (!def.auto_refresh).then_some(refreshed);
-        let mut body = run_query(&store, &def.source, def.filter.as_ref(), None, None, at)?;
+        let mut query = def.query.unwrap_or_default();
+        if let Some(f) = def.filter {
+            query = query.filter(f);
+        }
+        if !def.auto_refresh {
+            query.at = Some(json::timestamp(refreshed));
+        }
+        let mut body = store.query_blocking(&def.source, &query)?;
         // KoruDelta reports the view's name where a query reports the namespace.
         body.namespace = name;
         Ok(Json(body))

@@ -272,6 +272,11 @@ impl Index {
         (keys, false)
     }
 
+    /// Keys of a namespace whose latest version is a value.
+    pub fn live_keys(&self, namespace: &str) -> usize {
+        self.namespaces.get(namespace).map_or(0, |ns| ns.live_keys)
+    }
+
     /// Each key of a namespace with its version current at `at` (latest when None), skipping deleted keys.
     pub fn snapshot(&self, namespace: &str, at: Option<i64>) -> Vec<(String, Version)> {
         let Some(ns) = self.namespaces.get(namespace) else {

@@ -117,6 +117,8 @@ pub struct StoreConfig {
     pub max_read_bytes: usize,
     /// Failures to inject into log writes (tests only; None in production).
     pub faults: Option<Arc<Faults>>,
+    /// Budgets of every query (`--query-max-*`).
+    pub query: crate::query::QueryLimits,
 }
 
 impl StoreConfig {
@@ -131,6 +133,7 @@ impl StoreConfig {
             max_stored_bytes: None,
             max_read_bytes: DEFAULT_MAX_READ_BYTES,
             faults: None,
+            query: crate::query::QueryLimits::default(),
         }
     }
 }
@@ -583,6 +586,11 @@ impl Store {
             .keys(namespace, prefix, cursor, limit);
         let next = if more { keys.last().cloned() } else { None };
         (keys, next)
+    }
+
+    /// How many keys of a namespace are live now, from the index alone (the planner's scan cost).
+    pub fn live_keys(&self, namespace: &str) -> usize {
+        self.inner.index.read().live_keys(namespace)
     }
 
     /// Each live key of a namespace with the version current at `at` (latest when None).
