@@ -346,6 +346,9 @@ impl CommitThread {
         let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
         let (mut seq, mut segment_len) = self.wal.position();
         let mut failed = None;
+        let files = self.wal.files();
+        // Unique-index values written by requests accepted earlier in this group.
+        let mut overlay = super::unique::Overlay::new();
         for pending in group {
             if let Some(guard) = &pending.guard
                 && self.guard_broken(guard, &accepted)
@@ -357,6 +360,17 @@ impl CommitThread {
                 }));
                 continue;
             }
+            // A replicated write was decided by every member as it applied the entry.
+            let unique = match pending.fixed {
+                Some(_) => Vec::new(),
+                None => match super::unique::check(&self.index, &files, &pending.ops, &overlay) {
+                    Ok(unique) => unique,
+                    Err(e) => {
+                        let _ = pending.reply.send(Err(e));
+                        continue;
+                    }
+                },
+            };
             let size = record::FRAME_HEADER_LEN
                 + record::BODY_HEADER_LEN
                 + pending
@@ -419,6 +433,9 @@ impl CommitThread {
             let refs: Vec<OpRef<'_>> = pending.ops.iter().map(WriteOp::as_ref).collect();
             let first = offsets.len();
             record::encode(buf, self.next_lsn, timestamp_micros, &refs, offsets);
+            for w in unique {
+                overlay.entry(w.id).or_default().extend(w.finals);
+            }
             accepted.push(Accepted {
                 pending,
                 lsn: self.next_lsn,
