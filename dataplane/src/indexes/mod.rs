@@ -11,3 +11,6 @@ pub mod encode;
 pub mod value;
 
 pub use def::{IndexDef, IndexInfo, IndexKind, IndexStatus, IndexType, Probe, TextHit};
+
+#[cfg(test)]
+mod tests;
