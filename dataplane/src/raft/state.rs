@@ -928,3 +928,7 @@ mod tests {
         assert_eq!(sm.meta.next_lsn, 7);
     }
 }
+
+#[cfg(test)]
+#[path = "state_unique_tests.rs"]
+mod unique_tests;
