@@ -327,3 +327,112 @@ async fn a_unique_index_over_duplicates_fails_and_names_them() {
         2
     );
 }
+
+/// Resident memory of this process, bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Rough figures for the report: build time and memory per entry for 100k documents, and
+/// single-writer PUT throughput with and without two value indexes. Run in release:
+/// `cargo test -p koru-dataplane --release --lib -- --ignored measure_value_indexes --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_value_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let n = 100_000u64;
+    let doc = |i: u64| {
+        json!({"email": format!("user{i}@example.com"), "region": format!("r{}", i % 20),
+               "name": format!("User {i}"), "age": i % 90, "bio": "x".repeat(100)})
+    };
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let ops = chunk
+            .iter()
+            .map(|&i| put("bench", &format!("u{i:06}"), doc(i)))
+            .collect();
+        store.write(ops).await.unwrap();
+    }
+    let before = rss();
+    let started = std::time::Instant::now();
+    store
+        .create_index("bench", "email", IndexType::Unique)
+        .await
+        .unwrap();
+    wait_ready(&store, "bench", "email").await;
+    let build = started.elapsed();
+    let after = rss();
+    let info = store.index("bench", "email").unwrap();
+    println!(
+        "build of a unique index over {n} docs: {build:?}; RSS +{} bytes = {} bytes per entry ({} entries)",
+        after.saturating_sub(before),
+        after.saturating_sub(before) / info.entries.max(1),
+        info.entries
+    );
+    // PUT throughput, one writer at a time (each write its own commit), with and without indexes.
+    async fn puts(store: &Store, ns: &str, n: u64) -> f64 {
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            let v = json!({"email": format!("w{i}@x"), "region": format!("r{}", i % 20), "bio": "y".repeat(100)});
+            store
+                .write(vec![put(ns, &format!("w{i}"), v)])
+                .await
+                .unwrap();
+        }
+        n as f64 / started.elapsed().as_secs_f64()
+    }
+    // 16 concurrent writers (commit groups), as an HTTP server sees them.
+    async fn concurrent(store: &Store, ns: &str, n: u64) -> f64 {
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let store = store.clone();
+                let ns = ns.to_string();
+                tokio::spawn(async move {
+                    for i in (t..n).step_by(16) {
+                        let v = json!({"email": format!("c{i}@x"), "region": format!("r{}", i % 20), "bio": "y".repeat(100)});
+                        store.write(vec![put(&ns, &format!("c{i}"), v)]).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        n as f64 / started.elapsed().as_secs_f64()
+    }
+    let plain = puts(&store, "plain", 20_000).await;
+    store
+        .create_index("indexed", "email", IndexType::Unique)
+        .await
+        .unwrap();
+    store
+        .create_index("indexed", "region", IndexType::NonUnique)
+        .await
+        .unwrap();
+    let indexed = puts(&store, "indexed", 20_000).await;
+    let plain_c = concurrent(&store, "plain", 40_000).await;
+    let indexed_c = concurrent(&store, "indexed", 40_000).await;
+    println!(
+        "PUT/s one writer: {plain:.0} plain, {indexed:.0} with 2 value indexes ({:.2}x); 16 writers: {plain_c:.0} plain, {indexed_c:.0} indexed ({:.2}x)",
+        indexed / plain,
+        indexed_c / plain_c
+    );
+    let probe = Probe::Eq(json!("user500@example.com"));
+    let started = std::time::Instant::now();
+    for _ in 0..100_000 {
+        let _ = store
+            .index_lookup("bench", "email", &probe, None, 10)
+            .unwrap();
+    }
+    println!(
+        "index_lookup by unique email: {:?} each",
+        started.elapsed() / 100_000
+    );
+}

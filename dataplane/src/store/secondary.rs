@@ -238,6 +238,13 @@ impl Store {
             let vi = ix.values().get(namespace, index).ok_or_else(no_such)?;
             (vi.path.clone(), matches!(vi.state, BuildState::Ready))
         };
+        let wanted = crate::indexes::value::ProbeMatcher::new(probe);
+        // A key's value may change between the lookup and the read: each document is rechecked.
+        let matches = |f: &Fetched| {
+            f.value.as_ref().is_some_and(|text| {
+                encode::extract(text.as_bytes(), &path).is_some_and(|e| wanted.matches(&e))
+            })
+        };
         let mut found = Vec::new();
         if ready {
             let keys = self
@@ -248,18 +255,16 @@ impl Store {
                     Some(t) => self.get_at(namespace, &key, t)?,
                     None => self.get(namespace, &key)?,
                 };
-                if let Some(f) = fetched {
+                if let Some(f) = fetched.filter(|f| matches(f)) {
                     found.push((key, f));
                 }
             }
             return Ok(found);
         }
         // Not built yet: the same answer by a scan.
-        let wanted = crate::indexes::value::ProbeMatcher::new(probe);
         for (key, version) in self.snapshot(namespace, at) {
             let fetched = self.fetch(version, None)?;
-            let Some(text) = &fetched.value else { continue };
-            if encode::extract(text.as_bytes(), &path).is_some_and(|e| wanted.matches(&e)) {
+            if matches(&fetched) {
                 found.push((key, fetched));
             }
         }
