@@ -245,6 +245,141 @@ impl<'de> Visitor<'de> for KeyIs<'_> {
     }
 }
 
+/// The encoded values of several fields of one JSON text, read in one pass (the indexes of a
+/// namespace share the parse of each value written to it); None where [`extract`] gives None.
+pub fn extract_all(json: &[u8], paths: &[&[String]]) -> Vec<Option<Enc>> {
+    let mut out = vec![None; paths.len()];
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let seed = Multi {
+        paths: paths.iter().copied().enumerate().collect(),
+        out: &mut out,
+    };
+    if seed.deserialize(&mut de).is_err() {
+        return vec![None; paths.len()];
+    }
+    out
+}
+
+/// Reads the values at several paths (slot, rest of its path) into `out`.
+struct Multi<'p, 'o> {
+    paths: Vec<(usize, &'p [String])>,
+    out: &'o mut [Option<Enc>],
+}
+
+impl<'de> DeserializeSeed<'de> for Multi<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Multi<'_, '_> {
+    fn scalar(self, enc: Enc) {
+        for &(slot, rest) in &self.paths {
+            if rest.is_empty() {
+                self.out[slot] = Some(enc.clone());
+            }
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Multi<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.scalar(encode_tag(TAG_NULL));
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.scalar(encode_tag(if v { TAG_TRUE } else { TAG_FALSE }));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.scalar(encode_number(v as f64));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.scalar(encode_number(v as f64));
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.scalar(encode_number(v));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.scalar(encode_str(v));
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Multi { paths, out } = self;
+        while let Some(matched) = map.next_key_seed(KeyIn(&paths))? {
+            if matched.is_empty() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            // The last of duplicate keys wins, as when the value is parsed whole.
+            let inner: Vec<(usize, &[String])> = matched
+                .into_iter()
+                .map(|i| {
+                    let (slot, rest) = paths[i];
+                    out[slot] = None;
+                    (slot, &rest[1..])
+                })
+                .collect();
+            map.next_value_seed(Multi {
+                paths: inner,
+                out: &mut *out,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Which of the paths (positions) an object key is the first segment of.
+struct KeyIn<'a, 'p>(&'a [(usize, &'p [String])]);
+
+impl<'de> DeserializeSeed<'de> for KeyIn<'_, '_> {
+    type Value = Vec<usize>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Vec<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIn<'_, '_> {
+    type Value = Vec<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Vec<usize>, E> {
+        Ok(self
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, rest))| rest.first().is_some_and(|s| s == v))
+            .map(|(i, _)| i)
+            .collect())
+    }
+}
+
 /// A field's dotted path, split.
 pub fn split_path(field: &str) -> Vec<String> {
     field.split('.').map(str::to_string).collect()
@@ -314,6 +449,22 @@ mod tests {
         assert_eq!(
             extract(br#"{"\u006b": null}"#, &path("k")),
             encode_value(&json!(null))
+        );
+        let paths = [
+            path("a.b"),
+            path("n"),
+            path("a.c"),
+            path("missing"),
+            path("t"),
+        ];
+        let refs: Vec<&[String]> = paths.iter().map(Vec::as_slice).collect();
+        let all = extract_all(doc, &refs);
+        let one: Vec<_> = paths.iter().map(|p| extract(doc, p)).collect();
+        assert_eq!(all, one);
+        assert_eq!(
+            extract_all(br#"{"k": 1, "k": [2]}"#, &[&path("k")]),
+            vec![None],
+            "the last duplicate wins"
         );
     }
 

@@ -70,6 +70,8 @@ pub struct ValueIndex {
     by_key: HashMap<Key, Enc>,
     history: BTreeMap<(Enc, Key), Intervals>,
     distinct: u64,
+    /// The smallest key, to start range scans at a value without allocating.
+    empty: Key,
 }
 
 /// A build the store runs off the write path: the older history of `namespace` for these indexes.
@@ -122,6 +124,7 @@ impl ValueIndex {
             by_key: HashMap::new(),
             history: BTreeMap::new(),
             distinct: 0,
+            empty: Key::from(""),
         }
     }
 
@@ -160,7 +163,7 @@ impl ValueIndex {
     fn holds(&self, enc: &Enc) -> bool {
         self.current
             .range((
-                Bound::Included((enc.clone(), Key::from(""))),
+                Bound::Included((enc.clone(), Arc::clone(&self.empty))),
                 Bound::Unbounded,
             ))
             .next()
@@ -192,6 +195,8 @@ impl ValueIndex {
         {
             return;
         }
+        // The key's shared name, reused for its new entry.
+        let mut name = None;
         match self.by_key.remove_entry(key) {
             Some((k, old)) => {
                 let entry = (old, k);
@@ -200,6 +205,7 @@ impl ValueIndex {
                     if !self.holds(&old) {
                         self.distinct -= 1;
                     }
+                    name = Some(Arc::clone(&k));
                     self.close(old, k, since, ts);
                 }
             }
@@ -212,7 +218,7 @@ impl ValueIndex {
             }
         }
         if let Some(new) = new {
-            self.insert_current(Key::from(key), new, ts);
+            self.insert_current(name.unwrap_or_else(|| Key::from(key)), new, ts);
         }
     }
 
@@ -257,8 +263,8 @@ impl ValueIndex {
         out: &mut dyn FnMut(&Key),
     ) {
         let start = match lo {
-            Bound::Included(e) | Bound::Excluded(e) => (e.clone(), Key::from("")),
-            Bound::Unbounded => (Enc::default(), Key::from("")),
+            Bound::Included(e) | Bound::Excluded(e) => (e.clone(), Arc::clone(&self.empty)),
+            Bound::Unbounded => (Enc::default(), Arc::clone(&self.empty)),
         };
         let within = |e: &Enc| {
             let above = match lo {
@@ -320,7 +326,7 @@ impl ValueIndex {
     pub fn holders(&self, enc: &Enc) -> Vec<Key> {
         self.current
             .range((
-                Bound::Included((enc.clone(), Key::from(""))),
+                Bound::Included((enc.clone(), Arc::clone(&self.empty))),
                 Bound::Unbounded,
             ))
             .take_while(|((e, _), _)| e == enc)
@@ -408,8 +414,15 @@ impl ValueIndexes {
         let Some(list) = self.by_ns.get_mut(namespace) else {
             return;
         };
-        for ix in list {
-            let new = value.and_then(|v| encode::extract(v, &ix.path));
+        let news = match (value, list.len()) {
+            (None, n) => vec![None; n],
+            (Some(v), 1) => vec![encode::extract(v, &list[0].path)],
+            (Some(v), _) => {
+                let paths: Vec<&[String]> = list.iter().map(|ix| ix.path.as_slice()).collect();
+                encode::extract_all(v, &paths)
+            }
+        };
+        for (ix, new) in list.iter_mut().zip(news) {
             ix.set(key, new, ts);
         }
     }
