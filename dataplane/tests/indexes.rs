@@ -399,7 +399,7 @@ async fn an_online_build_under_writes_and_a_sigkill_mid_build_leave_exact_indexe
     let dir = tempfile::tempdir().unwrap();
     let slow = [
         ("KORU_FAULT_INJECTION".to_string(), "1".to_string()),
-        ("KORU_INDEX_BUILD_PAUSE_MS".to_string(), "40".to_string()),
+        ("KORU_INDEX_BUILD_PAUSE_MS".to_string(), "100".to_string()),
     ];
     let mut server = Server::start_with_env(dir.path(), &[], &slow);
     let http = client();
