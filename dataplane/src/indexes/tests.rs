@@ -276,6 +276,51 @@ async fn unique_indexes_refuse_a_second_live_key_atomically() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_racing_a_unique_definition_are_checked_from_its_lsn_on() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let def = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .create_index("users", "email", IndexType::Unique)
+                    .await
+            })
+        };
+        let writers: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .write(vec![put(
+                            "users",
+                            &format!("w{i}"),
+                            json!({"email": "same@"}),
+                        )])
+                        .await
+                })
+            })
+            .collect();
+        def.await.unwrap().unwrap();
+        let def_lsn = store
+            .latest_version(super::def::INDEXES_NAMESPACE, "users/email")
+            .unwrap()
+            .lsn;
+        let mut after = 0;
+        for w in writers {
+            if let Ok(c) = w.await.unwrap() {
+                after += usize::from(c.lsn > def_lsn);
+            }
+        }
+        assert!(
+            after <= 1,
+            "round {round}: {after} writes of one value after the definition"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_unique_index_over_duplicates_fails_and_names_them() {
     let dir = tempfile::tempdir().unwrap();
