@@ -427,6 +427,11 @@ impl ValueIndexes {
         }
     }
 
+    /// Whether no value index exists at all.
+    pub fn is_empty(&self) -> bool {
+        self.by_ns.is_empty()
+    }
+
     /// Whether any value index exists on `namespace` (writes to others are not parsed).
     pub fn indexes_namespace(&self, namespace: &str) -> bool {
         self.by_ns.contains_key(namespace)

@@ -70,11 +70,16 @@ pub(crate) fn check(
     {
         let index = index.read();
         let values = index.values();
-        let mut seen = HashSet::new();
+        if values.is_empty() {
+            // The common case: no value index at all, nothing to check or allocate.
+            return Ok(Vec::new());
+        }
+        let mut seen: Vec<&str> = Vec::new();
         for op in ops {
-            if op.kind != OpKind::Put || !seen.insert(op.namespace.as_str()) {
+            if op.kind != OpKind::Put || seen.contains(&op.namespace.as_str()) {
                 continue;
             }
+            seen.push(op.namespace.as_str());
             for ix in values
                 .of_namespace(&op.namespace)
                 .iter()
