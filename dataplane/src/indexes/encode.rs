@@ -4,7 +4,8 @@
 //! An encoded value is a tag byte then the value's bytes, so byte order is value order within a
 //! kind and kinds sort `null < false < true < numbers < strings`. Numbers are encoded by their
 //! `f64` value (1 and 1.0 meet; integers beyond 2^53 may meet their neighbours), so an index gives
-//! candidates and callers recheck the exact value. Arrays and objects are not indexed.
+//! candidates and callers recheck the exact value. Arrays and objects are not indexed (a path
+//! may walk into an array by a numeric segment, `items.0.sku`, as filters read paths).
 
 use std::fmt;
 use std::ops::Bound;
@@ -200,8 +201,30 @@ impl<'de> Visitor<'de> for PathVisitor<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
+        // A numeric segment walks into an array, as filters read paths (`items.0.sku`).
+        let want = self
+            .path
+            .split_first()
+            .and_then(|(first, rest)| Some((first.parse::<usize>().ok()?, rest)));
+        let mut found = None;
+        let mut i = 0usize;
+        loop {
+            match want {
+                Some((w, rest)) if w == i => {
+                    match seq.next_element_seed(PathSeed { path: rest })? {
+                        Some(v) => found = v,
+                        None => break,
+                    }
+                }
+                _ => {
+                    if seq.next_element::<IgnoredAny>()?.is_none() {
+                        break;
+                    }
+                }
+            }
+            i += 1;
+        }
+        Ok(found)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -322,7 +345,28 @@ impl<'de> Visitor<'de> for Multi<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        let Multi { paths, out } = self;
+        let mut i = 0usize;
+        loop {
+            let matched: Vec<(usize, &[String])> = paths
+                .iter()
+                .filter(|(_, rest)| rest.first().and_then(|s| s.parse::<usize>().ok()) == Some(i))
+                .map(|&(slot, rest)| (slot, &rest[1..]))
+                .collect();
+            let more = if matched.is_empty() {
+                seq.next_element::<IgnoredAny>()?.is_some()
+            } else {
+                let inner = Multi {
+                    paths: matched,
+                    out: &mut *out,
+                };
+                seq.next_element_seed(inner)?.is_some()
+            };
+            if !more {
+                break;
+            }
+            i += 1;
+        }
         Ok(())
     }
 
@@ -437,6 +481,13 @@ mod tests {
         assert_eq!(extract(doc, &path("e")), Some(encode_str("é")));
         assert_eq!(extract(doc, &path("t")), encode_value(&json!(true)));
         assert_eq!(extract(doc, &path("a.c")), None, "arrays are not indexed");
+        assert_eq!(
+            extract(doc, &path("a.c.0")),
+            encode_value(&json!(1)),
+            "but their items are"
+        );
+        assert_eq!(extract(doc, &path("a.c.1.d")), encode_value(&json!(2)));
+        assert_eq!(extract(doc, &path("a.c.2")), None);
         assert_eq!(extract(doc, &path("o")), None, "objects are not indexed");
         assert_eq!(extract(doc, &path("missing")), None);
         assert_eq!(extract(doc, &path("n.deeper")), None);
@@ -456,6 +507,8 @@ mod tests {
             path("a.c"),
             path("missing"),
             path("t"),
+            path("a.c.1.d"),
+            path("a.c.0"),
         ];
         let refs: Vec<&[String]> = paths.iter().map(Vec::as_slice).collect();
         let all = extract_all(doc, &refs);
