@@ -10,8 +10,9 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const INTERNAL_PREFIX: &str = "_koru";
 /// Namespaces that would collide with fixed API paths (`/api/v1/views/...`, `/api/v1/batch/...`).
 const RESERVED_NAMESPACES: [&str; 2] = ["views", "batch"];
-/// Keys that would collide with fixed API paths (`/api/v1/{ns}/keys`, `/api/v1/{ns}/query`).
-const RESERVED_KEYS: [&str; 2] = ["keys", "query"];
+/// Keys that would collide with fixed API paths (`/api/v1/{ns}/keys`, `/api/v1/{ns}/query`,
+/// `/api/v1/{ns}/indexes`).
+const RESERVED_KEYS: [&str; 3] = ["keys", "query", "indexes"];
 
 /// Why a name was refused.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -133,5 +134,10 @@ mod tests {
         );
         assert!(validate_key("a\nb").is_err());
         assert!(validate_key("keys").is_err());
+        assert!(validate_key("indexes").is_err());
+        assert!(
+            validate_key("by").is_ok(),
+            "only by/{{index}}/{{value}} is a lookup"
+        );
     }
 }

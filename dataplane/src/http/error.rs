@@ -169,6 +169,9 @@ impl From<ReplicaError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "foreign_member_address", message)
             }
             ReplicaError::LeaderRefused { status, body } => leader_refusal(status, &body),
+            ReplicaError::UniqueViolation { .. } => {
+                Self::new(StatusCode::CONFLICT, "unique_violation", message)
+            }
         }
     }
 }

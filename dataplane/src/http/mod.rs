@@ -3,6 +3,7 @@
 mod batch;
 mod blocking;
 pub mod error;
+mod indexes;
 mod json;
 mod kv;
 pub mod media;
@@ -243,6 +244,18 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/views/{name}/refresh", post(views::refresh))
         .route("/api/v1/{namespace}/keys", get(kv::keys))
         .route("/api/v1/{namespace}/query", post(query::query_namespace))
+        .route(
+            "/api/v1/{namespace}/indexes",
+            get(indexes::list).post(indexes::create),
+        )
+        .route(
+            "/api/v1/{namespace}/indexes/{name}",
+            axum::routing::delete(indexes::drop),
+        )
+        .route(
+            "/api/v1/{namespace}/by/{index}/{value}",
+            get(indexes::lookup),
+        )
         .route(
             "/api/v1/{namespace}/{key}",
             get(kv::get).put(kv::put).delete(kv::delete),

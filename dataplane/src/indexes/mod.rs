@@ -5,6 +5,12 @@
 //! through the log like any value, so definitions are versioned, durable, replicated and restored
 //! by point-in-time recovery; the entries themselves are derived from the log and rebuilt from it.
 
+pub mod build;
 pub mod def;
+pub mod encode;
+pub mod value;
 
 pub use def::{IndexDef, IndexInfo, IndexKind, IndexStatus, IndexType, Probe, TextHit};
+
+#[cfg(test)]
+mod tests;

@@ -273,6 +273,15 @@ impl StateMachine {
         Ok(())
     }
 
+    /// Whether `cmd` is decided against the store (a guard, a unique index, an index
+    /// definition): the entries before it are applied first, and it is applied before the next.
+    fn needs_store_before(&self, cmd: &Command) -> bool {
+        cmd.guard.is_some()
+            || self
+                .store
+                .unique_relevant(cmd.ops.iter().map(|op| (op.namespace.as_str(), !op.delete)))
+    }
+
     /// Queues `cmd` for the store (or decides it without the store); what the entry applied
     /// to is known once its receiver, if any, resolves. `last_micros` is the commit time of the
     /// record before, carried through a batch so queued records need not wait for each other.
@@ -302,6 +311,32 @@ impl StateMachine {
             // the check looks only up to it, so every member decides alike, and so does this
             // one applying the entry again after a crash. No LSN is used.
             return Submitted::Done(Applied::Conflict);
+        }
+        // Like the guard, decided against the store as of LSN `lsn - 1` only: the caller
+        // applied every entry before this one first when a unique index could be involved.
+        let unique = if lsn <= store_lsn {
+            self.store.check_unique_after(&ops, lsn - 1)
+        } else {
+            self.store.check_unique(&ops)
+        };
+        match unique {
+            Ok(()) => {}
+            Err(crate::StoreError::UniqueViolation {
+                namespace,
+                index,
+                value,
+                existing,
+            }) => {
+                return Submitted::Done(Applied::UniqueViolation {
+                    namespace,
+                    index,
+                    value,
+                    existing,
+                });
+            }
+            Err(e) => {
+                return Submitted::Failed(format!("checking unique indexes at LSN {lsn}: {e}"));
+            }
         }
         self.meta.next_lsn += 1;
         if lsn <= store_lsn {
@@ -514,21 +549,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Submitted::Done(Applied::Nothing)
                 }
                 EntryPayload::Normal(Request::Write(cmd)) => {
-                    if cmd.guard.is_some() {
+                    let ordered = self.needs_store_before(&cmd);
+                    if ordered {
                         out.extend(finish(std::mem::take(&mut submitted)).await?);
                     }
-                    self.submit_command(cmd, &mut last_micros)
+                    let next = self.submit_command(cmd, &mut last_micros);
+                    if ordered {
+                        // An index definition must be in the store before the next check.
+                        submitted.push(next);
+                        out.extend(finish(std::mem::take(&mut submitted)).await?);
+                        continue;
+                    }
+                    next
                 }
                 EntryPayload::Normal(Request::Writes(cmds)) => {
                     // Queued like single writes; regrouped into one answer below.
                     let start = out.len() + submitted.len();
                     let n = cmds.len();
                     for cmd in cmds {
-                        if cmd.guard.is_some() {
+                        let ordered = self.needs_store_before(&cmd);
+                        if ordered {
                             out.extend(finish(std::mem::take(&mut submitted)).await?);
                         }
                         let next = self.submit_command(cmd, &mut last_micros);
                         submitted.push(next);
+                        if ordered {
+                            out.extend(finish(std::mem::take(&mut submitted)).await?);
+                        }
                     }
                     batches.push((start, n));
                     continue;
@@ -881,3 +928,7 @@ mod tests {
         assert_eq!(sm.meta.next_lsn, 7);
     }
 }
+
+#[cfg(test)]
+#[path = "state_unique_tests.rs"]
+mod unique_tests;

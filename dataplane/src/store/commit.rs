@@ -126,6 +126,13 @@ impl Queue {
         Ok(())
     }
 
+    /// Puts requests back at the head of the queue, in order, for the next group.
+    fn requeue(&self, pending: Vec<Pending>) {
+        if !pending.is_empty() {
+            self.state.lock().pending.splice(0..0, pending);
+        }
+    }
+
     /// Asks the commit thread to seal the active segment once what is queued is written.
     pub fn request_roll(&self, reply: Waiter) -> Result<(), Waiter> {
         self.request(reply, |state| &mut state.rolls)
@@ -346,7 +353,11 @@ impl CommitThread {
         let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
         let (mut seq, mut segment_len) = self.wal.position();
         let mut failed = None;
-        for pending in group {
+        let files = self.wal.files();
+        // Unique-index values written by requests accepted earlier in this group.
+        let mut overlay = super::unique::Overlay::new();
+        let mut group = group.into_iter();
+        while let Some(pending) = group.next() {
             if let Some(guard) = &pending.guard
                 && self.guard_broken(guard, &accepted)
             {
@@ -357,6 +368,17 @@ impl CommitThread {
                 }));
                 continue;
             }
+            // A replicated write was decided by every member as it applied the entry.
+            let unique = match pending.fixed {
+                Some(_) => Vec::new(),
+                None => match super::unique::check(&self.index, &files, &pending.ops, &overlay) {
+                    Ok(unique) => unique,
+                    Err(e) => {
+                        let _ = pending.reply.send(Err(e));
+                        continue;
+                    }
+                },
+            };
             let size = record::FRAME_HEADER_LEN
                 + record::BODY_HEADER_LEN
                 + pending
@@ -419,6 +441,14 @@ impl CommitThread {
             let refs: Vec<OpRef<'_>> = pending.ops.iter().map(WriteOp::as_ref).collect();
             let first = offsets.len();
             record::encode(buf, self.next_lsn, timestamp_micros, &refs, offsets);
+            for w in unique {
+                overlay.entry(w.id).or_default().extend(w.finals);
+            }
+            let defines_index = pending.fixed.is_none()
+                && pending
+                    .ops
+                    .iter()
+                    .any(|op| op.namespace == crate::indexes::def::INDEXES_NAMESPACE);
             accepted.push(Accepted {
                 pending,
                 lsn: self.next_lsn,
@@ -428,6 +458,12 @@ impl CommitThread {
                 value_offsets: first..offsets.len(),
             });
             self.next_lsn += 1;
+            if defines_index {
+                // Later requests are checked against the index this one defines, which exists
+                // only once it is applied: they wait for the next group.
+                self.queue.requeue(group.collect());
+                break;
+            }
         }
         if accepted.is_empty() {
             return false;

@@ -9,6 +9,8 @@ use std::ops::Bound;
 
 use smallvec::SmallVec;
 
+use crate::indexes::def::INDEXES_NAMESPACE;
+use crate::indexes::value::{Key, ValueIndexes};
 use crate::wal::record::{OpKind, Record};
 
 /// Identifies one version: the record's LSN and the operation's position inside the record.
@@ -104,6 +106,8 @@ pub struct Index {
     last_timestamp_micros: i64,
     /// Commit time of the first record applied: where the store's history begins.
     first_timestamp_micros: Option<i64>,
+    /// The value indexes, maintained with every record applied.
+    values: ValueIndexes,
 }
 
 /// One key of a key range with its version current at a moment and its latest version.
@@ -169,6 +173,19 @@ impl Index {
                 op: i as u32 | if tombstone { TOMBSTONE } else { 0 },
             };
             previous.push(self.push(op.op.namespace, op.op.key, version));
+            if self.values.indexes_namespace(op.op.namespace)
+                || op.op.namespace == INDEXES_NAMESPACE
+            {
+                let namespaces = &self.namespaces;
+                self.values.apply_op(
+                    op.op.namespace,
+                    op.op.key,
+                    (!tombstone).then_some(op.op.value),
+                    version.id(),
+                    record.timestamp_micros,
+                    |ns| namespaces.get(ns).map_or(0, |n| n.versions),
+                );
+            }
         }
         self.applied_lsn = record.lsn;
         self.last_timestamp_micros = record.timestamp_micros;
@@ -375,6 +392,31 @@ impl Index {
             stats.namespaces += usize::from(ns.live_keys > 0);
         }
         stats
+    }
+
+    /// The value indexes.
+    pub fn values(&self) -> &ValueIndexes {
+        &self.values
+    }
+
+    /// The value indexes, to merge a build or hand them a builder.
+    pub fn values_mut(&mut self) -> &mut ValueIndexes {
+        &mut self.values
+    }
+
+    /// Every key of a namespace with its versions before `before`, in key order (keys without
+    /// any left out): what an index build reads.
+    pub fn versions_before(&self, namespace: &str, before: VersionId) -> Vec<(Key, Vec<Version>)> {
+        let Some(ns) = self.namespaces.get(namespace) else {
+            return Vec::new();
+        };
+        ns.keys
+            .iter()
+            .filter_map(|(key, versions)| {
+                let n = versions.partition_point(|v| v.id() < before);
+                (n > 0).then(|| (Key::from(&**key), versions[..n].to_vec()))
+            })
+            .collect()
     }
 
     /// LSN of the last applied record.

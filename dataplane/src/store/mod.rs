@@ -10,6 +10,7 @@ pub mod pages;
 mod secondary;
 mod syncer;
 mod text;
+mod unique;
 
 use std::fmt;
 use std::fs::File;
@@ -28,6 +29,7 @@ pub use changes::{Change, ChangeOp};
 pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL, Fixed, RangeGuard, SealState};
 pub use index::{IndexStats, RangeKey, Version, VersionId};
 pub use pages::{DEFAULT_MAX_READ_BYTES, HistoryPage};
+pub use secondary::pending_info;
 
 use crate::error::StoreError;
 use crate::metrics::StoreMetrics;
@@ -272,10 +274,18 @@ impl Store {
             })?;
         wal.set_faults(config.faults.clone());
         metrics.log_bytes.set(wal.total_bytes() as i64);
+        let pending_builds = index.values_mut().take_pending();
         let index = Arc::new(RwLock::new(index));
+        let files = wal.files();
+        // Indexes defined over older history are built before the store takes writes, so they
+        // are ready (and unique checks fast) from the start; later definitions build in the
+        // background.
+        for job in pending_builds {
+            crate::indexes::build::run(&index, &files, &job, None)?;
+        }
+        start_builder(&index, &files)?;
         let queue = Arc::new(Queue::default());
         let read_only = Arc::new(AtomicBool::new(false));
-        let files = wal.files();
         let seals = Arc::new(SealState::default());
         let (active_seq, _) = wal.position();
         seals
@@ -713,6 +723,39 @@ impl Drop for Inner {
             let _ = handle.join();
         }
     }
+}
+
+/// Starts the thread that builds indexes defined over existing data, fed by the index itself.
+/// It holds the index weakly and ends when the store is dropped (the sender goes with it).
+fn start_builder(index: &Arc<RwLock<Index>>, files: &Arc<SegmentFiles>) -> Result<(), StoreError> {
+    let (tx, rx) = std::sync::mpsc::channel::<crate::indexes::value::BuildJob>();
+    index.write().values_mut().set_builder(tx);
+    let (weak, files) = (Arc::downgrade(index), Arc::clone(files));
+    // Tests slow builds down to watch them (only with fault injection on).
+    let pause = std::env::var("KORU_FAULT_INJECTION")
+        .is_ok_and(|v| v == "1")
+        .then(|| {
+            std::env::var("KORU_INDEX_BUILD_PAUSE_MS")
+                .ok()?
+                .parse()
+                .ok()
+        })
+        .flatten()
+        .map(Duration::from_millis);
+    std::thread::Builder::new()
+        .name("koru-index-build".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                let Some(index) = weak.upgrade() else { return };
+                if let Err(e) = crate::indexes::build::run(&index, &files, &job, pause) {
+                    // Left building: lookups scan and unique checks stay exact; a restart
+                    // builds it again.
+                    tracing::error!(namespace = %job.namespace, error = %e, "building an index failed");
+                }
+            }
+        })
+        .map_err(io_err("starting the index builder thread"))?;
+    Ok(())
 }
 
 /// Takes an exclusive flock on `dir/LOCK`, failing at once if another process holds it.

@@ -11,6 +11,7 @@ mod common;
 
 mod failover;
 mod formation;
+mod indexes;
 mod linearizability;
 mod membership;
 mod snapshots;

@@ -7,10 +7,20 @@ impl Replica {
     /// Writes `ops` as one record through Raft, from any member.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, ReplicaError> {
         let cmd = Command::new(&ops, crate::clock::now_micros());
-        self.write_command(cmd)
-            .await?
-            .into_committed()
-            .map_err(ReplicaError::Refused)
+        match self.write_command(cmd).await? {
+            Applied::UniqueViolation {
+                namespace,
+                index,
+                value,
+                existing,
+            } => Err(ReplicaError::UniqueViolation {
+                namespace,
+                index,
+                value,
+                existing,
+            }),
+            applied => applied.into_committed().map_err(ReplicaError::Refused),
+        }
     }
 
     /// Commits `cmd` through Raft from any member (forwarded to the leader from a follower);
