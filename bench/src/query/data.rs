@@ -8,73 +8,16 @@ pub const REGIONS: [&str; 8] = [
     "eu-west", "eu-north", "us-east", "us-west", "ap-south", "ap-east", "sa-east", "af-south",
 ];
 
-/// The words bios are made of; `database`, `performance` and `slow` (the text query's terms) are
-/// among them, so each appears in about one bio in eight.
-const WORDS: [&str; 64] = [
-    "database",
-    "performance",
-    "slow",
-    "engineer",
-    "designer",
-    "writer",
-    "runner",
-    "coffee",
-    "music",
-    "travel",
-    "garden",
-    "books",
-    "cloud",
-    "systems",
-    "storage",
-    "latency",
-    "fast",
-    "team",
-    "lead",
-    "open",
-    "source",
-    "rust",
-    "python",
-    "data",
-    "science",
-    "mountain",
-    "river",
-    "city",
-    "night",
-    "morning",
-    "family",
-    "friends",
-    "startup",
-    "product",
-    "manager",
-    "research",
-    "teacher",
-    "student",
-    "artist",
-    "photo",
-    "film",
-    "games",
-    "chess",
-    "cycling",
-    "hiking",
-    "cooking",
-    "bread",
-    "tea",
-    "dogs",
-    "cats",
-    "ocean",
-    "sailing",
-    "history",
-    "physics",
-    "math",
-    "poetry",
-    "jazz",
-    "piano",
-    "guitar",
-    "football",
-    "tennis",
-    "yoga",
-    "climbing",
-    "skiing",
+/// The words bios are made of. The text query's terms are placed apart (see [`user`]) so the
+/// query stays selective: one search reads at most 100,000 hits, and 1 M bios must not reach it.
+const WORDS: [&str; 61] = [
+    "engineer", "designer", "writer", "runner", "coffee", "music", "travel", "garden", "books",
+    "cloud", "systems", "storage", "latency", "fast", "team", "lead", "open", "source", "rust",
+    "python", "data", "science", "mountain", "river", "city", "night", "morning", "family",
+    "friends", "startup", "product", "manager", "research", "teacher", "student", "artist",
+    "photo", "film", "games", "chess", "cycling", "hiking", "cooking", "bread", "tea", "dogs",
+    "cats", "ocean", "sailing", "history", "physics", "math", "poetry", "jazz", "piano", "guitar",
+    "football", "tennis", "yoga", "climbing", "skiing",
 ];
 
 /// Words per bio.
@@ -150,15 +93,26 @@ pub struct User {
     pub cohort_copy: u64,
     /// Years.
     pub age: u64,
-    /// Eight words of [`WORDS`].
+    /// Eight words of [`WORDS`] and the text query's terms.
     pub bio: String,
 }
 
 /// User number `i`.
 pub fn user(i: u64) -> User {
-    let bio: Vec<&str> = (0..BIO_WORDS)
+    let mut bio: Vec<&str> = (0..BIO_WORDS)
         .map(|w| WORDS[(mix(i, 100 + w) % WORDS.len() as u64) as usize])
         .collect();
+    // One bio in ten says `database`, one in twenty `performance`, one in five `slow`, each at
+    // its own position: about 4% match `database +performance -slow`.
+    for (salt, every, position, word) in [
+        (200, 10, 1, "database"),
+        (201, 20, 4, "performance"),
+        (202, 5, 6, "slow"),
+    ] {
+        if mix(i, salt).is_multiple_of(every) {
+            bio[position] = word;
+        }
+    }
     User {
         key: format!("u{i}"),
         email: email(i),
@@ -276,7 +230,7 @@ mod tests {
             .count();
         assert!((800..1200).contains(&premium), "{premium}");
         let matching = (0..10_000).filter(|&i| bio_matches(&user(i).bio)).count();
-        assert!((500..2000).contains(&matching), "{matching}");
+        assert!((250..600).contains(&matching), "{matching}");
         assert!(bio_matches("a performance b"));
         assert!(!bio_matches("performance slow"));
         assert!(!bio_matches("database fast"));

@@ -27,12 +27,12 @@ impl Measure {
         }
     }
 
-    /// The value with its unit, or `unavailable: <why>`.
+    /// The value with its unit, or `unavailable` (the reasons are listed under the table).
     fn shown(&self, unit: &str) -> String {
         match self {
             Measure::Value(v) if *v >= 100.0 => format!("{} {unit}", thousands(*v)),
             Measure::Value(v) => format!("{v:.3} {unit}"),
-            Measure::Unavailable(why) => format!("unavailable: {why}"),
+            Measure::Unavailable(_) => "unavailable".into(),
         }
     }
 }
@@ -136,6 +136,16 @@ impl Row {
     }
 }
 
+/// KoruDelta's side of a check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answered {
+    /// Its answer.
+    Answer(Value),
+    /// Why there is none.
+    Unavailable(String),
+}
+
 /// One correctness cross-check: SQLite's answer, KoruDelta's (where it answered), and whether
 /// they agree.
 #[derive(Debug, Clone, Serialize)]
@@ -145,7 +155,7 @@ pub struct Check {
     /// SQLite's answer.
     pub sqlite: Value,
     /// KoruDelta's answer, or why there is none.
-    pub koru: Result<Value, String>,
+    pub koru: Answered,
     /// Whether they agree; None when KoruDelta gave no answer.
     pub agree: Option<bool>,
 }
@@ -162,7 +172,10 @@ impl Check {
         Check {
             what: what.into(),
             sqlite,
-            koru,
+            koru: match koru {
+                Ok(v) => Answered::Answer(v),
+                Err(why) => Answered::Unavailable(why),
+            },
             agree,
         }
     }
@@ -178,7 +191,7 @@ pub fn human(title: &str, rows: &[Row], checks: &[Check]) -> String {
     let mut out = format!("\n{title}\n");
     let _ = writeln!(
         out,
-        "{:<52} {:>26} {:>38} {:>8} {:>9} {:>6}",
+        "{:<58} {:>22} {:>30} {:>7} {:>8} {:>6}",
         "figure", "KoruDelta", "reference", "ratio", "goal", "result"
     );
     for row in rows {
@@ -194,7 +207,7 @@ pub fn human(title: &str, rows: &[Row], checks: &[Check]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<52} {:>26} {:>38} {:>8} {:>9} {:>6}",
+            "{:<58} {:>22} {:>30} {:>7} {:>8} {:>6}",
             row.figure,
             short(&row.koru.shown(&row.unit)),
             short(&reference),
@@ -213,7 +226,9 @@ pub fn human(title: &str, rows: &[Row], checks: &[Check]) -> String {
     if !unavailable.is_empty() {
         let _ = writeln!(out, "unavailable:");
         for row in unavailable {
-            let _ = writeln!(out, "  {}: {}", row.figure, row.koru.shown(""));
+            if let Measure::Unavailable(why) = &row.koru {
+                let _ = writeln!(out, "  {}: {why}", row.figure);
+            }
         }
     }
     let _ = writeln!(out, "cross-checks against SQLite:");
@@ -234,10 +249,10 @@ pub fn human(title: &str, rows: &[Row], checks: &[Check]) -> String {
 }
 
 /// KoruDelta's side of a check, shortened.
-fn value_text(v: &Result<Value, String>) -> String {
+fn value_text(v: &Answered) -> String {
     match v {
-        Ok(v) => short(&v.to_string()),
-        Err(why) => short(why),
+        Answered::Answer(v) => short(&v.to_string()),
+        Answered::Unavailable(why) => short(why),
     }
 }
 
@@ -288,7 +303,7 @@ mod tests {
         assert_eq!(check.agree, Some(false));
         let text = human("t", &[row, slow, missing], &[check]);
         assert!(text.contains("PASS") && text.contains("FAIL") && text.contains("N/A"));
-        assert!(text.contains("unavailable: 404 Not Found"));
+        assert!(text.contains("join: 404 Not Found"));
         assert!(text.contains("DISAGREE"));
         let json = serde_json::to_value(Measure::Unavailable("x".into())).unwrap();
         assert_eq!(json, serde_json::json!({"unavailable": "x"}));
