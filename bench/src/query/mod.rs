@@ -232,7 +232,7 @@ pub fn measure(args: &QueryArgs, binary: &Path, work: &Path) -> Result<QueryFigu
             table::Goal::Report,
         )
         .with_detail(format!(
-            "KoruDelta {koru_load_secs:.1} s (indexes created first), SQLite {sqlite_load_secs:.1} s"
+            "KoruDelta {koru_load_secs:.1} s (indexes created first; until they are ready), SQLite {sqlite_load_secs:.1} s"
         )),
     );
     let ctx = figures::Ctx {
