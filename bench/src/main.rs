@@ -1,5 +1,5 @@
 //! `koru-bench`: the data plane's benchmark tool (HTTP load generator, bare-axum ceiling server,
-//! embedded, restart, backup, replication and gateway benchmarks, and the final table); see dataplane/BENCHMARKS.md.
+//! embedded, restart, backup, replication, gateway and query benchmarks, and the final table); see dataplane/BENCHMARKS.md.
 
 mod backup;
 mod ceiling;
@@ -9,6 +9,7 @@ mod error;
 mod gateway;
 mod histogram;
 mod load;
+mod query;
 mod raft;
 mod report;
 mod restart;
@@ -50,6 +51,8 @@ enum Command {
     Raft(raft::RaftArgs),
     /// PUT and GET through koru-gateway against direct to the data plane, in the same run.
     Gateway(gateway::GatewayArgs),
+    /// The query engine (indexes, filters, group-by, joins, full text, as-of) against SQLite.
+    Query(query::QueryArgs),
     /// Prints the table of targets from a directory of JSON results; exits 1 if one failed.
     Table {
         /// Directory holding one `<measurement>.json` file per result.
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => backup::run(args),
         Command::Raft(args) => raft::run(args),
         Command::Gateway(args) => gateway::run(args),
+        Command::Query(args) => query::run(args),
         Command::Table { dir } => match report::table(&dir) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
