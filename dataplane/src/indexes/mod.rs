@@ -6,5 +6,6 @@
 //! by point-in-time recovery; the entries themselves are derived from the log and rebuilt from it.
 
 pub mod def;
+pub mod text;
 
 pub use def::{IndexDef, IndexInfo, IndexKind, IndexStatus, IndexType, Probe, TextHit};
