@@ -3,6 +3,8 @@
 //! The indexes themselves, their indexer thread and their rebuild rules are in
 //! [`crate::indexes::text`].
 
+use std::time::Duration;
+
 use super::Store;
 use crate::error::StoreError;
 use crate::indexes::def::{INDEXES_NAMESPACE, def_key};
@@ -50,6 +52,14 @@ impl Store {
     /// Counters of a text index the indexer has opened (tests and diagnostics).
     pub fn text_stats(&self, namespace: &str, name: &str) -> Option<TextStats> {
         self.text_indexes().stats(namespace, name)
+    }
+
+    /// Makes every write acknowledged before the call searchable: the indexer commits at once
+    /// for a waiting caller. False when that takes longer than `timeout` or `name` is not a
+    /// text index being maintained. For read-your-writes searches; others need not wait.
+    pub fn text_catch_up(&self, namespace: &str, name: &str, timeout: Duration) -> bool {
+        let (lsn, _) = self.last_applied();
+        self.text_indexes().wait(namespace, name, lsn, timeout)
     }
 
     /// LSN of the text index's last commit: writes up to it are searchable.

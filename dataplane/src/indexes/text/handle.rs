@@ -4,7 +4,10 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, RangeQuery};
@@ -15,7 +18,7 @@ use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Ter
 use super::TextError;
 use super::schema::{self, Fields, LIVE_UNTIL};
 use crate::indexes::{IndexDef, IndexStatus};
-use crate::store::VersionId;
+use crate::store::{LogReader, VersionId};
 
 /// Version of what we keep in a text index (schema and payload); another version is rebuilt.
 pub(crate) const FORMAT: u32 = 1;
@@ -27,6 +30,9 @@ pub(crate) struct Payload {
     pub format: u32,
     /// Every record up to this LSN is indexed.
     pub lsn: u64,
+    /// Commit time (µs) of the record at `lsn` (0 for none): a log that holds another record
+    /// there (restored or replaced) is another history, and the index is rebuilt.
+    pub micros: i64,
     /// The field indexed (a redefinition over another field rebuilds).
     pub field: String,
     /// Documents live now (versions not closed by a later one).
@@ -64,6 +70,10 @@ pub(crate) struct TextIndex {
     pub fields: Fields,
     /// Progress, for status and waiting.
     pub progress: Mutex<Progress>,
+    /// Signalled after each commit.
+    pub committed: Condvar,
+    /// Callers waiting for a commit: the indexer commits at once instead of at its interval.
+    pub waiters: AtomicUsize,
 }
 
 /// A document a search found, before its highlight.
@@ -79,17 +89,17 @@ pub(crate) struct RawHit {
 
 impl TextIndex {
     /// Opens the index in `dir`, or creates it empty when it is missing, unreadable, of another
-    /// format or field, or ahead of the log (`applied_lsn`: the log is the truth). Returns the
-    /// index and the payload it resumes from.
+    /// format or field, or of another history than the log's (the log is the truth). Returns
+    /// the index and the payload it resumes from.
     pub fn open(
         def: IndexDef,
         def_version: VersionId,
         dir: PathBuf,
-        applied_lsn: u64,
-        target_lsn: u64,
+        log: &LogReader,
     ) -> Result<(TextIndex, Payload), TextError> {
         let (schema, fields) = schema::schema();
-        let existing = match open_existing(&dir, &def, applied_lsn) {
+        let (target_lsn, _) = log.last_applied();
+        let existing = match open_existing(&dir, &def, log) {
             Ok(found) => found,
             Err(reason) => {
                 tracing::warn!(namespace = %def.namespace, index = %def.name, %reason,
@@ -106,6 +116,7 @@ impl TextIndex {
                 let payload = Payload {
                     format: FORMAT,
                     lsn: 0,
+                    micros: 0,
                     field: def.field.clone(),
                     live: 0,
                 };
@@ -139,8 +150,23 @@ impl TextIndex {
             reader,
             fields,
             progress: Mutex::new(progress),
+            committed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
         };
         Ok((index, payload))
+    }
+
+    /// Waits until a commit covers `lsn` (true) or `deadline` passes (false).
+    pub fn wait_for(&self, lsn: u64, deadline: Instant) -> bool {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut p = self.progress.lock();
+        while p.lsn < lsn && !matches!(p.status, IndexStatus::Failed { .. }) {
+            if self.committed.wait_until(&mut p, deadline).timed_out() {
+                break;
+            }
+        }
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        p.lsn >= lsn
     }
 
     /// The documents matching `query` among the versions current at `at` (now when None), best
@@ -235,7 +261,7 @@ impl TextIndex {
 fn open_existing(
     dir: &Path,
     def: &IndexDef,
-    applied_lsn: u64,
+    log: &LogReader,
 ) -> Result<Option<(Index, Payload)>, String> {
     if !dir.join("meta.json").exists() {
         return Ok(None);
@@ -256,11 +282,20 @@ fn open_existing(
     if payload.field != def.field {
         return Err(format!("it indexes field {:?}", payload.field));
     }
-    if payload.lsn > applied_lsn {
-        return Err(format!(
-            "it is ahead of the log (LSN {} > {applied_lsn})",
-            payload.lsn
-        ));
+    if payload.lsn > 0 {
+        let record = log
+            .changes_page(payload.lsn - 1, 1, 1)
+            .map_err(|e| e.to_string())?;
+        match record.first() {
+            Some(r) if r.lsn == payload.lsn && r.timestamp_micros == payload.micros => {}
+            Some(r) if r.lsn == payload.lsn => {
+                return Err(format!(
+                    "the log's record {} is not the one it indexed (another history)",
+                    r.lsn
+                ));
+            }
+            _ => return Err(format!("it is ahead of the log (LSN {})", payload.lsn)),
+        }
     }
     // Checksums find missing, truncated or damaged segment files before we resume on them.
     // Tantivy panics (instead of failing) on a file shorter than its footer: a damaged file too.

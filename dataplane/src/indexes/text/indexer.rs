@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,8 @@ struct Writer {
     writer: IndexWriter,
     /// Records up to this LSN are applied (committed or pending).
     lsn: u64,
+    /// Commit time of the record at `lsn`.
+    micros: i64,
     /// Live documents once pending work is committed.
     live: u64,
     /// LSN up to which the index counts as building (the store's at the time it started).
@@ -119,13 +122,14 @@ impl Indexer {
             let Some(w) = self.writers.get(&key) else {
                 continue;
             };
-            let due = if w.pending_ops >= BUILD_COMMIT_OPS {
-                true
-            } else if w.lsn >= self.log.last_applied().0 {
-                w.last_commit.elapsed() >= COMMIT_INTERVAL
-            } else {
-                w.last_commit.elapsed() >= BUILD_COMMIT_INTERVAL
-            };
+            let due =
+                if w.pending_ops >= BUILD_COMMIT_OPS || w.idx.waiters.load(Ordering::SeqCst) > 0 {
+                    true
+                } else if w.lsn >= self.log.last_applied().0 {
+                    w.last_commit.elapsed() >= COMMIT_INTERVAL
+                } else {
+                    w.last_commit.elapsed() >= BUILD_COMMIT_INTERVAL
+                };
             if w.dirty && due {
                 self.commit_or_fail(&key);
             }
@@ -197,7 +201,7 @@ impl Indexer {
     fn open_writer(&self, def: IndexDef, version: VersionId) -> Result<Writer, TextError> {
         let dir = self.root.join(&def.namespace).join(&def.name);
         let (applied, _) = self.log.last_applied();
-        let (idx, payload) = TextIndex::open(def, version, dir, applied, applied)?;
+        let (idx, payload) = TextIndex::open(def, version, dir, &self.log)?;
         let rebuilt = idx.progress.lock().rebuilt;
         tracing::info!(
             namespace = %idx.def.namespace, index = %idx.def.name, field = %idx.def.field,
@@ -208,6 +212,7 @@ impl Indexer {
         Ok(Writer {
             writer,
             lsn: payload.lsn,
+            micros: payload.micros,
             live: payload.live,
             building_until: (rebuilt && payload.lsn < applied).then_some(applied),
             open: HashMap::new(),
@@ -274,6 +279,7 @@ impl Writer {
         for change in &page {
             self.apply(change, log)?;
             self.lsn = change.lsn;
+            self.micros = change.timestamp_micros;
             self.dirty = true;
             self.pending_ops += change.ops.len();
             if self.pending_ops >= BUILD_COMMIT_OPS {
@@ -362,6 +368,7 @@ impl Writer {
         let payload = Payload {
             format: FORMAT,
             lsn: self.lsn,
+            micros: self.micros,
             field: self.idx.def.field.clone(),
             live: self.live,
         };
@@ -388,6 +395,8 @@ impl Writer {
                 IndexStatus::Ready
             }
         };
+        drop(p);
+        self.idx.committed.notify_all();
         Ok(())
     }
 }

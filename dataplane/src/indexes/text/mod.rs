@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -245,6 +246,15 @@ impl TextIndexes {
             added_since_open: p.added,
             rebuilt_on_open: p.rebuilt,
         })
+    }
+
+    /// Waits until the index has committed everything up to `lsn`; false after `timeout`, or
+    /// when it is not an index the indexer maintains.
+    pub(crate) fn wait(&self, namespace: &str, name: &str, lsn: u64, timeout: Duration) -> bool {
+        let Some(idx) = self.registry.get(&def_key(namespace, name)) else {
+            return false;
+        };
+        idx.wait_for(lsn, Instant::now() + timeout)
     }
 
     /// LSN of the last commit of an index searches see.
