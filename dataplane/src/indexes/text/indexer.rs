@@ -122,14 +122,15 @@ impl Indexer {
             let Some(w) = self.writers.get(&key) else {
                 continue;
             };
-            let due =
-                if w.pending_ops >= BUILD_COMMIT_OPS || w.idx.waiters.load(Ordering::SeqCst) > 0 {
-                    true
-                } else if w.lsn >= self.log.last_applied().0 {
-                    w.last_commit.elapsed() >= COMMIT_INTERVAL
-                } else {
-                    w.last_commit.elapsed() >= BUILD_COMMIT_INTERVAL
-                };
+            // Under steady writes an index is never quite caught up: only a build waits longer.
+            let interval = if w.building_until.is_some() {
+                BUILD_COMMIT_INTERVAL
+            } else {
+                COMMIT_INTERVAL
+            };
+            let due = w.pending_ops >= BUILD_COMMIT_OPS
+                || w.idx.waiters.load(Ordering::SeqCst) > 0
+                || w.last_commit.elapsed() >= interval;
             if w.dirty && due {
                 self.commit_or_fail(&key);
             }
