@@ -326,6 +326,32 @@ fn restart_resumes_from_the_commit_payload_and_a_missing_or_damaged_index_is_reb
 }
 
 #[test]
+fn an_empty_meta_file_as_a_power_failure_may_leave_is_rebuilt() {
+    // Index files are not fsynced (the log rebuilds them): after a power failure the renamed
+    // meta.json may be empty.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        define(&store, "p", "bio");
+        put(&store, "p", "k", json!({"bio": "survives"}));
+        caught_up(&store, "p", "bio");
+        store.close();
+    }
+    std::fs::write(dir.path().join("text/p/bio/meta.json"), b"").unwrap();
+    let store = open(dir.path());
+    caught_up(&store, "p", "bio");
+    assert!(store.text_stats("p", "bio").unwrap().rebuilt_on_open);
+    assert_eq!(
+        store
+            .text_search("p", "bio", "survives", None, 10, false)
+            .unwrap()
+            .unwrap()[0]
+            .key,
+        "k"
+    );
+}
+
+#[test]
 fn a_directory_left_by_a_deleted_definition_is_removed_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let orphan = dir.path().join("text/gone/bio");

@@ -16,6 +16,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
 use super::TextError;
+use super::directory::UnsyncedDirectory;
 use super::schema::{self, Fields, LIVE_UNTIL};
 use crate::indexes::{IndexDef, IndexStatus};
 use crate::store::{LogReader, VersionId};
@@ -112,7 +113,11 @@ impl TextIndex {
             None => {
                 remove_dir(&dir)?;
                 std::fs::create_dir_all(&dir).map_err(TextError::io(&dir))?;
-                let index = Index::create_in_dir(&dir, schema)?;
+                let index = Index::create(
+                    UnsyncedDirectory::open(&dir)?,
+                    schema,
+                    tantivy::IndexSettings::default(),
+                )?;
                 let payload = Payload {
                     format: FORMAT,
                     lsn: 0,
@@ -266,7 +271,9 @@ fn open_existing(
     if !dir.join("meta.json").exists() {
         return Ok(None);
     }
-    let index = Index::open_in_dir(dir).map_err(|e| e.to_string())?;
+    let index = UnsyncedDirectory::open(dir)
+        .and_then(Index::open)
+        .map_err(|e| e.to_string())?;
     if index.schema() != schema::schema().0 {
         return Err("its schema is not this version's".into());
     }

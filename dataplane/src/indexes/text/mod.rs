@@ -8,6 +8,7 @@
 //! rebuilt from the log, one that is behind catches up from its payload's LSN, and one whose
 //! definition is gone is deleted. See `dataplane/API.md` for the query syntax and delays.
 
+mod directory;
 mod handle;
 mod indexer;
 mod schema;
