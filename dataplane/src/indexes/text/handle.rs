@@ -192,9 +192,10 @@ impl TextIndex {
             .map_err(|e| TextError::Query(e.to_string()))?;
         // The moment's filter scores nothing, so relevance is the text query's BM25 alone.
         let live_then: Box<dyn Query> = match at {
-            None => Box::new(tantivy::query::TermQuery::new(
-                Term::from_field_i64(self.fields.until, LIVE_UNTIL),
-                tantivy::schema::IndexRecordOption::Basic,
+            // Now is the moment after every commit: only versions no later one has closed.
+            None => Box::new(RangeQuery::new(
+                Bound::Included(Term::from_field_i64(self.fields.until, LIVE_UNTIL)),
+                Bound::Unbounded,
             )),
             Some(at) => Box::new(BooleanQuery::new(vec![
                 (
