@@ -100,4 +100,7 @@ pub enum StoreError {
     /// The log could not be read or written.
     #[error(transparent)]
     Wal(#[from] WalError),
+    /// A full-text index could not be read (its files; the log is intact and rebuilds it).
+    #[error("text index: {0}")]
+    TextIndex(String),
 }

@@ -99,7 +99,7 @@ impl From<StoreError> for ApiError {
             StoreError::Closed => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
             }
-            StoreError::Locked(_) | StoreError::Wal(_) => {
+            StoreError::Locked(_) | StoreError::Wal(_) | StoreError::TextIndex(_) => {
                 // Paths and OS errors stay in the server log.
                 tracing::error!(error = %message, "storage error while serving a request");
                 Self::new(

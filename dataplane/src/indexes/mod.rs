@@ -9,6 +9,7 @@ pub mod build;
 pub mod def;
 pub mod encode;
 pub mod value;
+pub mod text;
 
 pub use def::{IndexDef, IndexInfo, IndexKind, IndexStatus, IndexType, Probe, TextHit};
 

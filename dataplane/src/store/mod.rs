@@ -7,6 +7,7 @@ mod changes;
 pub mod commit;
 pub mod index;
 pub mod pages;
+mod reader;
 mod secondary;
 mod syncer;
 mod text;
@@ -30,13 +31,15 @@ pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL, Fixed, RangeGuard, SealState
 pub use index::{IndexStats, RangeKey, Version, VersionId};
 pub use pages::{DEFAULT_MAX_READ_BYTES, HistoryPage};
 pub use secondary::pending_info;
+pub(crate) use reader::LogReader;
 
 use crate::error::StoreError;
+use crate::indexes::text::TextIndexes;
 use crate::metrics::StoreMetrics;
 use crate::names;
 use crate::wal::faults::Faults;
 use crate::wal::record::{OpKind, OpRef};
-use crate::wal::{SegmentFiles, Wal, WalError, io_err};
+use crate::wal::{SegmentFiles, Wal, io_err};
 use commit::{CommitThread, Pending, Queue};
 use index::Index;
 
@@ -226,6 +229,8 @@ struct Inner {
     metrics: Arc<StoreMetrics>,
     seals: Arc<SealState>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The full-text indexes and their indexer thread (which reads the log, never writes).
+    text: TextIndexes,
     /// Held for the store's life: the OS releases the flock when the process dies, however it dies.
     _lock: File,
 }
@@ -311,6 +316,12 @@ impl Store {
             last_timestamp_micros: report.last_timestamp_micros,
             seals: Arc::clone(&seals),
         };
+        // Started first: if the commit thread cannot start, dropping this stops the indexer.
+        let log = LogReader {
+            index: Arc::clone(&index),
+            files: Arc::clone(&files),
+        };
+        let text = TextIndexes::start(config.data_dir.join("text"), log)?;
         let handle = std::thread::Builder::new()
             .name("koru-commit".into())
             .spawn(move || thread.run())
@@ -325,6 +336,7 @@ impl Store {
                 metrics,
                 seals,
                 thread: Mutex::new(Some(handle)),
+                text,
                 _lock: lock,
             }),
         };
@@ -545,33 +557,25 @@ impl Store {
 
     /// Reads a version's value from the log.
     pub fn fetch(&self, v: Version, previous: Option<VersionId>) -> Result<Fetched, StoreError> {
-        let value = if v.is_tombstone() {
-            None
-        } else {
-            let bytes = self
-                .inner
-                .files
-                .read_at(
-                    u64::from(v.seq),
-                    u64::from(v.value_offset),
-                    v.value_len as usize,
-                )
-                .map_err(io_err(format!("reading a value from segment {}", v.seq)))?;
-            // The bytes passed the record checksum when written or replayed; anything else is a bug.
-            Some(String::from_utf8(bytes).map_err(|_| {
-                StoreError::Wal(WalError::Corrupt {
-                    segment: PathBuf::from(crate::wal::segment::file_name(u64::from(v.seq))),
-                    offset: u64::from(v.value_offset),
-                    reason: "value is not UTF-8".into(),
-                })
-            })?)
-        };
         Ok(Fetched {
             version: v.id(),
             timestamp_micros: v.timestamp_micros,
             previous,
-            value,
+            value: self.reader().value(v)?,
         })
+    }
+
+    /// A read-only view of the index and log files for background threads.
+    pub(crate) fn reader(&self) -> LogReader {
+        LogReader {
+            index: Arc::clone(&self.inner.index),
+            files: Arc::clone(&self.inner.files),
+        }
+    }
+
+    /// The full-text indexes.
+    pub(crate) fn text_indexes(&self) -> &TextIndexes {
+        &self.inner.text
     }
 
     /// Namespaces with at least one live key (internal ones hidden).
@@ -658,10 +662,7 @@ impl Store {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Vec<Change>, StoreError> {
-        let upto = self.inner.index.read().applied_lsn();
-        let start = self.inner.files.seek(since + 1);
-        let page = changes::Page { limit, max_bytes };
-        changes::read(&self.inner.files.list(), start, since, upto, page)
+        self.reader().changes_page(since, limit, max_bytes)
     }
 
     /// The first LSNs of the log segments that start after `since` and at or before `upto`: a
@@ -707,8 +708,10 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Stops the commit thread after it has written and fsynced everything queued.
+    /// Stops the text indexer (after its last commit) and the commit thread after it has
+    /// written and fsynced everything queued.
     pub fn close(&self) {
+        self.inner.text.stop();
         self.inner.queue.close();
         if let Some(handle) = self.inner.thread.lock().take() {
             let _ = handle.join();
@@ -718,6 +721,7 @@ impl Store {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.text.stop();
         self.queue.close();
         if let Some(handle) = self.thread.lock().take() {
             let _ = handle.join();

@@ -1,15 +1,24 @@
 //! The store's full-text indexes (tantivy): searching them, now or as of a moment, and their status.
 //!
-//! CONTRACT STUB (issue 18): the signatures are fixed; the bodies are the full-text helper's.
+//! The indexes themselves, their indexer thread and their rebuild rules are in
+//! [`crate::indexes::text`].
+
+use std::time::Duration;
 
 use super::Store;
 use crate::error::StoreError;
-use crate::indexes::{IndexStatus, TextHit};
+use crate::indexes::def::{INDEXES_NAMESPACE, def_key};
+use crate::indexes::text::TextStats;
+use crate::indexes::{IndexDef, IndexKind, IndexStatus, TextHit};
 
 impl Store {
     /// Documents of a namespace matching `query` (tantivy syntax: words, `+must`, `-not`,
     /// `"phrases"`, `prefix*`) in text index `name` as of `at` (now when None), best first, at
     /// most `limit`; None when `name` is not a ready text index of the namespace.
+    ///
+    /// Searches see the index's last commit: a write is searchable once the indexer has
+    /// committed it (see [`crate::indexes::text::COMMIT_INTERVAL`]); `at` is exact for every
+    /// moment up to that commit. [`Store::text_indexed_lsn`] tells how far that is.
     pub fn text_search(
         &self,
         namespace: &str,
@@ -19,13 +28,42 @@ impl Store {
         limit: usize,
         highlight: bool,
     ) -> Result<Option<Vec<TextHit>>, StoreError> {
-        let _ = (namespace, name, query, at, limit, highlight);
-        Ok(None)
+        Ok(self
+            .text_indexes()
+            .search(namespace, name, query, at, limit, highlight)?)
     }
 
     /// A text index's status and live document count, for [`Store::indexes`].
     pub fn text_status(&self, namespace: &str, name: &str) -> Option<(IndexStatus, u64)> {
-        let _ = (namespace, name);
-        None
+        if let Some(found) = self.text_indexes().status(namespace, name) {
+            return Some(found);
+        }
+        // Defined a moment ago: the indexer picks it up at its next poll.
+        let def = self
+            .get(INDEXES_NAMESPACE, &def_key(namespace, name))
+            .ok()??;
+        let def: IndexDef = serde_json::from_str(def.value.as_deref()?).ok()?;
+        (def.kind == IndexKind::Text).then(|| {
+            let total = self.last_applied().0;
+            (IndexStatus::Building { indexed: 0, total }, 0)
+        })
+    }
+
+    /// Counters of a text index the indexer has opened (tests and diagnostics).
+    pub fn text_stats(&self, namespace: &str, name: &str) -> Option<TextStats> {
+        self.text_indexes().stats(namespace, name)
+    }
+
+    /// Makes every write acknowledged before the call searchable: the indexer commits at once
+    /// for a waiting caller. False when that takes longer than `timeout` or `name` is not a
+    /// text index being maintained. For read-your-writes searches; others need not wait.
+    pub fn text_catch_up(&self, namespace: &str, name: &str, timeout: Duration) -> bool {
+        let (lsn, _) = self.last_applied();
+        self.text_indexes().wait(namespace, name, lsn, timeout)
+    }
+
+    /// LSN of the text index's last commit: writes up to it are searchable.
+    pub fn text_indexed_lsn(&self, namespace: &str, name: &str) -> Option<u64> {
+        self.text_indexes().indexed_lsn(namespace, name)
     }
 }

@@ -1,0 +1,92 @@
+//! A read-only view of the store (its in-memory index and log files) for background readers.
+//!
+//! Background threads such as the text indexer hold this instead of a [`Store`](super::Store):
+//! a `Store` clone would keep the store open (and its directory locked) after the last user
+//! handle is dropped, while this view holds neither the commit thread nor the lock.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::changes::{self, Change};
+use super::index::{Index, Version, VersionId};
+use crate::error::StoreError;
+use crate::wal::{SegmentFiles, WalError, io_err};
+
+/// Shared handles on the index and the log files; clones share them.
+#[derive(Clone)]
+pub(crate) struct LogReader {
+    pub(super) index: Arc<RwLock<Index>>,
+    pub(super) files: Arc<SegmentFiles>,
+}
+
+impl LogReader {
+    /// LSN and commit time (µs) of the last record applied.
+    pub(crate) fn last_applied(&self) -> (u64, i64) {
+        let index = self.index.read();
+        (index.applied_lsn(), index.last_timestamp_micros())
+    }
+
+    /// Committed records after `since` in LSN order (see [`Store::changes_page`](super::Store::changes_page)).
+    pub(crate) fn changes_page(
+        &self,
+        since: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        let upto = self.index.read().applied_lsn();
+        let start = self.files.seek(since + 1);
+        let page = changes::Page { limit, max_bytes };
+        changes::read(&self.files.list(), start, since, upto, page)
+    }
+
+    /// Each live key of a namespace with its latest version.
+    pub(crate) fn snapshot(&self, namespace: &str) -> Vec<(String, Version)> {
+        self.index.read().snapshot(namespace, None)
+    }
+
+    /// The version of a key written just before `id` (None when `id` is its first).
+    pub(crate) fn version_before(
+        &self,
+        namespace: &str,
+        key: &str,
+        id: VersionId,
+    ) -> Option<Version> {
+        let index = self.index.read();
+        let versions = index.history(namespace, key)?;
+        let n = versions.partition_point(|v| v.id() < id);
+        n.checked_sub(1).map(|p| versions[p])
+    }
+
+    /// The version `id` of a key, if the index holds it.
+    pub(crate) fn version(&self, namespace: &str, key: &str, id: VersionId) -> Option<Version> {
+        let index = self.index.read();
+        let versions = index.history(namespace, key)?;
+        let n = versions.partition_point(|v| v.id() < id);
+        versions.get(n).filter(|v| v.id() == id).copied()
+    }
+
+    /// A version's value's JSON text, read from the log; None for a delete.
+    pub(crate) fn value(&self, v: Version) -> Result<Option<String>, StoreError> {
+        if v.is_tombstone() {
+            return Ok(None);
+        }
+        let bytes = self
+            .files
+            .read_at(
+                u64::from(v.seq),
+                u64::from(v.value_offset),
+                v.value_len as usize,
+            )
+            .map_err(io_err(format!("reading a value from segment {}", v.seq)))?;
+        // The bytes passed the record checksum when written or replayed; anything else is a bug.
+        String::from_utf8(bytes).map(Some).map_err(|_| {
+            StoreError::Wal(WalError::Corrupt {
+                segment: PathBuf::from(crate::wal::segment::file_name(u64::from(v.seq))),
+                offset: u64::from(v.value_offset),
+                reason: "value is not UTF-8".into(),
+            })
+        })
+    }
+}
