@@ -8,8 +8,8 @@
 pub mod build;
 pub mod def;
 pub mod encode;
-pub mod value;
 pub mod text;
+pub mod value;
 
 pub use def::{IndexDef, IndexInfo, IndexKind, IndexStatus, IndexType, Probe, TextHit};
 

@@ -63,8 +63,25 @@ impl ResultRow {
             .joined
             .as_ref()
             .and_then(|(_, d)| d.as_ref())
-            .map_or(0, |d| d.value.to_string().len() + 96);
+            .map_or(0, |d| approx_json_len(&d.value) + 96);
         self.row.value.get().len() + self.row.key.len() + 96 + joined
+    }
+}
+
+/// About how many bytes a value takes as JSON text, without writing it (budgets count every row,
+/// so serializing each joined document to measure it would cost as much as answering).
+fn approx_json_len(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 12,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|i| approx_json_len(i) + 1).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + approx_json_len(v))
+                .sum::<usize>()
+        }
     }
 }
 

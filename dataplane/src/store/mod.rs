@@ -30,8 +30,8 @@ pub use changes::{Change, ChangeOp};
 pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL, Fixed, RangeGuard, SealState};
 pub use index::{IndexStats, RangeKey, Version, VersionId};
 pub use pages::{DEFAULT_MAX_READ_BYTES, HistoryPage};
-pub use secondary::pending_info;
 pub(crate) use reader::LogReader;
+pub use secondary::pending_info;
 
 use crate::error::StoreError;
 use crate::indexes::text::TextIndexes;

@@ -29,6 +29,22 @@ impl Store {
         highlight: bool,
     ) -> Result<Option<Vec<TextHit>>, StoreError> {
         Ok(self
+            .text_search_counted(namespace, name, query, at, limit, highlight)?
+            .map(|(hits, _)| hits))
+    }
+
+    /// [`Store::text_search`] with the number of documents matching in all (counted in the same
+    /// pass), so a top-k answer can say how many there were without reading them.
+    pub fn text_search_counted(
+        &self,
+        namespace: &str,
+        name: &str,
+        query: &str,
+        at: Option<i64>,
+        limit: usize,
+        highlight: bool,
+    ) -> Result<Option<(Vec<TextHit>, usize)>, StoreError> {
+        Ok(self
             .text_indexes()
             .search(namespace, name, query, at, limit, highlight)?)
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
-use tantivy::collector::TopDocs;
+use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, RangeQuery};
 use tantivy::schema::Value as _;
 use tantivy::snippet::SnippetGenerator;
@@ -182,7 +182,7 @@ impl TextIndex {
         at: Option<i64>,
         limit: usize,
         highlight: bool,
-    ) -> Result<(Vec<RawHit>, Option<SnippetGenerator>), TextError> {
+    ) -> Result<(Vec<RawHit>, usize, Option<SnippetGenerator>), TextError> {
         let searcher = self.reader.searcher();
         let mut parser = QueryParser::for_index(&self.index, vec![self.fields.text]);
         // Only our rewrite of `word*` produces regular expressions: users' `/` are spaces by then.
@@ -220,9 +220,12 @@ impl TextIndex {
         ]);
         let limit = limit.min(searcher.num_docs() as usize);
         if limit == 0 {
-            return Ok((Vec::new(), None));
+            let total = searcher.search(&full, &Count)?;
+            return Ok((Vec::new(), total, None));
         }
-        let top = searcher.search(&full, &TopDocs::with_limit(limit).order_by_score())?;
+        // Counting rides along the top-k pass: callers answer a total without reading every hit.
+        let (top, total) =
+            searcher.search(&full, &(TopDocs::with_limit(limit).order_by_score(), Count))?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             hits.push(self.hit(&searcher, address, score)?);
@@ -236,7 +239,7 @@ impl TextIndex {
         } else {
             None
         };
-        Ok((hits, snippets))
+        Ok((hits, total, snippets))
     }
 
     fn hit(

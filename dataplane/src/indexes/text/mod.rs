@@ -163,7 +163,7 @@ impl TextIndexes {
         }
     }
 
-    /// See [`Store::text_search`](crate::store::Store::text_search).
+    /// See [`Store::text_search_counted`](crate::store::Store::text_search_counted).
     pub(crate) fn search(
         &self,
         namespace: &str,
@@ -172,14 +172,14 @@ impl TextIndexes {
         at: Option<i64>,
         limit: usize,
         highlight: bool,
-    ) -> Result<Option<Vec<TextHit>>, TextError> {
+    ) -> Result<Option<(Vec<TextHit>, usize)>, TextError> {
         let Some(idx) = self.registry.get(&def_key(namespace, name)) else {
             return Ok(None);
         };
         if idx.progress.lock().status != IndexStatus::Ready {
             return Ok(None);
         }
-        let (raw, snippets) = idx.search(query, at, limit, highlight)?;
+        let (raw, total, snippets) = idx.search(query, at, limit, highlight)?;
         let mut seen = std::collections::HashSet::with_capacity(raw.len());
         let mut hits = Vec::with_capacity(raw.len());
         for hit in raw {
@@ -201,7 +201,7 @@ impl TextIndexes {
                 highlight,
             });
         }
-        Ok(Some(hits))
+        Ok(Some((hits, total)))
     }
 
     fn text_of_version(
