@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::indexes::def::UniqueViolation;
 use crate::names::NameError;
 use crate::wal::WalError;
 
@@ -62,19 +63,8 @@ pub enum StoreError {
     },
     /// A write would give a second live key the value a unique index already holds; nothing
     /// was written.
-    #[error(
-        "unique index {index:?} of namespace {namespace:?} already holds {value} (key {existing:?}); nothing was written"
-    )]
-    UniqueViolation {
-        /// The namespace written.
-        namespace: String,
-        /// The unique index.
-        index: String,
-        /// The value, as JSON text.
-        value: String,
-        /// The live key holding it.
-        existing: String,
-    },
+    #[error(transparent)]
+    UniqueViolation(#[from] UniqueViolation),
     /// No index of that name is defined on the namespace.
     #[error("namespace {namespace:?} has no index {name:?}")]
     NoSuchIndex {

@@ -86,7 +86,7 @@ impl From<StoreError> for ApiError {
                 message,
             ),
             StoreError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
-            StoreError::UniqueViolation { .. } => {
+            StoreError::UniqueViolation(_) => {
                 Self::new(StatusCode::CONFLICT, "unique_violation", message)
             }
             StoreError::IndexExists { .. } => {
@@ -169,7 +169,7 @@ impl From<ReplicaError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "foreign_member_address", message)
             }
             ReplicaError::LeaderRefused { status, body } => leader_refusal(status, &body),
-            ReplicaError::UniqueViolation { .. } => {
+            ReplicaError::UniqueViolation(_) => {
                 Self::new(StatusCode::CONFLICT, "unique_violation", message)
             }
         }

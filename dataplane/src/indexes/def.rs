@@ -170,6 +170,23 @@ pub enum Probe {
     Prefix(String),
 }
 
+/// A write refused by a unique index, as the store, the Raft apply and a member's answer all
+/// report it: nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error(
+    "unique index {index:?} of namespace {namespace:?} already holds {value} (key {existing:?}); nothing was written"
+)]
+pub struct UniqueViolation {
+    /// The namespace written.
+    pub namespace: String,
+    /// The unique index.
+    pub index: String,
+    /// The value, as JSON text.
+    pub value: String,
+    /// The live key holding it.
+    pub existing: String,
+}
+
 /// One document a text search found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextHit {

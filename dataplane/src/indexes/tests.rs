@@ -205,7 +205,7 @@ async fn unique_indexes_refuse_a_second_live_key_atomically() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::UniqueViolation { existing, value, .. } if existing == "a" && value == "\"x@\""),
+        matches!(&err, StoreError::UniqueViolation(v) if v.existing == "a" && v.value == "\"x@\""),
         "{err}"
     );
     // Deleting a and giving b its value in one batch is fine.
@@ -225,7 +225,7 @@ async fn unique_indexes_refuse_a_second_live_key_atomically() {
         ])
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::UniqueViolation { .. }), "{err}");
+    assert!(matches!(err, StoreError::UniqueViolation(_)), "{err}");
     assert_eq!(store.last_applied().0, before, "nothing was written");
     // Concurrent writers of one value: exactly one wins (some share a commit group).
     let writers: Vec<_> = (0..16)
@@ -246,7 +246,7 @@ async fn unique_indexes_refuse_a_second_live_key_atomically() {
     for w in writers {
         match w.await.unwrap() {
             Ok(_) => won += 1,
-            Err(StoreError::UniqueViolation { .. }) => {}
+            Err(StoreError::UniqueViolation(_)) => {}
             Err(e) => panic!("{e}"),
         }
     }

@@ -198,16 +198,7 @@ pub enum Applied {
     Conflict,
     /// A write that would give a second live key a value of a unique index: nothing written
     /// (decided alike by every member; see `store::unique`).
-    UniqueViolation {
-        /// The namespace written.
-        namespace: String,
-        /// The unique index.
-        index: String,
-        /// The value, as JSON text.
-        value: String,
-        /// The live key holding it.
-        existing: String,
-    },
+    UniqueViolation(crate::indexes::def::UniqueViolation),
 }
 
 impl Applied {
@@ -236,18 +227,7 @@ impl Applied {
             Applied::Nothing => Err("the entry held no write".into()),
             Applied::Batch(_) => Err("the entry held several writes".into()),
             Applied::Conflict => Err("the guarded range was written after the plan".into()),
-            Applied::UniqueViolation {
-                namespace,
-                index,
-                value,
-                existing,
-            } => Err(crate::StoreError::UniqueViolation {
-                namespace,
-                index,
-                value,
-                existing,
-            }
-            .to_string()),
+            Applied::UniqueViolation(violation) => Err(violation.to_string()),
         }
     }
 }

@@ -109,19 +109,8 @@ pub enum ReplicaError {
     #[error("{0}")]
     ForeignAddress(String),
     /// The write would give a second live key a value of a unique index; nothing was written.
-    #[error(
-        "unique index {index:?} of namespace {namespace:?} already holds {value} (key {existing:?}); nothing was written"
-    )]
-    UniqueViolation {
-        /// The namespace written.
-        namespace: String,
-        /// The unique index.
-        index: String,
-        /// The value, as JSON text.
-        value: String,
-        /// The live key holding it.
-        existing: String,
-    },
+    #[error(transparent)]
+    UniqueViolation(crate::indexes::def::UniqueViolation),
     /// The leader refused a forwarded write before proposing it (its rate limit or the storage
     /// quota): its status and error body, passed on to the client.
     #[error("the leader refused the write ({status}): {body}")]

@@ -321,18 +321,8 @@ impl StateMachine {
         };
         match unique {
             Ok(()) => {}
-            Err(crate::StoreError::UniqueViolation {
-                namespace,
-                index,
-                value,
-                existing,
-            }) => {
-                return Submitted::Done(Applied::UniqueViolation {
-                    namespace,
-                    index,
-                    value,
-                    existing,
-                });
+            Err(crate::StoreError::UniqueViolation(violation)) => {
+                return Submitted::Done(Applied::UniqueViolation(violation));
             }
             Err(e) => {
                 return Submitted::Failed(format!("checking unique indexes at LSN {lsn}: {e}"));

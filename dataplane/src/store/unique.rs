@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use super::WriteOp;
 use super::index::Index;
 use crate::error::StoreError;
-use crate::indexes::def::{INDEXES_NAMESPACE, IndexDef, IndexKind};
+use crate::indexes::def::{INDEXES_NAMESPACE, IndexDef, IndexKind, UniqueViolation};
 use crate::indexes::encode::{self, Enc};
 use crate::wal::record::OpKind;
 use crate::wal::{SegmentFiles, io_err};
@@ -224,12 +224,12 @@ fn decide(
                     .find(|(k, kv)| *k != key && kv.as_ref() == Some(v))
                     .map(|(k, _)| k.as_str())
             }) {
-                return Err(StoreError::UniqueViolation {
+                return Err(StoreError::UniqueViolation(UniqueViolation {
                     namespace: t.namespace,
                     index: t.name,
                     value: encode::decode_to_json(v),
                     existing: other.to_string(),
-                });
+                }));
             }
         }
         out.push(UniqueWrite {

@@ -8,17 +8,7 @@ impl Replica {
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, ReplicaError> {
         let cmd = Command::new(&ops, crate::clock::now_micros());
         match self.write_command(cmd).await? {
-            Applied::UniqueViolation {
-                namespace,
-                index,
-                value,
-                existing,
-            } => Err(ReplicaError::UniqueViolation {
-                namespace,
-                index,
-                value,
-                existing,
-            }),
+            Applied::UniqueViolation(violation) => Err(ReplicaError::UniqueViolation(violation)),
             applied => applied.into_committed().map_err(ReplicaError::Refused),
         }
     }
