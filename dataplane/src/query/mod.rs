@@ -13,6 +13,7 @@ pub mod plan;
 pub mod row;
 pub mod spec;
 
+pub use aggregate::Aggregation;
 pub use engine::QueryAnswer;
 pub use error::{Limit, QueryError};
 pub use filter::{Filter, FilterExpr, OPERATORS, Sort, Sources, compare, field, resolve, sort};
