@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::error::{ApiPath, ApiQuery, JsonBody};
-use super::rows::Row;
 use super::{ApiError, AppState, blocking, json};
 use crate::error::StoreError;
 use crate::indexes::{IndexDef, IndexInfo, IndexKind, IndexStatus, Probe};
 use crate::names;
+use crate::query::Row;
 use crate::rewind::{GuardedWrite, RewindError};
 
 /// Body of `POST /api/v1/{ns}/indexes`.
@@ -176,7 +176,7 @@ pub async fn lookup(
         let mut results = Vec::with_capacity(found.len());
         for (key, mut fetched) in found {
             let text = fetched.value.take().unwrap_or_else(|| "null".into());
-            results.push(Row::new(key, &fetched, text, Value::Null)?);
+            results.push(Row::of(key, &fetched, text, Value::Null)?);
         }
         Ok(Json(LookupResult { results }))
     })

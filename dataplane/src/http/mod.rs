@@ -11,7 +11,6 @@ mod ops;
 mod query;
 mod raft;
 mod rewind;
-mod rows;
 mod views;
 
 use std::num::NonZeroU32;
