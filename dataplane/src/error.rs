@@ -94,3 +94,24 @@ pub enum StoreError {
     #[error("text index: {0}")]
     TextIndex(String),
 }
+
+impl StoreError {
+    /// The stable machine-readable code the HTTP API and the embedded [`crate::db::Db`] report.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::InvalidName(_) => "invalid_name",
+            StoreError::InvalidRequest(_) => "bad_request",
+            StoreError::InvalidValue(_) => "invalid_value",
+            StoreError::ValueTooLarge { .. } => "value_too_large",
+            StoreError::BatchTooLarge { .. } => "batch_too_large",
+            StoreError::QuotaExceeded { .. } => "storage_quota_exceeded",
+            StoreError::Conflict { .. } => "conflict",
+            StoreError::UniqueViolation(_) => "unique_violation",
+            StoreError::IndexExists { .. } => "already_exists",
+            StoreError::NoSuchIndex { .. } => "not_found",
+            StoreError::ReadOnly => "read_only",
+            StoreError::Closed => "shutting_down",
+            StoreError::Locked(_) | StoreError::Wal(_) | StoreError::TextIndex(_) => "internal",
+        }
+    }
+}

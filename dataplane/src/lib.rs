@@ -10,6 +10,7 @@ pub mod auth;
 pub mod backup;
 pub mod clock;
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod http;
 pub mod indexes;
@@ -25,5 +26,6 @@ pub mod store;
 pub mod usage;
 pub mod wal;
 
+pub use db::{BlockingDb, Db, DbError};
 pub use error::StoreError;
 pub use store::{Document, FsyncMode, Store, StoreConfig, WriteOp};

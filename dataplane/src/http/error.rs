@@ -65,84 +65,56 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        let message = e.to_string();
-        match e {
-            StoreError::InvalidName(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_name", message)
+        let status = match e {
+            StoreError::InvalidName(_)
+            | StoreError::InvalidRequest(_)
+            | StoreError::InvalidValue(_) => StatusCode::BAD_REQUEST,
+            StoreError::ValueTooLarge { .. } | StoreError::BatchTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
             }
-            StoreError::InvalidRequest(_) => Self::bad_request(message),
-            StoreError::InvalidValue(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_value", message)
-            }
-            StoreError::ValueTooLarge { .. } => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", message)
-            }
-            StoreError::BatchTooLarge { .. } => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", message)
-            }
-            StoreError::QuotaExceeded { .. } => Self::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "storage_quota_exceeded",
-                message,
-            ),
-            StoreError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
-            StoreError::UniqueViolation(_) => {
-                Self::new(StatusCode::CONFLICT, "unique_violation", message)
-            }
-            StoreError::IndexExists { .. } => {
-                Self::new(StatusCode::CONFLICT, "already_exists", message)
-            }
-            StoreError::NoSuchIndex { .. } => Self::not_found(message),
-            StoreError::ReadOnly => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "read_only", message)
-            }
-            StoreError::Closed => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
-            }
+            StoreError::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            StoreError::Conflict { .. }
+            | StoreError::UniqueViolation(_)
+            | StoreError::IndexExists { .. } => StatusCode::CONFLICT,
+            StoreError::NoSuchIndex { .. } => StatusCode::NOT_FOUND,
+            StoreError::ReadOnly | StoreError::Closed => StatusCode::SERVICE_UNAVAILABLE,
             StoreError::Locked(_) | StoreError::Wal(_) | StoreError::TextIndex(_) => {
                 // Paths and OS errors stay in the server log.
-                tracing::error!(error = %message, "storage error while serving a request");
-                Self::new(
+                tracing::error!(error = %e, "storage error while serving a request");
+                return Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "internal storage error; see the server log",
-                )
+                );
             }
-        }
+        };
+        Self::new(status, e.code(), e.to_string())
     }
 }
 
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
-        let message = e.to_string();
-        match e {
-            QueryError::Invalid(_) => Self::bad_request(message),
-            QueryError::NoPlan(_) => Self::new(StatusCode::BAD_REQUEST, "no_plan", message),
-            QueryError::NoTextIndex(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "no_text_index", message)
-            }
-            QueryError::Unsupported(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "not_supported", message)
-            }
+        let status = match e {
+            QueryError::Invalid(_)
+            | QueryError::NoPlan(_)
+            | QueryError::NoTextIndex(_)
+            | QueryError::Unsupported(_) => StatusCode::BAD_REQUEST,
             QueryError::LimitExceeded {
                 limit: Limit::ResultBytes,
                 ..
-            } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "result_too_large", message),
-            QueryError::LimitExceeded { .. } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "query_limit_exceeded",
-                message,
-            ),
+            } => StatusCode::PAYLOAD_TOO_LARGE,
+            QueryError::LimitExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             QueryError::Unreadable(_) | QueryError::Interrupted => {
-                tracing::error!(error = %message, "a query failed");
-                Self::new(
+                tracing::error!(error = %e, "a query failed");
+                return Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "the query failed; see the server log",
-                )
+                );
             }
-            QueryError::Store(e) => e.into(),
-        }
+            QueryError::Store(e) => return e.into(),
+        };
+        Self::new(status, e.code(), e.to_string())
     }
 }
 

@@ -62,6 +62,23 @@ pub enum QueryError {
 }
 
 impl QueryError {
+    /// The stable machine-readable code the HTTP API and the embedded [`crate::db::Db`] report.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::Invalid(_) => "bad_request",
+            QueryError::NoPlan(_) => "no_plan",
+            QueryError::NoTextIndex(_) => "no_text_index",
+            QueryError::Unsupported(_) => "not_supported",
+            QueryError::LimitExceeded {
+                limit: Limit::ResultBytes,
+                ..
+            } => "result_too_large",
+            QueryError::LimitExceeded { .. } => "query_limit_exceeded",
+            QueryError::Unreadable(_) | QueryError::Interrupted => "internal",
+            QueryError::Store(e) => e.code(),
+        }
+    }
+
     /// A budget exceeded: `what` says what happened, the flag is named after it.
     pub fn limit(limit: Limit, what: impl std::fmt::Display, advice: &str) -> QueryError {
         QueryError::LimitExceeded {

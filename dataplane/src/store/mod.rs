@@ -448,6 +448,17 @@ impl Store {
             .map_err(|_| StoreError::Closed)?
     }
 
+    /// `write_guarded` for callers outside an async runtime.
+    pub fn write_guarded_blocking(
+        &self,
+        ops: Vec<WriteOp>,
+        guard: RangeGuard,
+    ) -> Result<Committed, StoreError> {
+        self.enqueue(ops, Some(guard), None)?
+            .blocking_recv()
+            .map_err(|_| StoreError::Closed)?
+    }
+
     /// `write` for callers outside an async runtime.
     pub fn write_blocking(&self, ops: Vec<WriteOp>) -> Result<Committed, StoreError> {
         self.enqueue(ops, None, None)?

@@ -1,0 +1,739 @@
+//! The embedded database as a library: [`Db`] (async) and [`BlockingDb`] (plain threads) over one
+//! [`Store`], with no HTTP types. The language bindings (`bindings/`) wrap the blocking form and
+//! the conformance suite (`bindings/conformance`) runs against both; its answers mirror the HTTP
+//! API's bodies field for field, and its errors carry the same codes ([`DbError::code`]).
+//!
+//! Values cross this API as JSON text: they are stored and returned byte for byte, so a binding
+//! converts them with its own language's JSON reader and numbers never change precision here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+use crate::metrics::StoreMetrics;
+use crate::query::{Query, QueryError};
+use crate::store::{Committed, Fetched, RangeGuard, VersionId};
+use crate::{FsyncMode, Store, StoreConfig, StoreError, WriteOp, clock, names};
+
+/// Most versions one history page or keys listing returns (the HTTP API's bound too).
+pub const MAX_PAGE_LIMIT: usize = 100_000;
+/// Most records one change-feed page returns (the HTTP API's bound too).
+pub const MAX_CHANGES: usize = 10_000;
+
+/// Why a [`Db`] call failed; [`DbError::code`] is the HTTP API's error code for the same failure.
+#[derive(Debug, Error)]
+pub enum DbError {
+    /// The store refused or failed the operation.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The query engine refused or failed the query.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The key never existed or its latest version is a delete.
+    #[error("key {key:?} not found in namespace {namespace:?}")]
+    NotFound {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+    },
+    /// A compare-and-set found the key at another version; nothing was written.
+    #[error(
+        "key {key:?} in namespace {namespace:?} is not at version {expected} (latest: {latest}); \
+         nothing was written"
+    )]
+    VersionMismatch {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+        /// The version the caller expected.
+        expected: String,
+        /// The key's latest version, or `none`.
+        latest: String,
+    },
+    /// An argument the caller can fix (a bad timestamp, cursor, limit or query body).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A value or query body is not JSON.
+    #[error("not JSON: {0}")]
+    MalformedJson(String),
+}
+
+impl DbError {
+    /// The stable machine-readable code, as the HTTP API's `{"error": {"code"}}` names it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DbError::Store(e) => e.code(),
+            DbError::Query(e) => e.code(),
+            DbError::NotFound { .. } => "not_found",
+            DbError::VersionMismatch { .. } => "version_mismatch",
+            DbError::BadRequest(_) => "bad_request",
+            DbError::MalformedJson(_) => "malformed_json",
+        }
+    }
+}
+
+/// The answer to a write of one key: what `PUT` and `DELETE` return.
+#[derive(Debug, Clone, Serialize)]
+pub struct Written {
+    /// The new version's id.
+    pub version_id: String,
+    /// Its commit time, RFC 3339 UTC with microseconds.
+    pub timestamp: String,
+    /// The version it superseded; None for a new key.
+    pub previous_version: Option<String>,
+}
+
+/// One version of a key: what `GET`, `get_at` and a history entry return.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// The value's JSON text, exactly as written; `null` for a delete version.
+    pub value: Box<RawValue>,
+    /// The version's id.
+    pub version_id: String,
+    /// Its commit time, RFC 3339 UTC with microseconds.
+    pub timestamp: String,
+    /// The version it superseded; None for the key's first version.
+    pub previous_version: Option<String>,
+    /// True for a delete version (history only: reads of deleted keys are `not_found`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// A page of a key's history, oldest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryPage {
+    /// The versions.
+    pub versions: Vec<Entry>,
+    /// The last version's id when more follow: pass it back as `cursor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A page of live keys in byte order.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeysPage {
+    /// The keys.
+    pub keys: Vec<String>,
+    /// The last key when more follow: pass it back as `cursor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// One write of a batch.
+#[derive(Debug, Clone)]
+pub enum BatchWrite {
+    /// Writes `value` (JSON text) as the key's new version.
+    Put {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+        /// The value's JSON text.
+        value: String,
+    },
+    /// Writes a delete version.
+    Delete {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+    },
+}
+
+/// One result of a batch write, in the batch's order.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchResult {
+    /// The namespace.
+    pub namespace: String,
+    /// The key.
+    pub key: String,
+    /// The new version's id.
+    pub version_id: String,
+    /// The version it superseded.
+    pub previous_version: Option<String>,
+}
+
+/// The answer to a batch write: one record, so one LSN and one commit time.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchWritten {
+    /// The record's LSN.
+    pub lsn: u64,
+    /// Its commit time.
+    pub timestamp: String,
+    /// Per write, in order.
+    pub results: Vec<BatchResult>,
+}
+
+/// One read of a batch read: a key, now or as of a moment.
+#[derive(Debug, Clone)]
+pub struct BatchKey {
+    /// The namespace.
+    pub namespace: String,
+    /// The key.
+    pub key: String,
+    /// RFC 3339 moment to read as of; None for the latest version.
+    pub at: Option<String>,
+}
+
+/// One answer of a batch read: `entry` is None when the key is absent (then or now).
+#[derive(Debug, Clone)]
+pub struct BatchFound {
+    /// The namespace.
+    pub namespace: String,
+    /// The key.
+    pub key: String,
+    /// The version read.
+    pub entry: Option<Entry>,
+}
+
+/// One operation of a change.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeOp {
+    /// `put` or `delete`.
+    pub op: &'static str,
+    /// The namespace.
+    pub namespace: String,
+    /// The key.
+    pub key: String,
+    /// The version it wrote.
+    pub version_id: String,
+    /// The value's JSON text; absent for deletes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Box<RawValue>>,
+}
+
+/// One committed record of the change feed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// Its LSN.
+    pub lsn: u64,
+    /// Its commit time.
+    pub timestamp: String,
+    /// Its operations, in order.
+    pub ops: Vec<ChangeOp>,
+}
+
+/// A page of the change feed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangesPage {
+    /// The records, in LSN order.
+    pub changes: Vec<Change>,
+    /// Pass back as `since` for the next page.
+    pub next_since: u64,
+    /// The last LSN applied when the page was read.
+    pub last_lsn: u64,
+}
+
+/// How a database is opened: a directory and the store's settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The store's settings (directory, fsync mode, limits).
+    pub store: StoreConfig,
+}
+
+impl Options {
+    /// Defaults for everything but the directory.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Options {
+            store: StoreConfig::new(path),
+        }
+    }
+
+    /// Sets the durability mode.
+    pub fn fsync(mut self, fsync: FsyncMode) -> Self {
+        self.store.fsync = fsync;
+        self
+    }
+}
+
+/// The embedded database, blocking form: every call runs on the caller's thread and needs no
+/// async runtime. Clones share the store; it closes when the last clone is dropped.
+#[derive(Clone)]
+pub struct BlockingDb {
+    store: Store,
+}
+
+impl BlockingDb {
+    /// Opens (or creates) the database in `options.store.data_dir`, replaying its log.
+    pub fn open(options: Options) -> Result<BlockingDb, DbError> {
+        let (store, _) = Store::open(options.store, Arc::new(StoreMetrics::default()))?;
+        Ok(BlockingDb { store })
+    }
+
+    /// Opens (or creates) the database at `path` with the default settings.
+    pub fn open_path(path: impl Into<PathBuf>) -> Result<BlockingDb, DbError> {
+        Self::open(Options::new(path))
+    }
+
+    /// The store underneath, for what this facade does not wrap (indexes, views).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The async form over the same store.
+    pub fn into_async(self) -> Db {
+        Db { inner: self }
+    }
+
+    /// Writes `value` (JSON text) as the key's new version; with `if_match`, only if that is still
+    /// the key's latest version.
+    pub fn put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        if_match: Option<&str>,
+    ) -> Result<Written, DbError> {
+        let op = WriteOp::put(namespace, key, raw(value)?);
+        let committed = self.write_one(op, if_match)?;
+        Ok(written(&committed))
+    }
+
+    /// Writes a delete version; `not_found` when the key is not live.
+    pub fn delete(
+        &self,
+        namespace: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<Written, DbError> {
+        check_names(namespace, key)?;
+        if !self.store.is_live(namespace, key) {
+            return Err(not_found(namespace, key));
+        }
+        let committed = self.write_one(WriteOp::delete(namespace, key), if_match)?;
+        Ok(written(&committed))
+    }
+
+    fn write_one(&self, op: WriteOp, if_match: Option<&str>) -> Result<Committed, DbError> {
+        names::validate_namespace(&op.namespace).map_err(StoreError::from)?;
+        let Some(expected) = if_match else {
+            return Ok(self.store.write_blocking(vec![op])?);
+        };
+        let expected = version_id(expected.trim_matches('"'), "if_match")?;
+        let latest = self.store.latest_version(&op.namespace, &op.key);
+        let mismatch = |latest: Option<VersionId>| DbError::VersionMismatch {
+            namespace: op.namespace.clone(),
+            key: op.key.clone(),
+            expected: expected.to_string(),
+            latest: latest.map_or_else(|| "none".into(), |v| v.to_string()),
+        };
+        if latest != Some(expected) {
+            return Err(mismatch(latest));
+        }
+        let guard = RangeGuard {
+            namespace: op.namespace.clone(),
+            prefix: op.key.clone(),
+            since_lsn: expected.lsn,
+            exact: true,
+        };
+        match self.store.write_guarded_blocking(vec![op.clone()], guard) {
+            Err(StoreError::Conflict { .. }) => {
+                Err(mismatch(self.store.latest_version(&op.namespace, &op.key)))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The key's latest version; `not_found` when it never existed or was deleted.
+    pub fn get(&self, namespace: &str, key: &str) -> Result<Entry, DbError> {
+        check_names(namespace, key)?;
+        let found = self.store.get(namespace, key)?;
+        found
+            .map(entry)
+            .transpose()?
+            .ok_or_else(|| not_found(namespace, key))
+    }
+
+    /// The version current at `at` (RFC 3339); `not_found` when absent or deleted then.
+    pub fn get_at(&self, namespace: &str, key: &str, at: &str) -> Result<Entry, DbError> {
+        check_names(namespace, key)?;
+        let found = self.store.get_at(namespace, key, timestamp(at)?)?;
+        found
+            .map(entry)
+            .transpose()?
+            .ok_or_else(|| not_found(namespace, key))
+    }
+
+    /// A page of the key's versions after `cursor` (oldest first, deletes included), at most
+    /// `limit` of them and the store's read budget; `not_found` when the key never existed.
+    pub fn history(
+        &self,
+        namespace: &str,
+        key: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<HistoryPage, DbError> {
+        check_names(namespace, key)?;
+        let after = cursor.map(|c| version_id(c, "cursor")).transpose()?;
+        let limit = page_limit(limit, usize::MAX)?;
+        let budget = self.store.config().max_read_bytes;
+        let page = self
+            .store
+            .history_page(namespace, key, after, limit, budget)?
+            .ok_or_else(|| not_found(namespace, key))?;
+        let next_cursor = page
+            .more
+            .then(|| page.versions.last().map(|f| f.version.to_string()))
+            .flatten();
+        let versions = page
+            .versions
+            .into_iter()
+            .map(entry)
+            .collect::<Result<_, _>>()?;
+        Ok(HistoryPage {
+            versions,
+            next_cursor,
+        })
+    }
+
+    /// Answers a query body (JSON text, the HTTP API's `POST /{ns}/query` body) with the HTTP
+    /// answer's JSON text: `{"results", "total", "namespace"}` or `{"groups", ...}`.
+    pub fn query(&self, namespace: &str, query: &str) -> Result<String, DbError> {
+        names::validate_namespace(namespace).map_err(StoreError::from)?;
+        let query: Query = serde_json::from_str(query)
+            .map_err(|e| DbError::MalformedJson(format!("query: {e}")))?;
+        let answer = self.store.query_blocking(namespace, &query.from_kdelta())?;
+        serde_json::to_string(&answer).map_err(|e| DbError::BadRequest(e.to_string()))
+    }
+
+    /// Writes every entry as one log record: all become durable or none does, and one bad entry
+    /// refuses the whole batch.
+    pub fn batch_put(&self, writes: Vec<BatchWrite>) -> Result<BatchWritten, DbError> {
+        if writes.is_empty() {
+            return Err(DbError::BadRequest(
+                "a batch needs at least one write".into(),
+            ));
+        }
+        let mut ops = Vec::with_capacity(writes.len());
+        for w in writes {
+            ops.push(match w {
+                BatchWrite::Put {
+                    namespace,
+                    key,
+                    value,
+                } => {
+                    names::validate_namespace(&namespace).map_err(StoreError::from)?;
+                    WriteOp::put(namespace, key, raw(&value)?)
+                }
+                BatchWrite::Delete { namespace, key } => {
+                    names::validate_namespace(&namespace).map_err(StoreError::from)?;
+                    WriteOp::delete(namespace, key)
+                }
+            });
+        }
+        let keys: Vec<(String, String)> = ops
+            .iter()
+            .map(|op| (op.namespace.clone(), op.key.clone()))
+            .collect();
+        let committed = self.store.write_blocking(ops)?;
+        let results = keys
+            .into_iter()
+            .zip(&committed.versions)
+            .map(|((namespace, key), (version, previous))| BatchResult {
+                namespace,
+                key,
+                version_id: version.to_string(),
+                previous_version: previous.map(|p| p.to_string()),
+            })
+            .collect();
+        Ok(BatchWritten {
+            lsn: committed.lsn,
+            timestamp: clock::rfc3339(committed.timestamp_micros),
+            results,
+        })
+    }
+
+    /// Reads many keys, each now or as of its own moment; absent keys come back without an entry.
+    pub fn batch_get(&self, keys: Vec<BatchKey>) -> Result<Vec<BatchFound>, DbError> {
+        let limit = self.store.config().max_batch_ops;
+        if keys.len() > limit {
+            return Err(StoreError::BatchTooLarge {
+                count: keys.len(),
+                limit,
+            }
+            .into());
+        }
+        let mut found = Vec::with_capacity(keys.len());
+        for k in keys {
+            check_names(&k.namespace, &k.key)?;
+            let fetched = match &k.at {
+                Some(at) => self.store.get_at(&k.namespace, &k.key, timestamp(at)?)?,
+                None => self.store.get(&k.namespace, &k.key)?,
+            };
+            found.push(BatchFound {
+                entry: fetched.map(entry).transpose()?,
+                namespace: k.namespace,
+                key: k.key,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Committed records after LSN `since`, at most `limit` (default 1,000) and the read budget.
+    pub fn changes(&self, since: u64, limit: Option<usize>) -> Result<ChangesPage, DbError> {
+        let limit = limit.unwrap_or(1000);
+        if !(1..=MAX_CHANGES).contains(&limit) {
+            return Err(DbError::BadRequest(format!(
+                "limit must be between 1 and {MAX_CHANGES}"
+            )));
+        }
+        let budget = self.store.config().max_read_bytes;
+        let records = self.store.changes_page(since, limit, budget)?;
+        let next_since = records.last().map_or(since, |c| c.lsn);
+        let mut changes = Vec::with_capacity(records.len());
+        for c in records {
+            let mut ops = Vec::with_capacity(c.ops.len());
+            for (i, op) in c.ops.into_iter().enumerate() {
+                ops.push(ChangeOp {
+                    op: if op.delete { "delete" } else { "put" },
+                    namespace: op.namespace,
+                    key: op.key,
+                    version_id: format!("{}.{i}", c.lsn),
+                    value: op.value.map(stored).transpose()?,
+                });
+            }
+            changes.push(Change {
+                lsn: c.lsn,
+                timestamp: clock::rfc3339(c.timestamp_micros),
+                ops,
+            });
+        }
+        Ok(ChangesPage {
+            changes,
+            next_since,
+            last_lsn: self.store.stats().applied_lsn,
+        })
+    }
+
+    /// A page of live keys starting with `prefix`, after `cursor`, at most `limit` (default
+    /// 10,000).
+    pub fn keys(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<KeysPage, DbError> {
+        names::validate_namespace(namespace).map_err(StoreError::from)?;
+        let limit = page_limit(limit, 10_000)?;
+        let (keys, next_cursor) = self.store.keys(namespace, prefix, cursor, limit);
+        Ok(KeysPage { keys, next_cursor })
+    }
+
+    /// Namespaces with at least one live key, sorted.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.store.namespaces()
+    }
+
+    /// Writes and fsyncs everything queued, then stops the store's threads; later calls fail
+    /// with `shutting_down`.
+    pub fn close(&self) {
+        self.store.close();
+    }
+}
+
+/// The embedded database, async form (the roadmap's `KoruDelta::start_with_path("./data").await`):
+/// writes wait for their commit without blocking the runtime; reads and queries run on the
+/// runtime's blocking pool.
+#[derive(Clone)]
+pub struct Db {
+    inner: BlockingDb,
+}
+
+impl Db {
+    /// Opens (or creates) the database at `path` with the default settings.
+    pub async fn start_with_path(path: impl Into<PathBuf>) -> Result<Db, DbError> {
+        Self::open(Options::new(path)).await
+    }
+
+    /// Opens (or creates) the database with `options`.
+    pub async fn open(options: Options) -> Result<Db, DbError> {
+        blocking(move || BlockingDb::open(options))
+            .await
+            .map(BlockingDb::into_async)
+    }
+
+    /// The blocking form over the same store.
+    pub fn blocking(&self) -> &BlockingDb {
+        &self.inner
+    }
+
+    /// See [`BlockingDb::put`].
+    pub async fn put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        if_match: Option<&str>,
+    ) -> Result<Written, DbError> {
+        let (db, ns, k, v) = (self.inner.clone(), s(namespace), s(key), s(value));
+        let m = if_match.map(s);
+        blocking(move || db.put(&ns, &k, &v, m.as_deref())).await
+    }
+
+    /// See [`BlockingDb::delete`].
+    pub async fn delete(
+        &self,
+        namespace: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<Written, DbError> {
+        let (db, ns, k, m) = (self.inner.clone(), s(namespace), s(key), if_match.map(s));
+        blocking(move || db.delete(&ns, &k, m.as_deref())).await
+    }
+
+    /// See [`BlockingDb::get`].
+    pub async fn get(&self, namespace: &str, key: &str) -> Result<Entry, DbError> {
+        let (db, ns, k) = (self.inner.clone(), s(namespace), s(key));
+        blocking(move || db.get(&ns, &k)).await
+    }
+
+    /// See [`BlockingDb::get_at`].
+    pub async fn get_at(&self, namespace: &str, key: &str, at: &str) -> Result<Entry, DbError> {
+        let (db, ns, k, at) = (self.inner.clone(), s(namespace), s(key), s(at));
+        blocking(move || db.get_at(&ns, &k, &at)).await
+    }
+
+    /// See [`BlockingDb::history`].
+    pub async fn history(
+        &self,
+        namespace: &str,
+        key: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<HistoryPage, DbError> {
+        let (db, ns, k, c) = (self.inner.clone(), s(namespace), s(key), cursor.map(s));
+        blocking(move || db.history(&ns, &k, c.as_deref(), limit)).await
+    }
+
+    /// See [`BlockingDb::query`].
+    pub async fn query(&self, namespace: &str, query: &str) -> Result<String, DbError> {
+        let (db, ns, q) = (self.inner.clone(), s(namespace), s(query));
+        blocking(move || db.query(&ns, &q)).await
+    }
+
+    /// See [`BlockingDb::batch_put`].
+    pub async fn batch_put(&self, writes: Vec<BatchWrite>) -> Result<BatchWritten, DbError> {
+        let db = self.inner.clone();
+        blocking(move || db.batch_put(writes)).await
+    }
+
+    /// See [`BlockingDb::batch_get`].
+    pub async fn batch_get(&self, keys: Vec<BatchKey>) -> Result<Vec<BatchFound>, DbError> {
+        let db = self.inner.clone();
+        blocking(move || db.batch_get(keys)).await
+    }
+
+    /// See [`BlockingDb::changes`].
+    pub async fn changes(&self, since: u64, limit: Option<usize>) -> Result<ChangesPage, DbError> {
+        let db = self.inner.clone();
+        blocking(move || db.changes(since, limit)).await
+    }
+
+    /// See [`BlockingDb::keys`].
+    pub async fn keys(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<KeysPage, DbError> {
+        let (db, ns, p, c) = (self.inner.clone(), s(namespace), s(prefix), cursor.map(s));
+        blocking(move || db.keys(&ns, &p, c.as_deref(), limit)).await
+    }
+
+    /// See [`BlockingDb::namespaces`].
+    pub fn namespaces(&self) -> Vec<String> {
+        self.inner.namespaces()
+    }
+
+    /// See [`BlockingDb::close`].
+    pub async fn close(&self) {
+        let db = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || db.close()).await;
+    }
+}
+
+/// Runs `f` on the runtime's blocking pool: the store's reads are positional file reads and its
+/// writes wait for the commit thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DbError> + Send + 'static,
+) -> Result<T, DbError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| DbError::Store(StoreError::Closed))?
+}
+
+fn s(text: &str) -> String {
+    text.to_string()
+}
+
+fn check_names(namespace: &str, key: &str) -> Result<(), DbError> {
+    names::validate_namespace(namespace).map_err(StoreError::from)?;
+    names::validate_key(key).map_err(StoreError::from)?;
+    Ok(())
+}
+
+fn not_found(namespace: &str, key: &str) -> DbError {
+    DbError::NotFound {
+        namespace: namespace.into(),
+        key: key.into(),
+    }
+}
+
+/// A caller's value: JSON text, kept byte for byte.
+fn raw(value: &str) -> Result<Box<RawValue>, DbError> {
+    RawValue::from_string(value.to_string()).map_err(|e| DbError::MalformedJson(e.to_string()))
+}
+
+/// A value read back from the log, which only ever holds JSON the store checked.
+fn stored(value: String) -> Result<Box<RawValue>, DbError> {
+    RawValue::from_string(value).map_err(|e| {
+        DbError::Store(StoreError::InvalidValue(format!(
+            "stored value unreadable: {e}"
+        )))
+    })
+}
+
+fn timestamp(at: &str) -> Result<i64, DbError> {
+    clock::parse_micros(at).map_err(|e| DbError::BadRequest(format!("timestamp {at:?}: {e}")))
+}
+
+fn version_id(text: &str, what: &str) -> Result<VersionId, DbError> {
+    text.parse::<VersionId>()
+        .map_err(|e| DbError::BadRequest(format!("{what}: {e}")))
+}
+
+fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, DbError> {
+    match limit {
+        None => Ok(default),
+        Some(l) if (1..=MAX_PAGE_LIMIT).contains(&l) => Ok(l),
+        Some(_) => Err(DbError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE_LIMIT}"
+        ))),
+    }
+}
+
+fn written(committed: &Committed) -> Written {
+    let (version, previous) = committed.versions[0];
+    Written {
+        version_id: version.to_string(),
+        timestamp: clock::rfc3339(committed.timestamp_micros),
+        previous_version: previous.map(|p| p.to_string()),
+    }
+}
+
+fn entry(f: Fetched) -> Result<Entry, DbError> {
+    Ok(Entry {
+        deleted: f.value.is_none(),
+        value: stored(f.value.unwrap_or_else(|| "null".into()))?,
+        version_id: f.version.to_string(),
+        timestamp: clock::rfc3339(f.timestamp_micros),
+        previous_version: f.previous.map(|p| p.to_string()),
+    })
+}
