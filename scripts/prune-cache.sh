@@ -8,9 +8,24 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 debug="$CARGO_TARGET_DIR/debug"
 [[ -d "$debug" ]] || exit 0
+# The workspace's own artefacts (test binaries, our libraries; not proc-macro `*.so`s, which are
+# third-party) matching the extra `find` arguments, listed or deleted.
+own() {
+  find "$debug/deps" -maxdepth 1 -type f "$@" ! -name '*.so' \
+    \( -perm -u+x -o -name 'libkoru_*' -o -name 'koru_*' -o -name 'libterraform_provider_koru*' \)
+}
+prune_own() { own "$@" -delete 2>/dev/null || true; }
+if [[ "${KORU_CI_CHECKOUT:-}" == 1 ]]; then
+  # CI's checkout reuses its artefacts run after run (scripts/ci-checkout.sh), and an unchanged one
+  # keeps its old mtime, so age says nothing there. Only a dependency update leaves a stale set;
+  # past 25 GB of them (one set is about 10) they all go, and the next run builds them once.
+  if (( $(own -printf '%s\n' | awk '{ s += $1 } END { print int(s / 2^30) }') > 25 )); then
+    echo "$debug holds more than 25 GB of the workspace's own artefacts: removing them"
+    prune_own
+  fi
+  exit 0
+fi
 find "$debug/incremental" -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf {} + 2>/dev/null || true
 # Test binaries and our own libraries only: proc-macro libraries (`*.so`) are third-party crates
 # that every build needs, and deleting one rebuilds everything that depends on it.
-find "$debug/deps" -maxdepth 1 -type f -mmin +60 ! -name '*.so' \
-  \( -perm -u+x -o -name 'libkoru_*' -o -name 'koru_*' -o -name 'libterraform_provider_koru*' \) \
-  -delete 2>/dev/null || true
+prune_own -mmin +60

@@ -2,15 +2,21 @@
 # Runs every test of the workspace. CI runs exactly this (through `make test`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI builds in a checkout at a fixed path, so a warm run rebuilds only what changed (see the script).
+if [[ "${CI:-}" == true && -z "${KORU_CI_CHECKOUT:-}" ]]; then
+  exec scripts/ci-checkout.sh
+fi
 source scripts/env.sh
+# Each step says how far into the run it starts, so slow steps show in CI's log.
+step() { printf '==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 # Every clone builds the workspace's crates under a new fingerprint, so incremental caches would
 # only pile up (several GB a run) without ever being reused; third-party crates are unaffected.
 export CARGO_INCREMENTAL=0
-echo "==> system packages (scripts/system-deps.sh: libraries for samael, protoc, chromium and node, dnsmasq, containerd/runc/CNI)"
+step "system packages (scripts/system-deps.sh: libraries for samael, protoc, chromium and node, dnsmasq, containerd/runc/CNI)"
 scripts/system-deps.sh build browser dns nodes
-echo "==> pruning stale build output (scripts/prune-cache.sh)"
+step "pruning stale build output (scripts/prune-cache.sh)"
 scripts/prune-cache.sh
-echo "==> test tools"
+step "test tools"
 scripts/install-kdelta.sh
 # helm for the chart test, built once from its Go module (about 2-3 minutes cold; see testenv/README.md).
 scripts/helm.sh version
@@ -23,9 +29,9 @@ scripts/browser-test-deps.sh >/dev/null
 # protoc for the Terraform provider's build, and the terraform (or OpenTofu, built once) its tests run.
 KORU_TERRAFORM="$(terraform-provider/tools.sh)"
 export KORU_TERRAFORM
-echo "==> formatting"
+step "formatting"
 cargo fmt --all -- --check
-echo "==> clippy"
+step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 # Every environment started below is stopped and removed however the run ends.
 testenv_dir="" nodes_dir="" pgenv_dir="" s3env_dir=""
@@ -48,24 +54,25 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-echo "==> test control plane (etcd, kube-apiserver, kube-controller-manager; see testenv/README.md)"
+step "test control plane (etcd, kube-apiserver, kube-controller-manager; see testenv/README.md)"
 # Each environment gets a state dir of our own, so a concurrent run's `up` cannot swap it, and is
 # assigned first so a failed `up` stops the run here (an `eval` of nothing would succeed).
 testenv_dir="$(mktemp -d "${TMPDIR:-/tmp}/koru-testenv.XXXX")"
 testenv_exports="$(scripts/testenv.sh up "$testenv_dir")"
 eval "$testenv_exports"
-echo "==> test Kubernetes with two real nodes for the end-to-end journeys (scripts/testenv.sh up --nodes=2)"
+step "test Kubernetes with two real nodes for the end-to-end journeys (scripts/testenv.sh up --nodes=2)"
 nodes_dir="$(mktemp -d "${TMPDIR:-/tmp}/koru-nodes.XXXX")"
 nodes_exports="$(scripts/testenv.sh up --nodes=2 "$nodes_dir")"
 KORU_NODES_KUBECONFIG="${nodes_exports#export KUBECONFIG=}"
 export KORU_NODES_KUBECONFIG
-echo "==> PostgreSQL for the control plane's tests (scripts/pgenv.sh)"
+step "PostgreSQL for the control plane's tests (scripts/pgenv.sh)"
 pgenv_exports="$(scripts/pgenv.sh up)"
 eval "$pgenv_exports"
 pgenv_dir="$(cat "${XDG_CACHE_HOME:-$HOME/.cache}/koru-delta-cloud/pgenv-last")"
-echo "==> MinIO for the data plane's S3 backup tests (scripts/s3env.sh)"
+step "MinIO for the data plane's S3 backup tests (scripts/s3env.sh)"
 s3env_dir="$(mktemp -d "${TMPDIR:-/tmp}/koru-s3env.XXXX")"
 s3env_exports="$(scripts/s3env.sh up "$s3env_dir")"
 eval "$s3env_exports"
-echo "==> tests"
+step "tests"
 cargo test --workspace --all-targets
+step "done"
