@@ -7,7 +7,9 @@
 //! for the database work and the serialization, so other Python threads run meanwhile.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
+use koru_dataplane::StoreError;
 use koru_dataplane::db::{BatchKey, BatchWrite, BlockingDb, DbError, Entry};
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -105,11 +107,27 @@ fn parse_args<T: for<'de> Deserialize<'de>>(json: &str, what: &str) -> Result<T,
         .map_err(|e| CallError::Other("malformed_json", format!("{what}: {e}")))
 }
 
-/// An open embedded database (`korudelta.Database` wraps it). Clones of the handle share one
-/// store; it closes on `close()` or when the last reference goes.
+/// An open embedded database (`korudelta.Database` wraps it).
+///
+/// `close()` takes the handle out, so the store (and its directory lock) goes as soon as calls
+/// in flight end, and the directory can be opened again in this process; later calls fail with
+/// `shutting_down`, reads included.
 #[pyclass(frozen, module = "korudelta._native")]
 struct Database {
-    db: BlockingDb,
+    db: Mutex<Option<BlockingDb>>,
+}
+
+impl Database {
+    /// A handle for one call (a clone shares the store), or `shutting_down` once closed.
+    fn handle(&self) -> PyResult<BlockingDb> {
+        let guard = self
+            .db
+            .lock()
+            .map_err(|_| bad("internal", "database handle poisoned".into()))?;
+        guard
+            .clone()
+            .ok_or_else(|| db_error(DbError::Store(StoreError::Closed)))
+    }
 }
 
 #[pymethods]
@@ -120,7 +138,9 @@ impl Database {
         let db = py
             .detach(|| BlockingDb::open_path(path))
             .map_err(db_error)?;
-        Ok(Database { db })
+        Ok(Database {
+            db: Mutex::new(Some(db)),
+        })
     }
 
     /// Writes `value` (JSON text); answers the `PUT` body's JSON.
@@ -133,8 +153,9 @@ impl Database {
         value: String,
         if_match: Option<String>,
     ) -> PyResult<String> {
+        let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
-            to_json(&self.db.put(&namespace, &key, &value, if_match.as_deref())?)
+            to_json(&db.put(&namespace, &key, &value, if_match.as_deref())?)
         })?;
         Ok(answer)
     }
@@ -148,16 +169,18 @@ impl Database {
         key: String,
         if_match: Option<String>,
     ) -> PyResult<String> {
+        let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
-            to_json(&self.db.delete(&namespace, &key, if_match.as_deref())?)
+            to_json(&db.delete(&namespace, &key, if_match.as_deref())?)
         })?;
         Ok(answer)
     }
 
     /// The key's latest version as the `GET` body's JSON.
     fn get(&self, py: Python<'_>, namespace: String, key: String) -> PyResult<String> {
-        let answer = py
-            .detach(|| -> Result<String, CallError> { to_json(&self.db.get(&namespace, &key)?) })?;
+        let db = self.handle()?;
+        let answer =
+            py.detach(|| -> Result<String, CallError> { to_json(&db.get(&namespace, &key)?) })?;
         Ok(answer)
     }
 
@@ -169,8 +192,9 @@ impl Database {
         key: String,
         at: String,
     ) -> PyResult<String> {
+        let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
-            to_json(&self.db.get_at(&namespace, &key, &at)?)
+            to_json(&db.get_at(&namespace, &key, &at)?)
         })?;
         Ok(answer)
     }
@@ -185,25 +209,24 @@ impl Database {
         cursor: Option<String>,
         limit: Option<usize>,
     ) -> PyResult<String> {
+        let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
-            to_json(
-                &self
-                    .db
-                    .history(&namespace, &key, cursor.as_deref(), limit)?,
-            )
+            to_json(&db.history(&namespace, &key, cursor.as_deref(), limit)?)
         })?;
         Ok(answer)
     }
 
     /// Answers a query body (JSON text) with the `POST /{ns}/query` answer's JSON.
     fn query(&self, py: Python<'_>, namespace: String, query: String) -> PyResult<String> {
-        let answer = py.detach(|| self.db.query(&namespace, &query));
+        let db = self.handle()?;
+        let answer = py.detach(|| db.query(&namespace, &query));
         answer.map_err(db_error)
     }
 
     /// Writes a JSON array of `{"namespace", "key", "value"}` / `{..., "delete": true}` as one
     /// record; answers the `POST /batch` body's JSON.
     fn batch_put(&self, py: Python<'_>, writes: String) -> PyResult<String> {
+        let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
             let args: Vec<WriteArg> = parse_args(&writes, "writes")?;
             let mut batch = Vec::with_capacity(args.len());
@@ -226,7 +249,7 @@ impl Database {
                     }
                 });
             }
-            to_json(&self.db.batch_put(batch)?)
+            to_json(&db.batch_put(batch)?)
         })?;
         Ok(answer)
     }
@@ -234,6 +257,7 @@ impl Database {
     /// Reads a JSON array of `{"namespace", "key", "at"?}`; answers the `POST /batch/get`
     /// body's JSON.
     fn batch_get(&self, py: Python<'_>, keys: String) -> PyResult<String> {
+        let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
             let args: Vec<KeyArg> = parse_args(&keys, "keys")?;
             let keys = args
@@ -244,8 +268,7 @@ impl Database {
                     at: k.at,
                 })
                 .collect();
-            let results = self
-                .db
+            let results = db
                 .batch_get(keys)?
                 .into_iter()
                 .map(|f| FoundBody {
@@ -263,8 +286,9 @@ impl Database {
     /// Committed records after LSN `since` as the change feed body's JSON.
     #[pyo3(signature = (since = 0, limit = None))]
     fn changes(&self, py: Python<'_>, since: u64, limit: Option<usize>) -> PyResult<String> {
-        let answer = py
-            .detach(|| -> Result<String, CallError> { to_json(&self.db.changes(since, limit)?) })?;
+        let db = self.handle()?;
+        let answer =
+            py.detach(|| -> Result<String, CallError> { to_json(&db.changes(since, limit)?) })?;
         Ok(answer)
     }
 
@@ -278,29 +302,38 @@ impl Database {
         cursor: Option<String>,
         limit: Option<usize>,
     ) -> PyResult<String> {
+        let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
-            to_json(
-                &self
-                    .db
-                    .keys(&namespace, &prefix, cursor.as_deref(), limit)?,
-            )
+            to_json(&db.keys(&namespace, &prefix, cursor.as_deref(), limit)?)
         })?;
         Ok(answer)
     }
 
     /// Namespaces with a live key as the namespaces body's JSON.
     fn namespaces(&self, py: Python<'_>) -> PyResult<String> {
+        let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
             to_json(&NamespacesBody {
-                namespaces: self.db.namespaces(),
+                namespaces: db.namespaces(),
             })
         })?;
         Ok(answer)
     }
 
     /// Writes and fsyncs what is queued and stops the store; later calls fail `shutting_down`.
-    fn close(&self, py: Python<'_>) {
-        py.detach(|| self.db.close());
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self
+            .db
+            .lock()
+            .map_err(|_| bad("internal", "database handle poisoned".into()))?
+            .take();
+        if let Some(db) = taken {
+            py.detach(move || {
+                db.close();
+                drop(db);
+            });
+        }
+        Ok(())
     }
 }
 
