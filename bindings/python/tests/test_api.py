@@ -85,11 +85,13 @@ def test_pages(db: Any) -> None:
     assert page.keys == ["k0", "k1"] and page.next_cursor == "k1"
     assert db.keys("p", limit=2, cursor=page.next_cursor).keys == ["k2", "k3"]
     assert list(db.keys("p", prefix="k4")) == ["k4"]
-    for i in range(3):
-        db.put("h", "k", i)
+    ws = [db.put("h", "k", i) for i in range(3)]
     first = db.history("h", "k", limit=2)
-    assert len(first) == 2 and first.next_cursor is not None
-    assert [v.value() for v in db.history("h", "k", cursor=first.next_cursor)] == [2]
+    assert len(first) == 2 and first.next_cursor == ws[1].version_id
+    assert [v.previous_version for v in first] == [None, ws[0].version_id]
+    second = db.history("h", "k", cursor=first.next_cursor)
+    assert [v.value() for v in second] == [2]
+    assert second.versions[0].previous_version == ws[1].version_id
     assert db.namespaces() == ["h", "p"]
 
 

@@ -103,7 +103,7 @@ class Client:
     ) -> HistoryPage:
         """A page of the key's versions, oldest first, deletes included."""
         path = self._key_path(namespace, key) + "/history" + _params(cursor=cursor, limit=limit)
-        return HistoryPage(self._request("GET", path))
+        return HistoryPage(self._request("GET", path), cursor)
 
     def get_at(self, namespace: str, key: str, at: Moment) -> Entry:
         """The version current at `at` (a `datetime`, naive meaning UTC, or RFC 3339 text)."""

@@ -108,8 +108,18 @@ class HistoryPage:
 
     __slots__ = ("versions", "next_cursor")
 
-    def __init__(self, body: Dict[str, Any]) -> None:
-        self.versions: List[Entry] = [Entry(v) for v in body["versions"]]
+    def __init__(self, body: Dict[str, Any], cursor: Optional[str] = None) -> None:
+        self.versions: List[Entry] = []
+        # A server's history entries (KoruDelta v1's shape) carry no `previous_version`; the
+        # versions of a page are consecutive, so each one's predecessor is the entry before it
+        # (the cursor for a page's first), as the embedded store says.
+        previous = cursor
+        for v in body["versions"]:
+            entry = Entry(v)
+            if "previous_version" not in v:
+                entry.previous_version = previous
+            previous = entry.version_id
+            self.versions.append(entry)
         self.next_cursor: Optional[str] = body.get("next_cursor")
 
     def to_dict(self) -> Dict[str, Any]:
