@@ -27,6 +27,9 @@ Moment = Union[datetime, str]
 
 def parse_timestamp(text: str) -> datetime:
     """An RFC 3339 timestamp (ours: UTC, microseconds, `Z`) as an aware `datetime` in UTC."""
+    if len(text) == 27 and text[-1] == "Z":
+        # Ours (`2026-01-02T03:04:05.123456Z`): every Python >= 3.9 reads it without help.
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     # Python < 3.11 reads only 3 or 6 fraction digits: pad or cut to microseconds.
@@ -51,12 +54,22 @@ def format_timestamp(moment: Moment) -> str:
 class Written:
     """The answer to a write of one key (`put`, `delete`)."""
 
-    __slots__ = ("version_id", "timestamp", "previous_version")
+    __slots__ = ("version_id", "_ts", "previous_version")
 
     def __init__(self, body: Dict[str, Any]) -> None:
         self.version_id: str = body["version_id"]
-        self.timestamp: datetime = parse_timestamp(body["timestamp"])
+        self._ts: Union[str, datetime] = body["timestamp"]
         self.previous_version: Optional[str] = body.get("previous_version")
+
+
+    @property
+    def timestamp(self) -> datetime:
+        """The commit time: an aware `datetime` in UTC (read from the answer's text when first
+        asked, so calls that never look at it do not pay for it)."""
+        ts = self._ts
+        if isinstance(ts, str):
+            ts = self._ts = parse_timestamp(ts)
+        return ts
 
     def to_dict(self) -> Dict[str, Any]:
         """The HTTP API's body for this answer."""
@@ -74,14 +87,24 @@ class Entry:
     """One version of a key: what `get`, `get_at` and `history` return. `value()` is the stored
     value as plain Python objects (None for a delete version)."""
 
-    __slots__ = ("_value", "version_id", "timestamp", "previous_version", "deleted")
+    __slots__ = ("_value", "version_id", "_ts", "previous_version", "deleted")
 
     def __init__(self, body: Dict[str, Any]) -> None:
         self._value: Any = body.get("value")
         self.version_id: str = body["version_id"]
-        self.timestamp: datetime = parse_timestamp(body["timestamp"])
+        self._ts: Union[str, datetime] = body["timestamp"]
         self.previous_version: Optional[str] = body.get("previous_version")
         self.deleted: bool = bool(body.get("deleted", False))
+
+
+    @property
+    def timestamp(self) -> datetime:
+        """The commit time: an aware `datetime` in UTC (read from the answer's text when first
+        asked, so calls that never look at it do not pay for it)."""
+        ts = self._ts
+        if isinstance(ts, str):
+            ts = self._ts = parse_timestamp(ts)
+        return ts
 
     def value(self) -> Any:
         """The value as plain Python objects (dict, list, str, int, float, bool, None)."""
@@ -177,12 +200,22 @@ class BatchResult:
 class BatchWritten:
     """The answer to `batch_put`: one record, so one LSN and one commit time."""
 
-    __slots__ = ("lsn", "timestamp", "results")
+    __slots__ = ("lsn", "_ts", "results")
 
     def __init__(self, body: Dict[str, Any]) -> None:
         self.lsn: int = body["lsn"]
-        self.timestamp: datetime = parse_timestamp(body["timestamp"])
+        self._ts: Union[str, datetime] = body["timestamp"]
         self.results: List[BatchResult] = [BatchResult(r) for r in body["results"]]
+
+
+    @property
+    def timestamp(self) -> datetime:
+        """The commit time: an aware `datetime` in UTC (read from the answer's text when first
+        asked, so calls that never look at it do not pay for it)."""
+        ts = self._ts
+        if isinstance(ts, str):
+            ts = self._ts = parse_timestamp(ts)
+        return ts
 
     def to_dict(self) -> Dict[str, Any]:
         """The HTTP API's body for this answer."""
@@ -253,12 +286,22 @@ class ChangeOp:
 class Change:
     """One committed record of the change feed."""
 
-    __slots__ = ("lsn", "timestamp", "ops")
+    __slots__ = ("lsn", "_ts", "ops")
 
     def __init__(self, body: Dict[str, Any]) -> None:
         self.lsn: int = body["lsn"]
-        self.timestamp: datetime = parse_timestamp(body["timestamp"])
+        self._ts: Union[str, datetime] = body["timestamp"]
         self.ops: List[ChangeOp] = [ChangeOp(o) for o in body["ops"]]
+
+
+    @property
+    def timestamp(self) -> datetime:
+        """The commit time: an aware `datetime` in UTC (read from the answer's text when first
+        asked, so calls that never look at it do not pay for it)."""
+        ts = self._ts
+        if isinstance(ts, str):
+            ts = self._ts = parse_timestamp(ts)
+        return ts
 
     def to_dict(self) -> Dict[str, Any]:
         """The HTTP API's body for this record."""
