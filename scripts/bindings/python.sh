@@ -48,10 +48,14 @@ maturin_args=(build --manifest-path bindings/python/Cargo.toml --out "$wheels"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
   "$wheels"/korudelta-*.whl
 
-echo "==> koru-dataplane for the client-mode tests"
-cargo build -p koru-dataplane --bin koru-dataplane
-export KORU_DATAPLANE_BIN="${KORU_DATAPLANE_BIN:-$CARGO_TARGET_DIR/debug/koru-dataplane}"
+if [[ -z "${KORU_DATAPLANE_BIN:-}" ]]; then
+  echo "==> koru-dataplane for the client-mode tests"
+  cargo build -p koru-dataplane --bin koru-dataplane
+  export KORU_DATAPLANE_BIN="$CARGO_TARGET_DIR/debug/koru-dataplane"
+fi
 
 echo "==> pytest bindings/python/tests"
+# No __pycache__ left in the clone.
+export PYTHONDONTWRITEBYTECODE=1
 cd bindings/python
 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests "$@"

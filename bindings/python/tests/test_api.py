@@ -3,8 +3,9 @@ a fresh server): answers, timestamps, compare-and-set, pages, batches and typed 
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, List
 
 import pytest
 
@@ -157,3 +158,22 @@ def test_context_manager_closes(tmp_path: Any) -> None:
     assert e.value.code == "shutting_down"
     with korudelta.KoruDelta.open(tmp_path / "d") as again:
         assert again.get("n", "k").value() == 1
+
+
+def test_threads_share_one_database(db: Any) -> None:
+    errors: List[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(20):
+                db.put("t", f"{n}-{i}", i)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(db.keys("t")) == 80

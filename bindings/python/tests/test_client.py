@@ -197,21 +197,3 @@ def test_compare_and_set_against_a_real_server(client: korudelta.Client) -> None
         client.put("acct", "x", 3, if_match=w1.version_id)
     assert e.value.status == 412
 
-
-def test_threads_share_one_client(client: korudelta.Client) -> None:
-    errors: List[BaseException] = []
-
-    def work(n: int) -> None:
-        try:
-            for i in range(20):
-                client.put("t", f"{n}-{i}", i)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert len(client.keys("t")) == 80
