@@ -6,9 +6,11 @@ package koru_test
 // server (dataplane/BENCHMARKS.md).
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,19 +35,35 @@ func benchDB(b *testing.B) *koru.DB {
 // value is a small document, about the size koru-bench's PUT load sends.
 var value = map[string]any{"name": "Alice", "age": 30, "city": "Paris", "tags": []string{"a", "b"}}
 
-// reportRate adds req/s (and versions/s when perRequest > 1) to the benchmark's line.
-func reportRate(b *testing.B, start time.Time, perRequest int) {
-	secs := time.Since(start).Seconds()
+// clock is a moment of wall time and of this process's CPU time (the client's, the server
+// being another process), so a benchmark can say how much of a core the client took.
+type clock struct {
+	wall time.Time
+	cpu  time.Duration
+}
+
+func now() clock {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return clock{time.Now(), time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+}
+
+// reportRate adds req/s (and versions/s when perRequest > 1) and the client's share of a core
+// to the benchmark's line.
+func reportRate(b *testing.B, start clock, perRequest int) {
+	end := now()
+	secs := end.wall.Sub(start.wall).Seconds()
 	b.ReportMetric(float64(b.N)/secs, "req/s")
 	if perRequest > 1 {
 		b.ReportMetric(float64(b.N*perRequest)/secs, "versions/s")
 	}
+	b.ReportMetric(100*(end.cpu-start.cpu).Seconds()/secs, "client-cpu-%")
 }
 
 func BenchmarkPut(b *testing.B) {
 	db := benchDB(b)
 	b.ResetTimer()
-	start := time.Now()
+	start := now()
 	for i := 0; i < b.N; i++ {
 		if _, err := db.Put("bench", "k"+strconv.Itoa(i%10000), value); err != nil {
 			b.Fatal(err)
@@ -59,7 +77,7 @@ func BenchmarkPutParallel(b *testing.B) {
 	var n atomic.Int64
 	b.SetParallelism((benchCallers + 1) / 2) // RunParallel starts SetParallelism × GOMAXPROCS goroutines
 	b.ResetTimer()
-	start := time.Now()
+	start := now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := db.Put("bench", "k"+strconv.FormatInt(n.Add(1)%10000, 10), value); err != nil {
@@ -89,7 +107,7 @@ func BenchmarkGet(b *testing.B) {
 	db := benchDB(b)
 	fill(b, db, 10000)
 	b.ResetTimer()
-	start := time.Now()
+	start := now()
 	for i := 0; i < b.N; i++ {
 		if _, err := db.Get("bench", "k"+strconv.Itoa(i%10000)); err != nil {
 			b.Fatal(err)
@@ -104,7 +122,7 @@ func BenchmarkGetParallel(b *testing.B) {
 	var n atomic.Int64
 	b.SetParallelism((benchCallers + 1) / 2)
 	b.ResetTimer()
-	start := time.Now()
+	start := now()
 	b.RunParallel(func(pb *testing.PB) {
 		var e *koru.Entry
 		var err error
@@ -118,17 +136,28 @@ func BenchmarkGetParallel(b *testing.B) {
 	reportRate(b, start, 1)
 }
 
+// BenchmarkBatchPut sends batches of Go maps (marshalled on every request, as a program would)
+// and of values already JSON (json.RawMessage), which shows what encoding/json costs.
 func BenchmarkBatchPut(b *testing.B) {
-	for _, size := range []int{100, 1000} {
-		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+	raw, err := json.Marshal(value)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		size  int
+		value any
+		kind  string
+	}{{100, value, "map"}, {100, json.RawMessage(raw), "raw"}, {1000, value, "map"}, {1000, json.RawMessage(raw), "raw"}} {
+		size := c.size
+		b.Run(fmt.Sprintf("size=%d/%s", size, c.kind), func(b *testing.B) {
 			db := benchDB(b)
 			writes := make([]koru.BatchWrite, size)
 			for j := range writes {
-				writes[j] = koru.PutOp("bench", "k"+strconv.Itoa(j), value)
+				writes[j] = koru.PutOp("bench", "k"+strconv.Itoa(j), c.value)
 			}
 			b.SetParallelism((benchCallers + 1) / 2)
 			b.ResetTimer()
-			start := time.Now()
+			start := now()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if _, err := db.BatchPut(writes); err != nil {
@@ -149,7 +178,7 @@ func BenchmarkBatchGet100(b *testing.B) {
 	var n atomic.Int64
 	b.SetParallelism((benchCallers + 1) / 2)
 	b.ResetTimer()
-	start := time.Now()
+	start := now()
 	b.RunParallel(func(pb *testing.PB) {
 		local := make([]koru.BatchKey, len(keys))
 		for pb.Next() {

@@ -101,11 +101,26 @@ func TestValuesAreKeptByteForByte(t *testing.T) {
 			t.Fatalf("get %q: %q %v", key, back, err)
 		}
 	}
+	// The batch body is written by hand: names needing JSON escapes must survive it.
+	odd := []string{`q"uote`, `back\slash`, "ünï", "<&>", "tab\u2028sep"}
+	var writes []koru.BatchWrite
+	for _, key := range odd {
+		writes = append(writes, koru.PutOp("odd", key, key))
+	}
+	if _, err := db.BatchPut(writes); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range odd {
+		var back string
+		if e, err := db.Get("odd", key); err != nil || e.Decode(&back) != nil || back != key {
+			t.Fatalf("batch key %q: %q %v", key, back, err)
+		}
+	}
 	page, err := db.Keys("odd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(page.Keys) != 6 {
+	if len(page.Keys) != 6+len(odd) {
 		t.Fatalf("keys %q", page.Keys)
 	}
 }
@@ -167,6 +182,12 @@ func TestErrorsAreTyped(t *testing.T) {
 			return err
 		}, koru.ErrBadRequest, 400},
 		{"invalid value", func() error { _, err := db.Put("v", "k", json.RawMessage(`1e400`)); return err }, koru.ErrInvalidValue, 400},
+		// A json.RawMessage goes as it is; the server checks it, and refuses a whole batch for one.
+		{"raw message not JSON", func() error { _, err := db.Put("v", "k", json.RawMessage(`{bad`)); return err }, koru.ErrMalformedJSON, 400},
+		{"raw message not JSON in a batch", func() error {
+			_, err := db.BatchPut([]koru.BatchWrite{koru.PutOp("v", "a", 1), koru.PutOp("v", "b", json.RawMessage(`[1,`))})
+			return err
+		}, koru.ErrMalformedJSON, 400},
 	}
 	for _, c := range cases {
 		err := c.call()

@@ -75,12 +75,12 @@ func (db *DB) PutContext(ctx context.Context, namespace, key string, value any, 
 	if db == nil {
 		return nil, errNoValue
 	}
-	body, err := json.Marshal(struct {
-		Value any `json:"value"`
-	}{value})
+	v, err := valueJSON(value)
 	if err != nil {
-		return nil, &Error{Code: "malformed_json", Message: "the value is not JSON-marshalable: " + err.Error()}
+		return nil, err
 	}
+	body := make([]byte, 0, len(v)+10)
+	body = append(append(append(body, `{"value":`...), v...), '}')
 	req := request{method: http.MethodPut, path: keyPath(namespace, key), body: body}
 	for _, o := range opts {
 		o(&req)
@@ -206,14 +206,9 @@ func (db *DB) BatchPutContext(ctx context.Context, writes []BatchWrite) (*BatchR
 	if db == nil {
 		return nil, errNoValue
 	}
-	if writes == nil {
-		writes = []BatchWrite{}
-	}
-	body, err := json.Marshal(struct {
-		Writes []BatchWrite `json:"writes"`
-	}{writes})
+	body, err := batchBody(writes)
 	if err != nil {
-		return nil, &Error{Code: "malformed_json", Message: "a value is not JSON-marshalable: " + err.Error()}
+		return nil, err
 	}
 	var out BatchResult
 	if err := db.do(ctx, request{method: http.MethodPost, path: "/batch", body: body}, &out); err != nil {
@@ -314,4 +309,54 @@ func (db *DB) NamespacesContext(ctx context.Context) ([]string, error) {
 		out.Namespaces = []string{}
 	}
 	return out.Namespaces, nil
+}
+
+// valueJSON is the JSON text of a value: a json.RawMessage as it is (the server checks it),
+// anything else through json.Marshal.
+func valueJSON(value any) ([]byte, error) {
+	if raw, ok := value.(json.RawMessage); ok && len(raw) > 0 {
+		return raw, nil
+	}
+	v, err := json.Marshal(value)
+	if err != nil {
+		return nil, &Error{Code: "malformed_json", Message: "the value is not JSON-marshalable: " + err.Error()}
+	}
+	return v, nil
+}
+
+// batchBody writes {"writes": [...]} itself: json.Marshal would re-scan every value's text once
+// per level of nesting, which was most of the client's CPU time on large batches.
+func batchBody(writes []BatchWrite) ([]byte, error) {
+	body := make([]byte, 0, 64+len(writes)*96)
+	body = append(body, `{"writes":[`...)
+	for i, w := range writes {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"namespace":`...)
+		body = appendString(body, w.Namespace)
+		body = append(body, `,"key":`...)
+		body = appendString(body, w.Key)
+		if w.Delete {
+			body = append(body, `,"delete":true}`...)
+			continue
+		}
+		v, err := valueJSON(w.Value)
+		if err != nil {
+			return nil, err
+		}
+		body = append(append(append(body, `,"value":`...), v...), '}')
+	}
+	return append(body, "]}"...), nil
+}
+
+// appendString appends s as a JSON string; names are usually plain ASCII, which needs no escaping.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(dst, q...)
+		}
+	}
+	return append(append(append(dst, '"'), s...), '"')
 }
