@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,12 +39,6 @@ var value = map[string]any{"name": "Alice", "age": 30, "city": "Paris", "tags": 
 type clock struct {
 	wall time.Time
 	cpu  time.Duration
-}
-
-func now() clock {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return clock{time.Now(), time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
 }
 
 // reportRate adds req/s (and versions/s when perRequest > 1) and the client's share of a core

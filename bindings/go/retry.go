@@ -18,7 +18,8 @@ import (
 //     them before doing anything (dataplane/API.md: "nothing was written"), so even a plain PUT or
 //     a batch cannot be applied twice.
 //   - A connection that could not be made, for every request: nothing was sent.
-//   - 503 shutting_down, 503 outcome_unknown and a connection lost after the request was sent,
+//   - 503 shutting_down, 503 outcome_unknown, a proxy's 502/503/504 without the API's error body,
+//     and a connection lost after the request was sent,
 //     only for requests safe to repeat: reads (GET, query, batch get) and writes with IfMatch,
 //     which can never apply twice (the second attempt finds the key at the first's version). Such
 //     a retried write may then answer version_mismatch although its first attempt was applied:
@@ -54,7 +55,9 @@ func (p RetryPolicy) next(attempt int, apiErr *Error, netErr error, safe bool) (
 		switch apiErr.Code {
 		case "no_leader", "catching_up", "rate_limited":
 			retry = true
-		case "shutting_down", "outcome_unknown":
+		case "shutting_down", "outcome_unknown", "http_502", "http_503", "http_504":
+			// http_50x: a proxy or load balancer in front of the server answered, not the
+			// server, so whether the request reached it is unknown.
 			retry = safe
 		}
 		hint = apiErr.RetryAfter
