@@ -1,0 +1,3 @@
+module github.com/koru-delta/go-client
+
+go 1.21
