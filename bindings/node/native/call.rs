@@ -91,8 +91,8 @@ pub type Outcome = Either<String, NativeError>;
 
 /// One operation on one database, run on the libuv pool.
 pub struct Call {
-    /// The database (a clone shares the store).
-    pub db: BlockingDb,
+    /// The database (a clone shares the store); None once closed.
+    pub db: Option<BlockingDb>,
     /// Taken by `compute`, which runs once.
     pub op: Option<Op>,
 }
@@ -105,7 +105,12 @@ impl Task for Call {
         let Some(op) = self.op.take() else {
             return Ok(Err(bad("internal", "a call ran twice")));
         };
-        Ok(run(&self.db, op))
+        match self.db.take() {
+            Some(db) => Ok(run(&db, op)),
+            // Closing twice is fine; anything else after close is refused as the store would.
+            None if matches!(op, Op::Close) => Ok(Ok("null".into())),
+            None => Ok(Err(bad("shutting_down", "the database is closed"))),
+        }
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
@@ -132,7 +137,7 @@ impl Task for Open {
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(match output {
-            Ok(db) => Either::A(NativeDb { db }),
+            Ok(db) => Either::A(NativeDb::new(db)),
             Err(e) => Either::B(e),
         })
     }

@@ -6,6 +6,8 @@
 
 mod call;
 
+use std::sync::RwLock;
+
 use koru_dataplane::db::BlockingDb;
 use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
@@ -25,15 +27,22 @@ pub fn open(path: String) -> AsyncTask<Open> {
 /// [`NativeError`].
 #[napi]
 pub struct NativeDb {
-    db: BlockingDb,
+    /// None once closed: the last clone (a call still running holds one) then drops the store,
+    /// which releases the data directory, so the same process can open it again.
+    db: RwLock<Option<BlockingDb>>,
 }
 
 impl NativeDb {
+    /// Wraps an open database.
+    pub fn new(db: BlockingDb) -> Self {
+        NativeDb {
+            db: RwLock::new(Some(db)),
+        }
+    }
+
     fn call(&self, op: Op) -> AsyncTask<Call> {
-        AsyncTask::new(Call {
-            db: self.db.clone(),
-            op: Some(op),
-        })
+        let db = self.db.read().ok().and_then(|db| db.clone());
+        AsyncTask::new(Call { db, op: Some(op) })
     }
 }
 
@@ -151,6 +160,10 @@ impl NativeDb {
     /// `shutting_down`.
     #[napi]
     pub fn close(&self) -> AsyncTask<Call> {
-        self.call(Op::Close)
+        let db = self.db.write().ok().and_then(|mut db| db.take());
+        AsyncTask::new(Call {
+            db,
+            op: Some(Op::Close),
+        })
     }
 }
