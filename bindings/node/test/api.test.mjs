@@ -1,7 +1,7 @@
 // The API in both modes: answers, timestamps, compare-and-set, errors with the same codes,
 // close, the event loop staying free in embedded mode, and client mode's auth forms and retries.
 import assert from "node:assert/strict";
-import { generateKeyPairSync, sign } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
@@ -10,7 +10,7 @@ import { test } from "node:test";
 
 import { KoruDelta, KoruDeltaError, Versioned, connect } from "koru-delta";
 
-import { dataplaneBin, startServer, tempDir } from "./helpers.mjs";
+import { dataplaneBin, startServer, tempDir, token } from "./helpers.mjs";
 
 const noServer = dataplaneBin() ? false : "koru-dataplane is not built";
 
@@ -180,22 +180,6 @@ test("CommonJS: require('koru-delta') gives the same API", async (t) => {
   await db.close();
   assert.equal(typeof require("koru-delta/client").connect, "function");
 });
-
-/** An EdDSA data-plane token for cluster c-1 (dataplane/API.md "Auth"). */
-function token(privateKey, scope = "write") {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
-  const now = Math.floor(Date.now() / 1000);
-  const body = `${b64({ alg: "EdDSA", typ: "JWT" })}.${b64({
-    sub: "node-test",
-    cluster: "c-1",
-    aud: "koru-dataplane:c-1",
-    jti: `t-${now}-${Math.random()}`,
-    scope,
-    iat: now,
-    exp: now + 600,
-  })}`;
-  return `${body}.${sign(null, Buffer.from(body), privateKey).toString("base64url")}`;
-}
 
 test("client: Bearer token, a token in the URL as Basic, and none", { skip: noServer }, async (t) => {
   const { publicKey, privateKey } = generateKeyPairSync("ed25519");

@@ -5,12 +5,13 @@
 // page's origin. A server without the flag is refused by the browser (no CORS), which shows
 // the page really is cross-origin.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { extname, join, normalize } from "node:path";
 import { after, before, test } from "node:test";
 
-import { dataplaneBin, packageRoot, scenarios, startServer, vectorsDir } from "./helpers.mjs";
+import { dataplaneBin, packageRoot, scenarios, startServer, tempDir, token, vectorsDir } from "./helpers.mjs";
 
 const chromiumPath = process.env.KORU_CHROMIUM ?? "/usr/bin/chromium";
 let skip = false;
@@ -35,6 +36,11 @@ const PAGE = `<!doctype html>
     } catch (e) {
       return (e instanceof KoruDeltaError ? "" : "not a KoruDeltaError: ") + e.code;
     }
+  };
+  window.withToken = async (url, options) => {
+    const db = connect(url, options);
+    await db.put("users", "alice", { from: "browser" });
+    return (await db.get("users", "alice")).value();
   };
   window.ready = true;
 </script>`;
@@ -123,4 +129,18 @@ test("browser: a server without --cors-allow-origin is out of the page's reach",
   assert.equal(await page.evaluate((url) => window.tryGet(url), closed.url), "network_error");
   const open = await startServer(t, ["--cors-allow-origin", origin]);
   assert.equal(await page.evaluate((url) => window.tryGet(url), open.url), "not_found");
+});
+
+test("browser: tokens cross the preflight, as Bearer and as Basic from the URL", { skip }, async (t) => {
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const keyFile = join(tempDir(t), "public.pem");
+  writeFileSync(keyFile, publicKey.export({ type: "spki", format: "pem" }));
+  const server = await startServer(t, ["--auth-public-key", keyFile, "--cluster-id", "c-1", "--cors-allow-origin", origin]);
+  const bearer = await page.evaluate(([url, tok]) => window.withToken(url, { token: tok }), [server.url, token(privateKey)]);
+  assert.deepEqual(bearer, { from: "browser" });
+  const inUrl = new URL(server.url);
+  inUrl.username = "token";
+  inUrl.password = token(privateKey);
+  assert.deepEqual(await page.evaluate((url) => window.withToken(url, {}), inUrl.toString()), { from: "browser" });
+  assert.equal(await page.evaluate((url) => window.tryGet(url), server.url), "unauthorized");
 });

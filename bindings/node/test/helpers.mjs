@@ -2,6 +2,7 @@
 // child processes on free loopback ports (binary from KORU_DATAPLANE_BIN, else
 // $CARGO_TARGET_DIR/debug/koru-dataplane).
 import { spawn } from "node:child_process";
+import { sign } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -69,4 +70,20 @@ export async function startServer(t, extraArgs = []) {
     await exited;
   });
   return { url, child, stderr: () => stderr };
+}
+
+/** An EdDSA data-plane token for cluster c-1 (dataplane/API.md "Auth"). */
+export function token(privateKey, scope = "write") {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${b64({ alg: "EdDSA", typ: "JWT" })}.${b64({
+    sub: "node-test",
+    cluster: "c-1",
+    aud: "koru-dataplane:c-1",
+    jti: `t-${now}-${Math.random()}`,
+    scope,
+    iat: now,
+    exp: now + 600,
+  })}`;
+  return `${body}.${sign(null, Buffer.from(body), privateKey).toString("base64url")}`;
 }
