@@ -197,6 +197,16 @@ pub struct Cli {
     /// member drop older Raft log entries; a follower that lacks them copies the records instead.
     #[arg(long, env = "KORU_RAFT_SNAPSHOT_ENTRIES", default_value_t = crate::raft::DEFAULT_SNAPSHOT_ENTRIES, value_parser = clap::value_parser!(u64).range(10..))]
     pub raft_snapshot_entries: u64,
+
+    /// A web origin whose pages may call the API from a browser (CORS), e.g.
+    /// `https://app.example.com`; repeat it, or separate with commas, for several; `*` for any.
+    /// Off when unset: browsers then keep other sites' pages from reading answers.
+    #[arg(
+        long = "cors-allow-origin",
+        env = "KORU_CORS_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<crate::http::cors::Origin>,
 }
 
 /// `koru-dataplane restore`: rebuild a data directory from a backup store.
@@ -347,6 +357,8 @@ pub struct Config {
     pub archive: Option<ArchiveConfig>,
     /// Membership of a replicated cluster, when configured.
     pub replication: Option<ReplicationConfig>,
+    /// Origins whose pages may call the API from a browser (`--cors-allow-origin`).
+    pub cors_allow_origins: Vec<crate::http::cors::Origin>,
 }
 
 /// A command line clap accepted whose values or combination are invalid; the message names
@@ -492,6 +504,7 @@ impl Cli {
             (_, mode) => mode,
         };
         Ok(Config {
+            cors_allow_origins: self.cors_allow_origins,
             replication,
             store: StoreConfig {
                 data_dir: self.data_dir,

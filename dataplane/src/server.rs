@@ -223,7 +223,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             .with_graceful_shutdown(async move { stop.notified().await });
         tokio::spawn(std::future::IntoFuture::into_future(serving))
     });
-    let served = axum::serve(listener, app(state))
+    let mut router = app(state);
+    if let Some(cors) = crate::http::cors::layer(&config.cors_allow_origins) {
+        tracing::info!(origins = ?config.cors_allow_origins, "browser pages of these origins may call the API (CORS)");
+        router = router.layer(cors);
+    }
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(koru_telemetry::shutdown_signal())
         .await;
     // Members keep answering each other until the API has drained.

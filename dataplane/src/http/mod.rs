@@ -2,6 +2,7 @@
 
 mod batch;
 mod blocking;
+pub mod cors;
 pub mod error;
 mod indexes;
 mod json;
