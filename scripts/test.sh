@@ -75,4 +75,12 @@ s3env_exports="$(scripts/s3env.sh up "$s3env_dir")"
 eval "$s3env_exports"
 step "tests"
 cargo test --workspace --all-targets
+# The language bindings (issue 19): each script builds its package, runs its tests in every mode
+# and the conformance vectors (bindings/conformance), and fails under CI=true when a toolchain is missing.
+step "Python package korudelta (scripts/bindings/python.sh)"
+scripts/bindings/python.sh
+step "npm package koru-delta: Node addon, TypeScript client, browser (scripts/bindings/node.sh)"
+scripts/bindings/node.sh
+step "Go client (scripts/bindings/go.sh)"
+scripts/bindings/go.sh
 step "done"

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
 
@@ -124,7 +124,7 @@ pub struct KeysPage {
     pub next_cursor: Option<String>,
 }
 
-/// One write of a batch.
+/// One write of a batch ([`BatchWrite::parse_list`] reads the HTTP API's batch items).
 #[derive(Debug, Clone)]
 pub enum BatchWrite {
     /// Writes `value` (JSON text) as the key's new version.
@@ -169,25 +169,30 @@ pub struct BatchWritten {
     pub results: Vec<BatchResult>,
 }
 
-/// One read of a batch read: a key, now or as of a moment.
-#[derive(Debug, Clone)]
+/// One read of a batch read: a key, now or as of a moment (the HTTP API's batch-read item).
+#[derive(Debug, Clone, Deserialize)]
 pub struct BatchKey {
     /// The namespace.
     pub namespace: String,
     /// The key.
     pub key: String,
     /// RFC 3339 moment to read as of; None for the latest version.
+    #[serde(default)]
     pub at: Option<String>,
 }
 
-/// One answer of a batch read: `entry` is None when the key is absent (then or now).
-#[derive(Debug, Clone)]
+/// One answer of a batch read: `entry` is None when the key is absent (then or now). Serializes
+/// as the HTTP API's batch-read result, the entry's fields beside `found`.
+#[derive(Debug, Clone, Serialize)]
 pub struct BatchFound {
     /// The namespace.
     pub namespace: String,
     /// The key.
     pub key: String,
+    /// Whether the key had a live version (`entry` is Some).
+    pub found: bool,
     /// The version read.
+    #[serde(flatten)]
     pub entry: Option<Entry>,
 }
 
@@ -465,8 +470,10 @@ impl BlockingDb {
                 Some(at) => self.store.get_at(&k.namespace, &k.key, timestamp(at)?)?,
                 None => self.store.get(&k.namespace, &k.key)?,
             };
+            let entry = fetched.map(entry).transpose()?;
             found.push(BatchFound {
-                entry: fetched.map(entry).transpose()?,
+                found: entry.is_some(),
+                entry,
                 namespace: k.namespace,
                 key: k.key,
             });
@@ -736,4 +743,55 @@ fn entry(f: Fetched) -> Result<Entry, DbError> {
         timestamp: clock::rfc3339(f.timestamp_micros),
         previous_version: f.previous.map(|p| p.to_string()),
     })
+}
+
+/// A batch item as the HTTP API writes it, before it is known to be a put or a delete.
+#[derive(Deserialize)]
+struct WireWrite {
+    namespace: String,
+    key: String,
+    /// Present means a put, `null` included (a plain `Option` would read `null` as absent).
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Box<RawValue>>,
+    #[serde(default)]
+    delete: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
+impl BatchWrite {
+    /// The writes of the JSON text of the HTTP API's `writes` array: `{"namespace", "key",
+    /// "value"}` (a `null` value included) or `{"namespace", "key", "delete": true}`; an item that
+    /// is neither is `bad_request`, as the server answers it.
+    pub fn parse_list(json: &str) -> Result<Vec<BatchWrite>, DbError> {
+        let items: Vec<WireWrite> = serde_json::from_str(json)
+            .map_err(|e| DbError::MalformedJson(format!("writes: {e}")))?;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| match (w.value, w.delete) {
+                (Some(value), false) => Ok(BatchWrite::Put {
+                    namespace: w.namespace,
+                    key: w.key,
+                    value: value.get().to_string(),
+                }),
+                (None, true) => Ok(BatchWrite::Delete {
+                    namespace: w.namespace,
+                    key: w.key,
+                }),
+                _ => Err(DbError::BadRequest(format!(
+                    "writes[{i}]: give either a value or \"delete\": true"
+                ))),
+            })
+            .collect()
+    }
+}
+
+impl BatchKey {
+    /// The reads of the JSON text of the HTTP API's `keys` array: `{"namespace", "key", "at"?}`.
+    pub fn parse_list(json: &str) -> Result<Vec<BatchKey>, DbError> {
+        serde_json::from_str(json).map_err(|e| DbError::MalformedJson(format!("keys: {e}")))
+    }
 }

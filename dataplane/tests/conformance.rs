@@ -177,50 +177,12 @@ impl Embedded {
             "query" => serde_json::from_str(&self.db.query(ns, &step["query"].to_string())?)
                 .expect("the answer is JSON"),
             "batch_put" => {
-                let writes = step["writes"]
-                    .as_array()
-                    .expect("writes")
-                    .iter()
-                    .map(|w| match w.get("delete").and_then(Value::as_bool) {
-                        Some(true) => BatchWrite::Delete {
-                            namespace: text(w, "namespace").into(),
-                            key: text(w, "key").into(),
-                        },
-                        _ => BatchWrite::Put {
-                            namespace: text(w, "namespace").into(),
-                            key: text(w, "key").into(),
-                            value: value(&w["value"]),
-                        },
-                    })
-                    .collect();
+                let writes = BatchWrite::parse_list(&step["writes"].to_string())?;
                 canonical(&self.db.batch_put(writes)?)
             }
             "batch_get" => {
-                let keys = step["keys"]
-                    .as_array()
-                    .expect("keys")
-                    .iter()
-                    .map(|k| BatchKey {
-                        namespace: text(k, "namespace").into(),
-                        key: text(k, "key").into(),
-                        at: opt_text(k, "at").map(String::from),
-                    })
-                    .collect();
-                let found = self.db.batch_get(keys)?;
-                let results: Vec<Value> = found
-                    .into_iter()
-                    .map(|f| {
-                        let mut row = match &f.entry {
-                            Some(e) => canonical(e),
-                            None => json!({}),
-                        };
-                        row["namespace"] = f.namespace.into();
-                        row["key"] = f.key.into();
-                        row["found"] = f.entry.is_some().into();
-                        row
-                    })
-                    .collect();
-                json!({ "results": results })
+                let keys = BatchKey::parse_list(&step["keys"].to_string())?;
+                json!({ "results": canonical(&self.db.batch_get(keys)?) })
             }
             "changes" => canonical(&self.db.changes(
                 step.get("since").and_then(Value::as_u64).unwrap_or(0),

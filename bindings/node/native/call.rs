@@ -4,8 +4,7 @@
 use koru_dataplane::db::{BatchFound, BatchKey, BatchWrite, BlockingDb, DbError};
 use napi::bindgen_prelude::{Either, Env, Result, Task};
 use napi_derive::napi;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Serialize;
 
 use crate::NativeDb;
 
@@ -143,42 +142,6 @@ impl Task for Open {
     }
 }
 
-/// One write of `batchPut`, as the HTTP API's batch body has it: a value, or `"delete": true`.
-#[derive(Deserialize)]
-struct WriteArg {
-    namespace: String,
-    key: String,
-    #[serde(default)]
-    value: Option<Box<RawValue>>,
-    #[serde(default)]
-    delete: bool,
-}
-
-/// One key of `batchGet`.
-#[derive(Deserialize)]
-struct KeyArg {
-    namespace: String,
-    key: String,
-    #[serde(default)]
-    at: Option<String>,
-}
-
-/// One answer of `batchGet`, shaped as `POST /api/v1/batch/get` answers it.
-#[derive(Serialize)]
-struct FoundAnswer<'a> {
-    namespace: &'a str,
-    key: &'a str,
-    found: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timestamp: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous_version: Option<Option<&'a str>>,
-}
-
 fn run(db: &BlockingDb, op: Op) -> std::result::Result<String, NativeError> {
     match op {
         Op::Put {
@@ -208,16 +171,7 @@ fn run(db: &BlockingDb, op: Op) -> std::result::Result<String, NativeError> {
         Op::Query { namespace, query } => Ok(db.query(&namespace, &query)?),
         Op::BatchPut { writes } => json(db.batch_put(batch_writes(&writes)?)),
         Op::BatchGet { keys } => {
-            let keys: Vec<KeyArg> = serde_json::from_str(&keys)
-                .map_err(|e| bad("malformed_json", format!("keys: {e}")))?;
-            let keys = keys
-                .into_iter()
-                .map(|k| BatchKey {
-                    namespace: k.namespace,
-                    key: k.key,
-                    at: k.at,
-                })
-                .collect();
+            let keys = BatchKey::parse_list(&keys)?;
             found_answer(&db.batch_get(keys)?)
         }
         Op::Changes { since, limit } => {
@@ -246,43 +200,12 @@ fn run(db: &BlockingDb, op: Op) -> std::result::Result<String, NativeError> {
 
 /// The writes of a batch from the JSON text of the HTTP API's `writes` array.
 fn batch_writes(text: &str) -> std::result::Result<Vec<BatchWrite>, NativeError> {
-    let writes: Vec<WriteArg> =
-        serde_json::from_str(text).map_err(|e| bad("malformed_json", format!("writes: {e}")))?;
-    writes
-        .into_iter()
-        .enumerate()
-        .map(|(i, w)| match (w.value, w.delete) {
-            (Some(value), false) => Ok(BatchWrite::Put {
-                namespace: w.namespace,
-                key: w.key,
-                value: value.get().to_string(),
-            }),
-            (None, true) => Ok(BatchWrite::Delete {
-                namespace: w.namespace,
-                key: w.key,
-            }),
-            _ => Err(bad(
-                "bad_request",
-                format!("writes[{i}]: give either a value or \"delete\": true"),
-            )),
-        })
-        .collect()
+    Ok(BatchWrite::parse_list(text)?)
 }
 
+/// `POST /api/v1/batch/get`'s answer.
 fn found_answer(found: &[BatchFound]) -> std::result::Result<String, NativeError> {
-    let results: Vec<FoundAnswer<'_>> = found
-        .iter()
-        .map(|f| FoundAnswer {
-            namespace: &f.namespace,
-            key: &f.key,
-            found: f.entry.is_some(),
-            value: f.entry.as_ref().map(|e| e.value.as_ref()),
-            version_id: f.entry.as_ref().map(|e| e.version_id.as_str()),
-            timestamp: f.entry.as_ref().map(|e| e.timestamp.as_str()),
-            previous_version: f.entry.as_ref().map(|e| e.previous_version.as_deref()),
-        })
-        .collect();
-    to_text(&serde_json::json!({ "results": results }))
+    to_text(&serde_json::json!({ "results": found }))
 }
 
 fn json<T: Serialize>(

@@ -10,11 +10,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use koru_dataplane::StoreError;
-use koru_dataplane::db::{BatchKey, BatchWrite, BlockingDb, DbError, Entry};
+use koru_dataplane::db::{BatchFound, BatchKey, BatchWrite, BlockingDb, DbError};
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Serialize;
 
 pyo3::create_exception!(
     _native,
@@ -60,51 +59,16 @@ fn to_json<T: Serialize>(answer: &T) -> Result<String, CallError> {
     serde_json::to_string(answer).map_err(|e| CallError::Other("internal", e.to_string()))
 }
 
-/// One write of `batch_put`'s JSON array: the HTTP API's `{"writes": [...]}` items.
-#[derive(Deserialize)]
-struct WriteArg {
-    namespace: String,
-    key: String,
-    #[serde(default)]
-    value: Option<Box<RawValue>>,
-    #[serde(default)]
-    delete: bool,
-}
-
-/// One key of `batch_get`'s JSON array: the HTTP API's `{"keys": [...]}` items.
-#[derive(Deserialize)]
-struct KeyArg {
-    namespace: String,
-    key: String,
-    #[serde(default)]
-    at: Option<String>,
-}
-
-/// One answer of `batch_get`, as `POST /api/v1/batch/get` shapes it.
-#[derive(Serialize)]
-struct FoundBody {
-    namespace: String,
-    key: String,
-    found: bool,
-    #[serde(flatten)]
-    entry: Option<Entry>,
-}
-
 /// `POST /api/v1/batch/get`'s answer.
 #[derive(Serialize)]
 struct BatchGetBody {
-    results: Vec<FoundBody>,
+    results: Vec<BatchFound>,
 }
 
 /// `GET /api/v1/namespaces`'s answer.
 #[derive(Serialize)]
 struct NamespacesBody {
     namespaces: Vec<String>,
-}
-
-fn parse_args<T: for<'de> Deserialize<'de>>(json: &str, what: &str) -> Result<T, CallError> {
-    serde_json::from_str(json)
-        .map_err(|e| CallError::Other("malformed_json", format!("{what}: {e}")))
 }
 
 /// An open embedded database (`korudelta.Database` wraps it).
@@ -228,27 +192,7 @@ impl Database {
     fn batch_put(&self, py: Python<'_>, writes: String) -> PyResult<String> {
         let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
-            let args: Vec<WriteArg> = parse_args(&writes, "writes")?;
-            let mut batch = Vec::with_capacity(args.len());
-            for w in args {
-                batch.push(match (w.delete, w.value) {
-                    (true, _) => BatchWrite::Delete {
-                        namespace: w.namespace,
-                        key: w.key,
-                    },
-                    (false, Some(value)) => BatchWrite::Put {
-                        namespace: w.namespace,
-                        key: w.key,
-                        value: value.get().to_string(),
-                    },
-                    (false, None) => {
-                        return Err(CallError::Other(
-                            "malformed_json",
-                            format!("write of {:?}: needs a value or \"delete\": true", w.key),
-                        ));
-                    }
-                });
-            }
+            let batch = BatchWrite::parse_list(&writes)?;
             to_json(&db.batch_put(batch)?)
         })?;
         Ok(answer)
@@ -259,25 +203,8 @@ impl Database {
     fn batch_get(&self, py: Python<'_>, keys: String) -> PyResult<String> {
         let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
-            let args: Vec<KeyArg> = parse_args(&keys, "keys")?;
-            let keys = args
-                .into_iter()
-                .map(|k| BatchKey {
-                    namespace: k.namespace,
-                    key: k.key,
-                    at: k.at,
-                })
-                .collect();
-            let results = db
-                .batch_get(keys)?
-                .into_iter()
-                .map(|f| FoundBody {
-                    namespace: f.namespace,
-                    key: f.key,
-                    found: f.entry.is_some(),
-                    entry: f.entry,
-                })
-                .collect();
+            let keys = BatchKey::parse_list(&keys)?;
+            let results = db.batch_get(keys)?;
             to_json(&BatchGetBody { results })
         })?;
         Ok(answer)
