@@ -77,6 +77,9 @@ step "tests"
 cargo test --workspace --all-targets
 # The language bindings (issue 19): each script builds its package, runs its tests in every mode
 # and the conformance vectors (bindings/conformance), and fails under CI=true when a toolchain is missing.
+# They share one server binary, built once here.
+cargo build -p koru-dataplane --bin koru-dataplane
+export KORU_DATAPLANE_BIN="$CARGO_TARGET_DIR/debug/koru-dataplane"
 step "Python package korudelta (scripts/bindings/python.sh)"
 scripts/bindings/python.sh
 step "npm package koru-delta: Node addon, TypeScript client, browser (scripts/bindings/node.sh)"

@@ -46,8 +46,8 @@ else
   echo "bindings/node: using the node_modules an npm install left in $pkg" >&2
 fi
 
-echo "==> bindings/node: building koru-dataplane, the addon and the TypeScript" >&2
-cargo build -p koru-dataplane --bin koru-dataplane
+echo "==> bindings/node: building koru-dataplane (unless KORU_DATAPLANE_BIN names one), the addon and the TypeScript" >&2
+[[ -n "${KORU_DATAPLANE_BIN:-}" ]] || cargo build -p koru-dataplane --bin koru-dataplane
 (cd "$pkg" && node scripts/build-ts.mjs && KORU_DELTA_PROFILE=debug node scripts/build-native.mjs)
 
 echo "==> bindings/node: node --test" >&2
