@@ -111,7 +111,9 @@ impl StoreError {
             StoreError::NoSuchIndex { .. } => "not_found",
             StoreError::ReadOnly => "read_only",
             StoreError::Closed => "shutting_down",
-            StoreError::Locked(_) | StoreError::Wal(_) | StoreError::TextIndex(_) => "internal",
+            // Only opening a store can meet it: an embedded caller can close the other handle.
+            StoreError::Locked(_) => "locked",
+            StoreError::Wal(_) | StoreError::TextIndex(_) => "internal",
         }
     }
 }

@@ -160,6 +160,13 @@ def test_context_manager_closes(tmp_path: Any) -> None:
         assert again.get("n", "k").value() == 1
 
 
+def test_a_second_open_of_a_directory_in_use_is_locked(tmp_path: Any) -> None:
+    with korudelta.KoruDelta.open(tmp_path / "d"):
+        with pytest.raises(korudelta.LockedError) as e:
+            korudelta.KoruDelta.open(tmp_path / "d")
+        assert e.value.code == "locked"
+
+
 def test_threads_share_one_database(db: Any) -> None:
     errors: List[BaseException] = []
 

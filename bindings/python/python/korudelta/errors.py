@@ -22,6 +22,7 @@ __all__ = [
     "UnavailableError",
     "OutcomeUnknownError",
     "ConnectionFailedError",
+    "LockedError",
     "InternalError",
     "error_for",
 ]
@@ -105,6 +106,10 @@ class ConnectionFailedError(KoruDeltaError):
     """`connection_failed` (client only): the server could not be reached or answered no HTTP."""
 
 
+class LockedError(KoruDeltaError):
+    """`locked` (embedded only): another handle or process has the data directory open."""
+
+
 class InternalError(KoruDeltaError):
     """`internal`: a storage error; details are in the server's log."""
 
@@ -137,6 +142,7 @@ _BY_CODE: Dict[str, Type[KoruDeltaError]] = {
     "rejoining": UnavailableError,
     "outcome_unknown": OutcomeUnknownError,
     "connection_failed": ConnectionFailedError,
+    "locked": LockedError,
     "internal": InternalError,
 }
 
