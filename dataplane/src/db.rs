@@ -249,6 +249,12 @@ impl Options {
         self.store.fsync = fsync;
         self
     }
+
+    /// Keeps the database on `storage` instead of files (a memory volume: the browser, tests).
+    pub fn storage(mut self, storage: Arc<dyn crate::wal::storage::Storage>) -> Self {
+        self.store.storage = storage;
+        self
+    }
 }
 
 /// The embedded database, blocking form: every call runs on the caller's thread and needs no

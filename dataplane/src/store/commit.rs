@@ -195,14 +195,12 @@ impl CommitThread {
     pub fn run(mut self) {
         let mut syncer = match self.fsync {
             FsyncMode::Interval(every) => {
-                let started = self.wal.active_handle().and_then(|file| {
-                    Syncer::start(
-                        file,
-                        every,
-                        Arc::clone(&self.read_only),
-                        Arc::clone(&self.metrics),
-                    )
-                });
+                let started = Syncer::start(
+                    self.wal.active_handle(),
+                    every,
+                    Arc::clone(&self.read_only),
+                    Arc::clone(&self.metrics),
+                );
                 match started {
                     Ok(s) => Some(s),
                     Err(e) => {
@@ -257,13 +255,7 @@ impl CommitThread {
                 dirty = self.fsync != FsyncMode::Always;
                 if let Some(s) = &syncer {
                     if self.wal.position().0 != segment {
-                        match self.wal.active_handle() {
-                            Ok(file) => s.set_file(file),
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot hand the new segment to the fsync thread");
-                                self.read_only.store(true, Ordering::SeqCst);
-                            }
-                        }
+                        s.set_file(self.wal.active_handle());
                     }
                     s.mark_dirty();
                 }

@@ -14,7 +14,6 @@ mod text;
 mod unique;
 
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -39,6 +38,7 @@ use crate::metrics::StoreMetrics;
 use crate::names;
 use crate::wal::faults::Faults;
 use crate::wal::record::{OpKind, OpRef};
+use crate::wal::storage::{FileStorage, LockError, LockGuard, Storage};
 use crate::wal::{SegmentFiles, Wal, io_err};
 use commit::{CommitThread, Pending, Queue};
 use index::Index;
@@ -124,6 +124,9 @@ pub struct StoreConfig {
     pub faults: Option<Arc<Faults>>,
     /// Budgets of every query (`--query-max-*`).
     pub query: crate::query::QueryLimits,
+    /// What the data directory lives on: the file system ([`FileStorage`], the default) or a
+    /// [`MemoryStorage`](crate::wal::storage::MemoryStorage) volume (the browser, tests).
+    pub storage: Arc<dyn Storage>,
 }
 
 impl StoreConfig {
@@ -139,7 +142,14 @@ impl StoreConfig {
             max_read_bytes: DEFAULT_MAX_READ_BYTES,
             faults: None,
             query: crate::query::QueryLimits::default(),
+            storage: Arc::new(FileStorage),
         }
+    }
+
+    /// The same configuration on another storage.
+    pub fn with_storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
+        self
     }
 }
 
@@ -232,7 +242,7 @@ struct Inner {
     /// The full-text indexes and their indexer thread (which reads the log, never writes).
     text: TextIndexes,
     /// Held for the store's life: the OS releases the flock when the process dies, however it dies.
-    _lock: File,
+    _lock: LockGuard,
 }
 
 /// What opening the store found, for the start-up log line.
@@ -261,22 +271,29 @@ impl Store {
             )));
         }
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let lock = lock_dir(dir)?;
+        let storage = Arc::clone(&config.storage);
+        storage
+            .create_dir_all(dir)
+            .map_err(io_err(format!("creating {}", dir.display())))?;
+        let lock = lock_dir(&*storage, dir)?;
         let mut index = Index::default();
         let mut previous = Vec::new();
         let mut records = 0u64;
         // (segment, timestamp of its first record) for the newest segment seen in replay.
         let mut newest_first: Option<(u64, i64)> = None;
-        let (mut wal, report) =
-            Wal::open(&dir.join("wal"), config.segment_size, |record, location| {
+        let (mut wal, report) = Wal::open_on(
+            storage,
+            &dir.join("wal"),
+            config.segment_size,
+            |record, location| {
                 if newest_first.is_none_or(|(seq, _)| seq != location.seq) {
                     newest_first = Some((location.seq, record.timestamp_micros));
                 }
                 previous.clear();
                 index.apply(record, location.seq, location.record_offset, &mut previous);
                 records += 1;
-            })?;
+            },
+        )?;
         wal.set_faults(config.faults.clone());
         metrics.log_bytes.set(wal.total_bytes() as i64);
         let pending_builds = index.values_mut().take_pending();
@@ -321,7 +338,12 @@ impl Store {
             index: Arc::clone(&index),
             files: Arc::clone(&files),
         };
-        let text = TextIndexes::start(config.data_dir.join("text"), log)?;
+        // Tantivy keeps its own files: text indexes run only where paths are real files.
+        let text = if config.storage.is_os_files() {
+            TextIndexes::start(config.data_dir.join("text"), log)?
+        } else {
+            TextIndexes::unavailable(log)
+        };
         let handle = std::thread::Builder::new()
             .name("koru-commit".into())
             .spawn(move || thread.run())
@@ -773,20 +795,12 @@ fn start_builder(index: &Arc<RwLock<Index>>, files: &Arc<SegmentFiles>) -> Resul
     Ok(())
 }
 
-/// Takes an exclusive flock on `dir/LOCK`, failing at once if another process holds it.
-fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+/// Takes the exclusive lock `dir/LOCK` (an flock on files), failing at once if another holds it.
+fn lock_dir(storage: &dyn Storage, dir: &Path) -> Result<LockGuard, StoreError> {
     let path = dir.join("LOCK");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err(format!("opening {}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(io_err(format!("locking {}", path.display()))(e).into())
-        }
+    match storage.lock(&path) {
+        Ok(guard) => Ok(guard),
+        Err(LockError::Held) => Err(StoreError::Locked(dir.to_path_buf())),
+        Err(LockError::Io(e)) => Err(io_err(format!("locking {}", path.display()))(e).into()),
     }
 }
