@@ -282,6 +282,7 @@ impl BlockingDb {
     }
 
     /// The async form over the same store.
+    #[cfg(feature = "server")]
     pub fn into_async(self) -> Db {
         Db { inner: self }
     }
@@ -546,11 +547,13 @@ impl BlockingDb {
 /// The embedded database, async form (the roadmap's `KoruDelta::start_with_path("./data").await`):
 /// writes wait for their commit without blocking the runtime; reads and queries run on the
 /// runtime's blocking pool.
+#[cfg(feature = "server")]
 #[derive(Clone)]
 pub struct Db {
     inner: BlockingDb,
 }
 
+#[cfg(feature = "server")]
 impl Db {
     /// Opens (or creates) the database at `path` with the default settings.
     pub async fn start_with_path(path: impl Into<PathBuf>) -> Result<Db, DbError> {
@@ -667,6 +670,7 @@ impl Db {
 
 /// Runs `f` on the runtime's blocking pool: the store's reads are positional file reads and its
 /// writes wait for the commit thread.
+#[cfg(feature = "server")]
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DbError> + Send + 'static,
 ) -> Result<T, DbError> {
@@ -675,6 +679,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| DbError::Store(StoreError::Closed))?
 }
 
+#[cfg(feature = "server")]
 fn s(text: &str) -> String {
     text.to_string()
 }

@@ -12,22 +12,30 @@ use koru_dataplane::{FsyncMode, StoreConfig};
 const DIR: &str = "/nonexistent-koru-memory-volume/data";
 
 fn open(volume: &MemoryStorage, fsync: FsyncMode) -> BlockingDb {
+    open_mode(volume, fsync, false)
+}
+
+fn open_mode(volume: &MemoryStorage, fsync: FsyncMode, inline_commit: bool) -> BlockingDb {
     let mut options = Options::new(DIR)
         .fsync(fsync)
         .storage(Arc::new(volume.clone()));
     // Small segments so a few hundred writes roll several times.
     options.store.segment_size = 4096;
+    options.store.inline_commit = inline_commit;
     BlockingDb::open(options).expect("open on memory")
 }
 
 #[test]
 fn put_get_history_and_restart_on_the_same_volume() {
-    for fsync in [
+    let fsyncs = [
         FsyncMode::Always,
         FsyncMode::Off,
         "interval=5".parse().unwrap(),
-    ] {
+    ];
+    // The single-threaded commit (what wasm runs) as well as the commit thread.
+    for (fsync, inline) in fsyncs.into_iter().flat_map(|f| [(f, false), (f, true)]) {
         let volume = MemoryStorage::new();
+        let open = |volume: &MemoryStorage, fsync| open_mode(volume, fsync, inline);
         let db = open(&volume, fsync);
         let w1 = db.put("users", "alice", r#"{"age":30}"#, None).unwrap();
         let w2 = db.put("users", "alice", r#"{"age":31}"#, None).unwrap();
@@ -140,4 +148,33 @@ fn text_search_says_it_needs_files() {
 fn the_default_storage_is_files() {
     let config = StoreConfig::new("/tmp/x");
     assert!(config.storage.is_os_files());
+}
+
+#[test]
+fn inline_commit_builds_value_indexes_and_answers_queries() {
+    let volume = MemoryStorage::new();
+    let db = open_mode(&volume, FsyncMode::Always, true);
+    for i in 0..50 {
+        db.put("u", &format!("k{i}"), &format!(r#"{{"n":{i}}}"#), None)
+            .unwrap();
+    }
+    let answer = db
+        .query(
+            "u",
+            r#"{"filter":{"field":"n","op":"gte","value":45},"sort":{"field":"n"}}"#,
+        )
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["total"], 5, "{answer}");
+    let roll = db.store().roll();
+    let sealed = block_on(roll).unwrap();
+    assert_eq!(sealed, 50);
+}
+
+/// Polls a future that the inline mode has already completed.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime")
+        .block_on(f)
 }

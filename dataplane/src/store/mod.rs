@@ -19,7 +19,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::value::RawValue;
@@ -40,8 +42,11 @@ use crate::wal::faults::Faults;
 use crate::wal::record::{OpKind, OpRef};
 use crate::wal::storage::{FileStorage, LockError, LockGuard, Storage};
 use crate::wal::{SegmentFiles, Wal, io_err};
-use commit::{CommitThread, Pending, Queue};
+use commit::{CommitThread, Pending, Queue, Turn};
 use index::Index;
+
+/// Whether this target can start threads (wasm32-unknown-unknown cannot).
+const THREADS: bool = !cfg!(target_family = "wasm");
 
 /// Default size at which the active segment is sealed and a new one started.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
@@ -127,6 +132,9 @@ pub struct StoreConfig {
     /// What the data directory lives on: the file system ([`FileStorage`], the default) or a
     /// [`MemoryStorage`](crate::wal::storage::MemoryStorage) volume (the browser, tests).
     pub storage: Arc<dyn Storage>,
+    /// Commit on the writer's own thread instead of a commit thread (and build indexes inline):
+    /// the mode for targets without threads (wasm), on by default there and off elsewhere.
+    pub inline_commit: bool,
 }
 
 impl StoreConfig {
@@ -143,6 +151,7 @@ impl StoreConfig {
             faults: None,
             query: crate::query::QueryLimits::default(),
             storage: Arc::new(FileStorage),
+            inline_commit: !THREADS,
         }
     }
 
@@ -239,6 +248,8 @@ struct Inner {
     metrics: Arc<StoreMetrics>,
     seals: Arc<SealState>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The committer in the single-threaded mode, run by whoever queues work.
+    inline: Option<Mutex<(CommitThread, Turn)>>,
     /// The full-text indexes and their indexer thread (which reads the log, never writes).
     text: TextIndexes,
     /// Held for the store's life: the OS releases the flock when the process dies, however it dies.
@@ -305,7 +316,9 @@ impl Store {
         for job in pending_builds {
             crate::indexes::build::run(&index, &files, &job, None)?;
         }
-        start_builder(&index, &files)?;
+        if !config.inline_commit {
+            start_builder(&index, &files)?;
+        }
         let queue = Arc::new(Queue::default());
         let read_only = Arc::new(AtomicBool::new(false));
         let seals = Arc::new(SealState::default());
@@ -344,10 +357,15 @@ impl Store {
         } else {
             TextIndexes::unavailable(log)
         };
-        let handle = std::thread::Builder::new()
-            .name("koru-commit".into())
-            .spawn(move || thread.run())
-            .map_err(io_err("starting the commit thread"))?;
+        let (handle, inline) = if config.inline_commit {
+            (None, Some(Mutex::new((thread, Turn::default()))))
+        } else {
+            let handle = std::thread::Builder::new()
+                .name("koru-commit".into())
+                .spawn(move || thread.run())
+                .map_err(io_err("starting the commit thread"))?;
+            (Some(handle), None)
+        };
         let store = Store {
             inner: Arc::new(Inner {
                 config,
@@ -357,7 +375,8 @@ impl Store {
                 read_only,
                 metrics,
                 seals,
-                thread: Mutex::new(Some(handle)),
+                thread: Mutex::new(handle),
+                inline,
                 text,
                 _lock: lock,
             }),
@@ -508,6 +527,7 @@ impl Store {
                 reply,
             })
             .map_err(|_| StoreError::Closed)?;
+        self.inner.drive_inline();
         Ok(rx)
     }
 
@@ -728,6 +748,7 @@ impl Store {
             .queue
             .request_roll(reply)
             .map_err(|_| StoreError::Closed)?;
+        self.inner.drive_inline();
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -738,6 +759,7 @@ impl Store {
             .queue
             .request_sync(reply)
             .map_err(|_| StoreError::Closed)?;
+        self.inner.drive_inline();
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -746,8 +768,26 @@ impl Store {
     pub fn close(&self) {
         self.inner.text.stop();
         self.inner.queue.close();
+        self.inner.drive_inline();
         if let Some(handle) = self.inner.thread.lock().take() {
             let _ = handle.join();
+        }
+    }
+}
+
+impl Inner {
+    /// In the single-threaded mode, commits what is queued (then builds any index defined by
+    /// it) before returning; nothing otherwise.
+    fn drive_inline(&self) {
+        let Some(inline) = &self.inline else { return };
+        let (committer, turn) = &mut *inline.lock();
+        committer.run_inline(turn);
+        let jobs = self.index.write().values_mut().take_pending();
+        for job in jobs {
+            if let Err(e) = crate::indexes::build::run(&self.index, &self.files, &job, None) {
+                // Left building: lookups scan and unique checks stay exact; a restart builds it.
+                tracing::error!(namespace = %job.namespace, error = %e, "building an index failed");
+            }
         }
     }
 }
@@ -756,6 +796,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.text.stop();
         self.queue.close();
+        self.drive_inline();
         if let Some(handle) = self.thread.lock().take() {
             let _ = handle.join();
         }
