@@ -56,3 +56,4 @@ echo "==> $(du -b "$pkg/koru_delta_wasm_bg.wasm" | cut -f1) bytes of .wasm ($pro
 modules="$(scripts/browser-test-deps.sh)"
 echo "==> browser test (headless chromium)" >&2
 NODE_PATH="$modules" KORU_CHROMIUM="$chromium" node bindings/wasm/test/run.cjs "$pkg" bindings/conformance
+node bindings/wasm/test/node-smoke.cjs "$pkg/nodejs"
