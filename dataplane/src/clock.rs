@@ -2,7 +2,8 @@
 //! epoch, written as RFC 3339 UTC with microseconds through the API crate's one helper, so the
 //! operator and the control plane format the same instant as the same text.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+// web-time: std's clock on native; in the browser, JS `Date.now()` (std's panics there).
+use web_time::{SystemTime, UNIX_EPOCH};
 
 pub use koru_dataplane_api::rfc3339::{ParseError, format_commit_micros, parse_micros};
 

@@ -521,6 +521,8 @@ impl Cli {
                     max_groups: self.query_max_groups,
                     max_memory_bytes: self.query_memory,
                 },
+                storage: std::sync::Arc::new(crate::wal::storage::FileStorage),
+                inline_commit: false,
             },
             listen: self.listen,
             max_ops_per_sec: self.max_ops_per_sec,

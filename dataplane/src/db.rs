@@ -254,6 +254,12 @@ impl Options {
         self.store.fsync = fsync;
         self
     }
+
+    /// Keeps the database on `storage` instead of files (a memory volume: the browser, tests).
+    pub fn storage(mut self, storage: Arc<dyn crate::wal::storage::Storage>) -> Self {
+        self.store.storage = storage;
+        self
+    }
 }
 
 /// The embedded database, blocking form: every call runs on the caller's thread and needs no
@@ -281,6 +287,7 @@ impl BlockingDb {
     }
 
     /// The async form over the same store.
+    #[cfg(feature = "server")]
     pub fn into_async(self) -> Db {
         Db { inner: self }
     }
@@ -547,11 +554,13 @@ impl BlockingDb {
 /// The embedded database, async form (the roadmap's `KoruDelta::start_with_path("./data").await`):
 /// writes wait for their commit without blocking the runtime; reads and queries run on the
 /// runtime's blocking pool.
+#[cfg(feature = "server")]
 #[derive(Clone)]
 pub struct Db {
     inner: BlockingDb,
 }
 
+#[cfg(feature = "server")]
 impl Db {
     /// Opens (or creates) the database at `path` with the default settings.
     pub async fn start_with_path(path: impl Into<PathBuf>) -> Result<Db, DbError> {
@@ -668,6 +677,7 @@ impl Db {
 
 /// Runs `f` on the runtime's blocking pool: the store's reads are positional file reads and its
 /// writes wait for the commit thread.
+#[cfg(feature = "server")]
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DbError> + Send + 'static,
 ) -> Result<T, DbError> {
@@ -676,6 +686,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| DbError::Store(StoreError::Closed))?
 }
 
+#[cfg(feature = "server")]
 fn s(text: &str) -> String {
     text.to_string()
 }

@@ -8,6 +8,8 @@
 pub mod build;
 pub mod def;
 pub mod encode;
+// Without tantivy (the `text` feature: off in the browser build) text indexes answer why not.
+#[cfg_attr(not(feature = "text"), path = "text/off.rs")]
 pub mod text;
 pub mod value;
 

@@ -42,6 +42,7 @@ pub struct QueryAnswer {
 impl Store {
     /// Answers `query` over `namespace` on the blocking pool (the roadmap's `db.query("sales",
     /// Query::new()...).await`).
+    #[cfg(feature = "server")]
     pub async fn query(&self, namespace: &str, query: Query) -> Result<QueryAnswer, QueryError> {
         let (store, namespace) = (self.clone(), namespace.to_string());
         tokio::task::spawn_blocking(move || store.query_blocking(&namespace, &query))

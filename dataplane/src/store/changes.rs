@@ -1,13 +1,14 @@
 //! The change feed: committed records after a given LSN, read back from the log files.
 
-use std::fs::File;
-use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom};
+use std::io::{BufReader, ErrorKind, Read};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::wal::record::{self, OpKind};
 use crate::wal::segment::HEADER_LEN;
+use crate::wal::storage::FileCursor;
 use crate::wal::{SegmentFile, WalError, io_err};
 
 /// Read size of the change feed's buffered reader.
@@ -69,13 +70,9 @@ pub(crate) fn read(
             HEADER_LEN as u64
         };
         let at = |offset: u64| format!("{} at offset {offset}", seg.path.display());
-        // A handle of our own: its file position is not shared with any other reader.
-        let file =
-            File::open(&seg.path).map_err(io_err(format!("opening {}", seg.path.display())))?;
+        // A cursor of our own over positional reads: no position shared with any other reader.
+        let file = FileCursor::new(Arc::clone(&seg.file), offset);
         let mut reader = BufReader::with_capacity(READ_BUFFER, file);
-        reader
-            .seek(SeekFrom::Start(offset))
-            .map_err(io_err(at(offset)))?;
         loop {
             if out.len() >= page.limit {
                 return Ok(out);

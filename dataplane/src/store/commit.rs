@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::oneshot;
@@ -164,6 +166,50 @@ impl Queue {
         self.state.lock().closed = true;
         self.wake.notify_one();
     }
+
+    /// Whether the store is closing.
+    fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+}
+
+/// What one turn of the commit loop takes off the queue: writes, seal and fsync waiters.
+type Taken = (Vec<Pending>, Vec<Waiter>, Vec<Waiter>);
+
+impl QueueState {
+    /// Whether nothing is asked for.
+    fn idle(&self) -> bool {
+        self.pending.is_empty() && self.rolls.is_empty() && self.syncs.is_empty()
+    }
+
+    /// Everything asked for, or None when nothing is.
+    fn take(&mut self) -> Option<Taken> {
+        (!self.idle()).then(|| {
+            (
+                std::mem::take(&mut self.pending),
+                std::mem::take(&mut self.rolls),
+                std::mem::take(&mut self.syncs),
+            )
+        })
+    }
+}
+
+/// Buffers and the unsynced flag carried from one turn of the commit loop to the next.
+pub(crate) struct Turn {
+    buf: Vec<u8>,
+    offsets: Vec<u32>,
+    /// Appended since the last fsync.
+    dirty: bool,
+}
+
+impl Default for Turn {
+    fn default() -> Turn {
+        Turn {
+            buf: Vec::with_capacity(1 << 20),
+            offsets: Vec::new(),
+            dirty: false,
+        }
+    }
 }
 
 /// State the commit thread owns.
@@ -195,14 +241,12 @@ impl CommitThread {
     pub fn run(mut self) {
         let mut syncer = match self.fsync {
             FsyncMode::Interval(every) => {
-                let started = self.wal.active_handle().and_then(|file| {
-                    Syncer::start(
-                        file,
-                        every,
-                        Arc::clone(&self.read_only),
-                        Arc::clone(&self.metrics),
-                    )
-                });
+                let started = Syncer::start(
+                    self.wal.active_handle(),
+                    every,
+                    Arc::clone(&self.read_only),
+                    Arc::clone(&self.metrics),
+                );
                 match started {
                     Ok(s) => Some(s),
                     Err(e) => {
@@ -214,66 +258,68 @@ impl CommitThread {
             }
             FsyncMode::Always | FsyncMode::Off => None,
         };
-        let mut buf = Vec::with_capacity(1 << 20);
-        let mut offsets = Vec::new();
-        let mut dirty = false;
+        let mut turn = Turn::default();
         loop {
-            let (group, rolls, syncs) = {
+            let taken = {
                 let mut state = self.queue.state.lock();
-                let idle = |s: &QueueState| {
-                    s.pending.is_empty() && s.rolls.is_empty() && s.syncs.is_empty()
-                };
-                while idle(&state) && !state.closed {
+                while state.idle() && !state.closed {
                     self.queue.wake.wait(&mut state);
                 }
-                if idle(&state) {
-                    break;
-                }
-                (
-                    std::mem::take(&mut state.pending),
-                    std::mem::take(&mut state.rolls),
-                    std::mem::take(&mut state.syncs),
-                )
+                state.take()
             };
-            let segment = self.wal.position().0;
-            let wrote = !group.is_empty() && self.commit(group, &mut buf, &mut offsets);
-            if !rolls.is_empty() {
-                let sealed = self.roll_on_request();
-                for reply in rolls {
-                    let _ = reply.send(sealed.ok_or(StoreError::ReadOnly));
-                }
-            }
-            if !syncs.is_empty() {
-                if !self.read_only.load(Ordering::SeqCst) {
-                    self.sync_or_fail();
-                }
-                let synced = (!self.read_only.load(Ordering::SeqCst)).then_some(self.next_lsn - 1);
-                for reply in syncs {
-                    let _ = reply.send(synced.ok_or(StoreError::ReadOnly));
-                }
-            }
-            if wrote || self.wal.position().0 != segment {
-                // `always` fsynced the group before acknowledging it.
-                dirty = self.fsync != FsyncMode::Always;
-                if let Some(s) = &syncer {
-                    if self.wal.position().0 != segment {
-                        match self.wal.active_handle() {
-                            Ok(file) => s.set_file(file),
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot hand the new segment to the fsync thread");
-                                self.read_only.store(true, Ordering::SeqCst);
-                            }
-                        }
-                    }
-                    s.mark_dirty();
-                }
-            }
+            let Some(taken) = taken else { break };
+            self.process(taken, &mut turn, syncer.as_ref());
         }
         if let Some(s) = &mut syncer {
             s.stop();
         }
-        if dirty {
+        if turn.dirty {
             self.sync_or_fail();
+        }
+    }
+
+    /// Commits whatever is queued now, on the caller's thread (the single-threaded mode, for
+    /// targets without threads): the caller's reply is ready when this returns. `interval`
+    /// fsyncs once per turn here, as there is no thread to do it later.
+    pub fn run_inline(&mut self, turn: &mut Turn) {
+        let taken = self.queue.state.lock().take();
+        if let Some(taken) = taken {
+            self.process(taken, turn, None);
+        }
+        if turn.dirty && (matches!(self.fsync, FsyncMode::Interval(_)) || self.queue.is_closed()) {
+            turn.dirty = false;
+            self.sync_or_fail();
+        }
+    }
+
+    /// One turn: commits a group, then answers the seals and fsyncs asked for with it.
+    fn process(&mut self, (group, rolls, syncs): Taken, turn: &mut Turn, syncer: Option<&Syncer>) {
+        let segment = self.wal.position().0;
+        let wrote = !group.is_empty() && self.commit(group, &mut turn.buf, &mut turn.offsets);
+        if !rolls.is_empty() {
+            let sealed = self.roll_on_request();
+            for reply in rolls {
+                let _ = reply.send(sealed.ok_or(StoreError::ReadOnly));
+            }
+        }
+        if !syncs.is_empty() {
+            if !self.read_only.load(Ordering::SeqCst) {
+                self.sync_or_fail();
+            }
+            let synced = (!self.read_only.load(Ordering::SeqCst)).then_some(self.next_lsn - 1);
+            for reply in syncs {
+                let _ = reply.send(synced.ok_or(StoreError::ReadOnly));
+            }
+        }
+        if wrote || self.wal.position().0 != segment {
+            // `always` fsynced the group before acknowledging it.
+            turn.dirty = self.fsync != FsyncMode::Always;
+            if let Some(s) = syncer {
+                if self.wal.position().0 != segment {
+                    s.set_file(self.wal.active_handle());
+                }
+                s.mark_dirty();
+            }
         }
     }
 

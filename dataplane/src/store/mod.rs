@@ -14,13 +14,14 @@ mod text;
 mod unique;
 
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::value::RawValue;
@@ -39,9 +40,13 @@ use crate::metrics::StoreMetrics;
 use crate::names;
 use crate::wal::faults::Faults;
 use crate::wal::record::{OpKind, OpRef};
+use crate::wal::storage::{FileStorage, LockError, LockGuard, Storage};
 use crate::wal::{SegmentFiles, Wal, io_err};
-use commit::{CommitThread, Pending, Queue};
+use commit::{CommitThread, Pending, Queue, Turn};
 use index::Index;
+
+/// Whether this target can start threads (wasm32-unknown-unknown cannot).
+const THREADS: bool = !cfg!(target_family = "wasm");
 
 /// Default size at which the active segment is sealed and a new one started.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
@@ -124,6 +129,12 @@ pub struct StoreConfig {
     pub faults: Option<Arc<Faults>>,
     /// Budgets of every query (`--query-max-*`).
     pub query: crate::query::QueryLimits,
+    /// What the data directory lives on: the file system ([`FileStorage`], the default) or a
+    /// [`MemoryStorage`](crate::wal::storage::MemoryStorage) volume (the browser, tests).
+    pub storage: Arc<dyn Storage>,
+    /// Commit on the writer's own thread instead of a commit thread (and build indexes inline):
+    /// the mode for targets without threads (wasm), on by default there and off elsewhere.
+    pub inline_commit: bool,
 }
 
 impl StoreConfig {
@@ -139,7 +150,15 @@ impl StoreConfig {
             max_read_bytes: DEFAULT_MAX_READ_BYTES,
             faults: None,
             query: crate::query::QueryLimits::default(),
+            storage: Arc::new(FileStorage),
+            inline_commit: !THREADS,
         }
+    }
+
+    /// The same configuration on another storage.
+    pub fn with_storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
+        self
     }
 }
 
@@ -229,10 +248,12 @@ struct Inner {
     metrics: Arc<StoreMetrics>,
     seals: Arc<SealState>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The committer in the single-threaded mode, run by whoever queues work.
+    inline: Option<Mutex<(CommitThread, Turn)>>,
     /// The full-text indexes and their indexer thread (which reads the log, never writes).
     text: TextIndexes,
     /// Held for the store's life: the OS releases the flock when the process dies, however it dies.
-    _lock: File,
+    _lock: LockGuard,
 }
 
 /// What opening the store found, for the start-up log line.
@@ -261,22 +282,29 @@ impl Store {
             )));
         }
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let lock = lock_dir(dir)?;
+        let storage = Arc::clone(&config.storage);
+        storage
+            .create_dir_all(dir)
+            .map_err(io_err(format!("creating {}", dir.display())))?;
+        let lock = lock_dir(&*storage, dir)?;
         let mut index = Index::default();
         let mut previous = Vec::new();
         let mut records = 0u64;
         // (segment, timestamp of its first record) for the newest segment seen in replay.
         let mut newest_first: Option<(u64, i64)> = None;
-        let (mut wal, report) =
-            Wal::open(&dir.join("wal"), config.segment_size, |record, location| {
+        let (mut wal, report) = Wal::open_on(
+            storage,
+            &dir.join("wal"),
+            config.segment_size,
+            |record, location| {
                 if newest_first.is_none_or(|(seq, _)| seq != location.seq) {
                     newest_first = Some((location.seq, record.timestamp_micros));
                 }
                 previous.clear();
                 index.apply(record, location.seq, location.record_offset, &mut previous);
                 records += 1;
-            })?;
+            },
+        )?;
         wal.set_faults(config.faults.clone());
         metrics.log_bytes.set(wal.total_bytes() as i64);
         let pending_builds = index.values_mut().take_pending();
@@ -288,7 +316,9 @@ impl Store {
         for job in pending_builds {
             crate::indexes::build::run(&index, &files, &job, None)?;
         }
-        start_builder(&index, &files)?;
+        if !config.inline_commit {
+            start_builder(&index, &files)?;
+        }
         let queue = Arc::new(Queue::default());
         let read_only = Arc::new(AtomicBool::new(false));
         let seals = Arc::new(SealState::default());
@@ -321,11 +351,21 @@ impl Store {
             index: Arc::clone(&index),
             files: Arc::clone(&files),
         };
-        let text = TextIndexes::start(config.data_dir.join("text"), log)?;
-        let handle = std::thread::Builder::new()
-            .name("koru-commit".into())
-            .spawn(move || thread.run())
-            .map_err(io_err("starting the commit thread"))?;
+        // Tantivy keeps its own files: text indexes run only where paths are real files.
+        let text = if config.storage.is_os_files() {
+            TextIndexes::start(config.data_dir.join("text"), log)?
+        } else {
+            TextIndexes::unavailable(log)
+        };
+        let (handle, inline) = if config.inline_commit {
+            (None, Some(Mutex::new((thread, Turn::default()))))
+        } else {
+            let handle = std::thread::Builder::new()
+                .name("koru-commit".into())
+                .spawn(move || thread.run())
+                .map_err(io_err("starting the commit thread"))?;
+            (Some(handle), None)
+        };
         let store = Store {
             inner: Arc::new(Inner {
                 config,
@@ -335,7 +375,8 @@ impl Store {
                 read_only,
                 metrics,
                 seals,
-                thread: Mutex::new(Some(handle)),
+                thread: Mutex::new(handle),
+                inline,
                 text,
                 _lock: lock,
             }),
@@ -486,6 +527,7 @@ impl Store {
                 reply,
             })
             .map_err(|_| StoreError::Closed)?;
+        self.inner.drive_inline();
         Ok(rx)
     }
 
@@ -706,6 +748,7 @@ impl Store {
             .queue
             .request_roll(reply)
             .map_err(|_| StoreError::Closed)?;
+        self.inner.drive_inline();
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -716,6 +759,7 @@ impl Store {
             .queue
             .request_sync(reply)
             .map_err(|_| StoreError::Closed)?;
+        self.inner.drive_inline();
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -724,8 +768,26 @@ impl Store {
     pub fn close(&self) {
         self.inner.text.stop();
         self.inner.queue.close();
+        self.inner.drive_inline();
         if let Some(handle) = self.inner.thread.lock().take() {
             let _ = handle.join();
+        }
+    }
+}
+
+impl Inner {
+    /// In the single-threaded mode, commits what is queued (then builds any index defined by
+    /// it) before returning; nothing otherwise.
+    fn drive_inline(&self) {
+        let Some(inline) = &self.inline else { return };
+        let (committer, turn) = &mut *inline.lock();
+        committer.run_inline(turn);
+        let jobs = self.index.write().values_mut().take_pending();
+        for job in jobs {
+            if let Err(e) = crate::indexes::build::run(&self.index, &self.files, &job, None) {
+                // Left building: lookups scan and unique checks stay exact; a restart builds it.
+                tracing::error!(namespace = %job.namespace, error = %e, "building an index failed");
+            }
         }
     }
 }
@@ -734,6 +796,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.text.stop();
         self.queue.close();
+        self.drive_inline();
         if let Some(handle) = self.thread.lock().take() {
             let _ = handle.join();
         }
@@ -773,20 +836,12 @@ fn start_builder(index: &Arc<RwLock<Index>>, files: &Arc<SegmentFiles>) -> Resul
     Ok(())
 }
 
-/// Takes an exclusive flock on `dir/LOCK`, failing at once if another process holds it.
-fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+/// Takes the exclusive lock `dir/LOCK` (an flock on files), failing at once if another holds it.
+fn lock_dir(storage: &dyn Storage, dir: &Path) -> Result<LockGuard, StoreError> {
     let path = dir.join("LOCK");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err(format!("opening {}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(io_err(format!("locking {}", path.display()))(e).into())
-        }
+    match storage.lock(&path) {
+        Ok(guard) => Ok(guard),
+        Err(LockError::Held) => Err(StoreError::Locked(dir.to_path_buf())),
+        Err(LockError::Io(e)) => Err(io_err(format!("locking {}", path.display()))(e).into()),
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct LogReader {
     pub(super) files: Arc<SegmentFiles>,
 }
 
+// Without text indexes and rewinds (the browser build) some readers have no caller.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 impl LogReader {
     /// LSN and commit time (µs) of the last record applied.
     pub(crate) fn last_applied(&self) -> (u64, i64) {

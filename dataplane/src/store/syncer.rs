@@ -4,7 +4,6 @@
 //! makes them durable within the interval. It syncs through its own handle on the active segment,
 //! which the commit thread swaps when it rolls (sealed segments were already fsynced by the roll).
 
-use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -13,6 +12,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::metrics::StoreMetrics;
+use crate::wal::storage::StorageFile;
 
 /// What the commit thread and the syncer share.
 struct Shared {
@@ -22,7 +22,7 @@ struct Shared {
 
 struct State {
     /// The active segment.
-    file: Arc<File>,
+    file: Arc<dyn StorageFile>,
     /// Whether anything was appended since the last sync began.
     dirty: bool,
     /// Set once the store closes.
@@ -38,14 +38,14 @@ pub(crate) struct Syncer {
 impl Syncer {
     /// Starts a thread that fsyncs `file` every `every` while there are unsynced appends.
     pub fn start(
-        file: File,
+        file: Arc<dyn StorageFile>,
         every: Duration,
         read_only: Arc<AtomicBool>,
         metrics: Arc<StoreMetrics>,
     ) -> std::io::Result<Syncer> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                file: Arc::new(file),
+                file,
                 dirty: false,
                 closed: false,
             }),
@@ -67,8 +67,8 @@ impl Syncer {
     }
 
     /// Points the syncer at a new active segment after a roll.
-    pub fn set_file(&self, file: File) {
-        self.shared.state.lock().file = Arc::new(file);
+    pub fn set_file(&self, file: Arc<dyn StorageFile>) {
+        self.shared.state.lock().file = file;
     }
 
     /// Stops the thread; the caller fsyncs what is left itself.

@@ -60,6 +60,10 @@ impl Store {
             .ok()??;
         let def: IndexDef = serde_json::from_str(def.value.as_deref()?).ok()?;
         (def.kind == IndexKind::Text).then(|| {
+            if !self.text_indexes().available() {
+                let reason = crate::indexes::text::UNAVAILABLE.to_string();
+                return (IndexStatus::Failed { reason }, 0);
+            }
             let total = self.last_applied().0;
             (IndexStatus::Building { indexed: 0, total }, 0)
         })

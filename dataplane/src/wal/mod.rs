@@ -8,11 +8,10 @@
 pub mod faults;
 pub mod record;
 pub mod segment;
+pub mod storage;
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use thiserror::Error;
 
 use record::{DecodeError, Record};
 use segment::{HEADER_LEN, SegmentHeader};
+use storage::{FileStorage, OpenMode, Storage, StorageFile};
 
 /// Why the log could not be opened, read or written.
 #[derive(Debug, Error)]
@@ -79,7 +79,7 @@ pub struct SegmentFile {
     /// Where it lives.
     pub path: PathBuf,
     /// A read handle (positional reads only, so it is shared freely).
-    pub file: Arc<File>,
+    pub file: Arc<dyn StorageFile>,
 }
 
 impl SegmentFiles {
@@ -149,8 +149,9 @@ pub struct Location {
 /// The writer of the active segment.
 #[derive(Debug)]
 pub struct Wal {
+    storage: Arc<dyn Storage>,
     dir: PathBuf,
-    active: File,
+    active: Arc<dyn StorageFile>,
     active_seq: u64,
     active_first_lsn: u64,
     active_len: u64,
@@ -174,16 +175,29 @@ pub struct RecoveryReport {
 }
 
 impl Wal {
-    /// Opens the log in `dir`, replaying every record through `apply` in LSN order.
+    /// Opens the log in `dir` on the file system, replaying every record through `apply` in
+    /// LSN order.
     ///
     /// `apply` receives each record and where it lives; it must be idempotent per LSN.
     pub fn open(
         dir: &Path,
         segment_size: u64,
+        apply: impl FnMut(&Record<'_>, Location),
+    ) -> Result<(Wal, RecoveryReport), WalError> {
+        Wal::open_on(Arc::new(FileStorage), dir, segment_size, apply)
+    }
+
+    /// [`Wal::open`] on any [`Storage`].
+    pub fn open_on(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        segment_size: u64,
         mut apply: impl FnMut(&Record<'_>, Location),
     ) -> Result<(Wal, RecoveryReport), WalError> {
-        fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let seqs = list_segments(dir)?;
+        storage
+            .create_dir_all(dir)
+            .map_err(io_err(format!("creating {}", dir.display())))?;
+        let seqs = list_segments(&*storage, dir)?;
         let files = Arc::new(SegmentFiles::default());
         let mut next_lsn = 1;
         let mut last_ts = 0;
@@ -193,13 +207,16 @@ impl Wal {
         for (i, &seq) in seqs.iter().enumerate() {
             let path = dir.join(segment::file_name(seq));
             let is_last = i + 1 == seqs.len();
-            let mut file = File::options()
-                .read(true)
-                .write(is_last)
-                .open(&path)
+            let mode = if is_last {
+                OpenMode::ReadWrite
+            } else {
+                OpenMode::Read
+            };
+            let file = storage
+                .open(&path, mode)
                 .map_err(io_err(format!("opening {}", path.display())))?;
-            buf.clear();
-            io::Read::read_to_end(&mut file, &mut buf)
+            buf = file
+                .read_all()
                 .map_err(io_err(format!("reading {}", path.display())))?;
             let corrupt = |offset: u64, reason: String| WalError::Corrupt {
                 segment: path.clone(),
@@ -273,16 +290,15 @@ impl Wal {
                 seq,
                 first_lsn: header.first_lsn,
                 path: path.clone(),
-                file: Arc::new(file),
+                file,
             });
         }
         let active_first_lsn = files.list().last().map_or(1, |s| s.first_lsn);
         let (active, active_seq, active_len) = match seqs.last() {
             Some(&seq) => {
                 let path = dir.join(segment::file_name(seq));
-                let file = File::options()
-                    .append(true)
-                    .open(&path)
+                let file = storage
+                    .open(&path, OpenMode::Append)
                     .map_err(io_err(format!("opening {}", path.display())))?;
                 (file, seq, buf.len() as u64)
             }
@@ -291,17 +307,17 @@ impl Wal {
                     seq: 1,
                     first_lsn: 1,
                 };
-                let (file, path) = segment::create(dir, header).map_err(io_err(format!(
-                    "creating the first segment in {}",
-                    dir.display()
-                )))?;
-                let read =
-                    File::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
+                let (file, path) = segment::create(&*storage, dir, header).map_err(io_err(
+                    format!("creating the first segment in {}", dir.display()),
+                ))?;
+                let read = storage
+                    .open(&path, OpenMode::Read)
+                    .map_err(io_err(format!("opening {}", path.display())))?;
                 files.insert(SegmentFile {
                     seq: 1,
                     first_lsn: 1,
                     path,
-                    file: Arc::new(read),
+                    file: read,
                 });
                 total_bytes = HEADER_LEN as u64;
                 (file, 1, HEADER_LEN as u64)
@@ -314,6 +330,7 @@ impl Wal {
             segments: seqs.len().max(1),
         };
         let wal = Wal {
+            storage,
             dir: dir.to_path_buf(),
             active,
             active_seq,
@@ -361,10 +378,10 @@ impl Wal {
     /// Appends bytes to the active segment in one write.
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         if let Some(n) = self.faults.as_ref().and_then(|f| f.take_short_write()) {
-            self.active.write_all(&bytes[..n.min(bytes.len())])?;
+            self.active.append(&bytes[..n.min(bytes.len())])?;
             return Err(io::Error::other("injected short write"));
         }
-        self.active.write_all(bytes)?;
+        self.active.append(bytes)?;
         self.active_len += bytes.len() as u64;
         self.total_bytes += bytes.len() as u64;
         Ok(())
@@ -378,9 +395,9 @@ impl Wal {
         self.active.sync_data()
     }
 
-    /// A second handle on the active segment, for fsyncing it from another thread.
-    pub fn active_handle(&self) -> io::Result<File> {
-        self.active.try_clone()
+    /// A shared handle on the active segment, for fsyncing it from another thread.
+    pub fn active_handle(&self) -> Arc<dyn StorageFile> {
+        Arc::clone(&self.active)
     }
 
     /// Seals the active segment (fsync) and starts segment `seq + 1` whose first record is `first_lsn`.
@@ -390,13 +407,13 @@ impl Wal {
             seq: self.active_seq + 1,
             first_lsn,
         };
-        let (file, path) = segment::create(&self.dir, header)?;
-        let read = File::open(&path)?;
+        let (file, path) = segment::create(&*self.storage, &self.dir, header)?;
+        let read = self.storage.open(&path, OpenMode::Read)?;
         self.files.insert(SegmentFile {
             seq: header.seq,
             first_lsn,
             path,
-            file: Arc::new(read),
+            file: read,
         });
         tracing::debug!(sealed = self.active_seq, "log segment sealed");
         self.active = file;
@@ -409,17 +426,18 @@ impl Wal {
 }
 
 /// Lists segment sequence numbers in `dir`, removing leftovers of interrupted segment creation.
-fn list_segments(dir: &Path) -> Result<Vec<u64>, WalError> {
+fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<u64>, WalError> {
     let mut seqs = Vec::new();
-    let entries = fs::read_dir(dir).map_err(io_err(format!("listing {}", dir.display())))?;
-    for entry in entries {
-        let entry = entry.map_err(io_err(format!("listing {}", dir.display())))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
+    let names = storage
+        .list_dir(dir)
+        .map_err(io_err(format!("listing {}", dir.display())))?;
+    for name in names {
         if name.ends_with(".wal.tmp") {
             // A segment whose creation was interrupted never held a record.
-            fs::remove_file(entry.path())
-                .map_err(io_err(format!("removing {}", entry.path().display())))?;
+            let path = dir.join(&name);
+            storage
+                .remove_file(&path)
+                .map_err(io_err(format!("removing {}", path.display())))?;
         } else if let Some(seq) = segment::parse_file_name(&name) {
             seqs.push(seq);
         }

@@ -1,10 +1,12 @@
 //! Segment files: their names, their 32-byte header, and how a new one is created atomically.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::record::{read_u32, read_u64};
+use super::storage::{OpenMode, Storage, StorageFile};
 
 /// Bytes at the start of every segment file before its first record.
 pub const HEADER_LEN: usize = 32;
@@ -84,21 +86,21 @@ pub fn decode_header(buf: &[u8]) -> Result<SegmentHeader, String> {
 ///
 /// The header is written to a temporary name, fsynced and renamed, and the directory is fsynced,
 /// so a crash never leaves a segment file with a partial header under its real name.
-pub fn create(dir: &Path, header: SegmentHeader) -> io::Result<(File, PathBuf)> {
+pub fn create(
+    storage: &dyn Storage,
+    dir: &Path,
+    header: SegmentHeader,
+) -> io::Result<(Arc<dyn StorageFile>, PathBuf)> {
     let path = dir.join(file_name(header.seq));
     let tmp = dir.join(format!("{}.tmp", file_name(header.seq)));
     {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(&encode_header(header))?;
+        let file = storage.open(&tmp, OpenMode::CreateTruncate)?;
+        file.append(&encode_header(header))?;
         file.sync_all()?;
     }
-    fs::rename(&tmp, &path)?;
-    sync_dir(dir)?;
-    let file = OpenOptions::new().read(true).append(true).open(&path)?;
+    storage.rename(&tmp, &path)?;
+    storage.sync_dir(dir)?;
+    let file = storage.open(&path, OpenMode::Append)?;
     Ok((file, path))
 }
 

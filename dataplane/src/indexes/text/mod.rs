@@ -53,7 +53,14 @@ pub enum TextError {
     /// Reading the log failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store is not on files (memory, the browser): tantivy has nowhere to keep indexes.
+    #[error("{UNAVAILABLE}")]
+    Unavailable,
 }
+
+/// Why text search is refused on a store that is not on files.
+pub const UNAVAILABLE: &str =
+    "text indexes need a store on files; this store runs on memory storage";
 
 impl TextError {
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TextError + '_ {
@@ -68,6 +75,7 @@ impl From<TextError> for StoreError {
     fn from(e: TextError) -> StoreError {
         match e {
             TextError::Query(q) => StoreError::InvalidRequest(q),
+            TextError::Unavailable => StoreError::InvalidRequest(UNAVAILABLE.into()),
             TextError::Store(e) => e,
             other => StoreError::TextIndex(other.to_string()),
         }
@@ -129,6 +137,8 @@ impl Registry {
 
 /// The store's text indexes and the thread maintaining them.
 pub(crate) struct TextIndexes {
+    /// False on a store without files: nothing is indexed and searches say why.
+    available: bool,
     registry: Arc<Registry>,
     log: LogReader,
     stop: Mutex<Option<Sender<()>>>,
@@ -146,11 +156,28 @@ impl TextIndexes {
             .spawn(move || indexer.run(stopped))
             .map_err(crate::wal::io_err("starting the text indexer"))?;
         Ok(TextIndexes {
+            available: true,
             registry,
             log,
             stop: Mutex::new(Some(stop)),
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// No indexer: every text index is reported failed and searches answer [`TextError::Unavailable`].
+    pub(crate) fn unavailable(log: LogReader) -> TextIndexes {
+        TextIndexes {
+            available: false,
+            registry: Arc::default(),
+            log,
+            stop: Mutex::new(None),
+            thread: Mutex::new(None),
+        }
+    }
+
+    /// Whether text indexes are maintained (false on a store not on files).
+    pub(crate) fn available(&self) -> bool {
+        self.available
     }
 
     /// Stops the indexer after it has committed what it holds (idempotent).
@@ -173,6 +200,9 @@ impl TextIndexes {
         limit: usize,
         highlight: bool,
     ) -> Result<Option<(Vec<TextHit>, usize)>, TextError> {
+        if !self.available {
+            return Err(TextError::Unavailable);
+        }
         let Some(idx) = self.registry.get(&def_key(namespace, name)) else {
             return Ok(None);
         };

@@ -46,9 +46,13 @@ impl std::str::FromStr for BackupUrl {
                 {
                     return Err(bad("a file URL names no host: use file:///absolute/path"));
                 }
+                // The browser build (wasm) has no local paths: the parse fails there.
+                #[cfg(not(target_family = "wasm"))]
                 let path = url
                     .to_file_path()
                     .map_err(|()| bad("not an absolute local path"))?;
+                #[cfg(target_family = "wasm")]
+                let path: std::path::PathBuf = Err(bad("no local paths in the browser"))?;
                 if path.parent().is_none() {
                     return Err(bad("refusing the file-system root as a backup store"));
                 }

@@ -1,0 +1,177 @@
+//! The storage seam under the log: every file and directory operation the store makes on its
+//! data directory goes through [`Storage`], so the same store runs on real files, in memory
+//! (the browser build, tests) or on a simulated disk that drops what was never fsynced.
+//!
+//! The trait is deliberately small and explicit about durability: writes, file fsyncs,
+//! directory fsyncs, creations, renames and removals are each one call, so an implementation
+//! can record exactly what a power loss would keep.
+
+mod file;
+mod memory;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use file::FileStorage;
+pub use memory::MemoryStorage;
+
+/// How a file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Positional reads only; the file must exist.
+    Read,
+    /// Reads, appends and truncation of an existing file.
+    ReadWrite,
+    /// Appends at the end of an existing file (and positional reads).
+    Append,
+    /// Creates the file, or empties it when it exists, for writing.
+    CreateTruncate,
+}
+
+/// A directory of files the store reads and writes: real ones, memory, or a simulation.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Creates `dir` and its parents when missing.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// Names of the entries directly in `dir` (files and directories), in no order.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// Opens `path` as `mode` says; creating a file is an entry in its directory that is durable
+    /// only after [`Storage::sync_dir`].
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>>;
+
+    /// Renames `from` to `to` (replacing `to`), durable only after [`Storage::sync_dir`].
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes the file `path`, durable only after [`Storage::sync_dir`].
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes creations, renames and removals of entries in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Takes the exclusive lock `path` for as long as the guard lives; [`LockError::Held`] at
+    /// once when someone else holds it.
+    fn lock(&self, path: &Path) -> Result<LockGuard, LockError>;
+
+    /// Whether paths name real operating-system files: parts that need them (tantivy's text
+    /// indexes, the archiver) only run then.
+    fn is_os_files(&self) -> bool;
+}
+
+/// One open file of a [`Storage`]; shared between the writer, the fsync thread and readers,
+/// so every method takes `&self` (reads are positional).
+pub trait StorageFile: Send + Sync + fmt::Debug {
+    /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file (0 there).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// Appends all of `bytes` at the end of the file (not durable until a sync).
+    fn append(&self, bytes: &[u8]) -> io::Result<()>;
+
+    /// The file's current length.
+    fn len(&self) -> io::Result<u64>;
+
+    /// Whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Cuts the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+
+    /// Makes the file's data durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// Makes the file's data and metadata durable (`fsync`).
+    fn sync_all(&self) -> io::Result<()>;
+
+    /// Reads exactly `buf.len()` bytes at `offset`, failing with `UnexpectedEof` past the end.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "failed to fill whole buffer",
+                    ));
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the whole file.
+    fn read_all(&self) -> io::Result<Vec<u8>> {
+        let len = usize::try_from(self.len()?).map_err(io::Error::other)?;
+        let mut buf = vec![0; len];
+        let mut filled = 0;
+        // The file may shrink under us only if another writer truncates it, which the store never does.
+        while filled < len {
+            match self.read_at(&mut buf[filled..], filled as u64)? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+}
+
+/// Why a lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Someone else holds it.
+    #[error("the lock is held by another user")]
+    Held,
+    /// The lock file could not be opened or locked.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Holds a [`Storage::lock`] until dropped.
+pub struct LockGuard(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl LockGuard {
+    /// A guard releasing whatever `held` releases when dropped.
+    pub fn new(held: impl Send + Sync + 'static) -> LockGuard {
+        LockGuard(Box::new(held))
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LockGuard")
+    }
+}
+
+/// A sequential reader over a [`StorageFile`] with its own position, for `BufReader`.
+#[derive(Debug)]
+pub struct FileCursor {
+    file: Arc<dyn StorageFile>,
+    pos: u64,
+}
+
+impl FileCursor {
+    /// Starts reading `file` at `pos`.
+    pub fn new(file: Arc<dyn StorageFile>, pos: u64) -> FileCursor {
+        FileCursor { file, pos }
+    }
+}
+
+impl io::Read for FileCursor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! The file and memory storages behave alike on what the log does with them.
+
+use std::path::Path;
+
+use super::*;
+
+/// Creates, appends, reads, renames, lists and removes through `storage` under `root`.
+fn exercise(storage: &dyn Storage, root: &Path) {
+    let dir = root.join("wal");
+    storage.create_dir_all(&dir).unwrap();
+    let tmp = dir.join("a.tmp");
+    let f = storage.open(&tmp, OpenMode::CreateTruncate).unwrap();
+    f.append(b"hello ").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    storage.rename(&tmp, &dir.join("a")).unwrap();
+    storage.sync_dir(&dir).unwrap();
+    let a = storage.open(&dir.join("a"), OpenMode::Append).unwrap();
+    a.append(b"world").unwrap();
+    a.sync_data().unwrap();
+    let r = storage.open(&dir.join("a"), OpenMode::Read).unwrap();
+    assert_eq!(r.read_all().unwrap(), b"hello world");
+    let mut buf = [0u8; 5];
+    r.read_exact_at(&mut buf, 6).unwrap();
+    assert_eq!(&buf, b"world");
+    assert_eq!(r.read_at(&mut buf, 11).unwrap(), 0);
+    assert!(r.read_exact_at(&mut buf, 8).is_err());
+    let w = storage.open(&dir.join("a"), OpenMode::ReadWrite).unwrap();
+    w.set_len(5).unwrap();
+    assert_eq!(r.len().unwrap(), 5);
+    assert_eq!(storage.list_dir(&dir).unwrap(), vec!["a".to_string()]);
+    storage.remove_file(&dir.join("a")).unwrap();
+    assert!(storage.list_dir(&dir).unwrap().is_empty());
+    assert!(storage.open(&dir.join("a"), OpenMode::Read).is_err());
+    assert!(storage.list_dir(&root.join("missing")).is_err());
+}
+
+#[test]
+fn files_and_memory_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    exercise(&FileStorage, tmp.path());
+    exercise(&MemoryStorage::new(), Path::new("/data"));
+    exercise(&MemoryStorage::new(), Path::new("data"));
+}
+
+#[test]
+fn memory_locks_are_exclusive_until_dropped() {
+    let storage = MemoryStorage::new();
+    storage.create_dir_all(Path::new("d")).unwrap();
+    let guard = storage.lock(Path::new("d/LOCK")).unwrap();
+    assert!(matches!(
+        storage.clone().lock(Path::new("d/LOCK")),
+        Err(LockError::Held)
+    ));
+    drop(guard);
+    assert!(storage.lock(Path::new("d/LOCK")).is_ok());
+}
+
+#[test]
+fn memory_files_outlive_their_handles() {
+    let storage = MemoryStorage::new();
+    storage.create_dir_all(Path::new("/v")).unwrap();
+    let f = storage
+        .open(Path::new("/v/f"), OpenMode::CreateTruncate)
+        .unwrap();
+    f.append(b"kept").unwrap();
+    drop(f);
+    let again = storage.clone();
+    let f = again.open(Path::new("/v/f"), OpenMode::Read).unwrap();
+    assert_eq!(f.read_all().unwrap(), b"kept");
+    assert_eq!(storage.used_bytes(), 4);
+}
