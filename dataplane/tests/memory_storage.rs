@@ -121,7 +121,7 @@ fn a_volume_is_locked_while_open_and_volumes_are_separate() {
     let volume = MemoryStorage::new();
     let db = open(&volume, FsyncMode::Always);
     let again = BlockingDb::open(Options::new(DIR).storage(Arc::new(volume.clone())));
-    assert!(matches!(again.map(|_| ()).unwrap_err().code(), "internal"));
+    assert_eq!(again.map(|_| ()).unwrap_err().code(), "locked");
     let other = MemoryStorage::new();
     let db2 = open(&other, FsyncMode::Always);
     db.put("a", "k", "1", None).unwrap();
