@@ -86,4 +86,6 @@ step "npm package koru-delta: Node addon, TypeScript client, browser (scripts/bi
 scripts/bindings/node.sh
 step "Go client (scripts/bindings/go.sh)"
 scripts/bindings/go.sh
+step "the embedded store in WebAssembly, in headless Chromium (scripts/bindings/wasm.sh)"
+scripts/bindings/wasm.sh
 step "done"

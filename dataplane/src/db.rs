@@ -263,17 +263,23 @@ impl Options {
 }
 
 /// The embedded database, blocking form: every call runs on the caller's thread and needs no
-/// async runtime. Clones share the store; it closes when the last clone is dropped.
+/// async runtime. Clones share the store; it closes when the last clone is dropped or when any
+/// clone calls [`BlockingDb::close`].
 #[derive(Clone)]
 pub struct BlockingDb {
-    store: Store,
+    /// None once closed. A call holds its own clone of the store while it runs, so closing
+    /// never pulls the store from under it, and the store (with its directory lock) goes when the
+    /// last such call ends: the same process can open the directory again at once.
+    handle: Arc<parking_lot::RwLock<Option<Store>>>,
 }
 
 impl BlockingDb {
     /// Opens (or creates) the database in `options.store.data_dir`, replaying its log.
     pub fn open(options: Options) -> Result<BlockingDb, DbError> {
         let (store, _) = Store::open(options.store, Arc::new(StoreMetrics::default()))?;
-        Ok(BlockingDb { store })
+        Ok(BlockingDb {
+            handle: Arc::new(parking_lot::RwLock::new(Some(store))),
+        })
     }
 
     /// Opens (or creates) the database at `path` with the default settings.
@@ -281,9 +287,13 @@ impl BlockingDb {
         Self::open(Options::new(path))
     }
 
-    /// The store underneath, for what this facade does not wrap (indexes, views).
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The store underneath, for what this facade does not wrap (indexes, views); `shutting_down`
+    /// once closed.
+    pub fn store(&self) -> Result<Store, DbError> {
+        self.handle
+            .read()
+            .clone()
+            .ok_or(DbError::Store(StoreError::Closed))
     }
 
     /// The async form over the same store.
@@ -313,8 +323,9 @@ impl BlockingDb {
         key: &str,
         if_match: Option<&str>,
     ) -> Result<Written, DbError> {
+        let store = self.store()?;
         check_names(namespace, key)?;
-        if !self.store.is_live(namespace, key) {
+        if !store.is_live(namespace, key) {
             return Err(not_found(namespace, key));
         }
         let committed = self.write_one(WriteOp::delete(namespace, key), if_match)?;
@@ -322,12 +333,13 @@ impl BlockingDb {
     }
 
     fn write_one(&self, op: WriteOp, if_match: Option<&str>) -> Result<Committed, DbError> {
+        let store = self.store()?;
         names::validate_namespace(&op.namespace).map_err(StoreError::from)?;
         let Some(expected) = if_match else {
-            return Ok(self.store.write_blocking(vec![op])?);
+            return Ok(store.write_blocking(vec![op])?);
         };
         let expected = version_id(expected.trim_matches('"'), "if_match")?;
-        let latest = self.store.latest_version(&op.namespace, &op.key);
+        let latest = store.latest_version(&op.namespace, &op.key);
         let mismatch = |latest: Option<VersionId>| DbError::VersionMismatch {
             namespace: op.namespace.clone(),
             key: op.key.clone(),
@@ -343,9 +355,9 @@ impl BlockingDb {
             since_lsn: expected.lsn,
             exact: true,
         };
-        match self.store.write_guarded_blocking(vec![op.clone()], guard) {
+        match store.write_guarded_blocking(vec![op.clone()], guard) {
             Err(StoreError::Conflict { .. }) => {
-                Err(mismatch(self.store.latest_version(&op.namespace, &op.key)))
+                Err(mismatch(store.latest_version(&op.namespace, &op.key)))
             }
             other => Ok(other?),
         }
@@ -353,8 +365,9 @@ impl BlockingDb {
 
     /// The key's latest version; `not_found` when it never existed or was deleted.
     pub fn get(&self, namespace: &str, key: &str) -> Result<Entry, DbError> {
+        let store = self.store()?;
         check_names(namespace, key)?;
-        let found = self.store.get(namespace, key)?;
+        let found = store.get(namespace, key)?;
         found
             .map(entry)
             .transpose()?
@@ -363,8 +376,9 @@ impl BlockingDb {
 
     /// The version current at `at` (RFC 3339); `not_found` when absent or deleted then.
     pub fn get_at(&self, namespace: &str, key: &str, at: &str) -> Result<Entry, DbError> {
+        let store = self.store()?;
         check_names(namespace, key)?;
-        let found = self.store.get_at(namespace, key, timestamp(at)?)?;
+        let found = store.get_at(namespace, key, timestamp(at)?)?;
         found
             .map(entry)
             .transpose()?
@@ -380,12 +394,12 @@ impl BlockingDb {
         cursor: Option<&str>,
         limit: Option<usize>,
     ) -> Result<HistoryPage, DbError> {
+        let store = self.store()?;
         check_names(namespace, key)?;
         let after = cursor.map(|c| version_id(c, "cursor")).transpose()?;
         let limit = page_limit(limit, usize::MAX)?;
-        let budget = self.store.config().max_read_bytes;
-        let page = self
-            .store
+        let budget = store.config().max_read_bytes;
+        let page = store
             .history_page(namespace, key, after, limit, budget)?
             .ok_or_else(|| not_found(namespace, key))?;
         let next_cursor = page
@@ -406,16 +420,18 @@ impl BlockingDb {
     /// Answers a query body (JSON text, the HTTP API's `POST /{ns}/query` body) with the HTTP
     /// answer's JSON text: `{"results", "total", "namespace"}` or `{"groups", ...}`.
     pub fn query(&self, namespace: &str, query: &str) -> Result<String, DbError> {
+        let store = self.store()?;
         names::validate_namespace(namespace).map_err(StoreError::from)?;
         let query: Query = serde_json::from_str(query)
             .map_err(|e| DbError::MalformedJson(format!("query: {e}")))?;
-        let answer = self.store.query_blocking(namespace, &query.from_kdelta())?;
+        let answer = store.query_blocking(namespace, &query.from_kdelta())?;
         serde_json::to_string(&answer).map_err(|e| DbError::BadRequest(e.to_string()))
     }
 
     /// Writes every entry as one log record: all become durable or none does, and one bad entry
     /// refuses the whole batch.
     pub fn batch_put(&self, writes: Vec<BatchWrite>) -> Result<BatchWritten, DbError> {
+        let store = self.store()?;
         if writes.is_empty() {
             return Err(DbError::BadRequest(
                 "a batch needs at least one write".into(),
@@ -442,7 +458,7 @@ impl BlockingDb {
             .iter()
             .map(|op| (op.namespace.clone(), op.key.clone()))
             .collect();
-        let committed = self.store.write_blocking(ops)?;
+        let committed = store.write_blocking(ops)?;
         let results = keys
             .into_iter()
             .zip(&committed.versions)
@@ -462,7 +478,8 @@ impl BlockingDb {
 
     /// Reads many keys, each now or as of its own moment; absent keys come back without an entry.
     pub fn batch_get(&self, keys: Vec<BatchKey>) -> Result<Vec<BatchFound>, DbError> {
-        let limit = self.store.config().max_batch_ops;
+        let store = self.store()?;
+        let limit = store.config().max_batch_ops;
         if keys.len() > limit {
             return Err(StoreError::BatchTooLarge {
                 count: keys.len(),
@@ -474,8 +491,8 @@ impl BlockingDb {
         for k in keys {
             check_names(&k.namespace, &k.key)?;
             let fetched = match &k.at {
-                Some(at) => self.store.get_at(&k.namespace, &k.key, timestamp(at)?)?,
-                None => self.store.get(&k.namespace, &k.key)?,
+                Some(at) => store.get_at(&k.namespace, &k.key, timestamp(at)?)?,
+                None => store.get(&k.namespace, &k.key)?,
             };
             let entry = fetched.map(entry).transpose()?;
             found.push(BatchFound {
@@ -490,14 +507,15 @@ impl BlockingDb {
 
     /// Committed records after LSN `since`, at most `limit` (default 1,000) and the read budget.
     pub fn changes(&self, since: u64, limit: Option<usize>) -> Result<ChangesPage, DbError> {
+        let store = self.store()?;
         let limit = limit.unwrap_or(1000);
         if !(1..=MAX_CHANGES).contains(&limit) {
             return Err(DbError::BadRequest(format!(
                 "limit must be between 1 and {MAX_CHANGES}"
             )));
         }
-        let budget = self.store.config().max_read_bytes;
-        let records = self.store.changes_page(since, limit, budget)?;
+        let budget = store.config().max_read_bytes;
+        let records = store.changes_page(since, limit, budget)?;
         let next_since = records.last().map_or(since, |c| c.lsn);
         let mut changes = Vec::with_capacity(records.len());
         for c in records {
@@ -520,7 +538,7 @@ impl BlockingDb {
         Ok(ChangesPage {
             changes,
             next_since,
-            last_lsn: self.store.stats().applied_lsn,
+            last_lsn: store.stats().applied_lsn,
         })
     }
 
@@ -533,21 +551,25 @@ impl BlockingDb {
         cursor: Option<&str>,
         limit: Option<usize>,
     ) -> Result<KeysPage, DbError> {
+        let store = self.store()?;
         names::validate_namespace(namespace).map_err(StoreError::from)?;
         let limit = page_limit(limit, 10_000)?;
-        let (keys, next_cursor) = self.store.keys(namespace, prefix, cursor, limit);
+        let (keys, next_cursor) = store.keys(namespace, prefix, cursor, limit);
         Ok(KeysPage { keys, next_cursor })
     }
 
     /// Namespaces with at least one live key, sorted.
-    pub fn namespaces(&self) -> Vec<String> {
-        self.store.namespaces()
+    pub fn namespaces(&self) -> Result<Vec<String>, DbError> {
+        Ok(self.store()?.namespaces())
     }
 
     /// Writes and fsyncs everything queued, then stops the store's threads; later calls fail
-    /// with `shutting_down`.
+    /// with `shutting_down`, reads included.
     pub fn close(&self) {
-        self.store.close();
+        let taken = self.handle.write().take();
+        if let Some(store) = taken {
+            store.close();
+        }
     }
 }
 
@@ -664,7 +686,7 @@ impl Db {
     }
 
     /// See [`BlockingDb::namespaces`].
-    pub fn namespaces(&self) -> Vec<String> {
+    pub fn namespaces(&self) -> Result<Vec<String>, DbError> {
         self.inner.namespaces()
     }
 

@@ -194,7 +194,7 @@ impl Embedded {
                 opt_text(step, "cursor"),
                 opt_usize(step, "limit"),
             )?),
-            "namespaces" => json!({ "namespaces": self.db.namespaces() }),
+            "namespaces" => json!({ "namespaces": self.db.namespaces()? }),
             other => panic!("unknown op {other}"),
         })
     }
@@ -371,4 +371,25 @@ async fn the_async_form_answers_like_the_blocking_one() {
     db.close().await;
     let closed = db.put("users", "x", "1", None).await.expect_err("closed");
     assert_eq!(closed.code(), "shutting_down");
+}
+
+/// `close` on any clone ends the database for all of them, reads included, and releases the data
+/// directory at once, so the same process can open it again while old clones still exist.
+#[test]
+fn close_ends_every_clone_and_releases_the_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = BlockingDb::open_path(dir.path()).expect("open");
+    let clone = db.clone();
+    db.put("n", "k", "1", None).expect("put");
+    let busy = BlockingDb::open_path(dir.path()).err().map(|e| e.code());
+    assert_eq!(busy, Some("locked"), "one store per directory");
+    clone.close();
+    assert_eq!(db.get("n", "k").unwrap_err().code(), "shutting_down");
+    assert_eq!(db.namespaces().unwrap_err().code(), "shutting_down");
+    assert_eq!(
+        db.put("n", "k", "2", None).unwrap_err().code(),
+        "shutting_down"
+    );
+    let again = BlockingDb::open_path(dir.path()).expect("the directory is free again");
+    assert_eq!(again.get("n", "k").expect("kept").value.get(), "1");
 }

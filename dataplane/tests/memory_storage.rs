@@ -110,7 +110,7 @@ fn put_get_history_and_restart_on_the_same_volume() {
         }])
         .unwrap();
         assert_eq!(
-            db.namespaces(),
+            db.namespaces().unwrap(),
             vec!["bulk".to_string(), "users".to_string()]
         );
     }
@@ -138,6 +138,7 @@ fn text_search_says_it_needs_files() {
         .unwrap();
     let err = db
         .store()
+        .unwrap()
         .text_search("docs", "body", "hello", None, 10, false)
         .unwrap_err();
     assert_eq!(err.code(), "bad_request");
@@ -166,7 +167,8 @@ fn inline_commit_builds_value_indexes_and_answers_queries() {
         .unwrap();
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["total"], 5, "{answer}");
-    let roll = db.store().roll();
+    let store = db.store().unwrap();
+    let roll = store.roll();
     let sealed = block_on(roll).unwrap();
     assert_eq!(sealed, 50);
 }

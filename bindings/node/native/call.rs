@@ -90,8 +90,8 @@ pub type Outcome = Either<String, NativeError>;
 
 /// One operation on one database, run on the libuv pool.
 pub struct Call {
-    /// The database (a clone shares the store); None once closed.
-    pub db: Option<BlockingDb>,
+    /// The database (a clone shares the store; a closed one answers `shutting_down`).
+    pub db: BlockingDb,
     /// Taken by `compute`, which runs once.
     pub op: Option<Op>,
 }
@@ -104,12 +104,7 @@ impl Task for Call {
         let Some(op) = self.op.take() else {
             return Ok(Err(bad("internal", "a call ran twice")));
         };
-        match self.db.take() {
-            Some(db) => Ok(run(&db, op)),
-            // Closing twice is fine; anything else after close is refused as the store would.
-            None if matches!(op, Op::Close) => Ok(Ok("null".into())),
-            None => Ok(Err(bad("shutting_down", "the database is closed"))),
-        }
+        Ok(run(&self.db, op))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
@@ -190,7 +185,7 @@ fn run(db: &BlockingDb, op: Op) -> std::result::Result<String, NativeError> {
             cursor.as_deref(),
             limit.map(|l| l as usize),
         )),
-        Op::Namespaces => to_text(&serde_json::json!({ "namespaces": db.namespaces() })),
+        Op::Namespaces => to_text(&serde_json::json!({ "namespaces": db.namespaces()? })),
         Op::Close => {
             db.close();
             Ok("null".into())

@@ -6,8 +6,6 @@
 
 mod call;
 
-use std::sync::RwLock;
-
 use koru_dataplane::db::BlockingDb;
 use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
@@ -27,22 +25,22 @@ pub fn open(path: String) -> AsyncTask<Open> {
 /// [`NativeError`].
 #[napi]
 pub struct NativeDb {
-    /// None once closed: the last clone (a call still running holds one) then drops the store,
-    /// which releases the data directory, so the same process can open it again.
-    db: RwLock<Option<BlockingDb>>,
+    /// Closing it (`BlockingDb::close`) ends it for every call and releases the data directory
+    /// once calls in flight end, so the same process can open it again.
+    db: BlockingDb,
 }
 
 impl NativeDb {
     /// Wraps an open database.
     pub fn new(db: BlockingDb) -> Self {
-        NativeDb {
-            db: RwLock::new(Some(db)),
-        }
+        NativeDb { db }
     }
 
     fn call(&self, op: Op) -> AsyncTask<Call> {
-        let db = self.db.read().ok().and_then(|db| db.clone());
-        AsyncTask::new(Call { db, op: Some(op) })
+        AsyncTask::new(Call {
+            db: self.db.clone(),
+            op: Some(op),
+        })
     }
 }
 
@@ -160,10 +158,6 @@ impl NativeDb {
     /// `shutting_down`.
     #[napi]
     pub fn close(&self) -> AsyncTask<Call> {
-        let db = self.db.write().ok().and_then(|mut db| db.take());
-        AsyncTask::new(Call {
-            db,
-            op: Some(Op::Close),
-        })
+        self.call(Op::Close)
     }
 }

@@ -7,9 +7,7 @@
 //! for the database work and the serialization, so other Python threads run meanwhile.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
-use koru_dataplane::StoreError;
 use koru_dataplane::db::{BatchFound, BatchKey, BatchWrite, BlockingDb, DbError};
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -71,26 +69,18 @@ struct NamespacesBody {
     namespaces: Vec<String>,
 }
 
-/// An open embedded database (`korudelta.Database` wraps it).
-///
-/// `close()` takes the handle out, so the store (and its directory lock) goes as soon as calls
-/// in flight end, and the directory can be opened again in this process; later calls fail with
-/// `shutting_down`, reads included.
+/// An open embedded database (`korudelta.Database` wraps it). `close()` ends it for every
+/// caller, reads included, and releases the directory once calls in flight end
+/// (`BlockingDb::close`).
 #[pyclass(frozen, module = "korudelta._native")]
 struct Database {
-    db: Mutex<Option<BlockingDb>>,
+    db: BlockingDb,
 }
 
 impl Database {
-    /// A handle for one call (a clone shares the store), or `shutting_down` once closed.
+    /// A handle for one call (a clone shares the store; a closed one answers `shutting_down`).
     fn handle(&self) -> PyResult<BlockingDb> {
-        let guard = self
-            .db
-            .lock()
-            .map_err(|_| bad("internal", "database handle poisoned".into()))?;
-        guard
-            .clone()
-            .ok_or_else(|| db_error(DbError::Store(StoreError::Closed)))
+        Ok(self.db.clone())
     }
 }
 
@@ -102,9 +92,7 @@ impl Database {
         let db = py
             .detach(|| BlockingDb::open_path(path))
             .map_err(db_error)?;
-        Ok(Database {
-            db: Mutex::new(Some(db)),
-        })
+        Ok(Database { db })
     }
 
     /// Writes `value` (JSON text); answers the `PUT` body's JSON.
@@ -241,7 +229,7 @@ impl Database {
         let db = self.handle()?;
         let answer = py.detach(|| -> Result<String, CallError> {
             to_json(&NamespacesBody {
-                namespaces: db.namespaces(),
+                namespaces: db.namespaces()?,
             })
         })?;
         Ok(answer)
@@ -249,17 +237,8 @@ impl Database {
 
     /// Writes and fsyncs what is queued and stops the store; later calls fail `shutting_down`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let taken = self
-            .db
-            .lock()
-            .map_err(|_| bad("internal", "database handle poisoned".into()))?
-            .take();
-        if let Some(db) = taken {
-            py.detach(move || {
-                db.close();
-                drop(db);
-            });
-        }
+        let db = self.db.clone();
+        py.detach(move || db.close());
         Ok(())
     }
 }

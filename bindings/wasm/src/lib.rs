@@ -139,19 +139,16 @@ impl Entry {
 /// The embedded database on a memory volume.
 #[wasm_bindgen]
 pub struct KoruDelta {
-    /// None once closed: dropping the store releases its volume's lock, so the path can be
-    /// opened again at once (JS frees the wrapper only when it is collected).
-    db: RefCell<Option<BlockingDb>>,
+    /// Closing it (`BlockingDb::close`) drops the store, which releases its volume's lock, so the
+    /// path can be opened again at once (JS frees the wrapper only when it is collected).
+    db: BlockingDb,
 }
 
 #[wasm_bindgen]
 impl KoruDelta {
-    /// The open store (a clone sharing it), or `shutting_down` once closed.
-    fn db(&self) -> Result<BlockingDb, JsValue> {
-        self.db
-            .borrow()
-            .clone()
-            .ok_or_else(|| js_error("shutting_down", "the database is closed"))
+    /// The database (a closed one answers `shutting_down`).
+    fn db(&self) -> Result<&BlockingDb, JsValue> {
+        Ok(&self.db)
     }
 
     /// Opens (or creates) the database named `path` (a Promise, as in Node).
@@ -168,9 +165,7 @@ impl KoruDelta {
         let volume = VOLUMES.with(|v| v.borrow_mut().entry(path.clone()).or_default().clone());
         let options = Options::new(path).storage(Arc::new(volume));
         let db = BlockingDb::open(options).map_err(db_error)?;
-        Ok(KoruDelta {
-            db: RefCell::new(Some(db)),
-        })
+        Ok(KoruDelta { db })
     }
 
     /// Writes `value` as the key's new version; with `ifMatch`, only if that is still the latest.
@@ -331,14 +326,12 @@ impl KoruDelta {
 
     /// Namespaces with at least one live key.
     pub fn namespaces(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.db()?.namespaces())
+        to_js(&self.db()?.namespaces().map_err(db_error)?)
     }
 
     /// Closes the database; its volume keeps the data for a later `startWithPath` of the path.
     pub fn close(&self) {
-        if let Some(db) = self.db.borrow_mut().take() {
-            db.close();
-        }
+        self.db.close();
     }
 
     /// Forgets the volume of `path`: a later `startWithPath(path)` starts empty (a database open
