@@ -32,7 +32,8 @@ if [[ ! -e "$target/.seeded" ]]; then
   mkdir -p "$target/debug/deps" "$target/debug/.fingerprint" "$target/debug/build"
   if [[ -d "$shared/deps" ]]; then
     echo "==> CI checkout: seeding $target with the shared cache's third-party artefacts (hard links)"
-    (cd "$shared/deps" && find . -maxdepth 1 -type f ! -iname '*koru*' ! -name '*terraform_provider*' -print0 \
+    # Not our crates, and no executables (our test binaries carry no "koru" in their names).
+    (cd "$shared/deps" && find . -maxdepth 1 -type f ! -perm -u+x ! -iname '*koru*' ! -name '*terraform_provider*' -print0 \
       | xargs -0 -r cp -al -n -t "$target/debug/deps/") 2>/dev/null || true
     for dir in .fingerprint build; do
       (cd "$shared/$dir" && for d in *; do

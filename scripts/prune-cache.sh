@@ -9,10 +9,11 @@ source scripts/env.sh
 debug="$CARGO_TARGET_DIR/debug"
 [[ -d "$debug" ]] || exit 0
 # The workspace's own artefacts (test binaries, our libraries; not proc-macro `*.so`s, which are
-# third-party) matching the extra `find` arguments, listed or deleted.
+# third-party), then the extra `find` arguments: tests and actions come after the selection, so
+# an action such as -delete only ever sees our own files.
 own() {
-  find "$debug/deps" -maxdepth 1 -type f "$@" ! -name '*.so' \
-    \( -perm -u+x -o -name 'libkoru_*' -o -name 'koru_*' -o -name 'libterraform_provider_koru*' \)
+  find "$debug/deps" -maxdepth 1 -type f ! -name '*.so' \
+    \( -perm -u+x -o -name 'libkoru_*' -o -name 'koru_*' -o -name 'libterraform_provider_koru*' \) "$@"
 }
 prune_own() { own "$@" -delete 2>/dev/null || true; }
 if [[ "${KORU_CI_CHECKOUT:-}" == 1 ]]; then
