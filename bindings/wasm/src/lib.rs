@@ -13,7 +13,6 @@ use std::sync::Arc;
 use js_sys::{JSON, Promise, Reflect};
 use koru_dataplane::db::{BatchKey, BatchWrite, BlockingDb, DbError, Options};
 use koru_dataplane::wal::storage::MemoryStorage;
-use serde::Deserialize;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -51,44 +50,6 @@ fn to_js(answer: &impl Serialize) -> Result<JsValue, JsValue> {
 
 fn parse(text: &str) -> Result<JsValue, JsValue> {
     JSON::parse(text).map_err(|_| js_error("internal", "the store answered text that is not JSON"))
-}
-
-/// One write of `batchPut`, as JS gives it.
-#[derive(Deserialize)]
-struct JsWrite {
-    namespace: String,
-    key: String,
-    /// Present (even `null`) for a put.
-    #[serde(default, deserialize_with = "some_raw")]
-    value: Option<Box<serde_json::value::RawValue>>,
-    #[serde(default)]
-    delete: bool,
-}
-
-/// A present field as `Some`, `null` included (a put of null).
-fn some_raw<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Box<serde_json::value::RawValue>>, D::Error> {
-    Box::<serde_json::value::RawValue>::deserialize(d).map(Some)
-}
-
-/// One key of `batchGet`, as JS gives it.
-#[derive(Deserialize)]
-struct JsKey {
-    namespace: String,
-    key: String,
-    #[serde(default)]
-    at: Option<String>,
-}
-
-/// One answer of `batchGet`, in the HTTP API's shape.
-#[derive(Serialize)]
-struct Found<'a> {
-    namespace: &'a str,
-    key: &'a str,
-    found: bool,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    entry: Option<&'a koru_dataplane::db::Entry>,
 }
 
 /// A version read by `get` or `getAt`: `.value()` is the value, the other fields its version.
@@ -240,26 +201,7 @@ impl KoruDelta {
     #[wasm_bindgen(js_name = batchPut)]
     pub fn batch_put(&self, writes: JsValue) -> Result<JsValue, JsValue> {
         let text = to_json(&writes, "the writes")?;
-        let writes: Vec<JsWrite> = serde_json::from_str(&text)
-            .map_err(|e| js_error("bad_request", &format!("writes: {e}")))?;
-        let writes = writes
-            .into_iter()
-            .map(|w| match (w.delete, w.value) {
-                (true, _) => Ok(BatchWrite::Delete {
-                    namespace: w.namespace,
-                    key: w.key,
-                }),
-                (false, Some(value)) => Ok(BatchWrite::Put {
-                    namespace: w.namespace,
-                    key: w.key,
-                    value: value.get().to_string(),
-                }),
-                (false, None) => Err(js_error(
-                    "bad_request",
-                    "a write needs a value or delete: true",
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let writes = BatchWrite::parse_list(&text).map_err(db_error)?;
         let written = self.db()?.batch_put(writes).map_err(db_error)?;
         to_js(&written)
     }
@@ -268,26 +210,8 @@ impl KoruDelta {
     #[wasm_bindgen(js_name = batchGet)]
     pub fn batch_get(&self, keys: JsValue) -> Result<JsValue, JsValue> {
         let text = to_json(&keys, "the keys")?;
-        let keys: Vec<JsKey> = serde_json::from_str(&text)
-            .map_err(|e| js_error("bad_request", &format!("keys: {e}")))?;
-        let keys = keys
-            .into_iter()
-            .map(|k| BatchKey {
-                namespace: k.namespace,
-                key: k.key,
-                at: k.at,
-            })
-            .collect();
-        let found = self.db()?.batch_get(keys).map_err(db_error)?;
-        let results: Vec<Found<'_>> = found
-            .iter()
-            .map(|f| Found {
-                namespace: &f.namespace,
-                key: &f.key,
-                found: f.entry.is_some(),
-                entry: f.entry.as_ref(),
-            })
-            .collect();
+        let keys = BatchKey::parse_list(&text).map_err(db_error)?;
+        let results = self.db()?.batch_get(keys).map_err(db_error)?;
         to_js(&serde_json::json!({ "results": results }))
     }
 
