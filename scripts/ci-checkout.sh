@@ -45,4 +45,6 @@ if [[ ! -e "$target/.seeded" ]]; then
 fi
 echo "==> CI checkout: testing $(git -C "$checkout" rev-parse --short HEAD) in $checkout (build output in $target)"
 cd "$checkout"
-exec env KORU_CI_CHECKOUT=1 CARGO_TARGET_DIR="$target" scripts/test.sh
+# The lock stays with this shell: the tests get no copy of its descriptor, so a process a test
+# leaves behind cannot hold the checkout against the next run.
+KORU_CI_CHECKOUT=1 CARGO_TARGET_DIR="$target" scripts/test.sh 9>&-
