@@ -778,16 +778,17 @@ fn entry(f: Fetched) -> Result<Entry, DbError> {
     })
 }
 
-/// A batch item as the HTTP API writes it, before it is known to be a put or a delete.
+/// A batch item as the HTTP API writes it, before it is known to be a put or a delete (the
+/// server's batch route reads its body with it too, keeping the value without a copy).
 #[derive(Deserialize)]
-struct WireWrite {
-    namespace: String,
-    key: String,
+pub(crate) struct WireWrite {
+    pub(crate) namespace: String,
+    pub(crate) key: String,
     /// Present means a put, `null` included (a plain `Option` would read `null` as absent).
     #[serde(default, deserialize_with = "present")]
-    value: Option<Box<RawValue>>,
+    pub(crate) value: Option<Box<RawValue>>,
     #[serde(default)]
-    delete: bool,
+    pub(crate) delete: bool,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {

@@ -9,32 +9,15 @@ use serde_json::value::RawValue;
 use super::error::{ApiQuery, JsonBody};
 use super::json::JsonBytes;
 use super::{ApiError, AppState, blocking, json};
+use crate::db::WireWrite;
 use crate::names;
 use crate::store::WriteOp;
-
-/// One write of a batch: a put when `value` is given (`null` included), a delete when `delete` is
-/// true.
-#[derive(Deserialize)]
-pub struct BatchWrite {
-    namespace: String,
-    key: String,
-    #[serde(default, deserialize_with = "present")]
-    value: Option<Box<RawValue>>,
-    #[serde(default)]
-    delete: bool,
-}
-
-/// A `value` that is in the body, `null` too: a plain `Option` would read `null` as absent, and
-/// a batch could not write the `null` a single `PUT` can.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
-    Box::<RawValue>::deserialize(d).map(Some)
-}
 
 /// Body of `POST /api/v1/batch`.
 #[derive(Deserialize)]
 pub struct BatchBody {
     #[serde(alias = "ops")]
-    writes: Vec<BatchWrite>,
+    writes: Vec<WireWrite>,
 }
 
 /// `POST /api/v1/batch`: all writes in one record, so all or none become durable.
