@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use crate::metrics::StoreMetrics;
 use crate::query::{Query, QueryError};
-use crate::store::{Committed, Fetched, RangeGuard, VersionId};
+use crate::store::{Committed, Fetched, VersionId};
 use crate::{FsyncMode, Store, StoreConfig, StoreError, WriteOp, clock, names};
 
 /// Most versions one history page or keys listing returns (the HTTP API's bound too).
@@ -64,6 +64,16 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// A compare-and-set of `op` over `expected` that found the key at `latest` instead.
+    pub fn mismatch(op: &WriteOp, expected: VersionId, latest: Option<VersionId>) -> DbError {
+        DbError::VersionMismatch {
+            namespace: op.namespace.clone(),
+            key: op.key.clone(),
+            expected: expected.to_string(),
+            latest: latest.map_or_else(|| "none".into(), |v| v.to_string()),
+        }
+    }
+
     /// The stable machine-readable code, as the HTTP API's `{"error": {"code"}}` names it.
     pub fn code(&self) -> &'static str {
         match self {
@@ -339,26 +349,15 @@ impl BlockingDb {
             return Ok(store.write_blocking(vec![op])?);
         };
         let expected = version_id(expected.trim_matches('"'), "if_match")?;
-        let latest = store.latest_version(&op.namespace, &op.key);
-        let mismatch = |latest: Option<VersionId>| DbError::VersionMismatch {
-            namespace: op.namespace.clone(),
-            key: op.key.clone(),
-            expected: expected.to_string(),
-            latest: latest.map_or_else(|| "none".into(), |v| v.to_string()),
-        };
-        if latest != Some(expected) {
-            return Err(mismatch(latest));
-        }
-        let guard = RangeGuard {
-            namespace: op.namespace.clone(),
-            prefix: op.key.clone(),
-            since_lsn: expected.lsn,
-            exact: true,
-        };
+        let guard = store
+            .guard_if_latest(&op, expected)
+            .map_err(|latest| DbError::mismatch(&op, expected, latest))?;
         match store.write_guarded_blocking(vec![op.clone()], guard) {
-            Err(StoreError::Conflict { .. }) => {
-                Err(mismatch(store.latest_version(&op.namespace, &op.key)))
-            }
+            Err(StoreError::Conflict { .. }) => Err(DbError::mismatch(
+                &op,
+                expected,
+                store.latest_version(&op.namespace, &op.key),
+            )),
             other => Ok(other?),
         }
     }

@@ -92,6 +92,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        let status = match e {
+            DbError::Store(e) => return e.into(),
+            DbError::Query(e) => return e.into(),
+            DbError::NotFound { .. } => StatusCode::NOT_FOUND,
+            DbError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            DbError::BadRequest(_) | DbError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.code(), e.to_string())
+    }
+}
+
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         let status = match e {

@@ -33,7 +33,7 @@ use crate::error::StoreError;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::raft::Replica;
 use crate::rewind::{GuardedWrite, RewindError};
-use crate::store::{Committed, RangeGuard, Store, StoreConfig, VersionId, WriteOp};
+use crate::store::{Committed, Store, StoreConfig, VersionId, WriteOp};
 pub use error::ApiError;
 pub use raft::peer_app;
 
@@ -110,28 +110,11 @@ impl AppState {
             // This member must hold at least what the client read the version from.
             replica.read_barrier(None).await?;
         }
-        let mismatch = |latest: Option<VersionId>| {
-            let now = latest.map_or_else(|| "none".to_string(), |v| v.to_string());
-            ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "version_mismatch",
-                format!(
-                    "key {:?} in namespace {:?} is not at version {expected} (latest: {now}); \
-                     nothing was written",
-                    op.key, op.namespace
-                ),
-            )
-        };
-        let latest = self.store.latest_version(&op.namespace, &op.key);
-        if latest != Some(expected) {
-            return Err(mismatch(latest));
-        }
-        let guard = RangeGuard {
-            namespace: op.namespace.clone(),
-            prefix: op.key.clone(),
-            since_lsn: expected.lsn,
-            exact: true,
-        };
+        let mismatch = |latest| ApiError::from(crate::db::DbError::mismatch(&op, expected, latest));
+        let guard = self
+            .store
+            .guard_if_latest(&op, expected)
+            .map_err(mismatch)?;
         let written = match &self.replica {
             None => self.store.write_guarded(vec![op.clone()], guard).await,
             Some(replica) => {

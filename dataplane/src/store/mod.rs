@@ -489,6 +489,26 @@ impl Store {
             .map_err(|_| StoreError::Closed)?
     }
 
+    /// The guard of a compare-and-set of `op` over version `expected`: Err with the key's latest
+    /// version (a delete counts; None when never written) when that is not `expected`. The commit
+    /// thread checks the guard again where the write is ordered.
+    pub fn guard_if_latest(
+        &self,
+        op: &WriteOp,
+        expected: VersionId,
+    ) -> Result<RangeGuard, Option<VersionId>> {
+        let latest = self.latest_version(&op.namespace, &op.key);
+        if latest != Some(expected) {
+            return Err(latest);
+        }
+        Ok(RangeGuard {
+            namespace: op.namespace.clone(),
+            prefix: op.key.clone(),
+            since_lsn: expected.lsn,
+            exact: true,
+        })
+    }
+
     /// `write_guarded` for callers outside an async runtime.
     pub fn write_guarded_blocking(
         &self,
