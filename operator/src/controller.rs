@@ -60,6 +60,29 @@ pub enum Error {
     AdminSecret(#[from] SecretError),
 }
 
+impl Error {
+    /// Whether the failure came from the API server being unreachable or unable to answer
+    /// rather than from the cluster, so a long backoff would only delay recovery.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Kube(e)
+            | Error::Resize(resize::ResizeError::Kube(e))
+            | Error::AdminSecret(SecretError::Kube(e)) => transient(e),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a Kubernetes API failure is the API server's (no connection, 5xx, 429) rather than
+/// the request's.
+fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
 /// What the controllers need besides the API client and the metrics.
 #[derive(Clone)]
 pub struct Settings {
@@ -107,6 +130,9 @@ pub struct Context {
 const RETRY_FIRST: Duration = Duration::from_secs(2);
 /// Longest retry delay.
 const RETRY_MAX: Duration = Duration::from_secs(300);
+/// Longest retry delay after a failure that says nothing about the cluster (the API server was
+/// unreachable, restarting or overloaded): once it is back, every cluster converges within it.
+const RETRY_TRANSIENT_MAX: Duration = Duration::from_secs(8);
 
 /// The delay before retrying a cluster that failed `failures` times in a row.
 pub fn retry_delay(failures: u32) -> Duration {
@@ -726,7 +752,11 @@ fn error_policy(kc: Arc<KoruCluster>, error: &Error, ctx: Arc<Context>) -> Actio
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let count = failures.entry(key(&kc)).or_insert(0);
     *count = count.saturating_add(1);
-    let delay = retry_delay(*count);
+    let delay = if error.is_transient() {
+        retry_delay(*count).min(RETRY_TRANSIENT_MAX)
+    } else {
+        retry_delay(*count)
+    };
     tracing::warn!(%error, failures = *count, retry_in_secs = delay.as_secs(), "will retry");
     Action::requeue(delay)
 }
@@ -740,5 +770,24 @@ mod tests {
         let delays: Vec<u64> = (1..=10).map(|n| retry_delay(n).as_secs()).collect();
         assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
         assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+    }
+
+    #[test]
+    fn an_unreachable_or_failing_api_server_is_transient_and_a_refusal_is_not() {
+        let status = |code| {
+            Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                ..Default::default()
+            })))
+        };
+        assert!(status(503).is_transient());
+        assert!(status(429).is_transient());
+        assert!(!status(422).is_transient());
+        assert!(!status(403).is_transient());
+        let unreachable = Error::AdminSecret(SecretError::Kube(kube::Error::Service(
+            "connection refused".into(),
+        )));
+        assert!(unreachable.is_transient());
+        assert!(!Error::AdminSecret(SecretError::NoToken("s".into())).is_transient());
     }
 }
