@@ -207,6 +207,21 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub cors_allow_origins: Vec<crate::http::cors::Origin>,
+
+    /// This cluster's region in a global database (letters, digits, `-`): the name its writes,
+    /// counters and clocks carry. `local` when unset (a single-region database).
+    #[arg(long, env = "KORU_REGION", default_value = crate::region::DEFAULT_REGION)]
+    pub region: String,
+
+    /// Another region of the global database, `NAME=URL` (its API's base URL), whose writes
+    /// this region streams and applies; repeat it, or separate with commas, for several.
+    #[arg(long = "region-peer", env = "KORU_REGION_PEERS", value_delimiter = ',')]
+    pub region_peers: Vec<String>,
+
+    /// File holding the bearer token this region presents to its peer regions' change feeds
+    /// (their admin token, or a token they accept with the admin scope).
+    #[arg(long, env = "KORU_REGION_TOKEN_FILE")]
+    pub region_token_file: Option<PathBuf>,
 }
 
 /// `koru-dataplane restore`: rebuild a data directory from a backup store.
@@ -359,6 +374,8 @@ pub struct Config {
     pub replication: Option<ReplicationConfig>,
     /// Origins whose pages may call the API from a browser (`--cors-allow-origin`).
     pub cors_allow_origins: Vec<crate::http::cors::Origin>,
+    /// This region and the peer regions it streams from (`--region`, `--region-peer`).
+    pub region: crate::region::RegionConfig,
 }
 
 /// A command line clap accepted whose values or combination are invalid; the message names
@@ -503,7 +520,14 @@ impl Cli {
             (Some(_), FsyncMode::Always) => FsyncMode::default(),
             (_, mode) => mode,
         };
+        let region = crate::region::RegionConfig::parse(
+            &self.region,
+            &self.region_peers,
+            self.region_token_file.clone(),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Config {
+            region,
             cors_allow_origins: self.cors_allow_origins,
             replication,
             store: StoreConfig {

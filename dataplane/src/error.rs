@@ -93,6 +93,9 @@ pub enum StoreError {
     /// A full-text index could not be read (its files; the log is intact and rebuilds it).
     #[error("text index: {0}")]
     TextIndex(String),
+    /// A CRDT operation or state was refused.
+    #[error(transparent)]
+    Crdt(#[from] crate::crdt::CrdtError),
 }
 
 impl StoreError {
@@ -114,6 +117,7 @@ impl StoreError {
             // Only opening a store can meet it: an embedded caller can close the other handle.
             StoreError::Locked(_) => "locked",
             StoreError::Wal(_) | StoreError::TextIndex(_) => "internal",
+            StoreError::Crdt(e) => e.code(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod backup;
 pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;
+pub mod crdt;
 pub mod db;
 pub mod error;
 #[cfg(feature = "server")]
@@ -28,6 +29,8 @@ pub mod names;
 pub mod query;
 #[cfg(feature = "server")]
 pub mod raft;
+#[cfg(feature = "server")]
+pub mod region;
 #[cfg(feature = "server")]
 pub mod revocations;
 #[cfg(feature = "server")]

@@ -125,6 +125,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     })?;
     let archive_metrics = Arc::clone(&metrics.archive);
     let mut state = AppState::new(store.clone(), metrics, verifier, config.max_ops_per_sec);
+    state.region = Arc::new(config.region.clone());
     if let Some(token) = admin_token {
         state = state.with_admin_token(token);
     }

@@ -73,7 +73,11 @@ impl From<StoreError> for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             StoreError::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
-            StoreError::Conflict { .. }
+            StoreError::Crdt(crate::crdt::CrdtError::Malformed(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            StoreError::Crdt(crate::crdt::CrdtError::TypeMismatch { .. })
+            | StoreError::Conflict { .. }
             | StoreError::UniqueViolation(_)
             | StoreError::IndexExists { .. } => StatusCode::CONFLICT,
             StoreError::NoSuchIndex { .. } => StatusCode::NOT_FOUND,

@@ -57,6 +57,8 @@ pub struct AppState {
     pub archive: Option<Arc<ArchiveStatus>>,
     /// This member's replication, when the server is part of a cluster (`--peers`).
     pub replica: Option<Arc<Replica>>,
+    /// This region and its peers (`--region`; `local` with no peers by default).
+    pub region: Arc<crate::region::RegionConfig>,
 }
 
 impl AppState {
@@ -79,6 +81,11 @@ impl AppState {
             limiter,
             archive: None,
             replica: None,
+            region: Arc::new(crate::region::RegionConfig {
+                name: crate::region::DEFAULT_REGION.to_owned(),
+                peers: Vec::new(),
+                token_file: None,
+            }),
         }
     }
 

@@ -69,8 +69,19 @@ impl LogReader {
         versions.get(n).filter(|v| v.id() == id).copied()
     }
 
-    /// A version's value's JSON text, read from the log; None for a delete.
+    /// A version's value's JSON text as reads answer it (a CRDT state rendered as plain JSON);
+    /// None for a delete.
     pub(crate) fn value(&self, v: Version) -> Result<Option<String>, StoreError> {
+        match self.raw_value(v)? {
+            Some(text) if crate::crdt::is_crdt(&text) => crate::crdt::render(&text)
+                .map(Some)
+                .map_err(StoreError::from),
+            other => Ok(other),
+        }
+    }
+
+    /// A version's value's JSON text exactly as stored (a CRDT's whole state); None for a delete.
+    pub(crate) fn raw_value(&self, v: Version) -> Result<Option<String>, StoreError> {
         if v.is_tombstone() {
             return Ok(None);
         }

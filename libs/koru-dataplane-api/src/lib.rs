@@ -9,6 +9,7 @@ pub mod backup;
 pub mod error;
 pub mod raft;
 pub mod ready;
+pub mod region;
 pub mod revocations;
 pub mod rfc3339;
 
