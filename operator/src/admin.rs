@@ -412,6 +412,7 @@ mod tests {
                 bootstrap: None,
                 paused: false,
                 suspended: false,
+                region: None,
             },
         );
         kc.metadata.namespace = Some("team-a".into());

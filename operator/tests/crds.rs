@@ -336,6 +336,7 @@ fn the_api_server_accepts_every_desired_object() {
             }),
             paused: false,
             suspended: false,
+            region: None,
         },
     );
     kc.metadata.namespace = Some("desired-test".into());

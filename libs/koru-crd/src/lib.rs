@@ -95,6 +95,38 @@ pub struct KoruClusterSpec {
     /// Scaled to zero: no pods, volumes kept.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspended: bool,
+    /// This cluster as one region of a global database: its region name and the peer regions
+    /// whose writes it streams and applies (`--region`, `--region-peer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionSpec>,
+}
+
+/// A cluster's place in a global database (see the data plane's REGIONS.md).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionSpec {
+    /// This region's name: 1-32 lowercase letters, digits and `-`.
+    #[schemars(regex(pattern = r"^[a-z0-9-]{1,32}$"))]
+    pub name: String,
+    /// The other regions of the global database.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub peers: Vec<RegionPeer>,
+    /// Secret (in the cluster's namespace) whose `token` key is the replication secret every
+    /// region of the global database shares: presented to the peers and accepted from them.
+    pub credentials_secret: String,
+}
+
+/// Another region of a global database.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionPeer {
+    /// Its region name.
+    #[schemars(regex(pattern = r"^[a-z0-9-]{1,32}$"))]
+    pub name: String,
+    /// Its data-plane API base URL, e.g. `https://eu-west.db.example.com`.
+    #[schemars(regex(pattern = r"^https?://.+"))]
+    pub endpoint: String,
 }
 
 /// A restored cluster archives into a store other than the one it was restored from: its log
@@ -398,6 +430,41 @@ pub struct KoruClusterStatus {
     /// The CPU and memory each pod is given (with `resources.autoscale`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesStatus>,
+    /// With `spec.region`: each peer region's stream as the data plane last reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<RegionsStatus>,
+}
+
+/// The streams from a cluster's peer regions.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionsStatus {
+    /// This cluster's region.
+    pub region: String,
+    /// One entry per peer region.
+    #[serde(default)]
+    pub links: Vec<RegionLinkStatus>,
+    /// When the data plane last answered (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked_time: Option<String>,
+}
+
+/// One peer region's stream.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionLinkStatus {
+    /// The peer's region name.
+    pub name: String,
+    /// connecting, streaming or failing.
+    pub state: String,
+    /// The peer's last LSN applied here.
+    pub applied_lsn: i64,
+    /// Seconds this region trails the peer, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<f64>,
+    /// The last failure while failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// A cluster's volumes as the operator last saw them.

@@ -40,6 +40,7 @@ fn cluster(backup: bool, ready: bool) -> KoruCluster {
             bootstrap: None,
             paused: false,
             suspended: false,
+            region: None,
         },
     );
     kc.metadata.namespace = Some("team-a".into());

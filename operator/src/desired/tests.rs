@@ -29,6 +29,7 @@ fn cluster(replicas: i32) -> KoruCluster {
             bootstrap: None,
             paused: false,
             suspended: false,
+            region: None,
         },
     );
     kc.metadata.namespace = Some("team-a".into());

@@ -279,6 +279,8 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
             .as_ref()
             .and_then(|r| r.autoscale.as_ref())
             .and(observed.resources.clone().or(old.resources)),
+        // Refreshed from the data plane by the controller; gone with `spec.region`.
+        regions: spec.region.as_ref().and(old.regions),
     }
 }
 

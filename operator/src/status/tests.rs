@@ -25,6 +25,7 @@ fn cluster(replicas: i32, version: &str, status: Option<KoruClusterStatus>) -> K
             bootstrap: None,
             paused: false,
             suspended: false,
+            region: None,
         },
     );
     kc.metadata.generation = Some(4);

@@ -262,6 +262,7 @@ pub fn koru_cluster(
             bootstrap: bootstrap(spec, config)?,
             paused: false,
             suspended: false,
+            region: None,
         },
     );
     kc.metadata.namespace = Some(namespace.to_string());
