@@ -10,7 +10,6 @@
 
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, Header};
@@ -388,41 +387,13 @@ async fn a_suspended_cluster_stays_down_across_a_restart_and_resumes_with_its_da
     assert!(cluster_dir.join("spec.json").exists() && cluster_dir.join("data").exists());
 }
 
-/// The `koru-dataplane` binary, built once per test run. Cargo is asked every time (a no-op when
-/// it is fresh) so the tests never run a data plane older than its source.
+/// The `koru-dataplane` binary, built once per test process. Cargo is asked every time (a no-op
+/// when it is fresh) so the tests never run a data plane older than its source; the testkit's
+/// `cargo` leaves out the variables cargo sets for tests, which would make ring's build script
+/// (it watches `CARGO_PKG_*`) run again and rebuild the TLS stack in every later build.
 fn dataplane_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| manifest_dir.join("../target"));
-        let target = if target.is_relative() {
-            manifest_dir.join("..").join(target)
-        } else {
-            target
-        };
-        let bin = target.join("debug/koru-dataplane");
-        let status = tokio::task::block_in_place(|| {
-            std::process::Command::new(env!("CARGO"))
-                .args(["build", "-p", "koru-dataplane", "--bin", "koru-dataplane"])
-                .env("CARGO_TARGET_DIR", &target)
-                .current_dir(manifest_dir)
-                .status()
-        })
-        .expect("running cargo build for koru-dataplane");
-        assert!(
-            status.success(),
-            "cargo build -p koru-dataplane failed: {status}"
-        );
-        assert!(
-            bin.is_file(),
-            "cargo built koru-dataplane but {} does not exist",
-            bin.display()
-        );
-        bin
-    })
-    .clone()
+    // Called from the tests' runtime threads: building may take minutes.
+    tokio::task::block_in_place(koru_testkit::dataplane_binary)
 }
 
 /// An HTTP client with timeouts, so a hung data plane fails the test instead of stalling it.
