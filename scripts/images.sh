@@ -20,6 +20,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
+# Run by a test, this script inherits the variables cargo sets for the test (CARGO_PKG_NAME, ...).
+# Some build scripts watch them (ring's does), so a build with them would run those again and
+# rebuild everything above them at the next plain build: drop them.
+for var in $(compgen -e); do
+  case "$var" in
+    CARGO_PKG_* | CARGO_MANIFEST_* | CARGO_CRATE_* | CARGO_BIN_* | CARGO_PRIMARY_PACKAGE | CARGO_TARGET_TMPDIR | CARGO_RUSTC_CURRENT_DIR) unset "$var" ;;
+  esac
+done
 
 CRANE_VERSION=v0.22.1
 TOOLS="${XDG_CACHE_HOME:-$HOME/.cache}/koru-delta-cloud/tools"
