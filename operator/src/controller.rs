@@ -490,7 +490,13 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     if let Some(region) = &kc.spec.region
         && serving(Some(&status))
         && ctx.region_checks.due(&key(kc))
-        && let Some(report) = regions::read(client, &ctx.admin, kc).await
+        && let Some(report) = regions::read(
+            client,
+            &ctx.admin,
+            kc,
+            group.as_ref().and_then(|g| g.leader),
+        )
+        .await
     {
         apply_regions_report(&mut status, region, &report, kc.metadata.generation, &now);
     }

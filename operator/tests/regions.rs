@@ -2,7 +2,7 @@
 //! the real API server. Its replication Secret is checked before any pod is made, `spec.region`
 //! reaches the pods' settings and volumes, and the peer regions' streams the data plane reports
 //! (`GET /admin/v1/regions`) reach `status.regions` and the RegionsHealthy condition, kept while
-//! the data plane does not answer.
+//! the data plane does not answer, and gone once the cluster leaves the global database.
 //!
 //! The data plane here is a small stub serving only `GET /admin/v1/regions` (with the shared
 //! `koru-dataplane-api` type), reached through the `koru.dev/admin-endpoint` annotation: the
@@ -295,6 +295,22 @@ async fn a_regions_secret_settings_and_streams_reach_the_pods_and_the_status() {
     assert!(
         peers.ends_with(",sa-east=https://sa-east.db.example.com"),
         "{peers}"
+    );
+
+    // Leaving the global database: the streams and the condition go with spec.region.
+    patch_spec(&k, ns, "us", r#"{"region":null}"#);
+    eventually(
+        &mut operator,
+        60,
+        "status.regions and RegionsHealthy gone",
+        || {
+            let status = object(&k, ns, "kc/us")["status"].clone();
+            (status.get("regions").is_none() && condition(&k, ns, "us").is_null()).then_some(())
+        },
+    );
+    assert_eq!(
+        field(&k, ns, "configmap/us-config", "{.data.KORU_REGION}").as_deref(),
+        Some("")
     );
     kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
 }
