@@ -6,7 +6,9 @@
 //!
 //! The data plane here is a small stub serving only `GET /admin/v1/regions` (with the shared
 //! `koru-dataplane-api` type), reached through the `koru.dev/admin-endpoint` annotation: the
-//! streams themselves are the data plane's (its own tests run them between real regions).
+//! streams themselves are the data plane's (its own tests run them between real regions). The
+//! real `koru-dataplane` is started with the region settings the operator writes, to show it
+//! accepts them.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
 
@@ -21,8 +23,8 @@ use axum::routing::get as route_get;
 use common::{annotate_endpoint, cluster_yaml, patch_spec, start_operator_with, wait_admin_token};
 use koru_dataplane_api::region::{LinkState, PeerLink, RegionStatus};
 use koru_testkit::{
-    Operator, apply, eventually, field, fresh_namespace, get, install_crds, kubeconfig, kubectl,
-    mark_pods_ready,
+    DataPlane, Operator, apply, eventually, field, fresh_namespace, get, install_crds, kubeconfig,
+    kubectl, mark_pods_ready,
 };
 use serde_json::Value;
 
@@ -313,4 +315,75 @@ async fn a_regions_secret_settings_and_streams_reach_the_pods_and_the_status() {
         Some("")
     );
     kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
+}
+
+/// The regional cluster `orders` in `team-a` with `peers`.
+fn regional_cluster(peers: &[(&str, &str)]) -> koru_crd::KoruCluster {
+    let spec = serde_json::json!({
+        "version": "0.1.0",
+        "replicas": 1,
+        "storage": {"size": "1Gi"},
+        "region": {
+            "name": "us-east",
+            "credentialsSecret": "replication",
+            "peers": peers
+                .iter()
+                .map(|(n, e)| serde_json::json!({"name": n, "endpoint": e}))
+                .collect::<Vec<_>>(),
+        },
+    });
+    let mut kc = koru_crd::KoruCluster::new("orders", serde_json::from_value(spec).unwrap());
+    kc.metadata.namespace = Some("team-a".into());
+    kc.metadata.uid = Some("uid-1".into());
+    kc
+}
+
+#[test]
+fn the_real_data_plane_starts_with_the_region_settings_the_operator_writes() {
+    let scratch = tempfile::tempdir().unwrap();
+    let admin = scratch.path().join("admin-token");
+    std::fs::write(&admin, "a".repeat(64)).unwrap();
+    // As the Secret volume holds it.
+    let token = scratch.path().join("region-token");
+    std::fs::write(&token, "r".repeat(64)).unwrap();
+    let peers = [
+        ("eu-west", "https://eu-west.db.example.com/"),
+        ("ap-south", "http://127.0.0.1:1"),
+    ];
+    // With peers, and as the first region of a global database (none yet).
+    for (i, kc) in [regional_cluster(&peers), regional_cluster(&[])]
+        .iter()
+        .enumerate()
+    {
+        let config = koru_operator::desired::desired(kc)
+            .unwrap()
+            .config
+            .data
+            .unwrap();
+        assert_eq!(config["KORU_REGION"], "us-east");
+        let env: Vec<(String, String)> = config
+            .into_iter()
+            // No peer pods (nor their DNS names) here: the single member runs without Raft peers.
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "KORU_PEERS" | "KORU_PEER_TEMPLATE" | "KORU_PEER_LISTEN"
+                )
+            })
+            .map(|(k, v)| match k.as_str() {
+                "KORU_ADMIN_TOKEN_FILE" => (k, admin.display().to_string()),
+                "KORU_REGION_TOKEN_FILE" => (k, token.display().to_string()),
+                _ => (k, v),
+            })
+            .collect();
+        // It starts and serves (DataPlane::start waits for that, and fails the test when the
+        // process exits): the data plane accepted --region, --region-peer and the token file.
+        let dataplane = DataPlane::start_with_env(
+            &scratch.path().join(format!("data-{i}")),
+            "127.0.0.1:0",
+            &env,
+            &[],
+        );
+        assert!(dataplane.url.starts_with("http://127.0.0.1:"));
+    }
 }

@@ -315,7 +315,10 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
         // In the ConfigMap, so they are in its digest: new peers roll the pods like any other
         // setting (the data plane reads them only at start).
         data.insert("KORU_REGION".into(), region.name.clone());
-        data.insert("KORU_REGION_PEERS".into(), region_peers(region));
+        // Left out for a region of one: the data plane refuses an empty peer.
+        if !region.peers.is_empty() {
+            data.insert("KORU_REGION_PEERS".into(), region_peers(region));
+        }
         data.insert(
             "KORU_REGION_TOKEN_FILE".into(),
             format!("{REGION_DIR}/{REGION_TOKEN_KEY}"),
@@ -336,8 +339,7 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
     }
 }
 
-/// `--region-peer` as one comma-separated `NAME=URL` list, in the spec's order (an empty list
-/// when the region has no peers yet: a region of one).
+/// `--region-peer` as one comma-separated `NAME=URL` list, in the spec's order.
 pub fn region_peers(region: &koru_crd::RegionSpec) -> String {
     region
         .peers

@@ -40,9 +40,11 @@ fn a_region_reaches_the_data_plane_as_its_flags_environment() {
     for key in ["KORU_REGION", "KORU_REGION_PEERS", "KORU_REGION_TOKEN_FILE"] {
         assert!(!plain.contains_key(key), "{key} without spec.region");
     }
-    // A region without peers yet (the first of a global database) runs alone.
+    // A region without peers yet (the first of a global database) runs alone: no peer list
+    // at all, since the data plane refuses an empty `--region-peer` and would not start.
     let alone = desired(&regional(&[])).unwrap().config.data.unwrap();
-    assert_eq!(alone["KORU_REGION_PEERS"], "");
+    assert_eq!(alone["KORU_REGION"], "us-east");
+    assert!(!alone.contains_key("KORU_REGION_PEERS"), "{alone:?}");
 }
 
 #[test]
