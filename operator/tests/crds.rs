@@ -322,6 +322,12 @@ fn the_api_server_checks_region_names_and_peers() {
         &regional("us", "us-east", &[eu, ap]),
     );
     assert!(ok, "a region with two peers was refused: {out}");
+    let wide = koru_testkit::get(&k, &["get", "kc", "us", "-n", "crd-regions", "-o", "wide"]);
+    let wide = wide.unwrap_or_default();
+    assert!(
+        wide.contains("REGION") && wide.contains("us-east"),
+        "{wide}"
+    );
     let alone = regional("first", "us-east", &[]).replace("    peers:\n", "");
     let (ok, out) = kubectl(&k, &["apply", "--dry-run=server", "-f", "-"], &alone);
     assert!(

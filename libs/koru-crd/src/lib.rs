@@ -55,7 +55,8 @@ fn reserved_suffix_rule() -> String {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Recoverable From","type":"string","priority":1,"jsonPath":".status.backup.firstRecoverableTime"}"#,
     printcolumn = r#"{"name":"Recoverable To","type":"string","priority":1,"jsonPath":".status.backup.lastRecoverableTime"}"#,
-    printcolumn = r#"{"name":"Verified","type":"string","priority":1,"jsonPath":".status.backup.lastVerifiedTime"}"#
+    printcolumn = r#"{"name":"Verified","type":"string","priority":1,"jsonPath":".status.backup.lastVerifiedTime"}"#,
+    printcolumn = r#"{"name":"Region","type":"string","priority":1,"jsonPath":".spec.region.name"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.replicas == 1 || self.replicas % 2 == 1").message("replicas must be odd when more than 1 (a Raft group needs a majority)"))]
