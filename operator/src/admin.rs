@@ -1,6 +1,7 @@
 //! A cluster's data-plane admin API as the operator uses it: where to reach it, the admin token
-//! in the `<cluster>-admin` Secret, and the calls (`POST`/`GET /admin/backups`, `GET /readyz`)
-//! with what their answers mean (base backups, the archived span, the last restore drill).
+//! in the `<cluster>-admin` Secret, and the calls (`POST`/`GET /admin/backups`, `GET /readyz`,
+//! `GET /admin/v1/regions`, the member routes) with what their answers mean (base backups, the
+//! archived span, the last restore drill, the peer regions' streams).
 //!
 //! The answers are read with the data plane's own wire types (`koru-dataplane-api`).
 
@@ -114,7 +115,7 @@ pub async fn token(
 }
 
 /// The `token` of a Secret, as the data plane reads its file: surrounding whitespace trimmed.
-fn secret_token(secret: &Secret) -> Option<String> {
+pub(crate) fn secret_token(secret: &Secret) -> Option<String> {
     let from_data = secret
         .data
         .as_ref()
@@ -208,6 +209,16 @@ pub fn parse_archive_lag(body: &[u8]) -> Option<f64> {
     ready.archive.map(|a| a.lag_seconds)
 }
 
+/// A `GET /admin/v1/regions` answer (the data plane's [`RegionStatus`](koru_dataplane_api::region::RegionStatus)).
+pub use koru_dataplane_api::region::RegionStatus;
+
+/// Reads a `GET /admin/v1/regions` answer.
+pub fn parse_regions(body: &[u8]) -> Result<RegionStatus, CallError> {
+    serde_json::from_slice(body).map_err(|e| {
+        CallError::Permanent(format!("the data plane's region status is unreadable: {e}"))
+    })
+}
+
 /// An HTTP client for the admin APIs of every cluster.
 #[derive(Clone)]
 pub struct AdminClient {
@@ -297,6 +308,16 @@ impl AdminClient {
         };
         let body = send_or_legacy(request, "/admin/members", "/raft/membership", endpoint).await?;
         parse_group(&body)
+    }
+
+    /// `GET /admin/v1/regions`: this region's name and the stream from each peer region.
+    pub async fn regions(&self, endpoint: &str, token: &str) -> Result<RegionStatus, CallError> {
+        let request = self
+            .http
+            .get(format!("{endpoint}/admin/v1/regions"))
+            .bearer_auth(token)
+            .timeout(READ_TIMEOUT);
+        parse_regions(&send(request, endpoint).await?)
     }
 
     /// `GET /metrics` of one member (no token needed): the text the autoscalers read.
@@ -577,5 +598,28 @@ mod tests {
             parse_archive_lag(br#"{"status":"ready","archive":null}"#),
             None
         );
+    }
+
+    #[test]
+    fn the_region_status_reads_as_regions_md_documents_it() {
+        let body = br#"{"region":"us-east","peers":[{"name":"eu-west",
+            "url":"https://eu-west.example.com","state":"failing","applied_lsn":12,
+            "applied_time":null,"lag_seconds":null,"records_applied":0,
+            "last_error":"401 unauthorized"}]}"#;
+        let status = parse_regions(body).unwrap();
+        assert_eq!(status.region, "us-east");
+        let link = &status.peers[0];
+        assert_eq!(
+            (link.state, link.applied_lsn, link.last_error.as_deref()),
+            (
+                koru_dataplane_api::region::LinkState::Failing,
+                12,
+                Some("401 unauthorized")
+            )
+        );
+        assert!(matches!(
+            parse_regions(b"{\"peers\":[]}"),
+            Err(CallError::Permanent(_))
+        ));
     }
 }

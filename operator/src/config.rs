@@ -26,6 +26,8 @@ pub const DEFAULT_LEASE_DURATION_SECS: u64 = 15;
 pub const DEFAULT_BACKUP_DEADLINE_SECS: u64 = crate::backup::DEFAULT_DEADLINE.as_secs();
 /// Default seconds between two reads of a cluster's backups (window and last restore drill).
 pub const DEFAULT_BACKUP_STATUS_INTERVAL_SECS: u64 = crate::recovery::DEFAULT_REFRESH.as_secs();
+/// Default of `--region-status-interval-secs`.
+pub const DEFAULT_REGION_STATUS_INTERVAL_SECS: u64 = crate::regions::DEFAULT_REFRESH.as_secs();
 
 /// Default seconds between two samples of an autoscaled cluster's members.
 pub const DEFAULT_AUTOSCALE_INTERVAL_SECS: u64 = 30;
@@ -111,6 +113,12 @@ pub struct RunArgs {
     #[arg(long, env = "KORU_OPERATOR_BACKUP_STATUS_INTERVAL_SECS", default_value_t = DEFAULT_BACKUP_STATUS_INTERVAL_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub backup_status_interval_secs: u64,
+    /// Seconds between two reads of a serving regional cluster's peer-region streams through its
+    /// data plane (`status.regions` and its RegionsHealthy condition); each such cluster is
+    /// reconciled this often.
+    #[arg(long, env = "KORU_OPERATOR_REGION_STATUS_INTERVAL_SECS", default_value_t = DEFAULT_REGION_STATUS_INTERVAL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub region_status_interval_secs: u64,
     /// Seconds between two samples of the members of a cluster with storage or compute
     /// autoscaling (their `/metrics`); each such cluster is reconciled this often.
     #[arg(long, env = "KORU_OPERATOR_AUTOSCALE_INTERVAL_SECS", default_value_t = DEFAULT_AUTOSCALE_INTERVAL_SECS,
@@ -198,6 +206,8 @@ pub struct Config {
     pub backup_deadline: Duration,
     /// How often a serving cluster's backups are read through its data plane.
     pub backup_status_interval: Duration,
+    /// How often a serving regional cluster's peer-region streams are read.
+    pub region_status_interval: Duration,
     /// How autoscaling runs.
     pub autoscale: AutoscaleConfig,
     /// Who may reach a cluster's API port.
@@ -260,6 +270,7 @@ impl RunArgs {
             leader_election,
             backup_deadline: Duration::from_secs(self.backup_deadline_secs),
             backup_status_interval: Duration::from_secs(self.backup_status_interval_secs),
+            region_status_interval: Duration::from_secs(self.region_status_interval_secs),
             autoscale,
             api_access,
             telemetry: self.telemetry.config(SERVICE_NAME, DEFAULT_LOG_FILTER),
@@ -355,6 +366,8 @@ mod tests {
             "30",
             "--backup-status-interval-secs",
             "5",
+            "--region-status-interval-secs",
+            "7",
         ])
         .unwrap();
         assert!(cli.command.is_none());
@@ -363,6 +376,7 @@ mod tests {
         assert_eq!(config.watch_namespace.as_deref(), Some("team-a"));
         assert_eq!(config.backup_deadline, Duration::from_secs(30));
         assert_eq!(config.backup_status_interval, Duration::from_secs(5));
+        assert_eq!(config.region_status_interval, Duration::from_secs(7));
         let lease = config.leader_election.unwrap();
         assert_eq!(
             (
@@ -449,6 +463,7 @@ mod tests {
             &["--backup-deadline-secs", "0"],
             &["--backup-status-interval-secs", "0"],
             &["--backup-status-interval-secs", "3601"],
+            &["--region-status-interval-secs", "0"],
             &["--autoscale-interval-secs", "0"],
             &["--api-ingress", "sometimes"],
             &["--gateway-selector", "novalue"],

@@ -32,10 +32,12 @@ use crate::desired::{
 use crate::metrics::Metrics;
 use crate::names;
 use crate::recovery::{self, Checks};
+use crate::regions::{self, CredentialsError};
 use crate::replication;
 use crate::resize::{self, Growth};
 use crate::status::{
-    Notice, Observed, StatefulSetState, apply_backup_report, next_status, notices, serving,
+    CREDENTIALS_INVALID_EVENT, Notice, Observed, StatefulSetState, apply_backup_report,
+    apply_regions_report, credentials_invalid, next_status, notices, serving,
 };
 use crate::upgrade;
 use koru_crd::{KoruCluster, KoruClusterStatus};
@@ -58,6 +60,9 @@ pub enum Error {
     /// The cluster's admin token Secret could not be made ready.
     #[error(transparent)]
     AdminSecret(#[from] SecretError),
+    /// The replication secret of a regional cluster could not be read.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
 }
 
 impl Error {
@@ -67,7 +72,8 @@ impl Error {
         match self {
             Error::Kube(e)
             | Error::Resize(resize::ResizeError::Kube(e))
-            | Error::AdminSecret(SecretError::Kube(e)) => transient(e),
+            | Error::AdminSecret(SecretError::Kube(e))
+            | Error::Credentials(CredentialsError::Kube(e)) => transient(e),
             _ => false,
         }
     }
@@ -99,6 +105,8 @@ pub struct Settings {
     pub autoscale: AutoscaleConfig,
     /// Who may reach a cluster's API port.
     pub api_access: ApiAccess,
+    /// How often a regional cluster is reconciled and its peer regions' streams read.
+    pub region_status_interval: Duration,
 }
 
 /// What reconciles share.
@@ -124,6 +132,10 @@ pub struct Context {
     history: History,
     /// Who may reach a cluster's API port.
     api_access: ApiAccess,
+    /// How often a regional cluster is reconciled.
+    region_every: Duration,
+    /// When each regional cluster's streams were last read.
+    region_checks: Checks,
 }
 
 /// First retry delay after a failed reconcile; it doubles with each further failure.
@@ -187,6 +199,8 @@ pub async fn run(
         autoscale: settings.autoscale.clone(),
         history: History::default(),
         api_access: settings.api_access.clone(),
+        region_every: settings.region_status_interval,
+        region_checks: Checks::new(settings.region_status_interval),
     });
     let clusters = Controller::new(clusters, watcher::Config::default())
         .owns(scoped::<StatefulSet>(&client, ns), owned())
@@ -297,6 +311,25 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
     }
     if kc.spec.suspended {
         return reconcile_suspended(ctx, kc, d, existing).await;
+    }
+    match regions::check_credentials(client, kc).await {
+        Ok(()) => {}
+        // Nothing is applied: a pod made or replaced now would never start without the Secret.
+        // The Secret is not watched, so it is looked for again soon.
+        Err(e) if e.is_users() => {
+            let why = e.to_string();
+            let status =
+                credentials_invalid(kc.status.as_ref(), &why, kc.metadata.generation, &now());
+            update_status(ctx, kc, status).await?;
+            let notice = Notice {
+                warning: true,
+                reason: CREDENTIALS_INVALID_EVENT,
+                note: why,
+            };
+            publish(ctx, kc, &notice).await;
+            return Ok(Action::requeue(CREDENTIALS_RETRY));
+        }
+        Err(e) => return Err(e.into()),
     }
     let mut observed = Observed::default();
     let live_size = existing.as_ref().and_then(claim_template_size);
@@ -454,12 +487,31 @@ async fn reconcile_cluster(kc: &KoruCluster, ctx: &Context) -> Result<Action, Er
         };
         return Ok(Action::requeue(next));
     }
-    // Autoscaled clusters are sampled every interval.
-    let sample_every = if autoscaled(kc) {
+    if let Some(region) = &kc.spec.region
+        && serving(Some(&status))
+        && ctx.region_checks.due(&key(kc))
+        && let Some(report) = regions::read(
+            client,
+            &ctx.admin,
+            kc,
+            group.as_ref().and_then(|g| g.leader),
+        )
+        .await
+    {
+        apply_regions_report(&mut status, region, &report, kc.metadata.generation, &now);
+    }
+    // Autoscaled clusters are sampled every interval, regional ones' streams read every one.
+    let autoscale_every = if autoscaled(kc) {
         ctx.autoscale.interval
     } else {
         Duration::MAX
     };
+    let region_every = if kc.spec.region.is_some() {
+        ctx.region_every
+    } else {
+        Duration::MAX
+    };
+    let sample_every = autoscale_every.min(region_every);
     if kc.spec.backup.is_none() {
         update_status(ctx, kc, status).await?;
         // A replicated cluster's status shows its leader and members' health: keep it fresh.
@@ -564,6 +616,9 @@ async fn reconcile_suspended(
 
 /// How often a replicated cluster is reconciled to refresh `status.replication`.
 const REPLICATION_EVERY: Duration = Duration::from_secs(15);
+
+/// How soon a regional cluster whose replication secret is missing or empty looks for it again.
+const CREDENTIALS_RETRY: Duration = Duration::from_secs(15);
 
 /// How soon a cluster whose membership change is still due is reconciled again.
 const MEMBERSHIP_RETRY: Duration = Duration::from_secs(10);
@@ -711,6 +766,11 @@ async fn update_status(
         }
     } else if new.backup.is_none() {
         patch["status"]["backup"] = serde_json::Value::Null;
+    }
+    // A merge patch keeps a field it does not name: a region left (spec.region removed) is
+    // removed explicitly.
+    if new.regions.is_none() && old.regions.is_some() {
+        patch["status"]["regions"] = serde_json::Value::Null;
     }
     api.patch_status(
         &kc.name_any(),

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod names;
 pub mod quantity;
 pub mod recovery;
+pub mod regions;
 pub mod replication;
 pub mod resize;
 pub mod status;

@@ -83,6 +83,7 @@ async fn serve(config: Config) -> ExitCode {
         namespace: config.watch_namespace.clone(),
         backup_deadline: config.backup_deadline,
         backup_status_interval: config.backup_status_interval,
+        region_status_interval: config.region_status_interval,
         admin,
         autoscale: config.autoscale.clone(),
         api_access: config.api_access.clone(),

@@ -293,6 +293,106 @@ fn the_api_server_checks_backup_schedules_timeouts_and_timelines() {
     );
 }
 
+/// A one-replica cluster in `crd-regions` as region `name` with the given peer lines (each
+/// `- name: …` item, indented under `peers:`).
+fn regional(cluster: &str, name: &str, peers: &[(&str, &str)]) -> String {
+    let peers: String = peers
+        .iter()
+        .map(|(n, e)| format!("    - name: {n}\n      endpoint: {e}\n"))
+        .collect();
+    format!(
+        "apiVersion: koru.dev/v1alpha1\nkind: KoruCluster\nmetadata:\n  name: {cluster}\n  namespace: crd-regions\nspec:\n  version: \"0.1.0\"\n  replicas: 1\n  storage:\n    size: 1Gi\n  region:\n    name: {name}\n    credentialsSecret: replication\n    peers:\n{peers}"
+    )
+}
+
+#[test]
+fn the_api_server_checks_region_names_and_peers() {
+    let Some(k) = kubeconfig() else { return };
+    let crds = std::fs::read_to_string(committed_path()).unwrap();
+    let (ok, out) = kubectl(&k, &["apply", "--server-side", "-f", "-"], &crds);
+    assert!(ok, "applying the CRDs failed: {out}");
+    wait_for_crds(&k);
+    kubectl(&k, &["create", "namespace", "crd-regions"], "");
+    let eu = ("eu-west", "https://eu-west.db.example.com");
+    let ap = ("ap-south", "http://ap-south.koru.svc:7878/");
+
+    let (ok, out) = kubectl(
+        &k,
+        &["apply", "-f", "-"],
+        &regional("us", "us-east", &[eu, ap]),
+    );
+    assert!(ok, "a region with two peers was refused: {out}");
+    let wide = koru_testkit::get(&k, &["get", "kc", "us", "-n", "crd-regions", "-o", "wide"]);
+    let wide = wide.unwrap_or_default();
+    assert!(
+        wide.contains("REGION") && wide.contains("us-east"),
+        "{wide}"
+    );
+    let alone = regional("first", "us-east", &[]).replace("    peers:\n", "");
+    let (ok, out) = kubectl(&k, &["apply", "--dry-run=server", "-f", "-"], &alone);
+    assert!(
+        ok,
+        "the first region of a global database (no peers) was refused: {out}"
+    );
+
+    // What the data plane would refuse at start (and crash-loop on), the API server refuses.
+    for (manifest, message) in [
+        (
+            regional(
+                "us",
+                "us-east",
+                &[eu, ("us-east", "https://self.example.com")],
+            ),
+            "a region cannot be its own peer",
+        ),
+        (
+            regional(
+                "us",
+                "us-east",
+                &[eu, ("eu-west", "https://other.example.com")],
+            ),
+            "each peer region may be named only once",
+        ),
+        (regional("us", "US-East", &[eu]), "spec.region.name"),
+        (regional("us", &"a".repeat(33), &[eu]), "spec.region.name"),
+        (
+            regional("us", "us-east", &[("eu_west", eu.1)]),
+            "spec.region.peers[0].name",
+        ),
+        (
+            regional("us", "us-east", &[("eu-west", "ftp://eu-west.example.com")]),
+            "spec.region.peers[0].endpoint",
+        ),
+        (
+            regional(
+                "us",
+                "us-east",
+                &[("eu-west", "https://a.example.com,b=https://b")],
+            ),
+            "spec.region.peers[0].endpoint",
+        ),
+        (regional("us", "us-west", &[eu]), "region.name is immutable"),
+    ] {
+        let (ok, out) = kubectl(&k, &["apply", "-f", "-"], &manifest);
+        assert!(
+            !ok && out.contains(message),
+            "expected a refusal saying {message:?}, got: {out}"
+        );
+    }
+    let no_secret =
+        regional("nosecret", "us-east", &[eu]).replace("    credentialsSecret: replication\n", "");
+    let (ok, out) = kubectl(&k, &["apply", "--dry-run=server", "-f", "-"], &no_secret);
+    assert!(!ok && out.contains("credentialsSecret"), "{out}");
+    // Peers change freely (each change rolls the pods).
+    let (ok, out) = kubectl(&k, &["apply", "-f", "-"], &regional("us", "us-east", &[ap]));
+    assert!(ok, "changing the peers was refused: {out}");
+    kubectl(
+        &k,
+        &["delete", "namespace", "crd-regions", "--wait=false"],
+        "",
+    );
+}
+
 #[test]
 fn the_api_server_accepts_every_desired_object() {
     use koru_crd::{KoruCluster, KoruClusterSpec, Storage};
@@ -336,7 +436,15 @@ fn the_api_server_accepts_every_desired_object() {
             }),
             paused: false,
             suspended: false,
-            region: None,
+            // A region, so its volume and settings are checked too.
+            region: Some(koru_crd::RegionSpec {
+                name: "us-east".into(),
+                peers: vec![koru_crd::RegionPeer {
+                    name: "eu-west".into(),
+                    endpoint: "https://eu-west.db.example.com".into(),
+                }],
+                credentials_secret: "global-replication".into(),
+            }),
         },
     );
     kc.metadata.namespace = Some("desired-test".into());

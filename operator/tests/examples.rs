@@ -31,7 +31,8 @@ fn every_example_is_listed_here() {
         [
             "backup.yaml",
             "cluster-minimal.yaml",
-            "cluster-production.yaml"
+            "cluster-production.yaml",
+            "global-database.yaml"
         ],
         "a new example needs a test in this file"
     );
@@ -166,5 +167,75 @@ fn the_production_cluster_and_its_backup() {
         field(&k, ns, "secret/orders-admin", "{.data.token}").is_some(),
         "the cluster got its admin token"
     );
+    kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
+}
+
+#[test]
+fn the_global_database_runs_three_regions_sharing_one_secret() {
+    let Some(k) = kubeconfig() else { return };
+    install_crds(&k);
+    let ns = "example-global";
+    fresh_namespace(&k, ns);
+    let mut operator = start_operator(&k, ns);
+    apply_example(&k, ns, "global-database.yaml");
+    let regions = [
+        ("us-east", "eu-west", "ap-south"),
+        ("eu-west", "us-east", "ap-south"),
+        ("ap-south", "us-east", "eu-west"),
+    ];
+    for (region, a, b) in regions {
+        let cluster = format!("orders-{region}");
+        eventually(
+            &mut operator,
+            60,
+            &format!("the {cluster} StatefulSet"),
+            || {
+                field(
+                    &k,
+                    ns,
+                    &format!("statefulset/{cluster}"),
+                    "{.spec.replicas}",
+                )
+                .filter(|r| r == "3")
+            },
+        );
+        let settings = field(
+            &k,
+            ns,
+            &format!("configmap/{cluster}-config"),
+            "{.data.KORU_REGION}|{.data.KORU_REGION_PEERS}|{.data.KORU_REGION_TOKEN_FILE}",
+        );
+        assert_eq!(
+            settings,
+            Some(format!(
+                "{region}|{a}=https://orders.{a}.db.example.com,{b}=https://orders.{b}.db.example.com|/etc/koru/region/token"
+            ))
+        );
+        let secret = field(
+            &k,
+            ns,
+            &format!("statefulset/{cluster}"),
+            "{.spec.template.spec.volumes[?(@.name==\"region-token\")].secret.secretName}",
+        );
+        assert_eq!(secret.as_deref(), Some("orders-replication"));
+    }
+    for (region, _, _) in regions {
+        let cluster = format!("orders-{region}");
+        eventually(&mut operator, 120, &format!("{cluster} Running"), || {
+            mark_pods_ready(&k, ns, &cluster);
+            field(&k, ns, &format!("kc/{cluster}"), "{.status.phase}").filter(|p| p == "Running")
+        });
+        // No data plane answers here: the streams are not known yet.
+        assert_eq!(
+            field(
+                &k,
+                ns,
+                &format!("kc/{cluster}"),
+                "{.status.conditions[?(@.type==\"RegionsHealthy\")].status}/{.status.conditions[?(@.type==\"RegionsHealthy\")].reason}",
+            )
+            .as_deref(),
+            Some("Unknown/NotYetChecked")
+        );
+    }
     kubectl(&k, &["delete", "namespace", ns, "--wait=false"], "");
 }

@@ -13,3 +13,7 @@ pub const BACKUP_VERIFIED: &str = "BackupVerified";
 /// Condition type: with `storage.autoscale`, the volumes are past their fill threshold and at
 /// `maxSize`, so they cannot grow any more (True); False while they can.
 pub const STORAGE_AT_CEILING: &str = "StorageAtCeiling";
+/// Condition type: with `spec.region`, every peer region's stream is following its peer (True),
+/// or at least one is failing (False, its error in the message); Unknown until the data plane
+/// first reported its streams.
+pub const REGIONS_HEALTHY: &str = "RegionsHealthy";

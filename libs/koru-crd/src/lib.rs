@@ -55,7 +55,8 @@ fn reserved_suffix_rule() -> String {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Recoverable From","type":"string","priority":1,"jsonPath":".status.backup.firstRecoverableTime"}"#,
     printcolumn = r#"{"name":"Recoverable To","type":"string","priority":1,"jsonPath":".status.backup.lastRecoverableTime"}"#,
-    printcolumn = r#"{"name":"Verified","type":"string","priority":1,"jsonPath":".status.backup.lastVerifiedTime"}"#
+    printcolumn = r#"{"name":"Verified","type":"string","priority":1,"jsonPath":".status.backup.lastVerifiedTime"}"#,
+    printcolumn = r#"{"name":"Region","type":"string","priority":1,"jsonPath":".spec.region.name"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.replicas == 1 || self.replicas % 2 == 1").message("replicas must be odd when more than 1 (a Raft group needs a majority)"))]
@@ -101,12 +102,18 @@ pub struct KoruClusterSpec {
     pub region: Option<RegionSpec>,
 }
 
-/// A cluster's place in a global database (see the data plane's REGIONS.md).
+/// A cluster's place in a global database (see the data plane's REGIONS.md). The rules are the
+/// data plane's own checks of `--region` and `--region-peer` (which would stop it at start and
+/// crash-loop its pods), made by the API server first.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.peers.all(p, p.name != self.name)").message("a region cannot be its own peer: no peer may have the region's name").field_path(".peers"))]
+#[x_kube(validation = Rule::new("self.peers.all(p, self.peers.exists_one(q, q.name == p.name))").message("each peer region may be named only once").field_path(".peers"))]
 pub struct RegionSpec {
-    /// This region's name: 1-32 lowercase letters, digits and `-`.
-    #[schemars(regex(pattern = r"^[a-z0-9-]{1,32}$"))]
+    /// This region's name: 1-32 lowercase letters, digits and `-`. Immutable: every write,
+    /// counter and clock of the region carries it.
+    #[schemars(regex(pattern = r"^[a-z0-9-]{1,32}$"), length(min = 1, max = 32))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("region.name is immutable: the region's writes, counters and clocks carry it"))]
     pub name: String,
     /// The other regions of the global database.
     #[serde(default)]
@@ -114,6 +121,7 @@ pub struct RegionSpec {
     pub peers: Vec<RegionPeer>,
     /// Secret (in the cluster's namespace) whose `token` key is the replication secret every
     /// region of the global database shares: presented to the peers and accepted from them.
+    #[schemars(length(min = 1, max = 253))]
     pub credentials_secret: String,
 }
 
@@ -122,10 +130,11 @@ pub struct RegionSpec {
 #[serde(rename_all = "camelCase")]
 pub struct RegionPeer {
     /// Its region name.
-    #[schemars(regex(pattern = r"^[a-z0-9-]{1,32}$"))]
+    #[schemars(regex(pattern = r"^[a-z0-9-]{1,32}$"), length(min = 1, max = 32))]
     pub name: String,
-    /// Its data-plane API base URL, e.g. `https://eu-west.db.example.com`.
-    #[schemars(regex(pattern = r"^https?://.+"))]
+    /// Its data-plane API base URL, e.g. `https://eu-west.db.example.com` (no commas or spaces:
+    /// the peers reach the data plane as one comma-separated list).
+    #[schemars(regex(pattern = r"^https?://[^,\s]+$"), length(max = 2048))]
     pub endpoint: String,
 }
 
@@ -413,7 +422,7 @@ pub struct KoruClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready, Progressing and Degraded, with backups BackupVerified, with storage autoscaling
-    /// StorageAtCeiling, each with a reason.
+    /// StorageAtCeiling, with a region RegionsHealthy, each with a reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// With `spec.backup`: what the backups make recoverable, as the data plane last reported it
@@ -558,7 +567,7 @@ pub struct RecoveryStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// Ready, Progressing, Degraded, BackupVerified or StorageAtCeiling.
+    /// Ready, Progressing, Degraded, BackupVerified, StorageAtCeiling or RegionsHealthy.
     #[serde(rename = "type")]
     pub type_: String,
     /// True, False or Unknown.

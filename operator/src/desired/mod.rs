@@ -49,8 +49,15 @@ pub const ADMIN_DIR: &str = "/etc/koru/admin";
 pub const ADMIN_TOKEN_KEY: &str = "token";
 /// Name of the volume holding the admin token.
 const ADMIN_VOLUME: &str = "admin-token";
-/// Mode of the mounted admin token: readable by the pod's group (`fsGroup`) only.
+/// Mode of the mounted tokens (admin, replication): readable by the pod's group (`fsGroup`) only.
 const ADMIN_TOKEN_MODE: i32 = 0o440;
+/// Where the shared replication secret of a global database is mounted (`spec.region`).
+pub const REGION_DIR: &str = "/etc/koru/region";
+/// The key of the replication secret in `spec.region.credentialsSecret`, and its file name in
+/// [`REGION_DIR`].
+pub const REGION_TOKEN_KEY: &str = "token";
+/// Name of the volume holding the replication secret.
+const REGION_VOLUME: &str = "region-token";
 /// Name of the volume claim template.
 const DATA_VOLUME: &str = "data";
 /// Seconds a pod gets to drain, flush and fsync on SIGTERM.
@@ -304,6 +311,19 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
             }
         }
     }
+    if let Some(region) = &spec.region {
+        // In the ConfigMap, so they are in its digest: new peers roll the pods like any other
+        // setting (the data plane reads them only at start).
+        data.insert("KORU_REGION".into(), region.name.clone());
+        // Left out for a region of one: the data plane refuses an empty peer.
+        if !region.peers.is_empty() {
+            data.insert("KORU_REGION_PEERS".into(), region_peers(region));
+        }
+        data.insert(
+            "KORU_REGION_TOKEN_FILE".into(),
+            format!("{REGION_DIR}/{REGION_TOKEN_KEY}"),
+        );
+    }
     if let Some(limits) = &spec.limits {
         if let Some(ops) = limits.max_ops_per_sec {
             data.insert("KORU_MAX_OPS_PER_SEC".into(), ops.to_string());
@@ -317,6 +337,16 @@ fn config_map(kc: &KoruCluster, id: &Identity) -> ConfigMap {
         data: Some(data),
         ..ConfigMap::default()
     }
+}
+
+/// `--region-peer` as one comma-separated `NAME=URL` list, in the spec's order.
+pub fn region_peers(region: &koru_crd::RegionSpec) -> String {
+    region
+        .peers
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.endpoint.trim_end_matches('/')))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The cluster id tokens must name: the control plane's (`spec.auth.clusterId`), or
@@ -444,6 +474,31 @@ fn statefulset(kc: &KoruCluster, id: &Identity) -> StatefulSet {
         }),
         ..Volume::default()
     });
+    if let Some(region) = &spec.region {
+        // The replication secret every region shares: presented to the peers and accepted from
+        // them. Read at start, like the admin token, so a rotation reaches the pods as they
+        // restart.
+        mounts.push(VolumeMount {
+            name: REGION_VOLUME.into(),
+            mount_path: REGION_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        volumes.push(Volume {
+            name: REGION_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(region.credentials_secret.clone()),
+                items: Some(vec![KeyToPath {
+                    key: REGION_TOKEN_KEY.into(),
+                    path: REGION_TOKEN_KEY.into(),
+                    ..KeyToPath::default()
+                }]),
+                default_mode: Some(ADMIN_TOKEN_MODE),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     let container = Container {
         name: "dataplane".into(),
         image: Some(image),
@@ -722,3 +777,6 @@ mod network;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod region_tests;

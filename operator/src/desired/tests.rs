@@ -3,7 +3,7 @@
 use super::*;
 use koru_crd::{Durability, KoruClusterSpec, Limits, Storage};
 
-fn cluster(replicas: i32) -> KoruCluster {
+pub(super) fn cluster(replicas: i32) -> KoruCluster {
     let mut kc = KoruCluster::new(
         "orders",
         KoruClusterSpec {

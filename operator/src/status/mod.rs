@@ -3,13 +3,20 @@
 //! unit-tested.
 
 mod backups;
+mod regions;
 
 pub use backups::{DRILL_FAILED_EVENT, apply_backup_report, recovery};
+pub use regions::{
+    CREDENTIALS_INVALID, CREDENTIALS_INVALID_EVENT, LINK_FAILING_EVENT, LINKS_RECOVERED_EVENT,
+    apply_regions_report, credentials_invalid, regions_status,
+};
 
 use crate::desired::HTTP_PORT;
 use koru_crd::{Condition, KoruCluster, KoruClusterStatus, ResourcesStatus, StorageStatus};
 
-pub use koru_crd::conditions::{BACKUP_VERIFIED, DEGRADED, PROGRESSING, READY, STORAGE_AT_CEILING};
+pub use koru_crd::conditions::{
+    BACKUP_VERIFIED, DEGRADED, PROGRESSING, READY, REGIONS_HEALTHY, STORAGE_AT_CEILING,
+};
 
 /// What the controller saw of a cluster's StatefulSet.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -240,6 +247,7 @@ pub fn next_status(kc: &KoruCluster, observed: &Observed, now: &str) -> KoruClus
         now,
     );
     backups::expect_drills(&mut conditions, spec, generation, now);
+    regions::expect_regions(&mut conditions, spec, generation, now);
     if spec.storage.autoscale.is_none() {
         conditions.retain(|c| c.type_ != STORAGE_AT_CEILING);
     } else if let Some((at_ceiling, why)) = &observed.at_ceiling {
@@ -347,6 +355,7 @@ pub fn notices(old: &KoruClusterStatus, new: &KoruClusterStatus) -> Vec<Notice> 
     let mut notices: Vec<Notice> = phase_notice(old, new).into_iter().collect();
     notices.extend(backups::drill_notice(old, new));
     notices.extend(ceiling_notice(old, new));
+    notices.extend(regions::link_notice(old, new));
     notices
 }
 
@@ -428,3 +437,6 @@ fn phase_notice(old: &KoruClusterStatus, new: &KoruClusterStatus) -> Option<Noti
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod region_tests;

@@ -4,7 +4,11 @@ use super::*;
 use crate::admin::{ArchivedSpan, Drill, Listing};
 use koru_crd::{BackupSettings, KoruClusterSpec, RecoveryStatus, Storage};
 
-fn cluster(replicas: i32, version: &str, status: Option<KoruClusterStatus>) -> KoruCluster {
+pub(super) fn cluster(
+    replicas: i32,
+    version: &str,
+    status: Option<KoruClusterStatus>,
+) -> KoruCluster {
     let mut kc = KoruCluster::new(
         "orders",
         KoruClusterSpec {
@@ -33,7 +37,7 @@ fn cluster(replicas: i32, version: &str, status: Option<KoruClusterStatus>) -> K
     kc
 }
 
-fn sts(replicas: i32, ready: i32, updated: i32, rolled_out: bool) -> Observed {
+pub(super) fn sts(replicas: i32, ready: i32, updated: i32, rolled_out: bool) -> Observed {
     Observed {
         statefulset: Some(StatefulSetState {
             replicas,
