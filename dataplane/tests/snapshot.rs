@@ -427,3 +427,45 @@ async fn raw_internal_and_import_are_for_admins() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn import_through_a_follower_reaches_every_member_of_a_cluster() {
+    let cluster = common::cluster::Cluster::start(3);
+    let http = client();
+    let leader = cluster.leader(&http).await;
+    let follower = cluster
+        .running()
+        .into_iter()
+        .find(|&id| id != leader)
+        .unwrap();
+    let mut stream = String::from("{\"snapshot_at\":\"2026-02-06T12:00:00Z\",\"lsn\":77}\n");
+    for i in 0..25 {
+        let line = json!({"namespace": "r", "key": format!("k{i:02}"), "version_id": "1.0",
+            "timestamp": "2026-02-06T11:00:00Z", "value": {"i": i}});
+        stream.push_str(&format!("{line}\n"));
+    }
+    let response = http
+        .post(format!("{}/admin/v1/import", cluster.url(follower)))
+        .header("content-type", "application/x-ndjson")
+        .body(stream)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["imported"], 25, "{answer}");
+    assert_eq!(answer["source_lsn"], 77, "{answer}");
+    for id in cluster.running() {
+        let response = http
+            .get(format!("{}/api/v1/snapshot?namespace=r", cluster.url(id)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "member {id}");
+        let snap = parse(&response.text().await.unwrap());
+        assert_eq!(snap.lines.len(), 25, "member {id}");
+        for (i, line) in snap.lines.iter().enumerate() {
+            assert_eq!(line["value"], json!({"i": i}), "member {id}");
+        }
+    }
+}
