@@ -169,3 +169,29 @@ fn a_moment_is_refused_in_the_future_and_before_the_log() {
     let (header, _) = moment(&store, None, now).unwrap();
     assert_eq!(header.lsn, first.lsn);
 }
+
+#[test]
+fn the_roadmap_shapes_work_on_the_embedded_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::BlockingDb::open_path(dir.path()).unwrap();
+    db.put("users", "alice", r#"{"plan":"free"}"#, None)
+        .unwrap();
+    let backup = db.put("users", "bob", "1", None).unwrap();
+    let last_backup_time = backup.timestamp.clone();
+    db.put("users", "alice", r#"{"plan":"pro"}"#, None).unwrap();
+    db.delete("users", "bob", None).unwrap();
+
+    let page = db.changes_since(&last_backup_time).unwrap();
+    let lsns: Vec<u64> = page.changes.iter().map(|c| c.lsn).collect();
+    assert_eq!(lsns, [2, 3, 4]);
+    assert!(db.changes_since("yesterday").is_err());
+
+    let snapshot = db.snapshot_at(&last_backup_time).unwrap();
+    assert_eq!(snapshot.header.lsn, 2);
+    let lines: Vec<Line> = snapshot.map(Result::unwrap).collect();
+    let keys: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l.key.as_str(), l.value.get()))
+        .collect();
+    assert_eq!(keys, [("alice", r#"{"plan":"free"}"#), ("bob", "1")]);
+}
