@@ -277,6 +277,15 @@ async fn since_time_and_snapshots_follow_the_log_exactly() {
     assert_eq!(partial.lines[0]["key"], now.lines[0]["key"]);
     let (status, body) = import(&http, &third, String::new(), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let response = http
+        .post(format!("{}/admin/v1/import", third.url))
+        .header("content-type", "text/plain")
+        .body(now.text())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(snapshot_ok(&http, &third, "").await.lines.len(), 1);
 }
 
 #[tokio::test]
