@@ -11,6 +11,7 @@ mod reader;
 mod secondary;
 mod syncer;
 mod text;
+mod time;
 mod unique;
 
 use std::fmt;
@@ -736,39 +737,6 @@ impl Store {
         max_bytes: usize,
     ) -> Result<Vec<Change>, StoreError> {
         self.reader().changes_page(since, limit, max_bytes)
-    }
-
-    /// The LSN of the last record committed before `micros` (0 when none was), so
-    /// `changes_page(lsn_before_time(t), …)` starts at the first record committed at or after
-    /// `t`. Never a scan of the whole log: see [`LogReader::lsn_before_time`].
-    pub fn lsn_before_time(&self, micros: i64) -> Result<u64, StoreError> {
-        self.reader().lsn_before_time(micros)
-    }
-
-    /// Every namespace that ever held a key, internal ones included, sorted.
-    pub fn all_namespaces(&self) -> Vec<String> {
-        self.inner.index.read().all_namespaces()
-    }
-
-    /// A page of the keys of a namespace live as of record `lsn` with their versions then, after
-    /// `after`; the second value is the cursor of the next page, if any.
-    pub fn page_at_lsn(
-        &self,
-        namespace: &str,
-        after: Option<&str>,
-        limit: usize,
-        lsn: u64,
-    ) -> (Vec<(String, Version)>, Option<String>) {
-        self.inner
-            .index
-            .read()
-            .page_at_lsn(namespace, after, limit, lsn)
-    }
-
-    /// A version's value exactly as stored (a CRDT's whole state, not its rendering); None for a
-    /// delete.
-    pub fn raw_value(&self, v: Version) -> Result<Option<String>, StoreError> {
-        self.reader().raw_value(v)
     }
 
     /// The first LSNs of the log segments that start after `since` and at or before `upto`: a
