@@ -37,6 +37,7 @@ pub mod revocations;
 pub mod rewind;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod snapshot;
 pub mod store;
 #[cfg(feature = "server")]
 pub mod usage;

@@ -141,8 +141,9 @@ pub const MAX_CHANGES: usize = 10_000;
 /// Query string of the change feed.
 #[derive(Deserialize)]
 pub struct ChangesParams {
-    #[serde(default)]
-    since: u64,
+    since: Option<u64>,
+    /// RFC 3339: start at the first record committed at or after it (instead of `since`).
+    since_time: Option<String>,
     limit: Option<usize>,
 }
 
@@ -173,7 +174,8 @@ pub struct ChangesOut {
     last_lsn: u64,
 }
 
-/// `GET /api/v1/changes?since=<lsn>&limit=`: committed records after an LSN, in order, at most
+/// `GET /api/v1/changes?since=<lsn>|since_time=<RFC 3339>&limit=`: committed records after an LSN (or from
+/// the first committed at or after a time), in order, at most
 /// `limit` of them and `--max-read-bytes` of log (always at least one record when any follows).
 pub async fn changes(
     State(state): State<AppState>,
@@ -185,8 +187,8 @@ pub async fn changes(
             "limit must be between 1 and {MAX_CHANGES}"
         )));
     }
+    let since = super::snapshot::feed_start(&state, params.since, params.since_time).await?;
     let store = state.store.clone();
-    let since = params.since;
     let changes = blocking::read(move || {
         let budget = store.config().max_read_bytes;
         Ok(store.changes_page(since, limit, budget)?)

@@ -12,6 +12,7 @@ mod ops;
 mod query;
 mod raft;
 mod rewind;
+mod snapshot;
 mod views;
 
 use std::num::NonZeroU32;
@@ -226,6 +227,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/batch", post(batch::write))
         .route("/api/v1/batch/get", post(batch::get))
         .route("/api/v1/changes", get(batch::changes))
+        .route("/api/v1/snapshot", get(snapshot::snapshot))
         .route("/api/v1/views", get(views::list).post(views::create))
         .route(
             "/api/v1/views/{name}",
@@ -260,9 +262,14 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/rewind", post(rewind::rewind))
         .route_layer(middleware::from_fn(media::require_json))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
+    // The import streams its body (NDJSON, any length), so it checks its own media type.
+    let import = Router::new()
+        .route("/admin/v1/import", post(snapshot::import))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     // The member routes (`/raft/*`) are on the peer listener only: see `raft::peer_app`.
     Router::new()
         .merge(api)
+        .merge(import)
         .merge(raft::operator_routes(state.clone()))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

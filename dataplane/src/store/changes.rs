@@ -61,6 +61,71 @@ pub(crate) fn read(
     if since >= upto {
         return Ok(out);
     }
+    walk(segments, start, upto, |rec| {
+        if out.len() >= page.limit {
+            return false;
+        }
+        if rec.lsn > since {
+            let cost = rec.encoded_len.saturating_add(
+                rec.ops
+                    .len()
+                    .saturating_mul(super::pages::CHANGE_OP_OVERHEAD),
+            );
+            if !super::pages::change_fits(out.len(), used, cost, page.max_bytes) {
+                return false;
+            }
+            used = used.saturating_add(cost);
+            out.push(Change {
+                lsn: rec.lsn,
+                timestamp_micros: rec.timestamp_micros,
+                ops: rec
+                    .ops
+                    .iter()
+                    .map(|o| ChangeOp {
+                        delete: o.op.kind == OpKind::Delete,
+                        namespace: o.op.namespace.to_string(),
+                        key: o.op.key.to_string(),
+                        value: (o.op.kind == OpKind::Put)
+                            .then(|| String::from_utf8_lossy(o.op.value).into_owned()),
+                    })
+                    .collect(),
+            });
+        }
+        true
+    })?;
+    Ok(out)
+}
+
+/// The LSN of the first record with `lsn <= upto` committed at or after `micros`, reading from
+/// `start` (a record committed before `micros`); None when every record up to `upto` is older.
+pub(crate) fn first_at_or_after(
+    segments: &[SegmentFile],
+    start: Option<(u64, u64)>,
+    upto: u64,
+    micros: i64,
+) -> Result<Option<u64>, StoreError> {
+    let mut found = None;
+    if upto == 0 {
+        return Ok(None);
+    }
+    walk(segments, start, upto, |rec| {
+        if rec.timestamp_micros >= micros {
+            found = Some(rec.lsn);
+            return false;
+        }
+        true
+    })?;
+    Ok(found)
+}
+
+/// Decodes records from `start` (segment, offset; the log's start when None) in log order and
+/// hands each to `visit` until it returns false or the record at `upto` was visited.
+fn walk(
+    segments: &[SegmentFile],
+    start: Option<(u64, u64)>,
+    upto: u64,
+    mut visit: impl FnMut(&record::Record<'_>) -> bool,
+) -> Result<(), StoreError> {
     let (start_seq, start_offset) = start.unwrap_or((0, HEADER_LEN as u64));
     let mut body = Vec::new();
     for seg in segments.iter().filter(|s| s.seq >= start_seq) {
@@ -74,9 +139,6 @@ pub(crate) fn read(
         let file = FileCursor::new(Arc::clone(&seg.file), offset);
         let mut reader = BufReader::with_capacity(READ_BUFFER, file);
         loop {
-            if out.len() >= page.limit {
-                return Ok(out);
-            }
             let mut frame = [0u8; record::FRAME_HEADER_LEN];
             match reader.read_exact(&mut frame) {
                 Ok(()) => {}
@@ -95,38 +157,15 @@ pub(crate) fn read(
                 offset,
                 reason: e.to_string(),
             })?;
-            if rec.lsn > since {
-                let cost = rec.encoded_len.saturating_add(
-                    rec.ops
-                        .len()
-                        .saturating_mul(super::pages::CHANGE_OP_OVERHEAD),
-                );
-                if !super::pages::change_fits(out.len(), used, cost, page.max_bytes) {
-                    return Ok(out);
-                }
-                used = used.saturating_add(cost);
-                out.push(Change {
-                    lsn: rec.lsn,
-                    timestamp_micros: rec.timestamp_micros,
-                    ops: rec
-                        .ops
-                        .iter()
-                        .map(|o| ChangeOp {
-                            delete: o.op.kind == OpKind::Delete,
-                            namespace: o.op.namespace.to_string(),
-                            key: o.op.key.to_string(),
-                            value: (o.op.kind == OpKind::Put)
-                                .then(|| String::from_utf8_lossy(o.op.value).into_owned()),
-                        })
-                        .collect(),
-                });
+            if !visit(&rec) {
+                return Ok(());
             }
             // Records after `upto` may still be half-written by the commit thread.
             if rec.lsn >= upto {
-                return Ok(out);
+                return Ok(());
             }
             offset += rec.encoded_len as u64;
         }
     }
-    Ok(out)
+    Ok(())
 }

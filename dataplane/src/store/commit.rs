@@ -534,9 +534,11 @@ impl CommitThread {
             }
             return false;
         }
-        self.wal
-            .files()
-            .note_records(accepted.iter().map(|a| (a.lsn, a.seq, a.record_offset)));
+        self.wal.files().note_records(
+            accepted
+                .iter()
+                .map(|a| (a.lsn, a.timestamp_micros, a.seq, a.record_offset)),
+        );
         let active = self.wal.position().0;
         if let Some(first) = accepted.iter().find(|a| a.seq == active) {
             // Only set when 0: the first record of the active segment defines the archive lag.

@@ -311,6 +311,46 @@ impl Index {
             .collect()
     }
 
+    /// Every namespace that ever held a key (deleted ones too), sorted: what a snapshot of a past
+    /// moment walks.
+    pub fn all_namespaces(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.namespaces.keys().map(|n| n.to_string()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Up to `limit` keys of a namespace after `after`, in order, that were live as of record
+    /// `lsn`, each with its version then; the second value says whether keys follow. At most
+    /// `limit * 4` keys are looked at, so pages stay short where most keys were deleted.
+    pub fn page_at_lsn(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+        lsn: u64,
+    ) -> (Vec<(String, Version)>, Option<String>) {
+        let Some(ns) = self.namespaces.get(namespace) else {
+            return (Vec::new(), None);
+        };
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        let mut looked: Option<&str> = None;
+        let keys = ns.keys.range::<str, _>((start, Bound::Unbounded));
+        for (count, (key, versions)) in keys.enumerate() {
+            if out.len() >= limit || count >= limit.saturating_mul(4) {
+                return (out, looked.map(str::to_string));
+            }
+            looked = Some(key);
+            let n = versions.partition_point(|v| v.lsn <= lsn);
+            if let Some(v) = n.checked_sub(1).map(|i| versions[i])
+                && !v.is_tombstone()
+            {
+                out.push((key.to_string(), v));
+            }
+        }
+        (out, None)
+    }
+
     /// Every key of a namespace starting with `prefix`, in order, with its version current at
     /// `timestamp_micros` and its latest one; None when the namespace never held a key.
     pub fn range_at(

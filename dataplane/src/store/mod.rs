@@ -11,6 +11,7 @@ mod reader;
 mod secondary;
 mod syncer;
 mod text;
+mod time;
 mod unique;
 
 use std::fmt;

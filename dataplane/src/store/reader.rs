@@ -43,6 +43,19 @@ impl LogReader {
         changes::read(&self.files.list(), start, since, upto, page)
     }
 
+    /// The LSN of the last record committed before `micros` (0 when none was): the change feed
+    /// after it starts at the first record committed at or after `micros`. A binary search of
+    /// the seek points' times, then a scan of less than one seek interval of log.
+    pub(crate) fn lsn_before_time(&self, micros: i64) -> Result<u64, StoreError> {
+        let upto = self.index.read().applied_lsn();
+        let start = self
+            .files
+            .seek_time(micros)
+            .and_then(|lsn| self.files.seek(lsn));
+        let first = changes::first_at_or_after(&self.files.list(), start, upto, micros)?;
+        Ok(first.map_or(upto, |lsn| lsn.saturating_sub(1).min(upto)))
+    }
+
     /// Each live key of a namespace with its latest version.
     pub(crate) fn snapshot(&self, namespace: &str) -> Vec<(String, Version)> {
         self.index.read().snapshot(namespace, None)

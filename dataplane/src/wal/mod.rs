@@ -66,6 +66,9 @@ pub const SEEK_INTERVAL: u64 = 64 * 1024;
 #[derive(Debug, Default)]
 struct SeekPoints {
     points: BTreeMap<u64, (u64, u64)>,
+    /// (commit time, LSN) of every noted record, in log order: times only grow with LSNs, so a
+    /// moment is found by binary search.
+    times: Vec<(i64, u64)>,
     last: Option<(u64, u64)>,
 }
 
@@ -106,18 +109,28 @@ impl SegmentFiles {
         self.files.read().values().cloned().collect()
     }
 
-    /// Notes where records start (LSN, segment, offset), keeping about one per [`SEEK_INTERVAL`].
-    pub fn note_records(&self, records: impl IntoIterator<Item = (u64, u64, u64)>) {
+    /// Notes where records start (LSN, commit time, segment, offset), keeping about one per
+    /// [`SEEK_INTERVAL`] (and the first of every segment).
+    pub fn note_records(&self, records: impl IntoIterator<Item = (u64, i64, u64, u64)>) {
         let mut seek = self.seek.write();
-        for (lsn, seq, offset) in records {
+        for (lsn, micros, seq, offset) in records {
             let far = seek
                 .last
                 .is_none_or(|(s, o)| s != seq || offset >= o + SEEK_INTERVAL);
             if far {
                 seek.points.insert(lsn, (seq, offset));
+                seek.times.push((micros, lsn));
                 seek.last = Some((seq, offset));
             }
         }
+    }
+
+    /// The LSN of the last noted record committed before `micros` (None when none was): the
+    /// first record at or after `micros` lies less than [`SEEK_INTERVAL`] of log past it.
+    pub fn seek_time(&self, micros: i64) -> Option<u64> {
+        let seek = self.seek.read();
+        let n = seek.times.partition_point(|&(t, _)| t < micros);
+        n.checked_sub(1).map(|i| seek.times[i].1)
     }
 
     /// Where to start reading to reach record `lsn`: the nearest noted record at or before it,
@@ -252,7 +265,7 @@ impl Wal {
                         "record timestamp goes backwards".to_string()
                     }
                     Ok(rec) => {
-                        files.note_records([(rec.lsn, seq, pos as u64)]);
+                        files.note_records([(rec.lsn, rec.timestamp_micros, seq, pos as u64)]);
                         apply(
                             &rec,
                             Location {
