@@ -15,13 +15,16 @@ use thiserror::Error;
 
 use crate::metrics::StoreMetrics;
 use crate::query::{Query, QueryError};
-use crate::store::{Committed, Fetched, VersionId};
+use crate::store::{Committed, Fetched, RangeGuard, VersionId};
 use crate::{FsyncMode, Store, StoreConfig, StoreError, WriteOp, clock, names};
 
 /// Most versions one history page or keys listing returns (the HTTP API's bound too).
 pub const MAX_PAGE_LIMIT: usize = 100_000;
 /// Most records one change-feed page returns (the HTTP API's bound too).
 pub const MAX_CHANGES: usize = 10_000;
+/// How many times a CRDT operation without `if_match` is tried again after another write of
+/// its key came between its read and its write.
+pub const PATCH_ATTEMPTS: usize = 16;
 
 /// Why a [`Db`] call failed; [`DbError::code`] is the HTTP API's error code for the same failure.
 #[derive(Debug, Error)]
@@ -249,6 +252,8 @@ pub struct ChangesPage {
 pub struct Options {
     /// The store's settings (directory, fsync mode, limits).
     pub store: StoreConfig,
+    /// The region CRDT counter and set entries are written under (`local` by default).
+    pub region: String,
 }
 
 impl Options {
@@ -256,7 +261,14 @@ impl Options {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Options {
             store: StoreConfig::new(path),
+            region: crate::crdt::LOCAL_REGION.to_owned(),
         }
+    }
+
+    /// Names the region this database's CRDT operations are made in.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
     }
 
     /// Sets the durability mode.
@@ -281,6 +293,8 @@ pub struct BlockingDb {
     /// never pulls the store from under it, and the store (with its directory lock) goes when the
     /// last such call ends: the same process can open the directory again at once.
     handle: Arc<parking_lot::RwLock<Option<Store>>>,
+    /// The region CRDT operations are made in.
+    region: Arc<str>,
 }
 
 impl BlockingDb {
@@ -289,6 +303,7 @@ impl BlockingDb {
         let (store, _) = Store::open(options.store, Arc::new(StoreMetrics::default()))?;
         Ok(BlockingDb {
             handle: Arc::new(parking_lot::RwLock::new(Some(store))),
+            region: options.region.into(),
         })
     }
 
@@ -313,7 +328,8 @@ impl BlockingDb {
     }
 
     /// Writes `value` (JSON text) as the key's new version; with `if_match`, only if that is still
-    /// the key's latest version.
+    /// the key's latest version. A value holding CRDT literals (`{"$counter": 1}`, see
+    /// [`crate::crdt`]) is stored as the CRDT it describes.
     pub fn put(
         &self,
         namespace: &str,
@@ -321,9 +337,42 @@ impl BlockingDb {
         value: &str,
         if_match: Option<&str>,
     ) -> Result<Written, DbError> {
-        let op = WriteOp::put(namespace, key, raw(value)?);
+        let op = WriteOp::user_put(namespace, key, raw(value)?, &self.region)?;
         let committed = self.write_one(op, if_match)?;
         Ok(written(&committed))
+    }
+
+    /// Applies CRDT operations (JSON text: one operation or an array, applied atomically; see
+    /// [`crate::crdt::Operation`]) to the key's state, creating it when absent. With `if_match`,
+    /// only over that version; without, tried again when another write comes between.
+    pub fn patch(
+        &self,
+        namespace: &str,
+        key: &str,
+        ops: &str,
+        if_match: Option<&str>,
+    ) -> Result<Written, DbError> {
+        let store = self.store()?;
+        let ops = crate::crdt::parse_ops(ops).map_err(StoreError::from)?;
+        let expected = if_match
+            .map(|m| version_id(m.trim_matches('"'), "if_match"))
+            .transpose()?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let plan = plan_patch(&store, namespace, key, &ops, &self.region, expected)?;
+            match store.write_guarded_blocking(vec![plan.op], plan.guard) {
+                Err(StoreError::Conflict { .. })
+                    if expected.is_none() && attempt < PATCH_ATTEMPTS =>
+                {
+                    continue;
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(patch_conflict(&store, namespace, key, expected, plan.read));
+                }
+                other => return Ok(written(&other?)),
+            }
+        }
     }
 
     /// Writes a delete version; `not_found` when the key is not live.
@@ -445,7 +494,7 @@ impl BlockingDb {
                     value,
                 } => {
                     names::validate_namespace(&namespace).map_err(StoreError::from)?;
-                    WriteOp::put(namespace, key, raw(&value)?)
+                    WriteOp::user_put(namespace, key, raw(&value)?, &self.region)?
                 }
                 BatchWrite::Delete { namespace, key } => {
                     names::validate_namespace(&namespace).map_err(StoreError::from)?;
@@ -613,6 +662,19 @@ impl Db {
         blocking(move || db.put(&ns, &k, &v, m.as_deref())).await
     }
 
+    /// See [`BlockingDb::patch`].
+    pub async fn patch(
+        &self,
+        namespace: &str,
+        key: &str,
+        ops: &str,
+        if_match: Option<&str>,
+    ) -> Result<Written, DbError> {
+        let (db, ns, k, o) = (self.inner.clone(), s(namespace), s(key), s(ops));
+        let m = if_match.map(s);
+        blocking(move || db.patch(&ns, &k, &o, m.as_deref())).await
+    }
+
     /// See [`BlockingDb::delete`].
     pub async fn delete(
         &self,
@@ -710,6 +772,83 @@ async fn blocking<T: Send + 'static>(
 #[cfg(feature = "server")]
 fn s(text: &str) -> String {
     text.to_string()
+}
+
+/// A CRDT operation planned against the key's state as read: the write, the guard that makes
+/// it a compare-and-set over that state, and what it renders as.
+pub(crate) struct PatchPlan {
+    /// The put of the new state.
+    pub(crate) op: WriteOp,
+    /// Broken by any write of the key after the read.
+    pub(crate) guard: RangeGuard,
+    /// The version read (None when the key was never written).
+    pub(crate) read: Option<VersionId>,
+    /// The new state rendered as plain JSON.
+    pub(crate) rendered: String,
+}
+
+/// Reads the key's stored state and applies `ops` to it as made in `region` now; with
+/// `expected`, only when that is the version read.
+pub(crate) fn plan_patch(
+    store: &Store,
+    namespace: &str,
+    key: &str,
+    ops: &[crate::crdt::Operation],
+    region: &str,
+    expected: Option<VersionId>,
+) -> Result<PatchPlan, DbError> {
+    check_names(namespace, key)?;
+    // Taken before the read: a write of the key after it breaks the guard.
+    let (since_lsn, _) = store.last_applied();
+    let found = store.get_raw(namespace, key)?;
+    let read = found.as_ref().map(|(v, _)| *v);
+    if let Some(expected) = expected
+        && read != Some(expected)
+    {
+        return Err(DbError::mismatch(
+            &WriteOp::delete(namespace, key),
+            expected,
+            read,
+        ));
+    }
+    let hlc = crate::crdt::Hlc {
+        micros: clock::now_micros(),
+        region: region.to_owned(),
+    };
+    let current = found.and_then(|(_, text)| text);
+    let state = crate::crdt::apply(current.as_deref(), ops, &hlc).map_err(StoreError::from)?;
+    let rendered = crate::crdt::render(&state).map_err(StoreError::from)?;
+    Ok(PatchPlan {
+        op: WriteOp::put(namespace, key, raw(&state)?),
+        guard: RangeGuard {
+            namespace: namespace.to_owned(),
+            prefix: key.to_owned(),
+            since_lsn: read.map_or(since_lsn, |v| v.lsn),
+            exact: true,
+        },
+        read,
+        rendered,
+    })
+}
+
+/// The error of an operation whose key changed under it: with `if_match`, the version
+/// mismatch a `PUT` answers; without, after every attempt, the store's conflict.
+pub(crate) fn patch_conflict(
+    store: &Store,
+    namespace: &str,
+    key: &str,
+    expected: Option<VersionId>,
+    read: Option<VersionId>,
+) -> DbError {
+    let latest = store.latest_version(namespace, key);
+    match expected {
+        Some(expected) => DbError::mismatch(&WriteOp::delete(namespace, key), expected, latest),
+        None => DbError::Store(StoreError::Conflict {
+            namespace: namespace.to_owned(),
+            prefix: key.to_owned(),
+            since_lsn: read.map_or(0, |v| v.lsn),
+        }),
+    }
 }
 
 fn check_names(namespace: &str, key: &str) -> Result<(), DbError> {
