@@ -24,7 +24,7 @@ pub const MAX_PAGE_LIMIT: usize = 100_000;
 pub const MAX_CHANGES: usize = 10_000;
 /// How many times a CRDT operation without `if_match` is tried again after another write of
 /// its key came between its read and its write.
-pub const PATCH_ATTEMPTS: usize = 16;
+pub const PATCH_ATTEMPTS: usize = 32;
 
 /// Why a [`Db`] call failed; [`DbError::code`] is the HTTP API's error code for the same failure.
 #[derive(Debug, Error)]

@@ -45,7 +45,13 @@ pub async fn patch(
             blocking::read(move || Ok(db::plan_patch(&store, &ns, &k, &o, &region, expected)?))
                 .await?;
         match write_guarded(&state, plan.op, plan.guard).await? {
-            Err(()) if expected.is_none() && attempt < PATCH_ATTEMPTS => continue,
+            Err(()) if expected.is_none() && attempt < PATCH_ATTEMPTS => {
+                // Contending writers back off by a random, growing pause so one gets through.
+                let cap = 200u64 << attempt.min(6);
+                let pause: u64 = rand::random_range(0..cap);
+                tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+                continue;
+            }
             Err(()) => {
                 let e = db::patch_conflict(&state.store, &namespace, &key, expected, plan.read);
                 return Err(ApiError::from(e));
