@@ -783,7 +783,8 @@ pub(crate) struct PatchPlan {
     pub(crate) guard: RangeGuard,
     /// The version read (None when the key was never written).
     pub(crate) read: Option<VersionId>,
-    /// The new state rendered as plain JSON.
+    /// The new state rendered as plain JSON (the HTTP answer's `value`).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) rendered: String,
 }
 
