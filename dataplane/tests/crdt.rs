@@ -374,3 +374,62 @@ async fn a_replicated_group_takes_operations_on_every_member() {
         }
     }
 }
+
+#[tokio::test]
+async fn queries_and_indexes_see_crdt_values_as_they_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let http = client();
+    let base = server.url.as_str();
+    let resp = http
+        .post(format!("{base}/api/v1/shop/indexes"))
+        .json(&json!({"field": "owner"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    put(
+        &http,
+        base,
+        "shop/c1",
+        json!({"owner": "ann", "n": {"$counter": 1}}),
+    )
+    .await;
+    put(
+        &http,
+        base,
+        "shop/c2",
+        json!({"owner": "bob", "n": {"$counter": 1}}),
+    )
+    .await;
+    patch(
+        &http,
+        base,
+        "shop/c2",
+        json!({"op": "increment", "path": "n", "by": 4}),
+    )
+    .await;
+    patch(
+        &http,
+        base,
+        "shop/c1",
+        json!({"op": "set", "path": "owner", "value": "cy"}),
+    )
+    .await;
+
+    let (status, found) = get(&http, base, "shop/by/owner/cy").await;
+    assert_eq!(status, 200, "{found}");
+    assert!(found.to_string().contains("c1"), "{found}");
+    let (_, gone) = get(&http, base, "shop/by/owner/ann").await;
+    assert!(!gone.to_string().contains("c1"), "{gone}");
+    let resp = http
+        .post(format!("{base}/api/v1/shop/query"))
+        .json(&json!({"filter": {"field": "n", "op": "gt", "value": 3}}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["total"], json!(1), "{body}");
+    assert_eq!(body["results"][0]["key"], json!("c2"));
+    assert_eq!(body["results"][0]["value"], json!({"n": 5, "owner": "bob"}));
+}
