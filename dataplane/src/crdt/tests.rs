@@ -142,3 +142,47 @@ fn concurrent_mvregister_writes_are_all_kept_until_one_observes_them() {
     .unwrap();
     assert_eq!(render(&merge(&c, &b).unwrap()).unwrap(), "[\"c\"]");
 }
+
+/// The stored text of each type is a format (documented in FORMAT.md, exchanged between
+/// regions): these are byte for byte what a store holds.
+#[test]
+fn stored_states_keep_their_documented_format() {
+    let h = hlc(10, "A");
+    let stored = |literal: &str| from_user(literal, &h).unwrap().unwrap();
+    assert_eq!(
+        stored("{\"$counter\":-2}"),
+        "{\"$crdt\":{\"counter\":{\"A\":{\"p\":0,\"n\":2}}}}"
+    );
+    assert_eq!(
+        stored("{\"$set\":[\"b\",\"a\"]}"),
+        "{\"$crdt\":{\"set\":{\"e\":[{\"v\":\"a\",\"d\":[[\"A\",11]]},{\"v\":\"b\",\"d\":[[\"A\",10]]}],\"c\":{\"A\":11}}}}"
+    );
+    assert_eq!(
+        stored("{\"$register\":[1]}"),
+        "{\"$crdt\":{\"register\":{\"hlc\":{\"t\":10,\"r\":\"A\"},\"value\":[1]}}}"
+    );
+    assert_eq!(
+        stored("{\"$mvregister\":1}"),
+        "{\"$crdt\":{\"mvregister\":{\"e\":[{\"d\":[\"A\",10],\"v\":1}],\"c\":{\"A\":10}}}}"
+    );
+    let map = stored("{\"n\":{\"$counter\":1},\"x\":true}");
+    assert_eq!(
+        map,
+        concat!(
+            "{\"$crdt\":{\"map\":{\"f\":{",
+            "\"n\":{\"at\":{\"t\":10,\"r\":\"A\"},\"s\":{\"counter\":{\"A\":{\"p\":1,\"n\":0}}}},",
+            "\"x\":{\"at\":{\"t\":10,\"r\":\"A\"},\"s\":{\"register\":{\"hlc\":{\"t\":10,\"r\":\"A\"},\"value\":true}}}",
+            "}}}}"
+        )
+    );
+    let deleted = apply(
+        Some(&map),
+        &ops("{\"op\":\"delete_field\",\"path\":\"x\"}"),
+        &hlc(5, "B"),
+    )
+    .unwrap();
+    assert!(
+        deleted.ends_with(",\"x\":{\"x\":{\"t\":11,\"r\":\"B\"}}}}}"),
+        "{deleted}"
+    );
+}
