@@ -230,9 +230,9 @@ pub fn type_of(stored: &str) -> Option<&'static str> {
 /// given. A top-level `$crdt` field, or a literal used wrongly, is `invalid_value`. `hlc` is the
 /// write's clock (its region names the counter and set entries).
 pub fn from_user(value: &str, hlc: &Hlc) -> Result<Option<String>, CrdtError> {
-    // Literals and the reserved field are object keys starting with `$`: most values have
-    // none, and are not parsed again here.
-    if !value.contains("\"$") {
+    // Literals and the reserved field are object keys starting with `$` (perhaps escaped as
+    // `\u0024`): most values have none, and are not parsed again here.
+    if !value.contains("\"$") && !value.contains("\\u0024") {
         return Ok(None);
     }
     let parsed: serde_json::Value =

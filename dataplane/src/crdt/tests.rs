@@ -34,6 +34,10 @@ fn literals_become_states_and_plain_values_stay_plain() {
     let h = hlc(10, "a");
     assert_eq!(from_user("{\"a\":1}", &h).unwrap(), None);
     assert_eq!(from_user("{\"a\":\"$x\"}", &h).unwrap(), None);
+    let escaped = from_user("{\"\\u0024counter\":2}", &h).unwrap().unwrap();
+    assert_eq!(render(&escaped).unwrap(), "2");
+    let reserved = from_user("{\"\\u0024crdt\":{}}", &h).unwrap_err();
+    assert_eq!(reserved.code(), "invalid_value");
     let c = from_user("{\"$counter\":3}", &h).unwrap().unwrap();
     assert_eq!(render(&c).unwrap(), "3");
     let s = from_user("{\"$set\":[\"b\",\"a\",\"b\"]}", &h)
