@@ -14,17 +14,15 @@ use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::metrics::StoreMetrics;
+use crate::patch::{PATCH_ATTEMPTS, patch_conflict, plan_patch};
 use crate::query::{Query, QueryError};
-use crate::store::{Committed, Fetched, RangeGuard, VersionId};
+use crate::store::{Committed, Fetched, VersionId};
 use crate::{FsyncMode, Store, StoreConfig, StoreError, WriteOp, clock, names};
 
 /// Most versions one history page or keys listing returns (the HTTP API's bound too).
 pub const MAX_PAGE_LIMIT: usize = 100_000;
 /// Most records one change-feed page returns (the HTTP API's bound too).
 pub const MAX_CHANGES: usize = 10_000;
-/// How many times a CRDT operation without `if_match` is tried again after another write of
-/// its key came between its read and its write.
-pub const PATCH_ATTEMPTS: usize = 32;
 
 /// Why a [`Db`] call failed; [`DbError::code`] is the HTTP API's error code for the same failure.
 #[derive(Debug, Error)]
@@ -774,85 +772,7 @@ fn s(text: &str) -> String {
     text.to_string()
 }
 
-/// A CRDT operation planned against the key's state as read: the write, the guard that makes
-/// it a compare-and-set over that state, and what it renders as.
-pub(crate) struct PatchPlan {
-    /// The put of the new state.
-    pub(crate) op: WriteOp,
-    /// Broken by any write of the key after the read.
-    pub(crate) guard: RangeGuard,
-    /// The version read (None when the key was never written).
-    pub(crate) read: Option<VersionId>,
-    /// The new state rendered as plain JSON (the HTTP answer's `value`).
-    #[cfg_attr(not(feature = "server"), allow(dead_code))]
-    pub(crate) rendered: String,
-}
-
-/// Reads the key's stored state and applies `ops` to it as made in `region` now; with
-/// `expected`, only when that is the version read.
-pub(crate) fn plan_patch(
-    store: &Store,
-    namespace: &str,
-    key: &str,
-    ops: &[crate::crdt::Operation],
-    region: &str,
-    expected: Option<VersionId>,
-) -> Result<PatchPlan, DbError> {
-    check_names(namespace, key)?;
-    // Taken before the read: a write of the key after it breaks the guard.
-    let (since_lsn, _) = store.last_applied();
-    let found = store.get_raw(namespace, key)?;
-    let read = found.as_ref().map(|(v, _)| *v);
-    if let Some(expected) = expected
-        && read != Some(expected)
-    {
-        return Err(DbError::mismatch(
-            &WriteOp::delete(namespace, key),
-            expected,
-            read,
-        ));
-    }
-    let hlc = crate::crdt::Hlc {
-        micros: clock::now_micros(),
-        region: region.to_owned(),
-    };
-    let current = found.and_then(|(_, text)| text);
-    let state = crate::crdt::apply(current.as_deref(), ops, &hlc).map_err(StoreError::from)?;
-    let rendered = crate::crdt::render(&state).map_err(StoreError::from)?;
-    Ok(PatchPlan {
-        op: WriteOp::put(namespace, key, raw(&state)?),
-        guard: RangeGuard {
-            namespace: namespace.to_owned(),
-            prefix: key.to_owned(),
-            since_lsn: read.map_or(since_lsn, |v| v.lsn),
-            exact: true,
-        },
-        read,
-        rendered,
-    })
-}
-
-/// The error of an operation whose key changed under it: with `if_match`, the version
-/// mismatch a `PUT` answers; without, after every attempt, the store's conflict.
-pub(crate) fn patch_conflict(
-    store: &Store,
-    namespace: &str,
-    key: &str,
-    expected: Option<VersionId>,
-    read: Option<VersionId>,
-) -> DbError {
-    let latest = store.latest_version(namespace, key);
-    match expected {
-        Some(expected) => DbError::mismatch(&WriteOp::delete(namespace, key), expected, latest),
-        None => DbError::Store(StoreError::Conflict {
-            namespace: namespace.to_owned(),
-            prefix: key.to_owned(),
-            since_lsn: read.map_or(0, |v| v.lsn),
-        }),
-    }
-}
-
-fn check_names(namespace: &str, key: &str) -> Result<(), DbError> {
+pub(crate) fn check_names(namespace: &str, key: &str) -> Result<(), DbError> {
     names::validate_namespace(namespace).map_err(StoreError::from)?;
     names::validate_key(key).map_err(StoreError::from)?;
     Ok(())
@@ -866,7 +786,7 @@ fn not_found(namespace: &str, key: &str) -> DbError {
 }
 
 /// A caller's value: JSON text, kept byte for byte.
-fn raw(value: &str) -> Result<Box<RawValue>, DbError> {
+pub(crate) fn raw(value: &str) -> Result<Box<RawValue>, DbError> {
     RawValue::from_string(value.to_string()).map_err(|e| DbError::MalformedJson(e.to_string()))
 }
 

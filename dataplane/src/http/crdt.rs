@@ -10,8 +10,9 @@ use super::error::{ApiPath, JsonBody};
 use super::json::{self, JsonBytes};
 use super::kv::{if_match, tagged};
 use super::{ApiError, AppState, blocking};
-use crate::db::{self, DbError, PATCH_ATTEMPTS};
+use crate::db::DbError;
 use crate::error::StoreError;
+use crate::patch::{self, PATCH_ATTEMPTS};
 use crate::rewind::{GuardedWrite, RewindError};
 use crate::store::{Committed, RangeGuard, WriteOp};
 
@@ -42,7 +43,7 @@ pub async fn patch(
         );
         let region = state.region.name.clone();
         let plan =
-            blocking::read(move || Ok(db::plan_patch(&store, &ns, &k, &o, &region, expected)?))
+            blocking::read(move || Ok(patch::plan_patch(&store, &ns, &k, &o, &region, expected)?))
                 .await?;
         match write_guarded(&state, plan.op, plan.guard).await? {
             Err(()) if expected.is_none() && attempt < PATCH_ATTEMPTS => {
@@ -53,7 +54,7 @@ pub async fn patch(
                 continue;
             }
             Err(()) => {
-                let e = db::patch_conflict(&state.store, &namespace, &key, expected, plan.read);
+                let e = patch::patch_conflict(&state.store, &namespace, &key, expected, plan.read);
                 return Err(ApiError::from(e));
             }
             Ok(committed) => {
