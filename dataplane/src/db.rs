@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::metrics::StoreMetrics;
+use crate::patch::{PATCH_ATTEMPTS, patch_conflict, plan_patch};
 use crate::query::{Query, QueryError};
 use crate::store::{Committed, Fetched, VersionId};
 use crate::{FsyncMode, Store, StoreConfig, StoreError, WriteOp, clock, names};
@@ -249,6 +250,8 @@ pub struct ChangesPage {
 pub struct Options {
     /// The store's settings (directory, fsync mode, limits).
     pub store: StoreConfig,
+    /// The region CRDT counter and set entries are written under (`local` by default).
+    pub region: String,
 }
 
 impl Options {
@@ -256,7 +259,14 @@ impl Options {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Options {
             store: StoreConfig::new(path),
+            region: crate::crdt::LOCAL_REGION.to_owned(),
         }
+    }
+
+    /// Names the region this database's CRDT operations are made in.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
     }
 
     /// Sets the durability mode.
@@ -281,6 +291,8 @@ pub struct BlockingDb {
     /// never pulls the store from under it, and the store (with its directory lock) goes when the
     /// last such call ends: the same process can open the directory again at once.
     handle: Arc<parking_lot::RwLock<Option<Store>>>,
+    /// The region CRDT operations are made in.
+    region: Arc<str>,
 }
 
 impl BlockingDb {
@@ -289,6 +301,7 @@ impl BlockingDb {
         let (store, _) = Store::open(options.store, Arc::new(StoreMetrics::default()))?;
         Ok(BlockingDb {
             handle: Arc::new(parking_lot::RwLock::new(Some(store))),
+            region: options.region.into(),
         })
     }
 
@@ -313,7 +326,8 @@ impl BlockingDb {
     }
 
     /// Writes `value` (JSON text) as the key's new version; with `if_match`, only if that is still
-    /// the key's latest version.
+    /// the key's latest version. A value holding CRDT literals (`{"$counter": 1}`, see
+    /// [`crate::crdt`]) is stored as the CRDT it describes.
     pub fn put(
         &self,
         namespace: &str,
@@ -321,9 +335,42 @@ impl BlockingDb {
         value: &str,
         if_match: Option<&str>,
     ) -> Result<Written, DbError> {
-        let op = WriteOp::put(namespace, key, raw(value)?);
+        let op = WriteOp::user_put(namespace, key, raw(value)?, &self.region)?;
         let committed = self.write_one(op, if_match)?;
         Ok(written(&committed))
+    }
+
+    /// Applies CRDT operations (JSON text: one operation or an array, applied atomically; see
+    /// [`crate::crdt::Operation`]) to the key's state, creating it when absent. With `if_match`,
+    /// only over that version; without, tried again when another write comes between.
+    pub fn patch(
+        &self,
+        namespace: &str,
+        key: &str,
+        ops: &str,
+        if_match: Option<&str>,
+    ) -> Result<Written, DbError> {
+        let store = self.store()?;
+        let ops = crate::crdt::parse_ops(ops).map_err(StoreError::from)?;
+        let expected = if_match
+            .map(|m| version_id(m.trim_matches('"'), "if_match"))
+            .transpose()?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let plan = plan_patch(&store, namespace, key, &ops, &self.region, expected)?;
+            match store.write_guarded_blocking(vec![plan.op], plan.guard) {
+                Err(StoreError::Conflict { .. })
+                    if expected.is_none() && attempt < PATCH_ATTEMPTS =>
+                {
+                    continue;
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(patch_conflict(&store, namespace, key, expected, plan.read));
+                }
+                other => return Ok(written(&other?)),
+            }
+        }
     }
 
     /// Writes a delete version; `not_found` when the key is not live.
@@ -445,7 +492,7 @@ impl BlockingDb {
                     value,
                 } => {
                     names::validate_namespace(&namespace).map_err(StoreError::from)?;
-                    WriteOp::put(namespace, key, raw(&value)?)
+                    WriteOp::user_put(namespace, key, raw(&value)?, &self.region)?
                 }
                 BatchWrite::Delete { namespace, key } => {
                     names::validate_namespace(&namespace).map_err(StoreError::from)?;
@@ -613,6 +660,19 @@ impl Db {
         blocking(move || db.put(&ns, &k, &v, m.as_deref())).await
     }
 
+    /// See [`BlockingDb::patch`].
+    pub async fn patch(
+        &self,
+        namespace: &str,
+        key: &str,
+        ops: &str,
+        if_match: Option<&str>,
+    ) -> Result<Written, DbError> {
+        let (db, ns, k, o) = (self.inner.clone(), s(namespace), s(key), s(ops));
+        let m = if_match.map(s);
+        blocking(move || db.patch(&ns, &k, &o, m.as_deref())).await
+    }
+
     /// See [`BlockingDb::delete`].
     pub async fn delete(
         &self,
@@ -712,7 +772,7 @@ fn s(text: &str) -> String {
     text.to_string()
 }
 
-fn check_names(namespace: &str, key: &str) -> Result<(), DbError> {
+pub(crate) fn check_names(namespace: &str, key: &str) -> Result<(), DbError> {
     names::validate_namespace(namespace).map_err(StoreError::from)?;
     names::validate_key(key).map_err(StoreError::from)?;
     Ok(())
@@ -726,7 +786,7 @@ fn not_found(namespace: &str, key: &str) -> DbError {
 }
 
 /// A caller's value: JSON text, kept byte for byte.
-fn raw(value: &str) -> Result<Box<RawValue>, DbError> {
+pub(crate) fn raw(value: &str) -> Result<Box<RawValue>, DbError> {
     RawValue::from_string(value.to_string()).map_err(|e| DbError::MalformedJson(e.to_string()))
 }
 

@@ -26,6 +26,7 @@ pub mod indexes;
 pub mod json_check;
 pub mod metrics;
 pub mod names;
+pub mod patch;
 pub mod query;
 #[cfg(feature = "server")]
 pub mod raft;

@@ -636,7 +636,10 @@ async fn malformed_requests_get_json_errors() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = api.call(Method::GET, "/nope", None).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
-    let (status, body) = api.call(Method::PATCH, "/api/v1/ns/k", None).await;
+    // PATCH is taken (CRDT operations); POST is not, on a key.
+    let (status, body) = api
+        .call(Method::POST, "/api/v1/ns/k", Some(json!({"value": 1})))
+        .await;
     assert_error(
         status,
         &body,

@@ -31,7 +31,9 @@ pub async fn write(
     for (i, w) in body.writes.into_iter().enumerate() {
         names::validate_namespace(&w.namespace).map_err(crate::StoreError::from)?;
         ops.push(match (w.value, w.delete) {
-            (Some(value), false) => WriteOp::put(w.namespace, w.key, value),
+            (Some(value), false) => {
+                WriteOp::user_put(w.namespace, w.key, value, &state.region.name)?
+            }
             (None, true) => WriteOp::delete(w.namespace, w.key),
             _ => {
                 return Err(ApiError::bad_request(format!(

@@ -68,6 +68,7 @@ pub fn layer(origins: &[Origin]) -> Option<CorsLayer> {
                 Method::GET,
                 Method::HEAD,
                 Method::PUT,
+                Method::PATCH,
                 Method::POST,
                 Method::DELETE,
             ])

@@ -76,7 +76,12 @@ impl From<StoreError> for ApiError {
             StoreError::Crdt(crate::crdt::CrdtError::Malformed(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            StoreError::Crdt(crate::crdt::CrdtError::TypeMismatch { .. })
+            StoreError::Crdt(
+                crate::crdt::CrdtError::BadOperation(_) | crate::crdt::CrdtError::InvalidValue(_),
+            ) => StatusCode::BAD_REQUEST,
+            StoreError::Crdt(
+                crate::crdt::CrdtError::TypeMismatch { .. } | crate::crdt::CrdtError::NotACrdt,
+            )
             | StoreError::Conflict { .. }
             | StoreError::UniqueViolation(_)
             | StoreError::IndexExists { .. } => StatusCode::CONFLICT,

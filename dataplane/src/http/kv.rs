@@ -48,7 +48,7 @@ pub async fn get(
 }
 
 /// `body` with the version as its entity tag (`ETag: "<version_id>"`), for `If-Match`.
-fn tagged(version: VersionId, body: JsonBytes) -> Response {
+pub(super) fn tagged(version: VersionId, body: JsonBytes) -> Response {
     ([(header::ETAG, format!("\"{version}\""))], body).into_response()
 }
 
@@ -70,7 +70,7 @@ pub async fn get_at(
 }
 
 /// The version an `If-Match` header asks for (extension: a compare-and-set), if any.
-fn if_match(headers: &HeaderMap) -> Result<Option<VersionId>, ApiError> {
+pub(super) fn if_match(headers: &HeaderMap) -> Result<Option<VersionId>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -106,7 +106,8 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
     let expected = if_match(&headers)?;
-    let committed = write_one(&state, WriteOp::put(namespace, key, body.value), expected).await?;
+    let op = WriteOp::user_put(namespace, key, body.value, &state.region.name)?;
+    let committed = write_one(&state, op, expected).await?;
     let (version, previous) = committed.versions[0];
     Ok(tagged(
         version,

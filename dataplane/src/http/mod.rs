@@ -3,6 +3,7 @@
 mod batch;
 mod blocking;
 pub mod cors;
+mod crdt;
 pub mod error;
 mod indexes;
 mod json;
@@ -250,7 +251,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/api/v1/{namespace}/{key}",
-            get(kv::get).put(kv::put).delete(kv::delete),
+            get(kv::get)
+                .put(kv::put)
+                .patch(crdt::patch)
+                .delete(kv::delete),
         )
         .route("/api/v1/{namespace}/{key}/history", get(kv::history))
         .route("/api/v1/{namespace}/{key}/at/{timestamp}", get(kv::get_at))

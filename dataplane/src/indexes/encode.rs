@@ -141,8 +141,21 @@ pub fn prefix_bytes(prefix: &str) -> Enc {
 /// The encoded value of the field at `path` (already split on dots) in the JSON text `json`;
 /// None when the field is missing, not a scalar, or the text is not JSON.
 pub fn extract(json: &[u8], path: &[String]) -> Option<Enc> {
+    if let Some(rendered) = rendered_crdt(json) {
+        return extract(rendered.as_bytes(), path);
+    }
     let mut de = serde_json::Deserializer::from_slice(json);
     PathSeed { path }.deserialize(&mut de).ok().flatten()
+}
+
+/// A stored CRDT state as the plain JSON reads answer, so indexes see what queries see; None
+/// for a plain value (or a state that does not parse, indexed as nothing).
+fn rendered_crdt(json: &[u8]) -> Option<String> {
+    if !json.starts_with(crate::crdt::STORED_PREFIX.as_bytes()) {
+        return None;
+    }
+    let text = std::str::from_utf8(json).ok()?;
+    Some(crate::crdt::render(text).unwrap_or_else(|_| "null".into()))
 }
 
 /// Reads the value at a path, skipping everything else without building it.
@@ -271,6 +284,9 @@ impl<'de> Visitor<'de> for KeyIs<'_> {
 /// The encoded values of several fields of one JSON text, read in one pass (the indexes of a
 /// namespace share the parse of each value written to it); None where [`extract`] gives None.
 pub fn extract_all(json: &[u8], paths: &[&[String]]) -> Vec<Option<Enc>> {
+    if let Some(rendered) = rendered_crdt(json) {
+        return extract_all(rendered.as_bytes(), paths);
+    }
     let mut out = vec![None; paths.len()];
     let mut de = serde_json::Deserializer::from_slice(json);
     let seed = Multi {

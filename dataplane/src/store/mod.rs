@@ -187,6 +187,30 @@ impl WriteOp {
         }
     }
 
+    /// A put of a caller's value: a value holding CRDT literals is stored as the state they
+    /// describe (its counter and set entries under `region`), and a top-level `$crdt` field is
+    /// refused. Every user-facing write path (HTTP `PUT`, batch, the embedded API) builds its
+    /// puts here; internal writes (replication, rewinds, merges) store states as they are.
+    pub fn user_put(
+        namespace: impl Into<String>,
+        key: impl Into<String>,
+        value: Box<RawValue>,
+        region: &str,
+    ) -> Result<Self, StoreError> {
+        let hlc = crate::crdt::Hlc {
+            micros: crate::clock::now_micros(),
+            region: region.to_owned(),
+        };
+        let value = match crate::crdt::from_user(value.get(), &hlc)? {
+            Some(state) => {
+                RawValue::from_string(state).map_err(|e| StoreError::InvalidValue(e.to_string()))?
+            }
+            // Stored byte for byte, as before CRDTs.
+            None => value,
+        };
+        Ok(Self::put(namespace, key, value))
+    }
+
     /// A delete (tombstone).
     pub fn delete(namespace: impl Into<String>, key: impl Into<String>) -> Self {
         WriteOp {
@@ -637,6 +661,21 @@ impl Store {
             previous,
             value: self.reader().value(v)?,
         })
+    }
+
+    /// A key's latest version (a delete included; None when never written) with its value
+    /// exactly as stored, a CRDT's whole state unrendered (None for a delete): what an
+    /// operation reads before its compare-and-set.
+    pub fn get_raw(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<(VersionId, Option<String>)>, StoreError> {
+        let found = self.inner.index.read().latest(namespace, key);
+        match found {
+            None => Ok(None),
+            Some((v, _)) => Ok(Some((v.id(), self.reader().raw_value(v)?))),
+        }
     }
 
     /// A read-only view of the index and log files for background threads.

@@ -414,6 +414,11 @@ fn is_text_def(def: &IndexDef, key: &str) -> bool {
 
 /// The text of a JSON value's field (values that are not JSON have none).
 fn text_of(json: &str, field: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    // A CRDT state is indexed as the plain JSON reads answer.
+    let rendered = crate::crdt::is_crdt(json)
+        .then(|| crate::crdt::render(json).ok())
+        .flatten();
+    let value: serde_json::Value =
+        serde_json::from_str(rendered.as_deref().unwrap_or(json)).ok()?;
     schema::text_of(&value, field)
 }
