@@ -572,7 +572,8 @@ impl BlockingDb {
                     namespace: op.namespace,
                     key: op.key,
                     version_id: format!("{}.{i}", c.lsn),
-                    value: op.value.map(stored).transpose()?,
+                    // As reads answer it: a CRDT's state rendered as plain JSON.
+                    value: op.value.map(rendered).transpose()?,
                 });
             }
             changes.push(Change {
@@ -797,6 +798,15 @@ fn stored(value: String) -> Result<Box<RawValue>, DbError> {
             "stored value unreadable: {e}"
         )))
     })
+}
+
+/// A value of the change feed as reads answer it: a CRDT state rendered, a plain value as stored.
+fn rendered(value: String) -> Result<Box<RawValue>, DbError> {
+    if crate::crdt::is_crdt(&value) {
+        stored(crate::crdt::render(&value).map_err(StoreError::from)?)
+    } else {
+        stored(value)
+    }
 }
 
 fn timestamp(at: &str) -> Result<i64, DbError> {

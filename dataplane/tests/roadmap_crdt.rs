@@ -147,5 +147,15 @@ fn the_blocking_api_takes_literals_and_operations_and_refuses_the_reserved_field
     let history = db.history("c", "k", None, None)?;
     let values: Vec<&str> = history.versions.iter().map(|v| v.value.get()).collect();
     assert_eq!(values, ["2", "5"]);
+    // The change feed answers values as reads do: the counter's states as numbers.
+    let feed = db.changes(0, None)?;
+    let counter: Vec<&str> = feed
+        .changes
+        .iter()
+        .flat_map(|c| &c.ops)
+        .filter(|op| op.namespace == "c" && op.key == "k")
+        .filter_map(|op| op.value.as_ref().map(|v| v.get()))
+        .collect();
+    assert_eq!(counter, ["2", "5"]);
     Ok(())
 }
