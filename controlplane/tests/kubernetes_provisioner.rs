@@ -31,6 +31,8 @@ fn spec(slug: &str, name: &str) -> ClusterSpec {
         backup_retention_days: 1,
         restore: None,
         suspended: false,
+        regions: Vec::new(),
+        region: None,
         token_public_key_pem: PEM.to_string(),
         revocations_url: None,
     }
@@ -110,6 +112,7 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
             ready_replicas: 0,
             endpoint: None,
             message: None,
+            regions: Vec::new(),
         }
     );
     // Applying the same spec again writes nothing.
@@ -158,6 +161,7 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
             ready_replicas: 1,
             endpoint: Some(format!("http://orders.{ns}.svc:7878")),
             message: None,
+            regions: Vec::new(),
         }
     );
 
