@@ -161,9 +161,103 @@ pub async fn forget(db: &AnyPool, cluster_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// How long one region's data plane may take to answer its status.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Replaces each running region's stored links with what its data plane says now
+/// (`GET /admin/v1/regions`, with a short-lived admin token signed by the cluster's key). A
+/// region that does not answer keeps what was stored: the page still shows, a moment older.
+pub async fn refresh_links(state: &crate::state::AppState, cluster: &mut crate::clusters::Cluster) {
+    if cluster.regions.is_empty() || cluster.suspended {
+        return;
+    }
+    let token = match admin_token(state, &cluster.id).await {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::warn!(cluster = %cluster.id, error = %e, "cannot sign a token for the regions' status");
+            return;
+        }
+    };
+    let Ok(client) = reqwest::Client::builder().timeout(STATUS_TIMEOUT).build() else {
+        return;
+    };
+    for region in &mut cluster.regions {
+        let Some(endpoint) = region.endpoint.as_deref() else {
+            continue;
+        };
+        if region.phase.as_deref() != Some("Running") {
+            continue;
+        }
+        let answer = client
+            .get(format!("{endpoint}/admin/v1/regions"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        let status = match answer {
+            Ok(response) => {
+                response
+                    .json::<koru_dataplane_api::region::RegionStatus>()
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match status {
+            Ok(status) => {
+                region.status = Some(status.peers.iter().map(RegionLink::from).collect());
+            }
+            Err(e) => {
+                tracing::debug!(cluster = %cluster.id, region = %region.name, error = %e, "no region status")
+            }
+        }
+    }
+}
+
+/// A 60-second admin token for the cluster's data planes.
+async fn admin_token(state: &crate::state::AppState, cluster_id: &str) -> Result<String> {
+    let key = crate::cluster_keys::signing_key(&state.db, &state.dataplane_key, cluster_id).await?;
+    let now = u64::try_from(crate::db::now_ms() / 1000).unwrap_or(0);
+    let token = crate::data_tokens::issue(
+        &key,
+        cluster_id,
+        crate::backups::SUBJECT,
+        crate::auth::Role::Owner,
+        &crate::data_tokens::DataTokenRequest {
+            scope: koru_dataplane_api::auth::Scope::Admin,
+            ttl_secs: Some(60),
+        },
+        now,
+    )?;
+    Ok(token.token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_link_is_summarised_with_its_state_and_lag() {
+        let link = koru_dataplane_api::region::PeerLink {
+            name: "eu-west".into(),
+            url: "http://127.0.0.1:1".into(),
+            state: koru_dataplane_api::region::LinkState::Failing,
+            applied_lsn: 7,
+            applied_time: None,
+            lag_seconds: Some(1.5),
+            records_applied: 3,
+            last_error: Some("connection refused".into()),
+        };
+        let summary = RegionLink::from(&link);
+        assert_eq!(
+            (
+                summary.peer.as_str(),
+                summary.state.as_str(),
+                summary.lag_seconds
+            ),
+            ("eu-west", "failing", Some(1.5))
+        );
+        assert_eq!(summary.last_error.as_deref(), Some("connection refused"));
+    }
 
     #[test]
     fn regions_come_from_the_catalogue_once_each() {

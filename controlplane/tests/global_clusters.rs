@@ -45,6 +45,9 @@ fn values<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
 
 #[tokio::test]
 async fn a_global_database_runs_each_region_with_its_peers_and_is_deleted_whole() {
+    // GET asks each region's data plane for its streams over reqwest with rustls, whose crypto
+    // provider the binary installs at start-up.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     for backend in backends().await {
         let api = Api::new(&backend).await;
         let b = api.backend;

@@ -382,6 +382,7 @@ pub(super) async fn detail_page(
     );
     let mut cluster = cluster;
     cluster.endpoint = shown;
+    crate::regions::refresh_links(state, &mut cluster).await;
     let restored_from = match &cluster.restored_from {
         Some(r) => Some(
             match clusters::get(&state.db, &org.id, &r.cluster_id).await {
