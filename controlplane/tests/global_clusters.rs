@@ -163,5 +163,40 @@ async fn a_global_database_runs_each_region_with_its_peers_and_is_deleted_whole(
         assert!(serving(&root.join(format!("{id}.eu-west/data"))).is_none());
         assert!(!token.exists(), "[{b}] the token file is removed");
         assert!(!root.join(format!("{id}.eu-west")).exists());
+
+        // The creates, refused ones included, and the delete are audited like any cluster's.
+        let (_, page) = api
+            .call(
+                "GET",
+                &format!("{org_path}/audit?limit=100"),
+                Some(&owner),
+                None,
+            )
+            .await;
+        let outcomes = |action: &str| -> Vec<String> {
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["action"] == action)
+                .map(|e| e["outcome"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            outcomes("POST /api/v1/orgs/{org}/clusters"),
+            [
+                "success",
+                "failure:402",
+                "failure:400",
+                "failure:400",
+                "failure:403",
+                "failure:402"
+            ],
+            "[{b}] newest first: {page}"
+        );
+        assert_eq!(
+            outcomes("DELETE /api/v1/orgs/{org}/clusters/{id}"),
+            ["success"]
+        );
     }
 }
