@@ -177,7 +177,9 @@ async fn apply_plan_update_import_and_destroy_against_a_real_control_plane() {
     assert!(
         plan.stdout
             .contains("koru_cluster.main will be updated in-place")
-            && plan.stdout.contains(r#"~ tier             = "free" -> "pro""#)
+            && plan
+                .stdout
+                .contains(r#"~ tier             = "free" -> "pro""#)
             && plan
                 .stdout
                 .contains(r#"~ storage          = "1GB" -> "100GB""#)
