@@ -357,6 +357,7 @@ pub async fn create(
     let regions = req.regions.clone().unwrap_or_default();
     if !regions.is_empty() {
         crate::regions::check(&regions)?;
+        crate::regions::check_names(&req.name, &regions)?;
         if restore.is_some() {
             return Err(Error::BadRequest(
                 "a restore makes a single-region cluster; leave `regions` out".into(),

@@ -84,6 +84,22 @@ pub fn check(regions: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Checks that every region of global database `name` can be named `<name>-<region>` (how the
+/// Kubernetes provisioner names the KoruClusters of its non-primary regions) within the
+/// 40-character limit of cluster names.
+pub fn check_names(name: &str, regions: &[String]) -> Result<()> {
+    if let Some(long) = regions
+        .iter()
+        .skip(1)
+        .find(|r| name.len() + 1 + r.len() > 40)
+    {
+        return Err(Error::BadRequest(format!(
+            "cluster name {name:?} is too long for region {long:?}: a global database's name plus a dash and each region's name must fit in 40 characters"
+        )));
+    }
+    Ok(())
+}
+
 /// Records the regions of a new global database, in order.
 pub async fn insert(
     tx: &mut Transaction<'_, Any>,
@@ -257,6 +273,13 @@ mod tests {
             ("eu-west", "failing", Some(1.5))
         );
         assert_eq!(summary.last_error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn each_regions_name_fits() {
+        let regions = vec!["us-east".to_string(), "ap-southeast".to_string()];
+        assert!(check_names(&"a".repeat(27), &regions).is_ok());
+        assert!(check_names(&"a".repeat(28), &regions).is_err());
     }
 
     #[test]
