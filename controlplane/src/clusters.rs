@@ -24,7 +24,7 @@ pub const DEFAULT_VERSION: &str = "0.1.0";
 pub const DEFAULT_REGION: &str = "local";
 
 /// A cluster as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Cluster {
     /// Cluster id.
     pub id: String,
@@ -66,6 +66,9 @@ pub struct Cluster {
     /// further, so writes will soon be refused. Absent while it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_at_ceiling_since: Option<i64>,
+    /// A global database's regions in order, each with its endpoint and stream links (the
+    /// first is `region` and `endpoint`); empty for a single-region cluster.
+    pub regions: Vec<crate::regions::ClusterRegion>,
 }
 
 /// What every cluster query selects, in [`cluster`]'s terms: the cluster, and its
@@ -115,7 +118,24 @@ fn cluster(row: &AnyRow) -> Result<Cluster> {
             &row.try_get::<String, _>("allowed_cidrs")?,
         )?,
         storage_at_ceiling_since: row.try_get("storage_at_ceiling_since")?,
+        regions: Vec::new(),
     })
+}
+
+/// A cluster read from `row`, with its regions.
+async fn cluster_with_regions(db: &AnyPool, row: &AnyRow) -> Result<Cluster> {
+    let mut c = cluster(row)?;
+    c.regions = crate::regions::of(db, &c.id).await?;
+    Ok(c)
+}
+
+/// The clusters read from `rows`, with their regions.
+async fn clusters_with_regions(db: &AnyPool, rows: &[AnyRow]) -> Result<Vec<Cluster>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(cluster_with_regions(db, row).await?);
+    }
+    Ok(out)
 }
 
 /// `POST /api/v1/orgs/{org}/clusters`.
@@ -126,9 +146,13 @@ pub struct CreateCluster {
     /// Tier; the organization's when absent. At most the organization's.
     #[serde(default)]
     pub tier: Option<TierName>,
-    /// Region label; `local` when absent.
+    /// Region label; `local` when absent. Ignored when `regions` is given.
     #[serde(default)]
     pub region: Option<String>,
+    /// A global database: two or more regions from the catalogue (`GET /api/v1/regions`), the
+    /// first being the primary; pro and enterprise tiers only, up to the tier's `max_regions`.
+    #[serde(default)]
+    pub regions: Option<Vec<String>>,
     /// Replicas: 1, 3, 5 or 7 (a Raft group needs a majority), within the tier.
     #[serde(default)]
     pub replicas: Option<u32>,
@@ -234,10 +258,13 @@ pub fn spec(
         backup_retention_days: limits.backup_retention_days,
         restore: c.restored_from.clone(),
         suspended: c.suspended,
+        regions: c.regions.iter().map(|r| r.name.clone()).collect(),
+        region: None,
     }
 }
 
-/// Every cluster of every organization, oldest first (the gateway's route table).
+/// Every cluster of every organization, oldest first (the gateway's route table), without their
+/// regions (the gateway routes to a global database's primary region).
 pub async fn all(db: &AnyPool) -> Result<Vec<Cluster>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "{SELECT_CLUSTERS} ORDER BY c.created_at, c.id"
@@ -254,7 +281,7 @@ pub async fn by_id(db: &AnyPool, id: &str) -> Result<Cluster> {
         .fetch_optional(db)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no cluster {id:?}")))?;
-    cluster(&row)
+    cluster_with_regions(db, &row).await
 }
 
 /// The clusters of an organization, oldest first.
@@ -265,10 +292,11 @@ pub async fn list(db: &AnyPool, org_id: &str) -> Result<Vec<Cluster>> {
     .bind(org_id)
     .fetch_all(db)
     .await?;
-    rows.iter().map(cluster).collect()
+    clusters_with_regions(db, &rows).await
 }
 
-/// [`list`] inside a transaction (one that holds the organization's [`crate::orgs::lock`]).
+/// [`list`] inside a transaction (one that holds the organization's [`crate::orgs::lock`]),
+/// without their regions.
 pub async fn list_in(tx: &mut Transaction<'_, Any>, org_id: &str) -> Result<Vec<Cluster>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "{SELECT_CLUSTERS} WHERE c.org_id = $1 ORDER BY c.created_at, c.id"
@@ -298,7 +326,7 @@ pub async fn page(
     .bind(i64::from(limit) + 1)
     .fetch_all(db)
     .await?;
-    rows.iter().map(cluster).collect()
+    clusters_with_regions(db, &rows).await
 }
 
 /// A cluster of an organization by id or name; another organization's is "not found".
@@ -311,7 +339,7 @@ pub async fn get(db: &AnyPool, org_id: &str, id_or_name: &str) -> Result<Cluster
     .fetch_optional(db)
     .await?
     .ok_or_else(|| Error::NotFound(format!("no cluster {id_or_name:?}")))?;
-    cluster(&row)
+    cluster_with_regions(db, &row).await
 }
 
 /// Records a new cluster after checking its name, tier and the organization's quota, and starts
@@ -326,10 +354,23 @@ pub async fn create(
     idempotency_key: Option<&str>,
 ) -> Result<(Cluster, Operation)> {
     check_name(&req.name)?;
-    let region = req
-        .region
-        .clone()
-        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    let regions = req.regions.clone().unwrap_or_default();
+    if !regions.is_empty() {
+        crate::regions::check(&regions)?;
+        crate::regions::check_names(&req.name, &regions)?;
+        if restore.is_some() {
+            return Err(Error::BadRequest(
+                "a restore makes a single-region cluster; leave `regions` out".into(),
+            ));
+        }
+    }
+    let region = match regions.first() {
+        Some(primary) => primary.clone(),
+        None => req
+            .region
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REGION.to_string()),
+    };
     check_region(&region)?;
     let replicas = req.replicas.unwrap_or(1);
     check_replicas(replicas)?;
@@ -351,6 +392,7 @@ pub async fn create(
         .map_err(|e| Error::QuotaExceeded(e.to_string()))?;
     let limits = org.limits(tier);
     tiers::check_cluster(&limits, 0, replicas).map_err(|e| Error::QuotaExceeded(e.to_string()))?;
+    tiers::check_regions(&limits, regions.len())?;
     let now = now_ms();
     let c = Cluster {
         id: new_id(),
@@ -371,6 +413,15 @@ pub async fn create(
         restored_from: restore,
         allowed_cidrs,
         storage_at_ceiling_since: None,
+        regions: regions
+            .iter()
+            .map(|name| crate::regions::ClusterRegion {
+                name: name.clone(),
+                endpoint: None,
+                phase: None,
+                status: None,
+            })
+            .collect(),
     };
     let restore = c.restored_from.as_ref();
     sqlx::query(
@@ -395,6 +446,7 @@ pub async fn create(
     .execute(&mut *tx)
     .await
     .map_err(|e| Error::unique(e, format!("a cluster named {:?} already exists in this organization", c.name)))?;
+    crate::regions::insert(&mut tx, &c.id, &regions).await?;
     let op = operations::start(
         &mut tx,
         &org.id,
@@ -434,6 +486,7 @@ pub async fn update(
     }
     tiers::check_cluster(&org.limits(c.tier), 0, c.replicas)
         .map_err(|e| Error::QuotaExceeded(e.to_string()))?;
+    tiers::check_regions(&org.limits(c.tier), c.regions.len())?;
     let mut tx = state.db.begin().await?;
     let op = operations::start(&mut tx, &org.id, &c.id, OperationKind::Update, None).await?;
     sqlx::query(

@@ -25,6 +25,7 @@ pub mod operations;
 pub mod orgs;
 pub mod pagination;
 pub mod provisioner;
+pub mod regions;
 pub mod restores;
 pub mod server;
 pub mod sso;

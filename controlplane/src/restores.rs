@@ -70,6 +70,7 @@ pub async fn start(
         name: req.name.clone(),
         tier: Some(req.tier.unwrap_or(source.tier)),
         region: Some(req.region.clone().unwrap_or_else(|| source.region.clone())),
+        regions: None,
         replicas: Some(req.replicas.unwrap_or(source.replicas)),
         // A restored copy of a guarded cluster is guarded the same way from its first moment.
         allowed_cidrs: Some(source.allowed_cidrs.clone()),

@@ -52,6 +52,8 @@ pub struct Tier {
     pub max_clusters: u32,
     /// Replicas one cluster may have.
     pub max_replicas: u32,
+    /// Regions one cluster may span (a global database); 1: single-region clusters only.
+    pub max_regions: u32,
     /// Days backups are kept.
     pub backup_retention_days: u32,
     /// Whether SAML single sign-on is available.
@@ -81,6 +83,7 @@ pub const TIERS: [Tier; 3] = [
         max_ops_per_sec: 100,
         max_clusters: 1,
         max_replicas: 1,
+        max_regions: 1,
         backup_retention_days: 1,
         sso: false,
         max_request_bytes: MIB,
@@ -92,6 +95,7 @@ pub const TIERS: [Tier; 3] = [
         max_ops_per_sec: 10_000,
         max_clusters: 10,
         max_replicas: 5,
+        max_regions: 3,
         backup_retention_days: 7,
         sso: false,
         max_request_bytes: 8 * MIB,
@@ -103,6 +107,7 @@ pub const TIERS: [Tier; 3] = [
         max_ops_per_sec: 100_000,
         max_clusters: 100,
         max_replicas: 7,
+        max_regions: 5,
         backup_retention_days: 30,
         sso: true,
         max_request_bytes: 32 * MIB,
@@ -213,6 +218,28 @@ pub fn check_cluster(tier: &Tier, existing: u32, replicas: u32) -> Result<(), Qu
     Ok(())
 }
 
+/// Checks the regions a global database asks for against its tier: more than one region needs a
+/// tier that allows them (402, like any tier refusal), and at most the tier's number.
+pub fn check_regions(tier: &Tier, regions: usize) -> Result<()> {
+    if regions <= 1 {
+        return Ok(());
+    }
+    if tier.max_regions <= 1 {
+        return Err(Error::PaymentRequired(format!(
+            "a database in several regions needs the pro or enterprise tier; this cluster is {}",
+            tier.name.as_str()
+        )));
+    }
+    if regions > tier.max_regions as usize {
+        return Err(Error::QuotaExceeded(format!(
+            "the {} tier allows at most {} region(s) per cluster; {regions} requested",
+            tier.name.as_str(),
+            tier.max_regions
+        )));
+    }
+    Ok(())
+}
+
 /// Whether an organization on `plan` may run clusters of `tier`.
 pub fn check_tier(plan: TierName, tier: TierName) -> Result<()> {
     let rank = |t: TierName| match t {
@@ -314,6 +341,18 @@ mod tests {
                     .contains(&format!("at most {} replica(s)", t.max_replicas))
             );
         }
+    }
+
+    #[test]
+    fn several_regions_need_pro_or_enterprise_within_the_limit() {
+        assert!(check_regions(&tier(TierName::Free), 1).is_ok());
+        let e = check_regions(&tier(TierName::Free), 2).unwrap_err();
+        assert!(matches!(e, Error::PaymentRequired(_)), "{e}");
+        assert!(check_regions(&tier(TierName::Pro), 3).is_ok());
+        let e = check_regions(&tier(TierName::Pro), 4).unwrap_err();
+        assert!(matches!(e, Error::QuotaExceeded(_)), "{e}");
+        assert!(e.to_string().contains("at most 3 region(s)"), "{e}");
+        assert!(check_regions(&tier(TierName::Enterprise), 5).is_ok());
     }
 
     #[test]

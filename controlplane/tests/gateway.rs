@@ -259,6 +259,8 @@ async fn the_route_table_is_served_over_http_with_shares_from_every_replica() {
                 backup_retention_days: 0,
                 restore: None,
                 suspended: false,
+                regions: Vec::new(),
+                region: None,
             })
             .await
             .unwrap()

@@ -514,6 +514,8 @@ async fn provision_as_the_service_account(k: &str) {
         backup_retention_days: 1,
         restore: None,
         suspended: false,
+        regions: Vec::new(),
+        region: None,
         token_public_key_pem: "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n".into(),
         revocations_url: None,
     };

@@ -2,7 +2,8 @@
 //! binary: a cluster becomes a namespace, a token Secret and a KoruCluster with the tier's limits;
 //! the operator's status flows back through `state()` from Provisioning to Running; a new replica
 //! count updates the KoruCluster; backups are requested as KoruBackups; delete removes what the
-//! cluster had and leaves the namespace; and what belongs to someone else is never touched.
+//! cluster had and leaves the namespace; what belongs to someone else is never touched; and a
+//! global database is one KoruCluster per region sharing one replication Secret.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
 
@@ -31,6 +32,8 @@ fn spec(slug: &str, name: &str) -> ClusterSpec {
         backup_retention_days: 1,
         restore: None,
         suspended: false,
+        regions: Vec::new(),
+        region: None,
         token_public_key_pem: PEM.to_string(),
         revocations_url: None,
     }
@@ -110,6 +113,7 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
             ready_replicas: 0,
             endpoint: None,
             message: None,
+            regions: Vec::new(),
         }
     );
     // Applying the same spec again writes nothing.
@@ -158,6 +162,7 @@ async fn a_cluster_is_provisioned_run_by_the_operator_scaled_and_deleted() {
             ready_replicas: 1,
             endpoint: Some(format!("http://orders.{ns}.svc:7878")),
             message: None,
+            regions: Vec::new(),
         }
     );
 
@@ -476,4 +481,81 @@ async fn suspending_writes_spec_suspended_and_resuming_removes_it() {
     spec.suspended = false;
     p.apply(&spec).await.expect("resume");
     assert_eq!(kc("{.spec.suspended}"), "", "the resume removes the field");
+}
+
+#[tokio::test]
+async fn a_global_database_is_one_koru_cluster_per_region_sharing_one_secret() {
+    let Some(k) = kubeconfig() else { return };
+    install_crds(&k);
+    let slug = unique("kglobal");
+    let p = provisioner(KubeProvisionerConfig::default()).await;
+    let spec = ClusterSpec {
+        regions: vec!["us-east".into(), "eu-west".into()],
+        ..spec(&slug, "orders")
+    };
+    let ns = p.namespace_of(&spec).expect("a namespace name");
+    let _guard = NamespaceGuard {
+        kubeconfig: k.clone(),
+        name: ns.clone(),
+    };
+    p.apply(&spec).await.expect("apply");
+
+    // The primary keeps the cluster's name; the other region is `<name>-<region>`; each names
+    // the other as its peer at its Service and the one replication Secret.
+    let kc = |name: &str, path: &str| {
+        field(&k, &ns, &format!("koruclusters.koru.dev/{name}"), path).unwrap_or_default()
+    };
+    let secret = format!("{}-replication", spec.id);
+    for (name, region, peer, peer_url) in [
+        (
+            "orders",
+            "us-east",
+            "eu-west",
+            format!("http://orders-eu-west.{ns}.svc:7878"),
+        ),
+        (
+            "orders-eu-west",
+            "eu-west",
+            "us-east",
+            format!("http://orders.{ns}.svc:7878"),
+        ),
+    ] {
+        assert_eq!(kc(name, "{.spec.region.name}"), region);
+        assert_eq!(kc(name, "{.spec.region.peers[*].name}"), peer);
+        assert_eq!(kc(name, "{.spec.region.peers[*].endpoint}"), peer_url);
+        assert_eq!(kc(name, "{.spec.region.credentialsSecret}"), secret);
+        assert_eq!(
+            kc(name, "{.spec.auth.clusterId}"),
+            spec.id,
+            "tokens name the database"
+        );
+    }
+    let token = field(&k, &ns, &format!("secret/{secret}"), "{.data.token}").expect("the Secret");
+    assert!(token.len() >= 32, "{token}");
+
+    // Applying again keeps the secret: every region keeps presenting and accepting it.
+    p.apply(&spec).await.expect("apply again");
+    assert_eq!(
+        field(&k, &ns, &format!("secret/{secret}"), "{.data.token}").as_deref(),
+        Some(token.as_str())
+    );
+    let seen = state(&p, &spec).await;
+    assert_eq!(seen.phase, "Pending");
+    assert_eq!(
+        seen.regions
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["us-east", "eu-west"]
+    );
+
+    p.delete(&spec).await.expect("delete");
+    let gone = |object: String| field(&k, &ns, &object, "{.metadata.name}").is_none();
+    eventually_async(30, "every region and the Secret are gone", || async {
+        (gone("koruclusters.koru.dev/orders".into())
+            && gone("koruclusters.koru.dev/orders-eu-west".into())
+            && gone(format!("secret/{secret}")))
+        .then_some(())
+    })
+    .await;
 }

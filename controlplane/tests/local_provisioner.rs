@@ -504,6 +504,8 @@ fn spec(id: &str, public_pem: &str, max_ops_per_sec: u64) -> ClusterSpec {
         backup_retention_days: 1,
         restore: None,
         suspended: false,
+        regions: Vec::new(),
+        region: None,
         token_public_key_pem: public_pem.into(),
         revocations_url: None,
     }

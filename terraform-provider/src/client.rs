@@ -131,6 +131,19 @@ pub struct Cluster {
     /// CIDRs allowed to reach it through the gateway; empty allows everyone.
     #[serde(default)]
     pub allowed_cidrs: Vec<String>,
+    /// A global database's regions in order; empty for a single-region cluster.
+    #[serde(default)]
+    pub regions: Vec<ClusterRegion>,
+}
+
+/// One region of a global database.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ClusterRegion {
+    /// The region's name.
+    pub name: String,
+    /// Where its data plane is reached, once known.
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 /// An asynchronous operation on a cluster.
@@ -172,6 +185,9 @@ pub struct CreateCluster {
     /// Allow list; everyone when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_cidrs: Option<Vec<String>>,
+    /// A global database's regions; a single-region cluster when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<String>>,
 }
 
 /// `PATCH /api/v1/orgs/{org}/clusters/{id}`: what changes in place.

@@ -177,10 +177,12 @@ async fn apply_plan_update_import_and_destroy_against_a_real_control_plane() {
     assert!(
         plan.stdout
             .contains("koru_cluster.main will be updated in-place")
-            && plan.stdout.contains(r#"~ tier          = "free" -> "pro""#)
             && plan
                 .stdout
-                .contains(r#"~ storage       = "1GB" -> "100GB""#)
+                .contains(r#"~ tier             = "free" -> "pro""#)
+            && plan
+                .stdout
+                .contains(r#"~ storage          = "1GB" -> "100GB""#)
             && plan.stdout.contains(r#"+ "203.0.113.0/24","#)
             && !plan.stdout.contains("must be replaced"),
         "{}",
@@ -221,7 +223,7 @@ async fn apply_plan_update_import_and_destroy_against_a_real_control_plane() {
         plan.stdout.contains("koru_cluster.main must be replaced")
             && plan
                 .stdout
-                .contains(r#"~ region        = "local" -> "eu-west-1" # forces replacement"#),
+                .contains(r#"~ region           = "local" -> "eu-west-1" # forces replacement"#),
         "{}",
         plan.output()
     );

@@ -180,11 +180,13 @@ pub async fn get(
     access: OrgAccess,
     Path((_org, id)): Path<(String, String)>,
 ) -> Result<axum::Json<ClusterDetail>> {
-    let cluster = present(
+    let mut cluster = present(
         &state,
         &access,
         clusters::get(&state.db, &access.org.id, &id).await?,
     );
+    // A global database's streams as its regions report them now (the list shows the stored).
+    crate::regions::refresh_links(&state, &mut cluster).await;
     let connection = match &cluster.endpoint {
         Some(endpoint) => {
             let request = DataTokenRequest {

@@ -19,6 +19,17 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str> {
     Ok("ready")
 }
 
+/// The regions a global database may span (`regions` of a new cluster).
+#[utoipa::path(get, path = "/api/v1/regions", responses((status = 200, body = Vec<String>)))]
+pub async fn regions() -> axum::Json<Vec<String>> {
+    axum::Json(
+        crate::regions::CATALOGUE
+            .iter()
+            .map(|r| r.to_string())
+            .collect(),
+    )
+}
+
 /// The tiers and their limits.
 #[utoipa::path(get, path = "/api/v1/tiers", responses((status = 200, body = Vec<Tier>)))]
 pub async fn tiers() -> axum::Json<Vec<Tier>> {

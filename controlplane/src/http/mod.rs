@@ -29,6 +29,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::serve))
         .route("/api/openapi.json", get(meta::openapi))
         .route("/api/v1/tiers", get(meta::tiers))
+        .route("/api/v1/regions", get(meta::regions))
         .route("/api/v1/signup", post(accounts::signup))
         .route("/api/v1/login", post(accounts::login))
         .route("/api/v1/token/refresh", post(accounts::refresh))
@@ -258,6 +259,7 @@ where
         `organization_suspended`."),
     paths(
         meta::tiers,
+        meta::regions,
         accounts::signup,
         accounts::login,
         accounts::refresh,

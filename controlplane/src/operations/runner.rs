@@ -91,6 +91,7 @@ async fn run(
                     seen.message.as_deref(),
                 )
                 .await?;
+                crate::regions::record(&state.db, &spec.id, &seen.regions).await?;
                 if seen.phase == target {
                     return Ok(());
                 }
@@ -129,6 +130,7 @@ async fn set_state(
 
 /// Removes a cluster's record once it is deprovisioned.
 async fn forget(db: &AnyPool, id: &str) -> Result<()> {
+    crate::regions::forget(db, id).await?;
     sqlx::query("DELETE FROM clusters WHERE id = $1")
         .bind(id)
         .execute(db)

@@ -46,9 +46,40 @@ pub struct ClusterSpec {
     /// written before scale-to-zero read as false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspended: bool,
+    /// A global database's regions, in order (the first is the primary); empty for a
+    /// single-region cluster. The provisioner runs one data plane (group) per region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// Set on the spec of one region of a global database, as the provisioner derives it from
+    /// `regions`: which region it is and its peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionPlacement>,
+}
+
+/// One region of a global database: its name and the peers whose writes it applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionPlacement {
+    /// This region's name.
+    pub name: String,
+    /// Every other region: name and API base URL.
+    pub peers: Vec<(String, String)>,
 }
 
 impl ClusterSpec {
+    /// Whether this is a global database (several regions).
+    pub fn is_global(&self) -> bool {
+        self.regions.len() > 1
+    }
+
+    /// The name of what a provisioner runs for this spec: the cluster's id, or
+    /// `<id>.<region>` for one region of a global database.
+    pub fn unit_id(&self) -> String {
+        match &self.region {
+            Some(r) => format!("{}.{}", self.id, r.name),
+            None => self.id.clone(),
+        }
+    }
+
     /// The phase an operation on this spec waits for: Suspended or Running.
     pub fn target_phase(&self) -> &'static str {
         if self.suspended {
@@ -74,7 +105,7 @@ pub struct RestoreSource {
 }
 
 /// What a provisioner reports about a cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterState {
     /// Pending, Provisioning, Running, Degraded, Suspended, Failed, or Deleted.
     pub phase: String,
@@ -84,6 +115,34 @@ pub struct ClusterState {
     pub endpoint: Option<String>,
     /// Why it is not running, when it is not.
     pub message: Option<String>,
+    /// Each region of a global database (empty for a single-region cluster).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionState>,
+}
+
+/// What a provisioner reports about one region of a global database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionState {
+    /// The region.
+    pub name: String,
+    /// Its phase.
+    pub phase: String,
+    /// Where it is reached, once known.
+    pub endpoint: Option<String>,
+    /// The streams it follows from its peers, when known.
+    pub links: Option<Vec<crate::regions::RegionLink>>,
+}
+
+/// The phase of a global database from its regions' phases: Running when every region runs,
+/// Failed when one failed, else the first region's phase that is not Running.
+pub fn global_phase(regions: &[RegionState]) -> String {
+    if regions.iter().any(|r| r.phase == "Failed") {
+        return "Failed".into();
+    }
+    regions
+        .iter()
+        .find(|r| r.phase != "Running")
+        .map_or_else(|| "Running".into(), |r| r.phase.clone())
 }
 
 /// Why a provisioner failed.

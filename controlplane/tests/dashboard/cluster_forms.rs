@@ -19,7 +19,7 @@ fn inline_error<'a>(body: &'a str, id: &str) -> &'a str {
 }
 
 /// The id of the cluster named `name`.
-async fn cluster_id(api: &Api, name: &str) -> String {
+pub(super) async fn cluster_id(api: &Api, name: &str) -> String {
     sqlx::query("SELECT id FROM clusters WHERE name = $1")
         .bind(name)
         .fetch_one(&api.state.db)
@@ -29,7 +29,7 @@ async fn cluster_id(api: &Api, name: &str) -> String {
 }
 
 /// Waits until no operation runs on the cluster; its phase then, or `None` once it is gone.
-async fn settle(api: &Api, id: &str) -> Option<String> {
+pub(super) async fn settle(api: &Api, id: &str) -> Option<String> {
     for _ in 0..600 {
         let running = sqlx::query(
             "SELECT COUNT(*) AS n FROM operations WHERE cluster_id = $1 AND status = 'running'",

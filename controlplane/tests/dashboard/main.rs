@@ -9,6 +9,7 @@ mod cluster_forms;
 #[path = "../common/mod.rs"]
 mod common;
 mod forms;
+mod global_regions;
 #[path = "../saml_idp/mod.rs"]
 mod saml_idp;
 mod sso;

@@ -50,6 +50,11 @@ pub struct ClusterState {
     pub replicas: Value<i64>,
     /// CIDRs allowed to reach the cluster through the gateway; empty (the default) allows all.
     pub allowed_cidrs: Value<Vec<Value<String>>>,
+    /// A global database's regions (the first is the primary); a single-region cluster when
+    /// not set. Changing them replaces the cluster.
+    pub regions: Value<Vec<Value<String>>>,
+    /// Each region's endpoint by region name.
+    pub region_endpoints: Value<HashMap<String, Value<String>>>,
     /// The tier's storage per cluster, e.g. `100GB`.
     pub storage: Value<String>,
     /// The data plane's URL.
@@ -70,6 +75,8 @@ impl ClusterState {
             region: Value::Value(cluster.region.clone()),
             replicas: Value::Value(i64::from(cluster.replicas)),
             allowed_cidrs: super::cidrs_value(&cluster.allowed_cidrs),
+            regions: super::regions_value(cluster),
+            region_endpoints: super::region_endpoints_value(cluster),
             storage: Value::Value(rules::storage_label(cluster.max_storage_bytes)),
             endpoint: cluster.endpoint.clone().into(),
             status: Value::Value(cluster.phase.clone()),
@@ -106,6 +113,9 @@ pub fn plan_change(prior: &ClusterState, proposed: &ClusterState) -> ClusterChan
     }
     if proposed.region != prior.region {
         change.replace.push("region");
+    }
+    if proposed.regions != prior.regions {
+        change.replace.push("regions");
     }
     match &proposed.tier {
         Value::Value(tier) if proposed.tier != prior.tier => change.patch.tier = Some(tier.clone()),
@@ -284,6 +294,22 @@ impl Resource for ClusterResource {
                 ),
             ),
             (
+                "regions".into(),
+                attribute(
+                    AttributeType::List(Box::new(String)),
+                    Optional,
+                    "A global database: two or more regions (e.g. [\"us-east\", \"eu-west\"]; GET /api/v1/regions lists them), each running the cluster and taking writes; the first is the primary and sets `region` and `endpoint`. Pro and enterprise tiers. A single-region cluster when not set. Changing it replaces the cluster.",
+                ),
+            ),
+            (
+                "region_endpoints".into(),
+                attribute(
+                    AttributeType::Map(Box::new(String)),
+                    Computed,
+                    "Each region's data-plane URL, by region name (empty for a single-region cluster).",
+                ),
+            ),
+            (
                 "storage".into(),
                 attribute(
                     String,
@@ -438,6 +464,8 @@ impl Resource for ClusterResource {
             storage: planned_storage(&proposed.tier, &tiers),
             endpoint: Value::Unknown,
             status: Value::Unknown,
+            region_endpoints: Value::Unknown,
+            regions: proposed.regions,
             // Defaults the API picks.
             tier: unset_is_unknown(proposed.tier),
             region: unset_is_unknown(proposed.region),
@@ -463,7 +491,7 @@ impl Resource for ClusterResource {
         diags: &mut Diagnostics,
         prior: ClusterState,
         proposed: ClusterState,
-        _config: ClusterState,
+        config: ClusterState,
         _private: (),
         _meta: ValueEmpty,
     ) -> Option<(ClusterState, (), Vec<AttributePath>)> {
@@ -482,6 +510,11 @@ impl Resource for ClusterResource {
             // Terraform plans the replacement as a create; here everything the API assigns is new.
             planned.id = Value::Unknown;
             planned.endpoint = Value::Unknown;
+            planned.region_endpoints = Value::Unknown;
+            // An unset region is the first of `regions`, which may be new.
+            if config.region.is_null() {
+                planned.region = Value::Unknown;
+            }
         }
         let replace = change
             .replace
@@ -517,6 +550,7 @@ impl Resource for ClusterResource {
             region: known(&planned.region).cloned(),
             replicas: known(&planned.replicas).map(|r| u32::try_from(*r).unwrap_or(u32::MAX)),
             allowed_cidrs: super::known_cidrs(&planned.allowed_cidrs),
+            regions: super::known_cidrs(&planned.regions),
         };
         let (cluster, operation) = match self.send_create(&conn, &request).await {
             Ok(created) => created,
@@ -657,6 +691,8 @@ mod tests {
             region: Value::Value("local".into()),
             replicas: Value::Value(1),
             allowed_cidrs: Value::Value(vec![]),
+            regions: Value::Null,
+            region_endpoints: Value::Value(HashMap::new()),
             storage: Value::Value("1GB".into()),
             endpoint: Value::Value("http://127.0.0.1:9000".into()),
             status: Value::Value("Running".into()),
@@ -721,6 +757,17 @@ mod tests {
     }
 
     #[test]
+    fn new_regions_replace_the_cluster() {
+        let prior = running();
+        let mut proposed = prior.clone();
+        proposed.regions = Value::Value(vec![
+            Value::Value("us-east".into()),
+            Value::Value("eu-west".into()),
+        ]);
+        assert_eq!(plan_change(&prior, &proposed).replace, ["regions"]);
+    }
+
+    #[test]
     fn name_and_region_replace_the_cluster() {
         let prior = running();
         let mut proposed = prior.clone();
@@ -769,6 +816,7 @@ mod tests {
             max_ops_per_sec: 100,
             created_at: 0,
             allowed_cidrs: vec![],
+            regions: vec![],
         };
         assert_eq!(
             ClusterState::from_api(&cluster, Value::Value(Timeouts::default())),

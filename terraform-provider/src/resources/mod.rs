@@ -40,6 +40,35 @@ pub(crate) fn cidrs_value(cidrs: &[String]) -> Value<Vec<Value<String>>> {
     Value::Value(cidrs.iter().cloned().map(Value::Value).collect())
 }
 
+/// A global database's regions as the state holds them: null for a single-region cluster.
+pub(crate) fn regions_value(cluster: &crate::client::Cluster) -> Value<Vec<Value<String>>> {
+    if cluster.regions.is_empty() {
+        Value::Null
+    } else {
+        Value::Value(
+            cluster
+                .regions
+                .iter()
+                .map(|r| Value::Value(r.name.clone()))
+                .collect(),
+        )
+    }
+}
+
+/// Each region's endpoint by region name (empty for a single-region cluster); a region not yet
+/// reachable maps to null.
+pub(crate) fn region_endpoints_value(
+    cluster: &crate::client::Cluster,
+) -> Value<std::collections::HashMap<String, Value<String>>> {
+    Value::Value(
+        cluster
+            .regions
+            .iter()
+            .map(|r| (r.name.clone(), r.endpoint.clone().into()))
+            .collect(),
+    )
+}
+
 /// An allow list when it and every entry are known.
 pub(crate) fn known_cidrs(value: &Value<Vec<Value<String>>>) -> Option<Vec<String>> {
     known(value)?.iter().map(|v| known(v).cloned()).collect()

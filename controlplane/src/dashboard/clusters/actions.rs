@@ -103,6 +103,15 @@ async fn try_create(
             .to_string(),
         ),
         replicas: Some(form.replicas),
+        regions: Some(
+            form.regions
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        )
+        .filter(|r| !r.is_empty()),
         allowed_cidrs: None,
     };
     let (cluster, _) = clusters::create(state, org, &request, None, key).await?;

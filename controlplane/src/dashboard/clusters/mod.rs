@@ -27,6 +27,9 @@ pub struct ClusterForm {
     tier: String,
     #[serde(default)]
     region: String,
+    /// A global database's regions, separated by commas; empty for a single-region cluster.
+    #[serde(default)]
+    regions: String,
     replicas: u32,
     /// Makes a double submission create one cluster.
     #[serde(default)]

@@ -149,6 +149,8 @@ struct NewPage {
     form: ClusterForm,
     error: Option<String>,
     is_owner: bool,
+    /// The region catalogue, when the plan allows global databases.
+    regions: Option<String>,
 }
 
 pub(super) async fn new_page(
@@ -168,6 +170,7 @@ pub(super) async fn new_page(
         form,
         error,
         is_owner: ctx.access.role >= Role::Owner,
+        regions: (tiers::tier(plan).max_regions > 1).then(|| crate::regions::CATALOGUE.join(", ")),
         layout: ctx.layout,
     };
     Ok(render(status, &page))
@@ -199,6 +202,7 @@ pub async fn new(
         name: String::new(),
         tier: ctx.access.org.tier.as_str().to_string(),
         region: DEFAULT_REGION.to_string(),
+        regions: String::new(),
         replicas: 1,
         idempotency_key: crate::db::new_id(),
     };
@@ -378,6 +382,7 @@ pub(super) async fn detail_page(
     );
     let mut cluster = cluster;
     cluster.endpoint = shown;
+    crate::regions::refresh_links(state, &mut cluster).await;
     let restored_from = match &cluster.restored_from {
         Some(r) => Some(
             match clusters::get(&state.db, &org.id, &r.cluster_id).await {

@@ -170,7 +170,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn cluster_labels(spec: &ClusterSpec) -> BTreeMap<String, String> {
+pub(super) fn cluster_labels(spec: &ClusterSpec) -> BTreeMap<String, String> {
     labels(&[
         (LABEL_CLUSTER_ID, &spec.id),
         (LABEL_ORG_ID, &spec.org_id),
@@ -262,7 +262,7 @@ pub fn koru_cluster(
             bootstrap: bootstrap(spec, config)?,
             paused: false,
             suspended: false,
-            region: None,
+            region: super::regions::region_spec(spec),
         },
     );
     kc.metadata.namespace = Some(namespace.to_string());
@@ -428,15 +428,16 @@ pub fn observed_state(kc: &KoruCluster) -> ClusterState {
         ready_replicas: u32::try_from(status.ready_replicas).unwrap_or(0),
         endpoint: status.endpoint,
         message,
+        regions: Vec::new(),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use koru_crd::{Condition, KoruClusterStatus};
 
-    fn spec() -> ClusterSpec {
+    pub(in crate::provisioner::kubernetes) fn spec() -> ClusterSpec {
         ClusterSpec {
             id: "c-123".into(),
             name: "orders".into(),
@@ -450,6 +451,8 @@ mod tests {
             backup_retention_days: 1,
             restore: None,
             suspended: false,
+            regions: Vec::new(),
+            region: None,
             token_public_key_pem: "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n"
                 .into(),
             revocations_url: None,
@@ -705,7 +708,8 @@ mod tests {
                 phase: "Pending".into(),
                 ready_replicas: 0,
                 endpoint: None,
-                message: None
+                message: None,
+                regions: Vec::new(),
             }
         );
         kc.status = Some(KoruClusterStatus {

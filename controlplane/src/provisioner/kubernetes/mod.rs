@@ -10,6 +10,7 @@
 //! the objects look like is decided by the pure functions of [`desired`].
 
 pub mod desired;
+pub mod regions;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use koru_crd::{KoruBackup, KoruBackupStatus, KoruCluster};
@@ -70,8 +71,42 @@ impl KubeProvisioner {
     }
 
     /// Creates the cluster or brings it to `spec`: the organization's namespace (on first use),
-    /// the token Secret and the KoruCluster, each server-side applied.
+    /// the token Secret and the KoruCluster, each server-side applied. A global database is one
+    /// KoruCluster per region sharing a replication Secret ([`regions`]).
     pub async fn apply(&self, spec: &ClusterSpec) -> Result<(), ProvisionError> {
+        if !spec.is_global() {
+            return self.apply_one(spec).await;
+        }
+        let ns = self.namespace_of(spec)?;
+        let units = regions::region_specs(&ns, spec);
+        for unit in &units {
+            desired::koru_cluster_manifest(&ns, unit, &self.config)?;
+        }
+        self.ensure_namespace(&ns, spec).await?;
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+        let name = regions::replication_secret_name(&spec.id);
+        // Generated once: every region presents and accepts it for the database's life.
+        if get_opt(&secrets, &name).await?.is_none() {
+            let token = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            apply(
+                &secrets,
+                &name,
+                &regions::replication_secret(&ns, spec, &token),
+            )
+            .await?;
+        }
+        for unit in &units {
+            self.apply_one(unit).await?;
+        }
+        Ok(())
+    }
+
+    /// [`KubeProvisioner::apply`] of one KoruCluster.
+    async fn apply_one(&self, spec: &ClusterSpec) -> Result<(), ProvisionError> {
         let ns = self.namespace_of(spec)?;
         // Build everything first, so an invalid spec writes nothing.
         let cluster = desired::koru_cluster_manifest(&ns, spec, &self.config)?;
@@ -115,8 +150,22 @@ impl KubeProvisioner {
     /// Removes the cluster: its KoruCluster (the operator's objects and, with `reclaimPolicy:
     /// Delete`, the volumes follow through the garbage collector), its KoruBackups and its token
     /// Secret. Unknown objects are not an error. The namespace stays: other clusters of the
-    /// organization may live there.
+    /// organization may live there. A global database loses every region and its replication
+    /// Secret.
     pub async fn delete(&self, spec: &ClusterSpec) -> Result<(), ProvisionError> {
+        if !spec.is_global() {
+            return self.delete_one(spec).await;
+        }
+        let ns = self.namespace_of(spec)?;
+        for unit in regions::region_specs(&ns, spec) {
+            self.delete_one(&unit).await?;
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+        delete_if_ours(&secrets, &regions::replication_secret_name(&spec.id), spec).await
+    }
+
+    /// [`KubeProvisioner::delete`] of one KoruCluster.
+    async fn delete_one(&self, spec: &ClusterSpec) -> Result<(), ProvisionError> {
         let ns = self.namespace_of(spec)?;
         let clusters: Api<KoruCluster> = Api::namespaced(self.client.clone(), &ns);
         delete_if_ours(&clusters, &spec.name, spec).await?;
@@ -140,14 +189,40 @@ impl KubeProvisioner {
     }
 
     /// The cluster's state as the operator reports it; NotFound when no KoruCluster of this
-    /// cluster exists.
+    /// cluster exists. A global database's is its regions': the primary's endpoint, every
+    /// region's phase and stream links.
     pub async fn state(&self, spec: &ClusterSpec) -> Result<ClusterState, ProvisionError> {
+        if !spec.is_global() {
+            return Ok(desired::observed_state(&self.koru_cluster(spec).await?));
+        }
+        let ns = self.namespace_of(spec)?;
+        let mut seen = Vec::new();
+        for unit in regions::region_specs(&ns, spec) {
+            let kc = self.koru_cluster(&unit).await?;
+            let name = unit.region.map(|r| r.name).unwrap_or_default();
+            seen.push((
+                regions::region_state(&name, &kc),
+                desired::observed_state(&kc),
+            ));
+        }
+        let region_states: Vec<_> = seen.iter().map(|(r, _)| r.clone()).collect();
+        Ok(ClusterState {
+            phase: super::global_phase(&region_states),
+            ready_replicas: seen.iter().map(|(_, s)| s.ready_replicas).sum(),
+            endpoint: seen.first().and_then(|(_, s)| s.endpoint.clone()),
+            message: seen
+                .iter()
+                .find_map(|(r, s)| s.message.as_ref().map(|m| format!("{}: {m}", r.name))),
+            regions: region_states,
+        })
+    }
+
+    /// The KoruCluster of `spec`; NotFound when none of this cluster exists.
+    async fn koru_cluster(&self, spec: &ClusterSpec) -> Result<KoruCluster, ProvisionError> {
         let ns = self.namespace_of(spec)?;
         let clusters: Api<KoruCluster> = Api::namespaced(self.client.clone(), &ns);
         match get_opt(&clusters, &spec.name).await? {
-            Some(kc) if desired::belongs_to(kc.metadata.labels.as_ref(), spec) => {
-                Ok(desired::observed_state(&kc))
-            }
+            Some(kc) if desired::belongs_to(kc.metadata.labels.as_ref(), spec) => Ok(kc),
             _ => Err(ProvisionError::NotFound(spec.id.clone())),
         }
     }

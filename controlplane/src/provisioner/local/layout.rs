@@ -50,6 +50,14 @@ impl ClusterDir {
         self.root.join("public.pem")
     }
 
+    /// The replication secret shared by every region of global database `cluster_id`:
+    /// `<data_dir>/clusters/<cluster_id>.region-token`, beside the regions' directories (a file,
+    /// so the start-up scan, which looks at directories only, passes it by).
+    pub(super) fn region_token(&self, cluster_id: &str) -> PathBuf {
+        let clusters = self.root.parent().unwrap_or(&self.root);
+        clusters.join(format!("{cluster_id}.region-token"))
+    }
+
     /// The data plane's `--data-dir`.
     pub(super) fn data(&self) -> PathBuf {
         self.root.join("data")
@@ -270,6 +278,8 @@ mod tests {
             backup_retention_days: 1,
             restore: None,
             suspended: false,
+            regions: Vec::new(),
+            region: None,
             token_public_key_pem: "-----BEGIN PUBLIC KEY-----\n".into(),
             revocations_url: None,
         }

@@ -38,6 +38,7 @@
 //!   removes the directory; afterwards [`LocalProvisioner::state`] answers
 //!   [`ProvisionError::NotFound`], as for any cluster it does not know.
 
+mod global;
 mod layout;
 mod process;
 mod status;
@@ -121,7 +122,7 @@ impl LocalProvisioner {
             taken.insert(port);
             let start = initial_start(&dir);
             let handle = provisioner.supervise(dir, port, spec.clone(), start);
-            lock(&provisioner.clusters).insert(spec.id, handle);
+            lock(&provisioner.clusters).insert(spec.unit_id(), handle);
         }
         tracing::info!(
             clusters = lock(&provisioner.clusters).len(),
@@ -134,12 +135,25 @@ impl LocalProvisioner {
     /// Creates the cluster or brings it to `spec` (idempotent). A new cluster starts in the
     /// background (its state is Provisioning until ready); new limits or a new token key restart
     /// its data plane, which reads them only at start; an unchanged spec does nothing.
+    /// A global database is one such data plane per region (`global.rs`).
     pub async fn apply(&self, spec: &ClusterSpec) -> Result<(), ProvisionError> {
         layout::validate_id(&spec.id)?;
         let _changes = self.changes.lock().await;
-        let dir = ClusterDir::new(&self.clusters_dir, &spec.id);
+        if spec.is_global() {
+            self.apply_global(spec).await
+        } else {
+            self.apply_unit(spec).await
+        }
+    }
+
+    /// [`LocalProvisioner::apply`] for one data plane, named by [`ClusterSpec::unit_id`]; the
+    /// caller holds `changes`.
+    async fn apply_unit(&self, spec: &ClusterSpec) -> Result<(), ProvisionError> {
+        let unit = spec.unit_id();
+        layout::validate_id(&unit)?;
+        let dir = ClusterDir::new(&self.clusters_dir, &unit);
         let existing = lock(&self.clusters)
-            .get(&spec.id)
+            .get(&unit)
             .filter(|h| !h.task.is_finished())
             .map(|h| (h.spec.clone(), h.commands.clone()));
         if let Some((old, commands)) = existing {
@@ -157,7 +171,7 @@ impl LocalProvisioner {
                         ))
                     })?;
             }
-            if let Some(handle) = lock(&self.clusters).get_mut(&spec.id) {
+            if let Some(handle) = lock(&self.clusters).get_mut(&unit) {
                 handle.spec = spec.clone();
             }
             return Ok(());
@@ -165,7 +179,7 @@ impl LocalProvisioner {
         // A new cluster, or one whose supervisor is gone: (re)create its files and supervise it.
         let taken: HashSet<u16> = lock(&self.clusters)
             .iter()
-            .filter(|(id, _)| **id != spec.id)
+            .filter(|(id, _)| **id != unit)
             .map(|(_, h)| h.port)
             .collect();
         if let Some(restore) = &spec.restore {
@@ -177,20 +191,31 @@ impl LocalProvisioner {
         let port = dir.create(spec, &taken)?;
         let start = initial_start(&dir);
         let handle = self.supervise(dir, port, spec.clone(), start);
-        if let Some(old) = lock(&self.clusters).insert(spec.id.clone(), handle) {
+        if let Some(old) = lock(&self.clusters).insert(unit.clone(), handle) {
             old.task.abort();
         }
-        tracing::info!(cluster = %spec.id, port, "cluster applied");
+        tracing::info!(cluster = %unit, port, "cluster applied");
         Ok(())
     }
 
     /// Stops the cluster's data plane (SIGTERM, up to 10 s to drain, then SIGKILL) and removes its
     /// directory, data included. An unknown cluster is not an error.
+    /// A global database's regions all go, with their shared replication token.
     pub async fn delete(&self, spec: &ClusterSpec) -> Result<(), ProvisionError> {
         layout::validate_id(&spec.id)?;
         let _changes = self.changes.lock().await;
-        let dir = ClusterDir::new(&self.clusters_dir, &spec.id);
-        let handle = lock(&self.clusters).remove(&spec.id);
+        if spec.is_global() {
+            self.delete_global(spec).await
+        } else {
+            self.delete_unit(&spec.unit_id()).await
+        }
+    }
+
+    /// [`LocalProvisioner::delete`] for one data plane; the caller holds `changes`.
+    async fn delete_unit(&self, unit: &str) -> Result<(), ProvisionError> {
+        layout::validate_id(unit)?;
+        let dir = ClusterDir::new(&self.clusters_dir, unit);
+        let handle = lock(&self.clusters).remove(unit);
         if let Some(handle) = handle {
             let (reply, stopped) = oneshot::channel();
             if handle.commands.send(Command::Stop(reply)).is_ok()
@@ -207,17 +232,27 @@ impl LocalProvisioner {
             process::terminate_pid(pid, STOP_GRACE, |p| process::serves(p, &dir)).await?;
         }
         dir.remove()?;
-        tracing::info!(cluster = %spec.id, "cluster deleted");
+        tracing::info!(cluster = %unit, "cluster deleted");
         Ok(())
     }
 
     /// The cluster's current state, from what its supervisor last observed (no process is touched).
     /// [`ProvisionError::NotFound`] for a cluster never applied or deleted.
+    /// A global database's state is its regions' (`global.rs`).
     pub async fn state(&self, spec: &ClusterSpec) -> Result<ClusterState, ProvisionError> {
+        if spec.is_global() {
+            self.state_global(spec)
+        } else {
+            self.state_unit(&spec.unit_id())
+        }
+    }
+
+    /// [`LocalProvisioner::state`] of one data plane.
+    fn state_unit(&self, unit: &str) -> Result<ClusterState, ProvisionError> {
         let clusters = lock(&self.clusters);
         let handle = clusters
-            .get(&spec.id)
-            .ok_or_else(|| ProvisionError::NotFound(spec.id.clone()))?;
+            .get(unit)
+            .ok_or_else(|| ProvisionError::NotFound(unit.to_string()))?;
         let endpoint = endpoint(handle.port);
         let observed = lock(&handle.observed).clone();
         if handle.task.is_finished() && observed.process != Process::Stopped {
@@ -231,6 +266,7 @@ impl LocalProvisioner {
                      applying it again resumes supervision"
                         .into(),
                 ),
+                regions: Vec::new(),
             });
         }
         Ok(status::cluster_state(&observed, &endpoint, Instant::now()))
@@ -300,7 +336,7 @@ impl LocalProvisioner {
                 .read_spec()
                 .and_then(|spec| Ok((spec, dir.read_port()?)));
             match loaded {
-                Ok((Some(spec), port)) if spec.id == id => found.push((dir, spec, port)),
+                Ok((Some(spec), port)) if spec.unit_id() == id => found.push((dir, spec, port)),
                 Ok((Some(spec), _)) => tracing::error!(
                     dir = %dir.root().display(),
                     spec_id = %spec.id,
@@ -366,6 +402,7 @@ fn needs_restart(old: &ClusterSpec, new: &ClusterSpec) -> bool {
         || old.revocations_url != new.revocations_url
         || old.backup_retention_days != new.backup_retention_days
         || old.suspended != new.suspended
+        || old.region != new.region
 }
 
 /// How a cluster found on disk (or re-applied without a supervisor) begins: adopt the process its
@@ -406,7 +443,7 @@ fn resolve_bin(bin: &Path) -> Result<PathBuf, ProvisionError> {
 mod tests {
     use super::*;
 
-    fn spec() -> ClusterSpec {
+    pub(super) fn spec() -> ClusterSpec {
         ClusterSpec {
             id: "c1".into(),
             name: "orders".into(),
@@ -422,6 +459,8 @@ mod tests {
             backup_retention_days: 7,
             restore: None,
             suspended: false,
+            regions: Vec::new(),
+            region: None,
         }
     }
 

@@ -60,6 +60,16 @@ pub(super) fn dataplane_args(dir: &ClusterDir, port: u16, spec: &ClusterSpec) ->
     if let Some(url) = &spec.revocations_url {
         args.extend(["--revocations-url".into(), url.into()]);
     }
+    if let Some(region) = &spec.region {
+        args.extend(["--region".into(), region.name.clone().into()]);
+        for (name, url) in &region.peers {
+            args.extend(["--region-peer".into(), format!("{name}={url}").into()]);
+        }
+        args.extend([
+            "--region-token-file".into(),
+            dir.region_token(&spec.id).into(),
+        ]);
+    }
     if spec.max_ops_per_sec > 0 {
         let rate = u32::try_from(spec.max_ops_per_sec).unwrap_or(u32::MAX);
         args.extend(["--max-ops-per-sec".into(), rate.to_string().into()]);
@@ -355,6 +365,8 @@ mod tests {
             backup_retention_days: 7,
             restore: None,
             suspended: false,
+            regions: Vec::new(),
+            region: None,
         }
     }
 

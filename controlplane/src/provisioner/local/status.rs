@@ -142,6 +142,7 @@ pub(super) fn cluster_state(observed: &Observed, endpoint: &str, now: Instant) -
         ready_replicas: u32::from(phase == "Running"),
         endpoint: Some(endpoint.to_string()),
         message,
+        regions: Vec::new(),
     }
 }
 
