@@ -1,0 +1,416 @@
+//! Multi-region through real `koru-dataplane` processes linked by cuttable TCP proxies: writes in
+//! every region while links are cut and healed and a region is killed mid-stream, then every
+//! region equal, the last writer by HLC kept, every acknowledged write either kept or listed as
+//! a conflict's loser, nothing applied twice; home-region routing; session tokens and reads
+//! exactly as of a time.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
+
+mod common;
+mod region_mesh;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{client, micros};
+use region_mesh::{Mesh, eventually};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const NS: &str = "app";
+const KEYS: u64 = 8;
+
+/// An acknowledged write: its region, key, value and HLC time.
+#[derive(Debug, Clone)]
+struct Ack {
+    region: String,
+    key: String,
+    value: Value,
+    micros: i64,
+}
+
+/// Writes `n` values to random keys of `region`, returning the acknowledged ones.
+async fn writes(http: reqwest::Client, url: String, region: String, n: u64, seed: u64) -> Vec<Ack> {
+    let mut acks = Vec::new();
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    for i in 0..n {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let key = format!("k{}", (x >> 33) % KEYS);
+        let value = json!({"r": region, "i": seed * 1000 + i});
+        let resp = http
+            .put(format!("{url}/api/v1/{NS}/{key}"))
+            .json(&json!({ "value": value }))
+            .send()
+            .await;
+        if let Ok(resp) = resp
+            && resp.status().is_success()
+        {
+            let body: Value = resp.json().await.unwrap();
+            acks.push(Ack {
+                region: region.clone(),
+                key,
+                value,
+                micros: micros(body["timestamp"].as_str().unwrap()),
+            });
+        }
+    }
+    acks
+}
+
+/// A round of concurrent writes in `regions`.
+async fn round(mesh: &Mesh, regions: &[&str], n: u64, seed: u64) -> Vec<Ack> {
+    let http = client();
+    let tasks: Vec<_> = regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            tokio::spawn(writes(
+                http.clone(),
+                mesh.url(r),
+                r.to_string(),
+                n,
+                seed * 10 + i as u64,
+            ))
+        })
+        .collect();
+    let mut acks = Vec::new();
+    for t in tasks {
+        acks.extend(t.await.unwrap());
+    }
+    acks
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
+    let resp = http.get(url).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_regions_converge_through_cuts_and_a_restart_and_lose_no_acknowledged_write() {
+    let names = ["a", "b", "c"];
+    let mut mesh = Mesh::start(&names, &[]).await;
+    let http = client();
+    let mut acks = round(&mesh, &names, 30, 1).await;
+    // a and b cannot see each other.
+    mesh.set_link("a", "b", false);
+    mesh.set_link("b", "a", false);
+    acks.extend(round(&mesh, &names, 30, 2).await);
+    mesh.set_link("a", "b", true);
+    mesh.set_link("b", "a", true);
+    // c is cut off from everyone.
+    mesh.isolate("c", true);
+    acks.extend(round(&mesh, &names, 30, 3).await);
+    mesh.isolate("c", false);
+    // b is killed while it catches up with c (no writes are sent to it while it is down).
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    mesh.kill("b");
+    acks.extend(round(&mesh, &["a", "c"], 30, 4).await);
+    mesh.restart("b");
+    acks.extend(round(&mesh, &names, 30, 5).await);
+    assert!(acks.len() > 300, "only {} writes acknowledged", acks.len());
+
+    // The winner of each key: the greatest (time, region) among its acknowledged writes.
+    let mut winners: BTreeMap<String, Ack> = BTreeMap::new();
+    for a in &acks {
+        let w = winners.entry(a.key.clone()).or_insert_with(|| a.clone());
+        if (a.micros, &a.region) > (w.micros, &w.region) {
+            *w = a.clone();
+        }
+    }
+    let converged = eventually(Duration::from_secs(60), || {
+        let (http, mesh, winners) = (&http, &mesh, &winners);
+        async move {
+            for (key, w) in winners {
+                for r in names {
+                    let got = get_json(http, &format!("{}/api/v1/{NS}/{key}", mesh.url(r))).await;
+                    if got.map(|g| g["value"].clone()) != Some(w.value.clone()) {
+                        return false;
+                    }
+                }
+            }
+            true
+        }
+    })
+    .await;
+    if !converged {
+        for (key, w) in &winners {
+            for r in names {
+                let got = get_json(&http, &format!("{}/api/v1/{NS}/{key}", mesh.url(r))).await;
+                eprintln!("{key} in {r}: {got:?}, expected {:?}", w.value);
+            }
+        }
+        for r in names {
+            eprintln!("{r}: {}", mesh.status(&http, r).await);
+        }
+        panic!(
+            "the regions did not converge on the last writer\n{}",
+            mesh.logs()
+        );
+    }
+
+    // Each region's last write of a key that did not win is listed as a loser somewhere.
+    let mut conflicts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for key in winners.keys() {
+        for r in names {
+            let got = get_json(
+                &http,
+                &format!("{}/api/v1/{NS}/{key}/conflicts", mesh.url(r)),
+            )
+            .await
+            .unwrap();
+            conflicts
+                .entry(key.clone())
+                .or_default()
+                .extend(got["conflicts"].as_array().unwrap().iter().cloned());
+        }
+    }
+    let listed: usize = conflicts.values().map(Vec::len).sum();
+    assert!(
+        listed > 0,
+        "concurrent writes to {KEYS} keys made no conflict"
+    );
+    let mut last: BTreeMap<(String, String), Ack> = BTreeMap::new();
+    for a in &acks {
+        let e = last
+            .entry((a.region.clone(), a.key.clone()))
+            .or_insert_with(|| a.clone());
+        if a.micros > e.micros {
+            *e = a.clone();
+        }
+    }
+    for ((region, key), a) in &last {
+        if a.value == winners[key].value {
+            continue;
+        }
+        let listed = conflicts[key]
+            .iter()
+            .any(|c| c["loser"]["region"] == json!(region) && c["loser"]["value"] == a.value);
+        assert!(
+            listed,
+            "{region}'s last write of {key} ({}) lost but is not listed",
+            a.value
+        );
+    }
+
+    // Nothing was applied twice: every value appears at most once in each region's history.
+    for key in winners.keys() {
+        for r in names {
+            let h = get_json(&http, &format!("{}/api/v1/{NS}/{key}/history", mesh.url(r)))
+                .await
+                .unwrap();
+            let mut seen = std::collections::BTreeSet::new();
+            for v in h["versions"].as_array().unwrap() {
+                if v["deleted"] == json!(true) {
+                    continue;
+                }
+                assert!(
+                    seen.insert(v["value"].to_string()),
+                    "{key} in {r}: {} twice",
+                    v["value"]
+                );
+            }
+        }
+    }
+
+    // The status shows every link streaming.
+    for r in names {
+        let s = mesh.status(&http, r).await;
+        assert_eq!(s["region"], json!(r));
+        let peers = s["peers"].as_array().unwrap();
+        assert_eq!(peers.len(), 2);
+        for p in peers {
+            assert_eq!(p["state"], json!("streaming"), "{r}: {s}");
+            assert!(p["applied_lsn"].as_u64().unwrap() > 0, "{r}: {s}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn home_regions_route_writes_and_reads_wait_for_sessions_and_times() {
+    let mesh = Mesh::start(&["a", "b"], &[]).await;
+    let http = client();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (a, b) = (mesh.url("a"), mesh.url("b"));
+
+    // A policy set in a replicates to b; then b sends the namespace's writes home.
+    let policy = json!({"mode": "home_region", "home": "a"});
+    let resp = http
+        .put(format!("{a}/admin/v1/namespaces/pinned/policy"))
+        .json(&policy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let replicated = eventually(Duration::from_secs(10), || {
+        let (http, b, policy) = (&http, &b, &policy);
+        async move {
+            get_json(http, &format!("{b}/admin/v1/namespaces/pinned/policy")).await
+                == Some(policy.clone())
+        }
+    })
+    .await;
+    assert!(replicated, "{}", mesh.logs());
+    let resp = no_redirects
+        .put(format!("{b}/api/v1/pinned/x?w=1"))
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
+    let home = format!("http://{}", mesh.links[&("b".into(), "a".into())].addr);
+    assert_eq!(
+        resp.headers()["location"].to_str().unwrap(),
+        format!("{home}/api/v1/pinned/x?w=1")
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "wrong_region");
+    assert_eq!(body["error"]["home_region"], "a");
+    assert_eq!(body["error"]["endpoint"], json!(home));
+    let resp = http
+        .put(format!("{a}/api/v1/pinned/x"))
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // A home no region knows: 421 without a Location.
+    http.put(format!("{a}/admin/v1/namespaces/elsewhere/policy"))
+        .json(&json!({"mode": "home_region", "home": "zz"}))
+        .send()
+        .await
+        .unwrap();
+    let resp = http
+        .put(format!("{a}/api/v1/elsewhere/x"))
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(resp.headers().get("location").is_none());
+
+    // Read-your-writes in the other region with the session token.
+    for i in 0..20 {
+        let resp = http
+            .put(format!("{a}/api/v1/{NS}/s{i}"))
+            .json(&json!({"value": i}))
+            .send()
+            .await
+            .unwrap();
+        let session = resp.headers()["x-koru-session"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(session.starts_with("a:"), "{session}");
+        let got: Value = http
+            .get(format!("{b}/api/v1/{NS}/s{i}"))
+            .header("x-koru-session", &session)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got["value"], json!(i), "session {session}: {got}");
+    }
+
+    // Reads exactly as of a time, in the other region.
+    let put = |v: i64| {
+        let (http, a) = (http.clone(), a.clone());
+        async move {
+            let body: Value = http
+                .put(format!("{a}/api/v1/{NS}/t"))
+                .json(&json!({ "value": v }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["timestamp"].as_str().unwrap().to_owned()
+        }
+    };
+    let t1 = put(1).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t2 = put(2).await;
+    let read_at = |at: String| {
+        let (http, b) = (http.clone(), b.clone());
+        async move {
+            http.get(format!("{b}/api/v1/{NS}/t"))
+                .header("x-koru-read-at", at)
+                .header("x-koru-max-wait-ms", "5000")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r1: Value = read_at(t1.clone()).await.json().await.unwrap();
+    if r1["value"] != json!(1) {
+        let h = get_json(&http, &format!("{b}/api/v1/{NS}/t/history")).await;
+        let f = get_json(&http, &format!("{b}/api/v1/changes?raw=true")).await;
+        panic!("t1 {t1} t2 {t2}: {r1} history {h:?} feed {f:?}");
+    }
+    assert_eq!(r1["value"], json!(1), "{r1}");
+    let r2: Value = read_at(t2.clone()).await.json().await.unwrap();
+    assert_eq!(r2["value"], json!(2));
+    let before = common::micros(&t1) - 1;
+    let before = chrono::DateTime::from_timestamp_micros(before)
+        .unwrap()
+        .to_rfc3339();
+    assert_eq!(read_at(before).await.status(), StatusCode::NOT_FOUND);
+
+    // With the link cut, b cannot promise the present: 503 replica_behind.
+    mesh.set_link("b", "a", false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let resp = http
+        .get(format!("{b}/api/v1/{NS}/t"))
+        .header("x-koru-read-at", now)
+        .header("x-koru-max-wait-ms", "300")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().get("retry-after").is_some());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "replica_behind");
+    mesh.set_link("b", "a", true);
+
+    // The raw local-origin feed leaves out what b applied, and renders registers without raw.
+    let feed: Value = get_json(
+        &http,
+        &format!("{b}/api/v1/changes?raw=true&origin=local&limit=10000"),
+    )
+    .await
+    .unwrap();
+    for c in feed["changes"].as_array().unwrap() {
+        for op in c["ops"].as_array().unwrap() {
+            assert_ne!(
+                op["namespace"],
+                json!(NS),
+                "b wrote nothing in {NS} itself: {c}"
+            );
+        }
+    }
+    assert!(feed["closed_time"].is_string(), "{feed}");
+    let feed: Value = get_json(&http, &format!("{b}/api/v1/changes?limit=10000"))
+        .await
+        .unwrap();
+    let rendered = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["ops"].as_array().unwrap().clone())
+        .find(|op| op["namespace"] == json!(NS) && op["key"] == json!("t"))
+        .unwrap();
+    assert!(rendered["value"].is_number(), "{rendered}");
+}
