@@ -252,7 +252,9 @@ pub fn plan(
     let mut extra = Vec::new();
     let mut applied = 0;
     let mut last_time = None;
-    for rec in &page.changes {
+    // Idempotent by (origin, LSN): what the stored watermark covers was applied with it.
+    let covered = stored_watermark(store, peer)?.map_or(0, |w| w.lsn);
+    for rec in page.changes.iter().filter(|r| r.lsn > covered) {
         let micros = clock::parse_micros(&rec.timestamp)
             .map_err(|e| ApplyError::Link(format!("record {}: bad timestamp: {e}", rec.lsn)))?;
         if micros > now + MAX_FUTURE_MICROS {
@@ -305,7 +307,7 @@ pub fn plan(
             }
         }
     }
-    if changed.is_empty() && extra.is_empty() {
+    if (changed.is_empty() && extra.is_empty()) || page.next_since <= covered {
         return Ok(Plan {
             ops: Vec::new(),
             guard: None,
@@ -428,6 +430,42 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn page(json: &str) -> RemotePage {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_page_applied_twice_changes_nothing_the_second_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(
+            crate::StoreConfig::new(dir.path()),
+            std::sync::Arc::default(),
+        )
+        .unwrap();
+        let p = page(
+            r#"{"changes":[{"lsn":4,"timestamp":"2026-01-01T00:00:00Z","ops":[
+                {"op":"put","namespace":"app","key":"k","value":1},
+                {"op":"put","namespace":"_koru_secret","key":"k","value":1}]},
+              {"lsn":5,"timestamp":"2026-01-01T00:00:01Z","ops":[
+                {"op":"put","namespace":"app","key":"k","value":2}]}],
+              "next_since":6,"last_lsn":6}"#,
+        );
+        let first = plan(&store, "a", "b", &p).unwrap();
+        assert_eq!(first.applied, 2);
+        // Two versions of the key and the watermark; the internal namespace stays behind.
+        assert_eq!(first.ops.len(), 3);
+        store.write_blocking(first.ops).unwrap();
+        let history = store.history_raw("app", "k").unwrap();
+        assert_eq!(history.len(), 2);
+        assert!(store.latest_raw("_koru_secret", "k").unwrap().is_none());
+        assert_eq!(stored_watermark(&store, "b").unwrap().unwrap().lsn, 6);
+        // A restart that read the page again (say, before it read the watermark).
+        let again = plan(&store, "a", "b", &p).unwrap();
+        assert!(again.ops.is_empty() && again.applied == 0);
+        let held = held(&store, "a", "app", "k").unwrap().unwrap();
+        assert_eq!(held.hlc, hlc(1_767_225_601_000_000, "b"));
     }
 
     #[test]
