@@ -427,3 +427,76 @@ async fn home_regions_route_writes_and_reads_wait_for_sessions_and_times() {
         .unwrap();
     assert!(rendered["value"].is_number(), "{rendered}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_auth_on_the_region_token_opens_the_raw_feed_and_nothing_else() {
+    use ed25519_dalek::SigningKey;
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    const TOKEN: &str = "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    let dir = tempfile::tempdir().unwrap();
+    let public = SigningKey::from_bytes(&[5; 32])
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let key = dir.path().join("public.pem");
+    std::fs::write(&key, public).unwrap();
+    let token = dir.path().join("region-token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let (key, token) = (key.display().to_string(), token.display().to_string());
+    let extra = [
+        "--auth-public-key",
+        key.as_str(),
+        "--cluster-id",
+        "c-1",
+        "--region-token-file",
+        token.as_str(),
+    ];
+    let mesh = Mesh::start(&["a", "b"], &extra).await;
+    let http = client();
+    let a = mesh.url("a");
+    let feed = format!("{a}/api/v1/changes?raw=true&origin=local");
+    let status = |req: reqwest::RequestBuilder| async move { req.send().await.unwrap().status() };
+    assert_eq!(status(http.get(&feed)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(http.get(&feed).bearer_auth("not-the-token")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(http.get(&feed).bearer_auth(TOKEN)).await,
+        StatusCode::OK
+    );
+    // The region token is no data-plane credential.
+    let key_url = format!("{a}/api/v1/{NS}/k");
+    assert_eq!(
+        status(http.get(&key_url).bearer_auth(TOKEN)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let regions = format!("{a}/admin/v1/regions");
+    assert_eq!(
+        status(http.get(&regions).bearer_auth(TOKEN)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The streams present it: each region has read a page of the other (its lag is set once a
+    // round succeeds; rounds before the other region listened failed).
+    let streaming = eventually(Duration::from_secs(10), || {
+        let (http, mesh) = (&http, &mesh);
+        async move {
+            let mut all = true;
+            for r in ["a", "b"] {
+                let m = http
+                    .get(format!("{}/metrics", mesh.url(r)))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                all &= m.lines().any(|l| l.starts_with("koru_region_lag_seconds{"));
+            }
+            all
+        }
+    })
+    .await;
+    assert!(streaming, "{}", mesh.logs());
+}
