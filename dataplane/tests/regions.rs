@@ -95,6 +95,118 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
     resp.json().await.ok()
 }
 
+/// The convergence checker: replays the acknowledged writes and checks every server in `urls`
+/// (`(region, base URL)`; several members of one region may be listed) holds, for every key, the
+/// write with the greatest (time, region); that each region's last write of a key that lost is
+/// listed as a conflict's loser somewhere; and that no value was applied twice anywhere.
+async fn assert_converged(
+    http: &reqwest::Client,
+    urls: &[(String, String)],
+    acks: &[Ack],
+) -> Result<(), String> {
+    let mut winners: BTreeMap<String, Ack> = BTreeMap::new();
+    for a in acks {
+        let w = winners.entry(a.key.clone()).or_insert_with(|| a.clone());
+        if (a.micros, &a.region) > (w.micros, &w.region) {
+            *w = a.clone();
+        }
+    }
+    let read = |url: &str, key: &str| {
+        let url = format!("{url}/api/v1/{NS}/{key}");
+        async move {
+            // A deleted key reads as absent.
+            get_json(http, &url)
+                .await
+                .map_or(Value::Null, |g| g["value"].clone())
+        }
+    };
+    let converged = eventually(Duration::from_secs(60), || {
+        let (winners, read) = (&winners, &read);
+        async move {
+            for (key, w) in winners {
+                for (_, url) in urls {
+                    if read(url, key).await != w.value {
+                        return false;
+                    }
+                }
+            }
+            true
+        }
+    })
+    .await;
+    if !converged {
+        let mut report = String::from("the regions did not converge on the last writer:\n");
+        for (key, w) in &winners {
+            for (r, url) in urls {
+                let got = read(url, key).await;
+                report += &format!("{key} in {r}: {got}, expected {} ({w:?})\n", w.value);
+            }
+        }
+        return Err(report);
+    }
+
+    let mut conflicts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for key in winners.keys() {
+        for (_, url) in urls {
+            let got = get_json(http, &format!("{url}/api/v1/{NS}/{key}/conflicts"))
+                .await
+                .ok_or("no conflicts list")?;
+            conflicts.entry(key.clone()).or_default().extend(
+                got["conflicts"]
+                    .as_array()
+                    .ok_or("no array")?
+                    .iter()
+                    .cloned(),
+            );
+        }
+    }
+    let listed: usize = conflicts.values().map(Vec::len).sum();
+    if listed == 0 {
+        return Err(format!("concurrent writes to {KEYS} keys made no conflict"));
+    }
+    let mut last: BTreeMap<(String, String), Ack> = BTreeMap::new();
+    for a in acks {
+        let e = last
+            .entry((a.region.clone(), a.key.clone()))
+            .or_insert_with(|| a.clone());
+        if a.micros > e.micros {
+            *e = a.clone();
+        }
+    }
+    for ((region, key), a) in &last {
+        if a.value == winners[key].value {
+            continue;
+        }
+        let found = conflicts[key]
+            .iter()
+            .any(|c| c["loser"]["region"] == json!(region) && c["loser"]["value"] == a.value);
+        if !found {
+            return Err(format!(
+                "{region}'s last write of {key} ({}) lost but is not listed",
+                a.value
+            ));
+        }
+    }
+
+    for key in winners.keys() {
+        for (r, url) in urls {
+            let h = get_json(http, &format!("{url}/api/v1/{NS}/{key}/history"))
+                .await
+                .ok_or("no history")?;
+            let mut seen = std::collections::BTreeSet::new();
+            for v in h["versions"].as_array().ok_or("no versions")? {
+                if v["deleted"] == json!(true) {
+                    continue;
+                }
+                if !seen.insert(v["value"].to_string()) {
+                    return Err(format!("{key} in {r}: {} applied twice", v["value"]));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_regions_converge_through_cuts_and_a_restart_and_lose_no_acknowledged_write() {
     let names = ["a", "b", "c"];
@@ -128,108 +240,12 @@ async fn three_regions_converge_through_cuts_and_a_restart_and_lose_no_acknowled
     acks.extend(round(&mesh, &names, 10, 7).await);
     assert!(acks.len() > 400, "only {} writes acknowledged", acks.len());
 
-    // The winner of each key: the greatest (time, region) among its acknowledged writes.
-    let mut winners: BTreeMap<String, Ack> = BTreeMap::new();
-    for a in &acks {
-        let w = winners.entry(a.key.clone()).or_insert_with(|| a.clone());
-        if (a.micros, &a.region) > (w.micros, &w.region) {
-            *w = a.clone();
-        }
-    }
-    let converged = eventually(Duration::from_secs(60), || {
-        let (http, mesh, winners) = (&http, &mesh, &winners);
-        async move {
-            for (key, w) in winners {
-                for r in names {
-                    let got = get_json(http, &format!("{}/api/v1/{NS}/{key}", mesh.url(r))).await;
-                    // A deleted key reads as absent.
-                    if got.map_or(Value::Null, |g| g["value"].clone()) != w.value {
-                        return false;
-                    }
-                }
-            }
-            true
-        }
-    })
-    .await;
-    if !converged {
-        for (key, w) in &winners {
-            for r in names {
-                let got = get_json(&http, &format!("{}/api/v1/{NS}/{key}", mesh.url(r))).await;
-                eprintln!("{key} in {r}: {got:?}, expected {:?}", w.value);
-            }
-        }
+    let urls: Vec<(String, String)> = names.iter().map(|r| (r.to_string(), mesh.url(r))).collect();
+    if let Err(e) = assert_converged(&http, &urls, &acks).await {
         for r in names {
             eprintln!("{r}: {}", mesh.status(&http, r).await);
         }
-        panic!(
-            "the regions did not converge on the last writer\n{}",
-            mesh.logs()
-        );
-    }
-
-    // Each region's last write of a key that did not win is listed as a loser somewhere.
-    let mut conflicts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for key in winners.keys() {
-        for r in names {
-            let got = get_json(
-                &http,
-                &format!("{}/api/v1/{NS}/{key}/conflicts", mesh.url(r)),
-            )
-            .await
-            .unwrap();
-            conflicts
-                .entry(key.clone())
-                .or_default()
-                .extend(got["conflicts"].as_array().unwrap().iter().cloned());
-        }
-    }
-    let listed: usize = conflicts.values().map(Vec::len).sum();
-    assert!(
-        listed > 0,
-        "concurrent writes to {KEYS} keys made no conflict"
-    );
-    let mut last: BTreeMap<(String, String), Ack> = BTreeMap::new();
-    for a in &acks {
-        let e = last
-            .entry((a.region.clone(), a.key.clone()))
-            .or_insert_with(|| a.clone());
-        if a.micros > e.micros {
-            *e = a.clone();
-        }
-    }
-    for ((region, key), a) in &last {
-        if a.value == winners[key].value {
-            continue;
-        }
-        let listed = conflicts[key]
-            .iter()
-            .any(|c| c["loser"]["region"] == json!(region) && c["loser"]["value"] == a.value);
-        assert!(
-            listed,
-            "{region}'s last write of {key} ({}) lost but is not listed",
-            a.value
-        );
-    }
-
-    // Nothing was applied twice: every value appears at most once in each region's history.
-    for key in winners.keys() {
-        for r in names {
-            let h = get_json(&http, &format!("{}/api/v1/{NS}/{key}/history", mesh.url(r)))
-                .await
-                .unwrap();
-            let mut seen = std::collections::BTreeSet::new();
-            for v in h["versions"].as_array().unwrap() {
-                if v["deleted"] == json!(true) {
-                    continue;
-                }
-                assert!(
-                    seen.insert(v["value"].to_string()),
-                    "{key} in {r}: {} twice",
-                    v["value"]
-                );
-            }
-        }
+        panic!("{e}\n{}", mesh.logs());
     }
 
     // The status shows every link streaming.
@@ -499,4 +515,94 @@ async fn with_auth_on_the_region_token_opens_the_raw_feed_and_nothing_else() {
     })
     .await;
     assert!(streaming, "{}", mesh.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_raft_region_streams_from_its_leader_and_resumes_from_the_watermark_after_failover() {
+    use common::cluster::{Cluster, free_port};
+    use region_mesh::Proxy;
+    let http = client();
+    // s is a single node; r is a three-member Raft group. Each reads the other through a proxy.
+    let s_port = free_port();
+    let r_reads_s = Proxy::start(format!("127.0.0.1:{s_port}").parse().unwrap()).await;
+    let s_reads_r = Proxy::start(format!("127.0.0.1:{s_port}").parse().unwrap()).await;
+    let s_peer = format!("s=http://{}", r_reads_s.addr);
+    let mut r = Cluster::start_with(3, 3, &["--region", "r", "--region-peer", &s_peer]);
+    let s_dir = tempfile::tempdir().unwrap();
+    let r_peer = format!("r=http://{}", s_reads_r.addr);
+    let s = common::Server::try_start_at(
+        s_dir.path(),
+        &format!("127.0.0.1:{s_port}"),
+        &["--region", "s", "--region-peer", &r_peer],
+        &[],
+    )
+    .unwrap();
+    let member_addr = |r: &Cluster, id: u64| -> std::net::SocketAddr {
+        r.url(id).trim_start_matches("http://").parse().unwrap()
+    };
+    let leader = r.leader(&http).await;
+    s_reads_r.retarget(member_addr(&r, leader));
+    let streaming = |url: String| {
+        let http = http.clone();
+        async move {
+            eventually(Duration::from_secs(20), || {
+                let (http, url) = (&http, &url);
+                async move {
+                    get_json(http, &format!("{url}/admin/v1/regions"))
+                        .await
+                        .is_some_and(|s| s["peers"][0]["state"] == json!("streaming"))
+                }
+            })
+            .await
+        }
+    };
+    assert!(streaming(r.url(leader)).await, "{}", r.logs());
+    assert!(streaming(s.url.clone()).await, "{}", s.stderr());
+
+    let both = |r_url: String, seed: u64| {
+        let (http, s_url) = (http.clone(), s.url.clone());
+        async move {
+            let a = tokio::spawn(writes(http.clone(), r_url, "r".into(), 40, seed));
+            let b = tokio::spawn(writes(http, s_url, "s".into(), 40, seed + 1));
+            let mut acks = a.await.unwrap();
+            acks.extend(b.await.unwrap());
+            acks
+        }
+    };
+    let mut acks = both(r.url(leader), 10).await;
+    let urls = |r: &Cluster| -> Vec<(String, String)> {
+        let mut urls: Vec<(String, String)> = r
+            .running()
+            .into_iter()
+            .map(|id| ("r".to_string(), r.url(id)))
+            .collect();
+        urls.push(("s".into(), s.url.clone()));
+        urls
+    };
+    if let Err(e) = assert_converged(&http, &urls(&r), &acks).await {
+        panic!("{e}\n{}\n{}", r.logs(), s.stderr());
+    }
+    let status: Value = get_json(&http, &format!("{}/admin/v1/regions", r.url(leader)))
+        .await
+        .unwrap();
+    assert_eq!(status["peers"][0]["state"], json!("streaming"), "{status}");
+    assert!(
+        status["peers"][0]["applied_lsn"].as_u64().unwrap() > 0,
+        "{status}"
+    );
+
+    // The leader dies: a new one resumes r's stream from the replicated watermark, and s reads
+    // r's feed from a surviving member.
+    r.kill(leader);
+    let leader = r.leader(&http).await;
+    s_reads_r.retarget(member_addr(&r, leader));
+    assert!(streaming(r.url(leader)).await, "{}", r.logs());
+    acks.extend(both(r.url(leader), 20).await);
+    if let Err(e) = assert_converged(&http, &urls(&r), &acks).await {
+        panic!("{e}\n{}\n{}", r.logs(), s.stderr());
+    }
+    let status: Value = get_json(&http, &format!("{}/admin/v1/regions", r.url(leader)))
+        .await
+        .unwrap();
+    assert_eq!(status["peers"][0]["state"], json!("streaming"), "{status}");
 }

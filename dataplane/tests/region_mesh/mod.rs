@@ -24,6 +24,7 @@ pub struct Proxy {
     /// Where peers connect.
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
+    target: Arc<Mutex<SocketAddr>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -34,9 +35,10 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(AtomicBool::new(false));
+        let target = Arc::new(Mutex::new(target));
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accept = tokio::spawn({
-            let (cut, conns) = (Arc::clone(&cut), Arc::clone(&conns));
+            let (cut, conns, to) = (Arc::clone(&cut), Arc::clone(&conns), Arc::clone(&target));
             async move {
                 loop {
                     let Ok((mut inbound, _)) = listener.accept().await else {
@@ -46,6 +48,7 @@ impl Proxy {
                         drop(inbound);
                         continue;
                     }
+                    let target = *to.lock();
                     let task = tokio::spawn(async move {
                         if let Ok(mut outbound) = TcpStream::connect(target).await {
                             let _ =
@@ -61,6 +64,7 @@ impl Proxy {
         Proxy {
             addr,
             cut,
+            target,
             conns,
             accept,
         }
@@ -69,6 +73,14 @@ impl Proxy {
     /// Cuts the link: live connections drop, new ones are refused.
     pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
+        for t in self.conns.lock().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Sends new connections to `target` (a region's next Raft member), dropping live ones.
+    pub fn retarget(&self, target: SocketAddr) {
+        *self.target.lock() = target;
         for t in self.conns.lock().drain(..) {
             t.abort();
         }
