@@ -25,6 +25,8 @@ pub struct Link {
     pub closed_time: Option<i64>,
     /// The peer's clock as last seen (its last commit time when the page was read), µs.
     pub peer_clock: Option<i64>,
+    /// When that page was read.
+    pub seen_at: Option<std::time::Instant>,
     /// Records applied since start.
     pub records_applied: u64,
     /// The last failure.
@@ -59,6 +61,7 @@ impl Regions {
                         applied_time: None,
                         closed_time: None,
                         peer_clock: None,
+                        seen_at: None,
                         records_applied: 0,
                         last_error: None,
                     },
@@ -104,7 +107,9 @@ impl Regions {
     /// Whether this region holds every record each peer committed at or before `micros`.
     pub fn reached_time(&self, micros: i64) -> bool {
         self.links.lock().values().all(|l| {
-            l.closed_time.is_some_and(|t| t >= micros) || l.applied_time.is_some_and(|t| t > micros)
+            l.closed_time
+                .max(l.applied_time)
+                .is_some_and(|t| t >= micros)
         })
     }
 
@@ -130,9 +135,7 @@ impl Regions {
                     state: l.state,
                     applied_lsn: l.applied_lsn,
                     applied_time: l.applied_time.map(crate::clock::rfc3339),
-                    lag_seconds: l
-                        .peer_clock
-                        .map(|c| lag_seconds(c, l.closed_time, l.applied_time)),
+                    lag_seconds: l.lag_seconds(),
                     records_applied: l.records_applied,
                     last_error: match l.state {
                         LinkState::Failing => l.last_error.clone(),
@@ -144,11 +147,23 @@ impl Regions {
     }
 }
 
-/// How far this region's view trails the peer's clock: from the time it holds everything up
-/// to (its closed time, else the last record applied) to the peer's clock, at least 0.
-fn lag_seconds(peer_clock: i64, closed: Option<i64>, applied: Option<i64>) -> f64 {
-    let held = closed.or(applied).unwrap_or(0);
-    ((peer_clock - held).max(0) as f64) / 1e6
+impl Link {
+    /// How far this region's view trails the peer's clock, in seconds: the peer's clock (as last
+    /// seen, moved on by the time since) less the time this region holds everything up to (the
+    /// later of its closed time and the last record applied: commit times grow with LSNs). It
+    /// grows while the link is down.
+    pub fn lag_seconds(&self) -> Option<f64> {
+        let (clock, seen) = (self.peer_clock?, self.seen_at?);
+        Some(lag_seconds(
+            clock,
+            seen.elapsed().as_micros() as i64,
+            self.closed_time.max(self.applied_time),
+        ))
+    }
+}
+
+fn lag_seconds(peer_clock: i64, since_seen: i64, held: Option<i64>) -> f64 {
+    ((peer_clock + since_seen - held.unwrap_or(0)).max(0) as f64) / 1e6
 }
 
 #[cfg(test)]
@@ -180,10 +195,12 @@ mod tests {
             l.applied_time = Some(11);
             l.applied_lsn = 7;
         });
-        assert!(r.reached_time(10));
-        assert!(!r.reached_time(11));
+        assert!(r.reached_time(10) && !r.reached_time(11));
+        // c's last applied record was committed at 11: nothing of c's at or before 11 is missing.
+        r.update("b", |l| l.closed_time = Some(11));
+        assert!(r.reached_time(11) && !r.reached_time(12));
         assert!(r.reached_lsn("c", 7) && !r.reached_lsn("c", 8));
         assert!(r.reached_lsn("a", 100) && r.reached_lsn("zz", 1));
-        assert_eq!(lag_seconds(3_000_000, None, Some(1_000_000)), 2.0);
+        assert_eq!(lag_seconds(3_000_000, 500_000, Some(1_000_000)), 2.5);
     }
 }

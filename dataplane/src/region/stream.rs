@@ -97,6 +97,7 @@ async fn follow(state: AppState, client: reqwest::Client, peer: Peer) {
                     l.state = LinkState::Failing;
                     l.last_error = Some(e.to_string());
                 });
+                report_lag(&state, &regions, &peer.name);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF.1);
             }
@@ -148,18 +149,19 @@ async fn round(
         // The peer's clock: its closed time when drained, else the last record read.
         if let Some(t) = closed.or(last_time) {
             l.peer_clock = Some(l.peer_clock.map_or(t, |p| p.max(t)));
+            l.seen_at = Some(std::time::Instant::now());
         }
         l.records_applied += records;
     });
-    if let Some(link) = regions.link(&peer.name)
-        && let Some(clock) = link.peer_clock
-    {
-        let held = link.closed_time.or(link.applied_time).unwrap_or(clock);
-        state
-            .metrics
-            .region_lag(&peer.name, ((clock - held).max(0) as f64) / 1e6);
-    }
+    report_lag(state, regions, &peer.name);
     Ok((page.next_since, drained || records == 0))
+}
+
+/// Sets the lag gauge of `peer` from its link.
+fn report_lag(state: &AppState, regions: &Regions, peer: &str) {
+    if let Some(lag) = regions.link(peer).and_then(|l| l.lag_seconds()) {
+        state.metrics.region_lag(peer, lag);
+    }
 }
 
 /// Applies a page as one atomic write (retried when a local write raced it in its namespace);
