@@ -124,7 +124,8 @@ async fn round(
     if !response.status().is_success() {
         return Err(StreamError::Status(response.status()));
     }
-    let page: RemotePage = response.json().await?;
+    let mut page: RemotePage = response.json().await?;
+    fit(&mut page, state.store.config().max_batch_ops);
     let records = page.changes.len() as u64;
     let applied = apply_page(state, regions, &peer.name, &page).await?;
     let drained = page.next_since >= page.last_lsn;
@@ -155,6 +156,27 @@ async fn round(
     });
     report_lag(state, regions, &peer.name);
     Ok((page.next_since, drained || records == 0))
+}
+
+/// Cuts a page to the records whose writes fit in one batch here (each remote op may become a
+/// version, a tombstone and a conflict, plus the watermark), always keeping the first; the rest
+/// come in the next round.
+fn fit(page: &mut RemotePage, max_ops: usize) {
+    let mut used = 1;
+    let keep = page
+        .changes
+        .iter()
+        .enumerate()
+        .take_while(|(i, c)| {
+            used += 3 * c.ops.len();
+            *i == 0 || used <= max_ops
+        })
+        .count();
+    if keep < page.changes.len() {
+        page.changes.truncate(keep);
+        page.next_since = page.changes.last().map_or(page.next_since, |c| c.lsn);
+        page.closed_time = None;
+    }
 }
 
 /// Sets the lag gauge of `peer` from its link.
@@ -247,5 +269,37 @@ async fn heartbeat(state: AppState) {
         {
             tracing::debug!(error = ?e, "region heartbeat not written");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_cut_to_what_one_batch_can_hold_and_resumes_after_the_last_record_kept() {
+        let rec = |lsn: u64, n: usize| {
+            let ops: Vec<String> = (0..n)
+                .map(|i| format!(r#"{{"op":"put","namespace":"a","key":"k{i}","value":1}}"#))
+                .collect();
+            format!(
+                r#"{{"lsn":{lsn},"timestamp":"2026-01-01T00:00:00Z","ops":[{}]}}"#,
+                ops.join(",")
+            )
+        };
+        let json = format!(
+            r#"{{"changes":[{},{},{}],"next_since":9,"last_lsn":9,"closed_time":"2026-01-01T00:00:00Z"}}"#,
+            rec(3, 10),
+            rec(5, 10),
+            rec(7, 10)
+        );
+        let mut page: RemotePage = serde_json::from_str(&json).unwrap();
+        fit(&mut page, 70);
+        assert_eq!(page.changes.len(), 2);
+        assert_eq!(page.next_since, 5);
+        assert!(page.closed_time.is_none());
+        // One record larger than a batch still goes (and fails loudly if it cannot be written).
+        fit(&mut page, 5);
+        assert_eq!((page.changes.len(), page.next_since), (1, 3));
     }
 }
