@@ -591,6 +591,35 @@ async fn a_raft_region_streams_from_its_leader_and_resumes_from_the_watermark_af
         "{status}"
     );
 
+    // Read-your-writes across regions for a write a follower forwarded to r's leader.
+    let follower = r.running().into_iter().find(|id| *id != leader).unwrap();
+    for i in 0..5 {
+        let resp = http
+            .put(format!("{}/api/v1/{NS}/fw{i}", r.url(follower)))
+            .json(&json!({ "value": i }))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        let session = resp.headers()["x-koru-session"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let got = get_json(&http, &format!("{}/api/v1/{NS}/fw{i}", s.url)).await;
+        let got_with = http
+            .get(format!("{}/api/v1/{NS}/fw{i}", s.url))
+            .header("x-koru-session", &session)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = got_with.json().await.unwrap();
+        assert_eq!(
+            body["value"],
+            json!(i),
+            "session {session}; without it: {got:?}"
+        );
+    }
+
     // The leader dies: a new one resumes r's stream from the replicated watermark, and s reads
     // r's feed from a surviving member.
     r.kill(leader);

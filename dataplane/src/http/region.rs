@@ -95,7 +95,13 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
         let mut response = next.run(request).await;
         if response.status().is_success() {
             let mut s = sent;
-            // The last LSN here bounds the write's own: waiting for it is waiting for the write.
+            // A follower that forwarded the write catches up first: then the last LSN here
+            // bounds the write's own, and waiting for it is waiting for the write.
+            if let Some(replica) = &state.replica
+                && !replica.is_leader()
+            {
+                let _ = replica.read_barrier(None).await;
+            }
             let lsn = state.store.last_applied().0;
             let e = s.entry(state.regions.config.name.clone()).or_default();
             *e = (*e).max(lsn);
