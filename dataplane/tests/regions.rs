@@ -312,6 +312,23 @@ async fn home_regions_route_writes_and_reads_wait_for_sessions_and_times() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    // A batch writing the namespace is sent home too.
+    let resp = no_redirects
+        .post(format!("{b}/api/v1/batch"))
+        .json(&json!({"writes": [
+            {"namespace": "misc", "key": "free", "value": 1},
+            {"namespace": "pinned", "key": "y", "value": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
+    let resp = http
+        .post(format!("{b}/api/v1/batch"))
+        .json(&json!({"writes": [{"namespace": "misc", "key": "free", "value": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
     // A home no region knows: 421 without a Location.
     http.put(format!("{a}/admin/v1/namespaces/elsewhere/policy"))
         .json(&json!({"mode": "home_region", "home": "zz"}))

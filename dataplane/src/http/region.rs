@@ -79,12 +79,21 @@ async fn path_params(request: &mut Request) -> HashMap<String, String> {
 pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if super::is_api_write(&request) {
         // Most databases set no policy: then no write pays for the lookup.
-        if state.store.live_keys(POLICY_NS) > 0
-            && let Some(ns) = path_params(&mut request).await.remove("namespace")
-            && let Err(wrong) =
-                policy::check_write(&state.regions.config, &policy::get(&state.store, &ns))
-        {
-            return wrong_region(&ns, &wrong, &request);
+        if state.store.live_keys(POLICY_NS) > 0 {
+            let namespaces = match path_params(&mut request).await.remove("namespace") {
+                Some(ns) => vec![ns],
+                None => {
+                    let (names, rebuilt) = batch_namespaces(request).await;
+                    request = rebuilt;
+                    names
+                }
+            };
+            for ns in namespaces {
+                let found = policy::get(&state.store, &ns);
+                if let Err(wrong) = policy::check_write(&state.regions.config, &found) {
+                    return wrong_region(&ns, &wrong, &request);
+                }
+            }
         }
         let sent = request
             .headers()
@@ -204,6 +213,41 @@ async fn read_key_at(state: &AppState, mut params: HashMap<String, String>, at: 
         ))
         .into_response(),
     }
+}
+
+/// The namespaces a `POST /api/v1/batch` writes, and the request to pass on (its body read
+/// and put back); none for other routes or a body the route itself will refuse.
+async fn batch_namespaces(request: Request) -> (Vec<String>, Request) {
+    let is_batch = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| p.as_str() == "/api/v1/batch");
+    if !is_batch {
+        return (Vec::new(), request);
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        namespace: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(alias = "ops")]
+        writes: Vec<Item>,
+    }
+    let (parts, body) = request.into_parts();
+    // The body limit layer already bounds what this reads.
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut names: Vec<String> = serde_json::from_slice::<Body>(&bytes)
+        .map(|b| b.writes.into_iter().map(|w| w.namespace).collect())
+        .unwrap_or_default();
+    names.sort_unstable();
+    names.dedup();
+    (
+        names,
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+    )
 }
 
 /// 307 to the home region when it is a known peer, else 421; both with the error body.
