@@ -155,7 +155,8 @@ async fn round(
         l.records_applied += records;
     });
     report_lag(state, regions, &peer.name);
-    Ok((page.next_since, drained || records == 0))
+    // A page of only other regions' records still moved the watermark: go on at once.
+    Ok((page.next_since, drained || page.next_since <= since))
 }
 
 /// Cuts a page to the records whose writes fit in one batch here (each remote op may become a
