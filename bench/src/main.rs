@@ -11,6 +11,7 @@ mod histogram;
 mod load;
 mod query;
 mod raft;
+mod regions;
 mod report;
 mod restart;
 
@@ -49,6 +50,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Replicated write throughput against one node, and failover time after killing the leader.
     Raft(raft::RaftArgs),
+    /// Multi-region: replication lag over a delayed link, catch-up after a partition, and the
+    /// source's write throughput with and without a peer streaming.
+    Regions(regions::RegionsArgs),
     /// PUT and GET through koru-gateway against direct to the data plane, in the same run.
     Gateway(gateway::GatewayArgs),
     /// The query engine (indexes, filters, group-by, joins, full text, as-of) against SQLite.
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Restart(args) => restart::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Raft(args) => raft::run(args),
+        Command::Regions(args) => regions::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Query(args) => query::run(args),
         Command::Table { dir } => match report::table(&dir) {
