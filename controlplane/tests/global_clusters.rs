@@ -152,6 +152,66 @@ async fn a_global_database_runs_each_region_with_its_peers_and_is_deleted_whole(
         let mode = std::fs::metadata(&token).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "[{b}] token file mode {mode:o}");
 
+        // The regions stream to each other: a write in one is read in the other (one data token
+        // opens every region of the database: they share its id and key), and the control plane
+        // reports both links streaming.
+        let (status, data_token) = api
+            .call(
+                "POST",
+                &format!("{clusters}/{id}/data-tokens"),
+                Some(&owner),
+                Some(json!({"scope": "write"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "[{b}] {data_token}");
+        let data_token = data_token["token"].as_str().unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let put = http
+            .put(format!("{us}/api/v1/shop/cart-1"))
+            .bearer_auth(data_token)
+            .json(&json!({"value": {"items": 3}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "[{b}] PUT: {}", put.status());
+        let mut seen = None;
+        for _ in 0..150 {
+            let got = http
+                .get(format!("{eu}/api/v1/shop/cart-1"))
+                .bearer_auth(data_token)
+                .send()
+                .await
+                .unwrap();
+            if got.status().is_success() {
+                seen = Some(got.json::<serde_json::Value>().await.unwrap());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let seen = seen.unwrap_or_else(|| panic!("[{b}] eu-west never got us-east's write"));
+        assert_eq!(seen["value"], json!({"items": 3}), "[{b}] {seen}");
+        let mut streaming = false;
+        for _ in 0..100 {
+            let (_, cluster) = api
+                .call("GET", &format!("{clusters}/orders"), Some(&owner), None)
+                .await;
+            let links: Vec<&serde_json::Value> = cluster["regions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r["status"].as_array().into_iter().flatten())
+                .collect();
+            if links.len() == 2 && links.iter().all(|l| l["state"] == "streaming") {
+                streaming = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(streaming, "[{b}] the regions' links never showed streaming");
+
         // Deleting the database removes every region and the token.
         let (status, op) = api
             .call("DELETE", &format!("{clusters}/{id}"), Some(&owner), None)
