@@ -125,7 +125,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     })?;
     let archive_metrics = Arc::clone(&metrics.archive);
     let mut state = AppState::new(store.clone(), metrics, verifier, config.max_ops_per_sec);
-    state.region = Arc::new(config.region.clone());
+    let region_token = match &config.region.token_file {
+        Some(path) => Some(read_secret_file(path)?.1),
+        None => None,
+    };
+    state = state.with_regions(config.region.clone(), region_token);
     if let Some(token) = admin_token {
         state = state.with_admin_token(token);
     }
@@ -198,6 +202,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         }
         state = state.with_archive(status);
     }
+    crate::region::stream::start(state.clone());
     // Small responses go out at once instead of waiting on Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

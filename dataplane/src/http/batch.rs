@@ -147,6 +147,12 @@ pub struct ChangesParams {
     /// RFC 3339: start at the first record committed at or after it (instead of `since`).
     since_time: Option<String>,
     limit: Option<usize>,
+    /// Values as stored (CRDT states unrendered): for other regions' streams.
+    #[serde(default)]
+    raw: bool,
+    /// `local`: leave out the records this region applied from its peers.
+    #[serde(default)]
+    origin: Option<String>,
 }
 
 /// One operation of a change, its value as the exact stored text.
@@ -174,6 +180,10 @@ pub struct ChangesOut {
     changes: Vec<ChangeOut>,
     next_since: u64,
     last_lsn: u64,
+    /// No record committed after the page was read has a commit time at or before this, and
+    /// every record committed at or before it is at or before `last_lsn` (see REGIONS.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closed_time: Option<String>,
 }
 
 /// `GET /api/v1/changes?since=<lsn>|since_time=<RFC 3339>&limit=`: committed records after an LSN (or from
@@ -181,8 +191,25 @@ pub struct ChangesOut {
 /// `limit` of them and `--max-read-bytes` of log (always at least one record when any follows).
 pub async fn changes(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::region::Privileged>>,
     ApiQuery(params): ApiQuery<ChangesParams>,
 ) -> Result<Json<ChangesOut>, ApiError> {
+    let local_only = match params.origin.as_deref() {
+        None => false,
+        Some("local") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "origin must be \"local\", not {other:?}"
+            )));
+        }
+    };
+    if (params.raw || local_only) && state.verifier.is_some() && caller.is_none() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "raw and origin need the admin token or the region token",
+        ));
+    }
     let limit = params.limit.unwrap_or(1000);
     if !(1..=MAX_CHANGES).contains(&limit) {
         return Err(ApiError::bad_request(format!(
@@ -191,6 +218,9 @@ pub async fn changes(
     }
     let since = super::snapshot::feed_start(&state, params.since, params.since_time).await?;
     let store = state.store.clone();
+    // Read before the page, so the page holds every record up to it (commit times grow with
+    // LSNs: nothing later can commit at or before the last record's time).
+    let (closed_lsn, closed_micros) = state.store.last_applied();
     let changes = blocking::read(move || {
         let budget = store.config().max_read_bytes;
         Ok(store.changes_page(since, limit, budget)?)
@@ -199,6 +229,9 @@ pub async fn changes(
     let next_since = changes.last().map_or(since, |c| c.lsn);
     let mut out = Vec::with_capacity(changes.len());
     for c in changes {
+        if local_only && crate::region::applied_from_peer(&c) {
+            continue;
+        }
         let mut ops = Vec::with_capacity(c.ops.len());
         for (i, op) in c.ops.into_iter().enumerate() {
             ops.push(ChangeOpOut {
@@ -206,7 +239,15 @@ pub async fn changes(
                 namespace: op.namespace,
                 key: op.key,
                 version_id: format!("{}.{i}", c.lsn),
-                value: op.value.map(json::raw).transpose()?,
+                value: op
+                    .value
+                    .map(|v| match params.raw || !crate::crdt::is_crdt(&v) {
+                        true => Ok(v),
+                        false => crate::crdt::render(&v).map_err(crate::StoreError::from),
+                    })
+                    .transpose()?
+                    .map(json::raw)
+                    .transpose()?,
             });
         }
         out.push(ChangeOut {
@@ -218,6 +259,8 @@ pub async fn changes(
     Ok(Json(ChangesOut {
         changes: out,
         next_since,
-        last_lsn: state.store.stats().applied_lsn,
+        last_lsn: closed_lsn.max(next_since),
+        closed_time: (closed_lsn > 0 && next_since >= closed_lsn)
+            .then(|| json::timestamp(closed_micros)),
     }))
 }

@@ -12,6 +12,7 @@ pub mod media;
 mod ops;
 mod query;
 mod raft;
+mod region;
 mod rewind;
 mod snapshot;
 mod views;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub replica: Option<Arc<Replica>>,
     /// This region and its peers (`--region`; `local` with no peers by default).
     pub region: Arc<crate::region::RegionConfig>,
+    /// The region streams' live state (see [`AppState::with_regions`]).
+    pub regions: Arc<crate::region::links::Regions>,
 }
 
 impl AppState {
@@ -74,7 +77,17 @@ impl AppState {
         let limiter = max_ops_per_sec
             .and_then(NonZeroU32::new)
             .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+        let region = Arc::new(crate::region::RegionConfig {
+            name: crate::region::DEFAULT_REGION.to_owned(),
+            peers: Vec::new(),
+            token_file: None,
+        });
         AppState {
+            regions: Arc::new(crate::region::links::Regions::new(
+                Arc::clone(&region),
+                None,
+            )),
+            region,
             store,
             metrics,
             verifier: verifier.map(Arc::new),
@@ -83,12 +96,22 @@ impl AppState {
             limiter,
             archive: None,
             replica: None,
-            region: Arc::new(crate::region::RegionConfig {
-                name: crate::region::DEFAULT_REGION.to_owned(),
-                peers: Vec::new(),
-                token_file: None,
-            }),
         }
+    }
+
+    /// The same state in region `config`, presenting and accepting `token` between regions.
+    pub fn with_regions(
+        mut self,
+        config: crate::region::RegionConfig,
+        token: Option<String>,
+    ) -> Self {
+        let config = Arc::new(config);
+        self.regions = Arc::new(crate::region::links::Regions::new(
+            Arc::clone(&config),
+            token,
+        ));
+        self.region = config;
+        self
     }
 
     /// The same state as a member of a replicated cluster.
@@ -257,6 +280,15 @@ pub fn app(state: AppState) -> Router {
                 .delete(kv::delete),
         )
         .route("/api/v1/{namespace}/{key}/history", get(kv::history))
+        .route(
+            "/api/v1/{namespace}/{key}/conflicts",
+            get(region::list_conflicts),
+        )
+        .route("/admin/v1/regions", get(region::status))
+        .route(
+            "/admin/v1/namespaces/{namespace}/policy",
+            get(region::get_policy).put(region::put_policy),
+        )
         .route("/api/v1/{namespace}/{key}/at/{timestamp}", get(kv::get_at))
         .route(
             "/admin/backups",
@@ -264,6 +296,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/admin/backups/verify", post(ops::verify_backup))
         .route("/admin/rewind", post(rewind::rewind))
+        .route_layer(middleware::from_fn_with_state(state.clone(), region::layer))
         .route_layer(middleware::from_fn(media::require_json))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     // The import streams its body (NDJSON, any length), so it checks its own media type.
@@ -286,26 +319,37 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Authenticates, authorizes and rate-limits API requests.
-async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if state.verifier.is_some() {
-        let need = required_scope(
-            request.method(),
-            request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(MatchedPath::as_str),
-        );
+async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if state.verifier.is_none() {
+        request.extensions_mut().insert(crate::region::Privileged);
+    } else {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let need = required_scope(request.method(), route);
         let header = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok());
-        if let Err(e) = crate::auth::authorize(
-            state.verifier.as_deref(),
-            state.admin_token.as_deref(),
-            header,
-            need,
-        ) {
-            return ApiError::from(e).into_response();
+        // The region token opens the routes peers call, and nothing else.
+        let peer_route = route.is_some_and(|r| REGION_TOKEN_ROUTES.contains(&r));
+        let region_token = peer_route && state.regions.accepts(header);
+        if region_token {
+            request.extensions_mut().insert(crate::region::Privileged);
+        } else {
+            match crate::auth::authorize(
+                state.verifier.as_deref(),
+                state.admin_token.as_deref(),
+                header,
+                need,
+            ) {
+                Ok(crate::auth::Grant::Token(_)) => {}
+                Ok(_) => {
+                    request.extensions_mut().insert(crate::region::Privileged);
+                }
+                Err(e) => return ApiError::from(e).into_response(),
+            }
         }
     }
     if let Err(e) = state.take_ops(1) {
@@ -334,6 +378,9 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     }
     next.run(request).await
 }
+
+/// The routes other regions call with the region token.
+const REGION_TOKEN_ROUTES: [&str; 2] = ["/api/v1/changes", "/api/v1/snapshot"];
 
 /// The header bounding how stale a read a replicated member may serve, in milliseconds.
 pub const MAX_STALENESS_HEADER: &str = "x-koru-max-staleness-ms";

@@ -93,6 +93,52 @@ pub struct Metrics {
     pub archive: Arc<crate::backup::archiver::ArchiveMetrics>,
     /// The volume and the process, refreshed at each scrape.
     pub usage: UsageMetrics,
+    /// The region streams, by peer region.
+    pub regions: RegionMetrics,
+}
+
+/// Labels of a region stream's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct RegionLabels {
+    /// The peer region.
+    pub peer: String,
+}
+
+/// The region streams' series.
+#[derive(Debug, Default)]
+pub struct RegionMetrics {
+    /// How far this region's view of each peer trails the peer's clock.
+    pub lag_seconds: Family<RegionLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Remote operations that changed something here, per peer.
+    pub applied: Family<RegionLabels, Counter>,
+    /// Failed stream rounds, per peer.
+    pub errors: Family<RegionLabels, Counter>,
+}
+
+impl Metrics {
+    /// Counts operations applied from `peer`.
+    pub fn region_applied(&self, peer: &str, n: u64) {
+        self.regions
+            .applied
+            .get_or_create(&RegionLabels { peer: peer.into() })
+            .inc_by(n);
+    }
+
+    /// Counts a failed round of `peer`'s stream.
+    pub fn region_errors(&self, peer: &str) {
+        self.regions
+            .errors
+            .get_or_create(&RegionLabels { peer: peer.into() })
+            .inc();
+    }
+
+    /// Sets `peer`'s lag.
+    pub fn region_lag(&self, peer: &str, seconds: f64) {
+        self.regions
+            .lag_seconds
+            .get_or_create(&RegionLabels { peer: peer.into() })
+            .set(seconds);
+    }
 }
 
 /// What the volume and the process use, refreshed at each scrape (see [`crate::usage`]): the
@@ -283,7 +329,24 @@ impl Default for Metrics {
             "Resident memory of the process in bytes",
             usage.resident_memory_bytes.clone(),
         );
+        let regions = RegionMetrics::default();
+        registry.register(
+            "region_lag_seconds",
+            "How far this region's view of a peer region trails the peer's clock",
+            regions.lag_seconds.clone(),
+        );
+        registry.register(
+            "region_applied_operations",
+            "Operations applied from a peer region that changed something here",
+            regions.applied.clone(),
+        );
+        registry.register(
+            "region_stream_errors",
+            "Failed rounds of a peer region's stream",
+            regions.errors.clone(),
+        );
         Metrics {
+            regions,
             usage,
             raft,
             archive,

@@ -1,7 +1,48 @@
 //! Multi-region: this cluster's region, its peer regions, and the streams that apply each
 //! peer's writes here (see `dataplane/REGIONS.md`).
 
+#[cfg(feature = "server")]
+pub mod apply;
+#[cfg(feature = "server")]
+pub mod conflicts;
+#[cfg(feature = "server")]
+pub mod links;
+#[cfg(feature = "server")]
+pub mod policy;
+#[cfg(feature = "server")]
+pub mod session;
+#[cfg(feature = "server")]
+pub mod stream;
+
 use std::path::PathBuf;
+
+/// The internal namespace of the streams' watermarks (`watermark/<peer>`) and heartbeats.
+pub const REGION_NS: &str = "_koru_region";
+/// The key prefix of a watermark in [`REGION_NS`]; a record holding one was applied from a peer.
+pub const WATERMARK_PREFIX: &str = "watermark/";
+/// The internal namespace of the conflict lists.
+pub const CONFLICTS_NS: &str = "_koru_conflicts";
+/// The internal namespace of the namespace policies (replicated like data).
+pub const POLICY_NS: &str = "_koru_region_policy";
+
+/// Marks a request that presented the admin token or the region token (or came to a server
+/// without auth): it may read the raw, local-origin change feed.
+#[derive(Debug, Clone, Copy)]
+pub struct Privileged;
+
+/// Whether a committed record was applied here from a peer region (it holds a watermark).
+#[cfg(feature = "server")]
+pub fn applied_from_peer(change: &crate::store::Change) -> bool {
+    change
+        .ops
+        .iter()
+        .any(|op| op.namespace == REGION_NS && op.key.starts_with(WATERMARK_PREFIX))
+}
+
+/// Whether writes to `namespace` travel between regions: user namespaces and the policies.
+pub fn replicated(namespace: &str) -> bool {
+    namespace == POLICY_NS || !namespace.starts_with(crate::names::INTERNAL_PREFIX)
+}
 
 /// The region a cluster is in when `--region` is not given.
 pub const DEFAULT_REGION: &str = "local";

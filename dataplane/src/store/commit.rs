@@ -224,6 +224,8 @@ pub(crate) struct CommitThread {
     pub next_lsn: u64,
     pub last_timestamp_micros: i64,
     pub seals: Arc<SealState>,
+    /// See `Store::raise_clock`.
+    pub clock_floor: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A request accepted into the current group, with where its record went.
@@ -480,7 +482,9 @@ impl CommitThread {
             }
             let timestamp_micros = match pending.fixed {
                 Some(fixed) => fixed.timestamp_micros,
-                None => crate::clock::now_micros().max(self.last_timestamp_micros + 1),
+                None => crate::clock::now_micros()
+                    .max(self.last_timestamp_micros + 1)
+                    .max(self.clock_floor.load(Ordering::SeqCst) + 1),
             };
             self.last_timestamp_micros = timestamp_micros;
             let record_offset = segment_len + buf.len() as u64;

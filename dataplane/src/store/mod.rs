@@ -272,6 +272,9 @@ struct Inner {
     read_only: Arc<AtomicBool>,
     metrics: Arc<StoreMetrics>,
     seals: Arc<SealState>,
+    /// Commit times are kept above this (µs): raised past every other region's commit time
+    /// applied here, so later local writes order after what this region has seen.
+    clock_floor: Arc<std::sync::atomic::AtomicI64>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The committer in the single-threaded mode, run by whoever queues work.
     inline: Option<Mutex<(CommitThread, Turn)>>,
@@ -359,7 +362,9 @@ impl Store {
         {
             seals.active_first_write_micros.store(ts, Ordering::SeqCst);
         }
+        let clock_floor = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let thread = CommitThread {
+            clock_floor: Arc::clone(&clock_floor),
             wal,
             index: Arc::clone(&index),
             queue: Arc::clone(&queue),
@@ -400,6 +405,7 @@ impl Store {
                 read_only,
                 metrics,
                 seals,
+                clock_floor,
                 thread: Mutex::new(handle),
                 inline,
                 text,
@@ -488,6 +494,50 @@ impl Store {
     pub fn last_applied(&self) -> (u64, i64) {
         let index = self.inner.index.read();
         (index.applied_lsn(), index.last_timestamp_micros())
+    }
+
+    /// Keeps every later commit time above `micros` (the hybrid logical clock's receive step).
+    pub fn raise_clock(&self, micros: i64) {
+        self.inner.clock_floor.fetch_max(micros, Ordering::SeqCst);
+    }
+
+    /// The time a new write would take now, before the store's last commit time is applied:
+    /// the wall clock, or just past the raised floor (what a Raft leader stamps entries with).
+    pub fn clock_now(&self) -> i64 {
+        crate::clock::now_micros().max(self.inner.clock_floor.load(Ordering::SeqCst) + 1)
+    }
+
+    /// A key's latest version (deletes included) with its stored text, CRDT states unrendered.
+    pub fn latest_raw(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<(Version, Option<String>)>, StoreError> {
+        let found = self.inner.index.read().latest(namespace, key);
+        match found {
+            Some((v, _)) => Ok(Some((v, self.reader().raw_value(v)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every version of a key, oldest first, with its stored text (None for deletes).
+    pub fn history_raw(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Vec<(Version, Option<String>)>, StoreError> {
+        let versions: Vec<Version> = self
+            .inner
+            .index
+            .read()
+            .history(namespace, key)
+            .map(<[Version]>::to_vec)
+            .unwrap_or_default();
+        let reader = self.reader();
+        versions
+            .into_iter()
+            .map(|v| Ok((v, reader.raw_value(v)?)))
+            .collect()
     }
 
     /// Whether a key of the guard's range has a version after its LSN and up to `upto`: the

@@ -6,7 +6,7 @@ use super::*;
 impl Replica {
     /// Writes `ops` as one record through Raft, from any member.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, ReplicaError> {
-        let cmd = Command::new(&ops, crate::clock::now_micros());
+        let cmd = Command::new(&ops, self.store.clock_now());
         match self.write_command(cmd).await? {
             Applied::UniqueViolation(violation) => Err(ReplicaError::UniqueViolation(violation)),
             applied => applied.into_committed().map_err(ReplicaError::Refused),
@@ -181,7 +181,7 @@ impl crate::rewind::GuardedWrite for Replica {
         ops: Vec<WriteOp>,
         guard: crate::store::RangeGuard,
     ) -> Result<Committed, crate::rewind::RewindError> {
-        let mut cmd = Command::new(&ops, crate::clock::now_micros());
+        let mut cmd = Command::new(&ops, self.store.clock_now());
         cmd.guard = Some(guard.clone());
         match self.write_command(cmd).await? {
             Applied::Conflict => Err(crate::rewind::RewindError::Store(
