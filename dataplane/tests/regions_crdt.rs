@@ -245,7 +245,7 @@ async fn a_region_seeded_from_a_snapshot_joins_and_converges_without_conflicts_o
     let mut mesh = Mesh::start_later(&names, &[], &["d"]).await;
     let http = client();
     let abc = urls(&mesh, &["a", "b", "c"]);
-    let mut log = round(&abc, 40, 1).await;
+    let mut log = round(&abc, 60, 1).await;
 
     // While a's snapshot is read and imported into d, every other region keeps writing.
     let meanwhile = {
@@ -314,7 +314,14 @@ async fn a_region_seeded_from_a_snapshot_joins_and_converges_without_conflicts_o
     mesh.kill("d");
     mesh.restart("d");
     let all = urls(&mesh, &names);
+    // While it catches up, d cannot read b for a while, then is killed and restarted.
+    mesh.set_link("d", "b", false);
     log.extend(round(&all, 30, 3).await);
+    mesh.set_link("d", "b", true);
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    mesh.kill("d");
+    mesh.restart("d");
+    log.extend(round(&all, 10, 4).await);
     let (acked, unanswered) = counts(&log);
     assert_eq!(unanswered, 0, "operations without an answer");
     if let Err(e) = assert_converged(&http, &all, &log).await {
