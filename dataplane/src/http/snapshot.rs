@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiQuery;
 use super::{ApiError, AppState, blocking, media};
 use crate::auth::Scope as AuthScope;
-use crate::snapshot::import::{self, LineError, Lines};
+use crate::region::apply::Watermark;
+use crate::region::{IMPORT_PREFIX, REGION_NS, WATERMARK_PREFIX};
+use crate::snapshot::import::{self, LineError, Lines, Seeding};
 use crate::snapshot::{self as snap, Cursor, Header, PAGE_KEYS, Scope, SnapshotError};
 use crate::store::WriteOp;
 
@@ -180,11 +182,44 @@ fn line_error(e: LineError, imported: u64) -> ApiError {
     )
 }
 
-/// `POST /admin/v1/import`: a snapshot stream (header line first) written here as puts through
-/// the normal write path, in batches of at most `--max-batch-ops`.
+/// Query string of the import route.
+#[derive(Deserialize)]
+pub struct ImportParams {
+    /// Seeds this region from that region's raw, internal snapshot (REGIONS.md).
+    source_region: Option<String>,
+}
+
+/// The seeding of this region from `source`, when it may be seeded: a valid other region's
+/// name, and no stream running here (a seed's watermarks would race the streams' own).
+fn seeding(state: &AppState, source: Option<String>) -> Result<Option<Seeding>, ApiError> {
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    crate::region::check_name(&source).map_err(ApiError::bad_request)?;
+    let config = &state.regions.config;
+    if source == config.name {
+        return Err(ApiError::bad_request(format!(
+            "source_region {source:?} is this region; seed a region from another one"
+        )));
+    }
+    if !config.peers.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "region_streaming",
+            "this region already streams from its peers: seed it started without \
+             --region-peer, then restart it with its peers",
+        ));
+    }
+    Ok(Some(Seeding::new(&source, &config.name)))
+}
+
+/// `POST /admin/v1/import[?source_region=]`: a snapshot stream (header line first) written here
+/// as puts through the normal write path, in batches of at most `--max-batch-ops`; with
+/// `source_region`, as the seed of this region (see [`seeding`] and REGIONS.md).
 pub async fn import(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ApiQuery(params): ApiQuery<ImportParams>,
     body: Body,
 ) -> Result<Json<ImportOut>, ApiError> {
     // Declared NDJSON or JSON: a cross-site form post cannot send either without asking first.
@@ -200,8 +235,13 @@ pub async fn import(
             format!("send the snapshot as Content-Type: {NDJSON}"),
         ));
     }
+    let mut seed = seeding(&state, params.source_region)?;
     let config = state.store.config();
-    let max_batch = config.max_batch_ops.max(1);
+    // A seeding batch also writes its progress and, the last one, the source's watermark.
+    let max_batch = match seed {
+        Some(_) => config.max_batch_ops.saturating_sub(2).max(1),
+        None => config.max_batch_ops.max(1),
+    };
     let mut lines = Lines::new(config.max_value_bytes.saturating_add(LINE_SLACK));
     let mut stream = body.into_data_stream();
     let mut head: Option<Header> = None;
@@ -215,7 +255,8 @@ pub async fn import(
                 Ok(Some(line)) => line,
                 Ok(None) => break,
                 Err(e) => {
-                    imported += flush(&state, &mut batch).await?;
+                    let marks = progress(&seed, &head, imported + batch.len() as u64);
+                    imported += flush(&state, &mut batch, marks).await?;
                     return Err(line_error(e, imported));
                 }
             };
@@ -223,15 +264,18 @@ pub async fn import(
                 head = Some(import::header(number, &text).map_err(|e| line_error(e, 0))?);
                 continue;
             }
-            match import::entry(&state.store, number, &text) {
-                Ok(op) => batch.push(op),
+            match import::entry(&state.store, number, &text, seed.as_mut()) {
+                Ok(Some(op)) => batch.push(op),
+                Ok(None) => {}
                 Err(e) => {
-                    imported += flush(&state, &mut batch).await?;
+                    let marks = progress(&seed, &head, imported + batch.len() as u64);
+                    imported += flush(&state, &mut batch, marks).await?;
                     return Err(line_error(e, imported));
                 }
             }
             if batch.len() >= max_batch {
-                imported += flush(&state, &mut batch).await?;
+                let marks = progress(&seed, &head, imported + batch.len() as u64);
+                imported += flush(&state, &mut batch, marks).await?;
             }
         }
         if end {
@@ -247,7 +291,6 @@ pub async fn import(
             None => end = true,
         }
     }
-    imported += flush(&state, &mut batch).await?;
     let head = head.ok_or_else(|| {
         line_error(
             LineError {
@@ -257,6 +300,23 @@ pub async fn import(
             0,
         )
     })?;
+    let last = match &seed {
+        // The source's watermark commits with the last batch: its streams resume past it.
+        Some(s) => {
+            let mut ops = progress(&seed, &Some(head.clone()), imported + batch.len() as u64);
+            ops.push(seed_op(
+                format!("{WATERMARK_PREFIX}{}", s.source),
+                &Watermark {
+                    lsn: head.lsn,
+                    time: Some(head.snapshot_at.clone()),
+                },
+            )?);
+            state.store.raise_clock(s.latest_micros);
+            ops
+        }
+        None => Vec::new(),
+    };
+    imported += flush(&state, &mut batch, last).await?;
     Ok(Json(ImportOut {
         imported,
         source_lsn: head.lsn,
@@ -264,13 +324,40 @@ pub async fn import(
     }))
 }
 
-/// Writes the batch (if any) as one record through the normal write path; returns its size.
-async fn flush(state: &AppState, batch: &mut Vec<WriteOp>) -> Result<u64, ApiError> {
-    if batch.is_empty() {
+/// A seeding import's progress op (`_koru_region/import/<source>`), written with every batch:
+/// it marks the batch's record as applied from a peer, so no region streams it back
+/// (`origin=local` leaves it out). Empty when not seeding.
+fn progress(seed: &Option<Seeding>, head: &Option<Header>, imported: u64) -> Vec<WriteOp> {
+    let (Some(s), Some(h)) = (seed, head) else {
+        return Vec::new();
+    };
+    let at = serde_json::json!({"lsn": h.lsn, "snapshot_at": h.snapshot_at, "imported": imported});
+    seed_op(format!("{IMPORT_PREFIX}{}", s.source), &at)
+        .map(|op| vec![op])
+        .unwrap_or_default()
+}
+
+fn seed_op(key: String, value: &impl Serialize) -> Result<WriteOp, ApiError> {
+    let text = serde_json::to_string(value).map_err(internal)?;
+    let raw = serde_json::value::RawValue::from_string(text).map_err(internal)?;
+    Ok(WriteOp::put(REGION_NS, key, raw))
+}
+
+/// Writes the batch with `extra` (a seeding import's marks) as one record through the normal
+/// write path, unless there is nothing to write; returns the batch's size.
+async fn flush(
+    state: &AppState,
+    batch: &mut Vec<WriteOp>,
+    extra: Vec<WriteOp>,
+) -> Result<u64, ApiError> {
+    if batch.is_empty() && extra.is_empty() {
         return Ok(0);
     }
-    let ops = std::mem::take(batch);
+    let mut ops = std::mem::take(batch);
     let n = ops.len() as u64;
-    state.write(ops).await?;
+    if n > 0 || extra.iter().any(|op| op.key.starts_with(WATERMARK_PREFIX)) {
+        ops.extend(extra);
+        state.write(ops).await?;
+    }
     Ok(n)
 }

@@ -234,6 +234,27 @@ pub struct Plan {
     pub guard: Option<RangeGuard>,
     /// User operations that changed something here.
     pub applied: u64,
+    /// The namespaces of the user writes, sorted.
+    pub namespaces: Vec<String>,
+}
+
+/// Which of a page's writes a plan makes. A page writing several namespaces is applied a
+/// namespace at a time, each write guarded against local writes of its namespace (a local
+/// write landing between the plan and an unguarded write would be overwritten: a counter
+/// increment lost); only the last part moves the watermark, the others store it unchanged
+/// (which marks their records as applied from the peer). A restart between parts applies the
+/// earlier ones again, which decides the same (merges and clock decisions are idempotent).
+#[derive(Debug, Clone)]
+pub enum Part {
+    /// Every namespace of the page.
+    Whole,
+    /// One namespace's writes; `last` moves the watermark.
+    Namespace {
+        /// The namespace.
+        name: String,
+        /// Whether this is the page's last part.
+        last: bool,
+    },
 }
 
 /// Plans a page from `peer` against the store as of now.
@@ -242,6 +263,17 @@ pub fn plan(
     region: &str,
     peer: &str,
     page: &RemotePage,
+) -> Result<Plan, ApplyError> {
+    plan_part(store, region, peer, page, &Part::Whole)
+}
+
+/// Plans a part of a page from `peer` against the store as of now.
+pub fn plan_part(
+    store: &Store,
+    region: &str,
+    peer: &str,
+    page: &RemotePage,
+    part: &Part,
 ) -> Result<Plan, ApplyError> {
     let since_lsn = store.last_applied().0;
     let now = clock::now_micros();
@@ -253,7 +285,8 @@ pub fn plan(
     let mut applied = 0;
     let mut last_time = None;
     // Idempotent by (origin, LSN): what the stored watermark covers was applied with it.
-    let covered = stored_watermark(store, peer)?.map_or(0, |w| w.lsn);
+    let stored = stored_watermark(store, peer)?;
+    let covered = stored.as_ref().map_or(0, |w| w.lsn);
     for rec in page.changes.iter().filter(|r| r.lsn > covered) {
         let micros = clock::parse_micros(&rec.timestamp)
             .map_err(|e| ApplyError::Link(format!("record {}: bad timestamp: {e}", rec.lsn)))?;
@@ -266,7 +299,8 @@ pub fn plan(
         }
         last_time = Some(rec.timestamp.clone());
         for (i, op) in rec.ops.iter().enumerate() {
-            if !replicated(&op.namespace) {
+            let other_part = matches!(part, Part::Namespace { name, .. } if *name != op.namespace);
+            if !replicated(&op.namespace) || other_part {
                 continue;
             }
             let id = (op.namespace.clone(), op.key.clone());
@@ -312,6 +346,7 @@ pub fn plan(
             ops: Vec::new(),
             guard: None,
             applied: 0,
+            namespaces: Vec::new(),
         });
     }
     let mut ops = Vec::with_capacity(changed.len() * 2 + extra.len() + 1);
@@ -329,9 +364,15 @@ pub fn plan(
         }
     }
     ops.extend(extra);
-    let watermark = Watermark {
-        lsn: page.next_since,
-        time: last_time,
+    let watermark = match (part, stored) {
+        (Part::Namespace { last: false, .. }, stored) => stored.unwrap_or(Watermark {
+            lsn: covered,
+            time: None,
+        }),
+        _ => Watermark {
+            lsn: page.next_since,
+            time: last_time,
+        },
     };
     ops.push(WriteOp::put(
         REGION_NS,
@@ -347,10 +388,12 @@ pub fn plan(
         }),
         _ => None,
     };
+    let namespaces = namespaces.into_iter().map(str::to_owned).collect();
     Ok(Plan {
         ops,
         guard,
         applied,
+        namespaces,
     })
 }
 
@@ -466,6 +509,40 @@ mod tests {
         assert!(again.ops.is_empty() && again.applied == 0);
         let held = held(&store, "a", "app", "k").unwrap().unwrap();
         assert_eq!(held.hlc, hlc(1_767_225_601_000_000, "b"));
+    }
+
+    #[test]
+    fn a_page_in_two_namespaces_is_planned_a_guarded_namespace_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(
+            crate::StoreConfig::new(dir.path()),
+            std::sync::Arc::default(),
+        )
+        .unwrap();
+        let p = page(
+            r#"{"changes":[{"lsn":4,"timestamp":"2026-01-01T00:00:00Z","ops":[
+                {"op":"put","namespace":"app","key":"k","value":1},
+                {"op":"put","namespace":"other","key":"k","value":2}]}],
+              "next_since":5,"last_lsn":5}"#,
+        );
+        let whole = plan(&store, "a", "b", &p).unwrap();
+        assert_eq!(whole.namespaces, ["app", "other"]);
+        assert!(whole.guard.is_none());
+        let part = |name: &str, last| Part::Namespace {
+            name: name.into(),
+            last,
+        };
+        let first = plan_part(&store, "a", "b", &p, &part("app", false)).unwrap();
+        assert_eq!(first.guard.as_ref().unwrap().namespace, "app");
+        // Its key and the watermark as it was: the record counts as applied from b.
+        assert_eq!(first.ops.len(), 2);
+        store.write_blocking(first.ops).unwrap();
+        assert_eq!(stored_watermark(&store, "b").unwrap().unwrap().lsn, 0);
+        let last = plan_part(&store, "a", "b", &p, &part("other", true)).unwrap();
+        assert_eq!(last.guard.as_ref().unwrap().namespace, "other");
+        store.write_blocking(last.ops).unwrap();
+        assert_eq!(stored_watermark(&store, "b").unwrap().unwrap().lsn, 5);
+        assert!(plan(&store, "a", "b", &p).unwrap().ops.is_empty());
     }
 
     #[test]

@@ -20,6 +20,9 @@ use std::path::PathBuf;
 pub const REGION_NS: &str = "_koru_region";
 /// The key prefix of a watermark in [`REGION_NS`]; a record holding one was applied from a peer.
 pub const WATERMARK_PREFIX: &str = "watermark/";
+/// The key prefix in [`REGION_NS`] of a seeding import's progress (`import/<source region>`);
+/// a record holding one was imported from a peer's snapshot, so it is not sent back either.
+pub const IMPORT_PREFIX: &str = "import/";
 /// The internal namespace of the conflict lists.
 pub const CONFLICTS_NS: &str = "_koru_conflicts";
 /// The internal namespace of the namespace policies (replicated like data).
@@ -30,13 +33,14 @@ pub const POLICY_NS: &str = "_koru_region_policy";
 #[derive(Debug, Clone, Copy)]
 pub struct Privileged;
 
-/// Whether a committed record was applied here from a peer region (it holds a watermark).
+/// Whether a committed record was applied here from a peer region (it holds a watermark, or a
+/// seeding import's progress).
 #[cfg(feature = "server")]
 pub fn applied_from_peer(change: &crate::store::Change) -> bool {
-    change
-        .ops
-        .iter()
-        .any(|op| op.namespace == REGION_NS && op.key.starts_with(WATERMARK_PREFIX))
+    change.ops.iter().any(|op| {
+        op.namespace == REGION_NS
+            && (op.key.starts_with(WATERMARK_PREFIX) || op.key.starts_with(IMPORT_PREFIX))
+    })
 }
 
 /// Whether writes to `namespace` travel between regions: user namespaces and the policies.

@@ -205,24 +205,60 @@ pub async fn apply_page(
     {
         state.store.raise_clock(max);
     }
-    loop {
-        let store = state.store.clone();
-        let (name, peer_name, page_copy) =
-            (regions.config.name.clone(), peer.to_owned(), page.clone());
-        let plan =
-            tokio::task::spawn_blocking(move || apply::plan(&store, &name, &peer_name, &page_copy))
-                .await
-                .map_err(|e| ApplyError::Link(format!("planning a page panicked: {e}")))??;
-        if plan.ops.is_empty() {
-            return Ok(0);
-        }
-        match write(state, plan.ops, plan.guard).await {
-            Ok(()) => return Ok(plan.applied),
-            // A local write landed in the namespace since the plan: decide again.
-            Err(ApplyError::Store(StoreError::Conflict { .. })) => continue,
-            Err(e) => return Err(e),
+    let whole = plan_blocking(state, regions, peer, page, apply::Part::Whole);
+    let plan = whole.await?;
+    if plan.ops.is_empty() {
+        return Ok(0);
+    }
+    let parts = match plan.namespaces.len() {
+        0 | 1 => vec![apply::Part::Whole],
+        n => (plan.namespaces.iter().enumerate())
+            .map(|(i, ns)| apply::Part::Namespace {
+                name: ns.clone(),
+                last: i + 1 == n,
+            })
+            .collect(),
+    };
+    // A page in one namespace is written as planned (and planned again after a conflict).
+    let mut first = (plan.namespaces.len() < 2).then_some(plan);
+    let mut applied = 0;
+    for part in parts {
+        loop {
+            let plan = match first.take() {
+                Some(plan) => plan,
+                None => plan_blocking(state, regions, peer, page, part.clone()).await?,
+            };
+            if plan.ops.is_empty() {
+                break;
+            }
+            match write(state, plan.ops, plan.guard).await {
+                Ok(()) => {
+                    applied += plan.applied;
+                    break;
+                }
+                // A local write landed in the namespace since the plan: decide again.
+                Err(ApplyError::Store(StoreError::Conflict { .. })) => continue,
+                Err(e) => return Err(e),
+            }
         }
     }
+    Ok(applied)
+}
+
+async fn plan_blocking(
+    state: &AppState,
+    regions: &Regions,
+    peer: &str,
+    page: &RemotePage,
+    part: apply::Part,
+) -> Result<apply::Plan, ApplyError> {
+    let store = state.store.clone();
+    let (name, peer_name, page_copy) = (regions.config.name.clone(), peer.to_owned(), page.clone());
+    tokio::task::spawn_blocking(move || {
+        apply::plan_part(&store, &name, &peer_name, &page_copy, &part)
+    })
+    .await
+    .map_err(|e| ApplyError::Link(format!("planning a page panicked: {e}")))?
 }
 
 async fn write(

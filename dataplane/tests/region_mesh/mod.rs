@@ -135,6 +135,12 @@ impl Mesh {
     /// Starts `names` as single-node regions, each streaming from all others, with `extra`
     /// arguments for every region.
     pub async fn start(names: &[&str], extra: &[&str]) -> Mesh {
+        Mesh::start_later(names, extra, &[]).await
+    }
+
+    /// [`Mesh::start`], except that the regions in `later` are set up (ports, proxies, every
+    /// other region streaming from them) but not started: see [`Mesh::start_bare`].
+    pub async fn start_later(names: &[&str], extra: &[&str], later: &[&str]) -> Mesh {
         let tmp = tempfile::tempdir().unwrap();
         let ports: BTreeMap<String, u16> =
             names.iter().map(|n| (n.to_string(), free_port())).collect();
@@ -162,7 +168,9 @@ impl Mesh {
                 server: None,
                 args,
             };
-            start_region(&mut region);
+            if !later.contains(r) {
+                start_region(&mut region);
+            }
             regions.insert(r.to_string(), region);
         }
         Mesh {
@@ -202,6 +210,25 @@ impl Mesh {
     /// Starts a killed region again on its port and data directory.
     pub fn restart(&mut self, region: &str) {
         start_region(self.regions.get_mut(region).unwrap());
+    }
+
+    /// Starts a region that is not running without its peers (no streams), e.g. to seed it;
+    /// [`Mesh::kill`] and [`Mesh::restart`] then bring it up with them.
+    pub fn start_bare(&mut self, region: &str) {
+        let r = self.regions.get_mut(region).unwrap();
+        let mut args: Vec<&str> = Vec::new();
+        let mut it = r.args.iter();
+        while let Some(a) = it.next() {
+            if a == "--region-peer" {
+                it.next();
+            } else {
+                args.push(a);
+            }
+        }
+        let listen = format!("127.0.0.1:{}", r.port);
+        let server = Server::try_start_at(&r.dir, &listen, &args, &[])
+            .unwrap_or_else(|e| panic!("region {} did not start: {e:?}", r.name));
+        r.server = Some(server);
     }
 
     /// `GET /admin/v1/regions` of a region.
