@@ -113,35 +113,8 @@ pub async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use koru_crd::{KoruClusterSpec, Storage};
 
-    fn cluster(replicas: i32) -> KoruCluster {
-        let mut kc = KoruCluster::new(
-            "orders",
-            KoruClusterSpec {
-                version: "0.1.0".into(),
-                image: None,
-                replicas,
-                resources: None,
-                storage: Storage {
-                    size: "1Gi".into(),
-                    storage_class_name: None,
-                    reclaim_policy: None,
-                    autoscale: None,
-                },
-                durability: None,
-                limits: None,
-                auth: None,
-                backup: None,
-                bootstrap: None,
-                paused: false,
-                suspended: false,
-                region: None,
-            },
-        );
-        kc.metadata.namespace = Some("team-a".into());
-        kc
-    }
+    use crate::desired::tests::cluster;
 
     #[test]
     fn the_streams_are_read_from_the_leader_unless_an_endpoint_is_named() {

@@ -776,7 +776,7 @@ fn pdb(kc: &KoruCluster, id: &Identity) -> Option<PodDisruptionBudget> {
 mod network;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 mod region_tests;

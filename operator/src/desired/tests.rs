@@ -3,7 +3,9 @@
 use super::*;
 use koru_crd::{Durability, KoruClusterSpec, Limits, Storage};
 
-pub(super) fn cluster(replicas: i32) -> KoruCluster {
+/// A cluster `orders` in `team-a` with every optional part of the spec but region, backup and
+/// auth: the fixture the operator's unit tests share.
+pub(crate) fn cluster(replicas: i32) -> KoruCluster {
     let mut kc = KoruCluster::new(
         "orders",
         KoruClusterSpec {
