@@ -1,5 +1,5 @@
 //! `koru-bench`: the data plane's benchmark tool (HTTP load generator, bare-axum ceiling server,
-//! embedded, restart, backup, replication, gateway and query benchmarks, and the final table); see dataplane/BENCHMARKS.md.
+//! embedded, restart, backup, replication, multi-region, gateway and query benchmarks, and the final table); see dataplane/BENCHMARKS.md.
 
 mod backup;
 mod ceiling;
@@ -11,6 +11,7 @@ mod histogram;
 mod load;
 mod query;
 mod raft;
+mod regions;
 mod report;
 mod restart;
 
@@ -49,6 +50,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Replicated write throughput against one node, and failover time after killing the leader.
     Raft(raft::RaftArgs),
+    /// Multi-region: replication lag over a delayed link, catch-up after a partition, CRDT
+    /// operations against PUTs, and the streams' cost on the source region.
+    Regions(regions::RegionsArgs),
     /// PUT and GET through koru-gateway against direct to the data plane, in the same run.
     Gateway(gateway::GatewayArgs),
     /// The query engine (indexes, filters, group-by, joins, full text, as-of) against SQLite.
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Restart(args) => restart::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Raft(args) => raft::run(args),
+        Command::Regions(args) => regions::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Query(args) => query::run(args),
         Command::Table { dir } => match report::table(&dir) {

@@ -15,7 +15,7 @@ use super::{
 use crate::error::BenchError;
 
 /// A free loopback port (released before the server binds it, so members can name each other).
-pub(super) fn free_port() -> Result<u16, BenchError> {
+pub(crate) fn free_port() -> Result<u16, BenchError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -23,7 +23,7 @@ pub(super) fn free_port() -> Result<u16, BenchError> {
 }
 
 /// The end of a server's log, for error messages.
-pub(super) fn log_tail(stderr: &str, path: &Path) -> String {
+pub(crate) fn log_tail(stderr: &str, path: &Path) -> String {
     let tail = &stderr[stderr.floor_char_boundary(stderr.len().saturating_sub(2000))..];
     format!("end of {}:\n{tail}", path.display())
 }
@@ -31,7 +31,7 @@ pub(super) fn log_tail(stderr: &str, path: &Path) -> String {
 /// Starts `koru-dataplane` with its data in `dir/data` and its logs appended to `dir/log`,
 /// listening on `port`; returns once it prints its URL. The process is SIGKILLed and reaped
 /// when dropped, so no run (finished, failed or interrupted) leaves a server behind.
-pub(super) async fn start_server(
+pub(crate) async fn start_server(
     binary: &Path,
     dir: &Path,
     port: u16,

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::error::BenchError;
 use crate::report::{self, Figures};
 
-mod cluster;
+pub(crate) mod cluster;
 mod table;
 
 use cluster::{Cluster, client, free_port, put, start_server};
