@@ -11,6 +11,7 @@
 #   BENCH_RESTART_VERSIONS=N    versions for the restart figure (default 10000000)
 #   BENCH_RESTART_DIR=dir       keep the restart store there and reuse it across runs
 #   BENCH_COLD_RESTART=1        drop the page cache before timing the restart (needs root)
+#   BENCH_PARTITION_SECS=60     how long `koru-bench regions` cuts the link between two regions
 #   BENCH_STRICT=1              exit 1 when a target fails
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -250,6 +251,12 @@ echo "==> archive throughput, restore speed, recovery point"
 echo "==> replication: 3-member cluster vs one node (fsync always), leader failover"
 "$BENCH" raft --work-dir "$WORK/raft" --server "$SERVER" --json >>"$RESULTS/raft.json" \
   || echo "raft: measurement failed" >&2
+
+# --- regions -------------------------------------------------------------------------------------
+echo "==> regions: lag over a delayed link, catch-up after a partition, CRDT vs PUT, the streams' cost"
+"$BENCH" regions --work-dir "$WORK/regions" --server "$SERVER" \
+  --partition-secs "${BENCH_PARTITION_SECS:-60}" --json >>"$RESULTS/regions.json" \
+  || echo "regions: measurement failed" >&2
 
 # --- gateway -------------------------------------------------------------------------------------
 echo "==> gateway: PUT and GET through koru-gateway vs direct"

@@ -38,6 +38,9 @@ pub enum Mode {
     Get,
     /// `POST /api/v1/batch` with `--batch-size` writes of random keys.
     Batch,
+    /// `PATCH /api/v1/{ns}/{key}` incrementing a counter by 1, random keys (an absent key
+    /// becomes a counter), for the CRDT operations' throughput against plain PUTs.
+    Patch,
 }
 
 /// How the get mode writes its keys before measuring.
@@ -229,6 +232,12 @@ impl Plan {
         self.request(Method::PUT, &self.key_path(key), Bytes::from(body))
     }
 
+    /// A CRDT operation: increment the counter at `key` by one.
+    fn patch(&self, key: u64) -> Result<Request<Full<Bytes>>, BenchError> {
+        let body = Bytes::from_static(br#"{"op":"increment","by":1}"#);
+        self.request(Method::PATCH, &self.key_path(key), body)
+    }
+
     /// A batch body writing `keys`.
     fn batch_body(&self, keys: impl Iterator<Item = u64>, n: u64) -> Bytes {
         let mut body = String::with_capacity(self.batch_size * (self.pad.len() + 64) + 16);
@@ -387,6 +396,7 @@ async fn drive(
         let built = match plan.mode {
             Mode::Put => plan.put(key, seq),
             Mode::Get => plan.request(Method::GET, &plan.key_path(key), Bytes::new()),
+            Mode::Patch => plan.patch(key),
             Mode::Batch => {
                 next_batch = (next_batch + 1) % batches.len();
                 let path = format!("{}/api/v1/batch", plan.prefix);
@@ -414,7 +424,7 @@ async fn drive(
                         .hist
                         .record(done.duration_since(started).as_nanos() as u64);
                     tally.versions += match plan.mode {
-                        Mode::Put => 1,
+                        Mode::Put | Mode::Patch => 1,
                         Mode::Get => 0,
                         Mode::Batch => plan.batch_size as u64,
                     };
@@ -607,5 +617,22 @@ mod tests {
         assert_eq!(writes[2]["key"], "k3");
         assert_eq!(writes[2]["value"]["n"], 9);
         assert_eq!(writes[0]["namespace"], "ns");
+    }
+
+    #[test]
+    fn patch_requests_increment_a_counter_at_the_key() {
+        let plan = Plan {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            host: "h".into(),
+            mode: Mode::Patch,
+            namespace: "counters".into(),
+            keys: 10,
+            batch_size: 1,
+            pad: "xx".into(),
+            prefix: "/c/o/c".into(),
+        };
+        let request = plan.patch(4).unwrap();
+        assert_eq!(request.method(), Method::PATCH);
+        assert_eq!(request.uri().path(), "/c/o/c/api/v1/counters/k4");
     }
 }

@@ -1,5 +1,5 @@
 //! `koru-bench`: the data plane's benchmark tool (HTTP load generator, bare-axum ceiling server,
-//! embedded, restart, backup, replication, gateway and query benchmarks, and the final table); see dataplane/BENCHMARKS.md.
+//! embedded, restart, backup, replication, multi-region, gateway and query benchmarks, and the final table); see dataplane/BENCHMARKS.md.
 
 mod backup;
 mod ceiling;
@@ -50,8 +50,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Replicated write throughput against one node, and failover time after killing the leader.
     Raft(raft::RaftArgs),
-    /// Multi-region: replication lag over a delayed link, catch-up after a partition, and the
-    /// source's write throughput with and without a peer streaming.
+    /// Multi-region: replication lag over a delayed link, catch-up after a partition, CRDT
+    /// operations against PUTs, and the streams' cost on the source region.
     Regions(regions::RegionsArgs),
     /// PUT and GET through koru-gateway against direct to the data plane, in the same run.
     Gateway(gateway::GatewayArgs),

@@ -535,8 +535,70 @@ fn rows(r: &Results<'_>) -> Vec<Row> {
         ),
         (Goal::AtLeast(0.70), ">= 0.70x"),
     ));
+    rows.extend(region_rows(r));
     rows.extend(RATIOS[6..].iter().map(|spec| ratio_row(r, spec)));
     rows
+}
+
+/// The multi-region rows (`koru-bench regions`): the lag, catch-up and CRDT figures are
+/// reported; the source's throughput with two peers streaming is judged.
+fn region_rows(r: &Results<'_>) -> Vec<Row> {
+    let g = |field: &str| r.field("regions", field);
+    let shown = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "n/a".into(), f);
+    let info = |target, value: Option<f64>, text: String, detail: String| Row {
+        optional: true,
+        ..absolute_row(target, value, text, detail, (Goal::Info, "report"))
+    };
+    let lag = g("lag_p99_ms");
+    let catch_up = g("catchup_versions_per_sec");
+    let patch = g("patch_ratio");
+    let source = g("source_peers_ratio");
+    vec![
+        info(
+            "region lag p99, delayed link",
+            lag,
+            shown(lag, &|v| format!("{v:.0} ms")),
+            format!(
+                "p50 {} ms; {} ms one-way delay, {} writes/s",
+                shown(g("lag_p50_ms"), &|v| format!("{v:.0}")),
+                shown(g("delay_ms"), &|v| format!("{v:.0}")),
+                shown(g("rate"), &|v| format!("{v:.0}")),
+            ),
+        ),
+        info(
+            "region catch-up after a partition",
+            catch_up,
+            shown(catch_up, &|v| format!("{}/s", thousands(v))),
+            format!(
+                "versions/s; {} behind after {} s cut, caught up {} s after the heal",
+                shown(g("catchup_backlog"), &thousands),
+                shown(g("partition_secs"), &|v| format!("{v:.0}")),
+                shown(g("catchup_total_secs"), &|v| format!("{v:.1}")),
+            ),
+        ),
+        info(
+            "CRDT PATCH increment / PUT",
+            patch,
+            shown(patch, &|v| format!("{v:.2}x")),
+            format!(
+                "{} / {} req/s, one region",
+                shown(g("patch_per_sec"), &thousands),
+                shown(g("put_per_sec"), &thousands)
+            ),
+        ),
+        absolute_row(
+            "source PUT, 2 regions streaming / none",
+            source,
+            shown(source, &|v| format!("{v:.2}x")),
+            format!(
+                "{} / {} req/s; 2 bare feed readers {}",
+                shown(g("source_peers_put_per_sec"), &thousands),
+                shown(g("source_alone_put_per_sec"), &thousands),
+                shown(g("source_readers_ratio"), &|v| format!("{v:.2}x")),
+            ),
+            (Goal::AtLeast(0.9), ">= 0.90x"),
+        ),
+    ]
 }
 
 /// Prints every measurement and the table of targets; returns whether every target passed.
@@ -558,7 +620,7 @@ pub fn table(dir: &Path) -> Result<bool, BenchError> {
         let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
             continue;
         };
-        if name == "restart" || name == "backup" || name == "raft" || name == "gateway" {
+        if ["restart", "backup", "raft", "gateway", "regions"].contains(&name) {
             continue;
         }
         let f = |field: &str| r.field(name, field);
@@ -651,5 +713,35 @@ mod tests {
             !table(dir.path()).unwrap(),
             "missing measurements must fail"
         );
+    }
+
+    #[test]
+    fn region_rows_report_lag_and_judge_the_source_ratio() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Results { dir: dir.path() };
+        let missing = region_rows(&r);
+        assert!(
+            missing[..3]
+                .iter()
+                .all(|row| row.optional && row.value.is_none())
+        );
+        assert!(
+            !missing[3].optional,
+            "the judged row must fail when missing"
+        );
+        // One record per line, as the benchmark appends it.
+        std::fs::write(
+            dir.path().join("regions.json"),
+            concat!(
+                r#"{"lag_p99_ms": 180.4, "lag_p50_ms": 120.0, "delay_ms": 50, "rate": 500, "#,
+                r#""catchup_versions_per_sec": null, "source_peers_ratio": 0.95}"#
+            ),
+        )
+        .unwrap();
+        let rows = region_rows(&r);
+        assert!(matches!(rows[0].value, Some(v) if (v - 180.4).abs() < 1e-9));
+        assert_eq!(rows[0].shown, "180 ms");
+        assert!(rows[1].value.is_none());
+        assert!(matches!(rows[3].goal, Goal::AtLeast(g) if rows[3].value.unwrap() >= g));
     }
 }

@@ -23,7 +23,7 @@ pub(crate) fn free_port() -> Result<u16, BenchError> {
 }
 
 /// The end of a server's log, for error messages.
-pub(super) fn log_tail(stderr: &str, path: &Path) -> String {
+pub(crate) fn log_tail(stderr: &str, path: &Path) -> String {
     let tail = &stderr[stderr.floor_char_boundary(stderr.len().saturating_sub(2000))..];
     format!("end of {}:\n{tail}", path.display())
 }
