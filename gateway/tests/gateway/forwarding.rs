@@ -105,12 +105,16 @@ async fn requests_reach_the_cluster_by_path_prefix_and_by_host_name() {
         "metrics are never on the public port"
     );
 
-    let log = gw.process.stderr();
-    let access = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["fields"]["path"] == "/c/acme/orders/api/v1/status")
-        .unwrap_or_else(|| panic!("no access log line in:\n{log}"));
+    // The gateway logs a request once its answer is sent, and the harness reads the child's
+    // output on a thread of its own: the line can come a moment after the answer.
+    let access = koru_testkit::eventually_async(10, "the access log line", || async {
+        gw.process
+            .stderr()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["fields"]["path"] == "/c/acme/orders/api/v1/status")
+    })
+    .await;
     let fields = &access["fields"];
     assert_eq!(fields["cluster"], "c-orders");
     assert_eq!(fields["status"], 200);
