@@ -3,6 +3,8 @@
 //! an import reads back. The line shapes are the NDJSON of `GET /api/v1/snapshot` (API.md).
 
 mod embedded;
+// Importing serves `POST /admin/v1/import` and seeds regions, both the server's.
+#[cfg(feature = "server")]
 pub mod import;
 
 use std::collections::VecDeque;
