@@ -264,3 +264,53 @@ impl Cluster {
         }
     }
 }
+
+/// The server binary: `given` (`--server`), or `koru-dataplane` beside this executable (Cargo
+/// builds both into the same directory).
+pub(crate) fn server_binary(given: Option<&Path>) -> Result<PathBuf, BenchError> {
+    let path = match given {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()
+            .map_err(BenchError::io("finding this executable"))?
+            .with_file_name("koru-dataplane"),
+    };
+    if !path.is_file() {
+        return Err(BenchError::Usage(format!(
+            "no koru-dataplane binary at {}: build it (cargo build -p koru-dataplane --bin \
+             koru-dataplane, with the same profile and target directory) or pass --server",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// Creates the scratch directory (`given`, else `koru-bench-<bench>-<pid>` in the system's
+/// temporary directory); refuses one holding anything, since it is removed afterwards.
+pub(crate) fn work_dir(given: Option<&Path>, bench: &str) -> Result<PathBuf, BenchError> {
+    let dir = given.map(Path::to_path_buf).unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("koru-bench-{bench}-{}", std::process::id()))
+    });
+    if let Ok(mut entries) = std::fs::read_dir(&dir)
+        && entries.next().is_some()
+    {
+        return Err(BenchError::Usage(format!(
+            "--work-dir {} is not empty; give an empty or new directory (it is removed afterwards)",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir).map_err(BenchError::io(format!("creating {}", dir.display())))?;
+    Ok(dir)
+}
+
+/// Completes on SIGINT or SIGTERM, so the servers' guards run instead of the process dying.
+pub(crate) async fn interrupted() -> BenchError {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    BenchError::Target("interrupted".into())
+}

@@ -198,39 +198,14 @@ fn validate(args: &RaftArgs) -> Result<(), BenchError> {
 }
 
 /// The server binary: `--server`, or `koru-dataplane` beside this executable (Cargo builds both
-/// into the same directory).
+/// The server binary (see [`cluster::server_binary`]).
 fn server_binary(args: &RaftArgs) -> Result<PathBuf, BenchError> {
-    let path = match &args.server {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()
-            .map_err(BenchError::io("finding this executable"))?
-            .with_file_name("koru-dataplane"),
-    };
-    if !path.is_file() {
-        return Err(BenchError::Usage(format!(
-            "no koru-dataplane binary at {}: build it (cargo build -p koru-dataplane --bin \
-             koru-dataplane, with the same profile and target directory) or pass --server",
-            path.display()
-        )));
-    }
-    Ok(path)
+    cluster::server_binary(args.server.as_deref())
 }
 
-/// Creates the scratch directory; refuses one holding anything, since it is removed afterwards.
+/// The scratch directory (see [`cluster::work_dir`]).
 fn work_dir(args: &RaftArgs) -> Result<PathBuf, BenchError> {
-    let dir = args.work_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("koru-bench-raft-{}", std::process::id()))
-    });
-    if let Ok(mut entries) = std::fs::read_dir(&dir)
-        && entries.next().is_some()
-    {
-        return Err(BenchError::Usage(format!(
-            "--work-dir {} is not empty; give an empty or new directory (it is removed afterwards)",
-            dir.display()
-        )));
-    }
-    std::fs::create_dir_all(&dir).map_err(BenchError::io(format!("creating {}", dir.display())))?;
-    Ok(dir)
+    cluster::work_dir(args.work_dir.as_deref(), "raft")
 }
 
 /// Runs `koru-bench http` against `url` and reads its JSON record.
@@ -589,19 +564,6 @@ async fn measure(args: &RaftArgs, binary: &Path, work: &Path) -> Result<RaftFigu
     })
 }
 
-/// Completes on SIGINT or SIGTERM, so the servers' guards run instead of the process dying.
-async fn interrupted() -> BenchError {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    BenchError::Target("interrupted".into())
-}
-
 /// Runs `koru-bench raft`.
 pub fn run(args: RaftArgs) -> Result<(), BenchError> {
     validate(&args)?;
@@ -615,7 +577,7 @@ pub fn run(args: RaftArgs) -> Result<(), BenchError> {
     let result = runtime.block_on(async {
         tokio::select! {
             r = measure(&args, &binary, &work) => r,
-            e = interrupted() => Err(e),
+            e = cluster::interrupted() => Err(e),
         }
     });
     // Every server is stopped by now: the guards dropped with the measuring future.

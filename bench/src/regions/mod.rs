@@ -13,7 +13,7 @@ use koru_testkit::Process;
 use serde::Serialize;
 
 use crate::error::BenchError;
-use crate::raft::cluster::{free_port, start_server};
+use crate::raft::cluster::{self, free_port, start_server};
 use crate::report::{self, Figures};
 
 mod lag;
@@ -165,39 +165,14 @@ fn validate(args: &RegionsArgs) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// The server binary: `--server`, or `koru-dataplane` beside this executable.
+/// The server binary (see [`cluster::server_binary`]).
 fn server_binary(args: &RegionsArgs) -> Result<PathBuf, BenchError> {
-    let path = match &args.server {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()
-            .map_err(BenchError::io("finding this executable"))?
-            .with_file_name("koru-dataplane"),
-    };
-    if !path.is_file() {
-        return Err(BenchError::Usage(format!(
-            "no koru-dataplane binary at {}: build it (cargo build --release -p koru-dataplane \
-             --bin koru-dataplane) or pass --server",
-            path.display()
-        )));
-    }
-    Ok(path)
+    cluster::server_binary(args.server.as_deref())
 }
 
-/// Creates the scratch directory; refuses one holding anything, since it is removed afterwards.
+/// The scratch directory (see [`cluster::work_dir`]).
 fn work_dir(args: &RegionsArgs) -> Result<PathBuf, BenchError> {
-    let dir = args.work_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("koru-bench-regions-{}", std::process::id()))
-    });
-    if let Ok(mut entries) = std::fs::read_dir(&dir)
-        && entries.next().is_some()
-    {
-        return Err(BenchError::Usage(format!(
-            "--work-dir {} is not empty; give an empty or new directory (it is removed afterwards)",
-            dir.display()
-        )));
-    }
-    std::fs::create_dir_all(&dir).map_err(BenchError::io(format!("creating {}", dir.display())))?;
-    Ok(dir)
+    cluster::work_dir(args.work_dir.as_deref(), "regions")
 }
 
 /// Starts region `name` on `port` with its data in `dir`, streaming from `peers`
@@ -349,19 +324,6 @@ async fn measure(
     Ok(f)
 }
 
-/// Completes on SIGINT or SIGTERM, so the servers' guards run instead of the process dying.
-async fn interrupted() -> BenchError {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    BenchError::Target("interrupted".into())
-}
-
 /// Runs `koru-bench regions`.
 pub fn run(args: RegionsArgs) -> Result<(), BenchError> {
     validate(&args)?;
@@ -375,7 +337,7 @@ pub fn run(args: RegionsArgs) -> Result<(), BenchError> {
     let result = runtime.block_on(async {
         tokio::select! {
             r = measure(&args, &binary, &work) => r,
-            e = interrupted() => Err(e),
+            e = cluster::interrupted() => Err(e),
         }
     });
     // Every server and proxy is stopped by now: their guards dropped with the measuring future.
