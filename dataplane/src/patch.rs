@@ -36,8 +36,8 @@ pub fn plan_patch(
     check_names(namespace, key)?;
     // Taken before the read: a write of the key after it breaks the guard.
     let (since_lsn, _) = store.last_applied();
-    let found = store.get_raw(namespace, key)?;
-    let read = found.as_ref().map(|(v, _)| *v);
+    let found = store.latest_raw(namespace, key)?;
+    let read = found.as_ref().map(|(v, _)| v.id());
     if let Some(expected) = expected
         && read != Some(expected)
     {

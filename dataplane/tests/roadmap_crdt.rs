@@ -39,14 +39,14 @@ impl Roadmap {
     fn state(&self, path: &str) -> Result<String, Error> {
         let (ns, key) = path.split_once('/').unwrap();
         let store = self.0.blocking().store()?;
-        Ok(store.get_raw(ns, key)?.unwrap().1.unwrap())
+        Ok(store.latest_raw(ns, key)?.unwrap().1.unwrap())
     }
 
     /// Applies another region's state: merged with this one's, written as a new version.
     async fn receive(&self, path: &str, remote: &str) -> Result<(), Error> {
         let (ns, key) = path.split_once('/').unwrap();
         let store = self.0.blocking().store()?;
-        let merged = match store.get_raw(ns, key)?.and_then(|(_, s)| s) {
+        let merged = match store.latest_raw(ns, key)?.and_then(|(_, s)| s) {
             Some(local) => crdt::merge(&local, remote)?,
             None => remote.to_owned(),
         };

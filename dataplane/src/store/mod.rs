@@ -507,7 +507,9 @@ impl Store {
         crate::clock::now_micros().max(self.inner.clock_floor.load(Ordering::SeqCst) + 1)
     }
 
-    /// A key's latest version (deletes included) with its stored text, CRDT states unrendered.
+    /// A key's latest version (a delete included; None when never written) with its value
+    /// exactly as stored, a CRDT's whole state unrendered (None for a delete): what a CRDT
+    /// operation reads before its compare-and-set, and what a region's stream merges into.
     pub fn latest_raw(
         &self,
         namespace: &str,
@@ -711,21 +713,6 @@ impl Store {
             previous,
             value: self.reader().value(v)?,
         })
-    }
-
-    /// A key's latest version (a delete included; None when never written) with its value
-    /// exactly as stored, a CRDT's whole state unrendered (None for a delete): what an
-    /// operation reads before its compare-and-set.
-    pub fn get_raw(
-        &self,
-        namespace: &str,
-        key: &str,
-    ) -> Result<Option<(VersionId, Option<String>)>, StoreError> {
-        let found = self.inner.index.read().latest(namespace, key);
-        match found {
-            None => Ok(None),
-            Some((v, _)) => Ok(Some((v.id(), self.reader().raw_value(v)?))),
-        }
     }
 
     /// A read-only view of the index and log files for background threads.
