@@ -802,11 +802,7 @@ fn stored(value: String) -> Result<Box<RawValue>, DbError> {
 
 /// A value of the change feed as reads answer it: a CRDT state rendered, a plain value as stored.
 fn rendered(value: String) -> Result<Box<RawValue>, DbError> {
-    if crate::crdt::is_crdt(&value) {
-        stored(crate::crdt::render(&value).map_err(StoreError::from)?)
-    } else {
-        stored(value)
-    }
+    stored(crate::crdt::as_read(value).map_err(StoreError::from)?)
 }
 
 fn timestamp(at: &str) -> Result<i64, DbError> {

@@ -190,6 +190,15 @@ fn store(state: State) -> String {
     serde_json::to_string(&Stored { crdt: state }).unwrap_or_default()
 }
 
+/// Any stored value's text as reads answer it: a CRDT state rendered, a plain value unchanged.
+pub fn as_read(stored: String) -> Result<String, CrdtError> {
+    if is_crdt(&stored) {
+        render(&stored)
+    } else {
+        Ok(stored)
+    }
+}
+
 /// The plain JSON a read answers for a stored CRDT state.
 pub fn render(stored: &str) -> Result<String, CrdtError> {
     Ok(parse(stored)?.render())

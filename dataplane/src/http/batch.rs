@@ -241,9 +241,9 @@ pub async fn changes(
                 version_id: format!("{}.{i}", c.lsn),
                 value: op
                     .value
-                    .map(|v| match params.raw || !crate::crdt::is_crdt(&v) {
+                    .map(|v| match params.raw {
                         true => Ok(v),
-                        false => crate::crdt::render(&v).map_err(crate::StoreError::from),
+                        false => crate::crdt::as_read(v).map_err(crate::StoreError::from),
                     })
                     .transpose()?
                     .map(json::raw)

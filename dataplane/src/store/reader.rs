@@ -86,10 +86,8 @@ impl LogReader {
     /// None for a delete.
     pub(crate) fn value(&self, v: Version) -> Result<Option<String>, StoreError> {
         match self.raw_value(v)? {
-            Some(text) if crate::crdt::is_crdt(&text) => crate::crdt::render(&text)
-                .map(Some)
-                .map_err(StoreError::from),
-            other => Ok(other),
+            Some(text) => Ok(Some(crate::crdt::as_read(text)?)),
+            None => Ok(None),
         }
     }
 
