@@ -103,7 +103,7 @@ start_dataplane() {
 echo "==> starting servers"
 start_dataplane dataplane interval=100
 DATAPLANE="$DP_URL"
-"$BENCH" ceiling --listen 127.0.0.1:0 >"$WORK/ceiling.out" 2>"$WORK/ceiling.out.err" &
+"$BENCH" ceiling --listen 127.0.0.1:0 --keys "$KEYS" --value-bytes "$VALUE_BYTES" >"$WORK/ceiling.out" 2>"$WORK/ceiling.out.err" &
 PIDS+=($!)
 CEILING="$(url_of "$WORK/ceiling.out")"
 REDIS_PORT="$("$BENCH" free-port)"

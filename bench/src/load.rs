@@ -99,6 +99,10 @@ pub struct HttpArgs {
     /// Prefix of every path, e.g. `/c/<org>/<cluster>` to load a cluster through the gateway.
     #[arg(long, default_value = "")]
     pub path_prefix: String,
+    /// A server process (pid, on this machine) whose CPU time over the measured window is
+    /// reported (`server_cpu_us`, in the order given); may be repeated.
+    #[arg(long = "cpu-pid")]
+    pub cpu_pids: Vec<u32>,
 }
 
 /// Checks ranges clap cannot, and that the target is on this machine.
@@ -521,6 +525,7 @@ async fn measure(args: &HttpArgs, addr: SocketAddr, host: String) -> Result<Figu
         start,
         end: start + Duration::from_secs(args.duration_secs),
     });
+    let servers = server_cpu(args.cpu_pids.clone(), Arc::clone(&window));
     let cpu_before = report::process_cpu_secs();
     let began = Instant::now();
     let tasks: Vec<_> = senders
@@ -549,6 +554,9 @@ async fn measure(args: &HttpArgs, addr: SocketAddr, host: String) -> Result<Figu
     }
     let cpu = report::process_cpu_secs() - cpu_before;
     let wall = began.elapsed().as_secs_f64();
+    let server_cpu_us = servers
+        .join()
+        .map_err(|_| BenchError::Target("the CPU sampling thread panicked".into()))??;
     if let Some(e) = &total.first_error {
         eprintln!("first error: {e}");
     }
@@ -571,7 +579,34 @@ async fn measure(args: &HttpArgs, addr: SocketAddr, host: String) -> Result<Figu
         window.end.duration_since(window.start).as_secs_f64(),
     );
     figures.process_cpu_percent = 100.0 * cpu / wall.max(1e-9);
+    figures.server_cpu_us = server_cpu_us;
     Ok(figures)
+}
+
+/// Reads the CPU time of `pids` at the measured window's start and end, on a thread of its own
+/// so a busy client runtime cannot delay the readings; the difference per process, in
+/// microseconds. A process gone by the end is an error: its figure would be meaningless.
+fn server_cpu(
+    pids: Vec<u32>,
+    window: Arc<Window>,
+) -> std::thread::JoinHandle<Result<Vec<u64>, BenchError>> {
+    std::thread::spawn(move || {
+        let read = |pid: u32| {
+            report::pid_cpu_micros(pid).ok_or_else(|| {
+                BenchError::Target(format!("process {pid} (--cpu-pid) is not running"))
+            })
+        };
+        if pids.is_empty() {
+            return Ok(Vec::new());
+        }
+        std::thread::sleep(window.start.saturating_duration_since(Instant::now()));
+        let before: Vec<u64> = pids.iter().map(|&p| read(p)).collect::<Result<_, _>>()?;
+        std::thread::sleep(window.end.saturating_duration_since(Instant::now()));
+        pids.iter()
+            .zip(before)
+            .map(|(&p, b)| Ok(read(p)?.saturating_sub(b)))
+            .collect()
+    })
 }
 
 #[cfg(test)]

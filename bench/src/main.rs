@@ -1,5 +1,5 @@
 //! `koru-bench`: the data plane's benchmark tool (HTTP load generator, bare-axum ceiling server,
-//! embedded, restart, backup, replication, multi-region, gateway and query benchmarks, and the final table); see dataplane/BENCHMARKS.md.
+//! embedded, restart, backup, replication, multi-region, gateway and query benchmarks, the sharding model, and the final table); see dataplane/BENCHMARKS.md.
 
 mod backup;
 mod ceiling;
@@ -14,6 +14,7 @@ mod raft;
 mod regions;
 mod report;
 mod restart;
+mod shards;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// The query engine (indexes, filters, group-by, joins, full text, as-of) against SQLite.
     Query(query::QueryArgs),
+    /// A model of a sharded cluster at 8, 32 and 128 members from the measured CPU per
+    /// replicated write: throughput, a member or zone lost, hot keys (no server started).
+    Shards(shards::ShardsArgs),
     /// Prints the table of targets from a directory of JSON results; exits 1 if one failed.
     Table {
         /// Directory holding one `<measurement>.json` file per result.
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Command::Regions(args) => regions::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Query(args) => query::run(args),
+        Command::Shards(args) => shards::run(args),
         Command::Table { dir } => match report::table(&dir) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

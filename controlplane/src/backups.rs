@@ -203,6 +203,7 @@ async fn call(
         state,
         cluster,
         SUBJECT,
+        SUBJECT,
         Role::Owner,
         &DataTokenRequest {
             scope: Scope::Admin,

@@ -36,22 +36,7 @@ async fn connect(api: &Api, owner: &str, clusters: &str, id: &str) -> (String, S
 
 /// The value of `ledger/<key>` on a cluster, None when absent.
 async fn value(endpoint: &str, token: &str, key: &str) -> Option<Value> {
-    let response = http()
-        .get(format!("{endpoint}/api/v1/ledger/{key}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    if response.status() == reqwest::StatusCode::NOT_FOUND {
-        return None;
-    }
-    assert!(
-        response.status().is_success(),
-        "GET {key}: {}",
-        response.status()
-    );
-    let body: Value = response.json().await.unwrap();
-    Some(body["value"].clone())
+    common::data_value(endpoint, token, "ledger", key).await
 }
 
 async fn put(endpoint: &str, token: &str, key: &str, v: Value) {

@@ -12,13 +12,12 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use thiserror::Error;
 
 use crate::clock::rfc3339;
 use crate::error::StoreError;
 use crate::names;
-use crate::store::{Committed, RangeGuard, Store, Version, WriteOp};
+use crate::store::{Committed, RangeGuard, Store, Version, WriteMeta, WriteOp};
 use crate::wal::record::{OP_HEADER_LEN, OpKind};
 
 /// Most changes a response lists (all are applied).
@@ -53,17 +52,8 @@ pub struct Limits {
     pub max_bytes: usize,
 }
 
-/// What a rewind does to one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Live then and now with different values: the old value is written back.
-    Restore,
-    /// Live now, absent then: a delete version is written.
-    Delete,
-    /// Live then, deleted since: the old value is written back.
-    Recreate,
-}
+/// What a rewind does to one key (restore, delete or recreate), as the API's body names it.
+pub use koru_dataplane_api::data::RewindAction as Action;
 
 /// The action a key needs, from whether it was live then and now and, when both, whether the
 /// stored texts are identical; None when it needs none (or is out of scope, absent both times).
@@ -333,10 +323,12 @@ fn stored_json(text: &str) -> Result<Box<serde_json::value::RawValue>, StoreErro
 pub trait GuardedWrite: Sync {
     /// Writes `ops` as one record unless a key of `guard`'s range was written after its LSN
     /// (then `RewindError::Store(StoreError::Conflict)` and nothing is written).
+    /// `meta` names its author and cause.
     fn write_guarded(
         &self,
         ops: Vec<WriteOp>,
         guard: RangeGuard,
+        meta: WriteMeta,
     ) -> impl std::future::Future<Output = Result<Committed, RewindError>> + Send;
 }
 
@@ -345,23 +337,26 @@ impl GuardedWrite for Store {
         &self,
         ops: Vec<WriteOp>,
         guard: RangeGuard,
+        meta: WriteMeta,
     ) -> Result<Committed, RewindError> {
-        Store::write_guarded(self, ops, guard)
+        Store::write_guarded_with(self, ops, guard, meta)
             .await
             .map_err(RewindError::Store)
     }
 }
 
-/// Validates, plans (from `store`) and (unless a dry run) applies a rewind through `writer`;
-/// `admit(n)` is asked for `n` more operations against the rate limit before the first write
-/// and whenever a new plan is larger.
+/// Validates, plans (from `store`) and (unless a dry run) applies a rewind through `writer`,
+/// recorded as a rewind by `author`; `admit(n)` is asked for `n` more operations against the
+/// rate limit before the first write and whenever a new plan is larger.
 pub async fn run<E: From<RewindError>>(
     store: &Store,
     writer: &impl GuardedWrite,
     req: Rewind,
     limits: Limits,
+    author: Option<Arc<str>>,
     mut admit: impl FnMut(usize) -> Result<(), E>,
 ) -> Result<Outcome, E> {
+    let meta = WriteMeta::by(author).because(crate::store::Cause::Rewind);
     validate(
         &req,
         crate::clock::now_micros(),
@@ -396,7 +391,7 @@ pub async fn run<E: From<RewindError>>(
             exact: false,
         };
         match writer
-            .write_guarded(std::mem::take(&mut plan.ops), guard)
+            .write_guarded(std::mem::take(&mut plan.ops), guard, meta.clone())
             .await
         {
             Ok(committed) => {
@@ -748,6 +743,7 @@ mod tests {
                 ..req("u:", t)
             },
             LIMITS,
+            None,
             |_| Ok(()),
         )
         .await
@@ -771,13 +767,14 @@ mod tests {
                 ..req("u:", t)
             },
             LIMITS,
+            None,
             |_| Ok(()),
         )
         .await
         .unwrap_err();
         assert!(matches!(stale, RewindError::Stale { .. }), "{stale}");
         let mut asked = Vec::new();
-        let done = run::<RewindError>(&store, &store, req("u:", t), LIMITS, |n| {
+        let done = run::<RewindError>(&store, &store, req("u:", t), LIMITS, None, |n| {
             asked.push(n);
             Ok(())
         })

@@ -380,8 +380,26 @@ async fn base_backups_are_listed_and_restore_exactly_to_their_end(kind: StoreKin
     let server = start(&tmp.path().join("data"), &store);
     let mut oracle = Oracle::default();
     let mut rng = Rng(42);
-    workload(&server, &mut oracle, &mut rng, 150).await;
     let http = client();
+    // An authored put and delete (not live, so the live-key check below holds): the restore
+    // copies segments byte for byte, so their author comes back with them.
+    let author = koru_dataplane_api::data::AUTHOR_HEADER;
+    let put = http
+        .put(server.api("/authored/k"))
+        .header(author, "ada@example.com")
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    let del = http
+        .delete(server.api("/authored/k"))
+        .header(author, "grace")
+        .send()
+        .await
+        .unwrap();
+    assert!(del.status().is_success());
+    workload(&server, &mut oracle, &mut rng, 150).await;
     let resp = http
         .post(format!("{}/admin/backups", server.url))
         .send()
@@ -428,6 +446,21 @@ async fn base_backups_are_listed_and_restore_exactly_to_their_end(kind: StoreKin
     ]);
     assert!(ok, "{err}");
     assert_state(&dir, &oracle, &oracle.state(|a| a.lsn <= at_backup));
+    let (restored, _) =
+        Store::open(StoreConfig::new(&dir), Arc::new(StoreMetrics::default())).unwrap();
+    let authors: Vec<Option<String>> = restored
+        .history("authored", "k")
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .map(|f| f.meta.author.map(|a| a.to_string()))
+        .collect();
+    assert_eq!(
+        authors,
+        [Some("ada@example.com".into()), Some("grace".into())]
+    );
+    restored.close();
+    drop(restored);
 
     // From the backup onwards, later archived segments reach later targets.
     let last = oracle.last_lsn();

@@ -389,3 +389,50 @@ async fn record_pages_stop_at_their_byte_budget_and_page_on() {
     assert_eq!(seen, expected);
     assert!(seen.len() >= 10, "{seen:?}");
 }
+
+#[tokio::test]
+async fn append_entries_are_taken_in_messagepack_and_in_json() {
+    let m = start_member(&[]);
+    let http = client();
+    wait_leader(&http, &m).await;
+    // From a member 2 that claims to lead in term 0: both encodings are read and answered in
+    // kind, and the answer (this member's higher vote) is the same.
+    let body = json!({
+        "vote": {"leader_id": {"term": 0, "node_id": 2}, "committed": true},
+        "prev_log_id": null,
+        "entries": [],
+        "leader_commit": null,
+    });
+    let url = format!("{}/raft/append", m.peer);
+    let json_reply = http
+        .post(&url)
+        .bearer_auth(SECRET)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_reply.status(), StatusCode::OK);
+    let json_answer: Value = json_reply.json().await.unwrap();
+    assert!(json_answer["Ok"]["HigherVote"].is_object(), "{json_answer}");
+    let packed = koru_dataplane::raft::codec::to_msgpack(&body).unwrap();
+    let mp_reply = http
+        .post(&url)
+        .bearer_auth(SECRET)
+        .header("content-type", koru_dataplane::raft::codec::MSGPACK)
+        .body(packed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mp_reply.status(), StatusCode::OK);
+    assert_eq!(
+        mp_reply.headers()["content-type"],
+        koru_dataplane::raft::codec::MSGPACK
+    );
+    let bytes = mp_reply.bytes().await.unwrap();
+    let mp_answer: Value = koru_dataplane::raft::codec::from_msgpack(&bytes).unwrap();
+    assert_eq!(mp_answer, json_answer);
+    // Anything else is refused as before: what an older leader falls back from.
+    let (status, _) = send(&http, Method::POST, &url, Some(SECRET), None).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}

@@ -247,3 +247,45 @@ fn the_change_feed_starts_at_any_lsn_before_and_after_a_restart() {
     let store = open(dir.path(), 1 << 20).unwrap();
     check(&store);
 }
+
+#[test]
+fn reads_that_may_not_wait_agree_with_blocking_reads_across_segments_and_a_restart() {
+    use koru_dataplane::store::NoWait;
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments, so most values sit in sealed segments and some in the active one.
+    fill(dir.path(), 4096, &[20; 30]);
+    let store = open(dir.path(), 4096).unwrap();
+    store
+        .write_blocking(vec![WriteOp::delete("ns", "k3")])
+        .unwrap();
+    let check = |store: &Store| {
+        for key in (0..7).map(|k| format!("k{k}")).chain(["absent".into()]) {
+            let blocking = store.get("ns", &key).unwrap();
+            match store.get_nowait("ns", &key).unwrap() {
+                NoWait::Ready(quick) => assert_eq!(quick, blocking, "{key}"),
+                // A file system without RWF_NOWAIT: the caller reads it on the blocking pool.
+                // CI's (ext4) has it, so there the fast path must be the one tested.
+                NoWait::WouldBlock => {
+                    assert!(
+                        std::env::var("CI").as_deref() != Ok("true"),
+                        "{key}: a just-written value would block: no RWF_NOWAIT here, so the \
+                         worker's read path is not tested"
+                    );
+                    eprintln!(
+                        "SKIPPED the no-wait check of {key}: this file system has no RWF_NOWAIT"
+                    );
+                    assert!(blocking.is_some(), "{key}");
+                }
+            }
+        }
+        assert_eq!(store.get_nowait("ns", "k3").unwrap(), NoWait::Ready(None));
+        assert_eq!(
+            store.get_nowait("ns", "absent").unwrap(),
+            NoWait::Ready(None)
+        );
+    };
+    check(&store);
+    store.close();
+    drop(store);
+    check(&open(dir.path(), 4096).unwrap());
+}

@@ -5,7 +5,9 @@
 //! acknowledges; the member is then restarted and caught up, and the next run begins), and
 //! leadership hand-overs (`POST /raft/step-down`) under the same load. Every
 //! server is a real `koru-dataplane` child process on loopback; the throughput loads are
-//! `koru-bench http` child processes, the same load as the other HTTP figures.
+//! `koru-bench http` child processes, the same load as the other HTTP figures. Each load also
+//! reports the CPU time every server process used during its measured window, so the CPU per
+//! acknowledged write of the single node and of each member comes from the same run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,9 +22,11 @@ use crate::error::BenchError;
 use crate::report::{self, Figures};
 
 pub(crate) mod cluster;
+mod cpu;
 mod table;
 
 use cluster::{Cluster, client, free_port, put, start_server};
+use cpu::{CpuFigure, cpu_figure};
 use table::table;
 
 /// Members of the replicated cluster.
@@ -52,7 +56,12 @@ const VALUE_BYTES: usize = 32;
 /// Target: median failover below this.
 const FAILOVER_GOAL_SECS: f64 = 5.0;
 /// Target: replicated single-put throughput at least this fraction of the single node's.
-const PUT_RATIO_GOAL: f64 = 0.3;
+const PUT_RATIO_GOAL: f64 = 0.35;
+/// Target: replicated batch throughput (versions/s) at least this fraction of the single node's.
+const BATCH_RATIO_GOAL: f64 = 0.5;
+/// Target: the whole cluster's CPU per acknowledged write at most this multiple of the single
+/// node's.
+const CPU_RATIO_GOAL: f64 = 2.5;
 
 /// Arguments of `koru-bench raft`.
 #[derive(Debug, Clone, Args)]
@@ -74,7 +83,7 @@ pub struct RaftArgs {
     /// Writes per request of the batch figures.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
-    /// Leader kills timed.
+    /// Leader kills timed; 0 skips the failover and hand-over runs (throughput and CPU only).
     #[arg(long, default_value_t = 20)]
     pub failover_runs: u32,
     /// Writes per second of the steady load during the failover runs.
@@ -167,7 +176,19 @@ pub struct RaftFigures {
     pub handover_longest_write_max_secs: f64,
     /// Steady-load writes that failed during the hand-overs.
     pub handover_failed: u64,
-    /// The eight throughput loads in full.
+    /// Whole-cluster CPU per acknowledged write over the single node's, PUTs, `--fsync always`.
+    pub put_cpu_ratio: f64,
+    /// The same for batch entries.
+    pub batch_cpu_ratio: f64,
+    /// The same for PUTs, `--fsync interval=100`.
+    pub interval_put_cpu_ratio: f64,
+    /// The same for batch entries, `--fsync interval=100`.
+    pub interval_batch_cpu_ratio: f64,
+    /// CPU per acknowledged request and per write of each load pair: PUT and batch, `always`
+    /// then `interval=100`.
+    pub cpu: Vec<CpuFigure>,
+    /// The eight throughput loads in full; each one's `server_cpu_us` is the single node's, or
+    /// the leader's followed by the followers' (ids in `cpu[].follower_ids`).
     pub loads: Vec<Figures>,
 }
 
@@ -185,8 +206,8 @@ fn validate(args: &RaftArgs) -> Result<(), BenchError> {
             "--batch-size must be between 1 and {DEFAULT_MAX_BATCH_OPS} (the server's largest batch)"
         ));
     }
-    if !(1..=1000).contains(&args.failover_runs) {
-        return bad("--failover-runs must be between 1 and 1000".into());
+    if args.failover_runs > 1000 {
+        return bad("--failover-runs must be at most 1000".into());
     }
     if args.handover_runs > 1000 {
         return bad("--handover-runs must be at most 1000".into());
@@ -208,9 +229,16 @@ fn work_dir(args: &RaftArgs) -> Result<PathBuf, BenchError> {
     cluster::work_dir(args.work_dir.as_deref(), "raft")
 }
 
-/// Runs `koru-bench http` against `url` and reads its JSON record.
-async fn load(url: &str, name: &str, mode: &str, args: &RaftArgs) -> Result<Figures, BenchError> {
-    let args = [
+/// Runs `koru-bench http` against `url` and reads its JSON record, with the CPU time the
+/// `pids` (the servers) used in its measured window.
+async fn load(
+    url: &str,
+    name: &str,
+    mode: &str,
+    args: &RaftArgs,
+    pids: &[u32],
+) -> Result<Figures, BenchError> {
+    let mut argv: Vec<String> = [
         "--url",
         url,
         "--mode",
@@ -226,27 +254,34 @@ async fn load(url: &str, name: &str, mode: &str, args: &RaftArgs) -> Result<Figu
         "--value-bytes",
         &VALUE_BYTES.to_string(),
     ]
-    .map(String::from);
-    crate::child_load::run(name, &args).await
+    .map(String::from)
+    .into();
+    for pid in pids {
+        argv.extend(["--cpu-pid".into(), pid.to_string()]);
+    }
+    crate::child_load::run(name, &argv).await
 }
 
-/// The eight throughput figures: PUT and batch against one node, then against the leader, with
-/// `--fsync always` and then with `--fsync interval=100`.
+/// The eight throughput loads (PUT and batch against one node, then against the leader, with
+/// `--fsync always` and then with `--fsync interval=100`) and the ids of the followers of the
+/// two clusters.
 async fn throughput(
     args: &RaftArgs,
     binary: &Path,
     work: &Path,
     http: &reqwest::Client,
-) -> Result<Vec<Figures>, BenchError> {
+) -> Result<(Vec<Figures>, Vec<Vec<u64>>), BenchError> {
     let mut loads = Vec::new();
+    let mut followers = Vec::new();
     for (fsync, name) in [("always", "always"), ("interval=100", "interval")] {
         eprintln!("single node, --fsync {fsync}");
         let port = free_port()?;
         let dir = work.join(format!("single-{name}"));
         let single = start_server(binary, &dir, port, &["--fsync".into(), fsync.into()]).await?;
         let url = format!("http://127.0.0.1:{port}");
-        loads.push(load(&url, &format!("single_{name}_put"), "put", args).await?);
-        loads.push(load(&url, &format!("single_{name}_batch"), "batch", args).await?);
+        let pids = [single.pid()];
+        loads.push(load(&url, &format!("single_{name}_put"), "put", args, &pids).await?);
+        loads.push(load(&url, &format!("single_{name}_batch"), "batch", args, &pids).await?);
         drop(single);
         let _ = std::fs::remove_dir_all(dir);
         eprintln!("{MEMBERS}-member cluster, --fsync {fsync}");
@@ -254,8 +289,14 @@ async fn throughput(
         let cluster = Cluster::start(binary, dir.clone(), fsync).await?;
         let leader = cluster.leader(http).await?;
         let url = cluster.url(leader);
-        loads.push(load(&url, &format!("raft_{name}_put"), "put", args).await?);
-        loads.push(load(&url, &format!("raft_{name}_batch"), "batch", args).await?);
+        // The leader first, then the followers in id order.
+        let ids: Vec<u64> = std::iter::once(leader)
+            .chain(cluster.running().into_iter().filter(|&id| id != leader))
+            .collect();
+        let pids: Vec<u32> = ids.iter().map(|id| cluster.members[id].pid()).collect();
+        loads.push(load(&url, &format!("raft_{name}_put"), "put", args, &pids).await?);
+        loads.push(load(&url, &format!("raft_{name}_batch"), "batch", args, &pids).await?);
+        followers.push(ids[1..].to_vec());
         let after = cluster.leader(http).await?;
         if after != leader {
             eprintln!("warning: the leader changed from {leader} to {after} during the loads");
@@ -263,7 +304,7 @@ async fn throughput(
         drop(cluster);
         let _ = std::fs::remove_dir_all(dir);
     }
-    Ok(loads)
+    Ok((loads, followers))
 }
 
 /// The steady write load of the failover runs and its counts.
@@ -488,8 +529,18 @@ fn median(sorted: &[f64]) -> f64 {
 /// Both measurements, as one record.
 async fn measure(args: &RaftArgs, binary: &Path, work: &Path) -> Result<RaftFigures, BenchError> {
     let http = client()?;
-    let loads = throughput(args, binary, work, &http).await?;
-    let availability = failover(args, binary, work, &http).await?;
+    let (loads, followers) = throughput(args, binary, work, &http).await?;
+    let availability = if args.failover_runs == 0 {
+        Availability {
+            runs: Vec::new(),
+            handovers: Vec::new(),
+            ok: 0,
+            failed: 0,
+            handover_failed: 0,
+        }
+    } else {
+        failover(args, binary, work, &http).await?
+    };
     let runs = &availability.runs;
     let mut failovers: Vec<f64> = runs.iter().map(|r| r.failover).collect();
     let mut rejoins: Vec<f64> = runs.iter().map(|r| r.rejoin).collect();
@@ -515,6 +566,33 @@ async fn measure(args: &RaftArgs, binary: &Path, work: &Path) -> Result<RaftFigu
     else {
         return Err(BenchError::Target("expected eight throughput loads".into()));
     };
+    let [always_followers, interval_followers] = &followers[..] else {
+        return Err(BenchError::Target("expected two clusters".into()));
+    };
+    let cpu = vec![
+        cpu_figure("always_put", single_put, raft_put, 1, always_followers)?,
+        cpu_figure(
+            "always_batch",
+            single_batch,
+            raft_batch,
+            args.batch_size,
+            always_followers,
+        )?,
+        cpu_figure(
+            "interval_put",
+            interval_single_put,
+            interval_raft_put,
+            1,
+            interval_followers,
+        )?,
+        cpu_figure(
+            "interval_batch",
+            interval_single_batch,
+            interval_raft_batch,
+            args.batch_size,
+            interval_followers,
+        )?,
+    ];
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     Ok(RaftFigures {
         members: MEMBERS,
@@ -560,6 +638,11 @@ async fn measure(args: &RaftArgs, binary: &Path, work: &Path) -> Result<RaftFigu
         handover_longest_write_p50_secs: median(&waits),
         handover_longest_write_max_secs: waits.last().copied().unwrap_or(0.0),
         handover_failed: availability.handover_failed,
+        put_cpu_ratio: cpu[0].cluster_ratio,
+        batch_cpu_ratio: cpu[1].cluster_ratio,
+        interval_put_cpu_ratio: cpu[2].cluster_ratio,
+        interval_batch_cpu_ratio: cpu[3].cluster_ratio,
+        cpu,
         loads,
     })
 }
@@ -628,7 +711,7 @@ mod tests {
             &["--connections", "0"],
             &["--batch-size", "0"],
             &["--batch-size", "10001"],
-            &["--failover-runs", "0"],
+            &["--failover-runs", "1001"],
             &["--failover-rate", "0"],
         ] {
             assert!(

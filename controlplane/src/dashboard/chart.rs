@@ -1,6 +1,7 @@
-//! Line charts as SVG, drawn on the server: a cluster's usage against its tier's limit.
+//! Charts as SVG, drawn on the server: line charts of a cluster's usage against its tier's
+//! limit, and bar charts of a query's groups (the data explorer's query console).
 //!
-//! Hand-written rather than from a charting crate: one kind of chart is needed, and the markup
+//! Hand-written rather than from a charting crate: two small kinds of chart are needed, and the markup
 //! has to suit the page's Content-Security-Policy (no inline styles: colours come from classes in
 //! `app.css`) and screen readers (a title and a description naming the peak and the limit).
 
@@ -153,6 +154,117 @@ impl Chart<'_> {
     }
 }
 
+/// Height of one bar's row in a bar chart, in SVG units.
+const BAR_ROW: f64 = 26.0;
+/// Room for the group labels on the left of the bars.
+const BAR_LEFT: f64 = 170.0;
+/// Room for the value written after the longest bar.
+const BAR_RIGHT: f64 = 70.0;
+/// Longest label drawn in full; longer ones are cut (the bar's tooltip has it whole).
+const BAR_LABEL_CHARS: usize = 24;
+
+/// A horizontal bar chart: one bar per labelled value, in the order given (a query's groups).
+pub struct BarChart<'a> {
+    /// Names the chart to screen readers, e.g. `count by status`.
+    pub title: &'a str,
+    /// The bars: a label and its value.
+    pub bars: &'a [(String, f64)],
+    /// Writes a value, e.g. `1,520.5`.
+    pub format: &'a dyn Fn(f64) -> String,
+}
+
+/// `text` cut to `max` characters, with an ellipsis when it was longer.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+impl BarChart<'_> {
+    /// The chart as an `<svg>` element, or `None` without bars. `id` must be unique in the page.
+    /// Bars grow from zero, to the right for positive values and to the left for negative ones.
+    pub fn svg(&self, id: &str) -> Option<String> {
+        if self.bars.is_empty() {
+            return None;
+        }
+        let finite = || self.bars.iter().map(|b| b.1).filter(|v| v.is_finite());
+        let hi = finite().fold(0.0, f64::max);
+        let lo = finite().fold(0.0, f64::min);
+        let (hi, lo) = (
+            if hi > 0.0 { nice_ceiling(hi) } else { 0.0 },
+            if lo < 0.0 { -nice_ceiling(-lo) } else { 0.0 },
+        );
+        let span = if hi - lo > 0.0 { hi - lo } else { 1.0 };
+        let plot_w = WIDTH - BAR_LEFT - BAR_RIGHT;
+        let x = |v: f64| BAR_LEFT + plot_w * ((v.clamp(lo, hi) - lo) / span);
+        let height = TOP + BAR_ROW * self.bars.len() as f64 + BOTTOM;
+        let fmt = self.format;
+        let largest = self
+            .bars
+            .iter()
+            .filter(|b| b.1.is_finite())
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let desc = match largest {
+            Some((label, value)) => format!(
+                "{}: {} bars; the largest is {label} with {}.",
+                self.title,
+                self.bars.len(),
+                fmt(*value)
+            ),
+            None => format!("{}: {} bars without values.", self.title, self.bars.len()),
+        };
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"<svg class="chart bar-chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="{id}-title {id}-desc"><title id="{id}-title">{}</title><desc id="{id}-desc">{}</desc>"#,
+            escape(self.title),
+            escape(&desc)
+        );
+        let zero = x(0.0);
+        let _ = write!(
+            s,
+            r#"<line class="chart-grid" x1="{zero:.1}" x2="{zero:.1}" y1="{TOP}" y2="{:.1}"/>"#,
+            height - BOTTOM
+        );
+        for (i, (label, value)) in self.bars.iter().enumerate() {
+            let top = TOP + BAR_ROW * i as f64;
+            let mid = top + BAR_ROW / 2.0 + 4.0;
+            let end = if value.is_finite() { x(*value) } else { zero };
+            let (left, width) = if end >= zero {
+                (zero, end - zero)
+            } else {
+                (end, zero - end)
+            };
+            let _ = write!(
+                s,
+                r#"<g class="chart-bar-row"><title>{}: {}</title><text class="chart-label" x="{:.1}" y="{mid:.1}" text-anchor="end">{}</text><rect class="chart-bar" x="{left:.1}" y="{:.1}" width="{width:.1}" height="{:.1}"/><text class="chart-label" x="{:.1}" y="{mid:.1}">{}</text></g>"#,
+                escape(label),
+                escape(&fmt(*value)),
+                BAR_LEFT - 8.0,
+                escape(&cut(label, BAR_LABEL_CHARS)),
+                top + 4.0,
+                BAR_ROW - 8.0,
+                left.max(end) + 4.0,
+                escape(&fmt(*value)),
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<text class="chart-label" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text class="chart-label" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text></svg>"#,
+            x(lo),
+            height - 8.0,
+            escape(&fmt(lo)),
+            x(hi),
+            height - 8.0,
+            escape(&fmt(hi)),
+        );
+        Some(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +339,44 @@ mod tests {
             .svg("none")
             .is_none()
         );
+    }
+
+    #[test]
+    fn groups_become_labelled_bars_from_zero() {
+        let bars = vec![
+            ("eu".to_string(), 12.0),
+            ("us <west>".to_string(), 30.0),
+            ("a very long region name that goes on".to_string(), -4.0),
+        ];
+        let fmt = |v: f64| format!("{v}");
+        let chart = BarChart {
+            title: "count by region",
+            bars: &bars,
+            format: &fmt,
+        };
+        let svg = chart.svg("groups").unwrap();
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert!(svg.contains(r#"aria-labelledby="groups-title groups-desc""#));
+        assert_eq!(svg.matches("<rect class=\"chart-bar\"").count(), 3);
+        assert!(svg.contains("largest is us &lt;west&gt; with 30"), "{svg}");
+        assert!(svg.contains(">eu<"), "labels are drawn: {svg}");
+        assert!(
+            svg.contains("a very long region name…"),
+            "long labels are cut"
+        );
+        assert!(
+            svg.contains("<title>a very long region name that goes on: -4</title>"),
+            "the tooltip has it whole"
+        );
+        assert!(!svg.contains("style="), "no inline styles");
+        assert!(BarChart { bars: &[], ..chart }.svg("none").is_none());
+        let zeros = vec![("a".to_string(), 0.0), ("b".to_string(), f64::NAN)];
+        let svg = BarChart {
+            bars: &zeros,
+            ..chart
+        }
+        .svg("zeros")
+        .unwrap();
+        assert!(!svg.contains("NaN\""), "no NaN coordinates: {svg}");
     }
 }

@@ -21,6 +21,7 @@ pub mod chart;
 mod clusters;
 mod connect;
 mod device;
+pub mod explorer;
 mod members;
 mod orgs;
 pub mod session;
@@ -83,6 +84,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/device/deny", post(device::deny))
         .route("/invitations/accept", post(members::accept))
         .route("/invitations/{token}", get(members::show))
+        .merge(explorer::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             session::middleware,

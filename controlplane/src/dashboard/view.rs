@@ -89,8 +89,10 @@ pub struct OrgContext {
     pub access: OrgAccess,
     /// The page's layout.
     pub layout: Layout,
-    /// The user as the audit log and data-plane tokens name them: `user:<id>`.
+    /// The user as the audit log and the data-token list name them: `user:<id>`.
     pub actor: String,
+    /// The user as the data plane records the author of their writes: their email.
+    pub author: String,
 }
 
 impl OrgContext {
@@ -129,7 +131,7 @@ impl OrgContext {
         let layout = Layout {
             title: title.to_string(),
             csrf: user.visitor.csrf.clone(),
-            email: Some(me.email),
+            email: Some(me.email.clone()),
             org: Some(nav(&current)),
             orgs: memberships.iter().map(nav).collect(),
             section,
@@ -146,6 +148,7 @@ impl OrgContext {
             },
             layout,
             actor: format!("user:{}", user.claims.sub),
+            author: me.email,
         })
     }
 

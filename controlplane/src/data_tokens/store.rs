@@ -55,17 +55,23 @@ fn info(row: &AnyRow) -> Result<DataTokenInfo> {
 }
 
 /// Signs a data-plane token for `cluster` with the cluster's key and records it.
+///
+/// `holder` is who may list and revoke it (the audit log's actor, `user:<id>` or `token:<id>`);
+/// `author` is its `sub`, which the data plane records as the author of every write made with
+/// it, so it names a person: their email, or `token:<name>` for an API token (see
+/// [`crate::http::principal::Principal::author`]).
 pub async fn issue(
     state: &AppState,
     cluster: &Cluster,
-    subject: &str,
+    holder: &str,
+    author: &str,
     role: Role,
     req: &DataTokenRequest,
 ) -> Result<DataToken> {
     let key =
         crate::cluster_keys::signing_key(&state.db, &state.dataplane_key, &cluster.id).await?;
     let now = now_secs();
-    let token = super::issue(&key, &cluster.id, subject, role, req, now)?;
+    let token = super::issue(&key, &cluster.id, author, role, req, now)?;
     let ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     // Rows of expired tokens serve nothing: a revoked token is refused anyway once expired.
     sqlx::query("DELETE FROM data_tokens WHERE expires_at < $1")
@@ -77,7 +83,7 @@ pub async fn issue(
     )
     .bind(&token.id)
     .bind(&cluster.id)
-    .bind(subject)
+    .bind(holder)
     .bind(token.scope.to_string())
     .bind(ms(now))
     .bind(ms(token.expires_at))

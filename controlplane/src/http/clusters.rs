@@ -197,6 +197,7 @@ pub async fn get(
                 &state,
                 &cluster,
                 &principal.actor(),
+                &principal.author(&state.db).await?,
                 access.role,
                 &request,
             )
@@ -268,8 +269,16 @@ pub async fn data_token(
 ) -> Result<impl IntoResponse> {
     let cluster = clusters::get(&state.db, &access.org.id, &id).await?;
     let req = body.parse()?;
-    let token =
-        data_tokens::store::issue(&state, &cluster, &principal.actor(), access.role, &req).await?;
+    let author = principal.author(&state.db).await?;
+    let token = data_tokens::store::issue(
+        &state,
+        &cluster,
+        &principal.actor(),
+        &author,
+        access.role,
+        &req,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(token)))
 }
 

@@ -50,6 +50,23 @@ impl Principal {
         }
     }
 
+    /// Who the data plane records as the author of writes made with a data-plane token issued
+    /// to this principal: the user's email, or `token:<name>` for an API token (names are what
+    /// people gave them; the id stays in the control plane's audit log and token list).
+    pub async fn author(&self, db: &sqlx::AnyPool) -> Result<String> {
+        match self {
+            Principal::User { claims } => Ok(crate::accounts::user(db, &claims.sub).await?.email),
+            Principal::Token { id, .. } => {
+                let name: Option<String> =
+                    sqlx::query_scalar("SELECT name FROM api_tokens WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(db)
+                        .await?;
+                Ok(format!("token:{}", name.unwrap_or_else(|| id.clone())))
+            }
+        }
+    }
+
     /// The user id, for endpoints only people may use.
     pub fn user_id(&self) -> Result<&str> {
         match self {

@@ -279,3 +279,32 @@ pub fn http() -> reqwest::Client {
         .build()
         .expect("an HTTP client")
 }
+
+/// The value of `ns/key` on the data plane at `endpoint` now (the key path-encoded), `None`
+/// when it is not found.
+pub async fn data_value(
+    endpoint: &str,
+    token: &str,
+    ns: &str,
+    key: &str,
+) -> Option<serde_json::Value> {
+    let key: String = form_urlencoded::byte_serialize(key.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    let response = http()
+        .get(format!("{endpoint}/api/v1/{ns}/{key}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return None;
+    }
+    assert!(
+        response.status().is_success(),
+        "GET {ns}/{key}: {}",
+        response.status()
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    Some(body["value"].clone())
+}

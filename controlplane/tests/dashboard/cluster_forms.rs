@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use sqlx::Row;
 
 use super::common::{Api, backends};
+use super::explorer::joined;
 use super::{Browser, HOST};
 
 /// The text of the inline error `id` on `body`.
@@ -53,7 +54,12 @@ pub(super) async fn settle(api: &Api, id: &str) -> Option<String> {
 }
 
 /// Creates a cluster through the form and waits until it runs; its id.
-async fn running_cluster(api: &Api, browser: &mut Browser<'_>, slug: &str, name: &str) -> String {
+pub(super) async fn running_cluster(
+    api: &Api,
+    browser: &mut Browser<'_>,
+    slug: &str,
+    name: &str,
+) -> String {
     // The page of a running cluster asks its data plane for backups, over reqwest with rustls,
     // whose crypto provider the binary installs at start-up.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -320,24 +326,7 @@ async fn deleting_a_cluster_needs_its_name_typed_and_an_admin() {
         let delete = format!("{href}/delete");
 
         // Bob, a member, sees no danger zone and is refused as by the API.
-        let page = ada
-            .post(
-                "/orgs/acme/members",
-                &[("email", "bob@example.com"), ("role", "member")],
-            )
-            .await;
-        assert_eq!(page.status, StatusCode::CREATED, "[{b}] {}", page.body);
-        let link = page
-            .body
-            .split("id=\"invite-link\">")
-            .nth(1)
-            .and_then(|rest| rest.split('<').next())
-            .unwrap();
-        let token = link.rsplit('/').next().unwrap().to_string();
-        let mut bob = Browser::new(&api);
-        bob.sign_up("bob@example.com", "Bobs", "free").await;
-        let page = bob.post("/invitations/accept", &[("token", &token)]).await;
-        assert_eq!(page.status, StatusCode::SEE_OTHER, "[{b}] {}", page.body);
+        let mut bob = joined(&api, &mut ada, "acme", "bob@example.com", "member").await;
         let page = bob.get(&href).await;
         assert!(
             page.body.contains("id=\"settings\""),

@@ -8,6 +8,7 @@ mod browser;
 mod cluster_forms;
 #[path = "../common/mod.rs"]
 mod common;
+mod explorer;
 mod forms;
 mod global_regions;
 #[path = "../saml_idp/mod.rs"]

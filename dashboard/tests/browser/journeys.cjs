@@ -276,6 +276,131 @@ async function kubernetesJourney(browser) {
   await context.close();
 }
 
+/** Waits until `locator` matches exactly `count` elements. */
+async function waitCount(locator, count, what) {
+  const deadline = Date.now() + 15000;
+  let seen = -1;
+  while (Date.now() < deadline) {
+    seen = await locator.count();
+    if (seen === count) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`${what}: expected ${count}, saw ${seen}`);
+}
+
+/** A moment as a `datetime-local` input takes it, in UTC (the dashboard reads it as UTC). */
+function utcInput(date) {
+  return date.toISOString().slice(0, 23);
+}
+
+/** The page has nothing wider than the screen (a phone scrolls down, never sideways). */
+async function fitsTheScreen(page, what) {
+  const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  assert.ok(scroll <= width + 1, `${what} is ${scroll}px wide on a ${width}px screen`);
+}
+
+async function explorerJourney(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+
+  log("explorer: sign up and a running cluster");
+  const email = `explorer-${Date.now()}@example.com`;
+  const slug = await signUp(page, email, "Explorer Journey", "free");
+  await createCluster(page, slug, "books");
+  await page.waitForURL(`${base}/orgs/${slug}/clusters/books`);
+  await waitRunning(page);
+  const data = `${base}/orgs/${slug}/clusters/books/data`;
+
+  log("explorer: three versions of a key, written with the page's snippet");
+  const snippet = await copySnippet(page, "write");
+  const original = `{"value": {"name": "Alice"}}`;
+  assert.ok(snippet.includes(original), `the snippet writes ${original}`);
+  const write = (value) => runSnippet(snippet.replace(original, JSON.stringify({ value })));
+  write({ name: "Alice" });
+  await new Promise((r) => setTimeout(r, 1100));
+  const beforeSecond = new Date();
+  await new Promise((r) => setTimeout(r, 1100));
+  write({ name: "Alice", city: "Paris" });
+  write({ name: "Alice", city: "Lyon", books: 3 });
+
+  log("explorer: open the key and see three versions, each by its author");
+  await page.locator("#explore-data").click();
+  await page.waitForURL(data);
+  await page.locator("#namespaces").getByRole("link", { name: "users" }).click();
+  await page.locator("#keys").getByRole("link", { name: "alice", exact: true }).click();
+  const versions = page.locator("#timeline .version");
+  await waitCount(versions, 3, "versions in the timeline");
+  for (const author of await versions.locator(".author").allTextContents()) {
+    assert.equal(author.trim(), email, "every version names its author");
+  }
+  assert.match(await page.locator("#value").textContent(), /Lyon/);
+  await shot(page, "explorer-key");
+
+  log("explorer: diff the first and the last version");
+  const ids = await versions.evaluateAll((els) => els.map((e) => e.dataset.version));
+  await page.locator("#compare-from").selectOption(ids[ids.length - 1]);
+  await page.locator("#compare-to").selectOption(ids[0]);
+  await page.locator("#compare-form").getByRole("button").click();
+  const diff = await page.locator("#diff-lines").textContent();
+  assert.match(diff, /city/, "the diff names the added field");
+  assert.match(diff, /books/, "the diff names the other added field");
+  await shot(page, "explorer-diff");
+
+  log("explorer: scrub the namespace's slider to before the second write");
+  await page.goto(`${data}/ns/users/slider`);
+  await page.locator("#slider").waitFor();
+  await page.locator("#slider-at").fill(utcInput(beforeSecond));
+  await page.locator("#slider-at-form").getByRole("button").click();
+  const then = page.locator('#slider-table tr.slider-row[data-key="alice"] .slider-new');
+  await then.waitFor();
+  assert.doesNotMatch(await then.textContent(), /city/, "before the second write alice had no city");
+  assert.match(await then.textContent(), /Alice/);
+  await shot(page, "explorer-slider");
+
+  log("explorer: rewind the key to that moment through the dry run, watched live");
+  const live = await context.newPage();
+  live.setDefaultTimeout(15000);
+  await live.goto(`${data}/live`);
+  await live.locator("#live-status[data-following]").waitFor();
+  await page.goto(`${data}/rewind`);
+  await page.locator("#rewind-ns").fill("users");
+  await page.locator("#rewind-key").fill("alice");
+  await page.locator("#rewind-as-of").fill(beforeSecond.toISOString());
+  await page.locator("#rewind-plan").click();
+  await page.locator('#rewind-changes tr.rewind-change[data-key="alice"][data-action="restore"]').waitFor();
+  await shot(page, "explorer-rewind-plan");
+  await page.locator("#rewind-confirm").click();
+  await page.locator(".flash[role=status]", { hasText: "went back" }).waitFor();
+  await waitCount(page.locator("#timeline .version"), 4, "versions after the rewind");
+  assert.doesNotMatch(await page.locator("#value").textContent(), /city/, "the key holds its old value again");
+  await live.locator("#live-rows tr.live-row", { hasText: "rewind" }).filter({ hasText: "alice" }).first().waitFor();
+  await shot(live, "explorer-live");
+
+  log("explorer: the phone layout");
+  const phone = await browser.newContext({
+    storageState: await context.storageState(),
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+  });
+  const small = await phone.newPage();
+  small.setDefaultTimeout(15000);
+  for (const [path, name] of [
+    [`/ns/users/key?key=alice`, "explorer-phone-key"],
+    [`/ns/users/slider`, "explorer-phone-slider"],
+    [`/live`, "explorer-phone-live"],
+  ]) {
+    await small.goto(`${data}${path}`);
+    await small.locator("nav.explorer-nav").waitFor();
+    await fitsTheScreen(small, name);
+    await shot(small, name);
+  }
+  await phone.close();
+  await context.close();
+}
+
 async function main() {
   assert.ok(base, "KORU_URL names the control plane");
   fs.mkdirSync(shots, { recursive: true });
@@ -290,6 +415,7 @@ async function main() {
     } else {
       await freeJourney(browser);
       await restoreJourney(browser);
+      await explorerJourney(browser);
     }
   } finally {
     await browser.close();

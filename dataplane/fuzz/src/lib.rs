@@ -70,10 +70,11 @@ fn check_decode(data: &[u8]) {
     let ops: Vec<OpRef<'_>> = rec.ops.iter().map(|o| o.op).collect();
     let mut encoded = Vec::new();
     let mut offsets = Vec::new();
-    record::encode(
+    record::encode_with(
         &mut encoded,
         rec.lsn,
         rec.timestamp_micros,
+        rec.meta,
         &ops,
         &mut offsets,
     );

@@ -57,7 +57,8 @@ pub fn scan_segment(seq: u64, bytes: &[u8]) -> Result<SegmentMeta, String> {
     let mut first_time = None;
     let mut last_time = i64::MIN;
     while pos < bytes.len() {
-        let rec = record::decode(&bytes[pos..]).map_err(|e| format!("offset {pos}: {e}"))?;
+        let rec = record::decode_version(&bytes[pos..], header.version)
+            .map_err(|e| format!("offset {pos}: {e}"))?;
         if rec.lsn != next {
             return Err(format!(
                 "offset {pos}: record has LSN {} but {next} was expected",
@@ -258,11 +259,7 @@ mod tests {
 
     /// A segment `seq` starting at LSN `first` holding `count` records.
     fn segment_bytes(seq: u64, first: u64, count: u64) -> Vec<u8> {
-        let mut buf = encode_header(SegmentHeader {
-            seq,
-            first_lsn: first,
-        })
-        .to_vec();
+        let mut buf = encode_header(SegmentHeader::new(seq, first)).to_vec();
         let lsns = first..first + count;
         for lsn in lsns {
             let op = OpRef {

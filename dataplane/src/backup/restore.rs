@@ -255,10 +255,12 @@ fn verify_and_cut(
     if (scanned.first_lsn, scanned.last_lsn) != (meta.first_lsn, meta.last_lsn) {
         return Err("LSN range differs from the sidecar".into());
     }
+    let version = crate::wal::segment::decode_header(bytes)?.version;
     let mut pos = HEADER_LEN;
     let mut kept: Kept = (0, 0, 0, 0);
     while pos < bytes.len() {
-        let rec = record::decode(&bytes[pos..]).map_err(|e| format!("offset {pos}: {e}"))?;
+        let rec = record::decode_version(&bytes[pos..], version)
+            .map_err(|e| format!("offset {pos}: {e}"))?;
         if !target.includes(rec.lsn, rec.timestamp_micros) {
             break;
         }

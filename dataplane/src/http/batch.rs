@@ -2,9 +2,9 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use koru_dataplane_api::data::{Change, ChangeKind, ChangeOp, Changes};
+use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::error::{ApiQuery, JsonBody};
 use super::json::JsonBytes;
@@ -23,6 +23,7 @@ pub struct BatchBody {
 /// `POST /api/v1/batch`: all writes in one record, so all or none become durable.
 pub async fn write(
     State(state): State<AppState>,
+    author: super::meta::Author,
     JsonBody(body): JsonBody<BatchBody>,
 ) -> Result<JsonBytes, ApiError> {
     // The request itself took one operation from the rate limit in the guard.
@@ -53,7 +54,7 @@ pub async fn write(
         json::push_str(&mut names, &op.key);
         ends.push(names.len());
     }
-    let committed = state.write(ops).await?;
+    let committed = state.write(ops, author.write()).await?;
     let mut out = Vec::with_capacity(names.len() + ends.len() * 64 + 96);
     let head = format!(
         "{{\"lsn\":{},\"timestamp\":\"{}\",\"results\":[",
@@ -153,47 +154,19 @@ pub struct ChangesParams {
     /// `local`: leave out the records this region applied from its peers.
     #[serde(default)]
     origin: Option<String>,
+    /// Add each record's `author` and `cause`.
+    #[serde(default)]
+    meta: bool,
 }
 
-/// One operation of a change, its value as the exact stored text.
-#[derive(Serialize)]
-struct ChangeOpOut {
-    op: &'static str,
-    namespace: String,
-    key: String,
-    version_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<Box<RawValue>>,
-}
-
-/// One committed record of the feed.
-#[derive(Serialize)]
-struct ChangeOut {
-    lsn: u64,
-    timestamp: String,
-    ops: Vec<ChangeOpOut>,
-}
-
-/// Body of the change feed.
-#[derive(Serialize)]
-pub struct ChangesOut {
-    changes: Vec<ChangeOut>,
-    next_since: u64,
-    last_lsn: u64,
-    /// No record committed after the page was read has a commit time at or before this, and
-    /// every record committed at or before it is at or before `last_lsn` (see REGIONS.md).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    closed_time: Option<String>,
-}
-
-/// `GET /api/v1/changes?since=<lsn>|since_time=<RFC 3339>&limit=`: committed records after an LSN (or from
+/// `GET /api/v1/changes?since=<lsn>|since_time=<RFC 3339>&limit=&meta=`: committed records after an LSN (or from
 /// the first committed at or after a time), in order, at most
 /// `limit` of them and `--max-read-bytes` of log (always at least one record when any follows).
 pub async fn changes(
     State(state): State<AppState>,
     caller: Option<axum::Extension<crate::region::Privileged>>,
     ApiQuery(params): ApiQuery<ChangesParams>,
-) -> Result<Json<ChangesOut>, ApiError> {
+) -> Result<Json<Changes>, ApiError> {
     let local_only = match params.origin.as_deref() {
         None => false,
         Some("local") => true,
@@ -234,8 +207,12 @@ pub async fn changes(
         }
         let mut ops = Vec::with_capacity(c.ops.len());
         for (i, op) in c.ops.into_iter().enumerate() {
-            ops.push(ChangeOpOut {
-                op: if op.delete { "delete" } else { "put" },
+            ops.push(ChangeOp {
+                op: if op.delete {
+                    ChangeKind::Delete
+                } else {
+                    ChangeKind::Put
+                },
                 namespace: op.namespace,
                 key: op.key,
                 version_id: format!("{}.{i}", c.lsn),
@@ -250,13 +227,15 @@ pub async fn changes(
                     .transpose()?,
             });
         }
-        out.push(ChangeOut {
+        out.push(Change {
             lsn: c.lsn,
             timestamp: json::timestamp(c.timestamp_micros),
             ops,
+            author: c.meta.author.filter(|_| params.meta).map(|a| a.to_string()),
+            cause: params.meta.then_some(c.meta.cause),
         });
     }
-    Ok(Json(ChangesOut {
+    Ok(Json(Changes {
         changes: out,
         next_since,
         last_lsn: closed_lsn.max(next_since),

@@ -14,7 +14,7 @@ use crate::db::DbError;
 use crate::error::StoreError;
 use crate::patch::{self, PATCH_ATTEMPTS};
 use crate::rewind::{GuardedWrite, RewindError};
-use crate::store::{Committed, RangeGuard, WriteOp};
+use crate::store::{Committed, RangeGuard, WriteMeta, WriteOp};
 
 /// `PATCH /api/v1/{ns}/{key}` with one operation or an array of them (applied atomically):
 /// answers as `PUT` does, plus `value`, the new state rendered. With `If-Match`, only over that
@@ -23,9 +23,12 @@ use crate::store::{Committed, RangeGuard, WriteOp};
 pub async fn patch(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
+    author: super::meta::Author,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Box<RawValue>>,
 ) -> Result<Response, ApiError> {
+    // A CRDT operation merges into the stored state: its record says so.
+    let meta = author.because(crate::store::Cause::Merge);
     let ops = crate::crdt::parse_ops(body.get()).map_err(StoreError::from)?;
     let expected = if_match(&headers)?;
     let mut attempt = 0;
@@ -45,7 +48,7 @@ pub async fn patch(
         let plan =
             blocking::read(move || Ok(patch::plan_patch(&store, &ns, &k, &o, &region, expected)?))
                 .await?;
-        match write_guarded(&state, plan.op, plan.guard).await? {
+        match write_guarded(&state, plan.op, plan.guard, meta.clone()).await? {
             Err(()) if expected.is_none() && attempt < PATCH_ATTEMPTS => {
                 // Contending writers back off by a random, growing pause so one gets through.
                 let cap = 200u64 << attempt.min(6);
@@ -72,18 +75,20 @@ pub async fn patch(
     }
 }
 
-/// Writes `op` unless its key changed after the guard's LSN (`Ok(Err(()))` then): through Raft
-/// on a replicated member (forwarded to the leader from a follower), else to the store.
+/// Writes `op` by `meta`'s author unless its key changed after the guard's LSN (`Ok(Err(()))`
+/// then): through Raft on a replicated member (forwarded to the leader from a follower), else
+/// to the store.
 async fn write_guarded(
     state: &AppState,
     op: WriteOp,
     guard: RangeGuard,
+    meta: WriteMeta,
 ) -> Result<Result<Committed, ()>, ApiError> {
     let written = match &state.replica {
-        None => state.store.write_guarded(vec![op], guard).await,
+        None => state.store.write_guarded_with(vec![op], guard, meta).await,
         Some(replica) => {
             state.check_replicated(std::slice::from_ref(&op))?;
-            match replica.write_guarded(vec![op], guard).await {
+            match replica.write_guarded(vec![op], guard, meta).await {
                 Ok(committed) => Ok(committed),
                 Err(RewindError::Store(e)) => Err(e),
                 Err(e) => return Err(e.into()),

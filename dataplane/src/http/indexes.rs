@@ -98,7 +98,10 @@ pub async fn create(
     };
     let written = match &state.replica {
         None => state.store.write_guarded(vec![op], guard).await,
-        Some(replica) => match replica.write_guarded(vec![op], guard).await {
+        Some(replica) => match replica
+            .write_guarded(vec![op], guard, Default::default())
+            .await
+        {
             Ok(c) => Ok(c),
             Err(RewindError::Store(e)) => Err(e),
             Err(e) => return Err(e.into()),
@@ -140,7 +143,7 @@ pub async fn drop(
         replica.read_barrier(None).await?;
     }
     let op = state.store.index_drop_write(&namespace, &name)?;
-    state.write(vec![op]).await?;
+    state.write(vec![op], Default::default()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -67,9 +67,10 @@ pub fn push_version(out: &mut Vec<u8>, v: Option<VersionId>) {
     }
 }
 
-/// `{"value","version_id","timestamp","previous_version"}` for a live version, built by hand
-/// because this is the hottest read path and the value needs no re-parse.
-pub fn versioned(f: &Fetched, value: &str) -> JsonBytes {
+/// `{"value","version_id","timestamp","previous_version"}` for a live version (an
+/// [`koru_dataplane_api::data::Entry`]), with `author` (when known) and `op` when `meta`; built
+/// by hand because this is the hottest read path and the value needs no re-parse.
+pub fn versioned(f: &Fetched, value: &str, meta: bool) -> JsonBytes {
     let mut out = Vec::with_capacity(value.len() + 128);
     out.extend_from_slice(b"{\"value\":");
     out.extend_from_slice(value.as_bytes());
@@ -79,6 +80,16 @@ pub fn versioned(f: &Fetched, value: &str) -> JsonBytes {
     out.extend_from_slice(timestamp(f.timestamp_micros).as_bytes());
     out.extend_from_slice(b"\",\"previous_version\":");
     push_version(&mut out, f.previous);
+    if meta {
+        if let Some(author) = &f.meta.author {
+            out.extend_from_slice(b",\"author\":");
+            push_str(&mut out, author);
+        }
+        out.extend_from_slice(b",\"op\":");
+        let op = super::meta::version_op(f.meta.cause, f.value.is_none());
+        // Serializing a unit variant into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &op);
+    }
     out.push(b'}');
     JsonBytes(out)
 }
@@ -132,9 +143,10 @@ mod tests {
             timestamp_micros: 0,
             previous: None,
             value: Some("{\"a\":[1,2]}".into()),
+            meta: Default::default(),
         };
         let body: serde_json::Value =
-            serde_json::from_slice(&versioned(&f, "{\"a\":[1,2]}").0).unwrap();
+            serde_json::from_slice(&versioned(&f, "{\"a\":[1,2]}", false).0).unwrap();
         assert_eq!(body["value"]["a"][1], 2);
         assert_eq!(body["version_id"], "5.1");
         assert!(body["previous_version"].is_null());
@@ -143,5 +155,36 @@ mod tests {
                 .unwrap();
         assert_eq!(w["previous_version"], "4.0");
         assert_eq!(w["versionId"], w["version_id"]);
+    }
+
+    #[test]
+    fn hand_built_entries_are_the_contract_entry_byte_for_byte() {
+        use koru_dataplane_api::data::{Entry, VersionOp};
+        let mut f = Fetched {
+            version: VersionId { lsn: 7, op: 0 },
+            timestamp_micros: 1_764_000_000_123_456,
+            previous: Some(VersionId { lsn: 3, op: 2 }),
+            value: Some("{\"a\":\"\\u00e9\"}".into()),
+            meta: Default::default(),
+        };
+        let entry = |author: Option<&str>, op: Option<VersionOp>| Entry {
+            value: RawValue::from_string(f.value.clone().unwrap()).unwrap(),
+            version_id: "7.0".into(),
+            timestamp: timestamp(f.timestamp_micros),
+            previous_version: Some("3.2".into()),
+            deleted: false,
+            author: author.map(str::to_owned),
+            op,
+        };
+        let value = f.value.clone().unwrap();
+        let plain = serde_json::to_vec(&entry(None, None)).unwrap();
+        assert_eq!(versioned(&f, &value, false).0, plain);
+        let unknown = serde_json::to_vec(&entry(None, Some(VersionOp::Put))).unwrap();
+        assert_eq!(versioned(&f, &value, true).0, unknown);
+        f.meta = crate::store::WriteMeta::by(Some("a\"d\u{e9}".into()))
+            .because(crate::store::Cause::Merge);
+        let authored =
+            serde_json::to_vec(&entry(Some("a\"d\u{e9}"), Some(VersionOp::Merge))).unwrap();
+        assert_eq!(versioned(&f, &value, true).0, authored);
     }
 }

@@ -4,14 +4,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::error::{ApiPath, ApiQuery, JsonBody};
 use super::json::{self, JsonBytes};
+use super::meta::{Author, MetaParams, version_op};
 use super::{ApiError, AppState, blocking};
 use crate::names;
-use crate::store::{Committed, VersionId, WriteOp};
+use crate::store::{Committed, NoWait, VersionId, WriteMeta, WriteOp};
+use koru_dataplane_api::data::{self, HistoryEntry};
 
 /// Body of `PUT /api/v1/{ns}/{key}`.
 #[derive(Deserialize)]
@@ -30,18 +32,26 @@ fn no_key(namespace: &str, key: &str) -> ApiError {
     ApiError::not_found(format!("key {key:?} not found in namespace {namespace:?}"))
 }
 
-/// `GET /api/v1/{ns}/{key}`: the latest version, also as the `ETag`.
+/// `GET /api/v1/{ns}/{key}?meta=`: the latest version, also as the `ETag`.
 pub async fn get(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<MetaParams>,
 ) -> Result<Response, ApiError> {
     check_names(&namespace, &key)?;
-    let store = state.store.clone();
-    let (ns, k) = (namespace.clone(), key.clone());
-    match blocking::read(move || Ok(store.get(&ns, &k)?)).await? {
+    // A cached value is answered here; only one on disk goes to the blocking pool.
+    let found = match state.store.get_nowait(&namespace, &key)? {
+        NoWait::Ready(found) => found,
+        NoWait::WouldBlock => {
+            let store = state.store.clone();
+            let (ns, k) = (namespace.clone(), key.clone());
+            blocking::read(move || Ok(store.get(&ns, &k)?)).await?
+        }
+    };
+    match found {
         Some(f) => Ok(tagged(
             f.version,
-            json::versioned(&f, f.value.as_deref().unwrap_or("null")),
+            json::versioned(&f, f.value.as_deref().unwrap_or("null"), params.meta),
         )),
         None => Err(no_key(&namespace, &key)),
     }
@@ -52,17 +62,22 @@ pub(super) fn tagged(version: VersionId, body: JsonBytes) -> Response {
     ([(header::ETAG, format!("\"{version}\""))], body).into_response()
 }
 
-/// `GET /api/v1/{ns}/{key}/at/{timestamp}`: the version current at a moment.
+/// `GET /api/v1/{ns}/{key}/at/{timestamp}?meta=`: the version current at a moment.
 pub async fn get_at(
     State(state): State<AppState>,
     ApiPath((namespace, key, at)): ApiPath<(String, String, String)>,
+    ApiQuery(params): ApiQuery<MetaParams>,
 ) -> Result<JsonBytes, ApiError> {
     check_names(&namespace, &key)?;
     let micros = json::parse_timestamp(&at)?;
     let store = state.store.clone();
     let (ns, k) = (namespace.clone(), key.clone());
     match blocking::read(move || Ok(store.get_at(&ns, &k, micros)?)).await? {
-        Some(f) => Ok(json::versioned(&f, f.value.as_deref().unwrap_or("null"))),
+        Some(f) => Ok(json::versioned(
+            &f,
+            f.value.as_deref().unwrap_or("null"),
+            params.meta,
+        )),
         None => Err(ApiError::not_found(format!(
             "key {key:?} in namespace {namespace:?} had no value at {at}"
         ))),
@@ -83,15 +98,16 @@ pub(super) fn if_match(headers: &HeaderMap) -> Result<Option<VersionId>, ApiErro
         .map_err(|e| ApiError::bad_request(format!("If-Match: {e}")))
 }
 
-/// Writes `op`, only over version `expected` when one is given.
+/// Writes `op` by `meta`'s author, only over version `expected` when one is given.
 async fn write_one(
     state: &AppState,
     op: WriteOp,
     expected: Option<VersionId>,
+    meta: WriteMeta,
 ) -> Result<Committed, ApiError> {
     match expected {
-        Some(expected) => state.write_if_latest(op, expected).await,
-        None => state.write(vec![op]).await,
+        Some(expected) => state.write_if_latest(op, expected, meta).await,
+        None => state.write(vec![op], meta).await,
     }
 }
 
@@ -101,13 +117,14 @@ async fn write_one(
 pub async fn put(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
+    author: Author,
     headers: HeaderMap,
     JsonBody(body): JsonBody<PutBody>,
 ) -> Result<Response, ApiError> {
     names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
     let expected = if_match(&headers)?;
     let op = WriteOp::user_put(namespace, key, body.value, &state.region.name)?;
-    let committed = write_one(&state, op, expected).await?;
+    let committed = write_one(&state, op, expected, author.write()).await?;
     let (version, previous) = committed.versions[0];
     Ok(tagged(
         version,
@@ -120,6 +137,7 @@ pub async fn put(
 pub async fn delete(
     State(state): State<AppState>,
     ApiPath((namespace, key)): ApiPath<(String, String)>,
+    author: Author,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_names(&namespace, &key)?;
@@ -127,37 +145,13 @@ pub async fn delete(
     if !state.store.is_live(&namespace, &key) {
         return Err(no_key(&namespace, &key));
     }
-    let committed = write_one(&state, WriteOp::delete(namespace, key), expected).await?;
+    let delete = WriteOp::delete(namespace, key);
+    let committed = write_one(&state, delete, expected, author.write()).await?;
     let (version, previous) = committed.versions[0];
     Ok(tagged(
         version,
         json::written(version, committed.timestamp_micros, previous),
     ))
-}
-
-/// One entry of a key's history.
-#[derive(Serialize)]
-struct HistoryEntry {
-    value: Box<RawValue>,
-    version_id: String,
-    timestamp: String,
-    /// The same id under the name the kdelta CLI reads.
-    #[serde(rename = "versionId")]
-    version_id_camel: String,
-    /// Extension: true for delete (tombstone) versions, whose value is null.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    deleted: bool,
-}
-
-/// Body of the history route: KoruDelta v1's shape, plus `next_cursor` when versions follow.
-#[derive(Serialize)]
-struct History {
-    namespace: String,
-    key: String,
-    versions: Vec<HistoryEntry>,
-    /// Extension: the version id to pass back as `?cursor=` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
 }
 
 /// Most versions one history page returns when the client asks for a count.
@@ -170,9 +164,12 @@ pub struct HistoryParams {
     cursor: Option<String>,
     /// Most versions in the page.
     limit: Option<usize>,
+    /// Add each version's `author` and `op`.
+    #[serde(default)]
+    meta: bool,
 }
 
-/// `GET /api/v1/{ns}/{key}/history?cursor=&limit=`: the versions, oldest first, in pages of at
+/// `GET /api/v1/{ns}/{key}/history?cursor=&limit=&meta=`: the versions, oldest first, in pages of at
 /// most `--max-read-bytes` of values; a history that fits is one answer in the v1 shape.
 pub async fn history(
     State(state): State<AppState>,
@@ -214,12 +211,15 @@ pub async fn history(
         .versions
         .into_iter()
         .map(|f| {
+            let deleted = f.value.is_none();
             Ok(HistoryEntry {
-                deleted: f.value.is_none(),
+                deleted,
                 value: json::raw(f.value.unwrap_or_else(|| "null".into()))?,
                 version_id: f.version.to_string(),
-                version_id_camel: f.version.to_string(),
+                version_id_alias: f.version.to_string(),
                 timestamp: json::timestamp(f.timestamp_micros),
+                author: f.meta.author.filter(|_| params.meta).map(|a| a.to_string()),
+                op: params.meta.then(|| version_op(f.meta.cause, deleted)),
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
@@ -228,13 +228,14 @@ pub async fn history(
             .limit
             .map_or_else(String::new, |l| format!("&limit={l}"));
         // Version ids are `<digits>.<digits>` and the path is the client's own, already encoded.
+        let meta = if params.meta { "&meta=true" } else { "" };
         HeaderValue::from_str(&format!(
-            "<{}?cursor={cursor}{limit}>; rel=\"next\"",
+            "<{}?cursor={cursor}{limit}{meta}>; rel=\"next\"",
             uri.path()
         ))
         .ok()
     });
-    let mut response = Json(History {
+    let mut response = Json(data::History {
         namespace,
         key,
         versions,
@@ -266,7 +267,7 @@ pub async fn keys(
     State(state): State<AppState>,
     ApiPath(namespace): ApiPath<String>,
     ApiQuery(params): ApiQuery<KeysParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<data::Keys>, ApiError> {
     names::validate_namespace(&namespace).map_err(crate::StoreError::from)?;
     let limit = params.limit.unwrap_or(DEFAULT_KEYS_LIMIT);
     if !(1..=MAX_KEYS_LIMIT).contains(&limit) {
@@ -278,32 +279,74 @@ pub async fn keys(
         state
             .store
             .keys(&namespace, &params.prefix, params.cursor.as_deref(), limit);
-    let mut body = serde_json::json!({ "namespace": namespace, "keys": keys });
-    if let Some(next) = next {
-        body["next_cursor"] = next.into();
+    Ok(Json(data::Keys {
+        keys,
+        namespace,
+        next_cursor: next,
+    }))
+}
+
+/// Query string of the namespace listing.
+#[derive(Deserialize)]
+pub struct NamespacesParams {
+    /// Add each namespace's live keys and versions.
+    #[serde(default)]
+    stats: bool,
+}
+
+/// `GET /api/v1/namespaces?stats=`.
+pub async fn namespaces(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<NamespacesParams>,
+) -> Json<data::Namespaces> {
+    if !params.stats {
+        return Json(data::Namespaces {
+            namespaces: state.store.namespaces(),
+            stats: None,
+        });
     }
-    Ok(Json(body))
+    let stats: Vec<data::NamespaceStats> = state
+        .store
+        .namespace_stats()
+        .into_iter()
+        .map(|(namespace, keys, versions)| data::NamespaceStats {
+            namespace,
+            keys,
+            versions,
+        })
+        .collect();
+    Json(data::Namespaces {
+        namespaces: stats.iter().map(|s| s.namespace.clone()).collect(),
+        stats: Some(stats),
+    })
 }
 
-/// `GET /api/v1/namespaces`.
-pub async fn namespaces(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "namespaces": state.store.namespaces() }))
-}
-
-/// `GET /api/v1/status`: counts over user namespaces.
-pub async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
+/// `GET /api/v1/status`: counts over user namespaces, and the span of time the log holds.
+pub async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let stats = state.store.stats();
     let namespaces = state.store.namespaces();
-    Json(serde_json::json!({
-        "key_count": stats.live_keys,
-        "total_versions": stats.versions,
-        "namespace_count": namespaces.len(),
-        "namespaces": namespaces,
-        "last_lsn": stats.applied_lsn,
-        "stored_bytes": state.store.stored_bytes(),
-        // The kdelta CLI reads these camelCase names, which koru-delta's own server never sent.
-        "keyCount": stats.live_keys,
-        "totalVersions": stats.versions,
-        "namespaceCount": namespaces.len(),
-    }))
+    let status = data::Status {
+        key_count: stats.live_keys as u64,
+        total_versions: stats.versions,
+        namespace_count: namespaces.len() as u64,
+        namespaces,
+        last_lsn: stats.applied_lsn,
+        stored_bytes: state.store.stored_bytes(),
+        first_timestamp: state.store.first_timestamp_micros().map(json::timestamp),
+        last_timestamp: state.store.last_timestamp_micros().map(json::timestamp),
+    };
+    let mut body = serde_json::to_value(&status).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })?;
+    // The kdelta CLI reads these camelCase names, which koru-delta's own server never sent.
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("keyCount".into(), status.key_count.into());
+        fields.insert("totalVersions".into(), status.total_versions.into());
+        fields.insert("namespaceCount".into(), status.namespace_count.into());
+    }
+    Ok(Json(body))
 }

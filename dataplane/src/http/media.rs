@@ -59,11 +59,16 @@ fn unsupported(message: &str) -> ApiError {
 /// Middleware: refuses requests whose body is not declared JSON before any handler runs, so
 /// routes that ignore their body are covered too.
 pub async fn require_json(request: Request, next: Next) -> Response {
-    let has_body = request.body().size_hint().exact() != Some(0);
-    if let Err(e) = check(request.headers(), has_body) {
+    if let Err(e) = check_request(&request) {
         return e.into_response();
     }
     next.run(request).await
+}
+
+/// [`check`] of a request's headers and whether its body carries bytes.
+pub fn check_request(request: &Request) -> Result<(), ApiError> {
+    let has_body = request.body().size_hint().exact() != Some(0);
+    check(request.headers(), has_body)
 }
 
 #[cfg(test)]

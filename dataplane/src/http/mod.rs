@@ -9,6 +9,7 @@ mod indexes;
 mod json;
 mod kv;
 pub mod media;
+pub mod meta;
 mod ops;
 mod query;
 mod raft;
@@ -36,13 +37,27 @@ use crate::error::StoreError;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::raft::Replica;
 use crate::rewind::{GuardedWrite, RewindError};
-use crate::store::{Committed, Store, StoreConfig, VersionId, WriteOp};
+use crate::store::{Committed, Store, StoreConfig, VersionId, WriteMeta, WriteOp};
 pub use error::ApiError;
 pub use raft::peer_app;
 
-/// Everything a handler needs; cheap to clone.
+/// Everything a handler needs, behind one reference count: axum clones the state for every
+/// middleware layer and handler of every request, so a clone must cost one atomic increment, not
+/// one per field. Fields are read through `Deref` (`state.store`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every clone of an [`AppState`] shares.
+#[derive(Clone)]
+pub struct Shared {
     /// The store.
     pub store: Store,
     /// The process metrics.
@@ -82,7 +97,7 @@ impl AppState {
             peers: Vec::new(),
             token_file: None,
         });
-        AppState {
+        AppState(Arc::new(Shared {
             regions: Arc::new(crate::region::links::Regions::new(
                 Arc::clone(&region),
                 None,
@@ -96,7 +111,12 @@ impl AppState {
             limiter,
             archive: None,
             replica: None,
-        }
+        }))
+    }
+
+    /// The fields, to change in a builder (copied first if another clone shares them).
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 
     /// The same state in region `config`, presenting and accepting `token` between regions.
@@ -106,27 +126,29 @@ impl AppState {
         token: Option<String>,
     ) -> Self {
         let config = Arc::new(config);
-        self.regions = Arc::new(crate::region::links::Regions::new(
+        let shared = self.shared_mut();
+        shared.regions = Arc::new(crate::region::links::Regions::new(
             Arc::clone(&config),
             token,
         ));
-        self.region = config;
+        shared.region = config;
         self
     }
 
     /// The same state as a member of a replicated cluster.
     pub fn with_replica(mut self, replica: Arc<Replica>) -> Self {
-        self.replica = Some(replica);
+        self.shared_mut().replica = Some(replica);
         self
     }
 
-    /// Writes `ops` as one record: through Raft on a replicated member, else to the store.
-    pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, ApiError> {
+    /// Writes `ops` as one record by `meta`'s author: through Raft on a replicated member,
+    /// else to the store.
+    pub async fn write(&self, ops: Vec<WriteOp>, meta: WriteMeta) -> Result<Committed, ApiError> {
         let Some(replica) = &self.replica else {
-            return Ok(self.store.write(ops).await?);
+            return Ok(self.store.write_with(ops, meta).await?);
         };
         self.check_replicated(&ops)?;
-        Ok(replica.write(ops).await?)
+        Ok(replica.write(ops, meta).await?)
     }
 
     /// Writes `op` only if `expected` is still the latest version of its key (a delete counts):
@@ -137,6 +159,7 @@ impl AppState {
         &self,
         op: WriteOp,
         expected: VersionId,
+        meta: WriteMeta,
     ) -> Result<Committed, ApiError> {
         if let Some(replica) = &self.replica {
             // This member must hold at least what the client read the version from.
@@ -148,10 +171,14 @@ impl AppState {
             .guard_if_latest(&op, expected)
             .map_err(mismatch)?;
         let written = match &self.replica {
-            None => self.store.write_guarded(vec![op.clone()], guard).await,
+            None => {
+                self.store
+                    .write_guarded_with(vec![op.clone()], guard, meta)
+                    .await
+            }
             Some(replica) => {
                 self.check_replicated(std::slice::from_ref(&op))?;
-                match replica.write_guarded(vec![op.clone()], guard).await {
+                match replica.write_guarded(vec![op.clone()], guard, meta).await {
                     Ok(committed) => Ok(committed),
                     Err(RewindError::Store(e)) => Err(e),
                     Err(e) => return Err(e.into()),
@@ -181,19 +208,19 @@ impl AppState {
 
     /// The same state with archiving (base backups, archive metrics and readiness detail).
     pub fn with_archive(mut self, archive: Arc<ArchiveStatus>) -> Self {
-        self.archive = Some(archive);
+        self.shared_mut().archive = Some(archive);
         self
     }
 
     /// The same state with a static admin token (admin scope for whoever presents it).
     pub fn with_admin_token(mut self, token: AdminToken) -> Self {
-        self.admin_token = Some(Arc::new(token));
+        self.shared_mut().admin_token = Some(Arc::new(token));
         self
     }
 
     /// The same state with the member credential (see [`raft::peer_app`]).
     pub fn with_member_token(mut self, token: AdminToken) -> Self {
-        self.member_token = Some(Arc::new(token));
+        self.shared_mut().member_token = Some(Arc::new(token));
         self
     }
 
@@ -297,8 +324,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/backups/verify", post(ops::verify_backup))
         .route("/admin/rewind", post(rewind::rewind))
         .route_layer(middleware::from_fn_with_state(state.clone(), region::layer))
-        .route_layer(middleware::from_fn(media::require_json))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard_json));
     // The import streams its body (NDJSON, any length), so it checks its own media type.
     let import = Router::new()
         .route("/admin/v1/import", post(snapshot::import))
@@ -319,7 +345,30 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Authenticates, authorizes and rate-limits API requests.
-async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match admit(&state, request).await {
+        Ok(request) => next.run(request).await,
+        Err(refused) => refused,
+    }
+}
+
+/// [`guard`], then refuses a body not declared JSON (as [`media::require_json`] does): one
+/// layer instead of two, as every layer costs each request a service clone and a boxed future.
+async fn guard_json(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let request = match admit(&state, request).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    if let Err(e) = media::check_request(&request) {
+        return e.into_response();
+    }
+    next.run(request).await
+}
+
+/// The checks of [`guard`]: the request to pass on, or the answer refusing it.
+async fn admit(state: &AppState, mut request: Request) -> Result<Request, Response> {
+    // Whom a token let in (None with auth off): the author of the request's writes.
+    let mut grant = None;
     if state.verifier.is_none() {
         request.extensions_mut().insert(crate::region::Privileged);
     } else {
@@ -337,6 +386,7 @@ async fn guard(State(state): State<AppState>, mut request: Request, next: Next) 
         let region_token = peer_route && state.regions.accepts(header);
         if region_token {
             request.extensions_mut().insert(crate::region::Privileged);
+            grant = Some(crate::auth::Grant::AdminToken);
         } else {
             match crate::auth::authorize(
                 state.verifier.as_deref(),
@@ -344,22 +394,29 @@ async fn guard(State(state): State<AppState>, mut request: Request, next: Next) 
                 header,
                 need,
             ) {
-                Ok(crate::auth::Grant::Token(_)) => {}
-                Ok(_) => {
+                Ok(g @ crate::auth::Grant::Token(_)) => grant = Some(g),
+                Ok(g) => {
                     request.extensions_mut().insert(crate::region::Privileged);
+                    grant = Some(g);
                 }
-                Err(e) => return ApiError::from(e).into_response(),
+                Err(e) => return Err(ApiError::from(e).into_response()),
             }
         }
     }
+    match meta::Author::of(grant.as_ref(), request.headers()) {
+        Ok(author) => {
+            request.extensions_mut().insert(author);
+        }
+        Err(e) => return Err(e.into_response()),
+    }
     if let Err(e) = state.take_ops(1) {
-        return e.into_response();
+        return Err(e.into_response());
     }
     if let Some(replica) = &state.replica
         && is_api_write(&request)
         && let Some(leader) = replica.redirect_target().await
     {
-        return redirect_to_leader(&leader, &request);
+        return Err(redirect_to_leader(&leader, &request));
     }
     if let Some(replica) = &state.replica
         && is_api_read(&request)
@@ -373,10 +430,10 @@ async fn guard(State(state): State<AppState>, mut request: Request, next: Next) 
             .and_then(|v| v.parse::<u64>().ok())
             .map(std::time::Duration::from_millis);
         if let Err(e) = replica.read_barrier(staleness).await {
-            return ApiError::from(e).into_response();
+            return Err(ApiError::from(e).into_response());
         }
     }
-    next.run(request).await
+    Ok(request)
 }
 
 /// The routes other regions call with the region token.
@@ -459,14 +516,14 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         next.run(request).await
     };
     let status = response.status().as_u16();
+    let labels = RouteLabels { route, method };
     state
         .metrics
         .request_seconds
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-            method: method.clone(),
-        })
+        .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
+    // The same strings label the count: no second copy of them per request.
+    let RouteLabels { route, method } = labels;
     state
         .metrics
         .requests

@@ -127,7 +127,7 @@ pub(super) async fn to_leader(
     path: &str,
     headers: &axum::http::HeaderMap,
 ) -> Option<Result<Response, ApiError>> {
-    to_leader_with(state, path, headers, None).await
+    to_leader_with(state, path, headers, None, None).await
 }
 
 /// [`to_leader`] for a request with a JSON body.
@@ -136,11 +136,12 @@ pub(super) async fn to_leader_with(
     path: &str,
     _headers: &axum::http::HeaderMap,
     body: Option<Vec<u8>>,
+    author: Option<&str>,
 ) -> Option<Result<Response, ApiError>> {
     // The caller was authorized here; the leader's peer listener takes the member credential,
     // never the caller's token.
     let replica = state.replica.as_ref()?;
-    let forwarded = replica.forward_admin(path, body).await?;
+    let forwarded = replica.forward_admin(path, body, author).await?;
     Some(forwarded.map_err(ApiError::from).map(|(status, body)| {
         (
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,7 @@ use super::error::{ApiError, JsonBody};
 use super::{AppState, ops};
 use crate::auth::AdminToken;
 use crate::error::StoreError;
+use crate::raft::codec;
 use crate::raft::replica::{ForwardReply, MembersBody, ReplicaStatus};
 use crate::raft::{Command, NodeId, Replica, TypeConfig};
 
@@ -102,7 +103,7 @@ fn refuse(credential: &str) -> Response {
 
 /// Lets only members in: the member credential, never a data-plane token. Open only on a
 /// development server with neither a member credential nor token auth.
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let from = request
         .headers()
         .get(crate::raft::network::MEMBER_HEADER)
@@ -125,6 +126,9 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     if !allowed {
         return refuse("member credential (--peer-token-file, else --admin-token-file)");
     }
+    // A member forwarding a caller's request names the author it authenticated.
+    let author = super::meta::Author::forwarded(request.headers());
+    request.extensions_mut().insert(author);
     next.run(request).await
 }
 
@@ -164,18 +168,33 @@ async fn operator_step_down(
     step_down(state, headers).await
 }
 
-/// `POST /raft/append`: AppendEntries from the leader.
-pub async fn append(
-    State(state): State<AppState>,
-    JsonBody(req): JsonBody<AppendEntriesRequest<TypeConfig>>,
-) -> Result<impl IntoResponse, ApiError> {
+/// `POST /raft/append`: AppendEntries from the leader, in MessagePack (answered in kind) or
+/// JSON (members of earlier versions).
+pub async fn append(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let msgpack = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == codec::MSGPACK.as_bytes());
+    let req: AppendEntriesRequest<TypeConfig> = if msgpack {
+        let bytes = axum::body::Bytes::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        codec::from_msgpack(&bytes).map_err(|e| ApiError::bad_request(e.to_string()))?
+    } else {
+        JsonBody::from_request(request, &state).await?.0
+    };
     let replica = replica(&state)?;
     let commit = req.leader_commit.map(|l| l.index);
     let reply = replica.raft().append_entries(req).await;
     if reply.as_ref().is_ok_and(|r| r.is_success()) {
         replica.heard_from_leader(commit);
     }
-    Ok(Json(reply))
+    if !msgpack {
+        return Ok(Json(reply).into_response());
+    }
+    let body = codec::to_msgpack(&reply)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, codec::MSGPACK)], body).into_response())
 }
 
 /// `POST /raft/vote`: RequestVote from a candidate.

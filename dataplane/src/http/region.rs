@@ -47,7 +47,10 @@ pub async fn put_policy(
     let text = serde_json::to_string(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let value = json::raw(text)?;
     state
-        .write(vec![WriteOp::put(POLICY_NS, namespace, value)])
+        .write(
+            vec![WriteOp::put(POLICY_NS, namespace, value)],
+            Default::default(),
+        )
         .await?;
     Ok(Json(body))
 }

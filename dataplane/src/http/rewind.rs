@@ -4,58 +4,21 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::error::JsonBody;
 use super::{ApiError, AppState, json, max_batch_bytes};
-use crate::rewind::{self, Action, Limits, Rewind};
-use crate::wal::record::{BODY_HEADER_LEN, MAX_BODY_LEN};
+use crate::rewind::{self, Limits, Rewind};
+use crate::wal::record::{BODY_HEADER_LEN, MAX_AUTHOR_LEN, MAX_BODY_LEN, META_MIN_LEN};
 
-/// Body of `POST /admin/rewind`. Unknown fields are refused: a misspelt `prefix` must not turn
-/// into a rewind of the whole namespace.
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RewindBody {
-    namespace: String,
-    #[serde(default)]
-    prefix: Option<String>,
-    as_of: String,
-    /// Required: a rewind writes nothing only when asked not to, and writes only when asked to.
-    dry_run: bool,
-    #[serde(default)]
-    if_unchanged_since: Option<u64>,
-}
-
-/// One listed change; values are the exact stored text.
-#[derive(Serialize)]
-struct ChangeOut {
-    key: String,
-    action: Action,
-    from: Option<Box<RawValue>>,
-    to: Option<Box<RawValue>>,
-}
-
-/// Body of the response.
-#[derive(Serialize)]
-pub struct RewindOut {
-    namespace: String,
-    prefix: String,
-    as_of: String,
-    dry_run: bool,
-    planned_lsn: u64,
-    changes: Vec<ChangeOut>,
-    change_count: usize,
-    truncated: bool,
-    unchanged: usize,
-    applied_lsn: Option<u64>,
-    applied_at: Option<String>,
-}
+/// Body of `POST /admin/rewind` (unknown fields are refused: a misspelt `prefix` must not turn
+/// into a rewind of the whole namespace), and its answer.
+pub use koru_dataplane_api::data::{RewindChange, RewindOutcome, RewindRequest as RewindBody};
 
 /// `POST /admin/rewind`. On a replicated cluster the leader plans it and commits it through the
 /// Raft log (a follower passes the request on).
 pub async fn rewind(
     State(state): State<AppState>,
+    author: super::meta::Author,
     headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<RewindBody>,
 ) -> Result<Response, ApiError> {
@@ -67,8 +30,14 @@ pub async fn rewind(
                 e.to_string(),
             )
         })?;
-        if let Some(answer) =
-            super::ops::to_leader_with(&state, "/admin/rewind", &headers, Some(forwarded)).await
+        if let Some(answer) = super::ops::to_leader_with(
+            &state,
+            "/admin/rewind",
+            &headers,
+            Some(forwarded),
+            author.0.as_deref(),
+        )
+        .await
         {
             return answer;
         }
@@ -84,7 +53,8 @@ pub async fn rewind(
     // What a client could send as one batch, and never more than one log record holds.
     let limits = Limits {
         max_ops: config.max_batch_ops,
-        max_bytes: max_batch_bytes(config).min(MAX_BODY_LEN - BODY_HEADER_LEN),
+        max_bytes: max_batch_bytes(config)
+            .min(MAX_BODY_LEN - BODY_HEADER_LEN - META_MIN_LEN - MAX_AUTHOR_LEN),
     };
     let (namespace, prefix, as_of) = (
         request.namespace.clone(),
@@ -93,9 +63,10 @@ pub async fn rewind(
     );
     let dry_run = request.dry_run;
     let admit = |n| state.take_ops(n);
+    let by = author.0;
     let outcome = match &state.replica {
-        Some(replica) => rewind::run(&state.store, &**replica, request, limits, admit).await?,
-        None => rewind::run(&state.store, &state.store, request, limits, admit).await?,
+        Some(replica) => rewind::run(&state.store, &**replica, request, limits, by, admit).await?,
+        None => rewind::run(&state.store, &state.store, request, limits, by, admit).await?,
     };
     let plan = outcome.plan;
     let (change_count, truncated) = (plan.change_count, plan.truncated());
@@ -103,7 +74,7 @@ pub async fn rewind(
         .listed
         .into_iter()
         .map(|c| {
-            Ok(ChangeOut {
+            Ok(RewindChange {
                 key: c.key,
                 action: c.action,
                 from: c.from.map(json::raw).transpose()?,
@@ -111,7 +82,7 @@ pub async fn rewind(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(Json(RewindOut {
+    Ok(Json(RewindOutcome {
         namespace,
         prefix,
         as_of,

@@ -357,7 +357,9 @@ async fn flush(
     let n = ops.len() as u64;
     if n > 0 || extra.iter().any(|op| op.key.starts_with(WATERMARK_PREFIX)) {
         ops.extend(extra);
-        state.write(ops).await?;
+        // Imported values merge another store's state into this one.
+        let meta = crate::store::WriteMeta::default().because(crate::store::Cause::Merge);
+        state.write(ops, meta).await?;
     }
     Ok(n)
 }

@@ -63,7 +63,10 @@ async fn save(state: &AppState, def: &ViewDef) -> Result<(), ApiError> {
     let text = serde_json::to_string(def).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let value = json::raw(text)?;
     state
-        .write(vec![WriteOp::put(VIEWS_NAMESPACE, def.name.clone(), value)])
+        .write(
+            vec![WriteOp::put(VIEWS_NAMESPACE, def.name.clone(), value)],
+            Default::default(),
+        )
         .await?;
     Ok(())
 }
@@ -160,7 +163,10 @@ pub async fn delete(
 ) -> Result<impl IntoResponse, ApiError> {
     load_off(&state, &name).await?;
     state
-        .write(vec![WriteOp::delete(VIEWS_NAMESPACE, name)])
+        .write(
+            vec![WriteOp::delete(VIEWS_NAMESPACE, name)],
+            Default::default(),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

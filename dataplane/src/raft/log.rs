@@ -42,8 +42,8 @@ fn io_error(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write(&io::Error::other(e.to_string())).into()
 }
 
-/// How `raft-log` stores our types: log ids as `((term, leader), index)`, payloads and the rest
-/// as JSON.
+/// How `raft-log` stores our types: log ids as `((term, leader), index)`, payloads as
+/// MessagePack (JSON in entries written before; see [`super::codec`]), the rest as JSON.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LogTypes;
 
@@ -253,7 +253,7 @@ impl LogStore {
                 let (id, payload) = item.map_err(io_error)?;
                 Ok(Entry {
                     log_id: from_log_id(id),
-                    payload: serde_json::from_slice(&payload).map_err(io_error)?,
+                    payload: super::codec::decode_payload(&payload).map_err(io_error)?,
                 })
             })
             .collect()
@@ -357,7 +357,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             encoded.push((
                 to_log_id(&entry.log_id),
-                serde_json::to_vec(&entry.payload).map_err(io_error)?,
+                super::codec::encode_payload(&entry.payload).map_err(io_error)?,
             ));
         }
         // Handed to the log's flush thread here, which writes it to the OS, fsyncs it when
@@ -450,6 +450,54 @@ mod tests {
         let state = store.get_log_state().await.unwrap();
         assert_eq!(state.last_log_id.unwrap().index, 4);
         assert!(store.try_get_log_entries(0..10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn json_entries_of_earlier_versions_are_read_beside_messagepack_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let write = |index: u64| super::super::Request::Seal.to_string() + &index.to_string();
+        let json_entry = |index: u64| {
+            let payload = openraft::EntryPayload::<TypeConfig>::Normal(
+                super::super::Request::Base(super::super::Base {
+                    lsn: index,
+                    last_micros: 7,
+                    source: write(index),
+                }),
+            );
+            (((1, 1), index), serde_json::to_vec(&payload).unwrap())
+        };
+        {
+            // What a member of an earlier version left in its log: JSON payloads.
+            let store = LogStore::open(tmp.path(), FsyncMode::Always).unwrap();
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            {
+                let mut log = store.lock();
+                log.append((1..=3).map(json_entry).collect::<Vec<_>>())
+                    .unwrap();
+                log.flush(true, Some(Flushed::Wait(tx))).unwrap();
+            }
+            rx.recv().unwrap().unwrap();
+        }
+        let mut store = LogStore::open(tmp.path(), FsyncMode::Always).unwrap();
+        put(&mut store, vec![entry(1, 4)]).await;
+        let got = store.try_get_log_entries(1..=4).await.unwrap();
+        assert_eq!(got.len(), 4);
+        for e in &got[..3] {
+            let i = e.log_id.index;
+            assert!(
+                matches!(&e.payload, EntryPayload::Normal(super::super::Request::Base(b))
+                    if b.lsn == i && b.source == write(i)),
+                "entry {i}: {:?}",
+                e.payload
+            );
+        }
+        assert!(matches!(got[3].payload, EntryPayload::Blank));
+        let raw: Vec<u8> = store.lock().read(4, 5).next().unwrap().unwrap().1;
+        assert_eq!(
+            raw[0],
+            super::super::codec::PAYLOAD_MSGPACK,
+            "new entries are MessagePack"
+        );
     }
 
     #[test]

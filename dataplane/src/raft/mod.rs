@@ -7,6 +7,7 @@
 //! [`replica`] the handle the API uses to write and to read linearizably.
 
 // openraft's storage traits fix the error type (`StorageError`, a large enum).
+pub mod codec;
 pub mod directory;
 #[allow(clippy::result_large_err)]
 pub mod log;
@@ -97,6 +98,10 @@ pub struct Command {
     /// checks it against the same history, so all decide alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<crate::store::RangeGuard>,
+    /// Who wrote it and why, so every member writes the same author and cause (absent in
+    /// entries of older members: unknown, `write`).
+    #[serde(flatten)]
+    pub meta: crate::store::WriteMeta,
 }
 
 /// One operation of a [`Command`].
@@ -123,11 +128,12 @@ impl Command {
             .sum()
     }
 
-    /// The command for a write request, proposed at `proposed_micros`.
-    pub fn new(ops: &[WriteOp], proposed_micros: i64) -> Command {
+    /// The command for a write request by `meta`'s author, proposed at `proposed_micros`.
+    pub fn new(ops: &[WriteOp], proposed_micros: i64, meta: crate::store::WriteMeta) -> Command {
         Command {
             proposed_micros,
             guard: None,
+            meta,
             ops: ops
                 .iter()
                 .map(|op| CommandOp {
@@ -352,9 +358,17 @@ mod tests {
             ),
             WriteOp::delete("ns", "gone"),
         ];
-        let cmd = Command::new(&ops, 42);
+        let meta =
+            crate::store::WriteMeta::by(Some("ada".into())).because(crate::store::Cause::Rewind);
+        let cmd = Command::new(&ops, 42, meta.clone());
         let json = serde_json::to_string(&cmd).unwrap();
         let back: Command = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back.meta, meta,
+            "every member writes the same author and cause"
+        );
+        let old: Command = serde_json::from_str(r#"{"proposed_micros":1,"ops":[]}"#).unwrap();
+        assert_eq!(old.meta, crate::store::WriteMeta::default());
         let again = back.write_ops().unwrap();
         assert_eq!(again.len(), 2);
         assert_eq!(again[0].value.as_ref().unwrap().get(), "{\"a\":1}");

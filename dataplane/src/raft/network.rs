@@ -1,7 +1,7 @@
-//! The client side of the member-to-member RPCs: JSON over HTTP to the peer's `/raft/*` routes
-//! (served by `http::raft` on its peer listener), authenticated with the member credential when
-//! one is set. Every call goes to the address the [`Directory`] gives the target member, never
-//! to an address a request or the Raft log names.
+//! The client side of the member-to-member RPCs: HTTP to the peer's `/raft/*` routes (served by
+//! `http::raft` on its peer listener), JSON bodies but AppendEntries in MessagePack,
+//! authenticated with the member credential when one is set. Every call goes to the address the
+//! [`Directory`] gives the target member, never to an address a request or the Raft log names.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::codec::Encoding;
 use super::directory::Directory;
 use super::{NodeId, TypeConfig};
 
@@ -83,7 +84,8 @@ impl Network {
         })
     }
 
-    /// POSTs `body` to member `target` at `http://<its address><path>` and decodes the reply.
+    /// POSTs `body` to member `target` at `http://<its address><path>` as JSON and decodes the
+    /// JSON reply.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         target: NodeId,
@@ -91,6 +93,40 @@ impl Network {
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
+        self.call_as(Encoding::Json, target, path, body, timeout)
+            .await
+    }
+
+    /// As [`call`](Self::call), in `encoding` both ways; a member that does not take it answers
+    /// [`CallError::Status`] 415.
+    pub async fn call_as<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        encoding: Encoding,
+        target: NodeId,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let body = encoding
+            .encode(body)
+            .map_err(|e| CallError::Network(e.to_string()))?;
+        let reply = self
+            .post(target, path, encoding.content_type(), body, timeout)
+            .await?;
+        encoding
+            .decode(&reply)
+            .map_err(|e| CallError::Network(e.to_string()))
+    }
+
+    /// POSTs `body` of `content_type` to member `target`; the reply's body.
+    async fn post(
+        &self,
+        target: NodeId,
+        path: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, CallError> {
         let addr = self.address(target)?;
         if self.blocked.read().contains(&target) {
             // Like a dropped packet: the caller learns only after its timeout.
@@ -103,8 +139,9 @@ impl Network {
             .http
             .post(format!("http://{addr}{path}"))
             .header(MEMBER_HEADER, self.from.to_string())
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .timeout(timeout)
-            .json(body);
+            .body(body);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
@@ -125,7 +162,7 @@ impl Network {
             }
             return Err(CallError::Status(status.as_u16(), text));
         }
-        resp.json()
+        resp.bytes()
             .await
             .map_err(|e| CallError::Network(e.to_string()))
     }
@@ -265,6 +302,7 @@ impl Network {
         target: NodeId,
         path: &str,
         body: Option<Vec<u8>>,
+        author: Option<&str>,
         timeout: Duration,
     ) -> Result<(u16, bytes::Bytes), CallError> {
         let addr = self.address(target)?;
@@ -273,6 +311,12 @@ impl Network {
             .post(format!("http://{addr}{path}"))
             .header(MEMBER_HEADER, self.from.to_string())
             .timeout(timeout);
+        // The author the forwarding member authenticated; the leader trusts it from a member.
+        if let Some(value) =
+            author.and_then(|a| reqwest::header::HeaderValue::from_bytes(a.as_bytes()).ok())
+        {
+            req = req.header(koru_dataplane_api::data::AUTHOR_HEADER, value);
+        }
         if let Some(body) = body {
             req = req
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -339,6 +383,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Connection {
             network: self.clone(),
             target,
+            msgpack: true,
         }
     }
 }
@@ -347,28 +392,46 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Connection {
     network: Network,
     target: NodeId,
+    /// AppendEntries go as MessagePack; false once the peer answered 415 (a member of a version
+    /// that takes JSON only), for the rest of this connection.
+    msgpack: bool,
 }
 
 impl Connection {
     async fn rpc<Req, Resp, E>(
-        &self,
+        &mut self,
         path: &str,
         body: &Req,
         option: &RPCOption,
+        msgpack: bool,
     ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let reply: Result<Resp, RaftError<NodeId, E>> = self
+        let (target, ttl) = (self.target, option.hard_ttl());
+        let encoding = if msgpack && self.msgpack {
+            Encoding::MessagePack
+        } else {
+            Encoding::Json
+        };
+        let mut reply = self
             .network
-            .call(self.target, path, body, option.hard_ttl())
-            .await
-            .map_err(|e| match e {
-                CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
-                _ => RPCError::Network(NetworkError::new(&e)),
-            })?;
+            .call_as(encoding, target, path, body, ttl)
+            .await;
+        if encoding == Encoding::MessagePack && matches!(reply, Err(CallError::Status(415, _))) {
+            tracing::info!(
+                target,
+                "member does not take MessagePack RPCs; sending it JSON"
+            );
+            self.msgpack = false;
+            reply = self.network.call(target, path, body, ttl).await;
+        }
+        let reply: Result<Resp, RaftError<NodeId, E>> = reply.map_err(|e| match e {
+            CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
+            _ => RPCError::Network(NetworkError::new(&e)),
+        })?;
         reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -379,7 +442,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.rpc("/raft/append", &rpc, &option).await
+        self.rpc("/raft/append", &rpc, &option, true).await
     }
 
     async fn install_snapshot(
@@ -390,7 +453,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.rpc("/raft/snapshot", &rpc, &option).await
+        self.rpc("/raft/snapshot", &rpc, &option, false).await
     }
 
     async fn vote(
@@ -398,6 +461,6 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.rpc("/raft/vote", &rpc, &option).await
+        self.rpc("/raft/vote", &rpc, &option, false).await
     }
 }

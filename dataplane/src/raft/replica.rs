@@ -331,11 +331,12 @@ impl Replica {
         &self,
         path: &str,
         body: Option<Vec<u8>>,
+        author: Option<&str>,
     ) -> Option<Result<(u16, bytes::Bytes), ReplicaError>> {
         let leader = self.other_leader()?;
         Some(
             self.network
-                .forward(leader, path, body, MEMBERSHIP_TIMEOUT)
+                .forward(leader, path, body, author, MEMBERSHIP_TIMEOUT)
                 .await
                 .map_err(|e| ReplicaError::Stopped(format!("forwarding to the leader: {e}"))),
         )

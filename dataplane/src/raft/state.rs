@@ -342,7 +342,7 @@ impl StateMachine {
             timestamp_micros: cmd.proposed_micros.max(*last_micros + 1),
         };
         *last_micros = fixed.timestamp_micros;
-        match self.store.submit_fixed(ops, fixed) {
+        match self.store.submit_fixed(ops, fixed, cmd.meta) {
             Ok(rx) => Submitted::Queued(lsn, rx),
             Err(e) => Submitted::Failed(format!("applying LSN {lsn}: {e}")),
         }
@@ -413,6 +413,7 @@ async fn write_page(store: &Store, page: RecordsPage, upto: u64) -> StoreResult<
                 .await
                 .map_err(|e| fatal(format!("sealing a copied segment: {e}")))?;
         }
+        let meta = change.meta;
         let ops = change
             .ops
             .into_iter()
@@ -440,7 +441,7 @@ async fn write_page(store: &Store, page: RecordsPage, upto: u64) -> StoreResult<
         };
         waits.push(
             store
-                .submit_fixed(ops, fixed)
+                .submit_fixed(ops, fixed, meta)
                 .map_err(|e| fatal(format!("copying LSN {}: {e}", change.lsn)))?,
         );
         last = change.lsn;
@@ -742,6 +743,7 @@ mod tests {
     fn command(n: u64) -> Command {
         Command {
             guard: None,
+            meta: Default::default(),
             proposed_micros: 1_000_000 + n as i64,
             ops: vec![CommandOp {
                 delete: false,

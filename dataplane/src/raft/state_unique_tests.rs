@@ -31,6 +31,7 @@ fn write(index: u64, op: CommandOp) -> Entry<TypeConfig> {
             proposed_micros: 1_000_000 + index as i64,
             ops: vec![op],
             guard: None,
+            meta: Default::default(),
         })),
     }
 }

@@ -267,15 +267,22 @@ async fn write(
     guard: Option<crate::store::RangeGuard>,
 ) -> Result<(), ApplyError> {
     use crate::rewind::{GuardedWrite, RewindError};
+    // One record holds a page of the peer's records, maybe by several authors: it is recorded
+    // as a merge by nobody in particular.
+    let meta = crate::store::WriteMeta::default().because(crate::store::Cause::Merge);
     let result = match (&state.replica, guard) {
-        (None, Some(g)) => state.store.write_guarded(ops, g).await.map(|_| ()),
-        (None, None) => state.store.write(ops).await.map(|_| ()),
-        (Some(r), Some(g)) => match r.write_guarded(ops, g).await {
+        (None, Some(g)) => state
+            .store
+            .write_guarded_with(ops, g, meta)
+            .await
+            .map(|_| ()),
+        (None, None) => state.store.write_with(ops, meta).await.map(|_| ()),
+        (Some(r), Some(g)) => match r.write_guarded(ops, g, meta).await {
             Ok(_) => Ok(()),
             Err(RewindError::Store(e)) => Err(e),
             Err(e) => return Err(ApplyError::Link(format!("replicating the page: {e}"))),
         },
-        (Some(r), None) => match r.write(ops).await {
+        (Some(r), None) => match r.write(ops, meta).await {
             Ok(_) => Ok(()),
             Err(e) => return Err(ApplyError::Link(format!("replicating the page: {e}"))),
         },
@@ -301,7 +308,10 @@ async fn heartbeat(state: AppState) {
             continue;
         };
         if let Err(e) = state
-            .write(vec![WriteOp::put(REGION_NS, "heartbeat", value)])
+            .write(
+                vec![WriteOp::put(REGION_NS, "heartbeat", value)],
+                Default::default(),
+            )
             .await
         {
             tracing::debug!(error = ?e, "region heartbeat not written");

@@ -23,6 +23,10 @@ pub struct Change {
     pub timestamp_micros: i64,
     /// Its operations, in order.
     pub ops: Vec<ChangeOp>,
+    /// Who wrote it and why (left out when unknown and `write`, so members that copy records
+    /// from an older member still read them).
+    #[serde(flatten)]
+    pub meta: super::WriteMeta,
 }
 
 /// One operation of a committed record.
@@ -89,6 +93,7 @@ pub(crate) fn read(
                             .then(|| String::from_utf8_lossy(o.op.value).into_owned()),
                     })
                     .collect(),
+                meta: super::WriteMeta::from_ref(rec.meta),
             });
         }
         true
@@ -152,11 +157,12 @@ fn walk(
             reader
                 .read_exact(&mut body[record::FRAME_HEADER_LEN..])
                 .map_err(io_err(at(offset)))?;
-            let rec = record::decode(&body).map_err(|e| WalError::Corrupt {
-                segment: seg.path.clone(),
-                offset,
-                reason: e.to_string(),
-            })?;
+            let rec =
+                record::decode_version(&body, seg.version).map_err(|e| WalError::Corrupt {
+                    segment: seg.path.clone(),
+                    offset,
+                    reason: e.to_string(),
+                })?;
             if !visit(&rec) {
                 return Ok(());
             }

@@ -74,6 +74,8 @@ pub(crate) struct Pending {
     pub guard: Option<RangeGuard>,
     /// Write it at exactly this LSN and time (a replicated write), skipping the quota check.
     pub fixed: Option<Fixed>,
+    /// Its author and cause, stored in its record.
+    pub meta: super::WriteMeta,
     pub reply: oneshot::Sender<Result<Committed, StoreError>>,
 }
 
@@ -117,10 +119,10 @@ pub struct SealState {
 
 impl Queue {
     /// Hands a write to the commit thread; fails once the store is closing.
-    pub fn submit(&self, pending: Pending) -> Result<(), Pending> {
+    pub fn submit(&self, pending: Pending) -> Result<(), Box<Pending>> {
         let mut state = self.state.lock();
         if state.closed {
-            return Err(pending);
+            return Err(Box::new(pending));
         }
         state.pending.push(pending);
         drop(state);
@@ -429,6 +431,7 @@ impl CommitThread {
             };
             let size = record::FRAME_HEADER_LEN
                 + record::BODY_HEADER_LEN
+                + pending.meta.as_ref().encoded_len()
                 + pending
                     .ops
                     .iter()
@@ -490,7 +493,14 @@ impl CommitThread {
             let record_offset = segment_len + buf.len() as u64;
             let refs: Vec<OpRef<'_>> = pending.ops.iter().map(WriteOp::as_ref).collect();
             let first = offsets.len();
-            record::encode(buf, self.next_lsn, timestamp_micros, &refs, offsets);
+            record::encode_with(
+                buf,
+                self.next_lsn,
+                timestamp_micros,
+                pending.meta.as_ref(),
+                &refs,
+                offsets,
+            );
             for w in unique {
                 overlay.entry(w.id).or_default().extend(w.finals);
             }
@@ -576,6 +586,7 @@ impl CommitThread {
                             value_offset: off as usize,
                         })
                         .collect(),
+                    meta: a.pending.meta.as_ref(),
                     encoded_len: 0,
                 };
                 previous.clear();

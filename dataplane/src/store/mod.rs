@@ -3,9 +3,11 @@
 //! Writes go through the group-commit thread; reads consult the index and fetch values from the
 //! log files with positional reads, so readers never wait for the disk to be flushed.
 
+pub mod authors;
 mod changes;
 pub mod commit;
 pub mod index;
+mod keys;
 pub mod pages;
 mod reader;
 mod secondary;
@@ -13,6 +15,7 @@ mod syncer;
 mod text;
 mod time;
 mod unique;
+mod writes;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,11 +31,13 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
+pub use authors::{AuthorError, Cause, WriteMeta, check_author};
 pub use changes::{Change, ChangeOp};
 pub use commit::{Committed, DEFAULT_FSYNC_INTERVAL, Fixed, RangeGuard, SealState};
 pub use index::{IndexStats, RangeKey, Version, VersionId};
 pub use pages::{DEFAULT_MAX_READ_BYTES, HistoryPage};
 pub(crate) use reader::LogReader;
+pub use reader::NoWait;
 pub use secondary::pending_info;
 
 use crate::error::StoreError;
@@ -43,7 +48,7 @@ use crate::wal::faults::Faults;
 use crate::wal::record::{OpKind, OpRef};
 use crate::wal::storage::{FileStorage, LockError, LockGuard, Storage};
 use crate::wal::{SegmentFiles, Wal, io_err};
-use commit::{CommitThread, Pending, Queue, Turn};
+use commit::{CommitThread, Queue, Turn};
 use index::Index;
 
 /// Whether this target can start threads (wasm32-unknown-unknown cannot).
@@ -243,6 +248,8 @@ pub struct Fetched {
     pub previous: Option<VersionId>,
     /// The value's JSON text; None when this version is a delete.
     pub value: Option<String>,
+    /// Who wrote it and why.
+    pub meta: WriteMeta,
 }
 
 /// A live key's value, parsed, with the version it is: what index lookups and queries hand back.
@@ -462,34 +469,6 @@ impl Store {
         Ok(())
     }
 
-    /// Writes all operations atomically as one record; resolves once durable per the fsync mode.
-    pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, StoreError> {
-        self.enqueue(ops, None, None)?
-            .await
-            .map_err(|_| StoreError::Closed)?
-    }
-
-    /// `write` of a replicated entry, at exactly `fixed`'s LSN and time (see [`Fixed`]).
-    pub async fn write_fixed(
-        &self,
-        ops: Vec<WriteOp>,
-        fixed: Fixed,
-    ) -> Result<Committed, StoreError> {
-        self.enqueue(ops, None, Some(fixed))?
-            .await
-            .map_err(|_| StoreError::Closed)?
-    }
-
-    /// Queues a replicated write (see [`Store::write_fixed`]) and returns at once; the receiver
-    /// resolves once it is durable. Writes queued back to back commit in one group.
-    pub fn submit_fixed(
-        &self,
-        ops: Vec<WriteOp>,
-        fixed: Fixed,
-    ) -> Result<oneshot::Receiver<Result<Committed, StoreError>>, StoreError> {
-        self.enqueue(ops, None, Some(fixed))
-    }
-
     /// LSN and commit time (µs) of the last record applied, (0, 0) for an empty store.
     pub fn last_applied(&self) -> (u64, i64) {
         let index = self.inner.index.read();
@@ -554,84 +533,42 @@ impl Store {
         )
     }
 
-    /// `write`, committed only if no key in the guard's range was written after its LSN; else
-    /// `StoreError::Conflict` and nothing is written.
-    pub async fn write_guarded(
-        &self,
-        ops: Vec<WriteOp>,
-        guard: RangeGuard,
-    ) -> Result<Committed, StoreError> {
-        self.enqueue(ops, Some(guard), None)?
-            .await
-            .map_err(|_| StoreError::Closed)?
-    }
-
-    /// The guard of a compare-and-set of `op` over version `expected`: Err with the key's latest
-    /// version (a delete counts; None when never written) when that is not `expected`. The commit
-    /// thread checks the guard again where the write is ordered.
-    pub fn guard_if_latest(
-        &self,
-        op: &WriteOp,
-        expected: VersionId,
-    ) -> Result<RangeGuard, Option<VersionId>> {
-        let latest = self.latest_version(&op.namespace, &op.key);
-        if latest != Some(expected) {
-            return Err(latest);
-        }
-        Ok(RangeGuard {
-            namespace: op.namespace.clone(),
-            prefix: op.key.clone(),
-            since_lsn: expected.lsn,
-            exact: true,
-        })
-    }
-
-    /// `write_guarded` for callers outside an async runtime.
-    pub fn write_guarded_blocking(
-        &self,
-        ops: Vec<WriteOp>,
-        guard: RangeGuard,
-    ) -> Result<Committed, StoreError> {
-        self.enqueue(ops, Some(guard), None)?
-            .blocking_recv()
-            .map_err(|_| StoreError::Closed)?
-    }
-
-    /// `write` for callers outside an async runtime.
-    pub fn write_blocking(&self, ops: Vec<WriteOp>) -> Result<Committed, StoreError> {
-        self.enqueue(ops, None, None)?
-            .blocking_recv()
-            .map_err(|_| StoreError::Closed)?
-    }
-
-    fn enqueue(
-        &self,
-        ops: Vec<WriteOp>,
-        guard: Option<RangeGuard>,
-        fixed: Option<Fixed>,
-    ) -> Result<oneshot::Receiver<Result<Committed, StoreError>>, StoreError> {
-        self.validate(&ops)?;
-        if self.inner.read_only.load(Ordering::SeqCst) {
-            return Err(StoreError::ReadOnly);
-        }
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .queue
-            .submit(Pending {
-                ops,
-                guard,
-                fixed,
-                reply,
-            })
-            .map_err(|_| StoreError::Closed)?;
-        self.inner.drive_inline();
-        Ok(rx)
-    }
-
     /// The latest version of a key; None when it never existed or its latest version is a delete.
     pub fn get(&self, namespace: &str, key: &str) -> Result<Option<Fetched>, StoreError> {
         let found = self.inner.index.read().latest(namespace, key);
         self.fetch_live(found)
+    }
+
+    /// [`Store::get`] answered only when that needs no wait for a disk (the value in memory or
+    /// the page cache), so an async worker can serve it at once; `WouldBlock` otherwise.
+    pub fn get_nowait(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<NoWait<Option<Fetched>>, StoreError> {
+        // One look at the index for the version and its author.
+        let (v, previous, meta) = {
+            let index = self.inner.index.read();
+            match index.latest(namespace, key) {
+                Some((v, previous)) if !v.is_tombstone() => (v, previous, index.meta(v.lsn)),
+                _ => return Ok(NoWait::Ready(None)),
+            }
+        };
+        let stored = match reader::read_value_nowait(&self.inner.files, v)? {
+            NoWait::Ready(stored) => stored,
+            NoWait::WouldBlock => return Ok(NoWait::WouldBlock),
+        };
+        let value = match stored {
+            Some(text) => Some(crate::crdt::as_read(text)?),
+            None => None,
+        };
+        Ok(NoWait::Ready(Some(Fetched {
+            version: v.id(),
+            timestamp_micros: v.timestamp_micros,
+            previous,
+            value,
+            meta,
+        })))
     }
 
     /// The id of a key's latest version, a delete included; None when it was never written.
@@ -712,7 +649,24 @@ impl Store {
             timestamp_micros: v.timestamp_micros,
             previous,
             value: self.reader().value(v)?,
+            meta: self.meta(v.lsn),
         })
+    }
+
+    /// Who wrote record `lsn` and why (unknown and `write` for a record with neither noted).
+    pub fn meta(&self, lsn: u64) -> WriteMeta {
+        self.inner.index.read().meta(lsn)
+    }
+
+    /// Per user namespace with a live key, sorted: its live keys and versions.
+    pub fn namespace_stats(&self) -> Vec<(String, u64, u64)> {
+        self.inner.index.read().namespace_stats()
+    }
+
+    /// Commit time of the last record (None while the log is empty).
+    pub fn last_timestamp_micros(&self) -> Option<i64> {
+        let index = self.inner.index.read();
+        (index.applied_lsn() > 0).then(|| index.last_timestamp_micros())
     }
 
     /// A read-only view of the index and log files for background threads.

@@ -93,24 +93,64 @@ impl LogReader {
 
     /// A version's value's JSON text exactly as stored (a CRDT's whole state); None for a delete.
     pub(crate) fn raw_value(&self, v: Version) -> Result<Option<String>, StoreError> {
-        if v.is_tombstone() {
-            return Ok(None);
-        }
-        let bytes = self
-            .files
-            .read_at(
-                u64::from(v.seq),
-                u64::from(v.value_offset),
-                v.value_len as usize,
-            )
-            .map_err(io_err(format!("reading a value from segment {}", v.seq)))?;
-        // The bytes passed the record checksum when written or replayed; anything else is a bug.
-        String::from_utf8(bytes).map(Some).map_err(|_| {
-            StoreError::Wal(WalError::Corrupt {
-                segment: PathBuf::from(crate::wal::segment::file_name(u64::from(v.seq))),
-                offset: u64::from(v.value_offset),
-                reason: "value is not UTF-8".into(),
-            })
-        })
+        read_value(&self.files, v)
     }
+}
+
+/// An answer read without waiting for a disk, or word that it would have had to wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoWait<T> {
+    /// The answer, from memory or the page cache.
+    Ready(T),
+    /// Some of it is only on disk: read it again where blocking is fine.
+    WouldBlock,
+}
+
+/// Where a version's value lies: (segment, offset, length).
+fn place(v: Version) -> (u64, u64, usize) {
+    (
+        u64::from(v.seq),
+        u64::from(v.value_offset),
+        v.value_len as usize,
+    )
+}
+
+/// A version's value's JSON text exactly as stored; None for a delete.
+pub(super) fn read_value(files: &SegmentFiles, v: Version) -> Result<Option<String>, StoreError> {
+    if v.is_tombstone() {
+        return Ok(None);
+    }
+    let (seq, offset, len) = place(v);
+    let bytes = files
+        .read_at(seq, offset, len)
+        .map_err(io_err(format!("reading a value from segment {seq}")))?;
+    text(v, bytes).map(Some)
+}
+
+/// [`read_value`] only when the value's bytes are in memory or the page cache.
+pub(super) fn read_value_nowait(
+    files: &SegmentFiles,
+    v: Version,
+) -> Result<NoWait<Option<String>>, StoreError> {
+    if v.is_tombstone() {
+        return Ok(NoWait::Ready(None));
+    }
+    let (seq, offset, len) = place(v);
+    match files.read_at_nowait(seq, offset, len) {
+        Ok(bytes) => text(v, bytes).map(|t| NoWait::Ready(Some(t))),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(NoWait::WouldBlock),
+        Err(e) => Err(io_err(format!("reading a value from segment {seq}"))(e).into()),
+    }
+}
+
+/// A value's bytes as text: they passed the record checksum when written or replayed, so
+/// anything but UTF-8 is a bug.
+fn text(v: Version, bytes: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(bytes).map_err(|_| {
+        StoreError::Wal(WalError::Corrupt {
+            segment: PathBuf::from(crate::wal::segment::file_name(u64::from(v.seq))),
+            offset: u64::from(v.value_offset),
+            reason: "value is not UTF-8".into(),
+        })
+    })
 }

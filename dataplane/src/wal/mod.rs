@@ -81,6 +81,8 @@ pub struct SegmentFile {
     pub first_lsn: u64,
     /// Where it lives.
     pub path: PathBuf,
+    /// The format its records are in (its header's version).
+    pub version: u32,
     /// A read handle (positional reads only, so it is shared freely).
     pub file: Arc<dyn StorageFile>,
 }
@@ -88,8 +90,24 @@ pub struct SegmentFile {
 impl SegmentFiles {
     /// Reads `len` bytes at `offset` of segment `seq`.
     pub fn read_at(&self, seq: u64, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        let file = self
-            .files
+        let file = self.file(seq)?;
+        let mut buf = vec![0; len];
+        file.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
+    /// [`read_at`](Self::read_at) only when no disk wait is needed (`WouldBlock` otherwise): what an
+    /// async worker tries before handing the read to a thread that may block.
+    pub fn read_at_nowait(&self, seq: u64, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let file = self.file(seq)?;
+        let mut buf = vec![0; len];
+        file.read_exact_at_nowait(&mut buf, offset)?;
+        Ok(buf)
+    }
+
+    /// The read handle of segment `seq`.
+    fn file(&self, seq: u64) -> io::Result<Arc<dyn StorageFile>> {
+        self.files
             .read()
             .get(&seq)
             .map(|s| Arc::clone(&s.file))
@@ -98,10 +116,7 @@ impl SegmentFiles {
                     io::ErrorKind::NotFound,
                     format!("segment {seq} is not open"),
                 )
-            })?;
-        let mut buf = vec![0; len];
-        file.read_exact_at(&mut buf, offset)?;
-        Ok(buf)
+            })
     }
 
     /// Every segment, in log order.
@@ -257,7 +272,7 @@ impl Wal {
             }
             let mut pos = HEADER_LEN;
             while pos < buf.len() {
-                let failure = match record::decode(&buf[pos..]) {
+                let failure = match record::decode_version(&buf[pos..], header.version) {
                     Ok(rec) if rec.lsn != next_lsn => {
                         format!("record has LSN {} but LSN {next_lsn} was expected", rec.lsn)
                     }
@@ -280,7 +295,7 @@ impl Wal {
                     }
                     Err(e) => e.to_string(),
                 };
-                if !is_last || later_record_exists(&buf[pos + 1..], next_lsn) {
+                if !is_last || later_record_exists(&buf[pos + 1..], next_lsn, header.version) {
                     return Err(corrupt(pos as u64, failure));
                 }
                 let cut = (buf.len() - pos) as u64;
@@ -303,8 +318,48 @@ impl Wal {
                 seq,
                 first_lsn: header.first_lsn,
                 path: path.clone(),
+                version: header.version,
                 file,
             });
+        }
+        let mut seqs = seqs;
+        let listed = files.list();
+        if let Some(last) = listed.last()
+            && last.version != segment::FORMAT_VERSION
+        {
+            // One file never mixes formats: an older active segment is sealed as it is (or, while
+            // it holds no record, replaced by an empty one of this format) and writing goes on in
+            // a new one.
+            let empty = buf.len() == HEADER_LEN;
+            let header = SegmentHeader::new(if empty { last.seq } else { last.seq + 1 }, next_lsn);
+            if !empty {
+                last.file
+                    .sync_all()
+                    .map_err(io_err(format!("syncing {}", last.path.display())))?;
+                total_bytes += HEADER_LEN as u64;
+                seqs.push(header.seq);
+            }
+            let (_, path) = segment::create(&*storage, dir, header).map_err(io_err(format!(
+                "starting a format {} segment in {}",
+                segment::FORMAT_VERSION,
+                dir.display()
+            )))?;
+            let read = storage
+                .open(&path, OpenMode::Read)
+                .map_err(io_err(format!("opening {}", path.display())))?;
+            tracing::info!(
+                segment = header.seq,
+                old_format = last.version,
+                "the active log segment was in an older format: writing on in a new segment"
+            );
+            files.insert(SegmentFile {
+                seq: header.seq,
+                first_lsn: next_lsn,
+                path,
+                version: segment::FORMAT_VERSION,
+                file: read,
+            });
+            buf.truncate(HEADER_LEN);
         }
         let active_first_lsn = files.list().last().map_or(1, |s| s.first_lsn);
         let (active, active_seq, active_len) = match seqs.last() {
@@ -316,10 +371,7 @@ impl Wal {
                 (file, seq, buf.len() as u64)
             }
             None => {
-                let header = SegmentHeader {
-                    seq: 1,
-                    first_lsn: 1,
-                };
+                let header = SegmentHeader::new(1, 1);
                 let (file, path) = segment::create(&*storage, dir, header).map_err(io_err(
                     format!("creating the first segment in {}", dir.display()),
                 ))?;
@@ -330,6 +382,7 @@ impl Wal {
                     seq: 1,
                     first_lsn: 1,
                     path,
+                    version: segment::FORMAT_VERSION,
                     file: read,
                 });
                 total_bytes = HEADER_LEN as u64;
@@ -416,16 +469,14 @@ impl Wal {
     /// Seals the active segment (fsync) and starts segment `seq + 1` whose first record is `first_lsn`.
     pub fn roll(&mut self, first_lsn: u64) -> io::Result<()> {
         self.active.sync_data()?;
-        let header = SegmentHeader {
-            seq: self.active_seq + 1,
-            first_lsn,
-        };
+        let header = SegmentHeader::new(self.active_seq + 1, first_lsn);
         let (file, path) = segment::create(&*self.storage, &self.dir, header)?;
         let read = self.storage.open(&path, OpenMode::Read)?;
         self.files.insert(SegmentFile {
             seq: header.seq,
             first_lsn,
             path,
+            version: header.version,
             file: read,
         });
         tracing::debug!(sealed = self.active_seq, "log segment sealed");
@@ -482,14 +533,14 @@ fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<u64>, WalError
 ///
 /// A torn write can only damage the end of the log, so finding an intact later record means the
 /// damage is in the middle: data after it was acknowledged and must not be cut off silently.
-fn later_record_exists(rest: &[u8], lsn: u64) -> bool {
+fn later_record_exists(rest: &[u8], lsn: u64, version: u32) -> bool {
     (0..rest.len()).any(|at| {
         let tail = &rest[at..];
         // Cheap filters first so a long run of garbage does not cost a checksum per byte.
         tail.len() >= record::FRAME_HEADER_LEN + record::BODY_HEADER_LEN
             && (lsn..lsn + (1 << 20)).contains(&record::read_u64(tail, record::FRAME_HEADER_LEN))
             && !matches!(
-                record::decode(tail),
+                record::decode_version(tail, version),
                 Err(DecodeError::Checksum { .. }
                     | DecodeError::Malformed(_)
                     | DecodeError::Truncated { .. })

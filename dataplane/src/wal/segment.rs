@@ -12,8 +12,11 @@ use super::storage::{OpenMode, Storage, StorageFile};
 pub const HEADER_LEN: usize = 32;
 /// Identifies a KoruDelta segment file.
 pub const MAGIC: [u8; 8] = *b"KORUWAL\0";
-/// Version of the on-disk format this build writes and reads (see FORMAT.md).
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the on-disk format this build writes (see FORMAT.md): 2 adds each record's
+/// cause and author.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build still reads.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// File name suffix of segment files.
 const SUFFIX: &str = ".wal";
 
@@ -24,6 +27,19 @@ pub struct SegmentHeader {
     pub seq: u64,
     /// LSN of the first record the segment holds (or will hold, while it is empty).
     pub first_lsn: u64,
+    /// The format its records are written in; new segments take [`FORMAT_VERSION`].
+    pub version: u32,
+}
+
+impl SegmentHeader {
+    /// The header of a new segment, in the current format.
+    pub fn new(seq: u64, first_lsn: u64) -> SegmentHeader {
+        SegmentHeader {
+            seq,
+            first_lsn,
+            version: FORMAT_VERSION,
+        }
+    }
 }
 
 /// The file name of segment `seq`: zero-padded so names sort in log order.
@@ -44,7 +60,7 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 pub fn encode_header(header: SegmentHeader) -> [u8; HEADER_LEN] {
     let mut buf = [0u8; HEADER_LEN];
     buf[..8].copy_from_slice(&MAGIC);
-    buf[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    buf[8..12].copy_from_slice(&header.version.to_le_bytes());
     buf[12..20].copy_from_slice(&header.seq.to_le_bytes());
     buf[20..28].copy_from_slice(&header.first_lsn.to_le_bytes());
     let crc = crc32c::crc32c(&buf[..28]);
@@ -71,14 +87,16 @@ pub fn decode_header(buf: &[u8]) -> Result<SegmentHeader, String> {
         ));
     }
     let version = read_u32(buf, 8);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(format!(
-            "format version {version} is not supported (this build reads {FORMAT_VERSION})"
+            "format version {version} is not supported (this build reads \
+             {OLDEST_READABLE_VERSION} to {FORMAT_VERSION})"
         ));
     }
     Ok(SegmentHeader {
         seq: read_u64(buf, 12),
         first_lsn: read_u64(buf, 20),
+        version,
     })
 }
 
@@ -115,10 +133,7 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_detects_damage() {
-        let header = SegmentHeader {
-            seq: 3,
-            first_lsn: 1001,
-        };
+        let header = SegmentHeader::new(3, 1001);
         let buf = encode_header(header);
         assert_eq!(decode_header(&buf), Ok(header));
         let mut bad = buf;

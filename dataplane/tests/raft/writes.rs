@@ -238,4 +238,42 @@ async fn a_rewind_is_committed_through_the_log_and_its_guard_decides_alike_every
         lsn,
         "no LSN was taken by the refused rewind"
     );
+
+    // Who wrote it travels in the entries: a write and a rewind, each asked of a follower,
+    // read back with their authors and operations on every member.
+    let author = koru_dataplane_api::data::AUTHOR_HEADER;
+    let put = http
+        .put(format!("{}/api/v1/acked/u:z", cluster.url(follower)))
+        .header(author, "ada@example.com")
+        .json(&json!({"value": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let rewind = http
+        .post(format!("{}/admin/rewind", cluster.url(follower)))
+        .header(author, "root")
+        .json(&ask(false, None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rewind.status(), 200, "{:?}", rewind.text().await);
+    for id in 1..=3 {
+        let url = format!("{}/api/v1/acked/u:z/history?meta=true", cluster.url(id));
+        let history = get_json(&http, url).await;
+        let seen: Vec<(Value, Value)> = history["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["author"].clone(), v["op"].clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (json!("ada@example.com"), json!("put")),
+                (json!("root"), json!("rewind"))
+            ],
+            "member {id}: {history}"
+        );
+    }
 }

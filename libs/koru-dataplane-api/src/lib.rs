@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod data;
 pub mod error;
 pub mod raft;
 pub mod ready;

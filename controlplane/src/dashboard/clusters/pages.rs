@@ -504,6 +504,7 @@ pub(super) async fn issue(
         state,
         cluster,
         &ctx.actor,
+        &ctx.author,
         ctx.access.role,
         &DataTokenRequest {
             scope,

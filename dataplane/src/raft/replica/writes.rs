@@ -4,9 +4,13 @@
 use super::*;
 
 impl Replica {
-    /// Writes `ops` as one record through Raft, from any member.
-    pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Committed, ReplicaError> {
-        let cmd = Command::new(&ops, self.store.clock_now());
+    /// Writes `ops` as one record through Raft, from any member, by `meta`'s author.
+    pub async fn write(
+        &self,
+        ops: Vec<WriteOp>,
+        meta: crate::store::WriteMeta,
+    ) -> Result<Committed, ReplicaError> {
+        let cmd = Command::new(&ops, self.store.clock_now(), meta);
         match self.write_command(cmd).await? {
             Applied::UniqueViolation(violation) => Err(ReplicaError::UniqueViolation(violation)),
             applied => applied.into_committed().map_err(ReplicaError::Refused),
@@ -180,8 +184,9 @@ impl crate::rewind::GuardedWrite for Replica {
         &self,
         ops: Vec<WriteOp>,
         guard: crate::store::RangeGuard,
+        meta: crate::store::WriteMeta,
     ) -> Result<Committed, crate::rewind::RewindError> {
-        let mut cmd = Command::new(&ops, self.store.clock_now());
+        let mut cmd = Command::new(&ops, self.store.clock_now(), meta);
         cmd.guard = Some(guard.clone());
         match self.write_command(cmd).await? {
             Applied::Conflict => Err(crate::rewind::RewindError::Store(

@@ -83,6 +83,25 @@ impl StorageFile for OsFile {
         ))
     }
 
+    #[cfg(target_os = "linux")]
+    fn read_at_nowait(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        use rustix::io::{Errno, ReadWriteFlags, preadv2};
+        match preadv2(
+            &self.0,
+            &mut [io::IoSliceMut::new(buf)],
+            offset,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(n) => Ok(n),
+            // Not cached, or a file system (or kernel) without RWF_NOWAIT: the caller's
+            // blocking path reads it.
+            Err(e) if e == Errno::AGAIN || e == Errno::OPNOTSUPP || e == Errno::NOSYS => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn append(&self, bytes: &[u8]) -> io::Result<()> {
         (&self.0).write_all(bytes)
     }

@@ -66,6 +66,14 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file (0 there).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
 
+    /// Reads like [`read_at`](Self::read_at) only when that needs no wait for a disk (the bytes
+    /// are in memory or the page cache); `WouldBlock` otherwise, and by default (storage that
+    /// cannot tell), so callers on an async worker fall back to a thread that may block.
+    fn read_at_nowait(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let _ = (buf, offset);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
     /// Appends all of `bytes` at the end of the file (not durable until a sync).
     fn append(&self, bytes: &[u8]) -> io::Result<()>;
 
@@ -87,24 +95,14 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn sync_all(&self) -> io::Result<()>;
 
     /// Reads exactly `buf.len()` bytes at `offset`, failing with `UnexpectedEof` past the end.
-    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.read_at(buf, offset) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "failed to fill whole buffer",
-                    ));
-                }
-                Ok(n) => {
-                    buf = &mut buf[n..];
-                    offset += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        read_exact_with(buf, offset, |buf, offset| self.read_at(buf, offset))
+    }
+
+    /// [`read_exact_at`](Self::read_exact_at) without waiting for a disk: `WouldBlock` when any
+    /// part of the range is not in memory (see [`read_at_nowait`](Self::read_at_nowait)).
+    fn read_exact_at_nowait(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        read_exact_with(buf, offset, |buf, offset| self.read_at_nowait(buf, offset))
     }
 
     /// Reads the whole file.
@@ -171,6 +169,32 @@ impl io::Read for FileCursor {
         self.pos += n as u64;
         Ok(n)
     }
+}
+
+/// Fills `buf` from `offset` with repeated positional reads (short reads are allowed anywhere),
+/// failing with `UnexpectedEof` past the end.
+fn read_exact_with(
+    mut buf: &mut [u8],
+    mut offset: u64,
+    mut read: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read(buf, offset) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "failed to fill whole buffer",
+                ));
+            }
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

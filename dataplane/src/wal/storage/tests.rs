@@ -25,6 +25,22 @@ fn exercise(storage: &dyn Storage, root: &Path) {
     assert_eq!(&buf, b"world");
     assert_eq!(r.read_at(&mut buf, 11).unwrap(), 0);
     assert!(r.read_exact_at(&mut buf, 8).is_err());
+    // Just written, so in memory or the page cache: a read that may not wait sees the same bytes
+    // (or, on a file system without RWF_NOWAIT, says it would wait, never anything else).
+    let mut quick = [0u8; 5];
+    match r.read_exact_at_nowait(&mut quick, 6) {
+        Ok(()) => assert_eq!(&quick, b"world"),
+        Err(e) => {
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+            // CI's file system (ext4) has RWF_NOWAIT: there the read must be the one tested.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "a just-written file would block: no RWF_NOWAIT here"
+            );
+            eprintln!("SKIPPED the no-wait read check: this file system has no RWF_NOWAIT");
+        }
+    }
+    assert!(r.read_exact_at_nowait(&mut quick, 8).is_err());
     let w = storage.open(&dir.join("a"), OpenMode::ReadWrite).unwrap();
     w.set_len(5).unwrap();
     assert_eq!(r.len().unwrap(), 5);
@@ -41,6 +57,19 @@ fn files_and_memory_agree() {
     exercise(&FileStorage, tmp.path());
     exercise(&MemoryStorage::new(), Path::new("/data"));
     exercise(&MemoryStorage::new(), Path::new("data"));
+}
+
+#[test]
+fn memory_reads_never_wait() {
+    let storage = MemoryStorage::new();
+    storage.create_dir_all(Path::new("/m")).unwrap();
+    let f = storage
+        .open(Path::new("/m/f"), OpenMode::CreateTruncate)
+        .unwrap();
+    f.append(b"cached").unwrap();
+    let mut buf = [0u8; 4];
+    f.read_exact_at_nowait(&mut buf, 2).unwrap();
+    assert_eq!(&buf, b"ched");
 }
 
 #[test]

@@ -16,7 +16,9 @@ use thiserror::Error;
 use crate::metrics::StoreMetrics;
 use crate::patch::{PATCH_ATTEMPTS, patch_conflict, plan_patch};
 use crate::query::{Query, QueryError};
-use crate::store::{Committed, Fetched, VersionId};
+use crate::store::{Committed, Fetched, VersionId, WriteMeta};
+
+mod meta;
 use crate::{FsyncMode, Store, StoreConfig, StoreError, WriteOp, clock, names};
 
 /// Most versions one history page or keys listing returns (the HTTP API's bound too).
@@ -88,32 +90,13 @@ impl DbError {
     }
 }
 
-/// The answer to a write of one key: what `PUT` and `DELETE` return.
-#[derive(Debug, Clone, Serialize)]
-pub struct Written {
-    /// The new version's id.
-    pub version_id: String,
-    /// Its commit time, RFC 3339 UTC with microseconds.
-    pub timestamp: String,
-    /// The version it superseded; None for a new key.
-    pub previous_version: Option<String>,
-}
+/// The answer to a write of one key (what `PUT` and `DELETE` return), one version of a key
+/// (what `GET`, `get_at` and a history entry return; `author` and `op` from the `_meta` reads),
+/// and the change feed's records: the HTTP API's bodies.
+pub use koru_dataplane_api::data::{Change, ChangeKind, ChangeOp, Entry, Written};
 
-/// One version of a key: what `GET`, `get_at` and a history entry return.
-#[derive(Debug, Clone, Serialize)]
-pub struct Entry {
-    /// The value's JSON text, exactly as written; `null` for a delete version.
-    pub value: Box<RawValue>,
-    /// The version's id.
-    pub version_id: String,
-    /// Its commit time, RFC 3339 UTC with microseconds.
-    pub timestamp: String,
-    /// The version it superseded; None for the key's first version.
-    pub previous_version: Option<String>,
-    /// True for a delete version (history only: reads of deleted keys are `not_found`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub deleted: bool,
-}
+/// A page of the change feed (`closed_time` is always absent here).
+pub type ChangesPage = koru_dataplane_api::data::Changes;
 
 /// A page of a key's history, oldest first.
 #[derive(Debug, Clone, Serialize)]
@@ -207,44 +190,6 @@ pub struct BatchFound {
     pub entry: Option<Entry>,
 }
 
-/// One operation of a change.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChangeOp {
-    /// `put` or `delete`.
-    pub op: &'static str,
-    /// The namespace.
-    pub namespace: String,
-    /// The key.
-    pub key: String,
-    /// The version it wrote.
-    pub version_id: String,
-    /// The value's JSON text; absent for deletes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<Box<RawValue>>,
-}
-
-/// One committed record of the change feed.
-#[derive(Debug, Clone, Serialize)]
-pub struct Change {
-    /// Its LSN.
-    pub lsn: u64,
-    /// Its commit time.
-    pub timestamp: String,
-    /// Its operations, in order.
-    pub ops: Vec<ChangeOp>,
-}
-
-/// A page of the change feed.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChangesPage {
-    /// The records, in LSN order.
-    pub changes: Vec<Change>,
-    /// Pass back as `since` for the next page.
-    pub next_since: u64,
-    /// The last LSN applied when the page was read.
-    pub last_lsn: u64,
-}
-
 /// How a database is opened: a directory and the store's settings.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -293,6 +238,8 @@ pub struct BlockingDb {
     handle: Arc<parking_lot::RwLock<Option<Store>>>,
     /// The region CRDT operations are made in.
     region: Arc<str>,
+    /// Who this handle's writes are recorded as (see [`BlockingDb::with_author`]).
+    author: Option<Arc<str>>,
 }
 
 impl BlockingDb {
@@ -302,6 +249,7 @@ impl BlockingDb {
         Ok(BlockingDb {
             handle: Arc::new(parking_lot::RwLock::new(Some(store))),
             region: options.region.into(),
+            author: None,
         })
     }
 
@@ -359,7 +307,8 @@ impl BlockingDb {
         loop {
             attempt += 1;
             let plan = plan_patch(&store, namespace, key, &ops, &self.region, expected)?;
-            match store.write_guarded_blocking(vec![plan.op], plan.guard) {
+            let meta = self.meta().because(crate::store::Cause::Merge);
+            match store.write_guarded_blocking_with(vec![plan.op], plan.guard, meta) {
                 Err(StoreError::Conflict { .. })
                     if expected.is_none() && attempt < PATCH_ATTEMPTS =>
                 {
@@ -393,13 +342,13 @@ impl BlockingDb {
         let store = self.store()?;
         names::validate_namespace(&op.namespace).map_err(StoreError::from)?;
         let Some(expected) = if_match else {
-            return Ok(store.write_blocking(vec![op])?);
+            return Ok(store.write_blocking_with(vec![op], self.meta())?);
         };
         let expected = version_id(expected.trim_matches('"'), "if_match")?;
         let guard = store
             .guard_if_latest(&op, expected)
             .map_err(|latest| DbError::mismatch(&op, expected, latest))?;
-        match store.write_guarded_blocking(vec![op.clone()], guard) {
+        match store.write_guarded_blocking_with(vec![op.clone()], guard, self.meta()) {
             Err(StoreError::Conflict { .. }) => Err(DbError::mismatch(
                 &op,
                 expected,
@@ -411,22 +360,38 @@ impl BlockingDb {
 
     /// The key's latest version; `not_found` when it never existed or was deleted.
     pub fn get(&self, namespace: &str, key: &str) -> Result<Entry, DbError> {
+        self.get_with(namespace, key, false)
+    }
+
+    /// [`BlockingDb::get`], with `author` and `op` when `meta`.
+    fn get_with(&self, namespace: &str, key: &str, meta: bool) -> Result<Entry, DbError> {
         let store = self.store()?;
         check_names(namespace, key)?;
         let found = store.get(namespace, key)?;
         found
-            .map(entry)
+            .map(|f| entry(f, meta))
             .transpose()?
             .ok_or_else(|| not_found(namespace, key))
     }
 
     /// The version current at `at` (RFC 3339); `not_found` when absent or deleted then.
     pub fn get_at(&self, namespace: &str, key: &str, at: &str) -> Result<Entry, DbError> {
+        self.get_at_with(namespace, key, at, false)
+    }
+
+    /// [`BlockingDb::get_at`], with `author` and `op` when `meta`.
+    fn get_at_with(
+        &self,
+        namespace: &str,
+        key: &str,
+        at: &str,
+        meta: bool,
+    ) -> Result<Entry, DbError> {
         let store = self.store()?;
         check_names(namespace, key)?;
         let found = store.get_at(namespace, key, timestamp(at)?)?;
         found
-            .map(entry)
+            .map(|f| entry(f, meta))
             .transpose()?
             .ok_or_else(|| not_found(namespace, key))
     }
@@ -439,6 +404,18 @@ impl BlockingDb {
         key: &str,
         cursor: Option<&str>,
         limit: Option<usize>,
+    ) -> Result<HistoryPage, DbError> {
+        self.history_with(namespace, key, cursor, limit, false)
+    }
+
+    /// [`BlockingDb::history`], with `author` and `op` when `meta`.
+    fn history_with(
+        &self,
+        namespace: &str,
+        key: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+        meta: bool,
     ) -> Result<HistoryPage, DbError> {
         let store = self.store()?;
         check_names(namespace, key)?;
@@ -455,7 +432,7 @@ impl BlockingDb {
         let versions = page
             .versions
             .into_iter()
-            .map(entry)
+            .map(|f| entry(f, meta))
             .collect::<Result<_, _>>()?;
         Ok(HistoryPage {
             versions,
@@ -504,7 +481,7 @@ impl BlockingDb {
             .iter()
             .map(|op| (op.namespace.clone(), op.key.clone()))
             .collect();
-        let committed = store.write_blocking(ops)?;
+        let committed = store.write_blocking_with(ops, self.meta())?;
         let results = keys
             .into_iter()
             .zip(&committed.versions)
@@ -540,7 +517,7 @@ impl BlockingDb {
                 Some(at) => store.get_at(&k.namespace, &k.key, timestamp(at)?)?,
                 None => store.get(&k.namespace, &k.key)?,
             };
-            let entry = fetched.map(entry).transpose()?;
+            let entry = fetched.map(|f| entry(f, false)).transpose()?;
             found.push(BatchFound {
                 found: entry.is_some(),
                 entry,
@@ -553,6 +530,16 @@ impl BlockingDb {
 
     /// Committed records after LSN `since`, at most `limit` (default 1,000) and the read budget.
     pub fn changes(&self, since: u64, limit: Option<usize>) -> Result<ChangesPage, DbError> {
+        self.changes_with(since, limit, false)
+    }
+
+    /// [`BlockingDb::changes`], with each record's `author` and `cause` when `meta`.
+    fn changes_with(
+        &self,
+        since: u64,
+        limit: Option<usize>,
+        meta: bool,
+    ) -> Result<ChangesPage, DbError> {
         let store = self.store()?;
         let limit = limit.unwrap_or(1000);
         if !(1..=MAX_CHANGES).contains(&limit) {
@@ -568,7 +555,11 @@ impl BlockingDb {
             let mut ops = Vec::with_capacity(c.ops.len());
             for (i, op) in c.ops.into_iter().enumerate() {
                 ops.push(ChangeOp {
-                    op: if op.delete { "delete" } else { "put" },
+                    op: if op.delete {
+                        ChangeKind::Delete
+                    } else {
+                        ChangeKind::Put
+                    },
                     namespace: op.namespace,
                     key: op.key,
                     version_id: format!("{}.{i}", c.lsn),
@@ -580,12 +571,15 @@ impl BlockingDb {
                 lsn: c.lsn,
                 timestamp: clock::rfc3339(c.timestamp_micros),
                 ops,
+                author: c.meta.author.filter(|_| meta).map(|a| a.to_string()),
+                cause: meta.then_some(c.meta.cause),
             });
         }
         Ok(ChangesPage {
             changes,
             next_since,
             last_lsn: store.stats().applied_lsn,
+            closed_time: None,
         })
     }
 
@@ -833,13 +827,17 @@ fn written(committed: &Committed) -> Written {
     }
 }
 
-fn entry(f: Fetched) -> Result<Entry, DbError> {
+/// The entry of a version read, with its author (when known) and operation when `meta`.
+fn entry(f: Fetched, meta: bool) -> Result<Entry, DbError> {
+    let deleted = f.value.is_none();
     Ok(Entry {
-        deleted: f.value.is_none(),
+        deleted,
         value: stored(f.value.unwrap_or_else(|| "null".into()))?,
         version_id: f.version.to_string(),
         timestamp: clock::rfc3339(f.timestamp_micros),
         previous_version: f.previous.map(|p| p.to_string()),
+        author: f.meta.author.filter(|_| meta).map(|a| a.to_string()),
+        op: meta.then(|| crate::store::authors::version_op(f.meta.cause, deleted)),
     })
 }
 
