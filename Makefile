@@ -1,5 +1,5 @@
 # One entry per workflow. `make test` is exactly what CI runs.
-.PHONY: run run-dataplane test images bench fuzz fmt lint
+.PHONY: run run-dataplane test images bench fuzz simulate fmt lint
 
 # Runs KoruDelta Cloud on its embedded defaults (control plane at http://127.0.0.1:8080, ./koru-cloud).
 run:
@@ -24,6 +24,10 @@ bench:
 # Runs each fuzz target for FUZZ_SECONDS (default 60) with cargo-fuzz on nightly.
 fuzz:
 	./scripts/fuzz.sh
+
+# Runs the power-loss simulation for SEEDS seeds per property (default 10000; make test runs a fixed few hundred).
+simulate:
+	./scripts/simulate.sh $(SEEDS)
 
 fmt:
 	cargo fmt --all

@@ -319,7 +319,7 @@ impl Store {
         let dir = &config.data_dir;
         let storage = Arc::clone(&config.storage);
         storage
-            .create_dir_all(dir)
+            .create_dir_all_durable(dir)
             .map_err(io_err(format!("creating {}", dir.display())))?;
         let lock = lock_dir(&*storage, dir)?;
         let mut index = Index::default();

@@ -223,7 +223,7 @@ impl Wal {
         mut apply: impl FnMut(&Record<'_>, Location),
     ) -> Result<(Wal, RecoveryReport), WalError> {
         storage
-            .create_dir_all(dir)
+            .create_dir_all_durable(dir)
             .map_err(io_err(format!("creating {}", dir.display())))?;
         let seqs = list_segments(&*storage, dir)?;
         let files = Arc::new(SegmentFiles::default());

@@ -8,6 +8,7 @@
 
 mod file;
 mod memory;
+pub mod sim;
 
 use std::fmt;
 use std::io;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use file::FileStorage;
 pub use memory::MemoryStorage;
+pub use sim::SimStorage;
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +37,21 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Creates `dir` and its parents when missing.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
 
+    /// Creates `dir` and its missing parents so that they survive a power loss: like a file's
+    /// creation, a new directory is durable only once the directory holding it is fsynced, and
+    /// without that a restart may find the data directory without its log.
+    fn create_dir_all_durable(&self, dir: &Path) -> io::Result<()> {
+        let missing: Vec<&Path> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && self.list_dir(d).is_err())
+            .collect();
+        self.create_dir_all(dir)?;
+        for created in missing.into_iter().rev() {
+            self.sync_dir(created.parent().unwrap_or(Path::new("")))?;
+        }
+        Ok(())
+    }
+
     /// Names of the entries directly in `dir` (files and directories), in no order.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
 
@@ -48,7 +65,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Removes the file `path`, durable only after [`Storage::sync_dir`].
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
-    /// Makes creations, renames and removals of entries in `dir` durable.
+    /// Makes creations, renames and removals of entries in `dir` durable (`""`: the working
+    /// directory, which holds a relative path's first component).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
     /// Takes the exclusive lock `path` for as long as the guard lives; [`LockError::Held`] at
