@@ -9,19 +9,19 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{LockError, LockGuard, OpenMode, Storage, StorageFile};
+use super::{LockError, LockGuard, MemoryLocks, OpenMode, Storage, StorageFile, read_slice};
 
 /// A memory volume; clones share it.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStorage {
     volume: Arc<Mutex<Volume>>,
+    locks: MemoryLocks,
 }
 
 #[derive(Debug, Default)]
 struct Volume {
     dirs: BTreeSet<PathBuf>,
     files: BTreeMap<PathBuf, Arc<MemFile>>,
-    locks: BTreeSet<PathBuf>,
 }
 
 impl MemoryStorage {
@@ -137,31 +137,12 @@ impl Storage for MemoryStorage {
     }
 
     fn lock(&self, path: &Path) -> Result<LockGuard, LockError> {
-        let mut volume = self.volume.lock();
-        volume.check_parent(path)?;
-        if !volume.locks.insert(path.to_path_buf()) {
-            return Err(LockError::Held);
-        }
-        Ok(LockGuard::new(Unlock {
-            volume: Arc::clone(&self.volume),
-            path: path.to_path_buf(),
-        }))
+        self.volume.lock().check_parent(path)?;
+        self.locks.take(path)
     }
 
     fn is_os_files(&self) -> bool {
         false
-    }
-}
-
-/// Releases a memory lock when dropped.
-struct Unlock {
-    volume: Arc<Mutex<Volume>>,
-    path: PathBuf,
-}
-
-impl Drop for Unlock {
-    fn drop(&mut self) {
-        self.volume.lock().locks.remove(&self.path);
     }
 }
 
@@ -173,13 +154,7 @@ struct MemFile {
 
 impl StorageFile for MemFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let data = self.data.read();
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(data.len());
-        let n = buf.len().min(data.len() - start);
-        buf[..n].copy_from_slice(&data[start..start + n]);
-        Ok(n)
+        Ok(read_slice(&self.data.read(), buf, offset))
     }
 
     fn read_at_nowait(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {

@@ -167,6 +167,45 @@ impl fmt::Debug for LockGuard {
     }
 }
 
+/// Locks kept in memory, for storages without a file system (a set of held paths).
+#[derive(Debug, Clone, Default)]
+struct MemoryLocks(Arc<parking_lot::Mutex<std::collections::BTreeSet<std::path::PathBuf>>>);
+
+impl MemoryLocks {
+    /// Takes `path` until the guard drops; [`LockError::Held`] while another guard holds it.
+    fn take(&self, path: &Path) -> Result<LockGuard, LockError> {
+        if !self.0.lock().insert(path.to_path_buf()) {
+            return Err(LockError::Held);
+        }
+        Ok(LockGuard::new(MemoryUnlock {
+            locks: self.clone(),
+            path: path.to_path_buf(),
+        }))
+    }
+}
+
+/// Releases a [`MemoryLocks`] lock when dropped.
+struct MemoryUnlock {
+    locks: MemoryLocks,
+    path: std::path::PathBuf,
+}
+
+impl Drop for MemoryUnlock {
+    fn drop(&mut self) {
+        self.locks.0.lock().remove(&self.path);
+    }
+}
+
+/// Copies what `data` holds at `offset` into `buf`: a positional read of bytes in memory.
+fn read_slice(data: &[u8], buf: &mut [u8], offset: u64) -> usize {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let n = buf.len().min(data.len() - start);
+    buf[..n].copy_from_slice(&data[start..start + n]);
+    n
+}
+
 /// A sequential reader over a [`StorageFile`] with its own position, for `BufReader`.
 #[derive(Debug)]
 pub struct FileCursor {

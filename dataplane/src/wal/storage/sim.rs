@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::{LockError, LockGuard, OpenMode, Storage, StorageFile};
+use super::{LockError, LockGuard, MemoryLocks, OpenMode, Storage, StorageFile, read_slice};
 
 /// The unit a disk writes atomically: a torn write damages at most the last one it touched.
 pub const SECTOR: usize = 512;
@@ -26,6 +26,8 @@ pub const SECTOR: usize = 512;
 #[derive(Debug, Clone, Default)]
 pub struct SimStorage {
     disk: Arc<Mutex<Disk>>,
+    /// Locks are the running process's, not the disk's: a power loss releases them.
+    locks: MemoryLocks,
 }
 
 /// Chooses a number in `0..n` (`n` ≥ 1): the seeded source of a power loss's outcome.
@@ -38,7 +40,6 @@ struct Disk {
     /// File contents by inode.
     inodes: HashMap<u64, Inode>,
     next_inode: u64,
-    locks: BTreeSet<PathBuf>,
     /// Calls that change the disk so far.
     calls: u64,
     /// The call at which the power goes (counted like `calls`).
@@ -162,6 +163,7 @@ impl SimStorage {
         let at_loss = disk.lost.as_deref().unwrap_or(&*disk);
         SimStorage {
             disk: Arc::new(Mutex::new(at_loss.survivor(pick))),
+            locks: MemoryLocks::default(),
         }
     }
 
@@ -488,35 +490,19 @@ impl Storage for SimStorage {
     }
 
     fn lock(&self, path: &Path) -> Result<LockGuard, LockError> {
-        let mut disk = self.disk.lock();
-        disk.check_alive()?;
-        let (parent, _) = split(path)?;
-        if !disk.dir_exists(&parent) {
-            return Err(not_found(&parent).into());
+        {
+            let disk = self.disk.lock();
+            disk.check_alive()?;
+            let (parent, _) = split(path)?;
+            if !disk.dir_exists(&parent) {
+                return Err(not_found(&parent).into());
+            }
         }
-        if !disk.locks.insert(path.to_path_buf()) {
-            return Err(LockError::Held);
-        }
-        Ok(LockGuard::new(Unlock {
-            disk: Arc::clone(&self.disk),
-            path: path.to_path_buf(),
-        }))
+        self.locks.take(path)
     }
 
     fn is_os_files(&self) -> bool {
         false
-    }
-}
-
-/// Releases a simulated lock when dropped.
-struct Unlock {
-    disk: Arc<Mutex<Disk>>,
-    path: PathBuf,
-}
-
-impl Drop for Unlock {
-    fn drop(&mut self) {
-        self.disk.lock().locks.remove(&self.path);
     }
 }
 
@@ -545,13 +531,7 @@ impl StorageFile for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let disk = self.disk.lock();
         disk.check_alive()?;
-        let data = &disk.inodes[&self.ino].now;
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(data.len());
-        let n = buf.len().min(data.len() - start);
-        buf[..n].copy_from_slice(&data[start..start + n]);
-        Ok(n)
+        Ok(read_slice(&disk.inodes[&self.ino].now, buf, offset))
     }
 
     fn read_at_nowait(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
