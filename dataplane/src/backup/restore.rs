@@ -13,6 +13,7 @@ use super::layout::{self, PlanError, SegmentMeta, Target};
 use super::{BackupError, BackupStore, BackupUrl, io_err};
 use crate::wal::record;
 use crate::wal::segment::{self, HEADER_LEN};
+use crate::wal::storage::{FileStorage, Storage};
 
 /// What to restore.
 #[derive(Debug, Clone)]
@@ -152,7 +153,11 @@ fn temp_dir_for(data_dir: &Path) -> Result<PathBuf, BackupError> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(format!("removing {}", tmp.display())))?;
     }
-    std::fs::create_dir_all(tmp.join("wal"))
+    // `wal` must be durable inside the directory the rename publishes, or a power loss after
+    // the restore could leave the data directory without its log (the power-loss simulation
+    // found this for the store's own start-up).
+    FileStorage
+        .create_dir_all_durable(&tmp.join("wal"))
         .map_err(io_err(format!("creating {}", tmp.display())))?;
     Ok(tmp)
 }
