@@ -1,7 +1,7 @@
 //! Power loss at the I/O layer: the store runs on a simulated disk (`SimStorage`) that keeps only
 //! what fsyncs made durable, plus what a real disk may keep of the rest (a prefix of each file's
 //! later writes, the last one perhaps torn, and of each directory's later entry changes). A random
-//! workload runs, the power is cut at a random disk call, the store starts again on what survived,
+//! workload (puts, deletes, compare-and-set, batches) runs, the power is cut at a random disk call, the store starts again on what survived,
 //! and its log is checked against what was acknowledged:
 //!
 //! - start-up never fails on what a power loss leaves;
@@ -175,8 +175,8 @@ fn next_write(rng: &mut StdRng, id: u64, live: &dyn Fn(&str, &str) -> bool) -> V
     ops
 }
 
-/// Issues `ops` as one record: the LSN it was acknowledged at.
-fn write(db: &BlockingDb, ops: &[Op]) -> Result<u64, DbError> {
+/// Issues `ops` as one record, a single write only over `if_match`: the LSN it was acknowledged at.
+fn write(db: &BlockingDb, ops: &[Op], if_match: Option<&str>) -> Result<u64, DbError> {
     let lsn_of = |version: &str| -> u64 {
         version
             .split('.')
@@ -185,13 +185,15 @@ fn write(db: &BlockingDb, ops: &[Op]) -> Result<u64, DbError> {
             .expect("a version id is <lsn>.<op>")
     };
     match ops {
-        [op] if op.delete => Ok(lsn_of(&db.delete(&op.namespace, &op.key, None)?.version_id)),
+        [op] if op.delete => Ok(lsn_of(
+            &db.delete(&op.namespace, &op.key, if_match)?.version_id,
+        )),
         [op] => Ok(lsn_of(
             &db.put(
                 &op.namespace,
                 &op.key,
                 op.value.as_deref().expect("a put has a value"),
-                None,
+                if_match,
             )?
             .version_id,
         )),
@@ -396,15 +398,23 @@ fn run_seed(seed: u64, mode: Mode, totals: &mut Totals) -> Result<(), String> {
                     });
                     issued.len() - 1
                 };
-                match write(&db, &ops) {
+                // Some single writes are compare-and-set over the version read just before
+                // (another writer may come between: then it is refused).
+                let if_match = (ops.len() == 1 && rng.random_bool(0.3))
+                    .then(|| db.get(&ops[0].namespace, &ops[0].key).ok())
+                    .flatten()
+                    .map(|entry| entry.version_id);
+                match write(&db, &ops, if_match.as_deref()) {
                     Ok(lsn) => {
                         let mut issued = issued.lock();
                         issued[at].acked = Some(lsn);
                         issued[at].ack_call = disk.calls();
                     }
-                    // Refused before the log (a key another writer deleted meanwhile): the
-                    // check finds it nowhere in the log.
-                    Err(DbError::NotFound { .. }) => issued.lock()[at].refused = true,
+                    // Refused before the log (a key another writer deleted or changed
+                    // meanwhile): the check finds it nowhere in the log.
+                    Err(DbError::NotFound { .. } | DbError::VersionMismatch { .. }) => {
+                        issued.lock()[at].refused = true;
+                    }
                     Err(_) if disk.is_dead() => break,
                     Err(e) => panic!("a write failed with the power on: {e}"),
                 }
@@ -481,10 +491,13 @@ fn fsync_interval_loses_only_writes_after_the_last_fsync() {
     );
 }
 
-/// Seeds that found bugs, run as they were found (the single-threaded runs are reproducible):
-/// - 1, 2, 6, 7, 8 (`always`): the log's directory was created without an fsync of the data
+/// Seeds that found bugs (the single-threaded runs are reproducible; a change to the workload
+/// generator changes what a seed does, so each entry names seeds that fail without its fix
+/// under the generator as it is now):
+/// - 0, 3, 5, 6, 7 (`always`): the log's directory was created without an fsync of the data
 ///   directory, so a power loss soon after the first start took the whole log with it,
-///   acknowledged writes included (fixed with `Storage::create_dir_all_durable`).
+///   acknowledged writes included (fixed with `Storage::create_dir_all_durable`; found as
+///   seeds 1, 2, 6, 7, 8 before compare-and-set joined the workload).
 #[test]
 fn seeds_that_found_bugs() {
     let mode = Mode {
@@ -492,7 +505,7 @@ fn seeds_that_found_bugs() {
         inline: true,
         writers: 1,
     };
-    for seed in [1, 2, 6, 7, 8] {
+    for seed in [0, 3, 5, 6, 7] {
         let mut totals = Totals::default();
         if let Err(e) = run_seed(seed, mode, &mut totals) {
             panic!("seed {seed}: {e}");
