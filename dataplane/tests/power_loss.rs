@@ -1,8 +1,8 @@
 //! Power loss at the I/O layer: the store runs on a simulated disk (`SimStorage`) that keeps only
 //! what fsyncs made durable, plus what a real disk may keep of the rest (a prefix of each file's
 //! later writes, the last one perhaps torn, and of each directory's later entry changes). A random
-//! workload (puts, deletes, compare-and-set, batches) runs, the power is cut at a random disk call, the store starts again on what survived,
-//! and its log is checked against what was acknowledged:
+//! workload (puts, deletes, compare-and-set, batches) runs, the power is cut at a random disk call,
+//! the store starts again on what survived, and its log is checked against what was acknowledged:
 //!
 //! - start-up never fails on what a power loss leaves;
 //! - the log is a gap-free sequence of the writes issued, each whole or absent, in commit order,
