@@ -533,3 +533,41 @@ fn a_write_acknowledged_just_after_the_first_start_survives_the_power_going() {
     assert_eq!(entry.value.get(), r#"{"n":1}"#);
     assert_eq!(entry.version_id, written.version_id);
 }
+
+#[test]
+fn a_clean_close_leaves_nothing_waiting_for_an_fsync_even_after_a_cut_roll() {
+    use koru_dataplane::wal::storage::{OpenMode, Storage};
+    let disk = SimStorage::new();
+    let mode = Mode {
+        fsync: FsyncMode::Always,
+        inline: true,
+        writers: 1,
+    };
+    let db = open(&disk, mode, 4096).unwrap();
+    db.put("users", "alice", r#"{"n":1}"#, None).unwrap();
+    db.close();
+    drop(db);
+    // What a power loss in the middle of a roll leaves: the next segment's temporary file,
+    // its creation durable, its rename not.
+    let tmp = std::path::Path::new("/data/wal").join(format!(
+        "{}.tmp",
+        koru_dataplane::wal::segment::file_name(2)
+    ));
+    disk.open(&tmp, OpenMode::CreateTruncate).unwrap();
+    disk.sync_dir(std::path::Path::new("/data/wal")).unwrap();
+    let db = open(&disk, mode, 4096).unwrap();
+    db.close();
+    drop(db);
+    assert!(
+        disk.list_dir(std::path::Path::new("/data/wal"))
+            .unwrap()
+            .iter()
+            .all(|name| !name.ends_with(".tmp")),
+        "start-up removes the leftover"
+    );
+    assert_eq!(
+        disk.oldest_unsynced().map(|(call, _)| call),
+        None,
+        "the leftover's removal was never made durable"
+    );
+}

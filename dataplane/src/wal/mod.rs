@@ -495,6 +495,7 @@ fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<u64>, WalError
     let names = storage
         .list_dir(dir)
         .map_err(io_err(format!("listing {}", dir.display())))?;
+    let mut removed = false;
     for name in names {
         if name.ends_with(".wal.tmp") {
             // A segment whose creation was interrupted never held a record.
@@ -502,9 +503,17 @@ fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<u64>, WalError
             storage
                 .remove_file(&path)
                 .map_err(io_err(format!("removing {}", path.display())))?;
+            removed = true;
         } else if let Some(seq) = segment::parse_file_name(&name) {
             seqs.push(seq);
         }
+    }
+    if removed {
+        // Harmless if lost (the next start removes it again), but a log left with changes no
+        // fsync covers would keep its directory dirty until the next roll.
+        storage
+            .sync_dir(dir)
+            .map_err(io_err(format!("syncing {}", dir.display())))?;
     }
     seqs.sort_unstable();
     for pair in seqs.windows(2) {
