@@ -550,31 +550,11 @@ impl BlockingDb {
         let budget = store.config().max_read_bytes;
         let records = store.changes_page(since, limit, budget)?;
         let next_since = records.last().map_or(since, |c| c.lsn);
-        let mut changes = Vec::with_capacity(records.len());
-        for c in records {
-            let mut ops = Vec::with_capacity(c.ops.len());
-            for (i, op) in c.ops.into_iter().enumerate() {
-                ops.push(ChangeOp {
-                    op: if op.delete {
-                        ChangeKind::Delete
-                    } else {
-                        ChangeKind::Put
-                    },
-                    namespace: op.namespace,
-                    key: op.key,
-                    version_id: format!("{}.{i}", c.lsn),
-                    // As reads answer it: a CRDT's state rendered as plain JSON.
-                    value: op.value.map(rendered).transpose()?,
-                });
-            }
-            changes.push(Change {
-                lsn: c.lsn,
-                timestamp: clock::rfc3339(c.timestamp_micros),
-                ops,
-                author: c.meta.author.filter(|_| meta).map(|a| a.to_string()),
-                cause: meta.then_some(c.meta.cause),
-            });
-        }
+        // As reads answer them: a CRDT's state rendered as plain JSON.
+        let changes = records
+            .into_iter()
+            .map(|c| c.into_answer(meta, rendered))
+            .collect::<Result<Vec<_>, DbError>>()?;
         Ok(ChangesPage {
             changes,
             next_since,

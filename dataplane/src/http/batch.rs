@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use koru_dataplane_api::data::{Change, ChangeKind, ChangeOp, Changes};
+use koru_dataplane_api::data::Changes;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -205,35 +205,14 @@ pub async fn changes(
         if local_only && crate::region::applied_from_peer(&c) {
             continue;
         }
-        let mut ops = Vec::with_capacity(c.ops.len());
-        for (i, op) in c.ops.into_iter().enumerate() {
-            ops.push(ChangeOp {
-                op: if op.delete {
-                    ChangeKind::Delete
-                } else {
-                    ChangeKind::Put
-                },
-                namespace: op.namespace,
-                key: op.key,
-                version_id: format!("{}.{i}", c.lsn),
-                value: op
-                    .value
-                    .map(|v| match params.raw {
-                        true => Ok(v),
-                        false => crate::crdt::as_read(v).map_err(crate::StoreError::from),
-                    })
-                    .transpose()?
-                    .map(json::raw)
-                    .transpose()?,
-            });
-        }
-        out.push(Change {
-            lsn: c.lsn,
-            timestamp: json::timestamp(c.timestamp_micros),
-            ops,
-            author: c.meta.author.filter(|_| params.meta).map(|a| a.to_string()),
-            cause: params.meta.then_some(c.meta.cause),
-        });
+        out.push(c.into_answer(params.meta, |v| {
+            let v = if params.raw {
+                v
+            } else {
+                crate::crdt::as_read(v).map_err(crate::StoreError::from)?
+            };
+            json::raw(v)
+        })?);
     }
     Ok(Json(Changes {
         changes: out,

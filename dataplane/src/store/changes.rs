@@ -11,6 +11,45 @@ use crate::wal::segment::HEADER_LEN;
 use crate::wal::storage::FileCursor;
 use crate::wal::{SegmentFile, WalError, io_err};
 
+impl Change {
+    /// The record as the change feed answers it, over HTTP and embedded alike: each value
+    /// through `value` (rendered as reads answer it, or raw), version ids `<lsn>.<op>`, and the
+    /// author and cause only with `meta`.
+    pub fn into_answer<E>(
+        self,
+        meta: bool,
+        mut value: impl FnMut(String) -> Result<Box<serde_json::value::RawValue>, E>,
+    ) -> Result<koru_dataplane_api::data::Change, E> {
+        use koru_dataplane_api::data::{ChangeKind, ChangeOp};
+        let lsn = self.lsn;
+        let ops = self
+            .ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| {
+                Ok(ChangeOp {
+                    op: if op.delete {
+                        ChangeKind::Delete
+                    } else {
+                        ChangeKind::Put
+                    },
+                    namespace: op.namespace,
+                    key: op.key,
+                    version_id: format!("{lsn}.{i}"),
+                    value: op.value.map(&mut value).transpose()?,
+                })
+            })
+            .collect::<Result<_, E>>()?;
+        Ok(koru_dataplane_api::data::Change {
+            lsn,
+            timestamp: crate::clock::rfc3339(self.timestamp_micros),
+            ops,
+            author: self.meta.author.filter(|_| meta).map(|a| a.to_string()),
+            cause: meta.then_some(self.meta.cause),
+        })
+    }
+}
+
 /// Read size of the change feed's buffered reader.
 const READ_BUFFER: usize = 256 * 1024;
 
