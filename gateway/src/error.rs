@@ -51,9 +51,13 @@ pub enum GatewayError {
     /// The cluster cannot serve now (being created, failed...).
     #[error("the cluster is not available right now; retry later")]
     Unavailable,
-    /// No member answered.
+    /// A member failed while it had the request (it may have been applied).
     #[error("no member of the cluster answered: {0}")]
     Upstream(String),
+    /// No member took the request (no connection, or no leader): it was applied nowhere, so it
+    /// may be sent again once the table or the members' health changes.
+    #[error("no member of the cluster answered: {0}")]
+    Unreachable(String),
 }
 
 /// How long clients are told to wait before retrying a cluster that is waking or unavailable.
@@ -74,7 +78,7 @@ impl GatewayError {
             GatewayError::Waking(_) | GatewayError::Unavailable | GatewayError::NotReady => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            GatewayError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::Upstream(_) | GatewayError::Unreachable(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -93,7 +97,7 @@ impl GatewayError {
             GatewayError::RateLimited(_) => "rate_limited",
             GatewayError::Waking(_) => "waking",
             GatewayError::Unavailable => "unavailable",
-            GatewayError::Upstream(_) => "bad_gateway",
+            GatewayError::Upstream(_) | GatewayError::Unreachable(_) => "bad_gateway",
         }
     }
 

@@ -255,14 +255,23 @@ async fn serve(
         body,
         write,
     };
-    let entry = crate::hold::until_serving(gateway, &entry.route.id).await?;
-    forward(
-        &gateway.upstream,
-        &gateway.routes,
-        &entry.route.id,
-        &outgoing,
-    )
-    .await
+    let id = &entry.route.id;
+    let deadline = Instant::now() + gateway.config.wake_deadline;
+    let mut changes = gateway.routes.subscribe();
+    loop {
+        changes.borrow_and_update();
+        crate::hold::until_serving(gateway, id).await?;
+        match forward(&gateway.upstream, &gateway.routes, id, &outgoing).await {
+            Err(GatewayError::Unreachable(why)) => {
+                // Reaching no member is what a cluster suspended or moved since the last sync
+                // looks like: with a fresher table or health the request is held or sent again.
+                if !crate::hold::fresher_view(gateway, &mut changes, deadline).await {
+                    return Err(GatewayError::Unreachable(why));
+                }
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// The whole body, refused with 413 past `limit` bytes (0: no limit) however it is sent.

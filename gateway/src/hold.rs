@@ -119,6 +119,24 @@ pub async fn until_serving(gateway: &Gateway, id: &str) -> Result<Arc<Entry>, Ga
     }
 }
 
+/// After a request reached no member: syncs fast and polls the members now, then waits for the
+/// table or the members' health to change (true) or for [`STALE_TABLE_HOLD`], capped by
+/// `deadline` (false: nothing new, the answer stands).
+pub async fn fresher_view(
+    gateway: &Gateway,
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+    deadline: Instant,
+) -> bool {
+    let limit = (Instant::now() + STALE_TABLE_HOLD).min(deadline);
+    gateway.routes.hurry_until(limit);
+    gateway.routes.poll_now.notify_one();
+    let wait = limit.saturating_duration_since(Instant::now());
+    matches!(
+        tokio::time::timeout(wait, changes.changed()).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Asks the control plane to wake the cluster, once per [`WAKE_REPEAT`] however many requests
 /// wait, and syncs fast until the deadline so the wake is seen at once. In routes-file mode
 /// there is no one to ask: the request is held until the file says the cluster runs.

@@ -13,6 +13,7 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use koru_gateway_api::RouteState;
 
 use crate::body::{Body, full};
 use crate::error::{GatewayError, error_code};
@@ -176,6 +177,13 @@ pub async fn forward(
                 .snapshot()
                 .by_id(cluster_id)
                 .ok_or(GatewayError::UnknownCluster)?;
+            if entry.route.state != RouteState::Running {
+                // Suspended or gone since the request was let through: the handler holds it.
+                return Err(GatewayError::Unreachable(format!(
+                    "the cluster is {:?} now ({last})",
+                    entry.route.state
+                )));
+            }
             if let Some(member) = write_target(&entry) {
                 match try_member(upstream, &member, outgoing).await? {
                     Tried::Answer(response) => return Ok(response),
@@ -183,7 +191,7 @@ pub async fn forward(
                 }
             }
             if Instant::now() + WRITE_RETRY_PAUSE > deadline {
-                return Err(GatewayError::Upstream(format!(
+                return Err(GatewayError::Unreachable(format!(
                     "no leader took the write within {WRITE_RETRY_BOUND:?} ({last})"
                 )));
             }
@@ -204,7 +212,7 @@ pub async fn forward(
         }
     }
     routes.poll_now.notify_one();
-    Err(GatewayError::Upstream(last))
+    Err(GatewayError::Unreachable(last))
 }
 
 /// Where a write goes: the leader, else a ready member (which forwards to its leader), else the

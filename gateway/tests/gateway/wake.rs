@@ -114,3 +114,47 @@ async fn a_cluster_that_starts_just_after_the_last_sync_is_served_not_refused() 
     let answer = asked.await.unwrap();
     assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
 }
+
+#[tokio::test]
+async fn a_cluster_suspended_since_the_last_sync_is_woken_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut member = DataPlane::start(&data, &[]);
+    let routes = dir.path().join("routes.json");
+    write_routes(&routes, vec![route("dozy", &[&member.url])]);
+    let gw = Gateway::start(&routes, &["--wake-deadline", "30s"]);
+    let url = format!("{}/api/v1/users/alice", gw.cluster("dozy"));
+    let put = http()
+        .put(&url)
+        .json(&serde_json::json!({"value": "Alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    // The member stops (the cluster is being suspended) while this replica's table and health
+    // still say it runs: the next request reaches no member.
+    member.process.kill();
+    let asked = tokio::spawn({
+        let url = url.clone();
+        async move { http().get(url).send().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut asleep = route("dozy", &[]);
+    asleep.state = RouteState::Suspended;
+    write_routes(&routes, vec![asleep]);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!asked.is_finished(), "the request is held, not refused");
+    // It wakes on the same data.
+    let member = tokio::task::spawn_blocking(move || DataPlane::start(&data, &[]))
+        .await
+        .unwrap();
+    write_routes(&routes, vec![route("dozy", &[&member.url])]);
+    let answer = asked.await.unwrap();
+    let status = answer.status();
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(
+        (status.as_u16(), &body["value"]),
+        (200, &serde_json::json!("Alice")),
+        "{body}"
+    );
+}
