@@ -64,7 +64,7 @@ pub async fn handle(
     );
     koru_telemetry::context::join(&span, request.headers());
     let (cluster, result) = async {
-        let found = find(&gateway, &request);
+        let found = find(&gateway, &request).await;
         let cluster = found.as_ref().ok().map(|(e, _)| e.route.id.clone());
         if let Some(id) = &cluster {
             tracing::Span::current().record("cluster", id.as_str());
@@ -162,11 +162,13 @@ fn new_request_id() -> String {
     format!("{prefix}-{n:x}")
 }
 
-/// The cluster a request is for and the path to forward, or 404.
-fn find(
+/// The cluster a request is for and the path to forward, or 404 (a name the table lacks is
+/// looked up again in the next table, which may hold a cluster created since the last sync).
+async fn find(
     gateway: &Gateway,
     request: &Request<Incoming>,
 ) -> Result<(Arc<Entry>, String), GatewayError> {
+    let asked = Instant::now();
     let host = request
         .headers()
         .get(HOST)
@@ -178,11 +180,19 @@ fn find(
     }
     let resolved = resolve(host, gateway.config.domain.as_deref(), path_and_query)
         .ok_or(GatewayError::UnknownCluster)?;
-    let entry = gateway
-        .routes
-        .snapshot()
-        .by_name(&resolved.org, &resolved.cluster)
-        .ok_or(GatewayError::UnknownCluster)?;
+    let lookup = || {
+        gateway
+            .routes
+            .snapshot()
+            .by_name(&resolved.org, &resolved.cluster)
+    };
+    let entry = match lookup() {
+        Some(entry) => entry,
+        None if crate::hold::next_table(gateway, asked).await => {
+            lookup().ok_or(GatewayError::UnknownCluster)?
+        }
+        None => return Err(GatewayError::UnknownCluster),
+    };
     Ok((entry, resolved.path_and_query))
 }
 

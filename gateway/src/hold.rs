@@ -19,6 +19,10 @@ const NOT_READY_HOLD: Duration = Duration::from_secs(5);
 /// cluster may have started since this replica's last sync (a client that saw it Running in the
 /// API and used it at once met 503 here).
 const STALE_TABLE_HOLD: Duration = Duration::from_secs(3);
+/// How long a request for a cluster the table does not know waits for the next sync: it may
+/// have been created since this replica's last one (a client that saw it Running in the API and
+/// used it at once met 404 here).
+const UNKNOWN_HOLD: Duration = Duration::from_millis(1500);
 /// A wake call is repeated at most this often for one cluster while requests wait.
 const WAKE_REPEAT: Duration = Duration::from_secs(10);
 
@@ -115,6 +119,28 @@ pub async fn until_serving(gateway: &Gateway, id: &str) -> Result<Arc<Entry>, Ga
             });
         }
         // A table or health change, or the limit: whichever first.
+        let _ = tokio::time::timeout(limit - now, changes.changed()).await;
+    }
+}
+
+/// For a request naming a cluster the table lacks: syncs now and waits for that table (up to
+/// [`UNKNOWN_HOLD`]); true once a table newer than `since` is installed. Only with a control
+/// plane: a routes file is re-read as soon as it changes anyway.
+pub async fn next_table(gateway: &Gateway, since: Instant) -> bool {
+    if gateway.control.is_none() {
+        return false;
+    }
+    let limit = Instant::now() + UNKNOWN_HOLD;
+    let mut changes = gateway.routes.subscribe();
+    gateway.routes.hurry_until(limit);
+    loop {
+        if gateway.routes.loaded_since(since) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= limit {
+            return false;
+        }
         let _ = tokio::time::timeout(limit - now, changes.changed()).await;
     }
 }

@@ -169,6 +169,11 @@ impl Routes {
         self.loaded.load(Ordering::SeqCst)
     }
 
+    /// Whether a table was installed after `since`.
+    pub fn loaded_since(&self, since: Instant) -> bool {
+        self.last_loaded.lock().is_some_and(|t| t > since)
+    }
+
     /// Seconds since the last table was loaded (None before the first).
     pub fn age_secs(&self) -> Option<f64> {
         self.last_loaded.lock().map(|t| t.elapsed().as_secs_f64())

@@ -78,24 +78,16 @@ async fn wake(
     }))
 }
 
-#[tokio::test]
-async fn a_suspended_cluster_is_woken_once_for_many_held_requests_and_activity_is_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let control = Arc::new(Control::default());
-    *control.data_dir.lock() = Some(dir.path().join("data"));
-    let mut sleepy = route("sleepy", &[]);
-    sleepy.state = RouteState::Suspended;
-    *control.table.lock() = RouteTable {
-        clusters: vec![sleepy],
-        live_gateways: 1,
-    };
+/// Serves `control` as the control plane and starts a gateway syncing with it every
+/// `interval`, once it has its first table.
+async fn start(control: &Arc<Control>, interval: &str) -> Gateway {
     let app = axum::Router::new()
         .route(koru_gateway_api::SYNC_PATH, axum::routing::post(sync))
         .route(
             "/internal/v1/gateway/clusters/{id}/wake",
             axum::routing::post(wake),
         )
-        .with_state(Arc::clone(&control));
+        .with_state(Arc::clone(control));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let cp_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -109,7 +101,7 @@ async fn a_suspended_cluster_is_woken_once_for_many_held_requests_and_activity_i
             "--gateway-id",
             "gw-test",
             "--sync-interval",
-            "1s",
+            interval,
         ])
         .env(koru_gateway_api::SECRET_ENV, SECRET);
     let gw = Gateway::from_spec(spec);
@@ -122,6 +114,54 @@ async fn a_suspended_cluster_is_woken_once_for_many_held_requests_and_activity_i
         (ready.status() == 200).then_some(())
     })
     .await;
+    gw
+}
+
+#[tokio::test]
+async fn a_cluster_created_since_the_last_sync_is_found_not_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = Arc::new(Control::default());
+    // One sync a minute: the table the gateway holds is the one it started with.
+    let gw = start(&control, "60s").await;
+    let member = DataPlane::start(&dir.path().join("data"), &[]);
+    control
+        .table
+        .lock()
+        .clusters
+        .push(route("fresh", &[&member.url]));
+    let answer = http()
+        .get(format!("{}/api/v1/status", gw.cluster("fresh")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    // A name no table holds is still 404, after one sync at most.
+    let asked = Instant::now();
+    let answer = http()
+        .get(format!("{}/api/v1/status", gw.cluster("nobody")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_suspended_cluster_is_woken_once_for_many_held_requests_and_activity_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = Arc::new(Control::default());
+    *control.data_dir.lock() = Some(dir.path().join("data"));
+    let mut sleepy = route("sleepy", &[]);
+    sleepy.state = RouteState::Suspended;
+    *control.table.lock() = RouteTable {
+        clusters: vec![sleepy],
+        live_gateways: 1,
+    };
+    let gw = start(&control, "1s").await;
 
     let start = Instant::now();
     let held: Vec<_> = (0..5)
