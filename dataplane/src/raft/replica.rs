@@ -178,6 +178,38 @@ impl Drop for Proposal<'_> {
 
 pub use koru_dataplane_api::raft::{MemberStatus, ReplicaStatus};
 
+/// The Raft settings of every member (heartbeats, election timeouts within the [`LEASE`], and
+/// a snapshot every `snapshot_entries` applied entries); the simulated cluster runs them too.
+pub fn raft_config(snapshot_entries: u64) -> Result<Config, ReplicaError> {
+    Config {
+        cluster_name: "koru".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
+        election_timeout_max: LEASE.as_millis() as u64,
+        // Every member snapshots on its own; the entries a snapshot covers (but the last
+        // tenth, for followers only slightly behind) are then dropped from its log.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_entries),
+        max_in_snapshot_log_to_keep: snapshot_entries / 10,
+        purge_batch_size: (snapshot_entries / 10).max(1),
+        ..Config::default()
+    }
+    .validate()
+    .map_err(|e| ReplicaError::Setup(e.to_string()))
+}
+
+/// Whether member `id` may change its group's membership: only while it is a voter of its
+/// own latest membership. A leader that has just removed itself leads on for a while, and
+/// openraft 0.9 panics if it is asked to change the membership then, which stops that member's
+/// Raft for good (found by `tests/raft_sim.rs`).
+pub fn may_change_membership(raft: &Raft<TypeConfig>, id: NodeId) -> bool {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|voter| voter == id)
+}
+
 impl Replica {
     /// Starts this member's Raft node over `store` (Raft state in `<data_dir>/raft`).
     ///
@@ -217,20 +249,7 @@ impl Replica {
         )
         .map_err(ReplicaError::Setup)?;
         let pending_base = state.pending_base();
-        let config = Config {
-            cluster_name: "koru".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 500,
-            election_timeout_max: LEASE.as_millis() as u64,
-            // Every member snapshots on its own; the entries a snapshot covers (but the last
-            // tenth, for followers only slightly behind) are then dropped from its log.
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_entries),
-            max_in_snapshot_log_to_keep: config.snapshot_entries / 10,
-            purge_batch_size: (config.snapshot_entries / 10).max(1),
-            ..Config::default()
-        }
-        .validate()
-        .map_err(|e| ReplicaError::Setup(e.to_string()))?;
+        let config = raft_config(config.snapshot_entries)?;
         let raft = Raft::new(id, Arc::new(config), network.clone(), log, state)
             .await
             .map_err(|e| ReplicaError::Setup(e.to_string()))?;

@@ -135,3 +135,56 @@ async fn a_member_back_on_an_empty_data_directory_does_not_vote_until_caught_up(
         .await;
     assert_ne!(next, now);
 }
+
+/// Found by the simulated cluster (`tests/raft_sim.rs`): a leader that removed itself from the
+/// voters leads on for a moment, and a membership change asked of it then made openraft panic,
+/// which stopped that member's Raft for good (it could never be taken back in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_that_left_the_voters_refuses_membership_changes_and_can_come_back() {
+    let cluster = Cluster::start(3);
+    let http = client();
+    let leader = cluster.leader(&http).await;
+    let others: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+    assert_eq!(
+        put(&http, &cluster.url(leader), "before", 1).await,
+        Some(200)
+    );
+    let shrunk = cluster.set_members(&http, leader, &others, true).await;
+    let voters = |status: &Value| -> Vec<u64> {
+        status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["voter"] == true)
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(voters(&shrunk), others, "{shrunk}");
+    // Asked again at once, the member that left may still think it leads: it must not change
+    // the membership from outside it (openraft 0.9 panics there and the member is lost), but
+    // refuse (503) or pass the change on.
+    let again = http
+        .post(format!("{}/raft/membership", cluster.peer_url(leader)))
+        .timeout(Duration::from_secs(150))
+        .json(&json!({ "voters": [1, 2, 3] }))
+        .send()
+        .await
+        .expect("POST /raft/membership");
+    let status = again.status().as_u16();
+    let body = again.text().await.unwrap_or_default();
+    assert!(status == 200 || status == 503, "{status} {body}");
+    let next = cluster
+        .leader_among(&http, &others, Duration::from_secs(20))
+        .await;
+    assert_ne!(next, leader);
+    assert_eq!(
+        put(&http, &cluster.url(next), "between", 2).await,
+        Some(200)
+    );
+    // Asked to take it back, the group does, and it catches up.
+    let grown = cluster.set_members(&http, next, &[1, 2, 3], true).await;
+    assert_eq!(voters(&grown), vec![1, 2, 3], "{grown}");
+    let now = cluster.leader(&http).await;
+    assert_eq!(put(&http, &cluster.url(now), "after", 3).await, Some(200));
+    converges(&cluster, &http, leader, now).await;
+}

@@ -87,6 +87,11 @@ impl Replica {
                 .await
                 .map_err(|e| ReplicaError::Unknown(format!("forwarding to the leader: {e}")));
         }
+        if !may_change_membership(&self.raft, self.id) {
+            // It left the voters and leads on until the group elects one of them: the change
+            // goes to that leader (the caller retries on no_leader).
+            return Err(ReplicaError::NoLeader);
+        }
         let known: Vec<NodeId> = self
             .raft
             .metrics()
