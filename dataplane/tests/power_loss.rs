@@ -16,6 +16,8 @@
 //! fsync threads' timing does not, in the threaded runs); a failure names its seed.
 //! `KORU_SIM_SEED=<n>` runs one seed, `KORU_SIM_SEEDS=<n>` runs n per property (`make simulate`).
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +28,8 @@ use koru_dataplane::wal::storage::SimStorage;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+
+use common::seeds::sim_seeds;
 
 /// The data directory on the simulated volume ("/" is its mount point).
 const DIR: &str = "/data";
@@ -89,23 +93,12 @@ struct Totals {
     unacked_kept: u64,
 }
 
-fn seeds(default: u64) -> Vec<u64> {
-    if let Ok(one) = std::env::var("KORU_SIM_SEED") {
-        return vec![one.parse().expect("KORU_SIM_SEED is a number")];
-    }
-    let n = std::env::var("KORU_SIM_SEEDS")
-        .ok()
-        .map(|n| n.parse().expect("KORU_SIM_SEEDS is a number"))
-        .unwrap_or(default);
-    (0..n).collect()
-}
-
 /// Runs `property` for each seed, failing with every failing seed named.
 fn check_seeds(name: &str, default: u64, mode: Mode) {
     let started = Instant::now();
     let mut totals = Totals::default();
     let mut failures = Vec::new();
-    for seed in seeds(default) {
+    for seed in sim_seeds(default) {
         totals.seeds += 1;
         if let Err(e) = run_seed(seed, mode, &mut totals) {
             failures.push(format!("seed {seed}: {e}"));

@@ -16,6 +16,8 @@
 //! saves on blocking threads), so a failing seed usually, not always, fails again.
 //! `KORU_SIM_SEED=<n>` runs one seed, `KORU_SIM_SEEDS=<n>` the first n (`make simulate`).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
@@ -48,8 +50,11 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::value::RawValue;
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use tokio::time::Instant;
+
+use common::register::{CasRegister, Op, Ret};
+use common::seeds::sim_seeds;
 
 /// The namespace and key every client works on.
 const NAMESPACE: &str = "sim";
@@ -82,17 +87,6 @@ fn five_members_stay_linearizable_and_durable_under_seeded_faults() {
     check_seeds("raft simulation, 5 members", 5, 3);
 }
 
-fn seeds(default: u64) -> Vec<u64> {
-    if let Ok(one) = std::env::var("KORU_SIM_SEED") {
-        return vec![one.parse().expect("KORU_SIM_SEED is a number")];
-    }
-    let n = std::env::var("KORU_SIM_SEEDS")
-        .ok()
-        .map(|n| n.parse().expect("KORU_SIM_SEEDS is a number"))
-        .unwrap_or(default);
-    (0..n).collect()
-}
-
 /// What all seeds of one cluster size did.
 #[derive(Debug, Default)]
 struct Totals {
@@ -112,7 +106,7 @@ fn check_seeds(name: &str, members: usize, default: u64) {
     let started = std::time::Instant::now();
     let mut totals = Totals::default();
     let mut failures = Vec::new();
-    for seed in seeds(default) {
+    for seed in sim_seeds(default) {
         totals.seeds += 1;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -532,47 +526,6 @@ impl Cluster {
 
 // ---------------------------------------------------------------------------------------------
 // The clients and the checker
-
-/// An operation on the key, as the checker models it; every write puts a value no other puts.
-#[derive(Debug, Clone, PartialEq)]
-enum Op {
-    Read,
-    Write(u64),
-    Cas(u64, u64),
-}
-
-/// What an [`Op`] returned.
-#[derive(Debug, Clone, PartialEq)]
-enum Ret {
-    ReadOk(u64),
-    WriteOk,
-    CasOk,
-    CasFailed,
-}
-
-/// A register with compare-and-set; 0 is the key before any write.
-#[derive(Debug, Clone)]
-struct CasRegister(u64);
-
-impl SequentialSpec for CasRegister {
-    type Op = Op;
-    type Ret = Ret;
-
-    fn invoke(&mut self, op: &Op) -> Ret {
-        match *op {
-            Op::Read => Ret::ReadOk(self.0),
-            Op::Write(v) => {
-                self.0 = v;
-                Ret::WriteOk
-            }
-            Op::Cas(expected, new) if self.0 == expected => {
-                self.0 = new;
-                Ret::CasOk
-            }
-            Op::Cas(..) => Ret::CasFailed,
-        }
-    }
-}
 
 /// One event of a history.
 #[derive(Debug, Clone)]

@@ -10,6 +10,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod register;
+pub mod seeds;
 pub mod stores;
 
 use std::path::Path;

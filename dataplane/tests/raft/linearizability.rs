@@ -8,55 +8,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 
 use crate::common::client;
 use crate::common::cluster::Cluster;
+use crate::common::register::{CasRegister, Op, Ret};
 use crate::support::{get_json, put};
-
-/// An operation on one key, as the checker models it. Every write puts a value no other write
-/// puts, so a version id stands for the value written with it: `Cas(expected, new)` is a `PUT`
-/// of `new` with `If-Match` naming the version that holds `expected`.
-#[derive(Debug, Clone, PartialEq)]
-enum Op {
-    Read,
-    Write(u64),
-    Cas(u64, u64),
-}
-
-/// What an [`Op`] returned.
-#[derive(Debug, Clone, PartialEq)]
-enum Ret {
-    ReadOk(u64),
-    WriteOk,
-    CasOk,
-    CasFailed,
-}
-
-/// The sequential model the histories must be linearizable against: a register with
-/// compare-and-set; 0 is the key before any write.
-#[derive(Debug, Clone)]
-struct CasRegister(u64);
-
-impl SequentialSpec for CasRegister {
-    type Op = Op;
-    type Ret = Ret;
-
-    fn invoke(&mut self, op: &Op) -> Ret {
-        match *op {
-            Op::Read => Ret::ReadOk(self.0),
-            Op::Write(v) => {
-                self.0 = v;
-                Ret::WriteOk
-            }
-            Op::Cas(expected, new) if self.0 == expected => {
-                self.0 = new;
-                Ret::CasOk
-            }
-            Op::Cas(..) => Ret::CasFailed,
-        }
-    }
-}
 
 /// One event of a recorded history.
 #[derive(Debug, Clone)]

@@ -25,15 +25,6 @@ async fn membership_changes_three_to_five_to_three_under_writes_lose_nothing() {
     cluster.restart(4);
     cluster.restart(5);
     let grown = cluster.set_members(&http, 2, &[1, 2, 3, 4, 5], false).await;
-    let voters = |status: &Value| -> Vec<u64> {
-        status["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["voter"] == true)
-            .map(|m| m["id"].as_u64().unwrap())
-            .collect()
-    };
     assert_eq!(voters(&grown), vec![1, 2, 3, 4, 5], "{grown}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let shrunk = cluster.set_members(&http, 4, &[1, 2, 3], true).await;
@@ -150,15 +141,6 @@ async fn a_leader_that_left_the_voters_refuses_membership_changes_and_can_come_b
         Some(200)
     );
     let shrunk = cluster.set_members(&http, leader, &others, true).await;
-    let voters = |status: &Value| -> Vec<u64> {
-        status["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["voter"] == true)
-            .map(|m| m["id"].as_u64().unwrap())
-            .collect()
-    };
     assert_eq!(voters(&shrunk), others, "{shrunk}");
     // Asked again at once, the member that left may still think it leads: it must not change
     // the membership from outside it (openraft 0.9 panics there and the member is lost), but
@@ -187,4 +169,15 @@ async fn a_leader_that_left_the_voters_refuses_membership_changes_and_can_come_b
     let now = cluster.leader(&http).await;
     assert_eq!(put(&http, &cluster.url(now), "after", 3).await, Some(200));
     converges(&cluster, &http, leader, now).await;
+}
+
+/// The voters a member's status lists.
+fn voters(status: &Value) -> Vec<u64> {
+    status["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["voter"] == true)
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
 }
