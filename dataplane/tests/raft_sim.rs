@@ -95,6 +95,7 @@ struct Totals {
     acked: u64,
     crashes: u64,
     power_losses: u64,
+    torn_raft_logs: u64,
     partitions: u64,
     membership_changes: u64,
 }
@@ -128,13 +129,15 @@ fn check_seeds(name: &str, members: usize, default: u64) {
     }
     eprintln!(
         "{name}: {} seeds clean of {}, {:.2} simulated hours, {} acknowledged writes, {} crashes \
-         ({} with power loss), {} partitions, {} membership changes, in {:.1?}",
+         ({} with power loss, {} of those tearing the Raft log's end), {} partitions, {} membership \
+         changes, in {:.1?}",
         totals.seeds - failures.len() as u64,
         totals.seeds,
         totals.simulated.as_secs_f64() / 3600.0,
         totals.acked,
         totals.crashes,
         totals.power_losses,
+        totals.torn_raft_logs,
         totals.partitions,
         totals.membership_changes,
         started.elapsed()
@@ -340,6 +343,37 @@ struct Member {
     running: Option<(Raft<TypeConfig>, Store)>,
     /// How far its clock is off (µs), which a clock jump changes.
     skew_micros: i64,
+    /// What the last power loss left after the end of its Raft log, made at the next start.
+    tear: Option<Tear>,
+}
+
+/// An append to the Raft log that a power loss cut short. Every acknowledged append was
+/// fsynced first, so only bytes after the log's end can be damaged: here the file grew but the
+/// data never landed (zeros, as ext4 with `data=writeback` can leave). The start of a record
+/// landing without the rest is not simulated (which bytes a record starts with is the
+/// `raft-log` crate's business), nor garbage, which `raft-log` refuses to start on.
+#[derive(Debug, Clone, Copy)]
+enum Tear {
+    Zeros(usize),
+}
+
+/// Appends `tear` to the newest chunk of the Raft log in `raft_dir`.
+fn tear_raft_log(raft_dir: &std::path::Path, tear: Tear) -> io::Result<()> {
+    use std::io::Write as _;
+    let newest = std::fs::read_dir(raft_dir.join("log"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .max();
+    let Some(path) = newest else {
+        return Ok(());
+    };
+    let bytes = match tear {
+        Tear::Zeros(n) => vec![0; n],
+    };
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
+    file.write_all(&bytes)?;
+    file.sync_all()
 }
 
 /// The cluster and what every client and the fault schedule share.
@@ -369,6 +403,7 @@ impl Cluster {
                     disk: SimStorage::new(),
                     running: None,
                     skew_micros: 0,
+                    tear: None,
                 };
                 (id, member)
             })
@@ -397,11 +432,20 @@ impl Cluster {
 
     /// Starts member `id` on what its disks hold.
     async fn boot(&self, id: NodeId) -> Result<(), String> {
-        let (raft_dir, disk) = {
-            let members = self.members.lock();
-            let m = &members[&id];
-            (m.raft_dir.clone(), m.disk.clone())
+        let (raft_dir, disk, tear) = {
+            let mut members = self.members.lock();
+            let m = members.get_mut(&id).expect("a member");
+            (m.raft_dir.clone(), m.disk.clone(), m.tear.take())
         };
+        if let Some(tear) = tear {
+            // Once the crashed member's log has let go of its files.
+            drop(
+                open_log(&raft_dir)
+                    .await
+                    .map_err(|e| format!("member {id}: {e}"))?,
+            );
+            tear_raft_log(&raft_dir, tear).map_err(|e| format!("member {id}: tearing: {e}"))?;
+        }
         let mut config = StoreConfig::new(STORE_DIR);
         config.storage = Arc::new(disk);
         config.inline_commit = true;
@@ -442,7 +486,8 @@ impl Cluster {
 
     /// Stops member `id` at once; with `power_loss` its store's disk keeps only what was
     /// fsynced and a seeded part of the rest (the Raft log fsyncs every append first).
-    async fn crash(&self, id: NodeId, power_loss: Option<&mut StdRng>) {
+    /// Returns whether the Raft log was left a torn append.
+    async fn crash(&self, id: NodeId, power_loss: Option<&mut StdRng>) -> bool {
         self.net.0.lock().up.remove(&id);
         let Some((raft, store)) = self
             .members
@@ -450,19 +495,28 @@ impl Cluster {
             .get_mut(&id)
             .and_then(|m| m.running.take())
         else {
-            return;
+            return false;
         };
         let disk = self.members.lock()[&id].disk.clone();
         disk.power_off();
         let _ = tokio::time::timeout(Duration::from_secs(10), raft.shutdown()).await;
         drop(raft);
         drop(store);
-        let survivor = match power_loss {
-            Some(rng) => disk.power_loss(&mut |n| rng.random_range(0..n)),
+        let (survivor, tear) = match power_loss {
+            Some(rng) => {
+                let tear = rng
+                    .random_bool(0.5)
+                    .then(|| Tear::Zeros(rng.random_range(1..4096)));
+                (disk.power_loss(&mut |n| rng.random_range(0..n)), tear)
+            }
             // A process crash: the page cache keeps every write.
-            None => disk.power_loss(&mut |n| n - 1),
+            None => (disk.power_loss(&mut |n| n - 1), None),
         };
-        self.members.lock().get_mut(&id).expect("a member").disk = survivor;
+        let mut members = self.members.lock();
+        let member = members.get_mut(&id).expect("a member");
+        member.disk = survivor;
+        member.tear = tear;
+        tear.is_some()
     }
 
     /// What every member's Raft says, for a failure's message.
@@ -763,7 +817,9 @@ async fn faults(
                     if power {
                         totals.power_losses += 1;
                         let mut disk_rng = StdRng::seed_from_u64(pick);
-                        cluster.crash(id, Some(&mut disk_rng)).await;
+                        if cluster.crash(id, Some(&mut disk_rng)).await {
+                            totals.torn_raft_logs += 1;
+                        }
                     } else {
                         cluster.crash(id, None).await;
                     }
