@@ -15,6 +15,7 @@ pub mod network;
 pub mod replica;
 #[allow(clippy::result_large_err)]
 pub mod state;
+pub mod vote_hold;
 
 use std::collections::BTreeMap;
 use std::fmt;

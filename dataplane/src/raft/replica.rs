@@ -17,6 +17,7 @@ use thiserror::Error;
 use super::log::LogStore;
 use super::network::{Blocked, CallError, Network};
 use super::state::StateMachine;
+use super::vote_hold::VoteHold;
 use super::{Applied, Command, NodeId, Peers, Request, TypeConfig};
 use crate::store::{Committed, Store, WriteOp};
 
@@ -122,11 +123,6 @@ pub enum ReplicaError {
     },
 }
 
-/// [`Replica::vote_hold`]: the member votes.
-const VOTES_FREE: u64 = 0;
-/// [`Replica::vote_hold`]: the member holds its vote until a leader reaches it.
-const VOTES_HELD_UNTIL_HEARD: u64 = u64::MAX;
-
 /// What a follower last heard from its leader, for bounded-staleness reads.
 #[derive(Debug, Clone, Copy)]
 struct Heard {
@@ -157,9 +153,8 @@ pub struct Replica {
     stepping_down: AtomicBool,
     /// Write proposals under way on this member (see [`Replica::begin_proposal`]).
     proposing: AtomicUsize,
-    /// Whether this member refuses to vote: [`VOTES_FREE`], [`VOTES_HELD_UNTIL_HEARD`], or the
-    /// log index it must hold first (see [`Replica::votes_held`]).
-    vote_hold: AtomicU64,
+    /// Whether this member refuses to vote (see [`Replica::votes_held`]).
+    vote_hold: VoteHold,
     /// Where clients reach this member (`host:port` of its API), told to followers that
     /// redirect writes here.
     public_addr: Mutex<Option<String>>,
@@ -306,10 +301,7 @@ impl Replica {
             stepping_down: AtomicBool::new(false),
             proposing: AtomicUsize::new(0),
             redirect_writes: AtomicBool::new(false),
-            vote_hold: AtomicU64::new(match rejoining {
-                Some(_) => VOTES_HELD_UNTIL_HEARD,
-                None => VOTES_FREE,
-            }),
+            vote_hold: VoteHold::new(rejoining.is_some()),
             public_addr: Mutex::new(None),
             leader_public: Mutex::new(None),
         });
@@ -374,14 +366,7 @@ impl Replica {
             at: Instant::now(),
             leader_commit: commit,
         });
-        // What the leader had committed when it first reached this member covers everything
-        // the member could have acknowledged before it lost its data directory.
-        let _ = self.vote_hold.compare_exchange(
-            VOTES_HELD_UNTIL_HEARD,
-            commit,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+        self.vote_hold.heard_from_leader(commit);
     }
 
     /// Whether this member refuses to vote: it came back without a log into a formed group and
@@ -389,20 +374,8 @@ impl Replica {
     /// Its vote would otherwise let a member that lacks acknowledged writes lead (a wiped
     /// voter is a lost copy). Held votes cost availability only while the member catches up.
     pub fn votes_held(&self) -> bool {
-        let hold = self.vote_hold.load(Ordering::SeqCst);
-        if hold == VOTES_FREE || hold == VOTES_HELD_UNTIL_HEARD {
-            return hold != VOTES_FREE;
-        }
-        if self.raft.metrics().borrow().last_log_index.unwrap_or(0) < hold {
-            return true;
-        }
-        if self.vote_hold.swap(VOTES_FREE, Ordering::SeqCst) != VOTES_FREE {
-            tracing::info!(
-                index = hold,
-                "caught up with the group: this member votes again"
-            );
-        }
-        false
+        let last = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
+        self.vote_hold.held(last)
     }
 
     /// The leader's id, waiting up to [`LEADER_WAIT`] for one to be elected.
