@@ -83,6 +83,13 @@ struct Mode {
     writers: usize,
 }
 
+/// `always` with the single-threaded commit: the reproducible mode.
+const ALWAYS_INLINE: Mode = Mode {
+    fsync: FsyncMode::Always,
+    inline: true,
+    writers: 1,
+};
+
 /// What all seeds of a property did.
 #[derive(Debug, Default)]
 struct Totals {
@@ -447,15 +454,7 @@ fn run_seed(seed: u64, mode: Mode, totals: &mut Totals) -> Result<(), String> {
 
 #[test]
 fn fsync_always_keeps_every_acknowledged_write_reproducibly() {
-    check_seeds(
-        "always, single-threaded commit",
-        600,
-        Mode {
-            fsync: FsyncMode::Always,
-            inline: true,
-            writers: 1,
-        },
-    );
+    check_seeds("always, single-threaded commit", 600, ALWAYS_INLINE);
 }
 
 #[test]
@@ -493,11 +492,7 @@ fn fsync_interval_loses_only_writes_after_the_last_fsync() {
 ///   seeds 1, 2, 6, 7, 8 before compare-and-set joined the workload).
 #[test]
 fn seeds_that_found_bugs() {
-    let mode = Mode {
-        fsync: FsyncMode::Always,
-        inline: true,
-        writers: 1,
-    };
+    let mode = ALWAYS_INLINE;
     for seed in [0, 3, 5, 6, 7] {
         let mut totals = Totals::default();
         if let Err(e) = run_seed(seed, mode, &mut totals) {
@@ -510,11 +505,7 @@ fn seeds_that_found_bugs() {
 #[test]
 fn a_write_acknowledged_just_after_the_first_start_survives_the_power_going() {
     let disk = SimStorage::new();
-    let mode = Mode {
-        fsync: FsyncMode::Always,
-        inline: true,
-        writers: 1,
-    };
+    let mode = ALWAYS_INLINE;
     let db = open(&disk, mode, 4096).unwrap();
     let written = db.put("users", "alice", r#"{"n":1}"#, None).unwrap();
     disk.power_off();
@@ -531,11 +522,7 @@ fn a_write_acknowledged_just_after_the_first_start_survives_the_power_going() {
 fn a_clean_close_leaves_nothing_waiting_for_an_fsync_even_after_a_cut_roll() {
     use koru_dataplane::wal::storage::{OpenMode, Storage};
     let disk = SimStorage::new();
-    let mode = Mode {
-        fsync: FsyncMode::Always,
-        inline: true,
-        writers: 1,
-    };
+    let mode = ALWAYS_INLINE;
     let db = open(&disk, mode, 4096).unwrap();
     db.put("users", "alice", r#"{"n":1}"#, None).unwrap();
     db.close();
