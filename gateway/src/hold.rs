@@ -60,9 +60,9 @@ enum Readiness {
     Never,
 }
 
-/// Waits until cluster `id` can take a request and returns its current route; holds it while
-/// the cluster is suspended or waking, up to the wake deadline.
-pub async fn until_serving(gateway: &Gateway, id: &str) -> Result<Arc<Entry>, GatewayError> {
+/// Waits until cluster `id` can take a request (the forwarding reads its route afresh); holds it
+/// while the cluster is suspended or waking, up to the wake deadline.
+pub async fn until_serving(gateway: &Gateway, id: &str) -> Result<(), GatewayError> {
     let start = Instant::now();
     let deadline = start + gateway.config.wake_deadline;
     let mut changes = gateway.routes.subscribe();
@@ -86,7 +86,7 @@ pub async fn until_serving(gateway: &Gateway, id: &str) -> Result<Arc<Entry>, Ga
                         .observe(start.elapsed().as_secs_f64());
                     tracing::info!(cluster = %id, held_ms = start.elapsed().as_millis() as u64, "cluster awake; forwarding the held request");
                 }
-                return Ok(entry);
+                return Ok(());
             }
             Readiness::Never => {
                 let limit = (start + STALE_TABLE_HOLD).min(deadline);
