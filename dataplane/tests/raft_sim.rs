@@ -362,24 +362,20 @@ struct Member {
     running: Option<(Raft<TypeConfig>, Store)>,
     /// How far its clock is off (µs), which a clock jump changes.
     skew_micros: i64,
-    /// What the last power loss left after the end of its Raft log, made at the next start.
-    tear: Option<Tear>,
+    /// Zero bytes the last power loss left after the end of its Raft log (see
+    /// [`tear_raft_log`]), appended at the next start.
+    tear: Option<usize>,
     /// Its volume was replaced by an empty one: its Raft log goes at the next start.
     wiped: bool,
 }
 
-/// An append to the Raft log that a power loss cut short. Every acknowledged append was
-/// fsynced first, so only bytes after the log's end can be damaged: here the file grew but the
-/// data never landed (zeros, as ext4 with `data=writeback` can leave). The start of a record
-/// landing without the rest is not simulated (which bytes a record starts with is the
-/// `raft-log` crate's business), nor garbage, which `raft-log` refuses to start on.
-#[derive(Debug, Clone, Copy)]
-enum Tear {
-    Zeros(usize),
-}
-
-/// Appends `tear` to the newest chunk of the Raft log in `raft_dir`.
-fn tear_raft_log(raft_dir: &std::path::Path, tear: Tear) -> io::Result<()> {
+/// Leaves an append to the Raft log in `raft_dir` that a power loss cut short: `zeros` bytes
+/// after the end of its newest chunk. Every acknowledged append was fsynced first, so only
+/// bytes after the log's end can be damaged: here the file grew but the data never landed (as
+/// ext4 with `data=writeback` can leave). The start of a record landing without the rest is not
+/// simulated (which bytes a record starts with is the `raft-log` crate's business), nor
+/// garbage, which `raft-log` refuses to start on.
+fn tear_raft_log(raft_dir: &std::path::Path, zeros: usize) -> io::Result<()> {
     use std::io::Write as _;
     let newest = std::fs::read_dir(raft_dir.join("log"))?
         .filter_map(Result::ok)
@@ -389,11 +385,8 @@ fn tear_raft_log(raft_dir: &std::path::Path, tear: Tear) -> io::Result<()> {
     let Some(path) = newest else {
         return Ok(());
     };
-    let bytes = match tear {
-        Tear::Zeros(n) => vec![0; n],
-    };
     let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
-    file.write_all(&bytes)?;
+    file.write_all(&vec![0; zeros])?;
     file.sync_all()
 }
 
@@ -547,9 +540,7 @@ impl Cluster {
         drop(store);
         let (survivor, tear) = match power_loss {
             Some(rng) => {
-                let tear = rng
-                    .random_bool(0.5)
-                    .then(|| Tear::Zeros(rng.random_range(1..4096)));
+                let tear = rng.random_bool(0.5).then(|| rng.random_range(1..4096));
                 (disk.power_loss(&mut |n| rng.random_range(0..n)), tear)
             }
             // A process crash: the page cache keeps every write.
