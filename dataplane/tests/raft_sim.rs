@@ -62,6 +62,8 @@ const NAMESPACE: &str = "sim";
 const KEY: &str = "k";
 /// Where each member's store lives on its simulated disk.
 const STORE_DIR: &str = "/data";
+/// A member's Raft journal on its simulated disk, beside the store as on a real member.
+const RAFT_DIR: &str = "/data/raft";
 /// How long faults are injected in one run (simulated).
 const FAULT_TIME: Duration = Duration::from_secs(30);
 /// How long a client waits for an answer before it counts the outcome as unknown.
@@ -96,7 +98,6 @@ struct Totals {
     acked: u64,
     crashes: u64,
     power_losses: u64,
-    torn_raft_logs: u64,
     wiped: u64,
     /// Runs whose healed group did not settle until every member was restarted.
     stalls: u64,
@@ -133,7 +134,7 @@ fn check_seeds(name: &str, members: usize, default: u64) {
     }
     eprintln!(
         "{name}: {} seeds clean of {}, {:.2} simulated hours, {} acknowledged writes, {} crashes \
-         ({} with power loss, {} of those tearing the Raft log's end; {} back on an empty volume), \
+         ({} with power loss, of the store and Raft log alike; {} back on an empty volume), \
          {} partitions, {} membership changes, {} liveness stalls, in {:.1?}",
         totals.seeds - failures.len() as u64,
         totals.seeds,
@@ -141,7 +142,6 @@ fn check_seeds(name: &str, members: usize, default: u64) {
         totals.acked,
         totals.crashes,
         totals.power_losses,
-        totals.torn_raft_logs,
         totals.wiped,
         totals.partitions,
         totals.membership_changes,
@@ -354,7 +354,8 @@ impl RaftNetwork<TypeConfig> for Connection {
 // ---------------------------------------------------------------------------------------------
 // The members
 
-/// One member: its Raft directory on the real disk, its store on a simulated one.
+/// One member: its store and Raft journal on a simulated disk, its state machine's snapshot
+/// directory (never written here: no snapshots are built) on the real one.
 struct Member {
     id: NodeId,
     raft_dir: PathBuf,
@@ -362,32 +363,8 @@ struct Member {
     running: Option<(Raft<TypeConfig>, Store)>,
     /// How far its clock is off (µs), which a clock jump changes.
     skew_micros: i64,
-    /// Zero bytes the last power loss left after the end of its Raft log (see
-    /// [`tear_raft_log`]), appended at the next start.
-    tear: Option<usize>,
     /// Its volume was replaced by an empty one: its Raft log goes at the next start.
     wiped: bool,
-}
-
-/// Leaves an append to the Raft log in `raft_dir` that a power loss cut short: `zeros` bytes
-/// after the end of its newest chunk. Every acknowledged append was fsynced first, so only
-/// bytes after the log's end can be damaged: here the file grew but the data never landed (as
-/// ext4 with `data=writeback` can leave). The start of a record landing without the rest is not
-/// simulated (which bytes a record starts with is the `raft-log` crate's business), nor
-/// garbage, which `raft-log` refuses to start on.
-fn tear_raft_log(raft_dir: &std::path::Path, zeros: usize) -> io::Result<()> {
-    use std::io::Write as _;
-    let newest = std::fs::read_dir(raft_dir.join("log"))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
-        .max();
-    let Some(path) = newest else {
-        return Ok(());
-    };
-    let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
-    file.write_all(&vec![0; zeros])?;
-    file.sync_all()
 }
 
 /// The cluster and what every client and the fault schedule share.
@@ -419,7 +396,6 @@ impl Cluster {
                     disk: SimStorage::new(),
                     running: None,
                     skew_micros: 0,
-                    tear: None,
                     wiped: false,
                 };
                 (id, member)
@@ -453,40 +429,28 @@ impl Cluster {
 
     /// Starts member `id` on what its disks hold.
     async fn boot(&self, id: NodeId) -> Result<(), String> {
-        let (raft_dir, disk, tear, wiped) = {
+        let (raft_dir, disk, wiped) = {
             let mut members = self.members.lock();
             let m = members.get_mut(&id).expect("a member");
             let wiped = std::mem::take(&mut m.wiped);
-            (m.raft_dir.clone(), m.disk.clone(), m.tear.take(), wiped)
+            (m.raft_dir.clone(), m.disk.clone(), wiped)
         };
-        if wiped {
-            // Once the crashed member's log has let go of its files.
-            drop(
-                open_log(&raft_dir)
-                    .await
-                    .map_err(|e| format!("member {id}: {e}"))?,
-            );
+        if wiped && raft_dir.exists() {
             std::fs::remove_dir_all(&raft_dir).map_err(|e| format!("member {id}: {e}"))?;
         }
-        if let Some(tear) = tear {
-            // Once the crashed member's log has let go of its files.
-            drop(
-                open_log(&raft_dir)
-                    .await
-                    .map_err(|e| format!("member {id}: {e}"))?,
-            );
-            tear_raft_log(&raft_dir, tear).map_err(|e| format!("member {id}: tearing: {e}"))?;
-        }
         let mut config = StoreConfig::new(STORE_DIR);
-        config.storage = Arc::new(disk);
+        config.storage = Arc::new(disk.clone());
         config.inline_commit = true;
         // The store fsyncs on its own schedule, the Raft log on every append (as members run).
         config.fsync = FsyncMode::Interval(Duration::from_millis(50));
         let (store, _) = Store::open(config, Arc::new(StoreMetrics::default()))
             .map_err(|e| format!("member {id}: opening its store: {e}"))?;
-        let log = open_log(&raft_dir)
-            .await
-            .map_err(|e| format!("member {id}: opening its Raft log: {e}"))?;
+        let log = LogStore::open(
+            Arc::new(disk),
+            std::path::Path::new(RAFT_DIR),
+            FsyncMode::Always,
+        )
+        .map_err(|e| format!("member {id}: opening its Raft log: {e}"))?;
         // Used only to copy a snapshot's records, which this simulation never builds.
         let network = Network::new(
             id,
@@ -520,10 +484,10 @@ impl Cluster {
         Ok(())
     }
 
-    /// Stops member `id` at once; with `power_loss` its store's disk keeps only what was
-    /// fsynced and a seeded part of the rest (the Raft log fsyncs every append first).
-    /// Returns whether the Raft log was left a torn append.
-    async fn crash(&self, id: NodeId, power_loss: Option<&mut StdRng>) -> bool {
+    /// Stops member `id` at once; with `power_loss` its disk (store and Raft journal) keeps
+    /// only what was fsynced and a seeded part of the rest: some, all or none of each file's
+    /// later writes, the last perhaps cut or its sector torn into zeros or garbage.
+    async fn crash(&self, id: NodeId, power_loss: Option<&mut StdRng>) {
         self.net.0.lock().up.remove(&id);
         let Some((raft, store)) = self
             .members
@@ -531,26 +495,19 @@ impl Cluster {
             .get_mut(&id)
             .and_then(|m| m.running.take())
         else {
-            return false;
+            return;
         };
         let disk = self.members.lock()[&id].disk.clone();
         disk.power_off();
         let _ = tokio::time::timeout(Duration::from_secs(10), raft.shutdown()).await;
         drop(raft);
         drop(store);
-        let (survivor, tear) = match power_loss {
-            Some(rng) => {
-                let tear = rng.random_bool(0.5).then(|| rng.random_range(1..4096));
-                (disk.power_loss(&mut |n| rng.random_range(0..n)), tear)
-            }
+        let survivor = match power_loss {
+            Some(rng) => disk.power_loss(&mut |n| rng.random_range(0..n)),
             // A process crash: the page cache keeps every write.
-            None => (disk.power_loss(&mut |n| n - 1), None),
+            None => disk.power_loss(&mut |n| n - 1),
         };
-        let mut members = self.members.lock();
-        let member = members.get_mut(&id).expect("a member");
-        member.disk = survivor;
-        member.tear = tear;
-        tear.is_some()
+        self.members.lock().get_mut(&id).expect("a member").disk = survivor;
     }
 
     /// What every member's Raft says, for a failure's message.
@@ -583,7 +540,6 @@ impl Cluster {
         let mut members = self.members.lock();
         let member = members.get_mut(&id).expect("a member");
         member.disk = SimStorage::new();
-        member.tear = None;
         member.wiped = true;
     }
 
@@ -913,9 +869,7 @@ async fn faults(
                     if power {
                         totals.power_losses += 1;
                         let mut disk_rng = StdRng::seed_from_u64(pick);
-                        if cluster.crash(id, Some(&mut disk_rng)).await {
-                            totals.torn_raft_logs += 1;
-                        }
+                        cluster.crash(id, Some(&mut disk_rng)).await;
                     } else {
                         cluster.crash(id, None).await;
                     }
@@ -1082,22 +1036,6 @@ async fn change_voters(raft: Raft<TypeConfig>, next: BTreeSet<NodeId>) -> bool {
         tokio::time::timeout(CLIENT_TIMEOUT, raft.change_membership(next, false)).await,
         Ok(Ok(_))
     )
-}
-
-/// Opens a Raft log, waiting for a crashed member's last handle on it (its log's flush thread)
-/// to let go of the directory's lock.
-async fn open_log(dir: &std::path::Path) -> Result<LogStore, io::Error> {
-    let mut tries = 0;
-    loop {
-        match LogStore::open(dir, FsyncMode::Always) {
-            Err(e) if e.to_string().contains("already locked") && tries < 2000 => {
-                tries += 1;
-                tokio::task::yield_now().await;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            other => return other,
-        }
-    }
 }
 
 /// A directory for the Raft logs: in memory when the machine has `/dev/shm` (their fsyncs are

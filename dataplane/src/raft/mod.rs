@@ -2,13 +2,15 @@
 //! entry; once a majority holds it, each member applies it to its store as the same record (same
 //! LSN, same commit time), so every member keeps the same history.
 //!
-//! [`log`] is the Raft log and vote (a write-ahead log of its own, `raft-log`), [`state`] the state machine over the [`Store`],
+//! [`log`] is the Raft log and vote as openraft sees them, kept in the member's [`journal`] (on
+//! the store's storage seam), [`state`] the state machine over the [`Store`],
 //! [`network`] the client side of the member-to-member RPCs (served by `http::raft`), and
 //! [`replica`] the handle the API uses to write and to read linearizably.
 
 // openraft's storage traits fix the error type (`StorageError`, a large enum).
 pub mod codec;
 pub mod directory;
+pub mod journal;
 #[allow(clippy::result_large_err)]
 pub mod log;
 pub mod network;

@@ -229,8 +229,12 @@ impl Replica {
             )));
         }
         let raft_dir = data_dir.join("raft");
-        let log = LogStore::open(&raft_dir, config.log_fsync)
-            .map_err(|e| ReplicaError::Setup(format!("opening the Raft log: {e}")))?;
+        let log = LogStore::open(
+            Arc::clone(&store.config().storage),
+            &raft_dir,
+            config.log_fsync,
+        )
+        .map_err(|e| ReplicaError::Setup(format!("opening the Raft log: {e}")))?;
         let blocked = Blocked::default();
         let directory = super::directory::Directory::new(peers.clone(), template);
         let network = Network::new(id, token, Arc::clone(&blocked), directory);

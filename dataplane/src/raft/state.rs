@@ -784,7 +784,12 @@ mod tests {
         )
         .unwrap();
         let raft_dir = dir.join("raft");
-        let log = LogStore::open(&raft_dir, crate::store::FsyncMode::Always).unwrap();
+        let log = LogStore::open(
+            Arc::clone(&store.config().storage),
+            &raft_dir,
+            crate::store::FsyncMode::Always,
+        )
+        .unwrap();
         let directory =
             crate::raft::directory::Directory::new("1=127.0.0.1:1".parse().unwrap(), None);
         let network = Network::new(1, None, Blocked::default(), directory);

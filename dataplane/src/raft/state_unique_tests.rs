@@ -50,7 +50,12 @@ async fn unique_refusals_are_decided_alike_when_entries_are_applied_again() {
     )
     .unwrap();
     let raft_dir = tmp.path().join("raft");
-    let log = LogStore::open(&raft_dir, crate::store::FsyncMode::Always).unwrap();
+    let log = LogStore::open(
+        Arc::clone(&store.config().storage),
+        &raft_dir,
+        crate::store::FsyncMode::Always,
+    )
+    .unwrap();
     let directory = crate::raft::directory::Directory::new("1=127.0.0.1:1".parse().unwrap(), None);
     let network = Network::new(1, None, Blocked::default(), directory);
     let mut sm =
