@@ -3,9 +3,11 @@
 //! Segments are downloaded into a hidden sibling directory, every object's SHA-256 and every
 //! record's CRC are checked, the last segment is cut right after the target record, the result is
 //! replayed once more through the log reader, and only then is the directory renamed into place: a
-//! failed restore leaves no directory that looks like a data directory.
+//! failed restore leaves no directory that looks like a data directory. The data directory is
+//! written through the [`Storage`] seam, so the power-loss simulation can cut a restore anywhere.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::base;
@@ -13,7 +15,7 @@ use super::layout::{self, PlanError, SegmentMeta, Target};
 use super::{BackupError, BackupStore, BackupUrl, io_err};
 use crate::wal::record;
 use crate::wal::segment::{self, HEADER_LEN};
-use crate::wal::storage::{FileStorage, Storage};
+use crate::wal::storage::{FileStorage, OpenMode, Storage};
 
 /// What to restore.
 #[derive(Debug, Clone)]
@@ -50,10 +52,18 @@ pub struct RestoreReport {
     pub elapsed: Duration,
 }
 
-/// Runs a restore; see the module documentation for the guarantees.
+/// Runs a restore onto the file system; see the module documentation for the guarantees.
 pub async fn restore(req: &RestoreRequest) -> Result<RestoreReport, BackupError> {
+    restore_on(Arc::new(FileStorage), req).await
+}
+
+/// [`restore`] onto any [`Storage`].
+pub async fn restore_on(
+    storage: Arc<dyn Storage>,
+    req: &RestoreRequest,
+) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
-    check_target_dir(&req.data_dir)?;
+    check_target_dir(&*storage, &req.data_dir)?;
     let backup = BackupStore::open(&req.from, false)?;
     let (candidates, target) = candidates(&backup, req).await?;
     let plan = layout::plan_restore(&candidates, target).map_err(|e| match e {
@@ -66,17 +76,17 @@ pub async fn restore(req: &RestoreRequest) -> Result<RestoreReport, BackupError>
         .map(|m| m.last_time_micros)
         .max()
         .unwrap_or(0);
-    let tmp = temp_dir_for(&req.data_dir)?;
-    let result = fill(&backup, &plan, target, &tmp).await;
+    let tmp = temp_dir_for(&*storage, &req.data_dir)?;
+    let result = fill(&storage, &backup, &plan, target, &tmp).await;
     let mut report = match result {
         Ok(report) => report,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = remove_tree(&*storage, &tmp);
             return Err(e);
         }
     };
-    if let Err(e) = publish(&tmp, &req.data_dir) {
-        let _ = std::fs::remove_dir_all(&tmp);
+    if let Err(e) = publish(&*storage, &tmp, &req.data_dir) {
+        let _ = remove_tree(&*storage, &tmp);
         return Err(e);
     }
     report.archive_end_micros = archive_end_micros;
@@ -118,10 +128,10 @@ async fn candidates(
 }
 
 /// Refuses a data directory that exists and holds anything.
-fn check_target_dir(dir: &Path) -> Result<(), BackupError> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
+fn check_target_dir(storage: &dyn Storage, dir: &Path) -> Result<(), BackupError> {
+    match storage.list_dir(dir) {
+        Ok(entries) => {
+            if !entries.is_empty() {
                 return Err(BackupError::DataDir {
                     path: dir.to_path_buf(),
                     reason: "is not empty; restore only into a new or empty directory".into(),
@@ -134,8 +144,21 @@ fn check_target_dir(dir: &Path) -> Result<(), BackupError> {
     }
 }
 
+/// Removes `dir` and everything in it.
+fn remove_tree(storage: &dyn Storage, dir: &Path) -> std::io::Result<()> {
+    for name in storage.list_dir(dir)? {
+        let path = dir.join(name);
+        if storage.list_dir(&path).is_ok() {
+            remove_tree(storage, &path)?;
+        } else {
+            storage.remove_file(&path)?;
+        }
+    }
+    storage.remove_dir(dir)
+}
+
 /// A fresh hidden directory beside `data_dir` (same file system, so the final rename is atomic).
-fn temp_dir_for(data_dir: &Path) -> Result<PathBuf, BackupError> {
+fn temp_dir_for(storage: &dyn Storage, data_dir: &Path) -> Result<PathBuf, BackupError> {
     let name = data_dir
         .file_name()
         .ok_or_else(|| BackupError::DataDir {
@@ -148,15 +171,17 @@ fn temp_dir_for(data_dir: &Path) -> Result<PathBuf, BackupError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(io_err(format!("creating {}", parent.display())))?;
+    storage
+        .create_dir_all(&parent)
+        .map_err(io_err(format!("creating {}", parent.display())))?;
     let tmp = parent.join(format!(".{name}.restore-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io_err(format!("removing {}", tmp.display())))?;
+    if storage.list_dir(&tmp).is_ok() {
+        remove_tree(storage, &tmp).map_err(io_err(format!("removing {}", tmp.display())))?;
     }
     // `wal` must be durable inside the directory the rename publishes, or a power loss after
     // the restore could leave the data directory without its log (the power-loss simulation
     // found this for the store's own start-up).
-    FileStorage
+    storage
         .create_dir_all_durable(&tmp.join("wal"))
         .map_err(io_err(format!("creating {}", tmp.display())))?;
     Ok(tmp)
@@ -164,6 +189,7 @@ fn temp_dir_for(data_dir: &Path) -> Result<PathBuf, BackupError> {
 
 /// Downloads, verifies and writes the planned segments into `tmp/wal`, cutting the last one.
 async fn fill(
+    storage: &Arc<dyn Storage>,
     backup: &BackupStore,
     plan: &[SegmentMeta],
     target: Target,
@@ -197,19 +223,27 @@ async fn fill(
         let (bytes, end, (records, versions, last_lsn, last_time)) =
             keep.map_err(|reason| BackupError::Corrupt { key: name, reason })?;
         let path = wal.join(segment::file_name(meta.seq));
-        write_synced(&path, &bytes[..end])?;
+        write_synced(&**storage, &path, &bytes[..end])?;
         report.segments += 1;
         report.records += records;
         report.versions += versions;
         report.last_lsn = last_lsn;
         report.last_time_micros = last_time;
     }
-    segment::sync_dir(&wal).map_err(io_err(format!("syncing {}", wal.display())))?;
+    storage
+        .sync_dir(&wal)
+        .map_err(io_err(format!("syncing {}", wal.display())))?;
     // The log reader's own checks over the finished directory: what the server will see.
-    let wal_check = wal.clone();
+    let (wal_check, storage) = (wal.clone(), Arc::clone(storage));
     let replayed = tokio::task::spawn_blocking(move || {
         let mut n = 0u64;
-        crate::wal::Wal::open(&wal_check, crate::store::MAX_SEGMENT_SIZE, |_, _| n += 1).map(|_| n)
+        crate::wal::Wal::open_on(
+            storage,
+            &wal_check,
+            crate::store::MAX_SEGMENT_SIZE,
+            |_, _| n += 1,
+        )
+        .map(|_| n)
     })
     .await
     .map_err(|e| BackupError::Io {
@@ -279,24 +313,24 @@ fn verify_and_cut(
 }
 
 /// Writes a file and fsyncs it.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
-    use std::io::Write;
-    let mut file =
-        std::fs::File::create(path).map_err(io_err(format!("creating {}", path.display())))?;
-    file.write_all(bytes)
+fn write_synced(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    let file = storage
+        .open(path, OpenMode::CreateTruncate)
+        .map_err(io_err(format!("creating {}", path.display())))?;
+    file.append(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io_err(format!("writing {}", path.display())))
 }
 
 /// Moves the finished directory into place (replacing an empty one) and makes the rename durable.
-fn publish(tmp: &Path, data_dir: &Path) -> Result<(), BackupError> {
-    if data_dir.exists() {
-        std::fs::remove_dir(data_dir).map_err(io_err(format!(
+fn publish(storage: &dyn Storage, tmp: &Path, data_dir: &Path) -> Result<(), BackupError> {
+    if storage.list_dir(data_dir).is_ok() {
+        storage.remove_dir(data_dir).map_err(io_err(format!(
             "removing the empty directory {}",
             data_dir.display()
         )))?;
     }
-    std::fs::rename(tmp, data_dir).map_err(io_err(format!(
+    storage.rename(tmp, data_dir).map_err(io_err(format!(
         "renaming {} to {}",
         tmp.display(),
         data_dir.display()
@@ -305,7 +339,9 @@ fn publish(tmp: &Path, data_dir: &Path) -> Result<(), BackupError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    segment::sync_dir(parent).map_err(io_err(format!("syncing {}", parent.display())))
+    storage
+        .sync_dir(parent)
+        .map_err(io_err(format!("syncing {}", parent.display())))
 }
 
 /// The one-line JSON summary `koru-dataplane restore` prints on success.

@@ -113,8 +113,54 @@ impl Storage for MemoryStorage {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut volume = self.volume.lock();
         volume.check_parent(to)?;
+        if volume.dirs.contains(from) {
+            if volume.dirs.contains(to) || volume.files.contains_key(to) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", to.display()),
+                ));
+            }
+            let moved = |p: &PathBuf| to.join(p.strip_prefix(from).unwrap_or(p));
+            let dirs: Vec<PathBuf> = volume
+                .dirs
+                .iter()
+                .filter(|p| p.starts_with(from))
+                .cloned()
+                .collect();
+            for d in dirs {
+                volume.dirs.remove(&d);
+                volume.dirs.insert(moved(&d));
+            }
+            let files: Vec<PathBuf> = volume
+                .files
+                .keys()
+                .filter(|p| p.starts_with(from))
+                .cloned()
+                .collect();
+            for f in files {
+                let file = volume.files.remove(&f).expect("listed");
+                volume.files.insert(moved(&f), file);
+            }
+            return Ok(());
+        }
         let file = volume.files.remove(from).ok_or_else(|| not_found(from))?;
         volume.files.insert(to.to_path_buf(), file);
+        Ok(())
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut volume = self.volume.lock();
+        if !volume.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let inside = |p: &Path| p.parent() == Some(dir);
+        if volume.files.keys().any(|p| inside(p)) || volume.dirs.iter().any(|p| inside(p)) {
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                format!("{} is not an empty directory", dir.display()),
+            ));
+        }
+        volume.dirs.remove(dir);
         Ok(())
     }
 

@@ -59,8 +59,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// only after [`Storage::sync_dir`].
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>>;
 
-    /// Renames `from` to `to` (replacing `to`), durable only after [`Storage::sync_dir`].
+    /// Renames `from` to `to` within one directory, durable only after [`Storage::sync_dir`]
+    /// of it: a file (replacing `to`), or a directory with everything in it (`to` must not
+    /// exist).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes the empty directory `dir`, durable only after [`Storage::sync_dir`] of its parent.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()>;
 
     /// Removes the file `path`, durable only after [`Storage::sync_dir`].
     fn remove_file(&self, path: &Path) -> io::Result<()>;

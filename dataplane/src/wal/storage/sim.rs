@@ -35,8 +35,10 @@ pub type Pick<'a> = &'a mut dyn FnMut(u64) -> u64;
 
 #[derive(Debug, Default, Clone)]
 struct Disk {
-    /// Every directory that exists now; the roots ("/" and "") always do.
+    /// Every directory that exists now, by its path now; the roots ("/" and "") always do.
     dirs: BTreeMap<PathBuf, Dir>,
+    /// Directories removed since they were created, by id: a power loss may bring them back.
+    removed_dirs: HashMap<u64, Dir>,
     /// File contents by inode.
     inodes: HashMap<u64, Inode>,
     next_inode: u64,
@@ -50,6 +52,8 @@ struct Disk {
 
 #[derive(Debug, Default, Clone)]
 struct Dir {
+    /// What its parent's entry names (0 for a root): a rename moves the directory, not its id.
+    id: u64,
     now: BTreeMap<String, Node>,
     durable: BTreeMap<String, Node>,
     /// Entry changes since the last directory fsync; each group is atomic (a rename).
@@ -61,7 +65,8 @@ struct Dir {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Node {
     File(u64),
-    Dir,
+    /// A directory, by its [`Dir::id`].
+    Dir(u64),
 }
 
 #[derive(Debug, Default, Clone)]
@@ -136,7 +141,7 @@ impl SimStorage {
             .flat_map(|d| d.now.values())
             .filter_map(|n| match n {
                 Node::File(ino) => disk.inodes[ino].since,
-                Node::Dir => None,
+                Node::Dir(_) => None,
             });
         let dirs = disk.dirs.values().filter_map(|d| d.since);
         files.chain(dirs).min_by_key(|(call, _)| *call)
@@ -210,7 +215,7 @@ impl Disk {
         let (parent, name) = split(path)?;
         match self.dirs.get(&parent).and_then(|d| d.now.get(&name)) {
             Some(Node::File(ino)) => Ok(*ino),
-            Some(Node::Dir) => Err(io::Error::new(
+            Some(Node::Dir(_)) => Err(io::Error::new(
                 io::ErrorKind::IsADirectory,
                 format!("{} is a directory", path.display()),
             )),
@@ -240,9 +245,11 @@ impl Disk {
 
     /// The disk after a power loss: durable state plus what `pick` keeps of the pending state.
     fn survivor(&self, pick: Pick<'_>) -> Disk {
-        // Each directory's entries: durable ones plus a prefix of the later changes.
-        let mut kept_entries: BTreeMap<PathBuf, BTreeMap<String, Node>> = BTreeMap::new();
-        for (path, dir) in &self.dirs {
+        // Each directory's entries, by id: durable ones plus a prefix of the later changes.
+        let mut kept_entries: HashMap<u64, BTreeMap<String, Node>> = HashMap::new();
+        let mut roots = Vec::new();
+        let all = self.dirs.iter().map(|(p, d)| (Some(p), d));
+        for (path, dir) in all.chain(self.removed_dirs.values().map(|d| (None, d))) {
             let mut entries = dir.durable.clone();
             let keep = choose(pick, dir.pending.len() + 1);
             for group in &dir.pending[..keep] {
@@ -250,21 +257,27 @@ impl Disk {
                     apply_entry(&mut entries, name, *node);
                 }
             }
-            kept_entries.insert(path.clone(), entries);
+            match path {
+                Some(path) if is_root(path) => roots.push((path.clone(), entries)),
+                _ => {
+                    kept_entries.insert(dir.id, entries);
+                }
+            }
         }
         // Only what is reachable from a root through kept entries exists afterwards.
         let mut out = Disk::default();
-        let mut queue: Vec<PathBuf> = kept_entries
-            .keys()
-            .filter(|p| is_root(p))
-            .cloned()
+        let mut queue: Vec<(PathBuf, u64, BTreeMap<String, Node>)> = roots
+            .into_iter()
+            .map(|(path, entries)| (path, 0, entries))
             .collect();
         let mut inodes = BTreeSet::new();
-        while let Some(path) = queue.pop() {
-            let entries = kept_entries.get(&path).cloned().unwrap_or_default();
+        while let Some((path, id, entries)) = queue.pop() {
             for (name, node) in &entries {
                 match node {
-                    Node::Dir => queue.push(path.join(name)),
+                    Node::Dir(child) => {
+                        let child_entries = kept_entries.get(child).cloned().unwrap_or_default();
+                        queue.push((path.join(name), *child, child_entries));
+                    }
                     Node::File(ino) => {
                         inodes.insert(*ino);
                     }
@@ -273,6 +286,7 @@ impl Disk {
             out.dirs.insert(
                 path,
                 Dir {
+                    id,
                     now: entries.clone(),
                     durable: entries,
                     ..Dir::default()
@@ -292,6 +306,12 @@ impl Disk {
         }
         out.next_inode = self.next_inode;
         out
+    }
+
+    /// A new id for a file or directory.
+    fn next_id(&mut self) -> u64 {
+        self.next_inode += 1;
+        self.next_inode
     }
 }
 
@@ -377,8 +397,15 @@ impl Storage for SimStorage {
                     format!("{} is a file", d.display()),
                 ));
             }
-            disk.dirs.insert(d.clone(), Dir::default());
-            disk.change_entries(&parent, vec![(name, Some(Node::Dir))]);
+            let id = disk.next_id();
+            disk.dirs.insert(
+                d.clone(),
+                Dir {
+                    id,
+                    ..Dir::default()
+                },
+            );
+            disk.change_entries(&parent, vec![(name, Some(Node::Dir(id)))]);
             if fails {
                 return Err(disk.cut());
             }
@@ -413,8 +440,7 @@ impl Storage for SimStorage {
                     ino
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    disk.next_inode += 1;
-                    let ino = disk.next_inode;
+                    let ino = disk.next_id();
                     disk.inodes.insert(ino, Inode::default());
                     disk.change_entries(&parent, vec![(name, Some(Node::File(ino)))]);
                     ino
@@ -437,9 +463,21 @@ impl Storage for SimStorage {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut disk = self.disk.lock();
         disk.check_alive()?;
-        let ino = disk.file_at(from)?;
         let (from_dir, from_name) = split(from)?;
         let (to_dir, to_name) = split(to)?;
+        let node = match disk.file_at(from) {
+            Ok(ino) => Node::File(ino),
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
+                if disk.dir_exists(to) || disk.file_at(to).is_ok() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{} exists", to.display()),
+                    ));
+                }
+                Node::Dir(disk.dirs[from].id)
+            }
+            Err(e) => return Err(e),
+        };
         if from_dir != to_dir {
             // Journaling file systems make such renames atomic across directories; the store
             // never needs one, so the model does not pretend to know what survives.
@@ -449,10 +487,44 @@ impl Storage for SimStorage {
             ));
         }
         let fails = disk.tick()?;
-        disk.change_entries(
-            &from_dir,
-            vec![(from_name, None), (to_name, Some(Node::File(ino)))],
-        );
+        if let Node::Dir(_) = node {
+            // The directory and everything under it are found at the new path from now on.
+            let moved: Vec<PathBuf> = disk
+                .dirs
+                .keys()
+                .filter(|p| p.starts_with(from))
+                .cloned()
+                .collect();
+            for old in moved {
+                let dir = disk.dirs.remove(&old).expect("listed");
+                let rest = old.strip_prefix(from).expect("under from");
+                disk.dirs.insert(to.join(rest), dir);
+            }
+        }
+        disk.change_entries(&from_dir, vec![(from_name, None), (to_name, Some(node))]);
+        if fails {
+            return Err(disk.cut());
+        }
+        Ok(())
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut disk = self.disk.lock();
+        disk.check_alive()?;
+        let Some(d) = disk.dirs.get(dir) else {
+            return Err(not_found(dir));
+        };
+        if is_root(dir) || !d.now.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                format!("{} is not an empty directory", dir.display()),
+            ));
+        }
+        let (parent, name) = split(dir)?;
+        let fails = disk.tick()?;
+        let removed = disk.dirs.remove(dir).expect("checked");
+        disk.removed_dirs.insert(removed.id, removed);
+        disk.change_entries(&parent, vec![(name, None)]);
         if fails {
             return Err(disk.cut());
         }
@@ -648,6 +720,39 @@ mod tests {
         assert_eq!(before.list_dir(Path::new("/d")).unwrap(), vec!["t.tmp"]);
         let after = disk.power_loss(&mut all);
         assert_eq!(after.list_dir(Path::new("/d")).unwrap(), vec!["t"]);
+    }
+
+    #[test]
+    fn a_directory_rename_survives_whole_with_its_files_or_not_at_all() {
+        let disk = SimStorage::new();
+        disk.create_dir_all_durable(Path::new("/p/.d.tmp/wal"))
+            .unwrap();
+        let f = disk
+            .open(Path::new("/p/.d.tmp/wal/s"), OpenMode::CreateTruncate)
+            .unwrap();
+        f.append(b"seg").unwrap();
+        f.sync_all().unwrap();
+        disk.sync_dir(Path::new("/p/.d.tmp/wal")).unwrap();
+        disk.rename(Path::new("/p/.d.tmp"), Path::new("/p/d"))
+            .unwrap();
+        assert_eq!(read(&disk, "/p/d/wal/s").unwrap(), b"seg");
+        assert!(disk.list_dir(Path::new("/p/.d.tmp")).is_err());
+        let before = disk.power_loss(&mut none);
+        assert_eq!(before.list_dir(Path::new("/p")).unwrap(), vec![".d.tmp"]);
+        assert_eq!(read(&before, "/p/.d.tmp/wal/s").unwrap(), b"seg");
+        let after = disk.power_loss(&mut all);
+        assert_eq!(after.list_dir(Path::new("/p")).unwrap(), vec!["d"]);
+        assert_eq!(read(&after, "/p/d/wal/s").unwrap(), b"seg");
+        // A removal not made durable may be undone, with what the directory held durably.
+        disk.remove_file(Path::new("/p/d/wal/s")).unwrap();
+        assert!(disk.remove_dir(Path::new("/p/d")).is_err(), "not empty");
+        disk.remove_dir(Path::new("/p/d/wal")).unwrap();
+        let undone = disk.power_loss(&mut none);
+        assert_eq!(read(&undone, "/p/.d.tmp/wal/s").unwrap(), b"seg");
+        disk.sync_dir(Path::new("/p/d")).unwrap();
+        disk.sync_dir(Path::new("/p")).unwrap();
+        let done = disk.power_loss(&mut none);
+        assert!(done.list_dir(Path::new("/p/d")).unwrap().is_empty());
     }
 
     #[test]

@@ -49,6 +49,25 @@ fn exercise(storage: &dyn Storage, root: &Path) {
     assert!(storage.list_dir(&dir).unwrap().is_empty());
     assert!(storage.open(&dir.join("a"), OpenMode::Read).is_err());
     assert!(storage.list_dir(&root.join("missing")).is_err());
+    // Directories move whole, and only empty ones are removed.
+    storage.create_dir_all(&root.join("moving/inner")).unwrap();
+    let f = storage
+        .open(&root.join("moving/inner/f"), OpenMode::CreateTruncate)
+        .unwrap();
+    f.append(b"x").unwrap();
+    storage
+        .rename(&root.join("moving"), &root.join("moved"))
+        .unwrap();
+    let f = storage
+        .open(&root.join("moved/inner/f"), OpenMode::Read)
+        .unwrap();
+    assert_eq!(f.read_all().unwrap(), b"x");
+    assert!(storage.list_dir(&root.join("moving")).is_err());
+    assert!(storage.remove_dir(&root.join("moved")).is_err());
+    storage.remove_file(&root.join("moved/inner/f")).unwrap();
+    storage.remove_dir(&root.join("moved/inner")).unwrap();
+    storage.remove_dir(&root.join("moved")).unwrap();
+    assert!(storage.list_dir(&root.join("moved")).is_err());
 }
 
 #[test]
