@@ -20,7 +20,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -354,17 +353,13 @@ impl RaftNetwork<TypeConfig> for Connection {
 // ---------------------------------------------------------------------------------------------
 // The members
 
-/// One member: its store and Raft journal on a simulated disk, its state machine's snapshot
-/// directory (never written here: no snapshots are built) on the real one.
+/// One member: its store, Raft journal and snapshot record on a simulated disk.
 struct Member {
     id: NodeId,
-    raft_dir: PathBuf,
     disk: SimStorage,
     running: Option<(Raft<TypeConfig>, Store)>,
     /// How far its clock is off (µs), which a clock jump changes.
     skew_micros: i64,
-    /// Its volume was replaced by an empty one: its Raft log goes at the next start.
-    wiped: bool,
 }
 
 /// The cluster and what every client and the fault schedule share.
@@ -378,7 +373,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(size: usize, dir: &std::path::Path, net: Net) -> Result<Cluster, String> {
+    async fn start(size: usize, net: Net) -> Result<Cluster, String> {
         let ids: Vec<NodeId> = (1..=size as NodeId).collect();
         let peers: Peers = ids
             .iter()
@@ -392,11 +387,9 @@ impl Cluster {
             .map(|&id| {
                 let member = Member {
                     id,
-                    raft_dir: dir.join(format!("member-{id}")).join("raft"),
                     disk: SimStorage::new(),
                     running: None,
                     skew_micros: 0,
-                    wiped: false,
                 };
                 (id, member)
             })
@@ -429,15 +422,7 @@ impl Cluster {
 
     /// Starts member `id` on what its disks hold.
     async fn boot(&self, id: NodeId) -> Result<(), String> {
-        let (raft_dir, disk, wiped) = {
-            let mut members = self.members.lock();
-            let m = members.get_mut(&id).expect("a member");
-            let wiped = std::mem::take(&mut m.wiped);
-            (m.raft_dir.clone(), m.disk.clone(), wiped)
-        };
-        if wiped && raft_dir.exists() {
-            std::fs::remove_dir_all(&raft_dir).map_err(|e| format!("member {id}: {e}"))?;
-        }
+        let disk = self.members.lock()[&id].disk.clone();
         let mut config = StoreConfig::new(STORE_DIR);
         config.storage = Arc::new(disk.clone());
         config.inline_commit = true;
@@ -462,7 +447,7 @@ impl Cluster {
             store.clone(),
             log.clone(),
             network,
-            &raft_dir,
+            std::path::Path::new(RAFT_DIR),
             Arc::new(AtomicU64::new(0)),
         )
         .map_err(|e| format!("member {id}: start-up refused: {e}"))?;
@@ -543,7 +528,6 @@ impl Cluster {
         let mut members = self.members.lock();
         let member = members.get_mut(&id).expect("a member");
         member.disk = SimStorage::new();
-        member.wiped = true;
     }
 
     /// Whether a member is down or still holds its vote: then the group has fewer whole copies
@@ -929,10 +913,9 @@ async fn faults(
 }
 
 async fn run_seed(seed: u64, size: usize, totals: &mut Totals) -> Result<(), String> {
-    let dir = scratch_dir();
     let net = Net::new(seed);
     let start = Instant::now();
-    let cluster = Arc::new(Cluster::start(size, dir.path(), net).await?);
+    let cluster = Arc::new(Cluster::start(size, net).await?);
     let history = Arc::new(Mutex::new(History::default()));
     let until = start + FAULT_TIME;
     let clients: Vec<_> = (0..CLIENTS)
@@ -1054,18 +1037,6 @@ async fn change_voters(raft: Raft<TypeConfig>, next: BTreeSet<NodeId>) -> bool {
         tokio::time::timeout(CLIENT_TIMEOUT, raft.change_membership(next, false)).await,
         Ok(Ok(_))
     )
-}
-
-/// A directory for the Raft logs: in memory when the machine has `/dev/shm` (their fsyncs are
-/// real but the simulated disk is what is tested).
-fn scratch_dir() -> tempfile::TempDir {
-    let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir()
-        && let Ok(dir) = tempfile::tempdir_in(shm)
-    {
-        return dir;
-    }
-    tempfile::tempdir().expect("a scratch directory")
 }
 
 /// Waits for a leader and for every member to apply all it committed (a last write through
