@@ -8,14 +8,14 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap fails the test where it happened
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
-use koru_dataplane::backup::archiver::ArchiveMetrics;
 use koru_dataplane::backup::restore::{RestoreRequest, restore};
-use koru_dataplane::backup::{Archiver, BackupStore, BackupUrl, Target, base};
+use koru_dataplane::backup::{BackupStore, BackupUrl, Target, base};
 use koru_dataplane::metrics::StoreMetrics;
 use koru_dataplane::{Store, StoreConfig};
 
@@ -53,17 +53,7 @@ async fn write_fixture() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&data("format-v1"), tmp.path());
     let store = open(tmp.path());
-    let status = Archiver::start(
-        store.clone(),
-        BackupStore::open(&url(&archive), true).unwrap(),
-        Duration::from_secs(3600),
-        Arc::new(ArchiveMetrics::default()),
-        None,
-        None,
-    );
-    base::create(&status, Duration::from_secs(30))
-        .await
-        .unwrap();
+    common::stores::base_backup(&store, &url(&archive)).await;
     store.close();
 }
 

@@ -12,11 +12,9 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use koru_dataplane::backup::archiver::ArchiveMetrics;
 use koru_dataplane::backup::restore::{RestoreRequest, restore_on};
-use koru_dataplane::backup::{Archiver, BackupStore, BackupUrl, Target, base};
+use koru_dataplane::backup::{BackupUrl, Target};
 use koru_dataplane::db::Options;
 use koru_dataplane::wal::storage::{SimStorage, Storage};
 use koru_dataplane::{BlockingDb, Store, StoreConfig};
@@ -24,6 +22,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use common::seeds::sim_seeds;
+use common::stores::base_backup;
 
 /// Where the restore puts the data directory on the simulated disk.
 const DATA_DIR: &str = "/volume/data";
@@ -51,23 +50,8 @@ fn archived_store(dir: &Path) -> (std::path::PathBuf, String, Vec<String>) {
     }
     let store = db.store().expect("the store");
     let backups = dir.join("backups");
-    std::fs::create_dir_all(&backups).expect("the backup directory");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let manifest = runtime.block_on(async {
-        let backup =
-            BackupStore::open(&BackupUrl::File(backups.clone()), true).expect("the backup store");
-        let status = Archiver::start(
-            store.clone(),
-            backup,
-            Duration::from_millis(50),
-            Arc::new(ArchiveMetrics::default()),
-            None,
-            None,
-        );
-        base::create(&status, Duration::from_secs(60))
-            .await
-            .expect("a base backup")
-    });
+    let manifest = runtime.block_on(base_backup(&store, &BackupUrl::File(backups.clone())));
     let expected: Vec<String> = records(&store)
         .into_iter()
         .take(manifest.last_lsn as usize)

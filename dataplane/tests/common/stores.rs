@@ -326,3 +326,22 @@ async fn serve(listener: std::net::TcpListener, upstream: SocketAddr, link: watc
         });
     }
 }
+
+/// Archives `store` into the backup store at `url` (created when missing) and takes a base
+/// backup of everything written so far, as the server's archiver and `POST /admin/backups` do.
+pub async fn base_backup(
+    store: &koru_dataplane::Store,
+    url: &BackupUrl,
+) -> koru_dataplane::backup::Manifest {
+    let status = koru_dataplane::backup::Archiver::start(
+        store.clone(),
+        BackupStore::open(url, true).expect("the backup store"),
+        std::time::Duration::from_millis(50),
+        std::sync::Arc::new(koru_dataplane::backup::archiver::ArchiveMetrics::default()),
+        None,
+        None,
+    );
+    koru_dataplane::backup::base::create(&status, std::time::Duration::from_secs(60))
+        .await
+        .expect("a base backup")
+}
