@@ -27,7 +27,7 @@ fuzz:
 
 # Runs the power-loss simulation for SEEDS seeds per property (default 10000; make test runs a fixed few hundred),
 # the Raft journal's power-loss property for SEEDS seeds (make test runs 300)
-# and the simulated replicated cluster for RAFT_SEEDS per size (default SEEDS/50; make test runs 7).
+# and the simulated replicated cluster for RAFT_SEEDS per size (default SEEDS/50; make test runs 20).
 simulate:
 	./scripts/simulate.sh $(SEEDS)
 

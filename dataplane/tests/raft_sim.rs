@@ -2,9 +2,9 @@
 //! the data plane's own Raft settings, Raft log (`raft::log`) and state machine (`raft::state`)
 //! over a real store on a simulated disk ([`SimStorage`]), joined by a simulated network that a
 //! seeded fault schedule partitions, slows, reorders and makes lose messages, while members
-//! crash and restart, lose power (their store keeps only what it fsynced), and their clocks jump.
-//! Time is tokio's paused clock, moved on at up to ten times real time: a run of 30 simulated
-//! seconds takes a few.
+//! crash and restart, lose power (their store and Raft journal keep only what was fsynced, and a
+//! seeded part of the rest), and their clocks jump. Time is tokio's paused clock, moved on a
+//! millisecond per turn of the tasks: a run of 30 simulated seconds takes about a second.
 //!
 //! Client histories of reads, writes and compare-and-sets on one key are checked for
 //! linearizability (stateright's checker, as `tests/raft` does for real processes); after the
@@ -12,8 +12,8 @@
 //! the LSN it was acknowledged with, with commit times that only go forward.
 //!
 //! The fault schedule, the workload and the network's choices come from the seed; the
-//! interleaving does not entirely (the Raft log flushes on its own thread, and the state machine
-//! saves on blocking threads), so a failing seed usually, not always, fails again.
+//! interleaving does not entirely (openraft draws election timeouts from an unseeded generator),
+//! so a failing seed usually, not always, fails again.
 //! `KORU_SIM_SEED=<n>` runs one seed, `KORU_SIM_SEEDS=<n>` the first n (`make simulate`).
 
 mod common;
@@ -71,22 +71,17 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Concurrent clients.
 const CLIENTS: usize = 3;
-/// How much faster than real time the simulated clock runs, at most.
-const SPEEDUP: u32 = 10;
-/// The most the simulated clock moves in one step.
-const MAX_STEP: Duration = Duration::from_millis(5);
-/// One simulation at a time: each keeps a core busy, and two would slow each other's real
-/// threads against their clocks.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// Simulated time the clock moves on each driver step.
+const STEP: Duration = Duration::from_millis(1);
 
 #[test]
 fn three_members_stay_linearizable_and_durable_under_seeded_faults() {
-    check_seeds("raft simulation, 3 members", 3, 4);
+    check_seeds("raft simulation, 3 members", 3, 12);
 }
 
 #[test]
 fn five_members_stay_linearizable_and_durable_under_seeded_faults() {
-    check_seeds("raft simulation, 5 members", 5, 3);
+    check_seeds("raft simulation, 5 members", 5, 8);
 }
 
 /// What all seeds of one cluster size did.
@@ -105,7 +100,6 @@ struct Totals {
 }
 
 fn check_seeds(name: &str, members: usize, default: u64) {
-    let _alone = ONE_AT_A_TIME.lock();
     // The members' HTTP client (for snapshot copies, unused here) needs a TLS provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let started = std::time::Instant::now();
@@ -154,19 +148,14 @@ fn check_seeds(name: &str, members: usize, default: u64) {
     );
 }
 
-/// Moves the paused clock on at [`SPEEDUP`] times real time, and keeps the runtime from going
-/// idle: idle, tokio would jump the clock to the next timer while a real thread (the Raft log's
-/// flush, a blocking save) is still at work, and every timeout would fire at once. Each step
-/// gives the CPU to those threads for a moment and moves the clock at most [`MAX_STEP`], so a
-/// busy machine slows simulated time down rather than starving them.
+/// Moves the paused clock on by [`STEP`] each time the other ready tasks have had a turn, and
+/// keeps the runtime from going idle (idle, tokio would jump the clock to the next timer). No
+/// part of a member runs on a thread of its own here (the store commits inline, the Raft journal
+/// fsyncs inline), so simulated time follows the tasks' turns, not the machine's speed.
 async fn drive_clock() {
-    let mut last = std::time::Instant::now();
     loop {
         tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_micros(200));
-        let now = std::time::Instant::now();
-        tokio::time::advance(((now - last) * SPEEDUP).min(MAX_STEP)).await;
-        last = now;
+        tokio::time::advance(STEP).await;
     }
 }
 
@@ -430,12 +419,9 @@ impl Cluster {
         config.fsync = FsyncMode::Interval(Duration::from_millis(50));
         let (store, _) = Store::open(config, Arc::new(StoreMetrics::default()))
             .map_err(|e| format!("member {id}: opening its store: {e}"))?;
-        let log = LogStore::open(
-            Arc::new(disk),
-            std::path::Path::new(RAFT_DIR),
-            FsyncMode::Always,
-        )
-        .map_err(|e| format!("member {id}: opening its Raft log: {e}"))?;
+        // Inline: no thread of the journal's own, so a seed runs the same way every time.
+        let log = LogStore::open_inline(Arc::new(disk), std::path::Path::new(RAFT_DIR))
+            .map_err(|e| format!("member {id}: opening its Raft log: {e}"))?;
         // Used only to copy a snapshot's records, which this simulation never builds.
         let network = Network::new(
             id,

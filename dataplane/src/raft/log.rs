@@ -19,7 +19,7 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Id, Journal, Payload};
+use super::journal::{self, Id, Journal, Payload};
 use super::{NodeId, TypeConfig};
 use crate::store::FsyncMode;
 use crate::wal::storage::Storage;
@@ -117,11 +117,49 @@ impl LogStore {
             FsyncMode::Interval(every) => Some(every),
             FsyncMode::Always | FsyncMode::Off => None,
         };
-        let journal = Journal::open(storage, dir, interval, BOOKKEEPING_FLUSH)?;
+        let options = journal::Options {
+            interval,
+            tick: BOOKKEEPING_FLUSH,
+            ..journal::Options::default()
+        };
+        let journal = Journal::open(storage, dir, options)?;
         Ok(LogStore {
             journal,
             sync_appends: fsync == FsyncMode::Always,
         })
+    }
+
+    /// Opens the journal with every append fsynced on the caller's thread and no thread of
+    /// its own (see [`journal::Options::inline`]): what the deterministic simulation runs.
+    pub fn open_inline(storage: Arc<dyn Storage>, dir: &Path) -> Result<LogStore, io::Error> {
+        let options = journal::Options {
+            inline: true,
+            ..journal::Options::default()
+        };
+        Ok(LogStore {
+            journal: Journal::open(storage, dir, options)?,
+            sync_appends: true,
+        })
+    }
+
+    /// Whether disk work happens on the caller's thread (see [`LogStore::open_inline`]).
+    pub fn is_inline(&self) -> bool {
+        self.journal.is_inline()
+    }
+
+    /// Runs `f` on a blocking thread, or right here when the journal is inline.
+    async fn off_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Journal) -> io::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        if self.journal.is_inline() {
+            return f(&self.journal).map_err(io_error);
+        }
+        let journal = Arc::clone(&self.journal);
+        tokio::task::spawn_blocking(move || f(&journal))
+            .await
+            .map_err(io_error)?
+            .map_err(io_error)
     }
 
     /// Records what the state machine has applied: fsynced before returning when `durable`,
@@ -182,11 +220,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             // cache: a hand-off to a blocking thread would cost more than the read.
             return Self::decode(read);
         }
-        let journal = Arc::clone(&self.journal);
-        let read = tokio::task::spawn_blocking(move || journal.read(from, to))
-            .await
-            .map_err(io_error)?
-            .map_err(io_error)?;
+        let read = self.off_thread(move |j| j.read(from, to)).await?;
         Self::decode(read)
     }
 }
@@ -208,11 +242,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StoreResult<()> {
         let vote = serde_json::to_vec(vote).map_err(io_error)?;
-        let journal = Arc::clone(&self.journal);
-        tokio::task::spawn_blocking(move || journal.save_vote(&vote))
-            .await
-            .map_err(io_error)?
-            .map_err(io_error)
+        self.off_thread(move |j| j.save_vote(&vote)).await
     }
 
     async fn read_vote(&mut self) -> StoreResult<Option<Vote<NodeId>>> {
@@ -259,19 +289,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
         // Entries from `log_id` on conflict with the leader's log and were never committed.
-        let journal = Arc::clone(&self.journal);
-        tokio::task::spawn_blocking(move || journal.truncate(log_id.index))
-            .await
-            .map_err(io_error)?
-            .map_err(io_error)
+        self.off_thread(move |j| j.truncate(log_id.index)).await
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
-        let journal = Arc::clone(&self.journal);
-        tokio::task::spawn_blocking(move || journal.purge(to_log_id(&log_id)))
-            .await
-            .map_err(io_error)?
-            .map_err(io_error)
+        self.off_thread(move |j| j.purge(to_log_id(&log_id))).await
     }
 }
 

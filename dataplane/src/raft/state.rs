@@ -232,8 +232,12 @@ impl StateMachine {
         Ok(())
     }
 
-    /// Saves the bookkeeping and waits until it is on disk (on a blocking thread).
+    /// Saves the bookkeeping and waits until it is on disk (on a blocking thread, unless the
+    /// log works inline).
     async fn save_meta_durably(&self) -> StoreResult<()> {
+        if self.log.is_inline() {
+            return self.log.save_applied(&self.meta, true);
+        }
         let (log, meta) = (self.log.clone(), self.meta.clone());
         tokio::task::spawn_blocking(move || log.save_applied(&meta, true))
             .await

@@ -50,6 +50,33 @@ pub struct Journal {
     inner: Mutex<Inner>,
     /// To the flush thread, which exits when the journal is dropped.
     flushes: Mutex<mpsc::Sender<Done>>,
+    /// Fsyncs on the caller's thread, and no thread of its own (see [`Options::inline`]).
+    inline: bool,
+}
+
+/// How a journal works.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Appends not waited for are fsynced at least this often.
+    pub interval: Option<Duration>,
+    /// How often buffered bookkeeping is written out when no change carries it.
+    pub tick: Duration,
+    /// Chunks are sealed at this size.
+    pub chunk_bytes: u64,
+    /// Every fsync on the caller's thread, and bookkeeping only written with the next change:
+    /// no thread, so a simulation on a paused clock runs the same way every time.
+    pub inline: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            interval: None,
+            tick: Duration::from_millis(100),
+            chunk_bytes: CHUNK_BYTES,
+            inline: false,
+        }
+    }
 }
 
 impl Drop for Journal {
@@ -144,24 +171,11 @@ fn chunk_name(seq: u64) -> String {
 
 impl Journal {
     /// Opens (or creates) the journal in `<raft_dir>/journal` on `storage`, converting a log
-    /// left by `raft-log` (`<raft_dir>/log`, earlier versions) first. With `interval`, appends
-    /// not waited for are fsynced at least that often.
+    /// left by `raft-log` (`<raft_dir>/log`, earlier versions) first.
     pub fn open(
         storage: Arc<dyn Storage>,
         raft_dir: &Path,
-        interval: Option<Duration>,
-        tick: Duration,
-    ) -> Result<Arc<Journal>, JournalError> {
-        Journal::open_sized(storage, raft_dir, interval, tick, CHUNK_BYTES)
-    }
-
-    /// [`open`](Self::open) with chunks sealed at `chunk_bytes` (tests roll small chunks).
-    pub fn open_sized(
-        storage: Arc<dyn Storage>,
-        raft_dir: &Path,
-        interval: Option<Duration>,
-        tick: Duration,
-        chunk_bytes: u64,
+        options: Options,
     ) -> Result<Arc<Journal>, JournalError> {
         migrate::from_raft_log(&*storage, raft_dir)?;
         let dir = raft_dir.join(DIR);
@@ -169,7 +183,7 @@ impl Journal {
         let mut inner = Inner {
             storage,
             dir,
-            chunk_bytes,
+            chunk_bytes: options.chunk_bytes,
             chunks: BTreeMap::new(),
             active_len: 0,
             state: State::default(),
@@ -188,11 +202,15 @@ impl Journal {
         let journal = Arc::new(Journal {
             inner: Mutex::new(inner),
             flushes: Mutex::new(tx),
+            inline: options.inline,
         });
-        let weak = Arc::downgrade(&journal);
-        std::thread::Builder::new()
-            .name("raft-journal".into())
-            .spawn(move || flush_thread(&weak, &rx, interval, tick))?;
+        if !options.inline {
+            let weak = Arc::downgrade(&journal);
+            let (interval, tick) = (options.interval, options.tick);
+            std::thread::Builder::new()
+                .name("raft-journal".into())
+                .spawn(move || flush_thread(&weak, &rx, interval, tick))?;
+        }
         Ok(journal)
     }
 
@@ -271,11 +289,20 @@ impl Journal {
         if !sync {
             return done(Ok(()));
         }
+        if self.inline {
+            let file = self.inner.lock().active_file();
+            return done(file.and_then(|file| self.sync(&file)));
+        }
         if let Err(mpsc::SendError(done)) = self.flushes.lock().send(done) {
             done(Err(io::Error::other(
                 "the Raft journal's flush thread stopped",
             )));
         }
+    }
+
+    /// Whether fsyncs happen on the caller's thread (see [`Options::inline`]).
+    pub fn is_inline(&self) -> bool {
+        self.inline
     }
 
     /// Runs `f`, then waits until what it wrote is on disk.

@@ -15,13 +15,12 @@ const RAFT_DIR: &str = "/data/raft";
 const TICK: Duration = Duration::from_millis(20);
 
 fn open(disk: &SimStorage, chunk_bytes: u64) -> Result<Arc<Journal>, JournalError> {
-    Journal::open_sized(
-        Arc::new(disk.clone()),
-        Path::new(RAFT_DIR),
-        None,
-        TICK,
+    let options = Options {
+        tick: TICK,
         chunk_bytes,
-    )
+        ..Options::default()
+    };
+    Journal::open(Arc::new(disk.clone()), Path::new(RAFT_DIR), options)
 }
 
 /// What the journal holds, as the checks compare it.
