@@ -13,6 +13,7 @@
 
 mod migrate;
 pub mod record;
+mod replay;
 
 #[cfg(test)]
 pub(crate) use migrate::write_old;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::wal::storage::{OpenMode, Storage, StorageFile};
-use record::{Bad, CHUNK_MAGIC, Record};
+use record::{CHUNK_MAGIC, Record};
 pub use record::{Id, State};
 
 /// The journal's directory inside a member's `raft/` directory.
@@ -48,10 +49,9 @@ pub type Payload = Arc<[u8]>;
 /// One member's Raft journal; share it in an `Arc`.
 pub struct Journal {
     inner: Mutex<Inner>,
-    /// To the flush thread, which exits when the journal is dropped.
-    flushes: Mutex<mpsc::Sender<Done>>,
-    /// Fsyncs on the caller's thread, and no thread of its own (see [`Options::inline`]).
-    inline: bool,
+    /// To the flush thread, which exits when the journal is dropped; None when the journal
+    /// fsyncs on the caller's thread (see [`Options::inline`]).
+    flushes: Option<mpsc::Sender<Done>>,
 }
 
 /// How a journal works.
@@ -64,7 +64,7 @@ pub struct Options {
     /// Chunks are sealed at this size.
     pub chunk_bytes: u64,
     /// Every fsync on the caller's thread, and bookkeeping only written with the next change:
-    /// no thread, so a simulation on a paused clock runs the same way every time.
+    /// no thread, so a simulation on a paused clock need not wait for real time.
     pub inline: bool,
 }
 
@@ -198,19 +198,22 @@ impl Journal {
         };
         inner.replay()?;
         inner.roll()?;
+        if options.inline {
+            return Ok(Arc::new(Journal {
+                inner: Mutex::new(inner),
+                flushes: None,
+            }));
+        }
         let (tx, rx) = mpsc::channel();
         let journal = Arc::new(Journal {
             inner: Mutex::new(inner),
-            flushes: Mutex::new(tx),
-            inline: options.inline,
+            flushes: Some(tx),
         });
-        if !options.inline {
-            let weak = Arc::downgrade(&journal);
-            let (interval, tick) = (options.interval, options.tick);
-            std::thread::Builder::new()
-                .name("raft-journal".into())
-                .spawn(move || flush_thread(&weak, &rx, interval, tick))?;
-        }
+        let weak = Arc::downgrade(&journal);
+        let (interval, tick) = (options.interval, options.tick);
+        std::thread::Builder::new()
+            .name("raft-journal".into())
+            .spawn(move || flush_thread(&weak, &rx, interval, tick))?;
         Ok(journal)
     }
 
@@ -289,11 +292,11 @@ impl Journal {
         if !sync {
             return done(Ok(()));
         }
-        if self.inline {
+        let Some(flushes) = &self.flushes else {
             let file = self.inner.lock().active_file();
             return done(file.and_then(|file| self.sync(&file)));
-        }
-        if let Err(mpsc::SendError(done)) = self.flushes.lock().send(done) {
+        };
+        if let Err(mpsc::SendError(done)) = flushes.send(done) {
             done(Err(io::Error::other(
                 "the Raft journal's flush thread stopped",
             )));
@@ -302,7 +305,7 @@ impl Journal {
 
     /// Whether fsyncs happen on the caller's thread (see [`Options::inline`]).
     pub fn is_inline(&self) -> bool {
-        self.inline
+        self.flushes.is_none()
     }
 
     /// Runs `f`, then waits until what it wrote is on disk.
@@ -688,115 +691,6 @@ impl Inner {
             }
             self.chunks.remove(&seq);
         }
-    }
-
-    /// Reads every chunk in order and rebuilds the state; cuts the newest chunk where what was
-    /// written ends.
-    fn replay(&mut self) -> Result<(), JournalError> {
-        let mut seqs: Vec<u64> = self
-            .storage
-            .list_dir(&self.dir)?
-            .iter()
-            .filter_map(|name| name.strip_suffix(".chunk")?.parse().ok())
-            .collect();
-        seqs.sort_unstable();
-        for (n, &seq) in seqs.iter().enumerate() {
-            let newest = n + 1 == seqs.len();
-            let path = self.dir.join(chunk_name(seq));
-            let file = self.storage.open(&path, OpenMode::ReadWrite)?;
-            let bytes = file.read_all()?;
-            let end = self
-                .replay_chunk(seq, &bytes, newest)
-                .map_err(|e| JournalError::Damaged(format!("{}: {e}", path.display())))?;
-            let mut last_index = None;
-            for slot in self.entries.iter().rev().take_while(|s| s.chunk == seq) {
-                last_index = last_index.max(Some(slot.id.1));
-            }
-            if end < bytes.len() {
-                // What a power loss left after the last fsync: cut, so it is never mistaken for
-                // damage once a newer chunk follows.
-                file.set_len(end as u64)?;
-                file.sync_data()?;
-            }
-            self.chunks.insert(seq, Chunk { file, last_index });
-        }
-        if let Some(hole) = self.hole {
-            return Err(JournalError::Damaged(format!(
-                "entries up to {hole} are missing and were never purged"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Applies the records of one chunk; returns where they end.
-    fn replay_chunk(&mut self, seq: u64, bytes: &[u8], newest: bool) -> Result<usize, String> {
-        if bytes.is_empty() {
-            return Ok(0);
-        }
-        if !bytes.starts_with(CHUNK_MAGIC) {
-            // The header is fsynced before anything is written after it: an unreadable one in
-            // the newest chunk is a creation that a power loss cut short, holding nothing yet.
-            return if newest {
-                Ok(0)
-            } else {
-                Err("no chunk header".into())
-            };
-        }
-        let mut at = CHUNK_MAGIC.len();
-        while at < bytes.len() {
-            let (record, len) = match record::decode(&bytes[at..]) {
-                Ok(decoded) => decoded,
-                Err(_) if newest => break,
-                Err(Bad::Short) => return Err(format!("a record cut short at byte {at}")),
-                Err(Bad::Damaged) => return Err(format!("a damaged record at byte {at}")),
-            };
-            self.apply(seq, at, record)
-                .map_err(|e| format!("{e} (the record at byte {at})"))?;
-            at += len;
-        }
-        Ok(at.min(bytes.len()))
-    }
-
-    /// Applies one replayed record.
-    fn apply(&mut self, seq: u64, at: usize, record: Record<'_>) -> Result<(), String> {
-        match record {
-            Record::State(state) => {
-                if state.purged > self.state.purged
-                    && let Some(purged) = state.purged
-                {
-                    self.purge(purged);
-                }
-                if let Some(last) = state.last {
-                    if self.next_index().is_none_or(|next| next <= last.1) {
-                        // Entries up to `last` were in chunks that were removed, which only a
-                        // purge past them does; its record follows.
-                        self.truncate(0);
-                        self.hole = Some(last.1);
-                    } else {
-                        self.truncate(last.1 + 1);
-                    }
-                }
-                self.state.vote = state.vote;
-                self.state.committed = state.committed;
-                self.state.applied = state.applied;
-            }
-            Record::Entry(id, payload) => {
-                let next = self.next_index().unwrap_or(id.1);
-                if id.1 > next || self.state.purged.is_some_and(|p| id.1 <= p.1) {
-                    return Err(format!("entry {} where {next} is next", id.1));
-                }
-                // Written after a truncation that the leader's log overrode.
-                self.truncate(id.1);
-                let at = (at + record::ENTRY_PAYLOAD_AT) as u64;
-                self.push(id, seq, at, payload.into());
-            }
-            Record::Vote(vote) => self.state.vote = Some(vote.to_vec()),
-            Record::Committed(id) => self.state.committed = Some(id),
-            Record::Applied(applied) => self.state.applied = Some(applied.to_vec()),
-            Record::Truncate(index) => self.truncate(index),
-            Record::Purge(id) => self.purge(id),
-        }
-        Ok(())
     }
 }
 
