@@ -26,8 +26,6 @@ use crate::wal::storage::Storage;
 
 /// Entries from the end of the log read without a blocking thread: well inside the cache.
 const CACHED_TAIL: u64 = 1024;
-/// How often buffered bookkeeping is written out when no append carries it.
-const BOOKKEEPING_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -119,7 +117,6 @@ impl LogStore {
         };
         let options = journal::Options {
             interval,
-            tick: BOOKKEEPING_FLUSH,
             ..journal::Options::default()
         };
         let journal = Journal::open(storage, dir, options)?;
@@ -130,7 +127,7 @@ impl LogStore {
     }
 
     /// Opens the journal with every append fsynced on the caller's thread and no thread of
-    /// its own (see [`journal::Options::inline`]): what the deterministic simulation runs.
+    /// its own (see [`journal::Options::inline`]): what the simulated cluster runs.
     pub fn open_inline(storage: Arc<dyn Storage>, dir: &Path) -> Result<LogStore, io::Error> {
         let options = journal::Options {
             inline: true,
@@ -163,9 +160,9 @@ impl LogStore {
     }
 
     /// Records what the state machine has applied: fsynced before returning when `durable`,
-    /// else only buffered (written with the next append, or within [`BOOKKEEPING_FLUSH`]). A
-    /// stale record only means re-applying entries the state machine recognises as already
-    /// in the store.
+    /// else only buffered (written with the next append, or within
+    /// [`journal::Options::tick`]). A stale record only means re-applying entries the state
+    /// machine recognises as already in the store.
     pub fn save_applied(&self, meta: &AppliedMeta, durable: bool) -> StoreResult<()> {
         let bytes = serde_json::to_vec(meta).map_err(io_error)?;
         self.journal.save_applied(bytes, durable).map_err(io_error)
