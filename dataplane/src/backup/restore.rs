@@ -81,12 +81,12 @@ pub async fn restore_on(
     let mut report = match result {
         Ok(report) => report,
         Err(e) => {
-            let _ = remove_tree(&*storage, &tmp);
+            let _ = storage.remove_dir_all(&tmp);
             return Err(e);
         }
     };
     if let Err(e) = publish(&*storage, &tmp, &req.data_dir) {
-        let _ = remove_tree(&*storage, &tmp);
+        let _ = storage.remove_dir_all(&tmp);
         return Err(e);
     }
     report.archive_end_micros = archive_end_micros;
@@ -144,19 +144,6 @@ fn check_target_dir(storage: &dyn Storage, dir: &Path) -> Result<(), BackupError
     }
 }
 
-/// Removes `dir` and everything in it.
-fn remove_tree(storage: &dyn Storage, dir: &Path) -> std::io::Result<()> {
-    for name in storage.list_dir(dir)? {
-        let path = dir.join(name);
-        if storage.list_dir(&path).is_ok() {
-            remove_tree(storage, &path)?;
-        } else {
-            storage.remove_file(&path)?;
-        }
-    }
-    storage.remove_dir(dir)
-}
-
 /// A fresh hidden directory beside `data_dir` (same file system, so the final rename is atomic).
 fn temp_dir_for(storage: &dyn Storage, data_dir: &Path) -> Result<PathBuf, BackupError> {
     let name = data_dir
@@ -176,7 +163,9 @@ fn temp_dir_for(storage: &dyn Storage, data_dir: &Path) -> Result<PathBuf, Backu
         .map_err(io_err(format!("creating {}", parent.display())))?;
     let tmp = parent.join(format!(".{name}.restore-{}", std::process::id()));
     if storage.list_dir(&tmp).is_ok() {
-        remove_tree(storage, &tmp).map_err(io_err(format!("removing {}", tmp.display())))?;
+        storage
+            .remove_dir_all(&tmp)
+            .map_err(io_err(format!("removing {}", tmp.display())))?;
     }
     // `wal` must be durable inside the directory the rename publishes, or a power loss after
     // the restore could leave the data directory without its log (the power-loss simulation

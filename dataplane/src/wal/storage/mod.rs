@@ -67,6 +67,19 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Removes the empty directory `dir`, durable only after [`Storage::sync_dir`] of its parent.
     fn remove_dir(&self, dir: &Path) -> io::Result<()>;
 
+    /// Removes `dir` and everything in it (durable as [`Storage::remove_dir`] is).
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        for name in self.list_dir(dir)? {
+            let path = dir.join(name);
+            if self.list_dir(&path).is_ok() {
+                self.remove_dir_all(&path)?;
+            } else {
+                self.remove_file(&path)?;
+            }
+        }
+        self.remove_dir(dir)
+    }
+
     /// Removes the file `path`, durable only after [`Storage::sync_dir`].
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
