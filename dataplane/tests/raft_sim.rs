@@ -419,7 +419,7 @@ impl Cluster {
         config.fsync = FsyncMode::Interval(Duration::from_millis(50));
         let (store, _) = Store::open(config, Arc::new(StoreMetrics::default()))
             .map_err(|e| format!("member {id}: opening its store: {e}"))?;
-        // Inline: no thread of the journal's own, so a seed runs the same way every time.
+        // Inline: no thread of the journal's own, so simulated time never waits on a real one.
         let log = LogStore::open_inline(Arc::new(disk), std::path::Path::new(RAFT_DIR))
             .map_err(|e| format!("member {id}: opening its Raft log: {e}"))?;
         // Used only to copy a snapshot's records, which this simulation never builds.
