@@ -101,6 +101,13 @@ impl Cluster {
         self.members.insert(id, server);
     }
 
+    /// Stops member `id` with SIGTERM, as Kubernetes does, and waits for it to exit.
+    pub fn stop(&mut self, id: u64) {
+        if let Some(mut server) = self.members.remove(&id) {
+            server.term();
+        }
+    }
+
     /// Kills member `id` with SIGKILL.
     pub fn kill(&mut self, id: u64) {
         if let Some(mut server) = self.members.remove(&id) {

@@ -124,6 +124,49 @@ async fn five_members_keep_every_acknowledged_write_when_the_leader_is_killed() 
     leader_killed_under_writes(5).await;
 }
 
+/// Every member stopped (a suspended cluster) and started again on its data directory: the
+/// group elects a leader again and serves what it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_whole_group_stopped_and_started_again_serves_its_data() {
+    let mut cluster = Cluster::start(3);
+    let http = client();
+    for round in 0..3u64 {
+        let leader = cluster.leader(&http).await;
+        for i in 0..20 {
+            assert_eq!(
+                put(
+                    &http,
+                    &cluster.url(leader),
+                    &format!("k{i}"),
+                    round * 100 + i
+                )
+                .await,
+                Some(200),
+                "round {round}\n{}",
+                cluster.logs()
+            );
+        }
+        for id in 1..=3 {
+            cluster.stop(id);
+        }
+        for id in 1..=3 {
+            cluster.restart(id);
+        }
+        let leader = cluster
+            .leader_among(&http, &[1, 2, 3], Duration::from_secs(30))
+            .await;
+        let got =
+            crate::support::get_json(&http, format!("{}/api/v1/acked/k19", cluster.url(leader)))
+                .await;
+        assert_eq!(
+            got["value"],
+            json!(round * 100 + 19),
+            "round {round}: {got}\n{}",
+            cluster.logs()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partitioned_leader_acknowledges_nothing_and_the_majority_goes_on() {
     let cluster = Cluster::start(3);
